@@ -1,0 +1,50 @@
+/* lowprec C core: the declarations cffi reads (keep this file to plain C declarations).
+ *
+ * Quantization works on the bit patterns of binary32 / binary64 inputs. One parameter block describes
+ * a target format *as seen from one input type* (float32 or float64); Python fills it once per
+ * (format, dtype, rounding mode) and caches it. Patterns in the block are magnitudes (sign cleared)
+ * unless a name ends in _full. */
+
+typedef struct {
+    int32_t drop0;      /* input mantissa bits minus format mantissa bits (may be negative) */
+    int32_t sub_exp;    /* biased input exponent of the format's min normal: below it the
+                           precision shrinks by one bit per binade (subnormals) */
+    uint64_t tiny;      /* magnitudes below this round to 0 or q (no shift fits); 0: no such range */
+    uint64_t q;         /* the nonzero result of the tiny range (smallest subnormal or min normal) */
+    uint64_t half_q;    /* q / 2, the tie of the tiny range */
+    int32_t q_exp;      /* log2(q) */
+    uint64_t lim_pos;   /* largest allowed magnitude of a positive result */
+    uint64_t lim_neg;   /* largest allowed magnitude of a negative result */
+    uint64_t ovf_pos;   /* magnitude written when a positive finite result exceeds lim_pos */
+    uint64_t ovf_neg;   /* magnitude written when a negative finite result exceeds lim_neg */
+    uint64_t inf_pos_full; /* full pattern written for +Inf input */
+    uint64_t inf_neg_full; /* full pattern written for -Inf input */
+    uint64_t nan_pos_full; /* full pattern written for a NaN input with sign bit 0 */
+    uint64_t nan_neg_full; /* full pattern written for a NaN input with sign bit 1 */
+    int32_t keep_neg_zero; /* 0: a zero result is +0 (fnuz, fixed point) */
+    int32_t rbits;      /* stochastic: random bits per decision, 1..32 (float32) or 1..64 (float64) */
+} lp_qparams;
+
+/* Rounding modes (order matters: the Python side uses the same numbers). */
+enum {
+    LP_NEAREST_EVEN = 0, LP_NEAREST_AWAY = 1, LP_TOWARD_ZERO = 2, LP_UP = 3, LP_DOWN = 4,
+    LP_ODD = 5, LP_STOCHASTIC = 6
+};
+
+/* Quantize n contiguous values. Stochastic rounding draws Philox4x32-10 words keyed by `seed`.
+ * Elements go in blocks of LP_BLOCK = 1024 from index 0; block b uses the counters
+ * offset + b * C + j, j < C, with C = 256 (float32: 4 words a counter, one word an element) or
+ * C = 512 (float64: two words an element). In-block element i takes, for float32, word i / 256 of
+ * counter j = i % 256; for float64, words 2h (low half) and 2h + 1 (high half), h = i / 512, of
+ * counter j = i % 512. Results therefore do not depend on the thread count. in == out is allowed. */
+void lp_quantize_f32(const float *in, float *out, int64_t n, const lp_qparams *p, int mode,
+                        uint64_t seed, uint64_t offset, int nthreads);
+void lp_quantize_f64(const double *in, double *out, int64_t n, const lp_qparams *p, int mode,
+                        uint64_t seed, uint64_t offset, int nthreads);
+
+/* The raw Philox4x32-10 stream, word-major: out[w * nctr + j] = word w (0..3) of
+ * philox(key = seed, counter = (offset + j, 0)). For tests and for reproducing stochastic rounding. */
+void lp_philox_words(uint32_t *out, int64_t nctr, uint64_t seed, uint64_t offset);
+
+/* Whether the library was built with OpenMP (1) or runs single-threaded (0). */
+int lp_have_openmp(void);

@@ -1,0 +1,180 @@
+/* Quantization kernel template, included by quantize.c once per input type with these macros set:
+ *   UT     unsigned integer type of the pattern (uint32_t / uint64_t)
+ *   FT     floating type (float / double)
+ *   MANT   stored mantissa bits of the input type (23 / 52)
+ *   WBITS  width of UT and of one random draw (32 / 64)
+ *   PER_CTR elements per Philox counter (4 / 2)
+ *   SFX    name suffix (f32 / f64)
+ *
+ * The algorithm (CPFloat's idea, branch-free so the compiler vectorizes it):
+ * for a magnitude pattern a >= tiny, the pattern is linear in the value within a binade and carries
+ * into the exponent field exactly when the significand overflows. Rounding to the format is rounding
+ * the pattern to a multiple of 2**d, where d = drop0 + (binades below the format's min normal). For
+ * a < tiny the value is below the smallest nonzero result q, so the result is 0 or q.
+ * Everything is computed for every element and selected; specials are patched at the end. */
+
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define ONE ((UT)1)
+#define SIGN_BIT (ONE << (WBITS - 1))
+#define ABS_MASK (SIGN_BIT - 1)
+#define INF_BITS (ABS_MASK ^ ((ONE << MANT) - 1))
+
+/* round-to-nearest-even of v * 2**t for a (clamped) shift t, as an integer. */
+static inline UT CAT(rtne_shift_, SFX)(UT v, int t)
+{
+    int tl = t < 0 ? 0 : (t > WBITS - 1 ? WBITS - 1 : t);
+    int tr = t > -1 ? 1 : (-t > WBITS - 1 ? WBITS - 1 : -t);
+    UT up = v << tl;
+    UT q = v >> tr;
+    UT round_bit = (v >> (tr - 1)) & 1;
+    UT sticky = (v & ((ONE << (tr - 1)) - 1)) != 0;
+    UT down = q + (round_bit & (sticky | (q & 1)));
+    return t >= 0 ? up : down;
+}
+
+static inline LP_ALWAYS_INLINE UT CAT(round_one_, SFX)(UT bits, const lp_qparams *p, const int mode,
+                                                       UT rnd)
+{
+    UT sign = bits & SIGN_BIT;
+    UT a = bits & ABS_MASK;
+    int e = (int)(a >> MANT);
+    int ec = e > 1 ? e : 1;
+    int d = p->drop0 + (p->sub_exp > ec ? p->sub_exp - ec : 0);
+    d = d < 0 ? 0 : (d > MANT + 1 ? MANT + 1 : d); /* d > MANT only on tiny lanes, discarded */
+    UT unit = ONE << d;
+    UT mask = unit - 1;
+    UT rem = a & mask;
+    UT trunc = a & ~mask;
+    UT half = unit >> 1;
+    UT smask = (UT)0 - (bits >> (WBITS - 1)); /* all ones for negative inputs */
+    UT dropped = (rem + mask) & unit;          /* unit if rem != 0, else 0 */
+    int is_tiny = a < (UT)p->tiny;
+    UT half_q = (UT)p->half_q;
+    UT r, inc_tiny;
+
+    /* Per mode: the rounded pattern r for the shifted range, and whether a tiny input becomes q.
+     * Pure arithmetic on purpose: GCC's vectorizer gives up on 0/1 values it turns into booleans. */
+    switch (mode) {
+    case LP_NEAREST_EVEN: {
+        UT lsb = ((trunc >> d) | (unit & 1)) & 1; /* d == 0: 1, which makes the sum below exact */
+        r = (a + (half - 1) + lsb) & ~mask;
+        inc_tiny = (UT)(a > half_q);
+        break;
+    }
+    case LP_NEAREST_AWAY:
+        r = (a + half) & ~mask;
+        inc_tiny = (UT)(a >= half_q);
+        break;
+    case LP_TOWARD_ZERO:
+        r = trunc;
+        inc_tiny = 0;
+        break;
+    case LP_UP:
+        r = trunc + (dropped & ~smask);
+        inc_tiny = (UT)(a != 0) & (UT)(sign == 0);
+        break;
+    case LP_DOWN:
+        r = trunc + (dropped & smask);
+        inc_tiny = (UT)(a != 0) & (UT)(sign != 0);
+        break;
+    case LP_ODD: /* truncate, then make the last kept bit 1 if anything was dropped */
+        r = trunc | dropped;
+        inc_tiny = (UT)(a != 0);
+        break;
+    default: { /* LP_STOCHASTIC: gfloat's rule. The remainder, as a k-bit fraction rounded to
+                  nearest even, plus k random bits; round away on a carry out of k bits. */
+        int k = p->rbits;
+        UT sig = (e ? (a & ((ONE << MANT) - 1)) | (ONE << MANT) : a);
+        int t_tiny = ec - (int)((1 << (WBITS - MANT - 2)) - 1) - MANT - p->q_exp + k;
+        UT v = is_tiny ? sig : rem;
+        int t = is_tiny ? t_tiny : k - d;
+        UT frac_k = CAT(rtne_shift_, SFX)(v, t);
+        UT inc;
+        if (k == WBITS) /* frac_k < 2**W here: carry iff rnd + frac_k >= 2**W */
+            inc = (UT)(rnd > (UT)~frac_k);
+        else
+            inc = (frac_k + (rnd >> (WBITS - k))) >> k;
+        r = trunc + (inc << d);
+        inc_tiny = inc;
+        break;
+    }
+    }
+    r = is_tiny ? ((UT)p->q & ((UT)0 - inc_tiny)) : r;
+
+    UT lim = sign ? (UT)p->lim_neg : (UT)p->lim_pos;
+    UT ovf = sign ? (UT)p->ovf_neg : (UT)p->ovf_pos;
+    r = r > lim ? ovf : r;
+    UT out = r | ((r != 0) | (UT)p->keep_neg_zero ? sign : 0);
+
+    UT inf_full = sign ? (UT)p->inf_neg_full : (UT)p->inf_pos_full;
+    UT nan_full = sign ? (UT)p->nan_neg_full : (UT)p->nan_pos_full;
+    out = a == INF_BITS ? inf_full : out;
+    return a > INF_BITS ? nan_full : out;
+}
+
+#define LP_BLOCK 1024
+
+/* The random draw of in-block element i from the word-major Philox block (see lowprec.h). */
+static inline UT CAT(word_, SFX)(const UT *rnd, int64_t i)
+{
+#if WBITS == 32
+    return rnd[i];
+#else
+    const uint32_t *w = (const uint32_t *)rnd;
+    int64_t C = LP_BLOCK / PER_CTR, h = i / C, j = i % C;
+    return (UT)w[2 * h * C + j] | ((UT)w[(2 * h + 1) * C + j] << 32);
+#endif
+}
+
+/* One block of at most LP_BLOCK elements starting at global element index `start` (a multiple of
+ * PER_CTR). Compiled for several instruction sets (runtime dispatch) where the compiler can. */
+LP_CLONES static void CAT(block_, SFX)(const FT *in, FT *out, int64_t len, const lp_qparams *pp,
+                                           int mode, uint64_t seed, uint64_t ctr0)
+{
+    const UT *restrict src = (const UT *)in;
+    UT *restrict dst = (UT *)out;
+    const lp_qparams params = *pp; /* a local copy: stores to dst cannot alias it */
+    const lp_qparams *p = &params;
+#define LOOP(MODE)                                                                                  \
+    for (int64_t i = 0; i < len; i++)                                                               \
+        dst[i] = CAT(round_one_, SFX)(src[i], p, MODE, 0);                                          \
+    break;
+    switch (mode) {
+    case LP_NEAREST_EVEN: LOOP(LP_NEAREST_EVEN)
+    case LP_NEAREST_AWAY: LOOP(LP_NEAREST_AWAY)
+    case LP_TOWARD_ZERO: LOOP(LP_TOWARD_ZERO)
+    case LP_UP: LOOP(LP_UP)
+    case LP_DOWN: LOOP(LP_DOWN)
+    case LP_ODD: LOOP(LP_ODD)
+    default: {
+        UT rnd[LP_BLOCK]; /* word-major Philox output: see lowprec.h for which word an element takes */
+        philox_fill((uint32_t *)rnd, LP_BLOCK / PER_CTR, seed, ctr0);
+        for (int64_t i = 0; i < len; i++)
+            dst[i] = CAT(round_one_, SFX)(src[i], p, LP_STOCHASTIC, CAT(word_, SFX)(rnd, i));
+    }
+    }
+#undef LOOP
+}
+
+void CAT(lp_quantize_, SFX)(const FT *in, FT *out, int64_t n, const lp_qparams *p, int mode,
+                            uint64_t seed, uint64_t offset, int nthreads)
+{
+    int64_t nblocks = (n + LP_BLOCK - 1) / LP_BLOCK;
+    if (nthreads < 1 || n < 65536)
+        nthreads = 1;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+#endif
+    for (int64_t b = 0; b < nblocks; b++) {
+        int64_t start = b * LP_BLOCK;
+        int64_t len = n - start < LP_BLOCK ? n - start : LP_BLOCK;
+        CAT(block_, SFX)(in + start, out + start, len, p, mode, seed,
+                         offset + (uint64_t)b * (LP_BLOCK / PER_CTR));
+    }
+}
+
+#undef ONE
+#undef SIGN_BIT
+#undef ABS_MASK
+#undef INF_BITS

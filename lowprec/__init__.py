@@ -1,0 +1,19 @@
+"""lowprec: bit-exact low-precision arithmetic for deep learning.
+
+The flat public API: formats (``FloatFormat``, ``FixedFormat``, ``formats.get``/``formats.names``),
+``quantize``, ``encode``/``decode``, the rounding modes, and the thread count of the C core.
+"""
+
+from . import formats
+from .codec import decode, encode
+from .formats import FixedFormat, FloatFormat
+from .quantize import quantize
+from .rounding import ROUNDING_MODES
+from .threads import get_num_threads, set_num_threads
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FloatFormat", "FixedFormat", "formats", "quantize", "encode", "decode", "ROUNDING_MODES",
+    "set_num_threads", "get_num_threads",
+]

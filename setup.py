@@ -1,0 +1,24 @@
+"""Build and install lowprec. The C core in csrc/ is compiled here through cffi (API mode); nothing
+is compiled at import time. The checkout keeps the design card's layout; package_dir maps it into
+the installed package: formats/ -> lowprec.format_data (the TOML definitions), sims/ -> lowprec.sims."""
+
+from setuptools import setup
+
+setup(
+    name="lowprec",
+    version="0.1.0",
+    description="Bit-exact low-precision arithmetic and MAC-unit simulator for deep learning",
+    python_requires=">=3.11",
+    packages=["lowprec", "lowprec.format_data", "lowprec.sims"],
+    package_dir={"lowprec": "lowprec", "lowprec.format_data": "formats", "lowprec.sims": "sims"},
+    package_data={"lowprec.format_data": ["*.toml"]},
+    setup_requires=["cffi>=1.15"],
+    cffi_modules=["csrc/build_ffi.py:ffibuilder"],
+    install_requires=["numpy>=1.24", "cffi>=1.15"],
+    extras_require={
+        "torch": ["torch>=2.2"],
+        "test": ["pytest", "hypothesis", "ml_dtypes>=0.5", "gfloat>=0.4", "gmpy2"],
+    },
+    entry_points={"console_scripts": ["lowprec=lowprec.cli:main"]},
+    zip_safe=False,
+)

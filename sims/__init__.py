@@ -1,0 +1,1 @@
+"""Studies built on lowprec (swamping, accuracy, energy); installed as ``lowprec.sims``."""
