@@ -47,6 +47,10 @@ static inline LP_ALWAYS_INLINE UT CAT(round_one_, SFX)(UT bits, const lp_qparams
     UT rem = a & mask;
     UT trunc = a & ~mask;
     UT half = unit >> 1;
+    /* the significand as an integer: its bit d is the parity of the kept count (for d == MANT the
+       pattern holds the exponent's low bit there, the significand its implicit 1) */
+    UT sig = e ? (a & ((ONE << MANT) - 1)) | (ONE << MANT) : a;
+    UT count_odd = sig & unit; /* unit if the truncated count is odd */
     UT smask = (UT)0 - (bits >> (WBITS - 1)); /* all ones for negative inputs */
     UT dropped = (rem + mask) & unit;          /* unit if rem != 0, else 0 */
     int is_tiny = a < (UT)p->tiny;
@@ -57,7 +61,7 @@ static inline LP_ALWAYS_INLINE UT CAT(round_one_, SFX)(UT bits, const lp_qparams
      * Pure arithmetic on purpose: GCC's vectorizer gives up on 0/1 values it turns into booleans. */
     switch (mode) {
     case LP_NEAREST_EVEN: {
-        UT lsb = ((trunc >> d) | (unit & 1)) & 1; /* d == 0: 1, which makes the sum below exact */
+        UT lsb = ((count_odd >> d) | (unit & 1)) & 1; /* d == 0: 1, which makes the sum below exact */
         r = (a + (half - 1) + lsb) & ~mask;
         inc_tiny = (UT)(a > half_q);
         break;
@@ -79,13 +83,12 @@ static inline LP_ALWAYS_INLINE UT CAT(round_one_, SFX)(UT bits, const lp_qparams
         inc_tiny = (UT)(a != 0) & (UT)(sign != 0);
         break;
     case LP_ODD: /* truncate, then make the last kept bit 1 if anything was dropped */
-        r = trunc | dropped;
+        r = trunc + (dropped & ~count_odd);
         inc_tiny = (UT)(a != 0);
         break;
     default: { /* LP_STOCHASTIC: gfloat's rule. The remainder, as a k-bit fraction rounded to
                   nearest even, plus k random bits; round away on a carry out of k bits. */
         int k = p->rbits;
-        UT sig = (e ? (a & ((ONE << MANT) - 1)) | (ONE << MANT) : a);
         int t_tiny = ec - (int)((1 << (WBITS - MANT - 2)) - 1) - MANT - p->q_exp + k;
         UT v = is_tiny ? sig : rem;
         int t = is_tiny ? t_tiny : k - d;

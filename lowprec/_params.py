@@ -13,7 +13,8 @@ from functools import lru_cache
 import numpy as np
 
 from ._native import ffi
-from .formats import FixedFormat, FloatFormat, Format
+from .reference import largest_at_most
+from .formats import FixedFormat, FloatFormat, Format, layout
 
 # per input dtype: (mantissa bits, exponent bias, unsigned view, exponent of the smallest subnormal)
 _DTYPES = {
@@ -22,30 +23,14 @@ _DTYPES = {
 }
 
 
-def layout(fmt: Format) -> tuple[int, int, int]:
-    """(m, emin, q_exp) describing a format as a float with unbounded exponent range:
-    m significand bits after the point, normal values from 2**emin, quantum 2**(emin - m) below it,
-    q_exp the exponent of the smallest nonzero magnitude. Fixed point is a float whose values all
-    lie below its 'min normal' 2**emin, with quantum 2**-frac_bits."""
-    if isinstance(fmt, FixedFormat):
-        m = fmt.bits - int(fmt.signed)
-        return m, m - fmt.frac_bits, -fmt.frac_bits
-    q_exp = fmt.emin - fmt.man_bits if (fmt.subnormals and fmt.man_bits > 0) else fmt.emin
-    return fmt.man_bits, fmt.emin, q_exp
-
-
 def _pattern(value: float, dtype: np.dtype) -> int:
     """Bit pattern of the largest dtype value <= value (value >= 0)."""
-    with np.errstate(over="ignore"):
-        v = dtype.type(value)
-    if float(v) > value:
-        v = np.nextafter(v, dtype.type(0))
-    return int(np.array(v, dtype).view(_DTYPES[dtype][2]))
+    return int(np.array(largest_at_most(value, dtype), dtype).view(_DTYPES[dtype][2]))
 
 
 def _max_magnitudes(fmt: Format) -> tuple[float, float]:
     if isinstance(fmt, FixedFormat):
-        return fmt.max, -fmt.min
+        return fmt.max, abs(fmt.min)  # abs: an unsigned min is 0.0, never -0.0
     return fmt.max, fmt.max
 
 

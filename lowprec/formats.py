@@ -25,7 +25,7 @@ from typing import Any, Union
 
 import numpy as np
 
-__all__ = ["FloatFormat", "FixedFormat", "Format", "get", "names", "as_format", "source"]
+__all__ = ["FloatFormat", "FixedFormat", "Format", "get", "names", "as_format", "source", "layout"]
 
 SPECIALS = ("ieee", "fn", "fnuz", "none")
 FLOAT_OVERFLOW = ("saturate", "inf", "nan")
@@ -304,6 +304,19 @@ class FixedFormat(_FormatBase):
 
 
 Format = Union[FloatFormat, FixedFormat]
+
+
+def layout(fmt: Format) -> tuple[int, int, int]:
+    """(m, emin, q_exp): the format seen as a float with unbounded exponent range, m significand bits
+    after the point, normal values from 2**emin, a fixed quantum 2**(emin - m) below 2**emin, and
+    q_exp the exponent of its smallest nonzero magnitude. Fixed point is such a float whose values
+    all lie below its 'min normal' 2**emin, with quantum 2**-frac_bits. Both quantizers (C and the
+    numpy reference) round by this description."""
+    if isinstance(fmt, FixedFormat):
+        m = fmt.bits - int(fmt.signed)
+        return m, m - fmt.frac_bits, -fmt.frac_bits
+    q_exp = fmt.emin - fmt.man_bits if (fmt.subnormals and fmt.man_bits > 0) else fmt.emin
+    return fmt.man_bits, fmt.emin, q_exp
 
 # -- the named formats -------------------------------------------------------------------------
 _KINDS = {"float": FloatFormat, "fixed": FixedFormat}

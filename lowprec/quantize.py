@@ -96,4 +96,4 @@ def _wrap(values: np.ndarray, fmt: FixedFormat) -> None:
         w = np.fmod(k[bad], modulus)  # fmod is exact
         w = np.where(w > kmax, w - modulus, w)
         w = np.where(w < kmin, w + modulus, w)
-        values[bad] = w / scale
+        values[bad] = w / scale + 0.0  # + 0.0: a wrapped zero is +0
