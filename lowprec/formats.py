@@ -313,7 +313,8 @@ def layout(fmt: Format) -> tuple[int, int, int]:
     all lie below its 'min normal' 2**emin, with quantum 2**-frac_bits. Both quantizers (C and the
     numpy reference) round by this description."""
     if isinstance(fmt, FixedFormat):
-        m = fmt.bits - int(fmt.signed)
+        # wrap-around needs the exact integer beyond the range too: an unbounded uniform quantum
+        m = fmt.bits - int(fmt.signed) if fmt.overflow == "saturate" else 2048
         return m, m - fmt.frac_bits, -fmt.frac_bits
     q_exp = fmt.emin - fmt.man_bits if (fmt.subnormals and fmt.man_bits > 0) else fmt.emin
     return fmt.man_bits, fmt.emin, q_exp
