@@ -1,0 +1,65 @@
+"""Stochastic rounding: unbiased, probability proportional to distance, k-bit rule, seeds and
+thread counts."""
+
+import numpy as np
+import pytest
+
+import lowprec
+
+# Each statistical test below fails with probability < 1e-6 when the implementation is right
+# (|z| > 5 for a normal statistic: two-sided p = 5.7e-7).
+Z_LIMIT = 5.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["bf16", "fp8_e4m3fn", "fp16", "q4.4"])
+def test_unbiased_in_expectation(name, dtype):
+    rng = np.random.default_rng(1)
+    fmt = lowprec.formats.get(name)
+    n = 1 << 20
+    x = rng.uniform(0.1, 0.9 * min(fmt.max, 100), 64).astype(dtype)
+    xs = np.repeat(x, n // 64)
+    q = lowprec.quantize(xs, name, "stochastic", seed=7).astype(np.float64).reshape(64, -1)
+    lo = lowprec.quantize(x, name, "toward_zero").astype(np.float64)
+    hi = lowprec.quantize(x, name, "up").astype(np.float64)
+    p = np.where(hi > lo, (x - lo) / np.where(hi > lo, hi - lo, 1), 0)
+    # every draw is one of the two neighbours
+    assert np.all((q == lo[:, None]) | (q == hi[:, None]))
+    m = q.shape[1]
+    frac_up = (q == hi[:, None]).mean(axis=1)
+    sd = np.sqrt(np.maximum(p * (1 - p), 1e-12) / m)
+    z = (frac_up - p) / sd
+    assert np.all(np.abs(z[(p > 0) & (p < 1)]) < Z_LIMIT), z
+    # the mean of all draws is the input, within the same bound
+    err = (q.mean(axis=1) - x) / ((hi - lo) * sd + 1e-300)
+    assert np.all(np.abs(err[(p > 0) & (p < 1)]) < Z_LIMIT)
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_k_random_bits_give_the_k_bit_rule(k):
+    # a remainder of r/2**k (exact in k bits) rounds up with probability exactly r/2**k; a remainder
+    # below half a k-bit step never rounds up (it rounds to 0 in k bits first)
+    n = 1 << 18
+    base = np.float32(1.0)
+    step = np.float32(2.0**-7)  # bf16 spacing at 1
+    for r in range(2**k):
+        x = np.full(n, base + step * r / 2**k, np.float32)
+        up = (lowprec.quantize(x, "bf16", "stochastic", seed=r, rbits=k) > base).mean()
+        p = r / 2**k
+        assert abs(up - p) < Z_LIMIT * np.sqrt(max(p * (1 - p), 1e-12) / n), (r, up)
+    tiny = np.full(n, base + step / 2 ** (k + 2), np.float32)
+    assert not (lowprec.quantize(tiny, "bf16", "stochastic", seed=1, rbits=k) > base).any()
+
+
+def test_same_seed_same_bits_on_one_and_two_threads():
+    x = np.random.default_rng(3).standard_normal(1 << 20).astype(np.float32)
+    lowprec.set_num_threads(1)
+    one = lowprec.quantize(x, "fp8_e4m3fn", "stochastic", seed=42)
+    lowprec.set_num_threads(2)
+    two = lowprec.quantize(x, "fp8_e4m3fn", "stochastic", seed=42)
+    np.testing.assert_array_equal(one.view(np.uint32), two.view(np.uint32))
+    other = lowprec.quantize(x, "fp8_e4m3fn", "stochastic", seed=43)
+    assert (other != one).mean() > 0.01
+    gen_a = lowprec.quantize(x, "fp8_e4m3fn", "stochastic", seed=np.random.default_rng(9))
+    gen_b = lowprec.quantize(x, "fp8_e4m3fn", "stochastic", seed=np.random.default_rng(9))
+    np.testing.assert_array_equal(gen_a, gen_b)
