@@ -17,7 +17,7 @@ setup(
     install_requires=["numpy>=1.24", "cffi>=1.15"],
     extras_require={
         "torch": ["torch>=2.2"],
-        "test": ["pytest", "hypothesis", "ml_dtypes>=0.5", "gfloat>=0.4", "gmpy2"],
+        "test": ["pytest", "hypothesis", "ml_dtypes>=0.5", "gfloat>=0.5"],
     },
     entry_points={"console_scripts": ["lowprec=lowprec.cli:main"]},
     zip_safe=False,
