@@ -33,14 +33,29 @@ static inline UT CAT(rtne_shift_, SFX)(UT v, int t)
     return t >= 0 ? up : down;
 }
 
-static inline LP_ALWAYS_INLINE UT CAT(round_one_, SFX)(UT bits, const lp_qparams *p, const int mode,
+/* The biased exponent (<= 0) of the leading bit of a subnormal input pattern a, via an exact int to
+ * float conversion (vectorizable, unlike a count of leading zeros). */
+static inline int CAT(subnormal_exponent_, SFX)(UT a)
+{
+    union { FT f; UT u; } pun;
+    pun.f = (FT)(SIGNED_T)a;
+    return (int)(pun.u >> MANT) - (int)((ONE << (WBITS - MANT - 2)) - 1) - MANT + 1;
+}
+
+static inline LP_ALWAYS_INLINE UT CAT(round_one_, SFX)(UT bits, const lp_qparams *p, const int mode, const int deep,
                                                        UT rnd)
 {
     UT sign = bits & SIGN_BIT;
     UT a = bits & ABS_MASK;
     int e = (int)(a >> MANT);
     int ec = e > 1 ? e : 1;
-    int d = p->drop0 + (p->sub_exp > ec ? p->sub_exp - ec : 0);
+    /* ex: the input's binade as a biased exponent. For subnormal inputs it is needed only when the
+       format's normal range reaches below the input type's ('deep': sub_exp < 1). */
+    int ex = ec;
+    if (deep) /* a compile-time constant: the loops are instantiated with and without */
+        ex = e == 0 ? CAT(subnormal_exponent_, SFX)(a) : ec;
+    int below = p->sub_exp - ex; /* binades below the format's min normal, if positive */
+    int d = p->drop0 + ex - ec + (below & -(below > 0));
     d = d < 0 ? 0 : (d > MANT + 1 ? MANT + 1 : d); /* d > MANT only on tiny lanes, discarded */
     UT unit = ONE << d;
     UT mask = unit - 1;
@@ -86,6 +101,19 @@ static inline LP_ALWAYS_INLINE UT CAT(round_one_, SFX)(UT bits, const lp_qparams
         r = trunc + (dropped & ~count_odd);
         inc_tiny = (UT)(a != 0);
         break;
+    case LP_SR_EXACT_FAST: { /* LP_STOCHASTIC with k == W, tiny inputs left to a fix-up pass */
+        UT frac = (rem << (WBITS - 1 - d)) << 1; /* the remainder, exact, left-aligned */
+        r = trunc + ((UT)(rnd > (UT)~frac) << d);
+        inc_tiny = 0;
+        break;
+    }
+    case LP_SR_K_FAST: { /* LP_STOCHASTIC with k < W, tiny inputs left to a fix-up pass */
+        int k = p->rbits;
+        UT frac_k = CAT(rtne_shift_, SFX)(rem, k - d);
+        r = trunc + (((frac_k + (rnd >> (WBITS - k))) >> k) << d);
+        inc_tiny = 0;
+        break;
+    }
     default: { /* LP_STOCHASTIC: gfloat's rule. The remainder, as a k-bit fraction rounded to
                   nearest even, plus k random bits; round away on a carry out of k bits. */
         int k = p->rbits;
@@ -132,8 +160,9 @@ static inline UT CAT(word_, SFX)(const UT *rnd, int64_t i)
 
 /* One block of at most LP_BLOCK elements starting at global element index `start` (a multiple of
  * PER_CTR). Compiled for several instruction sets (runtime dispatch) where the compiler can. */
-LP_CLONES static void CAT(block_, SFX)(const FT *in, FT *out, int64_t len, const lp_qparams *pp,
-                                           int mode, uint64_t seed, uint64_t ctr0)
+static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out, int64_t len,
+                                                           const lp_qparams *pp, int mode, uint64_t seed,
+                                                           uint64_t ctr0, const int DEEP)
 {
     const UT *restrict src = (const UT *)in;
     UT *restrict dst = (UT *)out;
@@ -141,7 +170,7 @@ LP_CLONES static void CAT(block_, SFX)(const FT *in, FT *out, int64_t len, const
     const lp_qparams *p = &params;
 #define LOOP(MODE)                                                                                  \
     for (int64_t i = 0; i < len; i++)                                                               \
-        dst[i] = CAT(round_one_, SFX)(src[i], p, MODE, 0);                                          \
+        dst[i] = CAT(round_one_, SFX)(src[i], p, MODE, DEEP, 0);                                          \
     break;
     switch (mode) {
     case LP_NEAREST_EVEN: LOOP(LP_NEAREST_EVEN)
@@ -152,12 +181,39 @@ LP_CLONES static void CAT(block_, SFX)(const FT *in, FT *out, int64_t len, const
     case LP_ODD: LOOP(LP_ODD)
     default: {
         UT rnd[LP_BLOCK]; /* word-major Philox output: see lowprec.h for which word an element takes */
-        philox_fill((uint32_t *)rnd, LP_BLOCK / PER_CTR, seed, ctr0);
+        philox_fill_best((uint32_t *)rnd, LP_BLOCK / PER_CTR, seed, ctr0);
+        if (p->rbits == WBITS) {
+            for (int64_t i = 0; i < len; i++)
+                dst[i] = CAT(round_one_, SFX)(src[i], p, LP_SR_EXACT_FAST, DEEP, CAT(word_, SFX)(rnd, i));
+        } else {
+            for (int64_t i = 0; i < len; i++)
+                dst[i] = CAT(round_one_, SFX)(src[i], p, LP_SR_K_FAST, DEEP, CAT(word_, SFX)(rnd, i));
+        }
+        /* inputs below the smallest nonzero result are rare: redo them with the full rule */
+        UT any_tiny = 0;
         for (int64_t i = 0; i < len; i++)
-            dst[i] = CAT(round_one_, SFX)(src[i], p, LP_STOCHASTIC, CAT(word_, SFX)(rnd, i));
+            any_tiny |= (UT)((src[i] & ABS_MASK) < (UT)p->tiny);
+        if (any_tiny)
+            for (int64_t i = 0; i < len; i++)
+                if ((src[i] & ABS_MASK) < (UT)p->tiny)
+                    dst[i] = CAT(round_one_, SFX)(src[i], p, LP_STOCHASTIC, DEEP, CAT(word_, SFX)(rnd, i));
     }
     }
 #undef LOOP
+}
+
+/* The block kernel for formats whose normal range starts within the input type's (the usual case),
+ * and for those reaching below it ('deep'); both compiled for several instruction sets. */
+LP_CLONES static void CAT(block_, SFX)(const FT *in, FT *out, int64_t len, const lp_qparams *p, int mode,
+                                       uint64_t seed, uint64_t ctr0)
+{
+    CAT(block_body_, SFX)(in, out, len, p, mode, seed, ctr0, 0);
+}
+
+LP_CLONES static void CAT(block_deep_, SFX)(const FT *in, FT *out, int64_t len, const lp_qparams *p,
+                                            int mode, uint64_t seed, uint64_t ctr0)
+{
+    CAT(block_body_, SFX)(in, out, len, p, mode, seed, ctr0, 1);
 }
 
 void CAT(lp_quantize_, SFX)(const FT *in, FT *out, int64_t n, const lp_qparams *p, int mode,
@@ -172,8 +228,11 @@ void CAT(lp_quantize_, SFX)(const FT *in, FT *out, int64_t n, const lp_qparams *
     for (int64_t b = 0; b < nblocks; b++) {
         int64_t start = b * LP_BLOCK;
         int64_t len = n - start < LP_BLOCK ? n - start : LP_BLOCK;
-        CAT(block_, SFX)(in + start, out + start, len, p, mode, seed,
-                         offset + (uint64_t)b * (LP_BLOCK / PER_CTR));
+        uint64_t ctr = offset + (uint64_t)b * (LP_BLOCK / PER_CTR);
+        if (p->sub_exp < 1)
+            CAT(block_deep_, SFX)(in + start, out + start, len, p, mode, seed, ctr);
+        else
+            CAT(block_, SFX)(in + start, out + start, len, p, mode, seed, ctr);
     }
 }
 
