@@ -1,7 +1,10 @@
 """cffi build script (API mode) for lowprec's C core; setup.py runs it through ``cffi_modules``.
 
-Set LOWPREC_SANITIZE=1 to build with AddressSanitizer + UndefinedBehaviorSanitizer (debug, -O1);
-LOWPREC_NO_OPENMP=1 to build without OpenMP.
+Environment switches:
+- LOWPREC_SANITIZE=1: AddressSanitizer + UndefinedBehaviorSanitizer (debug, -O1). Run Python with
+  LD_PRELOAD="$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0 to load it.
+- LOWPREC_PORTABLE=1: plain -O2, no per-CPU clones (what any C99 compiler on any machine gets).
+- LOWPREC_NO_OPENMP=1: no OpenMP (single-threaded kernels).
 """
 
 import os
@@ -44,7 +47,9 @@ def _flags() -> tuple[list[str], list[str]]:
     if os.environ.get("LOWPREC_SANITIZE"):
         san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
         return ["-O1", "-g", "-DLP_NO_CLONES", *san, *omp], [*san, *omp]
-    return ["-O3", "-fno-math-errno", *omp], omp
+    if os.environ.get("LOWPREC_PORTABLE"):
+        return ["-O2", "-DLP_NO_CLONES", "-DLP_NO_DISPATCH", *omp], omp
+    return ["-O3", *omp], omp
 
 
 ffibuilder = FFI()

@@ -6,7 +6,7 @@
 #include <omp.h>
 #endif
 #include "lowprec.h"
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(LP_NO_DISPATCH)
 #include <immintrin.h>
 #define LP_X86_DISPATCH 1
 #endif

@@ -3,6 +3,7 @@
 import numpy as np
 
 import lowprec
+from lowprec.testing import labelled_inputs
 
 ML_DTYPES_NAMES = {
     "fp8_e4m3fn": "float8_e4m3fn",
@@ -39,20 +40,15 @@ def assert_same(actual, expected, context=""):
 
 
 def boundary_inputs(fmt, dtype=np.float32) -> np.ndarray:
-    """Every value of a <=16-bit format, every midpoint (tie) between neighbours, the dtype
-    neighbours of each, the overflow threshold and beyond, and the specials; both signs."""
+    """Every boundary class of a <=16-bit format (lowprec.testing.labelled_inputs), plus every value
+    and both dtype neighbours of it, and the dtype's extremes."""
     fmt = lowprec.formats.as_format(fmt)
-    v = fmt.values()
-    v = np.concatenate([v, [v[-1] + (v[-1] - v[-2]), v[0] - (v[1] - v[0])]])  # one step past each end
-    v = np.unique(v)
-    mids = (v[:-1] + v[1:]) / 2
-    pts = np.concatenate([v, mids]).astype(dtype)
-    pts = pts[np.isfinite(pts)]
-    near = np.concatenate([pts, np.nextafter(pts, dtype(np.inf)), np.nextafter(pts, dtype(-np.inf))])
-    specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, np.finfo(dtype).max,
-                         np.finfo(dtype).smallest_subnormal, np.finfo(dtype).tiny], dtype)
-    out = np.concatenate([near, -near, specials, -specials])
-    return out.astype(dtype)
+    labelled, _ = labelled_inputs(fmt, dtype)
+    v = fmt.values().astype(dtype)
+    near = np.concatenate([v, np.nextafter(v, dtype(np.inf)), np.nextafter(v, dtype(-np.inf))])
+    info = np.finfo(dtype)
+    extremes = np.array([info.max, info.smallest_subnormal, info.tiny], dtype)
+    return np.concatenate([labelled, near, -near, extremes, -extremes]).astype(dtype)
 
 
 def random_floats(rng, n, dtype=np.float32, scale_exp=(-30, 30)) -> np.ndarray:

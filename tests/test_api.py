@@ -193,3 +193,17 @@ def test_more_than_2_31_elements():
     x[-1] = 3.3
     q = lowprec.quantize(x, "fp16", out=x)
     assert q[0] == 1.0 and q[-1] == np.float32(np.float16(3.3)) and q[n // 2] == 1.0
+
+
+def test_fp32_and_fp64_codes_are_the_ieee_bit_patterns():
+    rng = np.random.default_rng(5)
+    x32 = rng.integers(0, 2**32, 4096, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    x32 = x32[np.isfinite(x32)]
+    np.testing.assert_array_equal(lowprec.encode(x32, "fp32"), x32.view(np.uint32))
+    assert_same(lowprec.decode(x32.view(np.uint32), "fp32"), x32)
+    x64 = rng.standard_normal(4096) * 10.0 ** rng.integers(-300, 300, 4096)
+    np.testing.assert_array_equal(lowprec.encode(x64, "fp64"), x64.view(np.uint64))
+    assert_same(lowprec.decode(x64.view(np.uint64), "fp64"), x64)
+    t = lowprec.quantize(x32, "tf32")
+    assert_same(lowprec.decode(lowprec.encode(x32, "tf32"), "tf32"), t)
+    np.testing.assert_array_equal(t.view(np.uint32) & 0x1FFF, 0)  # 13 low mantissa bits dropped
