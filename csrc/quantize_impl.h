@@ -42,7 +42,7 @@ static inline int CAT(subnormal_exponent_, SFX)(UT a)
     return (int)(pun.u >> MANT) - (int)((ONE << (WBITS - MANT - 2)) - 1) - MANT + 1;
 }
 
-static inline LP_ALWAYS_INLINE UT CAT(round_one_, SFX)(UT bits, const lp_qparams *p, const int mode, const int deep,
+static inline LP_ALWAYS_INLINE UT CAT(round_one_, SFX)(UT bits, const lp_qparams *p, const int mode, const int deep, const int fast,
                                                        UT rnd)
 {
     UT sign = bits & SIGN_BIT;
@@ -131,12 +131,16 @@ static inline LP_ALWAYS_INLINE UT CAT(round_one_, SFX)(UT bits, const lp_qparams
         break;
     }
     }
-    r = is_tiny ? ((UT)p->q & ((UT)0 - inc_tiny)) : r;
+    /* 'fast' (a compile-time constant) leaves nonzero tiny inputs, Inf and NaN to a fix-up pass */
+    if (!fast)
+        r = is_tiny ? ((UT)p->q & ((UT)0 - inc_tiny)) : r;
 
     UT lim = sign ? (UT)p->lim_neg : (UT)p->lim_pos;
     UT ovf = sign ? (UT)p->ovf_neg : (UT)p->ovf_pos;
     r = r > lim ? ovf : r;
     UT out = r | ((r != 0) | (UT)p->keep_neg_zero ? sign : 0);
+    if (fast)
+        return out;
 
     UT inf_full = sign ? (UT)p->inf_neg_full : (UT)p->inf_pos_full;
     UT nan_full = sign ? (UT)p->nan_neg_full : (UT)p->nan_pos_full;
@@ -160,6 +164,14 @@ static inline UT CAT(word_, SFX)(const UT *rnd, int64_t i)
 
 /* One block of at most LP_BLOCK elements starting at global element index `start` (a multiple of
  * PER_CTR). Compiled for several instruction sets (runtime dispatch) where the compiler can. */
+/* An input the fast loops get wrong: nonzero below the smallest nonzero result, Inf or NaN (zero is
+ * right already; a - 1 wraps it out of the first test). */
+static inline int CAT(exceptional_, SFX)(UT bits, UT tiny_m1)
+{
+    UT a = bits & ABS_MASK;
+    return (a - 1 < tiny_m1) | (a >= INF_BITS);
+}
+
 static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out, int64_t len,
                                                            const lp_qparams *pp, int mode, uint64_t seed,
                                                            uint64_t ctr0, const int DEEP)
@@ -168,38 +180,44 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
     UT *restrict dst = (UT *)out;
     const lp_qparams params = *pp; /* a local copy: stores to dst cannot alias it */
     const lp_qparams *p = &params;
-#define LOOP(MODE)                                                                                  \
+    UT rnd[LP_BLOCK]; /* stochastic only: word-major Philox output, see lowprec.h */
+    /* Deterministic modes: one branch-free pass. Stochastic: a faster pass that is right but for
+     * the exceptional inputs (nonzero tiny ones, Inf, NaN), then a fix-up of those by the full
+     * rule, looked for 16 elements at a time so that a rare one costs little. */
+#define LOOP(MODE, FAST, RND)                                                                       \
     for (int64_t i = 0; i < len; i++)                                                               \
-        dst[i] = CAT(round_one_, SFX)(src[i], p, MODE, DEEP, 0);                                          \
-    break;
+        dst[i] = CAT(round_one_, SFX)(src[i], p, MODE, DEEP, FAST, RND);                            \
+    return;
     switch (mode) {
-    case LP_NEAREST_EVEN: LOOP(LP_NEAREST_EVEN)
-    case LP_NEAREST_AWAY: LOOP(LP_NEAREST_AWAY)
-    case LP_TOWARD_ZERO: LOOP(LP_TOWARD_ZERO)
-    case LP_UP: LOOP(LP_UP)
-    case LP_DOWN: LOOP(LP_DOWN)
-    case LP_ODD: LOOP(LP_ODD)
-    default: {
-        UT rnd[LP_BLOCK]; /* word-major Philox output: see lowprec.h for which word an element takes */
-        philox_fill_best((uint32_t *)rnd, LP_BLOCK / PER_CTR, seed, ctr0);
-        if (p->rbits == WBITS) {
-            for (int64_t i = 0; i < len; i++)
-                dst[i] = CAT(round_one_, SFX)(src[i], p, LP_SR_EXACT_FAST, DEEP, CAT(word_, SFX)(rnd, i));
-        } else {
-            for (int64_t i = 0; i < len; i++)
-                dst[i] = CAT(round_one_, SFX)(src[i], p, LP_SR_K_FAST, DEEP, CAT(word_, SFX)(rnd, i));
-        }
-        /* inputs below the smallest nonzero result are rare: redo them with the full rule */
-        UT any_tiny = 0;
-        for (int64_t i = 0; i < len; i++)
-            any_tiny |= (UT)((src[i] & ABS_MASK) < (UT)p->tiny);
-        if (any_tiny)
-            for (int64_t i = 0; i < len; i++)
-                if ((src[i] & ABS_MASK) < (UT)p->tiny)
-                    dst[i] = CAT(round_one_, SFX)(src[i], p, LP_STOCHASTIC, DEEP, CAT(word_, SFX)(rnd, i));
-    }
+    case LP_NEAREST_EVEN: LOOP(LP_NEAREST_EVEN, 0, 0)
+    case LP_NEAREST_AWAY: LOOP(LP_NEAREST_AWAY, 0, 0)
+    case LP_TOWARD_ZERO: LOOP(LP_TOWARD_ZERO, 0, 0)
+    case LP_UP: LOOP(LP_UP, 0, 0)
+    case LP_DOWN: LOOP(LP_DOWN, 0, 0)
+    case LP_ODD: LOOP(LP_ODD, 0, 0)
+    default:
+        break;
     }
 #undef LOOP
+    philox_fill_best((uint32_t *)rnd, LP_BLOCK / PER_CTR, seed, ctr0);
+    if (p->rbits == WBITS) {
+        for (int64_t i = 0; i < len; i++)
+            dst[i] = CAT(round_one_, SFX)(src[i], p, LP_SR_EXACT_FAST, DEEP, 1, CAT(word_, SFX)(rnd, i));
+    } else {
+        for (int64_t i = 0; i < len; i++)
+            dst[i] = CAT(round_one_, SFX)(src[i], p, LP_SR_K_FAST, DEEP, 1, CAT(word_, SFX)(rnd, i));
+    }
+    UT tiny_m1 = p->tiny ? (UT)p->tiny - 1 : 0;
+    for (int64_t c = 0; c < len; c += 16) {
+        int64_t end = c + 16 < len ? c + 16 : len;
+        UT any = 0;
+        for (int64_t i = c; i < end; i++)
+            any |= (UT)CAT(exceptional_, SFX)(src[i], tiny_m1);
+        if (any)
+            for (int64_t i = c; i < end; i++)
+                if (CAT(exceptional_, SFX)(src[i], tiny_m1))
+                    dst[i] = CAT(round_one_, SFX)(src[i], p, LP_STOCHASTIC, DEEP, 0, CAT(word_, SFX)(rnd, i));
+    }
 }
 
 /* The block kernel for formats whose normal range starts within the input type's (the usual case),
