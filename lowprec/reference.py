@@ -104,6 +104,11 @@ def _round_up(rounding, frac, floor_s, neg, k, rand, inexact):
 def quantize_reference(x, fmt, rounding: str = "nearest_even", *, rbits: int | None = None,
                        seed: int | None = None, offset: int = 0) -> np.ndarray:
     """Pure-numpy twin of lowprec.quantize for float32/float64 numpy input (see the module doc)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _quantize_reference(x, fmt, rounding, rbits, seed, offset)
+
+
+def _quantize_reference(x, fmt, rounding, rbits, seed, offset) -> np.ndarray:
     fmt: Format = as_format(fmt)
     mode_index(rounding)
     rbits = check_rbits(rbits)
