@@ -46,10 +46,10 @@ def _flags() -> tuple[list[str], list[str]]:
     omp = _openmp_flags()
     if os.environ.get("LOWPREC_SANITIZE"):
         san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
-        return ["-O1", "-g", "-DLP_NO_CLONES", *san, *omp], [*san, *omp]
+        return ["-O1", "-g", "-ffp-contract=off", "-DLP_NO_CLONES", *san, *omp], [*san, *omp]
     if os.environ.get("LOWPREC_PORTABLE"):
-        return ["-O2", "-DLP_NO_CLONES", "-DLP_NO_DISPATCH", *omp], omp
-    return ["-O3", *omp], omp
+        return ["-O2", "-ffp-contract=off", "-DLP_NO_CLONES", "-DLP_NO_DISPATCH", *omp], omp
+    return ["-O3", "-ffp-contract=off", *omp], omp
 
 
 ffibuilder = FFI()

@@ -46,5 +46,27 @@ void lp_quantize_f64(const double *in, double *out, int64_t n, const lp_qparams 
  * philox(key = seed, counter = (offset + j, 0)). For tests and for reproducing stochastic rounding. */
 void lp_philox_words(uint32_t *out, int64_t nctr, uint64_t seed, uint64_t offset);
 
+/* A MAC unit: how products and sums are rounded (DESIGN.md section 4). mul may be NULL (exact
+ * products); chunk <= 0 means no chunks; every rounding uses `mode`; stochastic draws come from
+ * Philox(seed) (see csrc/mac_impl.h), output indices counted from `offset`. */
+typedef struct {
+    const lp_qparams *mul;
+    const lp_qparams *acc;
+    const lp_qparams *chunk_acc;
+    const lp_qparams *out;
+    int64_t chunk;
+    int mode;
+    uint64_t seed;
+    uint64_t offset;
+} lp_macparams;
+
+/* C = A @ B for row-major contiguous A (m x k), B (k x n), C (m x n), sequential order (with chunks
+ * if mp->chunk > 0), arithmetic in float or double: the caller checks that products are exact in it
+ * and that every format is at least two bits narrower (see csrc/mac_impl.h). */
+void lp_mac_matmul_f32(const float *a, const float *b, float *c, int64_t m, int64_t k, int64_t n,
+                       const lp_macparams *mp, int nthreads);
+void lp_mac_matmul_f64(const double *a, const double *b, double *c, int64_t m, int64_t k, int64_t n,
+                       const lp_macparams *mp, int nthreads);
+
 /* Whether the library was built with OpenMP (1) or runs single-threaded (0). */
 int lp_have_openmp(void);

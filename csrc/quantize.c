@@ -1,5 +1,6 @@
 /* lowprec C core: quantization of binary32/binary64 arrays to any float or fixed-point format,
- * every rounding mode, and the Philox4x32-10 counter-based generator behind stochastic rounding. */
+ * every rounding mode, the Philox4x32-10 counter-based generator behind stochastic rounding, and
+ * (mac_impl.h) the MAC-unit kernel. */
 #include <stdint.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -147,14 +148,17 @@ int lp_have_openmp(void)
 
 #define UT uint32_t
 #define SIGNED_T int32_t
+#define IT int32_t /* per-element integer temporaries: as wide as UT, so lanes stay aligned */
 #define FT float
 #define MANT 23
 #define WBITS 32
 #define PER_CTR 4
 #define SFX f32
 #include "quantize_impl.h"
+#include "mac_impl.h"
 #undef UT
 #undef SIGNED_T
+#undef IT
 #undef FT
 #undef MANT
 #undef WBITS
@@ -163,9 +167,11 @@ int lp_have_openmp(void)
 
 #define UT uint64_t
 #define SIGNED_T int64_t
+#define IT int64_t
 #define FT double
 #define MANT 52
 #define WBITS 64
 #define PER_CTR 2
 #define SFX f64
 #include "quantize_impl.h"
+#include "mac_impl.h"

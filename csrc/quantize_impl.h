@@ -21,25 +21,25 @@
 #define INF_BITS (ABS_MASK ^ ((ONE << MANT) - 1))
 
 /* round-to-nearest-even of v * 2**t for a (clamped) shift t, as an integer. */
-static inline UT CAT(rtne_shift_, SFX)(UT v, int t)
+static inline UT CAT(rtne_shift_, SFX)(UT v, IT t)
 {
-    int tl = t < 0 ? 0 : (t > WBITS - 1 ? WBITS - 1 : t);
-    int tr = t > -1 ? 1 : (-t > WBITS - 1 ? WBITS - 1 : -t);
-    UT up = v << tl;
-    UT q = v >> tr;
-    UT round_bit = (v >> (tr - 1)) & 1;
-    UT sticky = (v & ((ONE << (tr - 1)) - 1)) != 0;
+    IT tl = t < 0 ? 0 : (t > WBITS - 1 ? WBITS - 1 : t);
+    IT tr = t > -1 ? 1 : (-t > WBITS - 1 ? WBITS - 1 : -t);
+    UT up = v << (UT)tl;
+    UT q = v >> (UT)tr;
+    UT round_bit = (v >> (UT)(tr - 1)) & 1;
+    UT sticky = (v & ((ONE << (UT)(tr - 1)) - 1)) != 0;
     UT down = q + (round_bit & (sticky | (q & 1)));
     return t >= 0 ? up : down;
 }
 
 /* The biased exponent (<= 0) of the leading bit of a subnormal input pattern a, via an exact int to
  * float conversion (vectorizable, unlike a count of leading zeros). */
-static inline int CAT(subnormal_exponent_, SFX)(UT a)
+static inline IT CAT(subnormal_exponent_, SFX)(UT a)
 {
     union { FT f; UT u; } pun;
     pun.f = (FT)(SIGNED_T)a;
-    return (int)(pun.u >> MANT) - (int)((ONE << (WBITS - MANT - 2)) - 1) - MANT + 1;
+    return (IT)(pun.u >> MANT) - (IT)((ONE << (WBITS - MANT - 2)) - 1) - MANT + 1;
 }
 
 static inline LP_ALWAYS_INLINE UT CAT(round_one_, SFX)(UT bits, const lp_qparams *p, const int mode, const int deep, const int fast,
@@ -47,17 +47,17 @@ static inline LP_ALWAYS_INLINE UT CAT(round_one_, SFX)(UT bits, const lp_qparams
 {
     UT sign = bits & SIGN_BIT;
     UT a = bits & ABS_MASK;
-    int e = (int)(a >> MANT);
-    int ec = e > 1 ? e : 1;
+    IT e = (IT)(a >> MANT);
+    IT ec = e > 1 ? e : 1;
     /* ex: the input's binade as a biased exponent. For subnormal inputs it is needed only when the
        format's normal range reaches below the input type's ('deep': sub_exp < 1). */
-    int ex = ec;
+    IT ex = ec;
     if (deep) /* a compile-time constant: the loops are instantiated with and without */
         ex = e == 0 ? CAT(subnormal_exponent_, SFX)(a) : ec;
-    int below = p->sub_exp - ex; /* binades below the format's min normal, if positive */
-    int d = p->drop0 + ex - ec + (below & -(below > 0));
+    IT below = p->sub_exp - ex; /* binades below the format's min normal, if positive */
+    IT d = p->drop0 + ex - ec + (below & -(IT)(below > 0));
     d = d < 0 ? 0 : (d > MANT + 1 ? MANT + 1 : d); /* d > MANT only on tiny lanes, discarded */
-    UT unit = ONE << d;
+    UT unit = ONE << (UT)d;
     UT mask = unit - 1;
     UT rem = a & mask;
     UT trunc = a & ~mask;
@@ -68,7 +68,7 @@ static inline LP_ALWAYS_INLINE UT CAT(round_one_, SFX)(UT bits, const lp_qparams
     UT count_odd = sig & unit; /* unit if the truncated count is odd */
     UT smask = (UT)0 - (bits >> (WBITS - 1)); /* all ones for negative inputs */
     UT dropped = (rem + mask) & unit;          /* unit if rem != 0, else 0 */
-    int is_tiny = a < (UT)p->tiny;
+    UT is_tiny = a < (UT)p->tiny;
     UT half_q = (UT)p->half_q;
     UT r, inc_tiny;
 
@@ -76,7 +76,7 @@ static inline LP_ALWAYS_INLINE UT CAT(round_one_, SFX)(UT bits, const lp_qparams
      * Pure arithmetic on purpose: GCC's vectorizer gives up on 0/1 values it turns into booleans. */
     switch (mode) {
     case LP_NEAREST_EVEN: {
-        UT lsb = ((count_odd >> d) | (unit & 1)) & 1; /* d == 0: 1, which makes the sum below exact */
+        UT lsb = ((count_odd >> (UT)d) | (unit & 1)) & 1; /* d == 0: 1, which makes the sum below exact */
         r = (a + (half - 1) + lsb) & ~mask;
         inc_tiny = (UT)(a > half_q);
         break;
@@ -102,31 +102,31 @@ static inline LP_ALWAYS_INLINE UT CAT(round_one_, SFX)(UT bits, const lp_qparams
         inc_tiny = (UT)(a != 0);
         break;
     case LP_SR_EXACT_FAST: { /* LP_STOCHASTIC with k == W, tiny inputs left to a fix-up pass */
-        UT frac = (rem << (WBITS - 1 - d)) << 1; /* the remainder, exact, left-aligned */
-        r = trunc + ((UT)(rnd > (UT)~frac) << d);
+        UT frac = (rem << (UT)(WBITS - 1 - d)) << 1; /* the remainder, exact, left-aligned */
+        r = trunc + ((UT)(rnd > (UT)~frac) << (UT)d);
         inc_tiny = 0;
         break;
     }
     case LP_SR_K_FAST: { /* LP_STOCHASTIC with k < W, tiny inputs left to a fix-up pass */
-        int k = p->rbits;
+        IT k = p->rbits;
         UT frac_k = CAT(rtne_shift_, SFX)(rem, k - d);
-        r = trunc + (((frac_k + (rnd >> (WBITS - k))) >> k) << d);
+        r = trunc + (((frac_k + (rnd >> (UT)(WBITS - k))) >> (UT)k) << (UT)d);
         inc_tiny = 0;
         break;
     }
     default: { /* LP_STOCHASTIC: gfloat's rule. The remainder, as a k-bit fraction rounded to
                   nearest even, plus k random bits; round away on a carry out of k bits. */
-        int k = p->rbits;
-        int t_tiny = ec - (int)((1 << (WBITS - MANT - 2)) - 1) - MANT - p->q_exp + k;
+        IT k = p->rbits;
+        IT t_tiny = ec - (IT)((1 << (WBITS - MANT - 2)) - 1) - MANT - p->q_exp + k;
         UT v = is_tiny ? sig : rem;
-        int t = is_tiny ? t_tiny : k - d;
+        IT t = is_tiny ? t_tiny : k - d;
         UT frac_k = CAT(rtne_shift_, SFX)(v, t);
         UT inc;
         if (k == WBITS) /* frac_k < 2**W here: carry iff rnd + frac_k >= 2**W */
             inc = (UT)(rnd > (UT)~frac_k);
         else
-            inc = (frac_k + (rnd >> (WBITS - k))) >> k;
-        r = trunc + (inc << d);
+            inc = (frac_k + (rnd >> (UT)(WBITS - k))) >> (UT)k;
+        r = trunc + (inc << (UT)d);
         inc_tiny = inc;
         break;
     }

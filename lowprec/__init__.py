@@ -1,12 +1,14 @@
 """lowprec: bit-exact low-precision arithmetic for deep learning.
 
 The flat public API: formats (``FloatFormat``, ``FixedFormat``, ``formats.get``/``formats.names``),
-``quantize``, ``encode``/``decode``, the rounding modes, and the thread count of the C core.
+``quantize``, ``encode``/``decode``, the rounding modes, the MAC-unit simulator (``MAC``) and the
+thread count of the C core.
 """
 
 from . import formats
 from .codec import decode, encode
 from .formats import FixedFormat, FloatFormat
+from .mac import MAC
 from .quantize import quantize
 from .rounding import ROUNDING_MODES
 from .threads import get_num_threads, set_num_threads
@@ -14,6 +16,6 @@ from .threads import get_num_threads, set_num_threads
 __version__ = "0.1.0"
 
 __all__ = [
-    "FloatFormat", "FixedFormat", "formats", "quantize", "encode", "decode", "ROUNDING_MODES",
+    "FloatFormat", "FixedFormat", "formats", "quantize", "encode", "decode", "ROUNDING_MODES", "MAC",
     "set_num_threads", "get_num_threads",
 ]

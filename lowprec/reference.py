@@ -102,13 +102,15 @@ def _round_up(rounding, frac, floor_s, neg, k, rand, inexact):
 
 
 def quantize_reference(x, fmt, rounding: str = "nearest_even", *, rbits: int | None = None,
-                       seed: int | None = None, offset: int = 0) -> np.ndarray:
-    """Pure-numpy twin of lowprec.quantize for float32/float64 numpy input (see the module doc)."""
+                       seed: int | None = None, offset: int = 0, random=None) -> np.ndarray:
+    """Pure-numpy twin of lowprec.quantize for float32/float64 numpy input (see the module doc).
+    Stochastic rounding draws from Philox(seed) as the C core does, or takes the draws given in
+    `random` (uint32 per element for float32 input, uint64 for float64; the top k bits are used)."""
     with np.errstate(invalid="ignore", over="ignore"):
-        return _quantize_reference(x, fmt, rounding, rbits, seed, offset)
+        return _quantize_reference(x, fmt, rounding, rbits, seed, offset, random)
 
 
-def _quantize_reference(x, fmt, rounding, rbits, seed, offset) -> np.ndarray:
+def _quantize_reference(x, fmt, rounding, rbits, seed, offset, random) -> np.ndarray:
     fmt: Format = as_format(fmt)
     mode_index(rounding)
     rbits = check_rbits(rbits)
@@ -130,9 +132,12 @@ def _quantize_reference(x, fmt, rounding, rbits, seed, offset) -> np.ndarray:
     rand = None
     k = 0
     if rounding == "stochastic":
-        if seed is None:
-            raise ValueError("seed is required for the reference's stochastic rounding")
-        rand = element_random(v.size, dtype, seed, offset)
+        if random is not None:
+            rand = np.asarray(random, np.uint32 if width == 32 else np.uint64).ravel()
+        elif seed is None:
+            raise ValueError("seed (or random) is required for the reference's stochastic rounding")
+        else:
+            rand = element_random(v.size, dtype, seed, offset)
         k = width if rbits is None else min(rbits, width)
     inexact = (frac > 0) | (finite_nonzero & (s == 0))  # s == 0: |x| * 2**-qe underflowed float64
     up = _round_up(rounding, frac, floor_s, neg, k, rand, inexact)

@@ -1,0 +1,166 @@
+/* MAC-unit kernel template: C[m x n] = A[m x k] @ B[k x n] with every product and accumulation
+ * rounded as DESIGN.md section 4 says. quantize.c includes it once per working type (UT, FT, MANT,
+ * WBITS, SFX as for quantize_impl.h), after quantize_impl.h, whose round_one_SFX it uses.
+ *
+ * Arithmetic in FT: the Python side picks float only where that is exact enough (products exact in
+ * float, formats of at most 21 bits), else double (operands of at most 26 significant bits, formats
+ * of at most 51). A product is then exact. A sum s + p is computed in FT with TwoSum's exact error
+ * and rounded to odd (sticky in the last bit); rounding that to a format at least two bits narrower
+ * than FT is the correct rounding of the exact sum in every mode (round-to-odd's double-rounding
+ * property). Each output column advances one k-step at a time, so a tile of columns vectorizes.
+ *
+ * Stochastic rounding: the rounding event of kind e (0 product, 1 accumulation, 2 chunk total,
+ * 3 output) at step t of output o = offset + i * n + j uses word e of Philox4x32-10(seed, counter
+ * o * (k + 1) + t) (t = k for the output rounding), as a k-bit draw with k = rbits <= 32: its top
+ * k bits, whatever FT is.
+ */
+
+#ifndef LP_MAC_TILE
+#define LP_MAC_TILE 16
+/* The 32-bit Philox word `word` of counter ctr. */
+static inline uint32_t lp_draw32(uint64_t seed, uint64_t ctr, int word)
+{
+    uint32_t w[4];
+    philox_fill(w, 1, seed, ctr);
+    return w[word];
+}
+#endif
+
+#define MAC_ONE ((UT)1)
+#define MAC_EXP_MASK ((((MAC_ONE << (WBITS - 1)) - 1)) ^ ((MAC_ONE << MANT) - 1))
+
+static inline FT CAT(from_bits_, SFX)(UT u)
+{
+    union { UT u; FT f; } pun;
+    pun.u = u;
+    return pun.f;
+}
+
+static inline UT CAT(to_bits_, SFX)(FT f)
+{
+    union { UT u; FT f; } pun;
+    pun.f = f;
+    return pun.u;
+}
+
+/* s + p rounded to odd in FT (exact when the FT sum is exact). An exact zero sum is +0 but under
+ * rounding down, where IEEE 754 makes it -0 unless both terms are +0 (`down`: a constant). */
+static inline LP_ALWAYS_INLINE FT CAT(add_rto_, SFX)(FT s, FT p, const int down_mode)
+{
+    FT r = s + p;
+    if (down_mode) {
+        UT both_plus_zero = (UT)((CAT(to_bits_, SFX)(s) | CAT(to_bits_, SFX)(p)) == 0);
+        r = (r == 0 && !both_plus_zero) ? -(FT)0.0 : r;
+    }
+    FT bp = r - s;
+    FT e = (s - (r - bp)) + (p - bp); /* TwoSum: s + p == r + e exactly */
+    UT rb = CAT(to_bits_, SFX)(r), eb = CAT(to_bits_, SFX)(e);
+    /* inexact and r even (and finite): step to the odd neighbour, away from 0 if e has r's sign */
+    /* all-ones masks, not 0/1 flags: GCC's vectorizer turns known 0/1 values into booleans it cannot
+       widen */
+    UT inexact = (UT)0 - (UT)((UT)(eb << 1) != 0);
+    UT finite = (UT)0 - (UT)((rb & MAC_EXP_MASK) != MAC_EXP_MASK);
+    UT step = inexact & finite & ((UT)0 - ((~rb) & 1));
+    UT down = (UT)0 - ((rb ^ eb) >> (WBITS - 1)); /* e and r differ in sign: the odd one is nearer 0 */
+    return CAT(from_bits_, SFX)(rb + (step & (down | 1)));
+}
+
+static inline LP_ALWAYS_INLINE FT CAT(mac_q_, SFX)(FT x, const lp_qparams *p, const int mode, uint32_t draw)
+{
+    UT rnd = (UT)draw << (WBITS - 32); /* the draw's bits on top */
+    return CAT(from_bits_, SFX)(CAT(round_one_, SFX)(CAT(to_bits_, SFX)(x), p, mode, 0, 0, rnd));
+}
+
+static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *arow, const FT *b, FT *crow, int64_t k,
+                                                int64_t n, int64_t j0, const int tw, const lp_macparams *mp,
+                                                const int mode, const int has_mul, const int chunked,
+                                                uint64_t o0)
+{
+    FT s[LP_MAC_TILE], tot[LP_MAC_TILE];
+    const int sr = mode == LP_STOCHASTIC;
+    /* local copies: the rounding selects between their fields per lane, which vectorizes only for
+       values the compiler knows cannot change */
+    const lp_qparams mulp = has_mul ? *mp->mul : *mp->acc, accp = *mp->acc, chunkp = *mp->chunk_acc,
+                     outp = *mp->out;
+    for (int j = 0; j < tw; j++)
+        s[j] = tot[j] = 0.0;
+    for (int64_t t = 0; t < k; t++) {
+        const FT av = arow[t];
+        const FT *brow = b + t * n + j0;
+        for (int j = 0; j < tw; j++) {
+            uint64_t ctr = (o0 + (uint64_t)j) * (uint64_t)(k + 1) + (uint64_t)t;
+            FT p = av * brow[j];
+            if (has_mul)
+                p = CAT(mac_q_, SFX)(p, &mulp, mode, sr ? lp_draw32(mp->seed, ctr, 0) : 0);
+            s[j] = CAT(mac_q_, SFX)(CAT(add_rto_, SFX)(s[j], p, mode == LP_DOWN), &accp, mode, sr ? lp_draw32(mp->seed, ctr, 1) : 0);
+        }
+        if (chunked && ((t + 1) % mp->chunk == 0 || t + 1 == k)) {
+            for (int j = 0; j < tw; j++) {
+                uint64_t ctr = (o0 + (uint64_t)j) * (uint64_t)(k + 1) + (uint64_t)t;
+                tot[j] = CAT(mac_q_, SFX)(CAT(add_rto_, SFX)(tot[j], s[j], mode == LP_DOWN), &chunkp, mode,
+                                          sr ? lp_draw32(mp->seed, ctr, 2) : 0);
+                s[j] = 0.0;
+            }
+        }
+    }
+    for (int j = 0; j < tw; j++) {
+        uint64_t ctr = (o0 + (uint64_t)j) * (uint64_t)(k + 1) + (uint64_t)k;
+        FT r = chunked ? tot[j] : s[j];
+        crow[j0 + j] = CAT(mac_q_, SFX)(r, &outp, mode, sr ? lp_draw32(mp->seed, ctr, 3) : 0);
+    }
+}
+
+/* One output row, every column; specialized on the mode and on the presence of a product rounding
+ * and of chunks, so that the inner loops carry no per-element branches. */
+#define LP_MAC_ROW(MODE, MUL, CHUNKED)                                                              \
+    do {                                                                                            \
+        int64_t j0 = 0;                                                                             \
+        for (; j0 + LP_MAC_TILE <= n; j0 += LP_MAC_TILE)                                            \
+            CAT(mac_tile_, SFX)(arow, b, crow, k, n, j0, LP_MAC_TILE, mp, MODE, MUL, CHUNKED,       \
+                        mp->offset + (uint64_t)(i * n + j0));                                                    \
+        if (j0 < n)                                                                                 \
+            CAT(mac_tile_, SFX)(arow, b, crow, k, n, j0, (int)(n - j0), mp, MODE, MUL, CHUNKED,     \
+                        mp->offset + (uint64_t)(i * n + j0));                                                    \
+    } while (0)
+
+#define LP_MAC_MODES(MUL, CHUNKED)                                                                  \
+    switch (mp->mode) {                                                                             \
+    case LP_NEAREST_EVEN: LP_MAC_ROW(LP_NEAREST_EVEN, MUL, CHUNKED); break;                         \
+    case LP_NEAREST_AWAY: LP_MAC_ROW(LP_NEAREST_AWAY, MUL, CHUNKED); break;                         \
+    case LP_TOWARD_ZERO: LP_MAC_ROW(LP_TOWARD_ZERO, MUL, CHUNKED); break;                           \
+    case LP_UP: LP_MAC_ROW(LP_UP, MUL, CHUNKED); break;                                             \
+    case LP_DOWN: LP_MAC_ROW(LP_DOWN, MUL, CHUNKED); break;                                         \
+    case LP_ODD: LP_MAC_ROW(LP_ODD, MUL, CHUNKED); break;                                           \
+    default: LP_MAC_ROW(LP_STOCHASTIC, MUL, CHUNKED); break;                                        \
+    }
+
+LP_CLONES static void CAT(mac_row_, SFX)(const FT *arow, const FT *b, FT *crow, int64_t i, int64_t k,
+                                          int64_t n, const lp_macparams *mp)
+{
+    const int has_mul = mp->mul != NULL, chunked = mp->chunk > 0;
+    if (has_mul && chunked)
+        LP_MAC_MODES(1, 1)
+    else if (has_mul)
+        LP_MAC_MODES(1, 0)
+    else if (chunked)
+        LP_MAC_MODES(0, 1)
+    else
+        LP_MAC_MODES(0, 0)
+}
+
+void CAT(lp_mac_matmul_, SFX)(const FT *a, const FT *b, FT *c, int64_t m, int64_t k, int64_t n,
+                              const lp_macparams *mp, int nthreads)
+{
+    if (nthreads < 1 || m * n * k < 65536)
+        nthreads = 1;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
+#endif
+    for (int64_t i = 0; i < m; i++)
+        CAT(mac_row_, SFX)(a + i * k, b, c + i * n, i, k, n, mp);
+}
+
+#undef LP_MAC_ROW
+#undef LP_MAC_MODES
+#undef MAC_ONE
+#undef MAC_EXP_MASK

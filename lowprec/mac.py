@@ -1,0 +1,379 @@
+"""The MAC-unit simulator: dot products, sums, matmuls and convolutions whose every product and
+accumulation is rounded as a hardware MAC unit rounds it (DESIGN.md section 4).
+
+For c = sum_k a_k * b_k:
+
+1. operands are taken as given (quantize them first);
+2. each product is exact, then rounded to `mul` (None: kept exact; fused=True: no product rounding,
+   one rounding per step, which is the same thing since the product is exact);
+3. order "sequential": s = round_acc(s + p_k) from s = 0; "pairwise": a balanced tree (halves of
+   ceil/floor size), every leaf and node rounded to acc; "kahan": compensated summation with every
+   operation rounded to acc;
+4. chunk=C: consecutive chunks of C products are summed as in 3, the chunk sums then sequentially in
+   chunk_acc (default acc) (Wang et al., NeurIPS 2018);
+5. the result is rounded to `out` (default acc).
+
+Integer and fixed-point accumulators wrap or saturate as their format says; every overflow event
+is counted. Every call adds what it executed to ``MAC.counts``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from . import _arrays
+from ._native import ffi, lib
+from ._params import qparams
+from .formats import FixedFormat, FloatFormat, Format, as_format, layout
+from .quantize import quantize
+from .rounding import check_rbits, mode_index, seed_key
+from .threads import get_num_threads
+
+ORDERS = ("sequential", "pairwise", "kahan")
+
+
+def _name(fmt: Format | None) -> str:
+    if fmt is None:
+        return "exact"
+    return fmt.name or repr(fmt)
+
+
+class MAC:
+    """A multiply-accumulate unit (see the module docstring for the semantics).
+
+    mul, acc, chunk_acc, out: formats or names (mul=None: exact products; acc=None: exact
+    accumulation, rounded once to out, float64 by default). rounding: every rounding's mode;
+    "stochastic" draws `rbits` (default 32, at most 32) random bits per rounding from Philox(seed),
+    indexed by output and step, so results do not depend on the thread count. inputs: the format(s)
+    the operands are stored in, for the bits-read counts (default: their dtype).
+    """
+
+    def __init__(self, mul=None, acc="fp32", chunk: int | None = None, chunk_acc=None,
+                 order: str = "sequential", fused: bool = False, rounding: str = "nearest_even",
+                 out=None, seed: Any = None, rbits: int | None = None, inputs=None):
+        if fused and mul is not None:
+            raise ValueError("fused=True rounds each step once; it cannot be combined with a mul format "
+                             f"(got mul={mul!r})")
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {', '.join(ORDERS)}; got {order!r}")
+        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1):
+            raise ValueError(f"chunk must be None or an int >= 1, got {chunk!r}")
+        self.mode = mode_index(rounding)
+        self.rounding = rounding
+        rb = check_rbits(rbits)
+        if rb is not None and rb > 32:
+            raise ValueError(f"rbits must be in [1, 32] for a MAC, got {rb}")
+        self.rbits = rb or 32
+        self.mul = as_format(mul) if mul is not None else None
+        self.acc = as_format(acc) if acc is not None else None
+        self.chunk = int(chunk) if chunk is not None else None
+        self.chunk_acc = as_format(chunk_acc) if chunk_acc is not None else self.acc
+        self.out = as_format(out) if out is not None else self.acc
+        self.order = order
+        self.fused = bool(fused)
+        self.seed = seed_key(seed) if rounding == "stochastic" else 0
+        if isinstance(inputs, (tuple, list)):
+            self.inputs = tuple(as_format(f) for f in inputs)
+        else:
+            self.inputs = (as_format(inputs),) * 2 if inputs is not None else None
+        self._check_formats()
+        self.counts: dict[str, Any] = {}
+        self.reset_counts()
+        self._offset = 0  # output index of the next call, for stochastic draws
+
+    def _check_formats(self) -> None:
+        fmts = [f for f in (self.mul, self.acc, self.chunk_acc, self.out) if f is not None]
+        kinds = {type(f) for f in (self.acc, self.chunk_acc) if f is not None}
+        if len(kinds) > 1:
+            raise ValueError(f"acc ({_name(self.acc)}) and chunk_acc ({_name(self.chunk_acc)}) must both be float "
+                             "or both be fixed point")
+        for f in fmts:
+            if isinstance(f, FloatFormat) and (f.man_bits > 51 or f.emin < -1022):
+                raise ValueError(f"{_name(f)} is too wide for the MAC simulator (at most 51 mantissa bits, "
+                                 "normal range within float64's)")
+        if self.acc is None and self.chunk is not None:
+            raise ValueError("chunk needs an accumulator format (acc=None accumulates exactly)")
+
+    def reset_counts(self) -> None:
+        """Zero the record of executed operations."""
+        self.counts = {"mul": Counter(), "add": Counter(), "round": Counter(), "zero_products": 0,
+                       "overflows": 0, "elements_read": 0, "elements_written": 0, "bits_read": 0,
+                       "bits_written": 0, "calls": 0}
+
+    def __repr__(self) -> str:
+        parts = [f"mul={_name(self.mul)}", f"acc={_name(self.acc)}"]
+        if self.chunk:
+            parts += [f"chunk={self.chunk}", f"chunk_acc={_name(self.chunk_acc)}"]
+        parts += [f"order={self.order!r}", f"rounding={self.rounding!r}", f"out={_name(self.out)}"]
+        return f"MAC({', '.join(parts)})"
+
+    # -- public operations -------------------------------------------------------------------------
+    def matmul(self, a, b):
+        """a @ b with numpy's matmul semantics (1-D operands, batched broadcasting), numpy arrays or
+        torch CPU tensors (float32/float64); the result has the wider of the two dtypes."""
+        a_np, restore = _arrays.to_numpy(a, "a")
+        b_np, _ = _arrays.to_numpy(b, "b")
+        if a_np.ndim == 0 or b_np.ndim == 0:
+            raise ValueError(f"matmul needs at least 1-D operands, got shapes {a_np.shape} and {b_np.shape}")
+        a2 = a_np[None, :] if a_np.ndim == 1 else a_np
+        b2 = b_np[:, None] if b_np.ndim == 1 else b_np
+        if a2.shape[-1] != b2.shape[-2]:
+            raise ValueError(f"shapes {a_np.shape} and {b_np.shape} do not align: "
+                             f"{a2.shape[-1]} (a's last axis) != {b2.shape[-2]} (b's second to last)")
+        try:
+            batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+        except ValueError:
+            raise ValueError(f"batch shapes of {a_np.shape} and {b_np.shape} do not broadcast") from None
+        m, k, n = a2.shape[-2], a2.shape[-1], b2.shape[-1]
+        dtype = np.result_type(a_np.dtype, b_np.dtype)
+        A = np.broadcast_to(a2, batch + (m, k)).reshape(-1, m, k)
+        B = np.broadcast_to(b2, batch + (k, n)).reshape(-1, k, n)
+        C = np.empty((A.shape[0], m, n), np.float64)
+        for i in range(A.shape[0]):
+            C[i] = self._matmul2d(A[i].astype(np.float64), B[i].astype(np.float64))
+        result = C.reshape(batch + (m, n))
+        if a_np.ndim == 1:
+            result = result[..., 0, :]
+        if b_np.ndim == 1:
+            result = result[..., 0]
+        return _wrap_like(a, restore, result.astype(dtype))
+
+    def dot(self, a, b):
+        """The dot product of two 1-D vectors of equal length."""
+        a_np, _ = _arrays.to_numpy(a, "a")
+        b_np, _ = _arrays.to_numpy(b, "b")
+        if a_np.ndim != 1 or b_np.ndim != 1 or a_np.shape != b_np.shape:
+            raise ValueError(f"dot needs two 1-D vectors of one length, got shapes {a_np.shape} and {b_np.shape}")
+        return self.matmul(a, b)
+
+    def sum(self, x, axis: int = -1):
+        """Sum along an axis as the MAC accumulates (each term is a product x * 1)."""
+        x_np, restore = _arrays.to_numpy(x, "x")
+        if x_np.ndim == 0:
+            raise ValueError("sum needs at least a 1-D array")
+        moved = np.moveaxis(x_np, axis, -1)
+        flat = moved.reshape(-1, moved.shape[-1]).astype(np.float64)
+        ones = np.ones((flat.shape[1], 1))
+        r = self._matmul2d(flat, ones)[:, 0].reshape(moved.shape[:-1])
+        return _wrap_like(x, restore, r.astype(x_np.dtype))
+
+    def conv1d(self, x, w, stride: int = 1, padding: int = 0, dilation: int = 1, groups: int = 1):
+        """torch.nn.functional.conv1d semantics: x (N, C, L), w (O, C/groups, k)."""
+        x_np, restore = _arrays.to_numpy(x, "x")
+        w_np, _ = _arrays.to_numpy(w, "w")
+        if x_np.ndim != 3 or w_np.ndim != 3:
+            raise ValueError(f"conv1d needs x of shape (N, C, L) and w of shape (O, C/groups, k); got {x_np.shape} and {w_np.shape}")
+        y = self.conv2d(x_np[:, :, None, :], w_np[:, :, None, :], (1, stride), (0, padding), (1, dilation), groups)
+        return _wrap_like(x, restore, y[:, :, 0, :])
+
+    def conv2d(self, x, w, stride=1, padding=0, dilation=1, groups: int = 1):
+        """torch.nn.functional.conv2d semantics: x (N, C, H, W), w (O, C/groups, kh, kw); the
+        reduction runs over (channel, kernel row, kernel column) in that order."""
+        x_np, restore = _arrays.to_numpy(x, "x")
+        w_np, _ = _arrays.to_numpy(w, "w")
+        stride, padding, dilation = (_pair(v, name) for v, name in ((stride, "stride"), (padding, "padding"), (dilation, "dilation")))
+        if x_np.ndim != 4 or w_np.ndim != 4:
+            raise ValueError(f"conv2d needs x of shape (N, C, H, W) and w of shape (O, C/groups, kh, kw); got {x_np.shape} and {w_np.shape}")
+        n, c, h, wd = x_np.shape
+        o, cg, kh, kw = w_np.shape
+        if groups < 1 or c % groups or o % groups or cg != c // groups:
+            raise ValueError(f"groups={groups} does not fit x with {c} channels and w of shape {w_np.shape}")
+        xp = np.pad(x_np.astype(np.float64), ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
+        ho = (xp.shape[2] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+        wo = (xp.shape[3] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+        if ho < 1 or wo < 1:
+            raise ValueError(f"the kernel {(kh, kw)} (dilation {dilation}) does not fit the padded input {xp.shape[2:]}")
+        out = np.empty((n, o, ho, wo), np.float64)
+        og = o // groups
+        for g in range(groups):
+            xs = xp[:, g * cg:(g + 1) * cg]
+            cols = np.empty((n, ho, wo, cg, kh, kw), np.float64)
+            for i in range(kh):
+                for j in range(kw):
+                    cols[..., i, j] = xs[:, :, i * dilation[0]: i * dilation[0] + stride[0] * (ho - 1) + 1: stride[0],
+                                         j * dilation[1]: j * dilation[1] + stride[1] * (wo - 1) + 1: stride[1]].transpose(0, 2, 3, 1)
+            wmat = w_np[g * og:(g + 1) * og].reshape(og, -1).T.astype(np.float64)
+            res = self._matmul2d(cols.reshape(-1, cg * kh * kw), wmat)
+            out[:, g * og:(g + 1) * og] = res.reshape(n, ho, wo, og).transpose(0, 3, 1, 2)
+        return _wrap_like(x, restore, out.astype(np.result_type(x_np.dtype, w_np.dtype)))
+
+    # -- the engine --------------------------------------------------------------------------------
+    def _matmul2d(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        """float64 (m, k) @ (k, n) under this MAC's rules; records the counts."""
+        m, k = A.shape
+        n = B.shape[1]
+        self._count(A, B)
+        if m * n == 0:
+            return np.zeros((m, n))
+        if k == 0:
+            return np.zeros((m, n)) if self.out is None else quantize(np.zeros((m, n)), self.out)
+        if isinstance(self.acc, FixedFormat):
+            result = self._fixed(A, B)
+        elif self.acc is None:
+            result = self._exact(A, B)
+        elif self.order == "sequential":
+            result = self._sequential(A, B)
+        else:
+            from ._mac_orders import ordered_matmul
+
+            result = ordered_matmul(self, A, B)
+        self._offset += m * n
+        return result
+
+    def _count(self, A, B) -> None:
+        m, k = A.shape
+        n = B.shape[1]
+        c = self.counts
+        macs = m * n * k
+        c["calls"] += 1
+        c["mul"][_name(self.mul)] += macs
+        if self.acc is not None:
+            c["add"][_name(self.acc)] += macs
+            if self.chunk:
+                c["add"][_name(self.chunk_acc)] += m * n * math.ceil(k / self.chunk)
+        nonzero_pairs = int(np.count_nonzero(A, axis=0) @ np.count_nonzero(B, axis=1)) if macs else 0
+        c["zero_products"] += macs - nonzero_pairs
+        c["elements_read"] += A.size + B.size
+        c["elements_written"] += m * n
+        bits_a, bits_b = (f.bits for f in self.inputs) if self.inputs else (64, 64)
+        c["bits_read"] += A.size * bits_a + B.size * bits_b
+        c["bits_written"] += m * n * (self.out.bits if self.out is not None else 64)
+
+    def _fits_float32(self, A: np.ndarray, B: np.ndarray) -> bool:
+        """Whether float arithmetic (products and round-to-odd sums) is exact enough for this call."""
+        if self.rounding == "stochastic":
+            return False  # stochastic draws read more remainder bits than float keeps
+        for f in (self.mul, self.acc, self.chunk_acc, self.out):
+            if f is None:
+                continue
+            if not isinstance(f, FloatFormat):
+                return False
+            m, emin, q_exp = layout(f)
+            if m > 21 or emin < -126 or q_exp < -147 or f.max >= 2.0**126:
+                return False
+        return _sig_bits(A) + _sig_bits(B) <= 24 and _range_ok(A, B)
+
+    def _sequential(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        use32 = self._fits_float32(A, B)
+        if not use32 and (_sig_bits(A) > 26 or _sig_bits(B) > 26):
+            raise ValueError("MAC operands must have at most 26 significant bits (products exact in float64); "
+                             "quantize them to a format first")
+        dtype = np.dtype(np.float32 if use32 else np.float64)
+        rbits = self.rbits if self.rounding == "stochastic" else None
+        keep = []
+        mp = ffi.new("lp_macparams *")
+        for field, fmt in (("mul", self.mul), ("acc", self.acc), ("chunk_acc", self.chunk_acc), ("out", self.out)):
+            if fmt is None:
+                continue
+            p = qparams(fmt, dtype, self.rounding, rbits)
+            keep.append(p)
+            setattr(mp, field, p)
+        mp.chunk = self.chunk or 0
+        mp.mode = self.mode
+        mp.seed = self.seed
+        mp.offset = self._offset
+        a = np.ascontiguousarray(A, dtype)
+        b = np.ascontiguousarray(B, dtype)
+        c = np.empty((A.shape[0], B.shape[1]), dtype)
+        ctype = "float[]" if use32 else "double[]"
+        fn = lib.lp_mac_matmul_f32 if use32 else lib.lp_mac_matmul_f64
+        fn(ffi.from_buffer(ctype, a), ffi.from_buffer(ctype, b), ffi.from_buffer(ctype, c, require_writable=True),
+           A.shape[0], A.shape[1], B.shape[1], mp, get_num_threads())
+        return c.astype(np.float64)
+
+    def _exact(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        """acc=None: exact sums, rounded once to out."""
+        span = _exact_span(A, B)
+        if span <= 53:  # every partial sum is exact in float64: native matmul is exact
+            exact = A @ B
+        else:
+            exact = np.array([[math.fsum(A[i] * B[:, j]) for j in range(B.shape[1])] for i in range(A.shape[0])])
+            # fsum rounds the exact sum correctly to float64; round to odd is not needed for the
+            # nearest modes, and the directed ones are refused below
+            if self.out is not None and self.rounding not in ("nearest_even", "nearest_away"):
+                raise ValueError("acc=None with directed or stochastic output rounding needs sums exact in float64 "
+                                 f"(these span {span} bits)")
+        return exact if self.out is None else quantize(exact, self.out, self.rounding, seed=self.seed)
+
+    def _fixed(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        """Integer/fixed-point accumulators: exact products, every step rounded to the accumulator's
+        grid, then wrapped or saturated; overflow events counted."""
+        acc = self.acc
+        if self.chunk or self.order != "sequential":
+            raise ValueError("fixed-point accumulators take order='sequential' without chunks")
+        grid = FixedFormat(min(64 - acc.frac_bits, 62), acc.frac_bits, signed=True)  # unbounded, for rounding
+        lo, hi = acc.min, acc.max
+        span = 2.0**acc.bits * 2.0**-acc.frac_bits
+        s = np.zeros((A.shape[0], B.shape[1]))
+        overflows = 0
+        for t in range(A.shape[1]):
+            p = np.multiply.outer(A[:, t], B[t])
+            if self.mul is not None:
+                p = quantize(p, self.mul, self.rounding, seed=self.seed)
+            total = quantize(s + p, grid, self.rounding, seed=self.seed)
+            bad = (total > hi) | (total < lo)
+            overflows += int(bad.sum())
+            if acc.overflow == "saturate":
+                total = np.clip(total, lo, hi)
+            else:
+                total = np.where(bad, np.mod(total - lo, span) + lo, total)
+            s = total
+        self.counts["overflows"] += overflows
+        return s if self.out is None or self.out == acc else quantize(s, self.out, self.rounding, seed=self.seed)
+
+
+def _pair(v, name):
+    if isinstance(v, (int, np.integer)):
+        v = (int(v), int(v))
+    v = tuple(int(t) for t in v)
+    if len(v) != 2 or any(t < 0 for t in v) or (name != "padding" and any(t < 1 for t in v)):
+        raise ValueError(f"{name} must be a positive int or pair (padding: non-negative), got {v}")
+    return v
+
+
+def _wrap_like(original, restore, result: np.ndarray):
+    if _arrays.is_tensor(original):
+        return restore(np.ascontiguousarray(result))
+    return result if result.ndim else result[()]
+
+
+def _sig_bits(x: np.ndarray) -> int:
+    """The most significant bits any element of x has (53 for float64 at full precision)."""
+    finite = x[np.isfinite(x) & (x != 0)]
+    if finite.size == 0:
+        return 1
+    mant, _ = np.frexp(finite)
+    m = np.abs(mant) * 2.0**53  # an integer < 2**53
+    trailing = np.zeros(m.shape, np.int64)
+    mi = m.astype(np.uint64)
+    low = mi & (~mi + np.uint64(1))  # lowest set bit
+    trailing = np.log2(low.astype(np.float64)).astype(np.int64)
+    return int(53 - trailing.min())
+
+
+def _range_ok(A, B) -> bool:
+    """Products within float32's normal range (so float products are exact)."""
+    a = np.abs(A[np.isfinite(A) & (A != 0)])
+    b = np.abs(B[np.isfinite(B) & (B != 0)])
+    if a.size == 0 or b.size == 0:
+        return True
+    return a.min() * b.min() >= 2.0**-126 and a.max() * b.max() < 2.0**100 and np.isfinite(A).all() and np.isfinite(B).all()
+
+
+def _exact_span(A, B) -> int:
+    """Bits between the largest possible |sum| and the finest product quantum."""
+    a = A[np.isfinite(A) & (A != 0)]
+    b = B[np.isfinite(B) & (B != 0)]
+    if a.size == 0 or b.size == 0:
+        return 0
+    if not (np.isfinite(A).all() and np.isfinite(B).all()):
+        return 10**6
+    qa = np.frexp(a)[1] - _sig_bits(a)
+    qb = np.frexp(b)[1] - _sig_bits(b)
+    quantum = int(qa.min() + qb.min())
+    top = math.log2(np.abs(a).max() * np.abs(b).max() * A.shape[1]) + 1
+    return int(math.ceil(top)) - quantum

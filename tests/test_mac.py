@@ -1,0 +1,280 @@
+"""The MAC simulator against the per-operation exact reference, Berkeley SoftFloat, exact integers,
+and hand-computed counts."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import lowprec
+from lowprec import MAC
+from lowprec.mac_reference import mac_dot_reference, rto64
+
+OPERANDS = ["fp8_e4m3fn", "fp8_e5m2", "bf16", "fp16", "fp4_e2m1fn"]
+ACCS = ["fp16", "bf16", "fp32", "dlfloat16", "fp8_e5m2", "tf32"]
+
+
+def _operands(draw, m, k, n, fmt):
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    scale = draw(st.sampled_from([0.01, 1.0, 30.0]))
+    a = lowprec.quantize(rng.standard_normal((m, k)) * scale, fmt)
+    b = lowprec.quantize(rng.standard_normal((k, n)), fmt)
+    return a, b
+
+
+@settings(max_examples=40)
+@given(data=st.data(), operand=st.sampled_from(OPERANDS), acc=st.sampled_from(ACCS),
+       mul=st.sampled_from([None, "bf16", "fp16"]), chunk=st.sampled_from([None, 1, 3, 16]),
+       rounding=st.sampled_from(lowprec.ROUNDING_MODES), shape=st.tuples(st.integers(1, 3), st.integers(1, 40), st.integers(1, 20)),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_matmul_matches_the_per_operation_reference(data, operand, acc, mul, chunk, rounding, shape, dtype):
+    m, k, n = shape
+    a, b = _operands(data.draw, m, k, n, operand)
+    mac = MAC(mul=mul, acc=acc, chunk=chunk, rounding=rounding, seed=11)
+    got = mac.matmul(a.astype(dtype), b.astype(dtype))
+    assert got.dtype == dtype and got.shape == (m, n)
+    for i in range(m):
+        for j in range(n):
+            ref = mac_dot_reference(a[i], b[:, j], mul=mul, acc=acc, chunk=chunk, rounding=rounding, seed=11,
+                                    output_index=i * n + j)
+            g = float(got[i, j])
+            assert (g == ref and math.copysign(1, g) == math.copysign(1, ref)) or (math.isnan(g) and math.isnan(ref)), \
+                (i, j, g, ref)
+
+
+def test_rto64_is_round_to_odd():
+    from fractions import Fraction
+
+    assert rto64(Fraction(1) + Fraction(1, 2**60)) == 1 + 2**-52  # inexact, even truncation -> odd
+    assert rto64(Fraction(1)) == 1.0
+    assert rto64(-(Fraction(1) + Fraction(1, 2**60))) == -(1 + 2**-52)
+    assert rto64(Fraction(1) + Fraction(3, 2**53)) == 1 + 2**-52  # truncates to 1 + 2**-52, odd already
+
+
+# -- Berkeley SoftFloat (fp16) ----------------------------------------------------------------------
+SOFTFLOAT_MODES = {"nearest_even": "softfloat_round_near_even", "nearest_away": "softfloat_round_near_maxMag",
+                   "toward_zero": "softfloat_round_minMag", "up": "softfloat_round_max",
+                   "down": "softfloat_round_min", "odd": "softfloat_round_odd"}
+
+
+def _sf():
+    return pytest.importorskip("softfloat")
+
+
+def _f16(sf, x):
+    v = sf.float16_t()
+    v.v = int(np.array(x, np.float16).view(np.uint16))
+    return v
+
+
+def _val(r):
+    return float(np.array(r.v, np.uint16).view(np.float16))
+
+
+def _fp16_vectors(seed, n=300):
+    rng = np.random.default_rng(seed)
+    a = lowprec.quantize(rng.standard_normal(n) * rng.choice([1e-3, 1, 100], n), "fp16")
+    b = lowprec.quantize(rng.standard_normal(n), "fp16")
+    return a, b
+
+
+@pytest.mark.parametrize("mode", sorted(SOFTFLOAT_MODES))
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_fp16_sums_fma_chains_and_dots_match_softfloat(mode, seed):
+    sf = _sf()
+    sf.cvar.softfloat_roundingMode = getattr(sf, SOFTFLOAT_MODES[mode])
+    try:
+        a, b = _fp16_vectors(seed)
+        s = _f16(sf, 0.0)
+        for x in a:
+            s = sf.f16_add(s, _f16(sf, x))
+        assert MAC(acc="fp16", rounding=mode).sum(a) == _val(s)
+        s = _f16(sf, 0.0)
+        for x, y in zip(a, b):
+            s = sf.f16_mulAdd(_f16(sf, x), _f16(sf, y), s)
+        assert MAC(acc="fp16", fused=True, rounding=mode).dot(a, b) == _val(s)
+        s = _f16(sf, 0.0)
+        for x, y in zip(a, b):
+            s = sf.f16_add(s, sf.f16_mul(_f16(sf, x), _f16(sf, y)))
+        assert MAC(mul="fp16", acc="fp16", rounding=mode).dot(a, b) == _val(s)
+    finally:
+        sf.cvar.softfloat_roundingMode = sf.softfloat_round_near_even
+
+
+def test_the_float64_trap_of_the_issue():
+    # SoftFloat's fma(2**-24, 2**-24, 1024) rounded up is 1025: a float64 intermediate would say 1024
+    sf = _sf()
+    sf.cvar.softfloat_roundingMode = sf.softfloat_round_max
+    try:
+        r = sf.f16_mulAdd(_f16(sf, 2.0**-24), _f16(sf, 2.0**-24), _f16(sf, 1024.0))
+    finally:
+        sf.cvar.softfloat_roundingMode = sf.softfloat_round_near_even
+    mac = MAC(acc="fp16", fused=True, rounding="up")
+    assert _val(r) == 1025.0
+    assert mac.dot(np.array([1024.0, 2.0**-24]), np.array([1.0, 2.0**-24])) == 1025.0
+
+
+# -- orders, chunks, the swamping examples -------------------------------------------------------------
+def test_swamping_examples():
+    ones = np.ones(4096, np.float32)
+    assert MAC(acc="fp16").sum(ones) == 2048
+    assert MAC(acc="fp16", chunk=64).sum(ones) == 4096
+    assert MAC(acc="fp16", order="pairwise").sum(ones) == 4096
+    assert MAC(acc="fp16", order="kahan").sum(ones) == 4096
+    assert MAC(acc=None, out="fp32").sum(ones) == 4096
+
+
+def _pairwise_ref(values, acc, rounding):
+    from fractions import Fraction
+
+    level = [float(lowprec.quantize(np.array([v]), acc, rounding)[0]) for v in values]
+    while len(level) > 1:
+        nxt = [float(lowprec.quantize(np.array([rto64(Fraction(level[i]) + Fraction(level[i + 1]))]), acc, rounding)[0])
+               for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
+@pytest.mark.parametrize("rounding", ["nearest_even", "toward_zero", "up", "odd"])
+@pytest.mark.parametrize("k", [1, 2, 7, 64, 100])
+def test_pairwise_matches_its_definition(rounding, k):
+    rng = np.random.default_rng(k)
+    x = lowprec.quantize(rng.uniform(0, 1, k), "fp16")
+    got = MAC(acc="fp16", order="pairwise", rounding=rounding).sum(x)
+    assert got == _pairwise_ref(x, "fp16", rounding)
+
+
+def test_kahan_beats_sequential_in_bf16():
+    x = lowprec.quantize(np.random.default_rng(0).uniform(0, 1, 5000), "bf16")
+    exact = math.fsum(x)
+    seq = MAC(acc="bf16").sum(x)
+    kahan = MAC(acc="bf16", order="kahan").sum(x)
+    assert abs(kahan - exact) < abs(seq - exact) / 10
+
+
+def test_stochastic_accumulation_is_seeded_and_thread_independent():
+    rng = np.random.default_rng(0)
+    a = lowprec.quantize(rng.standard_normal((64, 256)), "fp8_e4m3fn")
+    b = lowprec.quantize(rng.standard_normal((256, 48)), "fp8_e4m3fn")
+    lowprec.set_num_threads(1)
+    one = MAC(acc="bf16", rounding="stochastic", seed=3).matmul(a, b)
+    lowprec.set_num_threads(2)
+    two = MAC(acc="bf16", rounding="stochastic", seed=3).matmul(a, b)
+    np.testing.assert_array_equal(one, two)
+    assert (MAC(acc="bf16", rounding="stochastic", seed=4).matmul(a, b) != one).any()
+    # unbiased: the mean over seeds of a long ones-sum in bf16 approaches the exact sum
+    sums = [MAC(acc="bf16", rounding="stochastic", seed=s).sum(np.full(2048, np.float32(0.1))) for s in range(40)]
+    assert abs(np.mean(sums) - 204.8) < 3  # sequential nearest gives 256 or less: far off
+
+
+def test_batched_matmul_and_vectors_follow_numpy_semantics():
+    rng = np.random.default_rng(2)
+    a = lowprec.quantize(rng.standard_normal((3, 1, 4, 5)), "bf16")
+    b = lowprec.quantize(rng.standard_normal((2, 5, 6)), "bf16")
+    mac = MAC(acc=None)
+    got = mac.matmul(a, b)
+    np.testing.assert_array_equal(got, np.matmul(a, b))  # exact accumulation of exact products
+    assert got.shape == (3, 2, 4, 6)
+    v = lowprec.quantize(rng.standard_normal(5), "bf16")
+    assert mac.matmul(a[0, 0], v).shape == (4,)
+    assert mac.matmul(v, b[0]).shape == (6,)
+    assert np.isscalar(mac.dot(v, v)) or mac.dot(v, v).shape == ()
+
+
+def test_conv2d_and_conv1d_match_torch_with_exact_accumulation():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    x = lowprec.quantize(rng.standard_normal((2, 4, 9, 8)), "fp8_e4m3fn").astype(np.float32)
+    w = lowprec.quantize(rng.standard_normal((6, 2, 3, 2)), "fp8_e4m3fn").astype(np.float32)
+    mac = MAC(acc=None, out="fp32")
+    got = mac.conv2d(torch.from_numpy(x), torch.from_numpy(w), stride=(2, 1), padding=1, dilation=(1, 2), groups=2)
+    ref = torch.nn.functional.conv2d(torch.from_numpy(x).double(), torch.from_numpy(w).double(), stride=(2, 1),
+                                     padding=1, dilation=(1, 2), groups=2).float()
+    assert isinstance(got, torch.Tensor) and torch.equal(got, ref)
+    x1 = x[:, :, 0, :]
+    w1 = w[:, :, 0, :]
+    got1 = mac.conv1d(x1, w1, stride=2, padding=1, groups=2)
+    ref1 = torch.nn.functional.conv1d(torch.from_numpy(x1).double(), torch.from_numpy(w1).double(), stride=2,
+                                      padding=1, groups=2).float().numpy()
+    np.testing.assert_array_equal(got1, ref1)
+
+
+# -- integer MACs -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("overflow", ["wrap", "saturate"])
+@pytest.mark.parametrize("width", [16, 24, 32])
+def test_int8_products_into_narrow_accumulators(overflow, width):
+    rng = np.random.default_rng(width)
+    a = rng.integers(-128, 128, (3, 600)).astype(np.float64)
+    b = rng.integers(-128, 128, (600, 4)).astype(np.float64)
+    acc = lowprec.FixedFormat(width, 0, overflow=overflow)
+    mac = MAC(acc=acc)
+    got = mac.matmul(a, b)
+    lo, hi = -(2 ** (width - 1)), 2 ** (width - 1) - 1
+    events = 0
+    for i in range(3):
+        for j in range(4):
+            s = 0
+            for t in range(600):
+                s += int(a[i, t]) * int(b[t, j])
+                if s > hi or s < lo:
+                    events += 1
+                    s = ((s - lo) % 2**width + lo) if overflow == "wrap" else min(max(s, lo), hi)
+            assert got[i, j] == s
+    assert mac.counts["overflows"] == events
+    if width == 16:
+        assert events > 0
+
+
+# -- counts -------------------------------------------------------------------------------------------
+def test_counts_by_hand():
+    a = np.array([[1.0, 0.0, 2.0], [0.0, 0.0, 1.0]])
+    b = np.array([[1.0, 2.0], [3.0, 0.0], [0.0, 1.0]])
+    mac = MAC(mul="bf16", acc="fp16", chunk=2, inputs="fp8_e4m3fn")
+    mac.matmul(a, b)
+    c = mac.counts
+    assert c["mul"]["bf16"] == 12 and c["add"]["fp16"] == 12 + 4 * 2  # 12 MACs; 2 chunk sums for each of 4 outputs
+    # nonzero products: column t of a times row t of b: t=0: 1*2, t=1: 0*1, t=2: 2*1 -> 4 of 12
+    assert c["zero_products"] == 8
+    assert c["elements_read"] == 12 and c["bits_read"] == 12 * 8
+    assert c["elements_written"] == 4 and c["bits_written"] == 4 * 16
+    mac.reset_counts()
+    assert mac.counts["add"] == {}
+
+
+# -- specials and bad input -----------------------------------------------------------------------------
+def test_nan_and_inf_propagate_as_the_accumulator_says():
+    assert math.isnan(MAC(acc="fp16").sum(np.array([1.0, np.nan, 2.0])))
+    assert MAC(acc="fp16").sum(np.array([60000.0, 60000.0])) == np.inf
+    assert math.isnan(MAC(acc="fp16").sum(np.array([np.inf, -np.inf])))
+    sat = lowprec.FloatFormat(5, 10, overflow="saturate")
+    assert MAC(acc=sat).sum(np.array([60000.0, 60000.0])) == 65504
+    assert math.isnan(MAC(acc="fp8_e4m3fn").sum(np.array([400.0, 400.0])))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(chunk=0), "chunk"),
+    (dict(chunk=2.5), "chunk"),
+    (dict(order="tree"), "order"),
+    (dict(fused=True, mul="fp16"), "fused"),
+    (dict(rounding="nearest"), "rounding"),
+    (dict(acc="fp16", chunk_acc="int16"), "chunk_acc"),
+    (dict(acc="fp64"), "too wide"),
+    (dict(rounding="stochastic", rbits=40), "rbits"),
+])
+def test_bad_configurations(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MAC(**kwargs)
+
+
+def test_shape_mismatches_name_both_shapes():
+    with pytest.raises(ValueError, match=r"\(3, 4\).*\(5, 2\)"):
+        MAC().matmul(np.ones((3, 4)), np.ones((5, 2)))
+    with pytest.raises(ValueError, match=r"\(3,\).*\(4,\)"):
+        MAC().dot(np.ones(3), np.ones(4))
+    with pytest.raises(ValueError, match="26 significant bits"):
+        MAC(acc="fp32").dot(np.array([1 / 3]), np.array([1.0]))
+    with pytest.raises(TypeError):
+        MAC().matmul(np.ones((2, 2), int), np.ones((2, 2)))
