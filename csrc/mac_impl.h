@@ -71,71 +71,88 @@ static inline LP_ALWAYS_INLINE FT CAT(mac_q_, SFX)(FT x, const lp_qparams *p, co
     return CAT(from_bits_, SFX)(CAT(round_one_, SFX)(CAT(to_bits_, SFX)(x), p, mode, 0, 0, rnd));
 }
 
-static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *arow, const FT *b, FT *crow, int64_t k,
-                                                int64_t n, int64_t j0, const int tw, const lp_macparams *mp,
-                                                const int mode, const int has_mul, const int chunked,
-                                                uint64_t o0)
+/* A tile: R rows (a constant, 4 or 1) x tw columns. The R rows' accumulators are independent chains
+ * of dependent roundings; interleaving them lets the processor overlap their latencies. */
+static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b, FT *c, int64_t i0, int64_t k,
+                                                        int64_t n, int64_t j0, const int tw, const int R,
+                                                        const lp_macparams *mp, const int mode,
+                                                        const int has_mul, const int chunked)
 {
-    FT s[LP_MAC_TILE], tot[LP_MAC_TILE];
+    FT s[4][LP_MAC_TILE], tot[4][LP_MAC_TILE];
     const int sr = mode == LP_STOCHASTIC;
     /* local copies: the rounding selects between their fields per lane, which vectorizes only for
        values the compiler knows cannot change */
     const lp_qparams mulp = has_mul ? *mp->mul : *mp->acc, accp = *mp->acc, chunkp = *mp->chunk_acc,
                      outp = *mp->out;
-    for (int j = 0; j < tw; j++)
-        s[j] = tot[j] = 0.0;
+    const uint64_t steps = (uint64_t)(k + 1);
+    for (int r = 0; r < R; r++)
+        for (int j = 0; j < tw; j++)
+            s[r][j] = tot[r][j] = 0.0;
     for (int64_t t = 0; t < k; t++) {
-        const FT av = arow[t];
         const FT *brow = b + t * n + j0;
-        for (int j = 0; j < tw; j++) {
-            uint64_t ctr = (o0 + (uint64_t)j) * (uint64_t)(k + 1) + (uint64_t)t;
-            FT p = av * brow[j];
-            if (has_mul)
-                p = CAT(mac_q_, SFX)(p, &mulp, mode, sr ? lp_draw32(mp->seed, ctr, 0) : 0);
-            s[j] = CAT(mac_q_, SFX)(CAT(add_rto_, SFX)(s[j], p, mode == LP_DOWN), &accp, mode, sr ? lp_draw32(mp->seed, ctr, 1) : 0);
+        for (int r = 0; r < R; r++) {
+            const FT av = a[(i0 + r) * k + t];
+            const uint64_t o0 = mp->offset + (uint64_t)((i0 + r) * n + j0);
+            for (int j = 0; j < tw; j++) {
+                uint64_t ctr = (o0 + (uint64_t)j) * steps + (uint64_t)t;
+                FT p = av * brow[j];
+                if (has_mul)
+                    p = CAT(mac_q_, SFX)(p, &mulp, mode, sr ? lp_draw32(mp->seed, ctr, 0) : 0);
+                s[r][j] = CAT(mac_q_, SFX)(CAT(add_rto_, SFX)(s[r][j], p, mode == LP_DOWN), &accp, mode,
+                                           sr ? lp_draw32(mp->seed, ctr, 1) : 0);
+            }
         }
         if (chunked && ((t + 1) % mp->chunk == 0 || t + 1 == k)) {
-            for (int j = 0; j < tw; j++) {
-                uint64_t ctr = (o0 + (uint64_t)j) * (uint64_t)(k + 1) + (uint64_t)t;
-                tot[j] = CAT(mac_q_, SFX)(CAT(add_rto_, SFX)(tot[j], s[j], mode == LP_DOWN), &chunkp, mode,
-                                          sr ? lp_draw32(mp->seed, ctr, 2) : 0);
-                s[j] = 0.0;
+            for (int r = 0; r < R; r++) {
+                const uint64_t o0 = mp->offset + (uint64_t)((i0 + r) * n + j0);
+                for (int j = 0; j < tw; j++) {
+                    uint64_t ctr = (o0 + (uint64_t)j) * steps + (uint64_t)t;
+                    tot[r][j] = CAT(mac_q_, SFX)(CAT(add_rto_, SFX)(tot[r][j], s[r][j], mode == LP_DOWN), &chunkp,
+                                                 mode, sr ? lp_draw32(mp->seed, ctr, 2) : 0);
+                    s[r][j] = 0.0;
+                }
             }
         }
     }
-    for (int j = 0; j < tw; j++) {
-        uint64_t ctr = (o0 + (uint64_t)j) * (uint64_t)(k + 1) + (uint64_t)k;
-        FT r = chunked ? tot[j] : s[j];
-        crow[j0 + j] = CAT(mac_q_, SFX)(r, &outp, mode, sr ? lp_draw32(mp->seed, ctr, 3) : 0);
+    for (int r = 0; r < R; r++) {
+        const uint64_t o0 = mp->offset + (uint64_t)((i0 + r) * n + j0);
+        for (int j = 0; j < tw; j++) {
+            uint64_t ctr = (o0 + (uint64_t)j) * steps + (uint64_t)k;
+            FT v = chunked ? tot[r][j] : s[r][j];
+            c[(i0 + r) * n + j0 + j] = CAT(mac_q_, SFX)(v, &outp, mode, sr ? lp_draw32(mp->seed, ctr, 3) : 0);
+        }
     }
 }
 
-/* One output row, every column; specialized on the mode and on the presence of a product rounding
+/* R rows from i0, every column; specialized on the mode and on the presence of a product rounding
  * and of chunks, so that the inner loops carry no per-element branches. */
-#define LP_MAC_ROW(MODE, MUL, CHUNKED)                                                              \
+#define LP_MAC_ROWS(MODE, MUL, CHUNKED)                                                             \
     do {                                                                                            \
         int64_t j0 = 0;                                                                             \
         for (; j0 + LP_MAC_TILE <= n; j0 += LP_MAC_TILE)                                            \
-            CAT(mac_tile_, SFX)(arow, b, crow, k, n, j0, LP_MAC_TILE, mp, MODE, MUL, CHUNKED,       \
-                        mp->offset + (uint64_t)(i * n + j0));                                                    \
+            if (R == 4)                                                                             \
+                CAT(mac_tile_, SFX)(a, b, c, i0, k, n, j0, LP_MAC_TILE, 4, mp, MODE, MUL, CHUNKED); \
+            else                                                                                    \
+                CAT(mac_tile_, SFX)(a, b, c, i0, k, n, j0, LP_MAC_TILE, 1, mp, MODE, MUL, CHUNKED); \
         if (j0 < n)                                                                                 \
-            CAT(mac_tile_, SFX)(arow, b, crow, k, n, j0, (int)(n - j0), mp, MODE, MUL, CHUNKED,     \
-                        mp->offset + (uint64_t)(i * n + j0));                                                    \
+            for (int r = 0; r < R; r++)                                                             \
+                CAT(mac_tile_, SFX)(a, b, c, i0 + r, k, n, j0, (int)(n - j0), 1, mp, MODE, MUL, CHUNKED); \
     } while (0)
 
 #define LP_MAC_MODES(MUL, CHUNKED)                                                                  \
     switch (mp->mode) {                                                                             \
-    case LP_NEAREST_EVEN: LP_MAC_ROW(LP_NEAREST_EVEN, MUL, CHUNKED); break;                         \
-    case LP_NEAREST_AWAY: LP_MAC_ROW(LP_NEAREST_AWAY, MUL, CHUNKED); break;                         \
-    case LP_TOWARD_ZERO: LP_MAC_ROW(LP_TOWARD_ZERO, MUL, CHUNKED); break;                           \
-    case LP_UP: LP_MAC_ROW(LP_UP, MUL, CHUNKED); break;                                             \
-    case LP_DOWN: LP_MAC_ROW(LP_DOWN, MUL, CHUNKED); break;                                         \
-    case LP_ODD: LP_MAC_ROW(LP_ODD, MUL, CHUNKED); break;                                           \
-    default: LP_MAC_ROW(LP_STOCHASTIC, MUL, CHUNKED); break;                                        \
+    case LP_NEAREST_EVEN: LP_MAC_ROWS(LP_NEAREST_EVEN, MUL, CHUNKED); break;                        \
+    case LP_NEAREST_AWAY: LP_MAC_ROWS(LP_NEAREST_AWAY, MUL, CHUNKED); break;                        \
+    case LP_TOWARD_ZERO: LP_MAC_ROWS(LP_TOWARD_ZERO, MUL, CHUNKED); break;                          \
+    case LP_UP: LP_MAC_ROWS(LP_UP, MUL, CHUNKED); break;                                            \
+    case LP_DOWN: LP_MAC_ROWS(LP_DOWN, MUL, CHUNKED); break;                                        \
+    case LP_ODD: LP_MAC_ROWS(LP_ODD, MUL, CHUNKED); break;                                          \
+    default: LP_MAC_ROWS(LP_STOCHASTIC, MUL, CHUNKED); break;                                       \
     }
 
-LP_CLONES static void CAT(mac_row_, SFX)(const FT *arow, const FT *b, FT *crow, int64_t i, int64_t k,
-                                          int64_t n, const lp_macparams *mp)
+/* R (4 or 1) output rows from i0. */
+LP_CLONES static void CAT(mac_rows_, SFX)(const FT *a, const FT *b, FT *c, int64_t i0, int R, int64_t k,
+                                           int64_t n, const lp_macparams *mp)
 {
     const int has_mul = mp->mul != NULL, chunked = mp->chunk > 0;
     if (has_mul && chunked)
@@ -151,16 +168,23 @@ LP_CLONES static void CAT(mac_row_, SFX)(const FT *arow, const FT *b, FT *crow, 
 void CAT(lp_mac_matmul_, SFX)(const FT *a, const FT *b, FT *c, int64_t m, int64_t k, int64_t n,
                               const lp_macparams *mp, int nthreads)
 {
+    int64_t blocks = (m + 3) / 4;
     if (nthreads < 1 || m * n * k < 65536)
         nthreads = 1;
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
 #endif
-    for (int64_t i = 0; i < m; i++)
-        CAT(mac_row_, SFX)(a + i * k, b, c + i * n, i, k, n, mp);
+    for (int64_t blk = 0; blk < blocks; blk++) {
+        int64_t i0 = 4 * blk;
+        if (i0 + 4 <= m)
+            CAT(mac_rows_, SFX)(a, b, c, i0, 4, k, n, mp);
+        else
+            for (int64_t i = i0; i < m; i++)
+                CAT(mac_rows_, SFX)(a, b, c, i, 1, k, n, mp);
+    }
 }
 
-#undef LP_MAC_ROW
+#undef LP_MAC_ROWS
 #undef LP_MAC_MODES
 #undef MAC_ONE
 #undef MAC_EXP_MASK

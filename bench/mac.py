@@ -1,0 +1,87 @@
+"""MAC-simulator throughput: a 256x1024 @ 1024x256 matmul with fp8_e4m3fn inputs.
+
+Prints, from one run: native float32 np.matmul, a numpy loop that rounds after every k-step (one
+vectorized call per k, the way one emulates an accumulator without lowprec), and lowprec.MAC with
+fp16 accumulation (sequential, chunk 64, fused and unfused, stochastic), on 1 and 2 threads, in
+G emulated MAC/s and as ratios. Usage: python bench/mac.py [--repeat R]
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+import lowprec
+
+M, K, N = 256, 1024, 256
+
+
+def best(fn, repeat):
+    fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def numpy_loop(a, b):
+    """What one writes without lowprec: round the accumulator to fp16 after every k-step with numpy's
+    float16 cast, one vectorized call per k (and double rounding through float32 at that)."""
+    s = np.zeros((a.shape[0], b.shape[1]), np.float32)
+    for t in range(a.shape[1]):
+        s = (s + np.multiply.outer(a[:, t], b[t])).astype(np.float16).astype(np.float32)
+    return s
+
+
+def quantize_loop(a, b):
+    """The same loop with lowprec.quantize as the rounding step (bit-exact fp16 of the float32 sum)."""
+    s = np.zeros((a.shape[0], b.shape[1]), np.float32)
+    for t in range(a.shape[1]):
+        s = lowprec.quantize(s + np.multiply.outer(a[:, t], b[t]), "fp16")
+    return s
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    a = lowprec.quantize(rng.standard_normal((M, K)).astype(np.float32), "fp8_e4m3fn")
+    b = lowprec.quantize(rng.standard_normal((K, N)).astype(np.float32), "fp8_e4m3fn")
+    macs = M * K * N
+    rows = []
+    native = macs / best(lambda: np.matmul(a, b), args.repeat)
+    rows.append(("np.matmul float32 (native)", native))
+    lowprec.set_num_threads(1)
+    loop = macs / best(lambda: numpy_loop(a, b), 1)
+    rows.append(("numpy loop, astype(float16) per k-step", loop))
+    rows.append(("numpy loop, lowprec.quantize per k-step (1 thread)", macs / best(lambda: quantize_loop(a, b), 1)))
+    configs = [
+        ("fp16 sequential nearest_even", dict(acc="fp16")),
+        ("fp16 chunk 64 nearest_even", dict(acc="fp16", chunk=64)),
+        ("fp16 fused (FMA) nearest_even", dict(acc="fp16", fused=True)),
+        ("fp16 unfused (mul fp16) nearest_even", dict(mul="fp16", acc="fp16")),
+        ("fp16 sequential stochastic", dict(acc="fp16", rounding="stochastic", seed=1)),
+    ]
+    results = {}
+    for threads in (1, 2):
+        lowprec.set_num_threads(threads)
+        for label, kw in configs:
+            mac = lowprec.MAC(**kw)
+            r = macs / best(lambda: mac.matmul(a, b), args.repeat)
+            results[(threads, label)] = r
+            rows.append((f"lowprec {label} ({threads} thread{'s' if threads > 1 else ''})", r))
+    width = max(len(r[0]) for r in rows)
+    print(f"{M}x{K} @ {K}x{N} fp8_e4m3fn matmul ({macs / 1e6:.0f} M MACs); G MAC/s, ratio to the numpy loop, "
+          "ratio to native np.matmul")
+    for label, r in rows:
+        print(f"{label:<{width}}  {r / 1e9:8.3f}  {r / loop:7.1f}x loop  {r / native:8.4f}x native")
+    seq2 = results[(2, "fp16 sequential nearest_even")]
+    print(f"\ntarget: fp16 sequential nearest_even, 2 threads: {seq2 / 1e9:.2f} G MAC/s (>= 1), "
+          f"{seq2 / loop:.1f}x the numpy loop (>= 10)")
+
+
+if __name__ == "__main__":
+    main()
