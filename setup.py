@@ -14,10 +14,11 @@ setup(
     package_data={"lowprec.format_data": ["*.toml"]},
     setup_requires=["cffi>=1.15"],
     cffi_modules=["csrc/build_ffi.py:ffibuilder"],
-    install_requires=["numpy>=1.24", "cffi>=1.15"],
+    install_requires=["numpy>=2.0", "cffi>=1.15", "tqdm"],
     extras_require={
         "torch": ["torch>=2.2"],
-        "test": ["pytest", "hypothesis", "ml_dtypes>=0.5", "gfloat>=0.5"],
+        "plot": ["matplotlib"],
+        "test": ["pytest", "hypothesis", "ml_dtypes>=0.5", "gfloat>=0.5", "softfloat", "matplotlib"],
     },
     entry_points={"console_scripts": ["lowprec=lowprec.cli:main"]},
     zip_safe=False,

@@ -6,6 +6,7 @@ thread count of the C core.
 """
 
 from . import formats
+from .bitmac import binary_matmul, ternary_matmul
 from .codec import decode, encode
 from .formats import FixedFormat, FloatFormat
 from .mac import MAC
@@ -17,5 +18,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FloatFormat", "FixedFormat", "formats", "quantize", "encode", "decode", "ROUNDING_MODES", "MAC",
+    "binary_matmul", "ternary_matmul",
     "set_num_threads", "get_num_threads",
 ]

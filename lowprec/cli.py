@@ -1,8 +1,9 @@
 """The ``lowprec`` command (also ``python -m lowprec``).
 
-Subcommands so far: ``formats`` (the table of named formats, or one format with its code table) and
+Subcommands so far: ``formats`` (the table of named formats, or one format with its code table),
 ``demo`` (the format table, then an embedded sample quantized to each format, with error
-statistics). Studies (swamping, accuracy, energy) arrive with the MAC simulator and cost model.
+statistics) and ``swamping`` (the swamping study of lowprec.sims.swamping). The accuracy and energy
+studies arrive with the torch layers and the cost model.
 """
 
 from __future__ import annotations
@@ -95,6 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     p_formats.add_argument("name", nargs="?", help="a format name: show its parameters and (<= 8 bits) code table")
     p_demo = sub.add_parser("demo", help="format table and an embedded sample quantized to every format")
     p_demo.add_argument("--rounding", default="nearest_even", choices=ROUNDING_MODES)
+    sub.add_parser("swamping", help="the swamping study (CSV and PNG); options: lowprec swamping --help",
+                   add_help=False)
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv and argv[0] == "swamping":
+        from .sims import swamping
+
+        return swamping.main(argv[1:])
     args = parser.parse_args(argv)
     try:
         if args.command == "formats":

@@ -278,3 +278,51 @@ def test_shape_mismatches_name_both_shapes():
         MAC(acc="fp32").dot(np.array([1 / 3]), np.array([1.0]))
     with pytest.raises(TypeError):
         MAC().matmul(np.ones((2, 2), int), np.ones((2, 2)))
+
+
+# -- binary and ternary MACs -----------------------------------------------------------------------------
+@pytest.mark.parametrize("k", [1, 7, 8, 9, 64, 100])
+def test_binary_matmul_is_the_dot_product_of_the_signs(k):
+    rng = np.random.default_rng(k)
+    a = rng.choice([-1.0, 1.0], (5, k))
+    b = rng.choice([-1.0, 1.0], (k, 3))
+    counts = {}
+    got = lowprec.binary_matmul(a, b, counts=counts)
+    np.testing.assert_array_equal(got, (a @ b).astype(np.int64))
+    assert counts["xnor_bytes"] == 5 * 3 * math.ceil(k / 8)
+
+
+@pytest.mark.parametrize("k", [1, 7, 64, 100])
+def test_ternary_matmul_skips_zero_products(k):
+    rng = np.random.default_rng(k)
+    a = rng.choice([-1.0, 0.0, 1.0], (4, k))
+    b = rng.choice([-1.0, 0.0, 1.0], (k, 6))
+    counts = {}
+    got = lowprec.ternary_matmul(a, b, counts=counts)
+    np.testing.assert_array_equal(got, (a @ b).astype(np.int64))
+    executed = int(((a != 0).astype(int) @ (b != 0).astype(int)).sum())
+    assert counts["products"] == executed and counts["zero_products"] == 4 * 6 * k - executed
+
+
+def test_bit_macs_refuse_other_values():
+    with pytest.raises(ValueError, match="only -1, 1"):
+        lowprec.binary_matmul(np.array([[0.5, 1.0]]), np.ones((2, 1)))
+    with pytest.raises(ValueError, match="only -1, 0, 1"):
+        lowprec.ternary_matmul(np.array([[2.0]]), np.ones((1, 1)))
+    with pytest.raises(ValueError, match=r"\(1, 2\).*\(3, 1\)"):
+        lowprec.binary_matmul(np.ones((1, 2)), np.ones((3, 1)))
+
+
+def test_swamping_study_writes_complete_results(tmp_path):
+    from lowprec.sims import swamping
+
+    assert swamping.main(["--out", str(tmp_path), "--min-log2", "6", "--max-log2", "12", "--dist", "ones",
+                          "--acc", "fp16", "bf16", "--chunks", "64", "--quiet"]) == 0
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "swamping.csv")))
+    by = {(r["acc"], r["order"], int(r["n"])): float(r["sum"]) for r in rows}
+    assert by[("fp16", "sequential", 4096)] == 2048 and by[("fp16", "chunk 64", 4096)] == 4096
+    assert by[("bf16", "sequential", 4096)] == 256  # bf16 stops at 2**8
+    assert (tmp_path / "swamping.png").stat().st_size > 10000
+    assert not list(tmp_path.glob(".*tmp"))
