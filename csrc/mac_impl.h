@@ -71,10 +71,13 @@ static inline LP_ALWAYS_INLINE FT CAT(mac_q_, SFX)(FT x, const lp_qparams *p, co
     return CAT(from_bits_, SFX)(CAT(round_one_, SFX)(CAT(to_bits_, SFX)(x), p, mode, 0, 0, rnd));
 }
 
-/* A tile: R rows (a constant, 4 or 1) x tw columns. The R rows' accumulators are independent chains
- * of dependent roundings; interleaving them lets the processor overlap their latencies. */
+/* A tile: R = 4 rows x tw = LP_MAC_TILE columns (the caller pads to whole tiles). The rows'
+ * accumulators are independent chains of dependent roundings; interleaving them lets the processor
+ * overlap their latencies. Output (i, j) draws its random bits as output offset + i * ldo + j. */
+#define R 4
+#define tw LP_MAC_TILE
 static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b, FT *c, int64_t i0, int64_t k,
-                                                        int64_t n, int64_t j0, const int tw, const int R,
+                                                        int64_t n, int64_t j0, int64_t ldo,
                                                         const lp_macparams *mp, const int mode,
                                                         const int has_mul, const int chunked)
 {
@@ -92,7 +95,7 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
         const FT *brow = b + t * n + j0;
         for (int r = 0; r < R; r++) {
             const FT av = a[(i0 + r) * k + t];
-            const uint64_t o0 = mp->offset + (uint64_t)((i0 + r) * n + j0);
+            const uint64_t o0 = mp->offset + (uint64_t)((i0 + r) * ldo + j0);
             for (int j = 0; j < tw; j++) {
                 uint64_t ctr = (o0 + (uint64_t)j) * steps + (uint64_t)t;
                 FT p = av * brow[j];
@@ -104,7 +107,7 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
         }
         if (chunked && ((t + 1) % mp->chunk == 0 || t + 1 == k)) {
             for (int r = 0; r < R; r++) {
-                const uint64_t o0 = mp->offset + (uint64_t)((i0 + r) * n + j0);
+                const uint64_t o0 = mp->offset + (uint64_t)((i0 + r) * ldo + j0);
                 for (int j = 0; j < tw; j++) {
                     uint64_t ctr = (o0 + (uint64_t)j) * steps + (uint64_t)t;
                     tot[r][j] = CAT(mac_q_, SFX)(CAT(add_rto_, SFX)(tot[r][j], s[r][j], mode == LP_DOWN), &chunkp,
@@ -115,7 +118,7 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
         }
     }
     for (int r = 0; r < R; r++) {
-        const uint64_t o0 = mp->offset + (uint64_t)((i0 + r) * n + j0);
+        const uint64_t o0 = mp->offset + (uint64_t)((i0 + r) * ldo + j0);
         for (int j = 0; j < tw; j++) {
             uint64_t ctr = (o0 + (uint64_t)j) * steps + (uint64_t)k;
             FT v = chunked ? tot[r][j] : s[r][j];
@@ -123,21 +126,14 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
         }
     }
 }
+#undef R
+#undef tw
 
-/* R rows from i0, every column; specialized on the mode and on the presence of a product rounding
- * and of chunks, so that the inner loops carry no per-element branches. */
+/* Four rows from i0, every column; specialized on the mode and on the presence of a product
+ * rounding and of chunks, so that the inner loops carry no per-element branches. */
 #define LP_MAC_ROWS(MODE, MUL, CHUNKED)                                                             \
-    do {                                                                                            \
-        int64_t j0 = 0;                                                                             \
-        for (; j0 + LP_MAC_TILE <= n; j0 += LP_MAC_TILE)                                            \
-            if (R == 4)                                                                             \
-                CAT(mac_tile_, SFX)(a, b, c, i0, k, n, j0, LP_MAC_TILE, 4, mp, MODE, MUL, CHUNKED); \
-            else                                                                                    \
-                CAT(mac_tile_, SFX)(a, b, c, i0, k, n, j0, LP_MAC_TILE, 1, mp, MODE, MUL, CHUNKED); \
-        if (j0 < n)                                                                                 \
-            for (int r = 0; r < R; r++)                                                             \
-                CAT(mac_tile_, SFX)(a, b, c, i0 + r, k, n, j0, (int)(n - j0), 1, mp, MODE, MUL, CHUNKED); \
-    } while (0)
+    for (int64_t j0 = 0; j0 < n; j0 += LP_MAC_TILE)                                                 \
+        CAT(mac_tile_, SFX)(a, b, c, i0, k, n, j0, ldo, mp, MODE, MUL, CHUNKED);
 
 #define LP_MAC_MODES(MUL, CHUNKED)                                                                  \
     switch (mp->mode) {                                                                             \
@@ -150,9 +146,8 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
     default: LP_MAC_ROWS(LP_STOCHASTIC, MUL, CHUNKED); break;                                       \
     }
 
-/* R (4 or 1) output rows from i0. */
-LP_CLONES static void CAT(mac_rows_, SFX)(const FT *a, const FT *b, FT *c, int64_t i0, int R, int64_t k,
-                                           int64_t n, const lp_macparams *mp)
+MAC_CLONES static void CAT(mac_rows_, SFX)(const FT *a, const FT *b, FT *c, int64_t i0, int64_t k, int64_t n,
+                                            int64_t ldo, const lp_macparams *mp)
 {
     const int has_mul = mp->mul != NULL, chunked = mp->chunk > 0;
     if (has_mul && chunked)
@@ -165,23 +160,19 @@ LP_CLONES static void CAT(mac_rows_, SFX)(const FT *a, const FT *b, FT *c, int64
         LP_MAC_MODES(0, 0)
 }
 
-void CAT(lp_mac_matmul_, SFX)(const FT *a, const FT *b, FT *c, int64_t m, int64_t k, int64_t n,
-                              const lp_macparams *mp, int nthreads)
+int CAT(lp_mac_matmul_, SFX)(const FT *a, const FT *b, FT *c, int64_t m, int64_t k, int64_t n, int64_t ldo,
+                             const lp_macparams *mp, int nthreads)
 {
-    int64_t blocks = (m + 3) / 4;
+    if (m % 4 || n % LP_MAC_TILE || m < 0 || k < 0 || n < 0 || ldo < 0)
+        return -1;
     if (nthreads < 1 || m * n * k < 65536)
         nthreads = 1;
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
 #endif
-    for (int64_t blk = 0; blk < blocks; blk++) {
-        int64_t i0 = 4 * blk;
-        if (i0 + 4 <= m)
-            CAT(mac_rows_, SFX)(a, b, c, i0, 4, k, n, mp);
-        else
-            for (int64_t i = i0; i < m; i++)
-                CAT(mac_rows_, SFX)(a, b, c, i, 1, k, n, mp);
-    }
+    for (int64_t i0 = 0; i0 < m; i0 += 4)
+        CAT(mac_rows_, SFX)(a, b, c, i0, k, n, ldo, mp);
+    return 0;
 }
 
 #undef LP_MAC_ROWS

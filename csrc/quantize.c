@@ -21,10 +21,10 @@ enum { LP_SR_EXACT_FAST = 100, LP_SR_K_FAST = 101 };
 #define LP_ALWAYS_INLINE
 #endif
 
-/* Runtime dispatch: x86-64 builds carry an AVX2 and an AVX-512 clone of the hot loops next to the
- * baseline one; the loader picks by CPU. Elsewhere the baseline (e.g. NEON on aarch64) is used. */
+/* Runtime dispatch: x86-64 builds carry an AVX2 clone of the hot loops next to the baseline one; the
+ * loader picks by CPU. Elsewhere the baseline (e.g. NEON on aarch64) is used. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(LP_NO_CLONES)
-#define LP_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#define LP_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define LP_CLONES
 #endif
@@ -155,7 +155,9 @@ int lp_have_openmp(void)
 #define PER_CTR 4
 #define SFX f32
 #include "quantize_impl.h"
+#define MAC_CLONES LP_CLONES
 #include "mac_impl.h"
+#undef MAC_CLONES
 #undef UT
 #undef SIGNED_T
 #undef IT
@@ -174,4 +176,5 @@ int lp_have_openmp(void)
 #define PER_CTR 2
 #define SFX f64
 #include "quantize_impl.h"
+#define MAC_CLONES /* scalar: 64-bit lanes do not vectorize well on AVX2 */
 #include "mac_impl.h"

@@ -276,14 +276,22 @@ class MAC:
         mp.mode = self.mode
         mp.seed = self.seed
         mp.offset = self._offset
-        a = np.ascontiguousarray(A, dtype)
-        b = np.ascontiguousarray(B, dtype)
-        c = np.empty((A.shape[0], B.shape[1]), dtype)
+        m, k = A.shape
+        n = B.shape[1]
+        # the kernel takes whole tiles of 4 rows and 16 columns: pad with zeros, drop the padding
+        mp_, np_ = -(-m // 4) * 4, -(-n // 16) * 16
+        a = np.zeros((mp_, k), dtype)
+        a[:m] = A
+        b = np.zeros((k, np_), dtype)
+        b[:, :n] = B
+        c = np.empty((mp_, np_), dtype)
         ctype = "float[]" if use32 else "double[]"
         fn = lib.lp_mac_matmul_f32 if use32 else lib.lp_mac_matmul_f64
-        fn(ffi.from_buffer(ctype, a), ffi.from_buffer(ctype, b), ffi.from_buffer(ctype, c, require_writable=True),
-           A.shape[0], A.shape[1], B.shape[1], mp, get_num_threads())
-        return c.astype(np.float64)
+        rc = fn(ffi.from_buffer(ctype, a), ffi.from_buffer(ctype, b), ffi.from_buffer(ctype, c, require_writable=True),
+                mp_, k, np_, n, mp, get_num_threads())
+        if rc:
+            raise RuntimeError("lp_mac_matmul refused the padded shapes (a bug in lowprec)")
+        return c[:m, :n].astype(np.float64)
 
     def _exact(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
         """acc=None: exact sums, rounded once to out."""
