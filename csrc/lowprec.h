@@ -63,12 +63,15 @@ typedef struct {
 /* C = A @ B for row-major contiguous A (m x k), B (k x n), C (m x n), sequential order (with chunks
  * if mp->chunk > 0), arithmetic in float or double: the caller checks that products are exact in it
  * and that every format is at least two bits narrower (see csrc/mac_impl.h). m must be a multiple
- * of 4 and n of 16 (pad with zeros); output (i, j) draws random bits as output offset + i * ldo + j.
+ * of lp_mac_tile(0) and n of lp_mac_tile(1) (pad with zeros); output (i, j) draws random bits as output offset + i * ldo + j.
  * Returns 0, or -1 for shapes it does not take. */
 int lp_mac_matmul_f32(const float *a, const float *b, float *c, int64_t m, int64_t k, int64_t n, int64_t ldo,
                       const lp_macparams *mp, int nthreads);
 int lp_mac_matmul_f64(const double *a, const double *b, double *c, int64_t m, int64_t k, int64_t n, int64_t ldo,
                       const lp_macparams *mp, int nthreads);
+
+/* The MAC kernel's tile: rows (which = 0) and columns (which = 1). */
+int lp_mac_tile(int which);
 
 /* Whether the library was built with OpenMP (1) or runs single-threaded (0). */
 int lp_have_openmp(void);

@@ -16,7 +16,8 @@
  */
 
 #ifndef LP_MAC_TILE
-#define LP_MAC_TILE 16
+#define LP_MAC_TILE LP_MAC_TILE_COLS
+#define LP_MAC_ROWS_PER_TILE LP_MAC_TILE_ROWS
 /* The 32-bit Philox word `word` of counter ctr. */
 static inline uint32_t lp_draw32(uint64_t seed, uint64_t ctr, int word)
 {
@@ -71,17 +72,17 @@ static inline LP_ALWAYS_INLINE FT CAT(mac_q_, SFX)(FT x, const lp_qparams *p, co
     return CAT(from_bits_, SFX)(CAT(round_one_, SFX)(CAT(to_bits_, SFX)(x), p, mode, 0, 0, rnd));
 }
 
-/* A tile: R = 4 rows x tw = LP_MAC_TILE columns (the caller pads to whole tiles). The rows'
+/* A tile: R = LP_MAC_TILE_ROWS rows x tw = LP_MAC_TILE_COLS columns (the caller pads to whole tiles). The rows'
  * accumulators are independent chains of dependent roundings; interleaving them lets the processor
  * overlap their latencies. Output (i, j) draws its random bits as output offset + i * ldo + j. */
-#define R 4
+#define R LP_MAC_ROWS_PER_TILE
 #define tw LP_MAC_TILE
 static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b, FT *c, int64_t i0, int64_t k,
                                                         int64_t n, int64_t j0, int64_t ldo,
                                                         const lp_macparams *mp, const int mode,
                                                         const int has_mul, const int chunked)
 {
-    FT s[4][LP_MAC_TILE], tot[4][LP_MAC_TILE];
+    FT s[R][LP_MAC_TILE], tot[R][LP_MAC_TILE];
     const int sr = mode == LP_STOCHASTIC;
     /* local copies: the rounding selects between their fields per lane, which vectorizes only for
        values the compiler knows cannot change */
@@ -163,14 +164,14 @@ MAC_CLONES static void CAT(mac_rows_, SFX)(const FT *a, const FT *b, FT *c, int6
 int CAT(lp_mac_matmul_, SFX)(const FT *a, const FT *b, FT *c, int64_t m, int64_t k, int64_t n, int64_t ldo,
                              const lp_macparams *mp, int nthreads)
 {
-    if (m % 4 || n % LP_MAC_TILE || m < 0 || k < 0 || n < 0 || ldo < 0)
+    if (m % LP_MAC_ROWS_PER_TILE || n % LP_MAC_TILE || m < 0 || k < 0 || n < 0 || ldo < 0)
         return -1;
     if (nthreads < 1 || m * n * k < 65536)
         nthreads = 1;
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
 #endif
-    for (int64_t i0 = 0; i0 < m; i0 += 4)
+    for (int64_t i0 = 0; i0 < m; i0 += LP_MAC_ROWS_PER_TILE)
         CAT(mac_rows_, SFX)(a, b, c, i0, k, n, ldo, mp);
     return 0;
 }

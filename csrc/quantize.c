@@ -7,6 +7,10 @@
 #include <omp.h>
 #endif
 #include "lowprec.h"
+
+/* the MAC kernel's tile (mac_impl.h): rows x columns of outputs advanced together */
+#define LP_MAC_TILE_ROWS 4
+#define LP_MAC_TILE_COLS 16
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(LP_NO_DISPATCH)
 #include <immintrin.h>
 #define LP_X86_DISPATCH 1
@@ -135,6 +139,11 @@ static void philox_fill_best(uint32_t *out, int64_t nctr, uint64_t seed, uint64_
 void lp_philox_words(uint32_t *out, int64_t nctr, uint64_t seed, uint64_t offset)
 {
     philox_fill_best(out, nctr, seed, offset);
+}
+
+int lp_mac_tile(int which)
+{
+    return which ? LP_MAC_TILE_COLS : LP_MAC_TILE_ROWS;
 }
 
 int lp_have_openmp(void)

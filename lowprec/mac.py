@@ -278,8 +278,9 @@ class MAC:
         mp.offset = self._offset
         m, k = A.shape
         n = B.shape[1]
-        # the kernel takes whole tiles of 4 rows and 16 columns: pad with zeros, drop the padding
-        mp_, np_ = -(-m // 4) * 4, -(-n // 16) * 16
+        # the kernel takes whole tiles of rows x columns: pad with zeros, drop the padding
+        tr, tc = lib.lp_mac_tile(0), lib.lp_mac_tile(1)
+        mp_, np_ = -(-m // tr) * tr, -(-n // tc) * tc
         a = np.zeros((mp_, k), dtype)
         a[:m] = A
         b = np.zeros((k, np_), dtype)
