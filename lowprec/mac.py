@@ -100,6 +100,8 @@ class MAC:
 
     def reset_counts(self) -> None:
         """Zero the record of executed operations."""
+        # mul/add/round: operations by format ("exact": not rounded); zero_products: products with a
+        # zero operand (a sparse or ternary unit skips them); bits: operand and result traffic
         self.counts = {"mul": Counter(), "add": Counter(), "round": Counter(), "zero_products": 0,
                        "overflows": 0, "elements_read": 0, "elements_written": 0, "bits_read": 0,
                        "bits_written": 0, "calls": 0}
@@ -231,10 +233,17 @@ class MAC:
         macs = m * n * k
         c["calls"] += 1
         c["mul"][_name(self.mul)] += macs
+        if self.mul is not None:
+            c["round"][_name(self.mul)] += macs
         if self.acc is not None:
             c["add"][_name(self.acc)] += macs
+            c["round"][_name(self.acc)] += macs
             if self.chunk:
-                c["add"][_name(self.chunk_acc)] += m * n * math.ceil(k / self.chunk)
+                chunk_sums = m * n * math.ceil(k / self.chunk)
+                c["add"][_name(self.chunk_acc)] += chunk_sums
+                c["round"][_name(self.chunk_acc)] += chunk_sums
+        if self.out is not None:
+            c["round"][_name(self.out)] += m * n
         nonzero_pairs = int(np.count_nonzero(A, axis=0) @ np.count_nonzero(B, axis=1)) if macs else 0
         c["zero_products"] += macs - nonzero_pairs
         c["elements_read"] += A.size + B.size
@@ -296,16 +305,16 @@ class MAC:
 
     def _exact(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
         """acc=None: exact sums, rounded once to out."""
-        span = _exact_span(A, B)
-        if span <= 53:  # every partial sum is exact in float64: native matmul is exact
+        if _exact_span(A, B) <= 53:  # every partial sum is exact in float64: native matmul is exact
             exact = A @ B
-        else:
-            exact = np.array([[math.fsum(A[i] * B[:, j]) for j in range(B.shape[1])] for i in range(A.shape[0])])
-            # fsum rounds the exact sum correctly to float64; round to odd is not needed for the
-            # nearest modes, and the directed ones are refused below
-            if self.out is not None and self.rounding not in ("nearest_even", "nearest_away"):
-                raise ValueError("acc=None with directed or stochastic output rounding needs sums exact in float64 "
-                                 f"(these span {span} bits)")
+        else:  # exact rational sums, rounded to odd at 53 bits so that the one rounding below is right
+            from fractions import Fraction
+
+            from .mac_reference import rto64
+
+            exact = np.array([[rto64(sum((Fraction(float(x)) * Fraction(float(y)) for x, y in zip(A[i], B[:, j])),
+                                         Fraction(0)))
+                               for j in range(B.shape[1])] for i in range(A.shape[0])])
         return exact if self.out is None else quantize(exact, self.out, self.rounding, seed=self.seed)
 
     def _fixed(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:

@@ -238,6 +238,7 @@ def test_counts_by_hand():
     assert c["mul"]["bf16"] == 12 and c["add"]["fp16"] == 12 + 4 * 2  # 12 MACs; 2 chunk sums for each of 4 outputs
     # nonzero products: column t of a times row t of b: t=0: 1*2, t=1: 0*1, t=2: 2*1 -> 4 of 12
     assert c["zero_products"] == 8
+    assert c["round"] == {"bf16": 12, "fp16": 12 + 8 + 4}  # products; steps, chunk sums, outputs
     assert c["elements_read"] == 12 and c["bits_read"] == 12 * 8
     assert c["elements_written"] == 4 and c["bits_written"] == 4 * 16
     mac.reset_counts()
@@ -245,6 +246,17 @@ def test_counts_by_hand():
 
 
 # -- specials and bad input -----------------------------------------------------------------------------
+def test_exact_accumulation_of_a_wide_span_is_rounded_once():
+    # 2**60 + 1 - 2**60: float64 partial sums lose the 1; the exact sum is 1
+    a = np.array([2.0**30, 1.0, -(2.0**30)])
+    b = np.array([2.0**30, 1.0, 2.0**30])
+    assert MAC(acc=None, out="fp32").dot(a, b) == 1.0
+    assert MAC(acc=None, out="fp16", rounding="up").dot(np.array([1.0, 2.0**-40]), np.array([1.0, 1.0])) == 1 + 2**-10
+    # a span of 120 bits: 2**60 + 2**-60 rounded up to fp32 once
+    wide = MAC(acc=None, out="fp32", rounding="up").dot(np.array([2.0**30, 2.0**-30]), np.array([2.0**30, 2.0**-30]))
+    assert wide == 2.0**60 * (1 + 2**-23)
+
+
 def test_nan_and_inf_propagate_as_the_accumulator_says():
     assert math.isnan(MAC(acc="fp16").sum(np.array([1.0, np.nan, 2.0])))
     assert MAC(acc="fp16").sum(np.array([60000.0, 60000.0])) == np.inf
