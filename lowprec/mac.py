@@ -252,8 +252,9 @@ class MAC:
         c["bits_read"] += A.size * bits_a + B.size * bits_b
         c["bits_written"] += m * n * (self.out.bits if self.out is not None else 64)
 
-    def _fits_float32(self, A: np.ndarray, B: np.ndarray) -> bool:
-        """Whether float arithmetic (products and round-to-odd sums) is exact enough for this call."""
+    def _fits_float32(self, sig_a: int, sig_b: int, A: np.ndarray, B: np.ndarray) -> bool:
+        """Whether float arithmetic (products and round-to-odd sums) is exact enough for this call,
+        given the operands' significant bits."""
         if self.rounding == "stochastic":
             return False  # stochastic draws read more remainder bits than float keeps
         for f in (self.mul, self.acc, self.chunk_acc, self.out):
@@ -264,11 +265,12 @@ class MAC:
             m, emin, q_exp = layout(f)
             if m > 21 or emin < -126 or q_exp < -147 or f.max >= 2.0**126:
                 return False
-        return _sig_bits(A) + _sig_bits(B) <= 24 and _range_ok(A, B)
+        return sig_a + sig_b <= 24 and _range_ok(A, B)
 
     def _sequential(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
-        use32 = self._fits_float32(A, B)
-        if not use32 and (_sig_bits(A) > 26 or _sig_bits(B) > 26):
+        sig_a, sig_b = _sig_bits(A), _sig_bits(B)
+        use32 = self._fits_float32(sig_a, sig_b, A, B)
+        if not use32 and (sig_a > 26 or sig_b > 26):
             raise ValueError("MAC operands must have at most 26 significant bits (products exact in float64); "
                              "quantize them to a format first")
         dtype = np.dtype(np.float32 if use32 else np.float64)
@@ -365,10 +367,8 @@ def _sig_bits(x: np.ndarray) -> int:
     if finite.size == 0:
         return 1
     mant, _ = np.frexp(finite)
-    m = np.abs(mant) * 2.0**53  # an integer < 2**53
-    trailing = np.zeros(m.shape, np.int64)
-    mi = m.astype(np.uint64)
-    low = mi & (~mi + np.uint64(1))  # lowest set bit
+    mi = (np.abs(mant) * 2.0**53).astype(np.uint64)  # the significand as an integer < 2**53
+    low = mi & (~mi + np.uint64(1))  # its lowest set bit
     trailing = np.log2(low.astype(np.float64)).astype(np.int64)
     return int(53 - trailing.min())
 
