@@ -72,17 +72,17 @@ static inline LP_ALWAYS_INLINE FT CAT(mac_q_, SFX)(FT x, const lp_qparams *p, co
     return CAT(from_bits_, SFX)(CAT(round_one_, SFX)(CAT(to_bits_, SFX)(x), p, mode, 0, 0, rnd));
 }
 
-/* A tile: R = LP_MAC_TILE_ROWS rows x tw = LP_MAC_TILE_COLS columns (the caller pads to whole tiles). The rows'
- * accumulators are independent chains of dependent roundings; interleaving them lets the processor
- * overlap their latencies. Output (i, j) draws its random bits as output offset + i * ldo + j. */
-#define R LP_MAC_ROWS_PER_TILE
-#define tw LP_MAC_TILE
+/* A tile: R rows x tw columns, constants: LP_MAC_TILE_ROWS x LP_MAC_TILE_COLS (the caller pads to
+ * whole tiles) or 1 x 1 (narrow products: a sum, a few columns). The rows' accumulators are
+ * independent chains of dependent roundings; interleaving them lets the processor overlap their
+ * latencies. Output (i, j) draws its random bits as output offset + i * ldo + j. */
 static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b, FT *c, int64_t i0, int64_t k,
                                                         int64_t n, int64_t j0, int64_t ldo,
                                                         const lp_macparams *mp, const int mode,
-                                                        const int has_mul, const int chunked)
+                                                        const int has_mul, const int chunked, const int R,
+                                                        const int tw)
 {
-    FT s[R][LP_MAC_TILE], tot[R][LP_MAC_TILE];
+    FT s[LP_MAC_ROWS_PER_TILE][LP_MAC_TILE], tot[LP_MAC_ROWS_PER_TILE][LP_MAC_TILE];
     const int sr = mode == LP_STOCHASTIC;
     /* local copies: the rounding selects between their fields per lane, which vectorizes only for
        values the compiler knows cannot change */
@@ -127,14 +127,17 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
         }
     }
 }
-#undef R
-#undef tw
 
-/* Four rows from i0, every column; specialized on the mode and on the presence of a product
+/* A tile's rows from i0 (one row if narrow), every column; specialized on the mode and on the presence of a product
  * rounding and of chunks, so that the inner loops carry no per-element branches. */
 #define LP_MAC_ROWS(MODE, MUL, CHUNKED)                                                             \
-    for (int64_t j0 = 0; j0 < n; j0 += LP_MAC_TILE)                                                 \
-        CAT(mac_tile_, SFX)(a, b, c, i0, k, n, j0, ldo, mp, MODE, MUL, CHUNKED);
+    if (narrow)                                                                                     \
+        for (int64_t j0 = 0; j0 < n; j0++)                                                          \
+            CAT(mac_tile_, SFX)(a, b, c, i0, k, n, j0, ldo, mp, MODE, MUL, CHUNKED, 1, 1);          \
+    else                                                                                            \
+        for (int64_t j0 = 0; j0 < n; j0 += LP_MAC_TILE)                                             \
+            CAT(mac_tile_, SFX)(a, b, c, i0, k, n, j0, ldo, mp, MODE, MUL, CHUNKED,                 \
+                                LP_MAC_ROWS_PER_TILE, LP_MAC_TILE);
 
 #define LP_MAC_MODES(MUL, CHUNKED)                                                                  \
     switch (mp->mode) {                                                                             \
@@ -148,7 +151,7 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
     }
 
 MAC_CLONES static void CAT(mac_rows_, SFX)(const FT *a, const FT *b, FT *c, int64_t i0, int64_t k, int64_t n,
-                                            int64_t ldo, const lp_macparams *mp)
+                                            int64_t ldo, const lp_macparams *mp, int narrow)
 {
     const int has_mul = mp->mul != NULL, chunked = mp->chunk > 0;
     if (has_mul && chunked)
@@ -164,15 +167,17 @@ MAC_CLONES static void CAT(mac_rows_, SFX)(const FT *a, const FT *b, FT *c, int6
 int CAT(lp_mac_matmul_, SFX)(const FT *a, const FT *b, FT *c, int64_t m, int64_t k, int64_t n, int64_t ldo,
                              const lp_macparams *mp, int nthreads)
 {
-    if (m % LP_MAC_ROWS_PER_TILE || n % LP_MAC_TILE || m < 0 || k < 0 || n < 0 || ldo < 0)
+    const int narrow = n < LP_MAC_TILE; /* one output at a time; no padding needed */
+    const int64_t rows = narrow ? 1 : LP_MAC_ROWS_PER_TILE;
+    if (m < 0 || k < 0 || n < 0 || ldo < 0 || m % rows || (!narrow && n % LP_MAC_TILE))
         return -1;
     if (nthreads < 1 || m * n * k < 65536)
         nthreads = 1;
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
 #endif
-    for (int64_t i0 = 0; i0 < m; i0 += LP_MAC_ROWS_PER_TILE)
-        CAT(mac_rows_, SFX)(a, b, c, i0, k, n, ldo, mp);
+    for (int64_t i0 = 0; i0 < m; i0 += rows)
+        CAT(mac_rows_, SFX)(a, b, c, i0, k, n, ldo, mp, narrow);
     return 0;
 }
 

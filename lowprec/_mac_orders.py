@@ -20,6 +20,11 @@ _GOLDEN = 0x9E3779B97F4A7C15
 def add_rto(s: np.ndarray, p: np.ndarray, down: bool = False) -> np.ndarray:
     """s + p rounded to odd at 53 bits, elementwise (float64). An exact zero sum is +0, but -0 under
     rounding down (`down`) unless both terms are +0, as IEEE 754 says."""
+    with np.errstate(invalid="ignore", over="ignore"):  # Inf - Inf in the error term: NaN, unused
+        return _add_rto(s, p, down)
+
+
+def _add_rto(s, p, down):
     r = s + p
     if down:
         both_plus = (np.asarray(s).view(np.uint64) | np.asarray(p).view(np.uint64)) == 0

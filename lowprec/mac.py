@@ -291,6 +291,8 @@ class MAC:
         n = B.shape[1]
         # the kernel takes whole tiles of rows x columns: pad with zeros, drop the padding
         tr, tc = lib.lp_mac_tile(0), lib.lp_mac_tile(1)
+        if n < tc:  # narrow: the kernel goes one output at a time, nothing to pad
+            tr = tc = 1
         mp_, np_ = -(-m // tr) * tr, -(-n // tc) * tc
         a = np.zeros((mp_, k), dtype)
         a[:m] = A
@@ -362,15 +364,17 @@ def _wrap_like(original, restore, result: np.ndarray):
 
 
 def _sig_bits(x: np.ndarray) -> int:
-    """The most significant bits any element of x has (53 for float64 at full precision)."""
-    finite = x[np.isfinite(x) & (x != 0)]
-    if finite.size == 0:
+    """The most significant bits any element of x has (53 for float64 at full precision), from the
+    lowest set bit of all significands OR-ed together: one pass, no temporaries of x's size but one."""
+    x = np.asarray(x, np.float64)
+    bits = x.view(np.uint64)
+    normal = (bits & np.uint64(0x7FF0000000000000)) != 0
+    significands = np.where(normal, (bits & np.uint64(0xFFFFFFFFFFFFF)) | np.uint64(1 << 52), bits & np.uint64(0xFFFFFFFFFFFFF))
+    combined = int(np.bitwise_or.reduce(significands, axis=None)) if x.size else 0
+    if combined == 0:
         return 1
-    mant, _ = np.frexp(finite)
-    mi = (np.abs(mant) * 2.0**53).astype(np.uint64)  # the significand as an integer < 2**53
-    low = mi & (~mi + np.uint64(1))  # its lowest set bit
-    trailing = np.log2(low.astype(np.float64)).astype(np.int64)
-    return int(53 - trailing.min())
+    trailing = (combined & -combined).bit_length() - 1
+    return 53 - trailing
 
 
 def _range_ok(A, B) -> bool:
