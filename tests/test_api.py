@@ -207,3 +207,16 @@ def test_fp32_and_fp64_codes_are_the_ieee_bit_patterns():
     t = lowprec.quantize(x32, "tf32")
     assert_same(lowprec.decode(lowprec.encode(x32, "tf32"), "tf32"), t)
     np.testing.assert_array_equal(t.view(np.uint32) & 0x1FFF, 0)  # 13 low mantissa bits dropped
+
+
+def test_concurrent_calls_from_python_threads_agree_with_sequential_ones():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(8)
+    xs = [rng.standard_normal(200_000).astype(np.float32) for _ in range(8)]
+    jobs = [(x, name, mode) for x in xs for name, mode in [("fp8_e4m3fn", "stochastic"), ("bf16", "nearest_even")]]
+    sequential = [lowprec.quantize(x, name, mode, seed=3) for x, name, mode in jobs]
+    with ThreadPoolExecutor(4) as pool:  # the C core runs without the GIL
+        concurrent = list(pool.map(lambda job: lowprec.quantize(job[0], job[1], job[2], seed=3), jobs))
+    for a, b in zip(sequential, concurrent):
+        np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))

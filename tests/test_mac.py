@@ -338,3 +338,16 @@ def test_swamping_study_writes_complete_results(tmp_path):
     assert by[("bf16", "sequential", 4096)] == 256  # bf16 stops at 2**8
     assert (tmp_path / "swamping.png").stat().st_size > 10000
     assert not list(tmp_path.glob(".*tmp"))
+
+
+@pytest.mark.parametrize("order", ["pairwise", "kahan"])
+def test_ordered_stochastic_accumulation_is_seeded_and_thread_independent(order):
+    rng = np.random.default_rng(1)
+    a = lowprec.quantize(rng.standard_normal((6, 300)), "fp8_e4m3fn")
+    b = lowprec.quantize(rng.standard_normal((300, 5)), "fp8_e4m3fn")
+    lowprec.set_num_threads(1)
+    one = MAC(acc="bf16", order=order, rounding="stochastic", seed=9).matmul(a, b)
+    lowprec.set_num_threads(2)
+    two = MAC(acc="bf16", order=order, rounding="stochastic", seed=9).matmul(a, b)
+    np.testing.assert_array_equal(one, two)
+    assert (MAC(acc="bf16", order=order, rounding="stochastic", seed=10).matmul(a, b) != one).any()
