@@ -95,6 +95,10 @@ class MAC:
             if isinstance(f, FloatFormat) and (f.man_bits > 51 or f.emin < -1022):
                 raise ValueError(f"{_name(f)} is too wide for the MAC simulator (at most 51 mantissa bits, "
                                  "normal range within float64's)")
+        for f in (self.acc, self.chunk_acc):
+            if isinstance(f, FixedFormat) and f.bits > 53:
+                raise ValueError(f"fixed-point accumulators of at most 53 bits are supported (exact in float64); "
+                                 f"{_name(f)} has {f.bits}")
         if self.acc is None and self.chunk is not None:
             raise ValueError("chunk needs an accumulator format (acc=None accumulates exactly)")
 

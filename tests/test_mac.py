@@ -275,6 +275,7 @@ def test_nan_and_inf_propagate_as_the_accumulator_says():
     (dict(acc="fp16", chunk_acc="int16"), "chunk_acc"),
     (dict(acc="fp64"), "too wide"),
     (dict(rounding="stochastic", rbits=40), "rbits"),
+    (dict(acc=lowprec.FixedFormat(60, 0)), "53 bits"),
 ])
 def test_bad_configurations(kwargs, match):
     with pytest.raises(ValueError, match=match):
