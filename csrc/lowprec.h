@@ -58,6 +58,8 @@ typedef struct {
     int mode;
     uint64_t seed;
     uint64_t offset;
+    int fast; /* 1: the caller proved that no tiny nonzero value, Inf or NaN can occur (deterministic
+                 modes): the roundings leave out those rules */
 } lp_macparams;
 
 /* C = A @ B for row-major contiguous A (m x k), B (k x n), C (m x n), sequential order (with chunks

@@ -66,10 +66,13 @@ static inline LP_ALWAYS_INLINE FT CAT(add_rto_, SFX)(FT s, FT p, const int down_
     return CAT(from_bits_, SFX)(rb + (step & (down | 1)));
 }
 
-static inline LP_ALWAYS_INLINE FT CAT(mac_q_, SFX)(FT x, const lp_qparams *p, const int mode, uint32_t draw)
+/* Round x to a format. `fast` (a constant) leaves out the rules for tiny nonzero values, Inf and NaN:
+ * the caller has proved that none can occur (mp->fast). */
+static inline LP_ALWAYS_INLINE FT CAT(mac_q_, SFX)(FT x, const lp_qparams *p, const int mode, const int fast,
+                                                   uint32_t draw)
 {
     UT rnd = (UT)draw << (WBITS - 32); /* the draw's bits on top */
-    return CAT(from_bits_, SFX)(CAT(round_one_, SFX)(CAT(to_bits_, SFX)(x), p, mode, 0, 0, rnd));
+    return CAT(from_bits_, SFX)(CAT(round_one_, SFX)(CAT(to_bits_, SFX)(x), p, mode, 0, fast, rnd));
 }
 
 /* A tile: R rows x tw columns, constants: LP_MAC_TILE_ROWS x LP_MAC_TILE_COLS (the caller pads to
@@ -80,7 +83,7 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
                                                         int64_t n, int64_t j0, int64_t ldo,
                                                         const lp_macparams *mp, const int mode,
                                                         const int has_mul, const int chunked, const int R,
-                                                        const int tw)
+                                                        const int tw, const int fast)
 {
     FT s[LP_MAC_ROWS_PER_TILE][LP_MAC_TILE], tot[LP_MAC_ROWS_PER_TILE][LP_MAC_TILE];
     const int sr = mode == LP_STOCHASTIC;
@@ -101,8 +104,8 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
                 uint64_t ctr = (o0 + (uint64_t)j) * steps + (uint64_t)t;
                 FT p = av * brow[j];
                 if (has_mul)
-                    p = CAT(mac_q_, SFX)(p, &mulp, mode, sr ? lp_draw32(mp->seed, ctr, 0) : 0);
-                s[r][j] = CAT(mac_q_, SFX)(CAT(add_rto_, SFX)(s[r][j], p, mode == LP_DOWN), &accp, mode,
+                    p = CAT(mac_q_, SFX)(p, &mulp, mode, fast, sr ? lp_draw32(mp->seed, ctr, 0) : 0);
+                s[r][j] = CAT(mac_q_, SFX)(CAT(add_rto_, SFX)(s[r][j], p, mode == LP_DOWN), &accp, mode, fast,
                                            sr ? lp_draw32(mp->seed, ctr, 1) : 0);
             }
         }
@@ -112,7 +115,7 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
                 for (int j = 0; j < tw; j++) {
                     uint64_t ctr = (o0 + (uint64_t)j) * steps + (uint64_t)t;
                     tot[r][j] = CAT(mac_q_, SFX)(CAT(add_rto_, SFX)(tot[r][j], s[r][j], mode == LP_DOWN), &chunkp,
-                                                 mode, sr ? lp_draw32(mp->seed, ctr, 2) : 0);
+                                                 mode, fast, sr ? lp_draw32(mp->seed, ctr, 2) : 0);
                     s[r][j] = 0.0;
                 }
             }
@@ -123,31 +126,43 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
         for (int j = 0; j < tw; j++) {
             uint64_t ctr = (o0 + (uint64_t)j) * steps + (uint64_t)k;
             FT v = chunked ? tot[r][j] : s[r][j];
-            c[(i0 + r) * n + j0 + j] = CAT(mac_q_, SFX)(v, &outp, mode, sr ? lp_draw32(mp->seed, ctr, 3) : 0);
+            c[(i0 + r) * n + j0 + j] = CAT(mac_q_, SFX)(v, &outp, mode, fast, sr ? lp_draw32(mp->seed, ctr, 3) : 0);
         }
     }
 }
 
 /* A tile's rows from i0 (one row if narrow), every column; specialized on the mode and on the presence of a product
  * rounding and of chunks, so that the inner loops carry no per-element branches. */
-#define LP_MAC_ROWS(MODE, MUL, CHUNKED)                                                             \
+#define LP_MAC_ROWS(MODE, MUL, CHUNKED, FAST)                                                       \
     if (narrow)                                                                                     \
         for (int64_t j0 = 0; j0 < n; j0++)                                                          \
-            CAT(mac_tile_, SFX)(a, b, c, i0, k, n, j0, ldo, mp, MODE, MUL, CHUNKED, 1, 1);          \
+            CAT(mac_tile_, SFX)(a, b, c, i0, k, n, j0, ldo, mp, MODE, MUL, CHUNKED, 1, 1, FAST);    \
     else                                                                                            \
         for (int64_t j0 = 0; j0 < n; j0 += LP_MAC_TILE)                                             \
             CAT(mac_tile_, SFX)(a, b, c, i0, k, n, j0, ldo, mp, MODE, MUL, CHUNKED,                 \
-                                LP_MAC_ROWS_PER_TILE, LP_MAC_TILE);
+                                LP_MAC_ROWS_PER_TILE, LP_MAC_TILE, FAST);
 
+/* the fast variants exist where MAC_FAST is 1 (the float kernel), for the deterministic modes */
 #define LP_MAC_MODES(MUL, CHUNKED)                                                                  \
-    switch (mp->mode) {                                                                             \
-    case LP_NEAREST_EVEN: LP_MAC_ROWS(LP_NEAREST_EVEN, MUL, CHUNKED); break;                        \
-    case LP_NEAREST_AWAY: LP_MAC_ROWS(LP_NEAREST_AWAY, MUL, CHUNKED); break;                        \
-    case LP_TOWARD_ZERO: LP_MAC_ROWS(LP_TOWARD_ZERO, MUL, CHUNKED); break;                          \
-    case LP_UP: LP_MAC_ROWS(LP_UP, MUL, CHUNKED); break;                                            \
-    case LP_DOWN: LP_MAC_ROWS(LP_DOWN, MUL, CHUNKED); break;                                        \
-    case LP_ODD: LP_MAC_ROWS(LP_ODD, MUL, CHUNKED); break;                                          \
-    default: LP_MAC_ROWS(LP_STOCHASTIC, MUL, CHUNKED); break;                                       \
+    if (MAC_FAST && mp->fast) {                                                                     \
+        switch (mp->mode) {                                                                         \
+        case LP_NEAREST_EVEN: LP_MAC_ROWS(LP_NEAREST_EVEN, MUL, CHUNKED, MAC_FAST); break;          \
+        case LP_NEAREST_AWAY: LP_MAC_ROWS(LP_NEAREST_AWAY, MUL, CHUNKED, MAC_FAST); break;          \
+        case LP_TOWARD_ZERO: LP_MAC_ROWS(LP_TOWARD_ZERO, MUL, CHUNKED, MAC_FAST); break;            \
+        case LP_UP: LP_MAC_ROWS(LP_UP, MUL, CHUNKED, MAC_FAST); break;                              \
+        case LP_DOWN: LP_MAC_ROWS(LP_DOWN, MUL, CHUNKED, MAC_FAST); break;                          \
+        default: LP_MAC_ROWS(LP_ODD, MUL, CHUNKED, MAC_FAST); break;                                \
+        }                                                                                           \
+    } else {                                                                                        \
+        switch (mp->mode) {                                                                         \
+        case LP_NEAREST_EVEN: LP_MAC_ROWS(LP_NEAREST_EVEN, MUL, CHUNKED, 0); break;                 \
+        case LP_NEAREST_AWAY: LP_MAC_ROWS(LP_NEAREST_AWAY, MUL, CHUNKED, 0); break;                 \
+        case LP_TOWARD_ZERO: LP_MAC_ROWS(LP_TOWARD_ZERO, MUL, CHUNKED, 0); break;                   \
+        case LP_UP: LP_MAC_ROWS(LP_UP, MUL, CHUNKED, 0); break;                                     \
+        case LP_DOWN: LP_MAC_ROWS(LP_DOWN, MUL, CHUNKED, 0); break;                                 \
+        case LP_ODD: LP_MAC_ROWS(LP_ODD, MUL, CHUNKED, 0); break;                                   \
+        default: LP_MAC_ROWS(LP_STOCHASTIC, MUL, CHUNKED, 0); break;                                \
+        }                                                                                           \
     }
 
 MAC_CLONES static void CAT(mac_rows_, SFX)(const FT *a, const FT *b, FT *c, int64_t i0, int64_t k, int64_t n,
@@ -168,6 +183,8 @@ int CAT(lp_mac_matmul_, SFX)(const FT *a, const FT *b, FT *c, int64_t m, int64_t
                              const lp_macparams *mp, int nthreads)
 {
     const int narrow = n < LP_MAC_TILE; /* one output at a time; no padding needed */
+    if (mp->fast && mp->mode == LP_STOCHASTIC)
+        return -1; /* the fast variants are deterministic only */
     const int64_t rows = narrow ? 1 : LP_MAC_ROWS_PER_TILE;
     if (m < 0 || k < 0 || n < 0 || ldo < 0 || m % rows || (!narrow && n % LP_MAC_TILE))
         return -1;

@@ -165,8 +165,10 @@ int lp_have_openmp(void)
 #define SFX f32
 #include "quantize_impl.h"
 #define MAC_CLONES LP_CLONES
+#define MAC_FAST 1
 #include "mac_impl.h"
 #undef MAC_CLONES
+#undef MAC_FAST
 #undef UT
 #undef SIGNED_T
 #undef IT
@@ -186,4 +188,5 @@ int lp_have_openmp(void)
 #define SFX f64
 #include "quantize_impl.h"
 #define MAC_CLONES /* scalar: 64-bit lanes do not vectorize well on AVX2 */
+#define MAC_FAST 0
 #include "mac_impl.h"

@@ -271,6 +271,29 @@ class MAC:
                 return False
         return sig_a + sig_b <= 24 and _range_ok(A, B)
 
+    def _no_tiny_and_no_overflow(self, A, B, sig_a: int, sig_b: int) -> bool:
+        """Whether this call provably never rounds a nonzero value below a format's smallest nonzero
+        magnitude, nor overflows one (so neither Inf nor NaN appears): then the kernel may leave out
+        those rules. Every product and partial sum is a multiple of the smallest quantum of the
+        products and the accumulating formats; the partial sums are bounded by the largest row sum
+        of |A| times max |B|, times the growth of rounding up at every step."""
+        fmts = [f for f in (self.mul, self.acc, self.chunk_acc if self.chunk else None, self.out) if f is not None]
+        a = np.abs(A[A != 0])
+        b = np.abs(B[B != 0])
+        if a.size == 0 or b.size == 0 or not (np.isfinite(a).all() and np.isfinite(b).all()):
+            return False
+        lsb = (math.floor(math.log2(a.min())) - sig_a + 1) + (math.floor(math.log2(b.min())) - sig_b + 1)
+        feeding = [f for f in (self.mul, self.acc, self.chunk_acc if self.chunk else None) if f is not None]
+        quantum = min([lsb] + [layout(f)[2] for f in feeding])
+        if any(layout(f)[2] > quantum for f in fmts):
+            return False
+        growth = (1 + 2.0 ** -min(layout(f)[0] for f in fmts)) ** (A.shape[1] + 2)
+        # |partial sum| <= max row sum of |A| * max |B| (cheaper than max(|A| @ |B|), and enough)
+        bound = float(np.abs(A).sum(axis=1).max() * b.max()) * growth * 1.01
+        if self.mul is not None and float(a.max() * b.max()) * 1.01 >= self.mul.max:
+            return False
+        return math.isfinite(bound) and bound < min(f.max for f in fmts)
+
     def _sequential(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
         sig_a, sig_b = _sig_bits(A), _sig_bits(B)
         use32 = self._fits_float32(sig_a, sig_b, A, B)
@@ -291,6 +314,7 @@ class MAC:
         mp.mode = self.mode
         mp.seed = self.seed
         mp.offset = self._offset
+        mp.fast = int(use32 and self.rounding != "stochastic" and self._no_tiny_and_no_overflow(A, B, sig_a, sig_b))
         m, k = A.shape
         n = B.shape[1]
         # the kernel takes whole tiles of rows x columns: pad with zeros, drop the padding
@@ -383,11 +407,13 @@ def _sig_bits(x: np.ndarray) -> int:
 
 def _range_ok(A, B) -> bool:
     """Products within float32's normal range (so float products are exact)."""
-    a = np.abs(A[np.isfinite(A) & (A != 0)])
-    b = np.abs(B[np.isfinite(B) & (B != 0)])
+    if not (np.isfinite(A).all() and np.isfinite(B).all()):
+        return False
+    a = np.abs(A[A != 0])
+    b = np.abs(B[B != 0])
     if a.size == 0 or b.size == 0:
         return True
-    return a.min() * b.min() >= 2.0**-126 and a.max() * b.max() < 2.0**100 and np.isfinite(A).all() and np.isfinite(B).all()
+    return a.min() * b.min() >= 2.0**-126 and a.max() * b.max() < 2.0**100
 
 
 def _exact_span(A, B) -> int:
