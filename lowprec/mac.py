@@ -140,7 +140,7 @@ class MAC:
         B = np.broadcast_to(b2, batch + (k, n)).reshape(-1, k, n)
         C = np.empty((A.shape[0], m, n), np.float64)
         for i in range(A.shape[0]):
-            C[i] = self._matmul2d(A[i].astype(np.float64), B[i].astype(np.float64))
+            C[i] = self._matmul2d(A[i], B[i])
         result = C.reshape(batch + (m, n))
         if a_np.ndim == 1:
             result = result[..., 0, :]
@@ -162,8 +162,8 @@ class MAC:
         if x_np.ndim == 0:
             raise ValueError("sum needs at least a 1-D array")
         moved = np.moveaxis(x_np, axis, -1)
-        flat = moved.reshape(-1, moved.shape[-1]).astype(np.float64)
-        ones = np.ones((flat.shape[1], 1))
+        flat = moved.reshape(-1, moved.shape[-1])
+        ones = np.ones((flat.shape[1], 1), flat.dtype)
         r = self._matmul2d(flat, ones)[:, 0].reshape(moved.shape[:-1])
         return _wrap_like(x, restore, r.astype(x_np.dtype))
 
@@ -209,7 +209,8 @@ class MAC:
 
     # -- the engine --------------------------------------------------------------------------------
     def _matmul2d(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
-        """float64 (m, k) @ (k, n) under this MAC's rules; records the counts."""
+        """(m, k) @ (k, n) (float32 or float64 operands) under this MAC's rules, as float64; records
+        the counts."""
         m, k = A.shape
         n = B.shape[1]
         self._count(A, B)
@@ -217,16 +218,18 @@ class MAC:
             return np.zeros((m, n))
         if k == 0:
             return np.zeros((m, n)) if self.out is None else quantize(np.zeros((m, n)), self.out)
-        if isinstance(self.acc, FixedFormat):
-            result = self._fixed(A, B)
-        elif self.acc is None:
-            result = self._exact(A, B)
-        elif self.order == "sequential":
-            result = self._sequential(A, B)
+        if self.acc is not None and self.order == "sequential" and not isinstance(self.acc, FixedFormat):
+            result = self._sequential(A, B)  # takes float32 operands as they are
         else:
-            from ._mac_orders import ordered_matmul
+            A, B = A.astype(np.float64), B.astype(np.float64)  # exact products from here on
+            if isinstance(self.acc, FixedFormat):
+                result = self._fixed(A, B)
+            elif self.acc is None:
+                result = self._exact(A, B)
+            else:
+                from ._mac_orders import ordered_matmul
 
-            result = ordered_matmul(self, A, B)
+                result = ordered_matmul(self, A, B)
         self._offset += m * n
         return result
 
@@ -391,18 +394,24 @@ def _wrap_like(original, restore, result: np.ndarray):
     return result if result.ndim else result[()]
 
 
+_BIT_LAYOUT = {np.dtype(np.float32): (np.uint32, 0x7F800000, 23), np.dtype(np.float64): (np.uint64, 0x7FF0000000000000, 52)}
+
+
 def _sig_bits(x: np.ndarray) -> int:
-    """The most significant bits any element of x has (53 for float64 at full precision), from the
-    lowest set bit of all significands OR-ed together: one pass, no temporaries of x's size but one."""
-    x = np.asarray(x, np.float64)
-    bits = x.view(np.uint64)
-    normal = (bits & np.uint64(0x7FF0000000000000)) != 0
-    significands = np.where(normal, (bits & np.uint64(0xFFFFFFFFFFFFF)) | np.uint64(1 << 52), bits & np.uint64(0xFFFFFFFFFFFFF))
-    combined = int(np.bitwise_or.reduce(significands, axis=None)) if x.size else 0
+    """The most significant bits any element of x has (24 for full float32, 53 for float64), from
+    the lowest set bit of all significands OR-ed together: one pass over x's own bits."""
+    x = np.ascontiguousarray(x)
+    if x.dtype not in _BIT_LAYOUT:
+        x = x.astype(np.float64)
+    utype, exp_mask, mant = _BIT_LAYOUT[x.dtype]
+    bits = x.view(utype)
+    frac = bits & utype((1 << mant) - 1)
+    implicit = ((bits & utype(exp_mask)) != 0).astype(utype) << utype(mant)
+    combined = int(np.bitwise_or.reduce(frac | implicit, axis=None)) if x.size else 0
     if combined == 0:
         return 1
     trailing = (combined & -combined).bit_length() - 1
-    return 53 - trailing
+    return mant + 1 - trailing
 
 
 def _range_ok(A, B) -> bool:
