@@ -255,7 +255,7 @@ class MAC:
         c["zero_products"] += macs - nonzero_pairs
         c["elements_read"] += A.size + B.size
         c["elements_written"] += m * n
-        bits_a, bits_b = (f.bits for f in self.inputs) if self.inputs else (64, 64)
+        bits_a, bits_b = (f.bits for f in self.inputs) if self.inputs else (8 * A.itemsize, 8 * B.itemsize)
         c["bits_read"] += A.size * bits_a + B.size * bits_b
         c["bits_written"] += m * n * (self.out.bits if self.out is not None else 64)
 
