@@ -171,6 +171,11 @@ def check_quantizer(fn: Callable, fmt: Format | str | None, rounding: str = "nea
     directed and stochastic ones). With fmt=None, pass `values` (every finite value of the format)
     and only the invariants are checked. `dtype` is the input dtype (float64 inputs also catch
     double rounding through float32); `array` is "numpy" or "torch" (what fn receives)."""
+    with np.errstate(invalid="ignore", over="ignore"):  # Inf and NaN results are compared, not errors
+        return _check_quantizer(fn, fmt, rounding, values, dtype, array, n_random, seed)
+
+
+def _check_quantizer(fn, fmt, rounding, values, dtype, array, n_random, seed) -> Report:
     mode_index(rounding)
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
