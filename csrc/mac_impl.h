@@ -15,9 +15,8 @@
  * k bits, whatever FT is.
  */
 
-#ifndef LP_MAC_TILE
-#define LP_MAC_TILE LP_MAC_TILE_COLS
-#define LP_MAC_ROWS_PER_TILE LP_MAC_TILE_ROWS
+#ifndef LP_MAC_ONCE /* what does not depend on the working type */
+#define LP_MAC_ONCE
 /* The 32-bit Philox word `word` of counter ctr. */
 static inline uint32_t lp_draw32(uint64_t seed, uint64_t ctr, int word)
 {
@@ -85,7 +84,7 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
                                                         const int has_mul, const int chunked, const int R,
                                                         const int tw, const int fast)
 {
-    FT s[LP_MAC_ROWS_PER_TILE][LP_MAC_TILE], tot[LP_MAC_ROWS_PER_TILE][LP_MAC_TILE];
+    FT s[LP_MAC_TILE_ROWS][LP_MAC_TILE_COLS], tot[LP_MAC_TILE_ROWS][LP_MAC_TILE_COLS];
     const int sr = mode == LP_STOCHASTIC;
     /* local copies: the rounding selects between their fields per lane, which vectorizes only for
        values the compiler knows cannot change */
@@ -138,9 +137,9 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
         for (int64_t j0 = 0; j0 < n; j0++)                                                          \
             CAT(mac_tile_, SFX)(a, b, c, i0, k, n, j0, ldo, mp, MODE, MUL, CHUNKED, 1, 1, FAST);    \
     else                                                                                            \
-        for (int64_t j0 = 0; j0 < n; j0 += LP_MAC_TILE)                                             \
+        for (int64_t j0 = 0; j0 < n; j0 += LP_MAC_TILE_COLS)                                             \
             CAT(mac_tile_, SFX)(a, b, c, i0, k, n, j0, ldo, mp, MODE, MUL, CHUNKED,                 \
-                                LP_MAC_ROWS_PER_TILE, LP_MAC_TILE, FAST);
+                                LP_MAC_TILE_ROWS, LP_MAC_TILE_COLS, FAST);
 
 /* the fast variants exist where MAC_FAST is 1 (the float kernel), for the deterministic modes */
 #define LP_MAC_MODES(MUL, CHUNKED)                                                                  \
@@ -182,11 +181,11 @@ MAC_CLONES static void CAT(mac_rows_, SFX)(const FT *a, const FT *b, FT *c, int6
 int CAT(lp_mac_matmul_, SFX)(const FT *a, const FT *b, FT *c, int64_t m, int64_t k, int64_t n, int64_t ldo,
                              const lp_macparams *mp, int nthreads)
 {
-    const int narrow = n < LP_MAC_TILE; /* one output at a time; no padding needed */
+    const int narrow = n < LP_MAC_TILE_COLS; /* one output at a time; no padding needed */
     if (mp->fast && mp->mode == LP_STOCHASTIC)
         return -1; /* the fast variants are deterministic only */
-    const int64_t rows = narrow ? 1 : LP_MAC_ROWS_PER_TILE;
-    if (m < 0 || k < 0 || n < 0 || ldo < 0 || m % rows || (!narrow && n % LP_MAC_TILE))
+    const int64_t rows = narrow ? 1 : LP_MAC_TILE_ROWS;
+    if (m < 0 || k < 0 || n < 0 || ldo < 0 || m % rows || (!narrow && n % LP_MAC_TILE_COLS))
         return -1;
     if (nthreads < 1 || m * n * k < 65536)
         nthreads = 1;

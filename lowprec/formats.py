@@ -210,14 +210,7 @@ class FloatFormat(_FormatBase):
     def has_negative_zero(self) -> bool:
         return self.specials != "fnuz"
 
-    @property
-    def is_signed(self) -> bool:
-        return True
 
-    @property
-    def smallest(self) -> float:
-        """Smallest positive value (subnormal if there are any)."""
-        return self.min_subnormal or self.min_normal
 
     def _needs_float64(self) -> bool:
         return self.man_bits > 23 or self.emax > 127 or self.emin - (self.man_bits if self.subnormals else 0) < -149
@@ -281,15 +274,11 @@ class FixedFormat(_FormatBase):
     def eps(self) -> float:
         return math.ldexp(1.0, -self.frac_bits)
 
-    smallest = eps
     has_inf = False
     has_nan = False
     has_negative_zero = False
     specials = "none"
 
-    @property
-    def is_signed(self) -> bool:
-        return bool(self.signed)
 
     def _needs_float64(self) -> bool:
         return self.bits - self.signed > 24

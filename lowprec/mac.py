@@ -259,9 +259,8 @@ class MAC:
         c["bits_read"] += A.size * bits_a + B.size * bits_b
         c["bits_written"] += m * n * (self.out.bits if self.out is not None else 64)
 
-    def _fits_float32(self, sig_a: int, sig_b: int, A: np.ndarray, B: np.ndarray) -> bool:
-        """Whether float arithmetic (products and round-to-odd sums) is exact enough for this call,
-        given the operands' significant bits."""
+    def _fits_float32(self, ops: "_Operands") -> bool:
+        """Whether float arithmetic (products and round-to-odd sums) is exact enough for this call."""
         if self.rounding == "stochastic":
             return False  # stochastic draws read more remainder bits than float keeps
         for f in (self.mul, self.acc, self.chunk_acc, self.out):
@@ -272,35 +271,36 @@ class MAC:
             m, emin, q_exp = layout(f)
             if m > 21 or emin < -126 or q_exp < -147 or f.max >= 2.0**126:
                 return False
-        return sig_a + sig_b <= 24 and _range_ok(A, B)
+        if ops.sig_a + ops.sig_b > 24 or not ops.finite:
+            return False
+        # products within float32's normal range, so that float products are exact
+        return ops.empty or (ops.a_min * ops.b_min >= 2.0**-126 and ops.a_max * ops.b_max < 2.0**100)
 
-    def _no_tiny_and_no_overflow(self, A, B, sig_a: int, sig_b: int) -> bool:
+    def _no_tiny_and_no_overflow(self, A: np.ndarray, ops: "_Operands") -> bool:
         """Whether this call provably never rounds a nonzero value below a format's smallest nonzero
         magnitude, nor overflows one (so neither Inf nor NaN appears): then the kernel may leave out
         those rules. Every product and partial sum is a multiple of the smallest quantum of the
         products and the accumulating formats; the partial sums are bounded by the largest row sum
         of |A| times max |B|, times the growth of rounding up at every step."""
         fmts = [f for f in (self.mul, self.acc, self.chunk_acc if self.chunk else None, self.out) if f is not None]
-        a = np.abs(A[A != 0])
-        b = np.abs(B[B != 0])
-        if a.size == 0 or b.size == 0 or not (np.isfinite(a).all() and np.isfinite(b).all()):
+        if ops.empty or not ops.finite:
             return False
-        lsb = (math.floor(math.log2(a.min())) - sig_a + 1) + (math.floor(math.log2(b.min())) - sig_b + 1)
+        lsb = (math.floor(math.log2(ops.a_min)) - ops.sig_a + 1) + (math.floor(math.log2(ops.b_min)) - ops.sig_b + 1)
         feeding = [f for f in (self.mul, self.acc, self.chunk_acc if self.chunk else None) if f is not None]
         quantum = min([lsb] + [layout(f)[2] for f in feeding])
         if any(layout(f)[2] > quantum for f in fmts):
             return False
         growth = (1 + 2.0 ** -min(layout(f)[0] for f in fmts)) ** (A.shape[1] + 2)
         # |partial sum| <= max row sum of |A| * max |B| (cheaper than max(|A| @ |B|), and enough)
-        bound = float(np.abs(A).sum(axis=1).max() * b.max()) * growth * 1.01
-        if self.mul is not None and float(a.max() * b.max()) * 1.01 >= self.mul.max:
+        bound = float(np.abs(A).sum(axis=1).max() * ops.b_max) * growth * 1.01
+        if self.mul is not None and float(ops.a_max * ops.b_max) * 1.01 >= self.mul.max:
             return False
         return math.isfinite(bound) and bound < min(f.max for f in fmts)
 
     def _sequential(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
-        sig_a, sig_b = _sig_bits(A), _sig_bits(B)
-        use32 = self._fits_float32(sig_a, sig_b, A, B)
-        if not use32 and (sig_a > 26 or sig_b > 26):
+        ops = _Operands(A, B)
+        use32 = self._fits_float32(ops)
+        if not use32 and (ops.sig_a > 26 or ops.sig_b > 26):
             raise ValueError("MAC operands must have at most 26 significant bits (products exact in float64); "
                              "quantize them to a format first")
         dtype = np.dtype(np.float32 if use32 else np.float64)
@@ -317,7 +317,7 @@ class MAC:
         mp.mode = self.mode
         mp.seed = self.seed
         mp.offset = self._offset
-        mp.fast = int(use32 and self.rounding != "stochastic" and self._no_tiny_and_no_overflow(A, B, sig_a, sig_b))
+        mp.fast = int(use32 and self.rounding != "stochastic" and self._no_tiny_and_no_overflow(A, ops))
         m, k = A.shape
         n = B.shape[1]
         # the kernel takes whole tiles of rows x columns: pad with zeros, drop the padding
@@ -359,8 +359,6 @@ class MAC:
         if self.chunk or self.order != "sequential":
             raise ValueError("fixed-point accumulators take order='sequential' without chunks")
         grid = FixedFormat(min(64 - acc.frac_bits, 62), acc.frac_bits, signed=True)  # unbounded, for rounding
-        lo, hi = acc.min, acc.max
-        span = 2.0**acc.bits * 2.0**-acc.frac_bits
         s = np.zeros((A.shape[0], B.shape[1]))
         overflows = 0
         for t in range(A.shape[1]):
@@ -368,13 +366,8 @@ class MAC:
             if self.mul is not None:
                 p = quantize(p, self.mul, self.rounding, seed=self.seed)
             total = quantize(s + p, grid, self.rounding, seed=self.seed)
-            bad = (total > hi) | (total < lo)
-            overflows += int(bad.sum())
-            if acc.overflow == "saturate":
-                total = np.clip(total, lo, hi)
-            else:
-                total = np.where(bad, np.mod(total - lo, span) + lo, total)
-            s = total
+            overflows += int(((total > acc.max) | (total < acc.min)).sum())
+            s = quantize(total, acc)  # on the grid already: only wraps or saturates, as acc says
         self.counts["overflows"] += overflows
         return s if self.out is None or self.out == acc else quantize(s, self.out, self.rounding, seed=self.seed)
 
@@ -414,15 +407,17 @@ def _sig_bits(x: np.ndarray) -> int:
     return mant + 1 - trailing
 
 
-def _range_ok(A, B) -> bool:
-    """Products within float32's normal range (so float products are exact)."""
-    if not (np.isfinite(A).all() and np.isfinite(B).all()):
-        return False
-    a = np.abs(A[A != 0])
-    b = np.abs(B[B != 0])
-    if a.size == 0 or b.size == 0:
-        return True
-    return a.min() * b.min() >= 2.0**-126 and a.max() * b.max() < 2.0**100
+class _Operands:
+    """What the sequential kernel's choice of path needs to know of the operands, read once:
+    finiteness, significant bits, the smallest and largest nonzero magnitudes."""
+
+    def __init__(self, A: np.ndarray, B: np.ndarray):
+        self.finite = bool(np.isfinite(A).all() and np.isfinite(B).all())
+        self.sig_a, self.sig_b = _sig_bits(A), _sig_bits(B)
+        a, b = np.abs(A[A != 0]), np.abs(B[B != 0])
+        self.empty = a.size == 0 or b.size == 0
+        self.a_min, self.a_max = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+        self.b_min, self.b_max = (float(b.min()), float(b.max())) if b.size else (0.0, 0.0)
 
 
 def _exact_span(A, B) -> int:

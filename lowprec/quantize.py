@@ -73,7 +73,7 @@ def _same_buffer(a: np.ndarray, b: np.ndarray) -> bool:
     return a.__array_interface__["data"][0] == b.__array_interface__["data"][0] and a.strides == b.strides
 
 
-def run_kernel(src: np.ndarray, dst: np.ndarray, params, mode: int, key: int, offset: int = 0) -> None:
+def run_kernel(src: np.ndarray, dst: np.ndarray, params, mode: int, key: int) -> None:
     """Quantize C-contiguous src into C-contiguous dst (same dtype) with a prepared parameter block."""
     n = src.size
     if n == 0:
@@ -82,7 +82,7 @@ def run_kernel(src: np.ndarray, dst: np.ndarray, params, mode: int, key: int, of
     fn = lib.lp_quantize_f32 if src.dtype == np.float32 else lib.lp_quantize_f64
     pin = ffi.from_buffer(ctype, src)
     pout = ffi.from_buffer(ctype, dst, require_writable=True)
-    fn(pin, pout, n, params, mode, key, offset, get_num_threads())
+    fn(pin, pout, n, params, mode, key, 0, get_num_threads())
 
 
 def _wrap(values: np.ndarray, fmt: FixedFormat) -> None:

@@ -69,19 +69,9 @@ def run(lo: int = 6, hi: int = 22, distributions=DISTRIBUTIONS, accumulators=ACC
 
 
 def _progress(total: int, enabled: bool):
-    try:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        return tqdm(total=total, disable=not enabled, desc="swamping", unit="sum")
-    except ImportError:
-        class _Quiet:
-            def update(self, n):
-                pass
-
-            def close(self):
-                pass
-
-        return _Quiet()
+    return tqdm(total=total, disable=not enabled, desc="swamping", unit="sum")
 
 
 def _atomic_write(path: Path, write) -> None:

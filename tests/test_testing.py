@@ -146,24 +146,21 @@ NAMED_SMALL = [n for n in lowprec.formats.names() if lowprec.formats.get(n).bits
 @pytest.mark.parametrize("name", NAMED_SMALL)
 def test_strategies_reach_every_boundary_class(name):
     fmt = lowprec.formats.get(name)
+    # hypothesis.find raises NoSuchExample when a strategy never produces the class: that is the check
     quick = settings(max_examples=2000, database=None, deadline=None)
-    reached = set()
     input_classes = {"tie", "near tie", "max", "above max", "overflow", "underflow", "min normal", "normal",
                      "zero", "negative zero", "inf", "nan"} | ({"min subnormal", "subnormal"} if fmt.min_subnormal else set())
     if fmt.min_subnormal and len(fmt.values()[(fmt.values() > 0) & (fmt.values() < fmt.min_normal)]) < 2:
         input_classes.discard("subnormal")
     for cls in sorted(input_classes):
-        example = find(testing.floats_near(fmt), lambda v, c=cls: testing.classify(fmt, v) == c, settings=quick)
-        reached.add(testing.classify(fmt, example))
-    assert reached == input_classes
+        find(testing.floats_near(fmt), lambda v, c=cls: testing.classify(fmt, v) == c, settings=quick)
     value_classes = {"zero", "max", "min normal", "normal"} | ({"min subnormal"} if fmt.min_subnormal else set())
     for cls in sorted(value_classes):
         v = find(testing.values_of(fmt), lambda v, c=cls: testing.classify(fmt, abs(v)) == c, settings=quick)
         assert v in fmt.values() or v == 0
     if fmt.min < 0:
         assert find(testing.values_of(fmt), lambda v: v < 0, settings=quick) < 0
-    code = find(testing.codes(fmt), lambda c: c == 2**fmt.bits - 1, settings=quick)
-    assert code == 2**fmt.bits - 1
+    find(testing.codes(fmt), lambda c: c == 2**fmt.bits - 1, settings=quick)
 
 
 def test_formats_strategy_covers_the_families():
