@@ -34,6 +34,7 @@ from .rounding import check_rbits, mode_index, seed_key
 from .threads import get_num_threads
 
 ORDERS = ("sequential", "pairwise", "kahan")
+_GOLDEN = 0x9E3779B97F4A7C15  # spreads per-step seeds of stochastic rounding
 
 
 def _name(fmt: Format | None) -> str:
@@ -362,10 +363,11 @@ class MAC:
         s = np.zeros((A.shape[0], B.shape[1]))
         overflows = 0
         for t in range(A.shape[1]):
+            step_seed = (self.seed + (t + 1) * _GOLDEN) % 2**64  # fresh stochastic draws at every step
             p = np.multiply.outer(A[:, t], B[t])
             if self.mul is not None:
-                p = quantize(p, self.mul, self.rounding, seed=self.seed)
-            total = quantize(s + p, grid, self.rounding, seed=self.seed)
+                p = quantize(p, self.mul, self.rounding, seed=step_seed)
+            total = quantize(s + p, grid, self.rounding, seed=(step_seed + 1) % 2**64)
             overflows += int(((total > acc.max) | (total < acc.min)).sum())
             s = quantize(total, acc)  # on the grid already: only wraps or saturates, as acc says
         self.counts["overflows"] += overflows

@@ -228,6 +228,14 @@ def test_int8_products_into_narrow_accumulators(overflow, width):
         assert events > 0
 
 
+def test_stochastic_integer_accumulation_draws_afresh_at_every_step():
+    # 100 steps of +0.5 into an int16 accumulator: each output is Binomial(100, 1/2) (sd 5); draws
+    # repeated across steps would make every output 0 or 100 (sd 50)
+    mac = MAC(acc=lowprec.FixedFormat(16, 0), rounding="stochastic", seed=5)
+    got = mac.matmul(np.full((400, 100), 0.5), np.ones((100, 1)))
+    assert abs(got.mean() - 50) < 2 and got.std() < 10
+
+
 # -- counts -------------------------------------------------------------------------------------------
 def test_counts_by_hand():
     a = np.array([[1.0, 0.0, 2.0], [0.0, 0.0, 1.0]])
