@@ -22,6 +22,9 @@ typedef struct {
     uint64_t nan_pos_full; /* full pattern written for a NaN input with sign bit 0 */
     uint64_t nan_neg_full; /* full pattern written for a NaN input with sign bit 1 */
     int32_t keep_neg_zero; /* 0: a zero result is +0 (fnuz, fixed point) */
+    uint64_t par_mask;  /* formats without mantissa bits: 1 << input MANT (the code's parity is the
+                           exponent's), else 0 */
+    uint64_t par_xor;   /* par_mask if the format's and the input's exponent biases differ in parity */
     int32_t rbits;      /* stochastic: random bits per decision, 1..32 (float32) or 1..64 (float64) */
 } lp_qparams;
 

@@ -65,7 +65,8 @@ static inline LP_ALWAYS_INLINE UT CAT(round_one_, SFX)(UT bits, const lp_qparams
     /* the significand as an integer: its bit d is the parity of the kept count (for d == MANT the
        pattern holds the exponent's low bit there, the significand its implicit 1) */
     UT sig = e ? (a & ((ONE << MANT) - 1)) | (ONE << MANT) : a;
-    UT count_odd = sig & unit; /* unit if the truncated count is odd */
+    /* unit if the truncated count's code is odd; without mantissa bits, the exponent's parity */
+    UT count_odd = (((sig & ~(UT)p->par_mask) | (a & (UT)p->par_mask)) ^ (UT)p->par_xor) & unit;
     UT smask = (UT)0 - (bits >> (WBITS - 1)); /* all ones for negative inputs */
     UT dropped = (rem + mask) & unit;          /* unit if rem != 0, else 0 */
     UT is_tiny = a < (UT)p->tiny;

@@ -81,5 +81,8 @@ def qparams(fmt: Format, dtype: np.dtype, rounding: str, rbits: int | None):
     else:
         p.nan_pos_full = p.nan_neg_full = 0
     p.keep_neg_zero = int(fmt.has_negative_zero)
+    if isinstance(fmt, FloatFormat) and fmt.man_bits == 0:
+        p.par_mask = 1 << mant
+        p.par_xor = p.par_mask if (1 - emin - bias) % 2 else 0
     p.rbits = width if rbits is None else min(rbits, width)
     return p

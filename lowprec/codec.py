@@ -2,7 +2,7 @@
 
 Layouts: floats are sign | exponent field | mantissa field, as IEEE 754, the OCP specifications and
 ml_dtypes lay them out (NaN: sign | all-ones exponent | quiet bit for "ieee"; sign | all ones for
-"fn"; 1000..0 for "fnuz"). Fixed point is the two's complement (or unsigned) integer k of the value
+"fn"; 1000..0 for "fnuz" and "p3109", whose +-Inf are 0111..1 and 1111..1). Fixed point is the two's complement (or unsigned) integer k of the value
 k * 2**-frac_bits. Codes are uint8/uint16/uint32/uint64 by width.
 """
 
@@ -89,8 +89,11 @@ def _codes_to_values(codes: np.ndarray, fmt: Format) -> np.ndarray:
     elif fmt.specials == "fn":
         mag = np.where(top & (man == 2**m - 1), np.nan, mag)
     values = np.where(sign == 1, -mag, mag)
-    if fmt.specials == "fnuz":
+    if fmt.specials in ("fnuz", "p3109"):
         values = np.where(codes == np.uint64(2 ** (fmt.bits - 1)), np.nan, values)
+    if fmt.specials == "p3109":
+        values = np.where((codes & np.uint64(2 ** (fmt.bits - 1) - 1)) == np.uint64(2 ** (fmt.bits - 1) - 1),
+                          np.where(sign == 1, -np.inf, np.inf), values)
     return values
 
 
@@ -121,7 +124,9 @@ def _values_to_codes(v: np.ndarray, fmt: Format) -> np.ndarray:
         codes = np.where(np.isnan(a), top | np.uint64(1 << (m - 1)), codes)
     elif fmt.specials == "fn":
         codes = np.where(np.isnan(a), top | np.uint64(2**m - 1), codes)
+    if fmt.specials == "p3109":
+        codes = np.where(np.isinf(a), np.uint64(2 ** (fmt.bits - 1) - 1), codes)
     codes = codes | (neg.astype(np.uint64) << np.uint64(e + m))
-    if fmt.specials == "fnuz":
+    if fmt.specials in ("fnuz", "p3109"):
         codes = np.where(np.isnan(a), np.uint64(2 ** (fmt.bits - 1)), codes)
     return codes.astype(dtype)

@@ -27,10 +27,10 @@ import numpy as np
 
 __all__ = ["FloatFormat", "FixedFormat", "Format", "get", "names", "as_format", "source", "layout"]
 
-SPECIALS = ("ieee", "fn", "fnuz", "none")
+SPECIALS = ("ieee", "fn", "fnuz", "p3109", "none")
 FLOAT_OVERFLOW = ("saturate", "inf", "nan")
 FIXED_OVERFLOW = ("saturate", "wrap")
-_DEFAULT_OVERFLOW = {"ieee": "inf", "fn": "nan", "fnuz": "nan", "none": "saturate"}
+_DEFAULT_OVERFLOW = {"ieee": "inf", "fn": "nan", "fnuz": "nan", "p3109": "inf", "none": "saturate"}
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
@@ -103,6 +103,9 @@ class FloatFormat(_FormatBase):
       Overflow and Inf inputs default to NaN, as ml_dtypes converts.
     - ``"fnuz"``: no Inf and no -0; the code 1000..0 is the single NaN; bias 2**(exp_bits-1) by
       default. -0 becomes +0. Overflow default: NaN.
+    - ``"p3109"``: IEEE P3109 (interim report, as gfloat's ``format_info_p3109`` with the extended
+      domain): no -0; the code 1000..0 is the single NaN, 0111..1 is +Inf and 1111..1 is -Inf; bias
+      2**(exp_bits-1). Overflow default: Inf. (The finite domain is ``"fnuz"``.)
     - ``"none"``: every code is finite (OCP FP6/FP4). Overflow and Inf saturate to +-max. NaN input
       becomes a zero whose sign is the opposite of the NaN's sign bit (ml_dtypes' conversion;
       ``nan="raise"`` raises instead).
@@ -131,15 +134,15 @@ class FloatFormat(_FormatBase):
         if not isinstance(self.subnormals, (bool, np.bool_)):
             raise TypeError(f"subnormals must be a bool, got {self.subnormals!r}")
         if self.bias is None:
-            object.__setattr__(self, "bias", 2 ** (e - 1) if self.specials == "fnuz" else 2 ** (e - 1) - 1)
+            object.__setattr__(self, "bias", 2 ** (e - 1) if self.specials in ("fnuz", "p3109") else 2 ** (e - 1) - 1)
         _check_int("bias", self.bias, -(2**11), 2**11)
         if self.overflow is None:
             object.__setattr__(self, "overflow", _DEFAULT_OVERFLOW[self.specials])
         _check_choice("overflow", self.overflow, FLOAT_OVERFLOW)
         if self.specials == "ieee" and m == 0:
             raise ValueError("man_bits must be >= 1 with specials='ieee' (NaN needs a nonzero mantissa); use specials='fn' or 'none'")
-        if self.overflow == "inf" and self.specials != "ieee":
-            raise ValueError(f"overflow='inf' needs specials='ieee' (a format with Inf); got specials={self.specials!r}")
+        if self.overflow == "inf" and not self.has_inf:
+            raise ValueError(f"overflow='inf' needs a format with Inf (specials 'ieee' or 'p3109'); got specials={self.specials!r}")
         if self.overflow == "nan" and self.specials == "none":
             raise ValueError("overflow='nan' needs a format with NaN; specials='none' has none (use 'saturate')")
         if self._max_biased_exponent() < 1:
@@ -157,7 +160,7 @@ class FloatFormat(_FormatBase):
     def _max_biased_exponent(self) -> int:
         """Largest exponent field that holds finite normal values."""
         top = 2**self.exp_bits - 1
-        if self.specials == "ieee" or (self.specials == "fn" and self.man_bits == 0):
+        if self.specials == "ieee" or (self.specials in ("fn", "p3109") and self.man_bits == 0):
             return top - 1
         return top
 
@@ -178,7 +181,7 @@ class FloatFormat(_FormatBase):
     @property
     def max(self) -> float:
         m = self.man_bits
-        top_fraction = 2.0 - 2.0 ** (1 - m) if (self.specials == "fn" and m > 0) else 2.0 - 2.0**-m
+        top_fraction = 2.0 - 2.0 ** (1 - m) if (self.specials in ("fn", "p3109") and m > 0) else 2.0 - 2.0**-m
         return math.ldexp(top_fraction, self.emax)
 
     @property
@@ -200,7 +203,7 @@ class FloatFormat(_FormatBase):
 
     @property
     def has_inf(self) -> bool:
-        return self.specials == "ieee"
+        return self.specials in ("ieee", "p3109")
 
     @property
     def has_nan(self) -> bool:
@@ -208,7 +211,7 @@ class FloatFormat(_FormatBase):
 
     @property
     def has_negative_zero(self) -> bool:
-        return self.specials != "fnuz"
+        return self.specials not in ("fnuz", "p3109")
 
 
 

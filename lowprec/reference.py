@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .formats import FixedFormat, Format, as_format, layout
+from .formats import FixedFormat, FloatFormat, Format, as_format, layout
 from .rounding import check_rbits, mode_index
 
 _PHILOX_M = (np.uint64(0xD2511F53), np.uint64(0xCD9E8D57))
@@ -74,10 +74,9 @@ def largest_at_most(value: float, dtype) -> np.generic:
     return v
 
 
-def _round_up(rounding, frac, floor_s, neg, k, rand, inexact):
-    """Whether to add one unit to floor(s), per mode (frac = s - floor(s), exact; inexact: frac > 0,
-    also where s underflowed float64)."""
-    odd = np.fmod(floor_s, 2) == 1
+def _round_up(rounding, frac, odd, neg, k, rand, inexact):
+    """Whether to add one unit to floor(s), per mode (frac = s - floor(s), exact; odd: whether the
+    code of floor(s) * 2**qe is odd; inexact: frac > 0, also where s underflowed float64)."""
     if rounding == "nearest_even":
         return (frac > 0.5) | ((frac == 0.5) & odd)
     if rounding == "nearest_away":
@@ -140,7 +139,11 @@ def _quantize_reference(x, fmt, rounding, rbits, seed, offset, random) -> np.nda
             rand = element_random(v.size, dtype, seed, offset)
         k = width if rbits is None else min(rbits, width)
     inexact = (frac > 0) | (finite_nonzero & (s == 0))  # s == 0: |x| * 2**-qe underflowed float64
-    up = _round_up(rounding, frac, floor_s, neg, k, rand, inexact)
+    odd = np.fmod(floor_s, 2) == 1
+    if isinstance(fmt, FloatFormat) and fmt.man_bits == 0:
+        # no mantissa bits: consecutive codes are consecutive binades, the code parity is e's
+        odd = np.where(floor_s >= 1, (e - emin + 1) % 2 == 1, odd)
+    up = _round_up(rounding, frac, odd, neg, k, rand, inexact)
     r = np.ldexp(floor_s + up, qe)
     r = np.where(finite_nonzero, r, 0.0)
 

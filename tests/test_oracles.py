@@ -105,9 +105,18 @@ GFLOAT = {
     "fp4_e2m1fn": ("format_info_ocp_e2m1", True),
     "fp16": ("format_info_binary16", False),
     "bf16": ("format_info_bfloat16", False),
+    **{f"binary8p{p}": (f"p3109:{p}", False) for p in range(1, 8)},
 }
 GFLOAT_MODES = {"nearest_even": "TiesToEven", "nearest_away": "TiesToAway", "toward_zero": "TowardZero",
                 "up": "TowardPositive", "down": "TowardNegative"}
+
+
+def _gfloat_info(info_name):
+    import gfloat.formats
+
+    if info_name.startswith("p3109:"):
+        return gfloat.formats.format_info_p3109(8, int(info_name[6:]))
+    return getattr(gfloat.formats, info_name)
 
 
 def _gfloat_inputs(name, dtype):
@@ -125,7 +134,7 @@ def test_directed_and_nearest_modes_match_gfloat(name, mode, dtype):
 
     info_name, sat = GFLOAT[name]
     x = _gfloat_inputs(name, dtype)
-    theirs = gfloat.round_ndarray(getattr(gfloat.formats, info_name), x.astype(np.float64),
+    theirs = gfloat.round_ndarray(_gfloat_info(info_name), x.astype(np.float64),
                                   getattr(gfloat.RoundMode, GFLOAT_MODES[mode]), sat=sat)
     assert_same(lowprec.quantize(x, name, mode).astype(np.float64), theirs, f"{name} {mode}")
 
@@ -145,11 +154,27 @@ def test_stochastic_matches_gfloat_with_the_same_random_bits(name, rbits, dtype)
         k = rbits = 62  # gfloat adds the random bits in int64
     seed = 1234 + (rbits or 0)
     rand = element_random(x.size, dtype, seed).astype(np.uint64) >> np.uint64(width - k)
-    theirs = gfloat.round_ndarray(getattr(gfloat.formats, info_name), x.astype(np.float64),
+    theirs = gfloat.round_ndarray(_gfloat_info(info_name), x.astype(np.float64),
                                   gfloat.RoundMode.Stochastic, sat=sat, srbits=rand.astype(np.int64),
                                   srnumbits=k)
     ours = lowprec.quantize(x, name, "stochastic", seed=seed, rbits=rbits)
     assert_same(ours.astype(np.float64), theirs, f"{name} rbits={rbits}")
+
+
+@pytest.mark.parametrize("name", sorted(GFLOAT))
+def test_every_code_decodes_and_encodes_as_gfloat(name):
+    gfloat = pytest.importorskip("gfloat")
+
+    info = _gfloat_info(GFLOAT[name][0])
+    fmt = formats.get(name)
+    if fmt.bits > 8:
+        pytest.skip("exhaustive over 8-bit codes only")
+    codes = np.arange(2**fmt.bits)
+    theirs = np.array([gfloat.decode_float(info, int(c)).fval for c in codes])
+    assert_same(lowprec.decode(codes, fmt).astype(np.float64), theirs, name)
+    finite = ~np.isnan(theirs)
+    expected = np.array([gfloat.encode_float(info, v) for v in theirs[finite]])
+    np.testing.assert_array_equal(lowprec.encode(theirs[finite], fmt), expected)
 
 
 # -- exact rationals: float64 input rounded once --------------------------------------------------

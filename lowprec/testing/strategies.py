@@ -11,7 +11,7 @@ from .inputs import _magnitude_classes
 
 
 def formats(*, named: bool = True, max_exp_bits: int = 8, max_man_bits: int = 10, max_fixed_bits: int = 16,
-            specials=("ieee", "fn", "fnuz", "none")) -> st.SearchStrategy[Format]:
+            specials=("ieee", "fn", "fnuz", "p3109", "none")) -> st.SearchStrategy[Format]:
     """Formats: the named ones (if `named`), FloatFormats with 2..max_exp_bits exponent and
     0..max_man_bits mantissa bits of every `specials` kind, with and without subnormals and
     saturation, and FixedFormats of up to max_fixed_bits bits, signed or not, saturating or wrapping."""
