@@ -75,6 +75,27 @@ int lp_mac_matmul_f32(const float *a, const float *b, float *c, int64_t m, int64
 int lp_mac_matmul_f64(const double *a, const double *b, double *c, int64_t m, int64_t k, int64_t n, int64_t ldo,
                       const lp_macparams *mp, int nthreads);
 
+/* Block-scaled quantization with a power-of-two (E8M0) scale per block (see csrc/block_impl.h). */
+enum { LP_RULE_FLOOR = 0, LP_RULE_CEIL = 1, LP_RULE_RCEIL = 2, LP_RULE_EVEN = 3 };
+enum { LP_E8M0_MIN = -127, LP_E8M0_MAX = 127, LP_E8M0_NAN_EXP = 128 };
+typedef struct {
+    int64_t block;      /* elements per block */
+    int32_t rule;       /* LP_RULE_* */
+    int32_t elem_emax;  /* exponent of the element format's largest power of two */
+    double elem_max;    /* the element format's largest value */
+    int32_t elem_prec;  /* its significand bits after the leading one (rule 'even') */
+} lp_blockparams;
+
+/* Block-scaled quantization of n contiguous elements in blocks of bp->block (the last may be
+ * shorter): scale_exp[b] gets block b's exponent, e in [-127, 127], or LP_E8M0_NAN_EXP for a block
+ * holding a NaN or an Inf; out = 2**e * round(in * 2**-e) with the element params ep and mode, the
+ * stochastic draws laid out as lp_quantize's over the n elements (offset likewise); NaN throughout a
+ * NaN-scaled block. in == out is allowed only when bp->block divides 1024. */
+void lp_block_quantize_f32(const float *in, float *out, int64_t n, const lp_blockparams *bp, int32_t *scale_exp,
+                           const lp_qparams *ep, int mode, uint64_t seed, uint64_t offset, int nthreads);
+void lp_block_quantize_f64(const double *in, double *out, int64_t n, const lp_blockparams *bp, int32_t *scale_exp,
+                           const lp_qparams *ep, int mode, uint64_t seed, uint64_t offset, int nthreads);
+
 /* The MAC kernel's tile: rows (which = 0) and columns (which = 1). */
 int lp_mac_tile(int which);
 

@@ -248,10 +248,16 @@ void CAT(lp_quantize_, SFX)(const FT *in, FT *out, int64_t n, const lp_qparams *
         int64_t start = b * LP_BLOCK;
         int64_t len = n - start < LP_BLOCK ? n - start : LP_BLOCK;
         uint64_t ctr = offset + (uint64_t)b * (LP_BLOCK / PER_CTR);
+        FT copy[LP_BLOCK]; /* in place: the block routine reads its input after writing (restrict) */
+        const FT *src = in + start;
+        if (in == out) {
+            memcpy(copy, src, (size_t)len * sizeof(FT));
+            src = copy;
+        }
         if (p->sub_exp < 1)
-            CAT(block_deep_, SFX)(in + start, out + start, len, p, mode, seed, ctr);
+            CAT(block_deep_, SFX)(src, out + start, len, p, mode, seed, ctr);
         else
-            CAT(block_, SFX)(in + start, out + start, len, p, mode, seed, ctr);
+            CAT(block_, SFX)(src, out + start, len, p, mode, seed, ctr);
     }
 }
 

@@ -27,7 +27,7 @@ def _fmt_number(v: float | None) -> str:
 def format_table() -> str:
     """One line per named format: bits, max, min normal, min subnormal, eps, decimal digits, specials."""
     rows = [("name", "bits", "max", "min_normal", "min_subnormal", "eps", "digits", "inf/nan")]
-    for name in formats.names():
+    for name in formats.names("scalar"):
         f = formats.get(name)
         digits = f"{math.log10(2) * (f.man_bits + 1):.1f}" if not isinstance(f, FixedFormat) else "-"
         specials = f"{f.specials}, overflow={f.overflow}"

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import _arrays
+from .block_formats import BlockFormat
 from .formats import FixedFormat, FloatFormat, Format, as_format
 from .quantize import quantize
 
@@ -22,6 +23,10 @@ def encode(x: Any, fmt: Format | str, rounding: str = "nearest_even", **kwargs) 
     """Round x to `fmt` (as lowprec.quantize, same keywords) and return the codes: an unsigned
     integer array of x's shape (a torch tensor for tensor input, a Python int for a Python float)."""
     fmt = as_format(fmt)
+    if isinstance(fmt, BlockFormat):
+        from .blockscaled import encode_blocks
+
+        return encode_blocks(x, fmt, rounding, **kwargs)
     q = quantize(x, fmt, rounding, **kwargs)
     arr, restore = _arrays.to_numpy(q)
     codes = _values_to_codes(np.asarray(arr, np.float64), fmt)
@@ -39,10 +44,25 @@ def _torch_code_dtype(bits: int) -> type:
     return np.uint8 if bits <= 8 else np.int16 if bits <= 16 else np.int32 if bits <= 32 else np.int64
 
 
-def decode(codes: Any, fmt: Format | str) -> Any:
+def decode(codes: Any, fmt: Format | str, scales: Any = None, *, axis: int = -1,
+           tensor_scale: float | None = None) -> Any:
     """Values of codes of `fmt`: float32, or float64 for formats float32 cannot hold (see
-    ``fmt.decode_dtype``). Codes must be integers in [0, 2**bits)."""
+    ``fmt.decode_dtype``). Codes must be integers in [0, 2**bits).
+
+    Block-scaled formats: pass the element codes and their `scales` (or the pair ``encode`` returned
+    as `codes`), blocked along `axis`; values are float64 (E8M0 scales reach beyond float32)."""
     fmt = as_format(fmt)
+    if isinstance(fmt, BlockFormat):
+        from .blockscaled import BlockCodes, decode_blocks
+
+        if isinstance(codes, BlockCodes):
+            codes, scales, given = codes.codes, codes.scales, codes.tensor_scale
+            tensor_scale = given if tensor_scale is None else tensor_scale
+        if scales is None:
+            raise TypeError(f"decode of the block-scaled {fmt!r} needs scales= (or the pair encode returned)")
+        return decode_blocks(codes, fmt, scales, axis=axis, tensor_scale=1.0 if tensor_scale is None else tensor_scale)
+    if scales is not None:
+        raise TypeError(f"scales= is for block-scaled formats; {fmt!r} has none")
     tensor = _arrays.is_tensor(codes)
     arr = codes.detach().cpu().numpy() if tensor else np.asarray(codes)
     if arr.dtype.kind not in "iu":

@@ -328,8 +328,8 @@ def _load_file(text: str, filename: str) -> dict[str, dict]:
         if not entry.get("source"):
             raise ValueError(f"format file {filename}: [{name}] has no 'source' (every format cites one)")
         kind = entry.get("kind")
-        if kind not in _KINDS:
-            raise ValueError(f"format file {filename}: [{name}] kind must be one of {sorted(_KINDS)}, got {kind!r}")
+        if kind not in _KINDS and kind != "block":
+            raise ValueError(f"format file {filename}: [{name}] kind must be one of {sorted(_KINDS) + ['block']}, got {kind!r}")
         out[name] = entry
     return out
 
@@ -347,17 +347,33 @@ def _registry() -> dict[str, dict]:
     return entries
 
 
+def _kind(kind: str) -> type:
+    if kind == "block":  # defined beside, on top of the element formats of this module
+        from .block_formats import BlockFormat
+
+        return BlockFormat
+    return _KINDS[kind]
+
+
 def _build(name: str, entry: dict) -> Format:
     params = {k: v for k, v in entry.items() if k not in ("kind", "source", "notes")}
     try:
-        return _KINDS[entry["kind"]](name=name, **params)
+        return _kind(entry["kind"])(name=name, **params)
     except TypeError as exc:
         raise ValueError(f"format {name!r}: bad parameters in its definition ({exc})") from None
 
 
-def names() -> list[str]:
-    """Names of the formats defined in the shipped ``formats/*.toml`` files, sorted."""
-    return sorted(_registry())
+NAME_KINDS = ("float", "fixed", "block", "scalar")
+
+
+def names(kind: str | None = None) -> list[str]:
+    """Names of the formats defined in the shipped ``formats/*.toml`` files, sorted; ``kind`` keeps
+    those of one kind: "float", "fixed", "block" (block-scaled) or "scalar" (float and fixed)."""
+    if kind is None:
+        return sorted(_registry())
+    _check_choice("kind", kind, NAME_KINDS)
+    wanted = ("float", "fixed") if kind == "scalar" else (kind,)
+    return sorted(n for n, entry in _registry().items() if entry["kind"] in wanted)
 
 
 def source(name: str) -> str:
@@ -390,4 +406,17 @@ def as_format(fmt: Any) -> Format:
         return fmt
     if isinstance(fmt, str):
         return get(fmt)
-    raise TypeError(f"fmt must be a format name (str) or a FloatFormat/FixedFormat, got {type(fmt).__name__}")
+    from .block_formats import BlockFormat
+
+    if isinstance(fmt, BlockFormat):
+        return fmt
+    raise TypeError(f"fmt must be a format name (str), a FloatFormat/FixedFormat or a BlockFormat, got {type(fmt).__name__}")
+
+
+def as_scalar_format(fmt: Any, name: str = "fmt") -> Format:
+    """as_format, for the places that take one value per element (not a block-scaled format)."""
+    f = as_format(fmt)
+    if not isinstance(f, (FloatFormat, FixedFormat)):
+        raise TypeError(f"{name} must be a float or fixed-point format; {f!r} is block-scaled "
+                        f"(quantize/encode/decode take it, with axis=)")
+    return f

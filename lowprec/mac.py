@@ -28,7 +28,7 @@ import numpy as np
 from . import _arrays
 from ._native import ffi, lib
 from ._params import qparams
-from .formats import FixedFormat, FloatFormat, Format, as_format, layout
+from .formats import FixedFormat, FloatFormat, Format, as_scalar_format, layout
 from .quantize import quantize
 from .rounding import check_rbits, mode_index, seed_key
 from .threads import get_num_threads
@@ -69,18 +69,18 @@ class MAC:
         if rb is not None and rb > 32:
             raise ValueError(f"rbits must be in [1, 32] for a MAC, got {rb}")
         self.rbits = rb or 32
-        self.mul = as_format(mul) if mul is not None else None
-        self.acc = as_format(acc) if acc is not None else None
+        self.mul = as_scalar_format(mul, "mul") if mul is not None else None
+        self.acc = as_scalar_format(acc, "acc") if acc is not None else None
         self.chunk = int(chunk) if chunk is not None else None
-        self.chunk_acc = as_format(chunk_acc) if chunk_acc is not None else self.acc
-        self.out = as_format(out) if out is not None else self.acc
+        self.chunk_acc = as_scalar_format(chunk_acc, "chunk_acc") if chunk_acc is not None else self.acc
+        self.out = as_scalar_format(out, "out") if out is not None else self.acc
         self.order = order
         self.fused = bool(fused)
         self.seed = seed_key(seed) if rounding == "stochastic" else 0
         if isinstance(inputs, (tuple, list)):
-            self.inputs = tuple(as_format(f) for f in inputs)
+            self.inputs = tuple(as_scalar_format(f, "inputs") for f in inputs)
         else:
-            self.inputs = (as_format(inputs),) * 2 if inputs is not None else None
+            self.inputs = (as_scalar_format(inputs, "inputs"),) * 2 if inputs is not None else None
         self._check_formats()
         self.counts: dict[str, Any] = {}
         self.reset_counts()

@@ -15,7 +15,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .formats import Format, as_format
+from .formats import Format, as_scalar_format
 from .quantize import quantize
 from .reference import philox4x32, quantize_reference
 
@@ -81,10 +81,10 @@ def _product(x, y):
 def mac_dot_reference(a, b, *, mul=None, acc="fp32", chunk=None, chunk_acc=None, rounding="nearest_even",
                       out=None, seed=0, rbits=32, output_index=0) -> float:
     """One output of a sequential (optionally chunked) MAC, as lowprec.MAC defines it."""
-    mul = as_format(mul) if mul is not None else None
-    acc = as_format(acc)
-    chunk_acc = as_format(chunk_acc) if chunk_acc is not None else acc
-    out = as_format(out) if out is not None else acc
+    mul = as_scalar_format(mul, "mul") if mul is not None else None
+    acc = as_scalar_format(acc, "acc")
+    chunk_acc = as_scalar_format(chunk_acc, "chunk_acc") if chunk_acc is not None else acc
+    out = as_scalar_format(out, "out") if out is not None else acc
     k = len(a)
     step = _Step(rounding, seed, rbits, k)
     o = output_index

@@ -9,6 +9,7 @@ import numpy as np
 from . import _arrays
 from ._native import ffi, lib
 from ._params import qparams
+from .block_formats import BlockFormat
 from .formats import FixedFormat, Format, as_format
 from .rounding import check_rbits, mode_index, seed_key
 from .threads import get_num_threads
@@ -17,7 +18,8 @@ NAN_POLICIES = ("default", "raise")
 
 
 def quantize(x: Any, fmt: Format | str, rounding: str = "nearest_even", *, seed: Any = None,
-             rbits: int | None = None, out: Any = None, nan: str = "default") -> Any:
+             rbits: int | None = None, out: Any = None, nan: str = "default", axis: int = -1,
+             pad: str = "zeros") -> Any:
     """Round every element of x to a value of `fmt` (a name or a format object).
 
     x: float32/float64 numpy array (any strides, either byte order), numpy float scalar, Python
@@ -36,8 +38,18 @@ def quantize(x: Any, fmt: Format | str, rounding: str = "nearest_even", *, seed:
 
     nan: "default" follows the format's convention (see its docstring); "raise" raises ValueError
     when a NaN meets a format without NaN.
+
+    Block-scaled formats (lowprec.block_formats, e.g. "mxfp8_e4m3"): blocks run along `axis`; `pad`
+    says what a partial last block does ("zeros": it is scaled by its own elements; "raise"). See
+    lowprec.blockscaled.
     """
     fmt = as_format(fmt)
+    if isinstance(fmt, BlockFormat):
+        if nan not in NAN_POLICIES:
+            raise ValueError(f"nan must be one of {', '.join(map(repr, NAN_POLICIES))}; got {nan!r}")
+        from .blockscaled import quantize_blocks
+
+        return quantize_blocks(x, fmt, rounding, axis=axis, seed=seed, rbits=rbits, out=out, pad=pad)
     mode = mode_index(rounding)
     rbits = check_rbits(rbits)
     if nan not in NAN_POLICIES:

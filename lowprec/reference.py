@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .formats import FixedFormat, FloatFormat, Format, as_format, layout
+from .formats import FixedFormat, FloatFormat, Format, as_scalar_format, layout
 from .rounding import check_rbits, mode_index
 
 _PHILOX_M = (np.uint64(0xD2511F53), np.uint64(0xCD9E8D57))
@@ -110,7 +110,7 @@ def quantize_reference(x, fmt, rounding: str = "nearest_even", *, rbits: int | N
 
 
 def _quantize_reference(x, fmt, rounding, rbits, seed, offset, random) -> np.ndarray:
-    fmt: Format = as_format(fmt)
+    fmt: Format = as_scalar_format(fmt)
     mode_index(rounding)
     rbits = check_rbits(rbits)
     x = np.asarray(x)

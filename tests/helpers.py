@@ -18,7 +18,7 @@ ML_DTYPES_NAMES = {
     "bf16": "bfloat16",
 }
 
-SMALL_FORMATS = [n for n in lowprec.formats.names() if lowprec.formats.get(n).bits <= 16] + [
+SMALL_FORMATS = [n for n in lowprec.formats.names("scalar") if lowprec.formats.get(n).bits <= 16] + [
     "q1.7", "q4.4", "uq4.4", "q8.8",
 ]
 

@@ -70,6 +70,17 @@ def test_out_argument():
         lowprec.quantize(x, "fp16", out=ro)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stochastic_in_place_equals_out_of_place_with_tiny_inputs(dtype):
+    # regression: the stochastic fix-up pass of tiny inputs once read the already-rounded output
+    x = (np.random.default_rng(3).standard_normal(5000) * 2.0**-10).astype(dtype)
+    expected = lowprec.quantize(x, "fp8_e4m3fn", "stochastic", seed=11)
+    y = x.copy()
+    lowprec.quantize(y, "fp8_e4m3fn", "stochastic", seed=11, out=y)
+    assert_same(y, expected)
+    assert (np.abs(expected) == 2.0**-9).any()  # some tiny inputs rounded up to the min subnormal
+
+
 def test_torch_tensors():
     torch = pytest.importorskip("torch")
     t = torch.randn(4, 6, dtype=torch.float32, requires_grad=True)

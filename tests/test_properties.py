@@ -12,7 +12,7 @@ from lowprec.rounding import SYMMETRIC_MODES
 
 from helpers import SMALL_FORMATS
 
-NAMES = lowprec.formats.names() + ["q1.7", "q4.4", "uq4.4", "q8.8"]
+NAMES = lowprec.formats.names("scalar") + ["q1.7", "q4.4", "uq4.4", "q8.8"]
 MODES = lowprec.ROUNDING_MODES
 DTYPES = [np.float32, np.float64]
 

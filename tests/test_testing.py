@@ -140,7 +140,7 @@ def test_buggy_codecs_fail():
     assert testing.check_codec(encode_wrong_sign, fmt.decode, fmt).failed("encode gives back")
 
 
-NAMED_SMALL = [n for n in lowprec.formats.names() if lowprec.formats.get(n).bits <= 16]
+NAMED_SMALL = [n for n in lowprec.formats.names("scalar") if lowprec.formats.get(n).bits <= 16]
 
 
 @pytest.mark.parametrize("name", NAMED_SMALL)

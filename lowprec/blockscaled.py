@@ -1,0 +1,265 @@
+"""Quantize, encode and decode block-scaled formats (lowprec.block_formats) along one axis.
+
+Blocks run along ``axis``: elements i*block ... (i+1)*block - 1 of each line along it share a scale.
+When the axis length is not a multiple of the block size, the last block of each line is shorter;
+it is scaled by its own elements, exactly as if the line were padded with zeros (``pad="zeros"``, the
+default), or ``pad="raise"`` refuses such input. Stochastic rounding draws one Philox word per element
+in the order of the blocked layout (axis moved last, lines padded), as ``lowprec.quantize`` draws over
+that array: e8m0 formats round the float32/float64 scaled values; float-scaled ones (NVFP4) round
+float64 quotients.
+
+E8M0 (MX) formats run in the C core; float scales (NVFP4) in numpy.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from . import _arrays
+from ._native import ffi, lib
+from ._params import qparams
+from .block_formats import E8M0, E8M0_MAX, E8M0_MIN, E8M0_NAN, SCALE_RULES, BlockFormat
+from .formats import FixedFormat, layout
+from .rounding import check_rbits, mode_index, seed_key
+from .threads import get_num_threads
+
+PAD_POLICIES = ("zeros", "raise")
+_NAN_EXP = 128  # lp_block_scales' marker of a NaN scale
+
+
+def _check_axis(axis: Any, ndim: int) -> int:
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"axis must be an int, got {axis!r}")
+    if ndim == 0:
+        raise ValueError("block-scaled formats need an array with at least one dimension (x is 0-d)")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis must be in [{-ndim}, {ndim - 1}] for a {ndim}-d array, got {axis}")
+    return int(axis) % ndim
+
+
+def to_blocks(arr: np.ndarray, axis: int, block: int, pad: str) -> tuple[np.ndarray, Callable]:
+    """(C-contiguous (nblocks, block) array of arr's blocks, a function mapping such an array back to
+    arr's shape). Padding elements are zeros."""
+    if pad not in PAD_POLICIES:
+        raise ValueError(f"pad must be one of {', '.join(map(repr, PAD_POLICIES))}; got {pad!r}")
+    moved = np.moveaxis(arr, axis, -1)
+    length = moved.shape[-1]
+    if length % block and pad == "raise":
+        raise ValueError(f"the axis length {length} is not a multiple of the block size {block} (pad='raise')")
+    padded_len = -(-length // block) * block
+    if padded_len != length:
+        lines = np.zeros(moved.shape[:-1] + (padded_len,), arr.dtype)
+        lines[..., :length] = moved
+    else:
+        lines = np.ascontiguousarray(moved)
+    lead = moved.shape[:-1]
+
+    def back(blocks: np.ndarray) -> np.ndarray:
+        lines_back = blocks.reshape(lead + (padded_len,))[..., :length]
+        return np.ascontiguousarray(np.moveaxis(lines_back, -1, axis))
+
+    return lines.reshape(-1, block), back
+
+
+def scale_shape(shape: tuple, axis: int, block: int) -> tuple:
+    """Shape of the scales of an array of `shape` blocked along `axis`."""
+    s = list(shape)
+    s[axis] = -(-s[axis] // block)
+    return tuple(s)
+
+
+def _blockparams(fmt: BlockFormat):
+    bp = ffi.new("lp_blockparams *")
+    bp.block = fmt.block
+    bp.rule = SCALE_RULES.index(fmt.rule)
+    bp.elem_emax = fmt.element_emax
+    bp.elem_max = fmt.element.max
+    bp.elem_prec = fmt.element_precision
+    return bp
+
+
+def check_element_range(fmt: BlockFormat, dtype: np.dtype) -> None:
+    """The C kernel's premise: every element value times any e8m0 scale is a value of dtype."""
+    q_exp = layout(fmt.element)[2]
+    lowest = -149 if dtype == np.float32 else -1074
+    if q_exp + E8M0_MIN < lowest:
+        raise ValueError(f"{fmt!r}: its smallest nonzero element 2**{q_exp} times the smallest scale "
+                         f"2**{E8M0_MIN} is below {dtype}'s range; use float64 input")
+
+
+def e8m0_quantize(blocks: np.ndarray, fmt: BlockFormat, rounding: str, key: int, rbits: int | None,
+                  values: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(values, scale exponents) of (nblocks, block) float32/float64 blocks, in the C core; `values`
+    (C-contiguous, blocks' shape and dtype, not overlapping blocks) receives the values if given."""
+    check_element_range(fmt, blocks.dtype)
+    ctype = "float[]" if blocks.dtype == np.float32 else "double[]"
+    fn = lib.lp_block_quantize_f32 if blocks.dtype == np.float32 else lib.lp_block_quantize_f64
+    exps = np.empty(blocks.shape[0], np.int32)
+    if values is None:
+        values = np.empty_like(blocks)
+    if blocks.size:
+        ep = qparams(fmt.element, blocks.dtype, rounding, rbits)
+        fn(ffi.from_buffer(ctype, blocks), ffi.from_buffer(ctype, values, require_writable=True), blocks.size,
+           _blockparams(fmt), ffi.from_buffer("int32_t[]", exps, require_writable=True), ep,
+           mode_index(rounding), key, 0, get_num_threads())
+    return values, exps
+
+
+# -- float scales (NVFP4): numpy --------------------------------------------------------------------
+def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Veltkamp's split of float64 a into hi + lo, each of at most 26 significant bits."""
+    c = a * 134217729.0  # 2**27 + 1
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+def divide_round_odd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b in float64 rounded to odd: the nearest quotient, moved to its odd neighbour toward the
+    exact value when inexact. Rounding it to any format of at most 51 significant bits is then the
+    same as rounding a / b exactly (b finite nonzero, a/b normal)."""
+    with np.errstate(all="ignore"):
+        q = a / b
+        qh, ql = _split(q)
+        bh, bl = _split(b)
+        p = q * b
+        err = ((qh * bh - p) + qh * bl + ql * bh) + ql * bl  # q*b = p + err exactly (Dekker)
+        r = (a - p) - err  # the residual a - q*b, exact in float64 here
+        even = (q.view(np.int64) & 1) == 0
+        toward = np.where(r * np.sign(b) > 0, np.inf, -np.inf)
+        fixed = np.where((r != 0) & even & np.isfinite(q) & (q != 0), np.nextafter(q, toward), q)
+    return fixed
+
+
+def float_scale_quantize(blocks: np.ndarray, fmt: BlockFormat, rounding: str, key: int, rbits: int | None
+                         ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """(values, scale values (float64, NaN for a block with NaN/Inf), tensor scale, element values) of
+    blocks whose scale is a float format: scale = round_nearest_even(amax / (element max * tensor
+    scale)); values are element * scale * tensor scale, rounded once to the blocks' dtype."""
+    from .quantize import quantize
+
+    x = blocks.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        amax = np.max(np.abs(x), axis=1) if x.size else np.zeros(x.shape[0])
+    finite = np.isfinite(amax)
+    g = 1.0
+    if fmt.tensor_scale and finite.any():
+        t_amax = float(np.max(amax[finite]))
+        g32 = np.float32(t_amax / (fmt.scale.max * fmt.element.max))
+        g = float(g32) if np.isfinite(g32) and g32 > 0 else 1.0
+    denom = np.full_like(amax, fmt.element.max * g)  # exact: a 2-bit max times a float32
+    raw = divide_round_odd(np.where(finite, amax, 0.0), denom)
+    scales = quantize(raw, fmt.scale, "nearest_even")
+    scales = np.where(finite, scales, np.nan)
+    usable = finite & (scales > 0)
+    sg = np.where(usable, scales * g, 1.0)  # exact: 4 + 24 significant bits
+    q = divide_round_odd(x, sg[:, None])
+    q = np.where(usable[:, None], q, 0.0)
+    elements = quantize(np.ascontiguousarray(q), fmt.element, rounding, seed=key, rbits=rbits) if q.size else q
+    values = elements * sg[:, None]
+    values = np.where(finite[:, None], values, np.nan)
+    return values.astype(blocks.dtype), scales, g, elements
+
+
+# -- the public entry points (through lowprec.quantize / encode / decode) -----------------------------
+def quantize_blocks(x: Any, fmt: BlockFormat, rounding: str, *, axis: int, seed: Any, rbits: int | None,
+                    out: Any, pad: str) -> Any:
+    """lowprec.quantize for a BlockFormat (see the module doc)."""
+    arr, restore = _arrays.to_numpy(x)
+    mode_index(rounding)
+    rbits = check_rbits(rbits)
+    target = _arrays.out_array(out, x, arr) if out is not None else None
+    ax = _check_axis(axis, arr.ndim)
+    blocks, back = to_blocks(arr, ax, fmt.block, pad)
+    key = seed_key(seed) if rounding == "stochastic" else 0
+    direct = (target is not None and ax == arr.ndim - 1 and target.flags.c_contiguous
+              and blocks.size == arr.size and not np.may_share_memory(target, blocks))
+    if fmt.scale == E8M0:
+        values, _ = e8m0_quantize(blocks, fmt, rounding, key, rbits,
+                                  values=target.reshape(blocks.shape) if direct else None)
+    else:
+        values = float_scale_quantize(blocks, fmt, rounding, key, rbits)[0]
+    if direct and fmt.scale == E8M0:
+        return out
+    result = back(values)
+    if target is not None:
+        target[...] = result
+        return out
+    return restore(result)
+
+
+class BlockCodes(tuple):
+    """(codes, scales), with ``tensor_scale`` (NVFP4's per-tensor float32 scale; 1.0 otherwise) as an
+    attribute: ``codes, scales = lowprec.encode(x, "mxfp8_e4m3")``; ``lowprec.decode(enc, fmt)``."""
+
+    def __new__(cls, codes: Any, scales: Any, tensor_scale: float = 1.0) -> "BlockCodes":
+        self = super().__new__(cls, (codes, scales))
+        self.tensor_scale = tensor_scale
+        return self
+
+    codes = property(lambda self: self[0])
+    scales = property(lambda self: self[1])
+
+
+def encode_blocks(x: Any, fmt: BlockFormat, rounding: str, *, axis: int = -1, seed: Any = None,
+                  rbits: int | None = None, pad: str = "zeros") -> BlockCodes:
+    """BlockCodes(element codes of x's shape, scales with the axis shortened to the block count). e8m0
+    scales are uint8 codes e + 127 (255: NaN); float scales are their format's codes. NaN blocks have
+    element codes 0. Tensors in, tensors out."""
+    arr, _ = _arrays.to_numpy(x)
+    mode_index(rounding)
+    rbits = check_rbits(rbits)
+    ax = _check_axis(axis, arr.ndim)
+    blocks, back = to_blocks(arr, ax, fmt.block, pad)
+    key = seed_key(seed) if rounding == "stochastic" else 0
+    if fmt.scale == E8M0:
+        values, exps = e8m0_quantize(blocks, fmt, rounding, key, rbits)
+        g = 1.0
+        nan = exps == _NAN_EXP
+        elems = values.astype(np.float64) * np.ldexp(1.0, np.where(nan, 0, -exps))[:, None]  # exact
+        scale_codes = np.where(nan, E8M0_NAN, exps + 127).astype(np.uint8)
+    else:
+        _, scales, g, elems = float_scale_quantize(blocks, fmt, rounding, key, rbits)
+        nan = np.isnan(scales)
+        scale_codes = fmt.scale.encode(scales)
+    from .codec import _values_to_codes
+
+    elems = np.where(nan[:, None], 0.0, elems)
+    codes = back(_values_to_codes(elems, fmt.element))
+    sshape = np.moveaxis(np.empty(scale_shape(arr.shape, ax, fmt.block), np.uint8), ax, -1).shape
+    scales_out = np.ascontiguousarray(np.moveaxis(scale_codes.reshape(sshape), -1, ax))
+    if _arrays.is_tensor(x):
+        import torch
+
+        return BlockCodes(torch.from_numpy(codes), torch.from_numpy(scales_out), g)
+    return BlockCodes(codes, scales_out, g)
+
+
+def decode_blocks(codes: Any, fmt: BlockFormat, scales: Any, *, axis: int = -1, tensor_scale: float = 1.0) -> Any:
+    """float64 values of element codes and their block scales (as encode_blocks returns them)."""
+    from .codec import decode
+
+    tensor = _arrays.is_tensor(codes)
+    c = codes.detach().cpu().numpy() if tensor else np.asarray(codes)
+    s = scales.detach().cpu().numpy() if _arrays.is_tensor(scales) else np.asarray(scales)
+    ax = _check_axis(axis, c.ndim)
+    expected = scale_shape(c.shape, ax, fmt.block)
+    if s.shape != expected:
+        raise ValueError(f"scales has shape {s.shape}; codes of shape {c.shape} blocked by {fmt.block} along "
+                         f"axis {axis} need {expected}")
+    elem = np.asarray(decode(c, fmt.element), np.float64)
+    if fmt.scale == E8M0:
+        if s.dtype.kind not in "iu" or (s.size and (s.min() < 0 or s.max() > 255)):
+            raise ValueError("scales must be e8m0 codes: integers in [0, 255]")
+        sv = np.where(s == E8M0_NAN, np.nan, np.ldexp(1.0, s.astype(np.int64) - 127))
+    else:
+        sv = np.asarray(decode(s, fmt.scale), np.float64) * tensor_scale
+    sv = np.repeat(sv, fmt.block, axis=ax)
+    sv = np.take(sv, np.arange(c.shape[ax]), axis=ax)
+    values = elem * sv
+    if tensor:
+        import torch
+
+        return torch.from_numpy(values)
+    return values

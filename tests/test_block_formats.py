@@ -1,0 +1,258 @@
+"""Block-scaled formats (OCP MX, BFP, NVFP4): the spec's rules by hand, gfloat's MX block encoding,
+the exact-rational reference on generated blocks, encode/decode, axes, padding and bad input."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import lowprec
+from lowprec import formats
+from lowprec.block_formats import SCALE_RULES, BlockFormat, bfp
+from lowprec.block_reference import quantize_blocks_reference, scale_exponent
+
+from helpers import assert_same
+
+MX = ["mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e3m2", "mxfp6_e2m3", "mxfp4_e2m1", "mxint8"]
+MODES = ["nearest_even", "nearest_away", "toward_zero", "up", "down", "odd", "stochastic"]
+RNG = np.random.default_rng(7)
+
+
+def _blocks(n, block, dtype, rng=RNG):
+    """Blocks of varied magnitude: each block its own binade spread, some subnormal-only, some zero."""
+    x = rng.standard_normal((n, block)) * np.exp2(rng.integers(-40, 40, (n, 1)))
+    x *= np.exp2(rng.integers(-12, 1, (n, block)))  # spread within a block: small elements flush
+    x[0] = 0.0
+    x[1] = np.finfo(dtype).smallest_subnormal * rng.integers(-5, 6, block)
+    x[2, ::2] = 0.0
+    return x.astype(dtype)
+
+
+# -- the spec's rules, by hand -----------------------------------------------------------------------
+def test_spec_saturation_surprise_957_becomes_896_under_floor():
+    x = np.zeros(32, np.float32)
+    x[:2] = [960.0, 957.0]
+    q = lowprec.quantize(x, "mxfp8_e4m3")
+    assert q[0] == 896.0 and q[1] == 896.0  # scale 2**(9 - 8) = 2; 960/2 = 480 saturates to 448
+    codes, scales = lowprec.encode(x, "mxfp8_e4m3")
+    assert scales.tolist() == [128] and codes[0] == 0x7E  # e = 1; 448 is S.1111.110
+    rceil = formats.get("mxfp8_e4m3").with_(rule="rceil")
+    assert lowprec.quantize(x, rceil)[0] == 960.0  # scale 4: 960/4 = 240 fits, never saturates
+
+
+@pytest.mark.parametrize("rule, amax, expected", [
+    ("floor", 6.0, 0), ("floor", 7.9, 0), ("floor", 8.0, 1), ("ceil", 6.0, 1), ("ceil", 4.0, 0),
+    ("rceil", 6.0, 0), ("rceil", 6.5, 1), ("rceil", 3.0, -1), ("even", 6.9, 0), ("even", 7.0, 1),
+    ("even", 5.9, 0), ("floor", 0.0, -127), ("floor", 1e-45, -127), ("floor", 3e38, 125),
+])
+def test_scale_exponent_rules_for_fp4_elements(rule, amax, expected):
+    fmt = formats.get("mxfp4_e2m1").with_(rule=rule)  # element emax 2, max 6, 1 mantissa bit
+    x = np.zeros(32, np.float32)
+    x[5] = -amax
+    assert scale_exponent(x, fmt) == expected
+    _, scales = lowprec.encode(x, fmt)
+    assert int(scales[0]) == expected + 127
+
+
+def test_nan_and_inf_blocks_get_a_nan_scale_and_decode_to_nan():
+    x = np.ones((3, 32), np.float32)
+    x[0, 3] = np.nan
+    x[1, 7] = -np.inf
+    q = lowprec.quantize(x, "mxfp8_e5m2")
+    assert np.isnan(q[:2]).all() and (q[2] == 1).all()
+    enc = lowprec.encode(x, "mxfp8_e5m2")
+    assert enc.scales.ravel().tolist() == [255, 255, 127 - 15]  # e = floor(log2 1) - emax(e5m2)
+    assert np.isnan(lowprec.decode(enc, "mxfp8_e5m2")[:2]).all()
+
+
+def test_zero_and_subnormal_only_blocks():
+    x = np.zeros((2, 32), np.float32)
+    x[1, :4] = [1e-45, -2e-45, 3e-45, 0.0]  # float32 subnormals only
+    q = lowprec.quantize(x, "mxfp8_e4m3")
+    assert_same(q[0], np.zeros(32, np.float32))
+    _, scales = lowprec.encode(x, "mxfp8_e4m3")
+    assert scales.ravel().tolist() == [0, 0]  # 2**-127: clipped for both
+    # the smallest nonzero value is 2**-127 * 2**-9 (e4m3's min subnormal) = 2**-136: these flush
+    assert_same(q[1, :4], np.array([0.0, -0.0, 0.0, 0.0], np.float32))
+    assert lowprec.quantize(x[1] * 2.0**13, "mxfp8_e4m3", "up")[0] == 2.0**-136
+
+
+# -- gfloat's MX blocks ---------------------------------------------------------------------------
+GFLOAT_MX = {"mxfp8_e4m3": "format_info_mxfp8_e4m3", "mxfp8_e5m2": "format_info_mxfp8_e5m2",
+             "mxfp6_e3m2": "format_info_mxfp6_e3m2", "mxfp6_e2m3": "format_info_mxfp6_e2m3",
+             "mxfp4_e2m1": "format_info_mxfp4_e2m1", "mxint8": "format_info_mxint8"}
+GFLOAT_MODES = {"nearest_even": "TiesToEven", "nearest_away": "TiesToAway", "toward_zero": "TowardZero",
+                "up": "TowardPositive", "down": "TowardNegative"}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", sorted(GFLOAT_MODES))
+@pytest.mark.parametrize("name", MX)
+def test_matches_gfloat_block_encoding(name, mode, dtype):
+    gfloat = pytest.importorskip("gfloat")
+    import gfloat.formats
+
+    fi = getattr(gfloat.formats, GFLOAT_MX[name])
+    rnd = getattr(gfloat.RoundMode, GFLOAT_MODES[mode])
+    blocks = _blocks(40, 32, dtype)
+    codes, scales = lowprec.encode(blocks, name, mode)
+    values = lowprec.quantize(blocks, name, mode)
+    for i, b in enumerate(blocks):
+        scale = gfloat.compute_scale_amax(fi.etype.emax, b.astype(np.float64))
+        enc = list(gfloat.encode_block(fi, scale, b.astype(np.float64) / scale, rnd))
+        assert int(scales[i, 0]) == enc[0], (i, scale)
+        np.testing.assert_array_equal(codes[i], enc[1:], err_msg=f"block {i}")
+        theirs = np.array(list(gfloat.decode_block(fi, enc)))
+        assert_same(values[i].astype(np.float64), theirs, f"{name} {mode} block {i}")
+
+
+# -- the exact-rational reference on generated blocks -------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rule", SCALE_RULES)
+@pytest.mark.parametrize("name", MX)
+def test_every_rule_and_mode_matches_the_reference(name, rule, dtype):
+    fmt = formats.get(name).with_(rule=rule)
+    blocks = _blocks(70, 32, dtype)  # 2240 elements: more than one 1024-element chunk
+    for mode in MODES:
+        seed = 99 if mode == "stochastic" else None
+        ours = lowprec.quantize(blocks, fmt, mode, seed=seed)
+        ref, exps = quantize_blocks_reference(blocks, fmt, mode, seed=seed)
+        assert_same(ours, ref, f"{name} {rule} {mode}")
+        _, scales = lowprec.encode(blocks, fmt, mode, seed=seed)
+        assert scales.ravel().tolist() == [255 if e is None else e + 127 for e in exps]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(MX), st.sampled_from(SCALE_RULES), st.sampled_from(MODES),
+       st.integers(1, 40), st.sampled_from([np.float32, np.float64]), st.data())
+def test_generated_blocks_match_the_reference(name, rule, mode, block, dtype, data):
+    fmt = formats.get(name).with_(rule=rule, block=block)
+    nblocks = data.draw(st.integers(1, 6))
+    blocks = data.draw(hnp.arrays(dtype, (nblocks, block), elements=st.floats(
+        width=32 if dtype == np.float32 else 64, allow_nan=True, allow_infinity=True)))
+    ours = lowprec.quantize(blocks, fmt, mode, seed=5)
+    ref, _ = quantize_blocks_reference(blocks, fmt, mode, seed=5)
+    assert_same(ours, ref, f"{fmt} {mode}")
+
+
+# -- encode / decode, axes, padding, torch -------------------------------------------------------------
+@pytest.mark.parametrize("name", MX + ["nvfp4"])
+def test_decode_of_encode_is_quantize(name):
+    x = RNG.standard_normal((4, 96)).astype(np.float32) * 10
+    enc = lowprec.encode(x, name)
+    assert enc.codes.shape == x.shape and enc.codes.dtype == formats.get(name).element.code_dtype
+    assert enc.scales.shape == (4, 96 // formats.get(name).block)
+    decoded = lowprec.decode(enc, name)
+    assert decoded.dtype == np.float64  # exact: NVFP4's two-level products can be wider than float32
+    assert_same(decoded.astype(np.float32), lowprec.quantize(x, name))
+
+
+def test_axis_and_partial_blocks():
+    x = RNG.standard_normal((50, 3)).astype(np.float32)
+    along0 = lowprec.quantize(x, "mxfp6_e2m3", axis=0)
+    assert_same(along0, lowprec.quantize(x.T.copy(), "mxfp6_e2m3").T)
+    padded = np.zeros((3, 64), np.float32)
+    padded[:, :50] = x.T
+    assert_same(along0.T, lowprec.quantize(padded, "mxfp6_e2m3")[:, :50])
+    codes, scales = lowprec.encode(x, "mxfp6_e2m3", axis=0)
+    assert scales.shape == (2, 3)
+    assert_same(lowprec.decode(codes, "mxfp6_e2m3", scales, axis=0), along0.astype(np.float64))
+    with pytest.raises(ValueError, match="multiple of the block size"):
+        lowprec.quantize(x, "mxfp6_e2m3", axis=0, pad="raise")
+
+
+def test_torch_tensors_in_and_out():
+    torch = pytest.importorskip("torch")
+    x = torch.randn(2, 64)
+    q = lowprec.quantize(x, "mxfp4_e2m1")
+    assert isinstance(q, torch.Tensor) and q.dtype == torch.float32
+    assert_same(q.numpy(), lowprec.quantize(x.numpy(), "mxfp4_e2m1"))
+    codes, scales = lowprec.encode(x, "mxfp4_e2m1")
+    assert isinstance(codes, torch.Tensor) and isinstance(scales, torch.Tensor)
+
+
+def test_input_is_never_written_and_out_is():
+    x = RNG.standard_normal(64).astype(np.float32)
+    keep = x.copy()
+    out = np.empty_like(x)
+    assert lowprec.quantize(x, "mxfp8_e4m3", out=out) is out
+    assert_same(x, keep)
+    assert_same(out, lowprec.quantize(x, "mxfp8_e4m3"))
+
+
+def test_bfp_is_mxint_layout_with_any_width():
+    assert bfp(8, 32) == BlockFormat(formats.get("q2.6"), 32)
+    x = RNG.standard_normal(64).astype(np.float32)
+    assert_same(lowprec.quantize(x, bfp(8, 32)), lowprec.quantize(x, "mxint8"))
+    q = lowprec.quantize(x, bfp(4, 16))
+    # elements k * 2**-2 with k a 4-bit integer, scale 2**floor(log2 amax) (the element's emax is 0)
+    e = np.floor(np.log2(np.abs(x.reshape(4, 16)).max(axis=1))).astype(int)
+    k = q.reshape(4, 16) / np.ldexp(1.0, e)[:, None] * 4
+    assert np.all((k >= -8) & (k <= 7)) and np.all(np.mod(k, 1) == 0)
+    assert np.abs(k).max() >= 4  # the block max keeps its leading bit
+
+
+# -- NVFP4 -----------------------------------------------------------------------------------------
+def test_nvfp4_two_level_scales_by_hand():
+    x = np.zeros(32, np.float32)
+    x[0], x[1], x[16] = 2688.0, 100.0, 3.0
+    enc = lowprec.encode(x, "nvfp4")
+    g = enc.tensor_scale
+    assert g == float(np.float32(2688.0 / (448 * 6)))  # = 1.0
+    scales = lowprec.decode(enc.scales, "fp8_e4m3fn")
+    assert scales.tolist() == [448.0, 0.5]  # 2688 / 6; 3 / 6
+    q = lowprec.quantize(x, "nvfp4")
+    assert q[0] == 2688.0 and q[1] == 448.0 * 0.0 + 448.0 * 0.0 + 0.0 or q[1] == 0.0
+    assert q[16] == 3.0
+    assert_same(lowprec.decode(enc, "nvfp4"), q.astype(np.float64))
+
+
+def test_divide_round_odd_is_exact_enough():
+    from fractions import Fraction
+
+    from lowprec.blockscaled import divide_round_odd
+
+    a = RNG.standard_normal(2000)
+    b = RNG.standard_normal(2000)
+    q = divide_round_odd(a, b)
+    for ai, bi, qi in zip(a, b, q):
+        exact = Fraction(ai) / Fraction(bi)
+        near = Fraction(float(ai / bi))
+        assert abs(Fraction(qi) - exact) <= 2 * abs(near - exact) + abs(exact) * Fraction(1, 2**52)
+        if Fraction(qi) != exact:
+            assert int(np.float64(qi).view(np.int64)) & 1 == 1
+
+
+# -- bad input ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(element="fp8_e4m3fn", block=0), ValueError, "block"),
+    (dict(element="fp8_e4m3fn", rule="nearest"), ValueError, "rule"),
+    (dict(element="fp8_e4m3fn", scale="e5m0"), ValueError, "unknown format"),
+    (dict(element="mxint8"), TypeError, "element"),
+    (dict(element="fp4_e2m1fn", scale="fp8_e4m3fn", rule="ceil"), ValueError, "rule"),
+    (dict(element="q1.7"), ValueError, "reach 1"),
+    (dict(element="fp8_e4m3fn", block=32, tensor_scale=True), ValueError, "tensor_scale"),
+])
+def test_bad_block_formats(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        BlockFormat(**kwargs)
+
+
+def test_bad_calls():
+    x = np.ones(32, np.float32)
+    with pytest.raises(ValueError, match="axis"):
+        lowprec.quantize(x, "mxfp8_e4m3", axis=1)
+    with pytest.raises(ValueError, match="pad"):
+        lowprec.quantize(x, "mxfp8_e4m3", pad="edge")
+    with pytest.raises(ValueError, match="0-d"):
+        lowprec.quantize(np.float32(1), "mxfp8_e4m3")
+    codes, scales = lowprec.encode(x, "mxfp8_e4m3")
+    with pytest.raises(TypeError, match="scales"):
+        lowprec.decode(codes, "mxfp8_e4m3")
+    with pytest.raises(ValueError, match="shape"):
+        lowprec.decode(codes, "mxfp8_e4m3", scales[:0])
+    with pytest.raises(TypeError, match="block-scaled"):
+        lowprec.MAC(acc="mxfp8_e4m3")
+    with pytest.raises(ValueError, match="float64 input"):
+        lowprec.quantize(x, BlockFormat(formats.get("q2.30"), 32))
