@@ -96,6 +96,14 @@ void lp_block_quantize_f32(const float *in, float *out, int64_t n, const lp_bloc
 void lp_block_quantize_f64(const double *in, double *out, int64_t n, const lp_blockparams *bp, int32_t *scale_exp,
                            const lp_qparams *ep, int mode, uint64_t seed, uint64_t offset, int nthreads);
 
+/* Codebook (lookup-table) quantization of n contiguous values: index k = #{j < nthr : thr[j] <= x}
+ * (thr sorted ascending), out[i] = table[k] (NaN stays NaN), idx[i] = k; out or idx may be NULL.
+ * nthr <= 65535. */
+void lp_lut_f32(const float *in, int64_t n, const float *thr, int32_t nthr, const float *table, float *out,
+                uint16_t *idx, int nthreads);
+void lp_lut_f64(const double *in, int64_t n, const double *thr, int32_t nthr, const double *table, double *out,
+                uint16_t *idx, int nthreads);
+
 /* The MAC kernel's tile: rows (which = 0) and columns (which = 1). */
 int lp_mac_tile(int which);
 

@@ -165,6 +165,7 @@ int lp_have_openmp(void)
 #define SFX f32
 #include "quantize_impl.h"
 #include "block_impl.h"
+#include "lut_impl.h"
 #define MAC_CLONES LP_CLONES
 #define MAC_FAST 1
 #include "mac_impl.h"
@@ -189,6 +190,7 @@ int lp_have_openmp(void)
 #define SFX f64
 #include "quantize_impl.h"
 #include "block_impl.h"
+#include "lut_impl.h"
 #define MAC_CLONES /* scalar: 64-bit lanes do not vectorize well on AVX2 */
 #define MAC_FAST 0
 #include "mac_impl.h"

@@ -1,11 +1,16 @@
 """lowprec: bit-exact low-precision arithmetic for deep learning.
 
-The flat public API: formats (``FloatFormat``, ``FixedFormat``, ``formats.get``/``formats.names``),
+The flat public API: formats (``FloatFormat``, ``FixedFormat``, block-scaled ``BlockFormat``/``bfp``
+and the named MX/NVFP4 ones, codebooks ``LUTFormat``/``LogFormat``/``kmeans_codebook``,
+``formats.get``/``formats.names``),
 ``quantize``, ``encode``/``decode``, the rounding modes, the MAC-unit simulator (``MAC``) and the
 thread count of the C core.
 """
 
 from . import formats
+from .block_formats import BlockFormat, bfp
+from .codebook_formats import LogFormat, LUTFormat
+from .kmeans import kmeans_codebook
 from .bitmac import binary_matmul, ternary_matmul
 from .codec import decode, encode
 from .formats import FixedFormat, FloatFormat
@@ -17,7 +22,7 @@ from .threads import get_num_threads, set_num_threads
 __version__ = "0.1.0"
 
 __all__ = [
-    "FloatFormat", "FixedFormat", "formats", "quantize", "encode", "decode", "ROUNDING_MODES", "MAC",
+    "FloatFormat", "FixedFormat", "BlockFormat", "bfp", "LUTFormat", "LogFormat", "kmeans_codebook", "formats", "quantize", "encode", "decode", "ROUNDING_MODES", "MAC",
     "binary_matmul", "ternary_matmul",
     "set_num_threads", "get_num_threads",
 ]

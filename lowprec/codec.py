@@ -15,6 +15,7 @@ import numpy as np
 
 from . import _arrays
 from .block_formats import BlockFormat
+from .codebook_formats import LUTFormat
 from .formats import FixedFormat, FloatFormat, Format, as_format
 from .quantize import quantize
 
@@ -23,6 +24,10 @@ def encode(x: Any, fmt: Format | str, rounding: str = "nearest_even", **kwargs) 
     """Round x to `fmt` (as lowprec.quantize, same keywords) and return the codes: an unsigned
     integer array of x's shape (a torch tensor for tensor input, a Python int for a Python float)."""
     fmt = as_format(fmt)
+    if isinstance(fmt, LUTFormat):
+        from .lut import encode_lut
+
+        return encode_lut(x, fmt, rounding, **kwargs)
     if isinstance(fmt, BlockFormat):
         from .blockscaled import encode_blocks
 
@@ -52,6 +57,10 @@ def decode(codes: Any, fmt: Format | str, scales: Any = None, *, axis: int = -1,
     Block-scaled formats: pass the element codes and their `scales` (or the pair ``encode`` returned
     as `codes`), blocked along `axis`; values are float64 (E8M0 scales reach beyond float32)."""
     fmt = as_format(fmt)
+    if isinstance(fmt, LUTFormat):
+        from .lut import decode_lut
+
+        return decode_lut(codes, fmt)
     if isinstance(fmt, BlockFormat):
         from .blockscaled import BlockCodes, decode_blocks
 

@@ -407,8 +407,9 @@ def as_format(fmt: Any) -> Format:
     if isinstance(fmt, str):
         return get(fmt)
     from .block_formats import BlockFormat
+    from .codebook_formats import LUTFormat
 
-    if isinstance(fmt, BlockFormat):
+    if isinstance(fmt, (BlockFormat, LUTFormat)):
         return fmt
     raise TypeError(f"fmt must be a format name (str), a FloatFormat/FixedFormat or a BlockFormat, got {type(fmt).__name__}")
 
@@ -418,5 +419,5 @@ def as_scalar_format(fmt: Any, name: str = "fmt") -> Format:
     f = as_format(fmt)
     if not isinstance(f, (FloatFormat, FixedFormat)):
         raise TypeError(f"{name} must be a float or fixed-point format; {f!r} is block-scaled "
-                        f"(quantize/encode/decode take it, with axis=)")
+                        f"(quantize/encode/decode take it)")
     return f

@@ -10,6 +10,7 @@ from . import _arrays
 from ._native import ffi, lib
 from ._params import qparams
 from .block_formats import BlockFormat
+from .codebook_formats import LUTFormat
 from .formats import FixedFormat, Format, as_format
 from .rounding import check_rbits, mode_index, seed_key
 from .threads import get_num_threads
@@ -41,9 +42,13 @@ def quantize(x: Any, fmt: Format | str, rounding: str = "nearest_even", *, seed:
 
     Block-scaled formats (lowprec.block_formats, e.g. "mxfp8_e4m3"): blocks run along `axis`; `pad`
     says what a partial last block does ("zeros": it is scaled by its own elements; "raise"). See
-    lowprec.blockscaled.
+    lowprec.blockscaled. Codebook formats (lowprec.LUTFormat, LogFormat): see lowprec.lut.
     """
     fmt = as_format(fmt)
+    if isinstance(fmt, LUTFormat):
+        from .lut import quantize_lut
+
+        return quantize_lut(x, fmt, rounding, seed, out)
     if isinstance(fmt, BlockFormat):
         if nan not in NAN_POLICIES:
             raise ValueError(f"nan must be one of {', '.join(map(repr, NAN_POLICIES))}; got {nan!r}")

@@ -1,0 +1,59 @@
+"""Throughput of the issue-4 formats on 2**24 float32 values, single-threaded, against baselines measured
+in the same run: the numpy copy (memory bandwidth) and lowprec's fp8_e4m3fn quantizer (the core).
+
+Prints G elements/s, the ratio to the copy and to fp8, for MX (every named one, nearest_even and
+stochastic), NVFP4 (numpy path), BFP, a 16-entry and a 256-entry codebook and a 4-bit log format.
+Usage: python bench/formats.py [--n LOG2] [--repeat R]
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from quantize import best_times  # noqa: E402
+
+import lowprec  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=24, help="log2 of the element count")
+    ap.add_argument("--repeat", type=int, default=7)
+    args = ap.parse_args()
+    n = 1 << args.n
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(n).astype(np.float32)
+    out = np.empty_like(x)
+    lowprec.set_num_threads(1)
+
+    def q(fmt, mode="nearest_even"):
+        return lambda: lowprec.quantize(x, fmt, mode, seed=1, out=out)
+
+    cases = {"numpy copy": lambda: np.copyto(out, x), "fp8_e4m3fn (core)": q("fp8_e4m3fn")}
+    for name in lowprec.formats.names("block"):
+        if name == "nvfp4":
+            continue
+        cases[f"{name}"] = q(name)
+        cases[f"{name} stochastic"] = q(name, "stochastic")
+    cases["bfp(12, 16)"] = q(lowprec.bfp(12, 16))
+    cases["lut 16 entries"] = q(lowprec.LUTFormat(np.sort(rng.standard_normal(16))))
+    cases["lut 16 entries, encode"] = lambda: lowprec.encode(x, lut16)
+    cases["lut 256 entries"] = q(lowprec.LUTFormat(np.sort(rng.standard_normal(256))))
+    cases["log 4-bit (k=1)"] = q(lowprec.LogFormat(4))
+    small = x[: n // 16]
+    cases["nvfp4 (numpy; 1/16 of the data, rate scaled)"] = lambda: lowprec.quantize(small, "nvfp4")
+    best = best_times(cases, args.repeat)
+    rates = {k: (n / 16 if k.startswith("nvfp4") else n) / t for k, t in best.items()}
+    copy, fp8 = rates["numpy copy"], rates["fp8_e4m3fn (core)"]
+    print(f"{n} float32 values, 1 thread; G elements/s, ratio to numpy copy, ratio to fp8_e4m3fn")
+    for label, r in rates.items():
+        print(f"  {label:<48}{r / 1e9:8.3f}{r / copy:8.3f}x copy{r / fp8:8.3f}x fp8")
+
+
+lut16 = None
+if __name__ == "__main__":
+    lut16 = lowprec.LUTFormat(np.sort(np.random.default_rng(5).standard_normal(16)))
+    main()

@@ -1,0 +1,187 @@
+"""Lookup-table (codebook) and logarithmic formats, and k-means codebooks: every mode against exact
+rational decisions, round trips, per-channel tables, the paper's formulas, numpy Lloyd, bad input."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import lowprec
+from lowprec.codebook_formats import LogFormat, LUTFormat
+from lowprec.kmeans import kmeans_codebook
+
+from helpers import assert_same
+
+RNG = np.random.default_rng(11)
+
+
+def _exact_choice(x: float, book: np.ndarray, mode: str) -> int:
+    """The index a mode picks for finite x, by rational arithmetic (the documented rules)."""
+    xf = Fraction(float(x))
+    if xf <= Fraction(float(book[0])):
+        return 0
+    if xf >= Fraction(float(book[-1])):
+        return book.size - 1
+    i = int(np.searchsorted(book, float(x), side="right")) - 1
+    lo, hi = Fraction(float(book[i])), Fraction(float(book[i + 1]))
+    if xf == lo:
+        return i
+    if mode == "up":
+        return i + 1
+    if mode == "down":
+        return i
+    mid = (lo + hi) / 2
+    if xf != mid:
+        return i + 1 if xf > mid else i
+    if mode == "nearest_even":
+        return i if i % 2 == 0 else i + 1
+    return i + 1 if mid >= 0 else i  # nearest_away
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False, width=32), min_size=1, max_size=70, unique=True),
+       st.sampled_from(["nearest_even", "nearest_away", "up", "down"]), st.sampled_from([np.float32, np.float64]),
+       st.data())
+def test_every_mode_picks_the_exact_entry(book, mode, dtype, data):
+    fmt = LUTFormat(book)
+    b = fmt.codebook
+    mids = [(b[i] + b[i + 1]) / 2 for i in range(b.size - 1)]  # ties, as doubles (often exact)
+    x = np.concatenate([b, mids, np.nextafter(b, np.inf), np.nextafter(b, -np.inf),
+                        data.draw(hnp.arrays(np.float64, 20, elements=st.floats(-2e6, 2e6)))]).astype(dtype)
+    codes = lowprec.encode(x, fmt, mode)
+    expected = [_exact_choice(v, b, mode) for v in x]
+    np.testing.assert_array_equal(codes, expected)
+    assert_same(lowprec.quantize(x, fmt, mode), b[expected].astype(dtype))
+
+
+def test_sixteen_entries_use_the_scan_and_large_tables_the_binary_search():
+    for k in (16, 1000):  # both C paths (scan up to 64 entries, binary search above)
+        fmt = LUTFormat(np.sort(RNG.standard_normal(k)))
+        x = RNG.standard_normal(20000).astype(np.float32)
+        mids = (fmt.codebook[1:] + fmt.codebook[:-1]) / 2
+        np.testing.assert_array_equal(lowprec.encode(x, fmt), np.searchsorted(mids, x.astype(np.float64), "left"))
+
+
+def test_stochastic_is_unbiased_and_seeded():
+    fmt = LUTFormat([0.0, 1.0, 4.0])
+    x = np.full(200000, 2.5, np.float32)  # between 1 and 4: up with probability 0.5
+    q = lowprec.quantize(x, fmt, "stochastic", seed=3)
+    assert set(np.unique(q)) == {1.0, 4.0}
+    assert abs(q.mean() - 2.5) < 0.02
+    assert_same(q, lowprec.quantize(x, fmt, "stochastic", seed=3))
+    assert_same(lowprec.quantize(fmt.codebook.astype(np.float32), fmt, "stochastic", seed=1),
+                fmt.codebook.astype(np.float32))  # entries stay
+
+
+def test_specials_round_trips_and_torch():
+    fmt = LUTFormat([-2.0, -0.5, 0.0, 1.0])
+    x = np.array([np.inf, -np.inf, np.nan, -0.0], np.float32)
+    assert_same(lowprec.quantize(x, fmt), np.array([1.0, -2.0, np.nan, 0.0], np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        lowprec.encode(x, fmt)
+    codes = np.arange(4)
+    assert_same(lowprec.decode(codes, fmt), fmt.codebook)
+    np.testing.assert_array_equal(lowprec.encode(lowprec.decode(codes, fmt), fmt), codes)
+    torch = pytest.importorskip("torch")
+    t = torch.tensor([0.3, -1.0])
+    assert lowprec.quantize(t, fmt).tolist() == [0.0, -0.5]
+
+
+def test_per_channel_codebooks():
+    w = RNG.standard_normal((3, 5, 4)).astype(np.float32)
+    books = np.sort(RNG.standard_normal((5, 8)), axis=1)
+    fmt = LUTFormat(books, axis=1)
+    q = lowprec.quantize(w, fmt)
+    for c in range(5):
+        assert_same(q[:, c], lowprec.quantize(np.ascontiguousarray(w[:, c]), LUTFormat(books[c])))
+    assert_same(lowprec.decode(lowprec.encode(w, fmt), fmt).astype(np.float32), q)
+    with pytest.raises(ValueError, match="channels"):
+        lowprec.quantize(w[:, :4], fmt)
+
+
+# -- logarithmic --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("k", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_log_domain_rounding_is_the_papers_formula(k, dtype):
+    fmt = LogFormat(5, k=k, fsr=2)  # 15 magnitudes 2**(e/k), e in [2k - 14, 2k]
+    x = (RNG.standard_normal(20000) * 2.0 ** RNG.integers(-8, 3, 20000)).astype(dtype)
+    q = lowprec.quantize(x, fmt)
+    a = np.abs(x.astype(np.float64))
+    e = np.round(np.log2(np.where(a > 0, a, 1.0)) * k)  # Round(log2 |x|) in units of 1/k
+    e = np.minimum(e, 2 * k)
+    expected = np.where((e < fmt.e_min) | (a == 0), 0.0, np.sign(x) * np.exp2(np.maximum(e, fmt.e_min) / k))
+    near_boundary = np.abs(np.log2(np.where(a > 0, a, 1.0)) * k - np.floor(np.log2(np.where(a > 0, a, 1)) * k) - 0.5) < 1e-9
+    ok = (q.astype(np.float64) == expected.astype(dtype)) | near_boundary
+    assert ok.all(), x[~ok][:5]
+    assert np.isin(q, fmt.codebook.astype(dtype)).all()
+
+
+def test_log_format_values_and_linear_domain():
+    fmt = LogFormat(4, k=1, fsr=0)
+    assert fmt.codebook.tolist() == [-1, -0.5, -0.25, -0.125, -0.0625, -0.03125, -0.015625, 0,
+                                     0.015625, 0.03125, 0.0625, 0.125, 0.25, 0.5, 1]
+    x = np.array([0.7071067, 0.7071068, 0.74, 0.76], np.float32)
+    assert lowprec.quantize(x, fmt).tolist() == [0.5, 1.0, 1.0, 1.0]  # boundary sqrt(1/2)
+    assert lowprec.quantize(x, LogFormat(4, domain="linear")).tolist() == [0.5, 0.5, 0.5, 1.0]  # boundary 3/4
+    half = LogFormat(3, k=2, fsr=0, signed=False)
+    assert np.allclose(half.codebook, [0, 2**-3, 2**-2.5, 2**-2, 2**-1.5, 2**-1, 2**-0.5, 1])
+
+
+# -- k-means ------------------------------------------------------------------------------------------
+def _numpy_lloyd(v, k, iters):
+    c = np.linspace(v.min(), v.max(), k)
+    for _ in range(iters):
+        assign = np.argmin(np.abs(v[:, None] - c[None, :]), axis=1)
+        new = np.array([v[assign == j].mean() if (assign == j).any() else c[j] for j in range(k)])
+        new.sort()
+        if np.array_equal(new, c):
+            break
+        c = new
+    return np.unique(c)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4])
+def test_kmeans_matches_a_straightforward_lloyd(bits):
+    w = RNG.standard_normal(3000)
+    fmt = kmeans_codebook(w, bits, iters=40)
+    np.testing.assert_allclose(fmt.codebook, _numpy_lloyd(w, 2**bits, 40), rtol=1e-12, atol=1e-15)
+    assert fmt.entries == 2**bits
+    q = lowprec.quantize(w, fmt)
+    assert np.isin(q, fmt.codebook).all()
+
+
+def test_kmeans_per_channel_and_determinism():
+    w = RNG.standard_normal((4, 50))
+    w[3] = 0.5  # one distinct value: padded entries above it
+    fmt = kmeans_codebook(w, 3, axis=0, sample=30, seed=1)
+    assert fmt.codebook.shape == (4, 8)
+    assert np.array_equal(fmt.codebook, kmeans_codebook(w, 3, axis=0, sample=30, seed=1).codebook)
+    assert (lowprec.quantize(w, fmt)[3] == 0.5).all()
+
+
+# -- bad input ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("book, match", [
+    ([], "empty"), ([1.0, np.nan], "finite"), ([1.0, 2.0, 1.0], "duplicate"), ([[[1.0]]], "1-D"),
+    (np.arange(70000.0), "at most"),
+])
+def test_bad_codebooks(book, match):
+    with pytest.raises(ValueError, match=match):
+        LUTFormat(book)
+
+
+def test_bad_log_and_kmeans_parameters():
+    with pytest.raises(ValueError, match="bits"):
+        LogFormat(1)
+    with pytest.raises(ValueError, match="domain"):
+        LogFormat(4, domain="ln")
+    with pytest.raises(ValueError, match="rounding"):
+        lowprec.quantize(np.ones(3, np.float32), LogFormat(4), "toward_zero")
+    with pytest.raises(ValueError, match="bits"):
+        kmeans_codebook(np.ones(4), 0)
+    with pytest.raises(ValueError, match="empty"):
+        kmeans_codebook(np.zeros(0), 2)
+    with pytest.raises(ValueError, match="codes"):
+        lowprec.decode(np.array([7]), LUTFormat([0.0, 1.0]))
