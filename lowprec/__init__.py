@@ -11,6 +11,7 @@ from . import formats
 from .block_formats import BlockFormat, bfp
 from .codebook_formats import LogFormat, LUTFormat
 from .kmeans import kmeans_codebook
+from .scaled_formats import BinaryFormat, IntAffineFormat, TernaryFormat, fit_binary, fit_ttq, fit_twn
 from .bitmac import binary_matmul, ternary_matmul
 from .codec import decode, encode
 from .formats import FixedFormat, FloatFormat
@@ -22,7 +23,8 @@ from .threads import get_num_threads, set_num_threads
 __version__ = "0.1.0"
 
 __all__ = [
-    "FloatFormat", "FixedFormat", "BlockFormat", "bfp", "LUTFormat", "LogFormat", "kmeans_codebook", "formats", "quantize", "encode", "decode", "ROUNDING_MODES", "MAC",
+    "FloatFormat", "FixedFormat", "BlockFormat", "bfp", "LUTFormat", "LogFormat", "kmeans_codebook",
+    "BinaryFormat", "TernaryFormat", "IntAffineFormat", "fit_binary", "fit_twn", "fit_ttq", "formats", "quantize", "encode", "decode", "ROUNDING_MODES", "MAC",
     "binary_matmul", "ternary_matmul",
     "set_num_threads", "get_num_threads",
 ]

@@ -16,6 +16,7 @@ import numpy as np
 from . import _arrays
 from .block_formats import BlockFormat
 from .codebook_formats import LUTFormat
+from .scaled_formats import SCALED_KINDS
 from .formats import FixedFormat, FloatFormat, Format, as_format
 from .quantize import quantize
 
@@ -24,6 +25,10 @@ def encode(x: Any, fmt: Format | str, rounding: str = "nearest_even", **kwargs) 
     """Round x to `fmt` (as lowprec.quantize, same keywords) and return the codes: an unsigned
     integer array of x's shape (a torch tensor for tensor input, a Python int for a Python float)."""
     fmt = as_format(fmt)
+    if isinstance(fmt, SCALED_KINDS):
+        from .scaled import encode_scaled
+
+        return encode_scaled(x, fmt, rounding, **kwargs)
     if isinstance(fmt, LUTFormat):
         from .lut import encode_lut
 
@@ -57,6 +62,10 @@ def decode(codes: Any, fmt: Format | str, scales: Any = None, *, axis: int = -1,
     Block-scaled formats: pass the element codes and their `scales` (or the pair ``encode`` returned
     as `codes`), blocked along `axis`; values are float64 (E8M0 scales reach beyond float32)."""
     fmt = as_format(fmt)
+    if isinstance(fmt, SCALED_KINDS):
+        from .scaled import decode_scaled
+
+        return decode_scaled(codes, fmt)
     if isinstance(fmt, LUTFormat):
         from .lut import decode_lut
 

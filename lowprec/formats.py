@@ -408,8 +408,9 @@ def as_format(fmt: Any) -> Format:
         return get(fmt)
     from .block_formats import BlockFormat
     from .codebook_formats import LUTFormat
+    from .scaled_formats import SCALED_KINDS
 
-    if isinstance(fmt, (BlockFormat, LUTFormat)):
+    if isinstance(fmt, (BlockFormat, LUTFormat) + SCALED_KINDS):
         return fmt
     raise TypeError(f"fmt must be a format name (str), a FloatFormat/FixedFormat or a BlockFormat, got {type(fmt).__name__}")
 

@@ -11,6 +11,7 @@ from ._native import ffi, lib
 from ._params import qparams
 from .block_formats import BlockFormat
 from .codebook_formats import LUTFormat
+from .scaled_formats import SCALED_KINDS
 from .formats import FixedFormat, Format, as_format
 from .rounding import check_rbits, mode_index, seed_key
 from .threads import get_num_threads
@@ -42,9 +43,14 @@ def quantize(x: Any, fmt: Format | str, rounding: str = "nearest_even", *, seed:
 
     Block-scaled formats (lowprec.block_formats, e.g. "mxfp8_e4m3"): blocks run along `axis`; `pad`
     says what a partial last block does ("zeros": it is scaled by its own elements; "raise"). See
-    lowprec.blockscaled. Codebook formats (lowprec.LUTFormat, LogFormat): see lowprec.lut.
+    lowprec.blockscaled. Codebook formats (lowprec.LUTFormat, LogFormat): see lowprec.lut. Binary,
+    ternary and integer-affine formats: see lowprec.scaled.
     """
     fmt = as_format(fmt)
+    if isinstance(fmt, SCALED_KINDS):
+        from .scaled import quantize_scaled
+
+        return quantize_scaled(x, fmt, rounding, seed=seed, out=out)
     if isinstance(fmt, LUTFormat):
         from .lut import quantize_lut
 

@@ -1,0 +1,163 @@
+"""Quantize, encode and decode the scaled integer formats of lowprec.scaled_formats (binary, ternary,
+integer affine), numpy and torch. NaN input: binary and ternary values stay NaN (encode raises);
+integer affine quantize gives NaN, encode raises. Inf saturates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import _arrays
+from .blockscaled import divide_round_odd, _split
+from .formats import FixedFormat
+from .reference import element_random
+from .rounding import mode_index, seed_key
+from .scaled_formats import BinaryFormat, IntAffineFormat, TernaryFormat
+
+__all__ = ["quantize_scaled", "encode_scaled", "decode_scaled", "SCALED_FORMATS"]
+
+SCALED_FORMATS = (BinaryFormat, TernaryFormat, IntAffineFormat)
+_INTEGER = FixedFormat(64, 0, overflow="saturate")  # round to an integer, any mode
+
+
+def _along(param: Any, axis: int, arr: np.ndarray, name: str) -> np.ndarray | float:
+    """A per-channel parameter shaped to broadcast along `axis` of arr (scalars pass through)."""
+    if np.ndim(param) == 0:
+        return param
+    if arr.ndim == 0 or not -arr.ndim <= axis < arr.ndim:
+        raise ValueError(f"per-channel {name} needs x with an axis {axis}; x has shape {arr.shape}")
+    ax = axis % arr.ndim
+    if arr.shape[ax] != len(param):
+        raise ValueError(f"{name} has {len(param)} channels; x has {arr.shape[ax]} along axis {axis}")
+    shape = [1] * arr.ndim
+    shape[ax] = len(param)
+    return np.asarray(param).reshape(shape)
+
+
+def multiply_round_odd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a * b in float64 rounded to odd (see divide_round_odd): rounding it to float32 is rounding the
+    exact product once."""
+    with np.errstate(all="ignore"):
+        p = a * b
+        ah, al = _split(a)
+        bh, bl = _split(b)
+        err = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+        even = (p.view(np.int64) & 1) == 0
+        toward = np.where(err > 0, np.inf, -np.inf)
+        return np.where((err != 0) & even & np.isfinite(p) & (p != 0), np.nextafter(p, toward), p)
+
+
+def _random_unit(shape: tuple, seed: Any) -> np.ndarray:
+    """Uniform [0, 1) doubles from 32-bit Philox draws (lowprec.quantize's layout over float32)."""
+    n = int(np.prod(shape))
+    return (element_random(n, np.float32, seed_key(seed)).astype(np.float64) / 2.0**32).reshape(shape)
+
+
+def _binary(arr: np.ndarray, fmt: BinaryFormat, rounding: str, seed: Any) -> tuple[np.ndarray, np.ndarray]:
+    alpha = _along(fmt.alpha, fmt.axis, arr, "alpha")
+    x = arr.astype(np.float64)
+    if rounding == "stochastic":
+        p = np.clip((x / alpha + 1.0) / 2.0, 0.0, 1.0)  # BinaryConnect's hard sigmoid
+        plus = _random_unit(arr.shape, seed) < p
+    else:
+        plus = x >= 0
+    values = np.where(plus, alpha, -np.asarray(alpha) * 1.0)
+    return np.where(np.isnan(x), np.nan, values), plus.astype(np.uint8)
+
+
+def _ternary(arr: np.ndarray, fmt: TernaryFormat) -> tuple[np.ndarray, np.ndarray]:
+    x = arr.astype(np.float64)
+    delta = _along(fmt.delta, fmt.axis, arr, "delta")
+    w_p, w_n = _along(fmt.w_p, fmt.axis, arr, "w_p"), _along(fmt.w_n, fmt.axis, arr, "w_n")
+    pos, neg = x > delta, x < -np.asarray(delta)
+    values = np.where(pos, w_p, np.where(neg, -np.asarray(w_n) * 1.0, 0.0))
+    codes = (pos | neg).astype(np.uint8) | (neg.astype(np.uint8) << 1)
+    return np.where(np.isnan(x), np.nan, values), codes
+
+
+def _affine_codes(arr: np.ndarray, fmt: IntAffineFormat, rounding: str, seed: Any) -> np.ndarray:
+    """q as int64 (NaN inputs give qmin; the callers mask them)."""
+    from .quantize import quantize
+
+    scale = np.broadcast_to(_along(fmt.scale, fmt.axis, arr, "scale"), arr.shape)
+    zp = _along(fmt.zero_point, fmt.axis, arr, "zero_point")
+    x = arr.astype(np.float64)
+    r = divide_round_odd(np.where(np.isnan(x), 0.0, x), np.asarray(scale, np.float64))
+    k = quantize(np.ascontiguousarray(r), _INTEGER, rounding, seed=seed)
+    k = np.clip(k, -(2.0**62), 2.0**62)  # beyond any range: clamped below anyway
+    return np.clip(k.astype(np.int64) + zp, fmt.qmin, fmt.qmax)
+
+
+def _affine(arr: np.ndarray, fmt: IntAffineFormat, rounding: str, seed: Any) -> tuple[np.ndarray, np.ndarray]:
+    q = _affine_codes(arr, fmt, rounding, seed)
+    zp = _along(fmt.zero_point, fmt.axis, arr, "zero_point")
+    scale = np.broadcast_to(_along(fmt.scale, fmt.axis, arr, "scale"), arr.shape)
+    k, sc = (q - zp).astype(np.float64), np.asarray(scale, np.float64)
+    # one rounding to x's dtype: float64's own product, or round-to-odd then the cast to float32
+    values = k * sc if arr.dtype == np.float64 else multiply_round_odd(k, sc)
+    return np.where(np.isnan(arr), np.nan, values), q
+
+
+def _round(arr: np.ndarray, fmt: Any, rounding: str, seed: Any) -> tuple[np.ndarray, np.ndarray]:
+    mode_index(rounding)
+    if isinstance(fmt, BinaryFormat):
+        return _binary(arr, fmt, rounding, seed)
+    if isinstance(fmt, TernaryFormat):
+        return _ternary(arr, fmt)
+    return _affine(arr, fmt, rounding, seed)
+
+
+def quantize_scaled(x: Any, fmt: Any, rounding: str = "nearest_even", *, seed: Any = None, out: Any = None) -> Any:
+    """lowprec.quantize for BinaryFormat / TernaryFormat / IntAffineFormat."""
+    arr, restore = _arrays.to_numpy(x)
+    target = _arrays.out_array(out, x, arr) if out is not None else None
+    values = _round(arr, fmt, rounding, seed)[0].astype(arr.dtype)
+    if target is not None:
+        target[...] = values
+        return out
+    return restore(values)
+
+
+def encode_scaled(x: Any, fmt: Any, rounding: str = "nearest_even", *, seed: Any = None) -> Any:
+    """Codes: binary uint8 bits, ternary uint8 2-bit codes, affine the integers q (int/uint by bits)."""
+    arr, _ = _arrays.to_numpy(x)
+    if np.isnan(arr).any():
+        raise ValueError(f"x holds NaN, which no code of {type(fmt).__name__} represents")
+    codes = _round(arr, fmt, rounding, seed)[1]
+    if isinstance(fmt, IntAffineFormat):
+        codes = codes.astype(fmt.code_dtype)
+    if _arrays.is_tensor(x):
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(codes))
+    return codes
+
+
+def decode_scaled(codes: Any, fmt: Any) -> Any:
+    """float64 values of codes."""
+    tensor = _arrays.is_tensor(codes)
+    c = codes.detach().cpu().numpy() if tensor else np.asarray(codes)
+    if c.dtype.kind not in "iu":
+        raise TypeError(f"codes must be an integer array, got {c.dtype}")
+    c = c.astype(np.int64)
+    if isinstance(fmt, BinaryFormat):
+        if c.size and not np.isin(c, (0, 1)).all():
+            raise ValueError("binary codes must be 0 or 1")
+        alpha = _along(fmt.alpha, fmt.axis, c, "alpha")
+        values = np.where(c == 1, 1.0, -1.0) * alpha
+    elif isinstance(fmt, TernaryFormat):
+        if c.size and not np.isin(c, (0, 1, 3)).all():
+            raise ValueError("ternary codes must be 0 (zero), 1 (+w_p) or 3 (-w_n)")
+        w_p, w_n = _along(fmt.w_p, fmt.axis, c, "w_p"), _along(fmt.w_n, fmt.axis, c, "w_n")
+        values = np.where(c == 1, w_p, np.where(c == 3, -np.asarray(w_n) * 1.0, 0.0)) * np.ones(c.shape)
+    else:
+        if c.size and (c.min() < fmt.qmin or c.max() > fmt.qmax):
+            raise ValueError(f"codes must lie in [{fmt.qmin}, {fmt.qmax}]; got [{c.min()}, {c.max()}]")
+        zp = _along(fmt.zero_point, fmt.axis, c, "zero_point")
+        values = (c - zp) * np.asarray(_along(fmt.scale, fmt.axis, c, "scale"), np.float64)
+    if tensor:
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(values))
+    return values

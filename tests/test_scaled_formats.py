@@ -1,0 +1,161 @@
+"""Binary (BWN/XNOR, BinaryConnect), ternary (TWN, TTQ) and integer-affine formats: the published
+formulas on generated data, exact-rational rounding, round trips, per-channel parameters, bad input."""
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import lowprec
+from lowprec import BinaryFormat, IntAffineFormat, TernaryFormat, fit_binary, fit_ttq, fit_twn
+from lowprec.bitmac import pack_binary, pack_ternary
+
+from helpers import assert_same
+
+RNG = np.random.default_rng(5)
+weights = hnp.arrays(np.float32, st.tuples(st.integers(1, 5), st.integers(1, 9)),
+                     elements=st.floats(-10, 10, width=32))
+
+
+@settings(max_examples=60, deadline=None)
+@given(weights, st.sampled_from([None, 0, 1]))
+def test_bwn_alpha_is_the_mean_magnitude_and_values_are_its_sign(w, axis):
+    if not np.abs(w).sum(axis=None if axis is None else 1 - axis).all():
+        return  # a channel of zeros has no positive scale
+    fmt = fit_binary(w, axis)
+    mean = np.abs(w.astype(np.float64)).mean(axis=None if axis is None else 1 - axis)
+    np.testing.assert_allclose(fmt.alpha, mean, rtol=1e-15)
+    alpha = mean if axis is None else np.expand_dims(mean, 1 - axis)
+    assert_same(lowprec.quantize(w, fmt), np.where(w >= 0, alpha, -alpha).astype(np.float32))
+    codes = lowprec.encode(w, fmt)
+    np.testing.assert_array_equal(codes, w >= 0)
+    assert_same(lowprec.decode(codes, fmt).astype(np.float32), lowprec.quantize(w, fmt))
+
+
+@settings(max_examples=60, deadline=None)
+@given(weights, st.sampled_from([None, 0]))
+def test_twn_threshold_and_scale(w, axis):
+    a = np.abs(w.astype(np.float64))
+    rows = a.reshape(1, -1) if axis is None else a
+    delta = 0.7 * rows.mean(axis=1)
+    above = rows > delta[:, None]
+    if not above.any(axis=1).all():
+        return
+    alpha = np.array([r[m].mean() for r, m in zip(rows, above)])
+    fmt = fit_twn(w, axis)
+    np.testing.assert_allclose(fmt.delta, delta if axis is not None else delta[0], rtol=1e-15)
+    np.testing.assert_allclose(fmt.w_p, alpha if axis is not None else alpha[0], rtol=1e-15)
+    d, al = (delta[:, None], alpha[:, None]) if axis is not None else (delta[0], alpha[0])
+    expected = np.where(w > d, al, np.where(w < -d, -al, 0.0)).astype(np.float32)
+    assert_same(lowprec.quantize(w, fmt) + 0.0, expected + 0.0)
+    codes = lowprec.encode(w, fmt)
+    nz, neg = pack_ternary(np.sign(expected), axis=-1)
+    np.testing.assert_array_equal(np.packbits(codes & 1 == 1, axis=-1), nz)
+    np.testing.assert_array_equal(np.packbits(codes >> 1 == 1, axis=-1), neg)
+
+
+def test_ttq_uses_the_callers_scales_and_a_max_threshold():
+    w = np.array([[-1.0, -0.04, 0.02, 0.5, 2.0]], np.float32)
+    fmt = fit_ttq(w, w_p=1.5, w_n=0.25, t=0.05)
+    assert fmt.delta == pytest.approx(0.1)
+    assert lowprec.quantize(w, fmt).tolist() == [[-0.25, 0.0, 0.0, 1.5, 1.5]]
+
+
+def test_binaryconnect_stochastic_is_unbiased_and_seeded():
+    fmt = BinaryFormat(1.0)
+    x = np.full(100000, 0.3, np.float32)  # +1 with probability (0.3 + 1) / 2 = 0.65
+    q = lowprec.quantize(x, fmt, "stochastic", seed=2)
+    assert abs((q > 0).mean() - 0.65) < 0.01
+    assert_same(q, lowprec.quantize(x, fmt, "stochastic", seed=2))
+    assert (lowprec.quantize(np.array([2.0, -2.0], np.float32), fmt, "stochastic", seed=0) == [1, -1]).all()
+    bits = pack_binary(np.sign(q + 0.0))
+    assert bits.shape == (12500,)
+
+
+# -- integer affine ---------------------------------------------------------------------------------------
+def _exact_affine(x: float, scale: float, zp: int, qmin: int, qmax: int, mode: str) -> int:
+    r = Fraction(float(x)) / Fraction(scale)
+    fl = math.floor(r)
+    frac = r - fl
+    if frac == 0:
+        k = fl
+    elif mode == "nearest_even":
+        k = fl + (frac > Fraction(1, 2) or (frac == Fraction(1, 2) and fl % 2 == 1))
+    elif mode == "nearest_away":
+        k = fl + (frac >= Fraction(1, 2)) if r > 0 else fl + (frac > Fraction(1, 2))
+    elif mode == "up":
+        k = fl + 1
+    elif mode == "down":
+        k = fl
+    else:  # toward_zero
+        k = fl if r > 0 else fl + 1
+    return min(max(k + zp, qmin), qmax)
+
+
+@pytest.mark.parametrize("mode", ["nearest_even", "nearest_away", "up", "down", "toward_zero"])
+@pytest.mark.parametrize("signed, narrow, zp", [(True, False, 0), (True, True, 0), (False, False, 128), (True, False, -7)])
+def test_affine_rounds_x_over_scale_once(mode, signed, narrow, zp):
+    scale = 0.1  # not a power of two: x / scale is inexact in float
+    fmt = IntAffineFormat(8, scale, zp, signed=signed, narrow=narrow)
+    ties = (np.arange(-300, 300) + 0.5) * scale
+    x = np.concatenate([ties, RNG.standard_normal(2000) * 10, [30.0, -30.0, 0.0]])
+    for dtype in (np.float32, np.float64):
+        xd = x.astype(dtype)
+        q = lowprec.encode(xd, fmt, mode)
+        expected = [_exact_affine(v, scale, zp, fmt.qmin, fmt.qmax, mode) for v in xd]
+        np.testing.assert_array_equal(q.astype(np.int64), expected)
+        values = lowprec.quantize(xd, fmt, mode)
+        exact = [(Fraction(int(k) - zp) * Fraction(scale)) for k in expected]
+        assert_same(values, np.array([float(v) for v in exact]).astype(dtype) if dtype == np.float64
+                    else np.array([np.float32(v) for v in exact], np.float32))
+
+
+def test_affine_matches_torch_fake_quantize_away_from_ties():
+    torch = pytest.importorskip("torch")
+    x = torch.randn(10000) * 3
+    scale, zp = 0.0625, 3  # a power of two: x * (1 / scale) is exact, so torch rounds once too
+    ours = lowprec.quantize(x, IntAffineFormat(8, scale, zp, signed=False))
+    theirs = torch.fake_quantize_per_tensor_affine(x, scale, zp, 0, 255)
+    assert torch.equal(ours, theirs)
+    per_channel = IntAffineFormat(8, np.array([0.5, 0.25]), np.array([0, 1]), axis=1)
+    w = torch.randn(7, 2) * 20
+    theirs = torch.fake_quantize_per_channel_affine(w, torch.tensor([0.5, 0.25]), torch.tensor([0, 1], dtype=torch.int32), 1, -128, 127)
+    assert torch.equal(lowprec.quantize(w, per_channel), theirs)
+
+
+def test_affine_round_trip_nan_and_codes():
+    fmt = IntAffineFormat(4, 0.5, 0, signed=True)
+    x = np.array([-10.0, -0.3, 0.2, 3.7, np.inf], np.float32)
+    codes = lowprec.encode(x, fmt)
+    assert codes.dtype == np.int8 and codes.tolist() == [-8, -1, 0, 7, 7]
+    assert lowprec.decode(codes, fmt).tolist() == [-4.0, -0.5, 0.0, 3.5, 3.5]
+    assert np.isnan(lowprec.quantize(np.array([np.nan], np.float32), fmt)).all()
+    with pytest.raises(ValueError, match="NaN"):
+        lowprec.encode(np.array([np.nan]), fmt)
+
+
+@pytest.mark.parametrize("factory, match", [
+    (lambda: IntAffineFormat(1, 0.1), "bits"),
+    (lambda: IntAffineFormat(33, 0.1), "bits"),
+    (lambda: IntAffineFormat(8, 0.0), "scale"),
+    (lambda: IntAffineFormat(8, -1.0), "scale"),
+    (lambda: IntAffineFormat(8, np.nan), "scale"),
+    (lambda: IntAffineFormat(8, 0.1, 200), "zero_point"),
+    (lambda: IntAffineFormat(8, 0.1, 0.5), "zero_point"),
+    (lambda: BinaryFormat(0.0), "alpha"),
+    (lambda: TernaryFormat(1.0, 1.0, -0.1), "delta"),
+    (lambda: fit_twn(np.zeros(4)), "w_p"),
+])
+def test_bad_parameters(factory, match):
+    with pytest.raises(ValueError, match=match):
+        factory()
+
+
+def test_per_channel_shape_mismatch():
+    fmt = IntAffineFormat(8, np.array([0.1, 0.2]), axis=0)
+    with pytest.raises(ValueError, match="channels"):
+        lowprec.quantize(np.ones((3, 2), np.float32), fmt)
