@@ -144,6 +144,8 @@ def fit_twn(w: Any, axis: int | None = None) -> TernaryFormat:
     """Ternary Weight Networks (Li, Zhang, Liu 2016): delta = 0.7 * mean |W|, w_p = w_n = mean of the
     |W| above delta (per tensor, or per channel along `axis`)."""
     w = np.asarray(w, np.float64)
+    if w.size == 0 or not np.abs(w).max() > 0:
+        raise ValueError("w must hold a nonzero finite weight: TWN's w_p and w_n are means of magnitudes")
     delta = 0.7 * np.asarray(_abs_mean(w, axis))
     d = delta if axis is None else np.expand_dims(delta, tuple(i for i in range(w.ndim) if i != axis % w.ndim))
     alpha = _abs_mean(w, axis, where=np.abs(w) > d)

@@ -148,7 +148,8 @@ def test_affine_round_trip_nan_and_codes():
     (lambda: IntAffineFormat(8, 0.1, 0.5), "zero_point"),
     (lambda: BinaryFormat(0.0), "alpha"),
     (lambda: TernaryFormat(1.0, 1.0, -0.1), "delta"),
-    (lambda: fit_twn(np.zeros(4)), "w_p"),
+    (lambda: fit_twn(np.zeros(4)), "nonzero"),
+    (lambda: fit_twn(np.array([[1.0, 2.0], [0.0, 0.0]]), axis=0), "w_p"),
 ])
 def test_bad_parameters(factory, match):
     with pytest.raises(ValueError, match=match):
