@@ -13,6 +13,7 @@ from .codebook_formats import LogFormat, LUTFormat
 from .kmeans import kmeans_codebook
 from .scaled_formats import BinaryFormat, IntAffineFormat, TernaryFormat, fit_binary, fit_ttq, fit_twn
 from .bitmac import binary_matmul, ternary_matmul
+from .codemac import log_matmul, lut_matmul
 from .codec import decode, encode
 from .formats import FixedFormat, FloatFormat
 from .mac import MAC
@@ -25,6 +26,6 @@ __version__ = "0.1.0"
 __all__ = [
     "FloatFormat", "FixedFormat", "BlockFormat", "bfp", "LUTFormat", "LogFormat", "kmeans_codebook",
     "BinaryFormat", "TernaryFormat", "IntAffineFormat", "fit_binary", "fit_twn", "fit_ttq", "formats", "observers", "quantize", "encode", "decode", "ROUNDING_MODES", "MAC",
-    "binary_matmul", "ternary_matmul",
+    "binary_matmul", "ternary_matmul", "lut_matmul", "log_matmul",
     "set_num_threads", "get_num_threads",
 ]

@@ -343,13 +343,16 @@ class MAC:
         """acc=None: exact sums, rounded once to out."""
         if _exact_span(A, B) <= 53:  # every partial sum is exact in float64: native matmul is exact
             exact = A @ B
-        else:  # exact rational sums, rounded to odd at 53 bits so that the one rounding below is right
+        else:  # exact rational sums
             from fractions import Fraction
 
             from .mac_reference import rto64
 
-            exact = np.array([[rto64(sum((Fraction(float(x)) * Fraction(float(y)) for x, y in zip(A[i], B[:, j])),
-                                         Fraction(0)))
+            # rounded to odd at 53 bits when out rounds again (so that its one rounding is right), else
+            # to nearest float64 (out=None means float64)
+            to64 = rto64 if self.out is not None else float
+            exact = np.array([[to64(sum((Fraction(float(x)) * Fraction(float(y)) for x, y in zip(A[i], B[:, j])),
+                                        Fraction(0)))
                                for j in range(B.shape[1])] for i in range(A.shape[0])])
         return exact if self.out is None else quantize(exact, self.out, self.rounding, seed=self.seed)
 

@@ -360,3 +360,15 @@ def test_ordered_stochastic_accumulation_is_seeded_and_thread_independent(order)
     two = MAC(acc="bf16", order=order, rounding="stochastic", seed=9).matmul(a, b)
     np.testing.assert_array_equal(one, two)
     assert (MAC(acc="bf16", order=order, rounding="stochastic", seed=10).matmul(a, b) != one).any()
+
+
+def test_exact_accumulation_rounds_to_nearest_float64():
+    # regression: wide-span exact sums once came back rounded to odd, not to nearest
+    import math
+
+    x = np.array([1.0, 2.0**-60, 2.0**-120, -(2.0**-200)] * 3 + [0.1, 0.2])
+    assert lowprec.MAC(acc=None).sum(x) == math.fsum(x)
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((3, 30)) * np.exp2(rng.integers(-40, 40, (3, 30)))
+    got = lowprec.MAC(acc=None).sum(a)
+    assert [float(v) for v in got] == [math.fsum(r) for r in a]
