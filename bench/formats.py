@@ -2,7 +2,8 @@
 in the same run: the numpy copy (memory bandwidth) and lowprec's fp8_e4m3fn quantizer (the core).
 
 Prints G elements/s, the ratio to the copy and to fp8, for MX (every named one, nearest_even and
-stochastic), NVFP4 (numpy path), BFP, a 16-entry and a 256-entry codebook and a 4-bit log format.
+stochastic), NVFP4 (numpy path), BFP, a 16-entry and a 256-entry codebook, a 4-bit log format, int8
+affine, binary and ternary (numpy paths).
 Usage: python bench/formats.py [--n LOG2] [--repeat R]
 """
 
@@ -43,6 +44,9 @@ def main():
     cases["lut 16 entries, encode"] = lambda: lowprec.encode(x, lut16)
     cases["lut 256 entries"] = q(lowprec.LUTFormat(np.sort(rng.standard_normal(256))))
     cases["log 4-bit (k=1)"] = q(lowprec.LogFormat(4))
+    cases["int8 affine (scale 0.05, zero point 3)"] = q(lowprec.IntAffineFormat(8, 0.05, 3))
+    cases["binary (BWN alpha)"] = q(lowprec.fit_binary(x[:4096]))
+    cases["ternary (TWN)"] = q(lowprec.fit_twn(x[:4096]))
     small = x[: n // 16]
     cases["nvfp4 (numpy; 1/16 of the data, rate scaled)"] = lambda: lowprec.quantize(small, "nvfp4")
     best = best_times(cases, args.repeat)

@@ -115,21 +115,23 @@ def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return hi, a - hi
 
 
-def divide_round_odd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def divide_round_odd(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
     """a / b in float64 rounded to odd: the nearest quotient, moved to its odd neighbour toward the
     exact value when inexact. Rounding it to any format of at most 51 significant bits is then the
-    same as rounding a / b exactly (b finite nonzero, a/b normal)."""
+    same as rounding a / b exactly (b finite nonzero, a/b normal). b may be a scalar."""
     with np.errstate(all="ignore"):
-        q = a / b
+        q = np.asarray(a / b, np.float64)
         qh, ql = _split(q)
-        bh, bl = _split(b)
+        bh, bl = _split(np.asarray(b, np.float64))
         p = q * b
         err = ((qh * bh - p) + qh * bl + ql * bh) + ql * bl  # q*b = p + err exactly (Dekker)
         r = (a - p) - err  # the residual a - q*b, exact in float64 here
-        even = (q.view(np.int64) & 1) == 0
-        toward = np.where(r * np.sign(b) > 0, np.inf, -np.inf)
-        fixed = np.where((r != 0) & even & np.isfinite(q) & (q != 0), np.nextafter(q, toward), q)
-    return fixed
+        fix = (r != 0) & ((q.view(np.int64) & 1) == 0) & np.isfinite(q) & (q != 0)
+        if fix.any():
+            up = (r * np.sign(b) > 0)[fix]  # the exact quotient lies above q
+            q = q.copy()
+            q[fix] = np.nextafter(q[fix], np.where(up, np.inf, -np.inf))
+    return q
 
 
 def float_scale_quantize(blocks: np.ndarray, fmt: BlockFormat, rounding: str, key: int, rbits: int | None

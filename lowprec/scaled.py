@@ -35,17 +35,19 @@ def _along(param: Any, axis: int, arr: np.ndarray, name: str) -> np.ndarray | fl
     return np.asarray(param).reshape(shape)
 
 
-def multiply_round_odd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def multiply_round_odd(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
     """a * b in float64 rounded to odd (see divide_round_odd): rounding it to float32 is rounding the
     exact product once."""
     with np.errstate(all="ignore"):
-        p = a * b
-        ah, al = _split(a)
-        bh, bl = _split(b)
-        err = ((ah * bh - p) + ah * bl + al * bh) + al * bl
-        even = (p.view(np.int64) & 1) == 0
-        toward = np.where(err > 0, np.inf, -np.inf)
-        return np.where((err != 0) & even & np.isfinite(p) & (p != 0), np.nextafter(p, toward), p)
+        p = np.asarray(a * b, np.float64)
+        ah, al = _split(np.asarray(a, np.float64))
+        bh, bl = _split(np.asarray(b, np.float64))
+        err = ((ah * bh - p) + ah * bl + al * bh) + al * bl  # a*b = p + err exactly (Dekker)
+        fix = (err != 0) & ((p.view(np.int64) & 1) == 0) & np.isfinite(p) & (p != 0)
+        if fix.any():
+            p = p.copy()
+            p[fix] = np.nextafter(p[fix], np.where(np.broadcast_to(err, p.shape)[fix] > 0, np.inf, -np.inf))
+    return p
 
 
 def _random_unit(shape: tuple, seed: Any) -> np.ndarray:
@@ -80,10 +82,12 @@ def _affine_codes(arr: np.ndarray, fmt: IntAffineFormat, rounding: str, seed: An
     """q as int64 (NaN inputs give qmin; the callers mask them)."""
     from .quantize import quantize
 
-    scale = np.broadcast_to(_along(fmt.scale, fmt.axis, arr, "scale"), arr.shape)
+    scale = _along(fmt.scale, fmt.axis, arr, "scale")
+    if np.ndim(scale):
+        scale = np.broadcast_to(scale, arr.shape).astype(np.float64)
     zp = _along(fmt.zero_point, fmt.axis, arr, "zero_point")
     x = arr.astype(np.float64)
-    r = divide_round_odd(np.where(np.isnan(x), 0.0, x), np.asarray(scale, np.float64))
+    r = divide_round_odd(np.where(np.isnan(x), 0.0, x), scale)
     k = quantize(np.ascontiguousarray(r), _INTEGER, rounding, seed=seed)
     k = np.clip(k, -(2.0**62), 2.0**62)  # beyond any range: clamped below anyway
     return np.clip(k.astype(np.int64) + zp, fmt.qmin, fmt.qmax)
