@@ -98,3 +98,39 @@ def out_array(out: Any, x: Any, arr: np.ndarray) -> np.ndarray:
 def c_contiguous(arr: np.ndarray) -> np.ndarray:
     """arr itself if C-contiguous, else a C-ordered copy (keeps 0-d arrays 0-d)."""
     return arr if arr.flags.c_contiguous else np.array(arr, order="C", copy=True)
+
+
+def deliver(values: np.ndarray, out: Any, target: np.ndarray | None, restore: Callable) -> Any:
+    """A quantizer's result: written into `out` (whose ndarray view is target) if given, else values
+    in the caller's kind."""
+    if target is not None:
+        target[...] = values
+        return out
+    return restore(values)
+
+
+def without_nan(x: Any, fmt: Any) -> np.ndarray:
+    """x as an ndarray for encode into a format whose codes hold no NaN (ValueError if x has one)."""
+    arr, _ = to_numpy(x)
+    if np.isnan(arr).any():
+        raise ValueError(f"x holds NaN, which no code of {fmt!r} represents")
+    return arr
+
+
+def read_codes(codes: Any, name: str = "codes") -> tuple[np.ndarray, bool]:
+    """(integer ndarray of codes, whether they came as a tensor); TypeError for non-integers."""
+    tensor = is_tensor(codes)
+    arr = codes.detach().cpu().numpy() if tensor else np.asarray(codes)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array, got {arr.dtype}")
+    return arr, tensor
+
+
+def codes_like(codes: np.ndarray, x: Any) -> Any:
+    """Codes in x's kind: a tensor for tensor input (uint16 held as int16: torch's unsigned types are
+    partial), else the ndarray."""
+    if not is_tensor(x):
+        return codes
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(codes.view(np.int16) if codes.dtype == np.uint16 else codes))

@@ -184,11 +184,7 @@ def quantize_blocks(x: Any, fmt: BlockFormat, rounding: str, *, axis: int, seed:
         values = float_scale_quantize(blocks, fmt, rounding, key, rbits)[0]
     if direct and fmt.scale == E8M0:
         return out
-    result = back(values)
-    if target is not None:
-        target[...] = result
-        return out
-    return restore(result)
+    return _arrays.deliver(back(values), out, target, restore)
 
 
 class BlockCodes(tuple):

@@ -39,9 +39,7 @@ def product_table(fmt_a: LUTFormat, fmt_b: LUTFormat, product: Any = None) -> np
 
 
 def _codes(x: Any, fmt: LUTFormat, name: str) -> np.ndarray:
-    arr = x.detach().cpu().numpy() if _arrays.is_tensor(x) else np.asarray(x)
-    if arr.dtype.kind not in "iu":
-        raise TypeError(f"{name} must hold integer codes, got {arr.dtype}")
+    arr, _ = _arrays.read_codes(x, name)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D, got shape {arr.shape}")
     if arr.size and (arr.min() < 0 or arr.max() >= fmt.entries):

@@ -203,29 +203,17 @@ def quantize_lut(x: Any, fmt: LUTFormat, rounding: str, seed: Any, out: Any) -> 
         values = values.reshape(arr.shape)
     else:
         values, _ = lut_round(arr, fmt, rounding, seed, True, False)
-    if target is not None:
-        target[...] = values
-        return out
-    return restore(values)
+    return _arrays.deliver(values, out, target, restore)
 
 
 def encode_lut(x: Any, fmt: LUTFormat, rounding: str = "nearest_even", *, seed: Any = None) -> Any:
-    arr, _ = _arrays.to_numpy(x)
-    if np.isnan(arr).any():
-        raise ValueError(f"x holds NaN, which no code of {fmt!r} represents")
+    arr = _arrays.without_nan(x, fmt)
     _, codes = lut_round(arr, fmt, rounding, seed, False, True)
-    if _arrays.is_tensor(x):
-        import torch
-
-        return torch.from_numpy(codes.astype(np.int16) if codes.dtype == np.uint16 else codes)
-    return codes
+    return _arrays.codes_like(codes, x)
 
 
 def decode_lut(codes: Any, fmt: LUTFormat) -> Any:
-    tensor = _arrays.is_tensor(codes)
-    c = codes.detach().cpu().numpy() if tensor else np.asarray(codes)
-    if c.dtype.kind not in "iu":
-        raise TypeError(f"codes must be an integer array, got {c.dtype}")
+    c, tensor = _arrays.read_codes(codes)
     if tensor and c.dtype == np.int16:
         c = c.view(np.uint16)
     if c.size and (c.min() < 0 or c.max() >= fmt.entries):

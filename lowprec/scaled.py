@@ -116,34 +116,21 @@ def quantize_scaled(x: Any, fmt: Any, rounding: str = "nearest_even", *, seed: A
     """lowprec.quantize for BinaryFormat / TernaryFormat / IntAffineFormat."""
     arr, restore = _arrays.to_numpy(x)
     target = _arrays.out_array(out, x, arr) if out is not None else None
-    values = _round(arr, fmt, rounding, seed)[0].astype(arr.dtype)
-    if target is not None:
-        target[...] = values
-        return out
-    return restore(values)
+    return _arrays.deliver(_round(arr, fmt, rounding, seed)[0].astype(arr.dtype), out, target, restore)
 
 
 def encode_scaled(x: Any, fmt: Any, rounding: str = "nearest_even", *, seed: Any = None) -> Any:
     """Codes: binary uint8 bits, ternary uint8 2-bit codes, affine the integers q (int/uint by bits)."""
-    arr, _ = _arrays.to_numpy(x)
-    if np.isnan(arr).any():
-        raise ValueError(f"x holds NaN, which no code of {type(fmt).__name__} represents")
+    arr = _arrays.without_nan(x, fmt)
     codes = _round(arr, fmt, rounding, seed)[1]
     if isinstance(fmt, IntAffineFormat):
         codes = codes.astype(fmt.code_dtype)
-    if _arrays.is_tensor(x):
-        import torch
-
-        return torch.from_numpy(np.ascontiguousarray(codes))
-    return codes
+    return _arrays.codes_like(codes, x)
 
 
 def decode_scaled(codes: Any, fmt: Any) -> Any:
     """float64 values of codes."""
-    tensor = _arrays.is_tensor(codes)
-    c = codes.detach().cpu().numpy() if tensor else np.asarray(codes)
-    if c.dtype.kind not in "iu":
-        raise TypeError(f"codes must be an integer array, got {c.dtype}")
+    c, tensor = _arrays.read_codes(codes)
     c = c.astype(np.int64)
     if isinstance(fmt, BinaryFormat):
         if c.size and not np.isin(c, (0, 1)).all():
