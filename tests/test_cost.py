@@ -1,0 +1,145 @@
+"""The cost model: every table point exactly, the scaling laws, monotonicity, tables and bad input."""
+
+import math
+
+import pytest
+
+import lowprec
+from lowprec import cost
+from lowprec.cost.table import COLUMNS, default_table, load_table
+
+ENERGY = {("add", "int8"): 0.03, ("add", "int32"): 0.1, ("mul", "int8"): 0.2, ("mul", "int32"): 3.1,
+          ("add", "fp16"): 0.4, ("add", "fp32"): 0.9, ("mul", "fp16"): 1.1, ("mul", "fp32"): 3.7}
+AREA = {("add", "int8"): 36, ("add", "int16"): 67, ("add", "int32"): 137, ("add", "fp16"): 1360,
+        ("add", "fp32"): 4184, ("mul", "int8"): 282, ("mul", "int32"): 3495, ("mul", "fp16"): 1640,
+        ("mul", "fp32"): 7700}
+
+
+@pytest.mark.parametrize("key", sorted(ENERGY))
+def test_every_energy_point(key):
+    assert cost.energy(*key) == ENERGY[key]
+
+
+@pytest.mark.parametrize("key", sorted(AREA))
+def test_every_area_point(key):
+    assert cost.area(*key) == AREA[key]
+
+
+def test_memory_points_and_every_row_cites_a_source():
+    for size, pj in ((8192, 10), (32768, 20), (1 << 20, 100)):
+        assert cost.memory_energy(64, "sram", size_bytes=size) == pj
+    assert cost.memory_energy(64, "dram", case="min") == 1300
+    assert cost.memory_energy(64, "dram", case="max") == 2600
+    assert cost.memory_energy(64, "dram") == 1950
+    assert all(len(r.source) > 20 for r in default_table().rows)
+
+
+def test_integer_multiplier_ratio_8_to_32_bits_is_the_tables():
+    assert cost.energy("mul", "int32") / cost.energy("mul", "int8") == pytest.approx(15.5, rel=1e-15)
+
+
+def test_adder_is_linear_in_bits():
+    e = [cost.energy("add", lowprec.FixedFormat(b, 0)) for b in range(8, 33)]
+    steps = [b - a for a, b in zip(e, e[1:])]
+    assert max(steps) == pytest.approx(min(steps), rel=1e-9)  # one line through 8 and 32 bits
+    assert cost.energy("add", lowprec.FixedFormat(20, 0)) == pytest.approx(0.03 + 12 * 0.07 / 24)
+    a = [cost.area("add", lowprec.FixedFormat(b, 0)) for b in (8, 12, 16, 24, 32)]
+    assert a[1] == pytest.approx((36 + 67) / 2) and a[3] == pytest.approx((67 + 137) / 2)  # piecewise
+
+
+def test_multiplier_is_quadratic_in_bits():
+    k8, k32 = 0.2 / 64, 3.1 / 1024
+    k = lambda n: k8 + (k32 - k8) * (n - 8) / 24  # noqa: E731  (the per-cell energy, linear in sqrt(a*b))
+    assert cost.energy("mul", lowprec.FixedFormat(16, 0)) == pytest.approx(k(16) * 256)
+    assert cost.energy("mul", "int8", "int32") == pytest.approx(k(16) * 256)  # a x b cells
+    assert cost.energy("mul", "int4") == pytest.approx(k8 * 16)  # constant k below the table
+    assert cost.energy("mul", lowprec.FixedFormat(64, 0)) == pytest.approx(k32 * 4096)
+
+
+def test_memory_scales_with_log_size_and_sqrt_below():
+    assert cost.memory_energy(64, "sram", size_bytes=2048) == pytest.approx(10 * math.sqrt(2048 / 8192))
+    assert cost.memory_energy(64, "sram", size_bytes=16384) == pytest.approx(15)  # halfway in log2
+    assert cost.memory_energy(128, "sram", size_bytes=8192) == 20  # per bit
+
+
+@pytest.mark.parametrize("metric", [cost.energy, cost.area])
+@pytest.mark.parametrize("op", ["add", "mul"])
+def test_floats_are_monotonic_in_exponent_and_mantissa_bits(metric, op):
+    for e in range(2, 12):
+        values = [metric(op, lowprec.FloatFormat(e, m, specials="fn" if m == 0 else "ieee")) for m in range(0, 53)]
+        assert all(b > a for a, b in zip(values, values[1:])), (e, values)
+    for m in (1, 3, 10, 23):
+        values = [metric(op, lowprec.FloatFormat(e, m)) for e in range(2, 12)]
+        assert all(b > a for a, b in zip(values, values[1:])), (m, values)
+
+
+def test_integers_are_monotonic_in_bits():
+    for metric in (cost.energy, cost.area):
+        for op in ("add", "mul"):
+            values = [metric(op, lowprec.FixedFormat(b, 0)) for b in range(1, 65)]
+            assert all(v > 0 for v in values) and all(b > a for a, b in zip(values, values[1:]))
+
+
+def test_composite_and_other_families():
+    assert cost.energy("mac", "fp8_e4m3fn", "fp16") == cost.energy("mul", "fp8_e4m3fn") + 0.4
+    assert cost.energy("fma", "fp32") == 3.7 + 0.9
+    assert cost.energy("mul", lowprec.LogFormat(5)) == cost.energy("add", lowprec.FixedFormat(4, 0))
+    assert cost.energy("mul", "mxfp8_e4m3") == cost.energy("mul", "fp8_e4m3fn")  # elements
+    assert cost.energy("mul", lowprec.IntAffineFormat(8, 0.1)) == 0.2
+    assert cost.energy("mul", lowprec.BinaryFormat(1.0)) < cost.energy("mul", lowprec.TernaryFormat(1, 1, 0.1))
+    lut = lowprec.LUTFormat(range(16))
+    assert cost.energy("mul", lut) == cost.memory_energy(16, "sram", size_bytes=16 * 16 * 2)
+    assert cost.energy("register", "int16") == pytest.approx(cost.energy("mac", "int16"))  # Eyeriss: 1x a MAC
+
+
+def test_technology_scaling_is_classical():
+    assert cost.scale_to_node(1.0, "area", 22.5) == 0.25
+    assert cost.scale_to_node(1.0, "energy", 22.5) == 0.125
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: cost.energy("div", "fp16"), "op must be one of"),
+    (lambda: cost.energy("add", lowprec.LogFormat(4)), "cannot price add"),
+    (lambda: cost.energy("mul", "int8", "fp16"), "cannot price a mul"),
+    (lambda: cost.area("mul", lowprec.LUTFormat(range(4))), "area"),
+    (lambda: cost.area("register", "int8"), "energy only"),
+    (lambda: cost.energy("add", object()), "cannot price a object"),
+    (lambda: cost.memory_energy(-1), "bits"),
+    (lambda: cost.memory_energy(8, "flash"), "memory"),
+    (lambda: cost.memory_energy(8, "dram", case="typ"), "case"),
+    (lambda: cost.scale_to_node(1.0, "power", 7), "metric"),
+])
+def test_bad_calls(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()
+
+
+GOOD = "energy,0.5,pJ,add,int,8,,,,a source\n"
+
+
+@pytest.mark.parametrize("text, match", [
+    ("metric,value,unit,op,kind,bits,format,size_bytes,source\n" + GOOD, "missing column"),
+    (",".join(COLUMNS) + "\nenergy,nan,pJ,add,int,8,,,,src\n", "line 2: value must be finite"),
+    (",".join(COLUMNS) + "\nenergy,-1,pJ,add,int,8,,,,src\n", "line 2: value must be finite and > 0"),
+    (",".join(COLUMNS) + "\nenergy,1,nJ,add,int,8,,,,src\n", "line 2: unit 'nJ'"),
+    (",".join(COLUMNS) + "\nenergy,1,pJ,add,int,0,,,,src\n", "line 2: bits must be > 0"),
+    (",".join(COLUMNS) + "\nenergy,1,pJ,add,int,8,,,,\n", "line 2: every row cites a source"),
+    (",".join(COLUMNS) + "\nenergy,1,pJ,add,quantum,8,,,,src\n", "line 2: kind"),
+    (",".join(COLUMNS) + "\nenergy,1,pJ,read,sram,64,,,,src\n", "size_bytes"),
+])
+def test_bad_tables(tmp_path, text, match):
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        load_table(path)
+
+
+def test_a_users_table_prices_by_its_own_points(tmp_path):
+    path = tmp_path / "node7.csv"
+    path.write_text(",".join(COLUMNS) + "\n" + "energy,0.01,pJ,add,int,8,,,,my measurement\n"
+                    "energy,0.05,pJ,mul,int,8,,,,my measurement\n")
+    t = load_table(path)
+    assert cost.energy("add", "int8", table=t) == 0.01
+    assert cost.energy("add", "int16", table=t) == 0.02  # one point: proportional
+    with pytest.raises(ValueError, match="no energy rows for op='add', kind='float'"):
+        cost.energy("add", "fp16", table=t)
