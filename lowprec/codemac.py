@@ -4,7 +4,7 @@ logarithmic MACs (a multiply is an add of exponents and an xor of signs), DESIGN
 Both form each product as the hardware does, then accumulate the products exactly as a ``lowprec.MAC``
 sums (its acc, chunk, chunk_acc, order, rounding and out; its own mul is not used: these units do not
 multiply). The MAC's counts record the products under ``mul["lut<bits>x<bits>"]`` or
-``mul["log-add"]`` (products with a zero operand are in ``zero_products``, skipped), and the adds and
+``mul["log<bits>x<bits>"]`` (products with a zero operand are in ``zero_products``, skipped), and the adds and
 roundings of the accumulation as usual.
 """
 
@@ -106,4 +106,4 @@ def log_matmul(a_codes: Any, b_codes: Any, fmt_a: LogFormat, fmt_b: LogFormat, m
         return np.where(za[ia] | zb[ib], 0.0, sa[ia] * sb[ib] * mag)
 
     nonzero = int(np.count_nonzero(~za[A], axis=0) @ np.count_nonzero(~zb[B], axis=1))
-    return _accumulate(products_of, m, n, k, mac, "log-add", nonzero)
+    return _accumulate(products_of, m, n, k, mac, f"log{fmt_a.log_bits}x{fmt_b.log_bits}", nonzero)

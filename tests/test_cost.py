@@ -143,3 +143,46 @@ def test_a_users_table_prices_by_its_own_points(tmp_path):
     assert cost.energy("add", "int16", table=t) == 0.02  # one point: proportional
     with pytest.raises(ValueError, match="no energy rows for op='add', kind='float'"):
         cost.energy("add", "fp16", table=t)
+
+
+# -- reports -------------------------------------------------------------------------------------------
+def test_report_of_a_mac_is_its_counts_times_the_unit_costs():
+    import numpy as np
+
+    a = np.array([[1.0, 0.0, 2.0, 0.5]], np.float32)  # one zero operand
+    b = np.array([[1.0], [3.0], [0.0], [2.0]], np.float32)  # and one more zero product
+    mac = lowprec.MAC(mul="fp8_e4m3fn", acc="fp16", inputs="fp8_e4m3fn")
+    mac.matmul(a, b)
+    r = cost.report(mac.counts)
+    mul, add = cost.energy("mul", "fp8_e4m3fn"), 0.4
+    assert r.compute_pj == pytest.approx(4 * mul + 4 * add)
+    bits = 8 * (4 + 4) + 16 * 1  # operands read in fp8, one fp16 result written
+    assert r.memory_pj == pytest.approx(bits * 20 / 64)  # a 32 KB SRAM: 20 pJ per 64 bits
+    skipping = cost.report(mac.counts, skip_zeros=True)
+    assert skipping.compute_pj == pytest.approx(2 * mul + 2 * add)  # two products have a zero operand
+    assert {line["item"] for line in r.to_dict()["lines"]} == {"mul fp8_e4m3fn", "add fp16", "bits moved (sram 32768 B)"}
+    assert r.to_csv().splitlines()[0] == "item,count,pj_each,pj_total"
+    assert "total" in str(r)
+
+
+def test_report_prices_lut_log_and_exact_products_or_says_it_cannot():
+    import numpy as np
+
+    from lowprec.codemac import log_matmul, lut_matmul
+
+    book = lowprec.LUTFormat(np.linspace(-1, 1, 16))
+    mac = lowprec.MAC(acc="fp16")
+    lut_matmul(np.zeros((2, 3), int), np.zeros((3, 2), int), book, book, mac=mac)
+    r = cost.report(mac.counts)
+    assert r.lines[0][0] == "mul lut4x4" and r.lines[0][2] == cost.energy("mul", book)
+    log = lowprec.LogFormat(4)
+    mac = lowprec.MAC(acc="fp16")
+    log_matmul(np.ones((2, 3), int), np.ones((3, 2), int), log, log, mac=mac)
+    assert cost.report(mac.counts).lines[0][2] == cost.energy("mul", log)
+    exact = lowprec.MAC(acc="fp32")
+    exact.matmul(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32))
+    with pytest.raises(ValueError, match="operands"):
+        cost.report(exact.counts)
+    assert cost.report(exact.counts, operands="bf16").lines[0][2] == cost.energy("mul", "bf16")
+    with pytest.raises(ValueError, match="counts has no"):
+        cost.report({"mul": {}})
