@@ -186,3 +186,78 @@ def test_report_prices_lut_log_and_exact_products_or_says_it_cannot():
     assert cost.report(exact.counts, operands="bf16").lines[0][2] == cost.energy("mul", "bf16")
     with pytest.raises(ValueError, match="counts has no"):
         cost.report({"mul": {}})
+
+
+# -- a torch model, layer by layer ---------------------------------------------------------------------------
+def _tiny_net():
+    torch = pytest.importorskip("torch")
+    conv = torch.nn.Conv2d(1, 2, 3, bias=False)
+    lin = torch.nn.Linear(8, 3, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([[[[1, 0, -2], [0, 3, 0], [1, 1, 0]]], [[[0, 0, 0], [2, 0, 0], [0, 0, -1]]]]))
+        lin.weight.copy_(torch.tensor([[1, 0, 0, 2, 0, 0, 1, 0], [0] * 8, [1, 1, 1, 1, -1, -1, -1, -1]]))
+    net = torch.nn.Sequential(conv, torch.nn.ReLU(), torch.nn.Flatten(), lin)
+    x = torch.tensor([[[[1, 0, 2, 0], [0, 3, 0, 1], [4, 0, 0, 0], [1, 2, 0, 5]]]], dtype=torch.float32)
+    return net, x
+
+
+def _hand_counts(net, x):
+    """MACs and zero-operand products by explicit loops over every product."""
+    torch = pytest.importorskip("torch")
+    w1 = net[0].weight.detach()
+    img = x[0, 0]
+    macs1 = zeros1 = 0
+    for o in range(2):
+        for i in range(2):
+            for j in range(2):
+                for u in range(3):
+                    for v in range(3):
+                        macs1 += 1
+                        zeros1 += int(img[i + u, j + v] == 0 or w1[o, 0, u, v] == 0)
+    h = torch.relu(net[0](x)).flatten().detach()
+    w2 = net[3].weight.detach()
+    macs2 = zeros2 = 0
+    for o in range(3):
+        for k in range(8):
+            macs2 += 1
+            zeros2 += int(h[k] == 0 or w2[o, k] == 0)
+    return (macs1, zeros1), (macs2, zeros2)
+
+
+def test_profile_of_a_tiny_network_equals_the_hand_computation():
+    net, x = _tiny_net()
+    (m1, z1), (m2, z2) = _hand_counts(net, x)
+    assert (m1, m2) == (72, 24)
+    spec = {"weight": "int8", "input": "int8", "acc": "int32", "skip_zeros": True}
+    r = cost.profile(net, x, spec, weight_memory="sram", sram_bytes=8192, array=(4, 4))
+    conv, lin = r.layers
+    assert (conv.macs, conv.zero_products, conv.executed) == (72, z1, 72 - z1)
+    assert (lin.macs, lin.zero_products, lin.executed) == (24, z2, 24 - z2)
+    unit = 0.2 + 0.1  # int8 multiply + int32 add
+    assert conv.compute_pj == pytest.approx((72 - z1) * unit)
+    assert lin.compute_pj == pytest.approx((24 - z2) * unit)
+    assert conv.weight_bits == 18 * 8 and conv.activation_bits == 16 * 8 + 8 * 32
+    assert lin.weight_bits == 24 * 8 and lin.activation_bits == 8 * 8 + 3 * 32
+    per_bit = 10 / 64  # the 8 KB SRAM
+    assert conv.memory_pj == pytest.approx((18 * 8 + 16 * 8 + 8 * 32) * per_bit)
+    assert r.array_area_um2 == pytest.approx(16 * (282 + 137))
+    assert r.total_pj == pytest.approx(conv.total_pj + lin.total_pj)
+    assert len(r.to_csv().splitlines()) == 3  # header and two layers
+    import json
+
+    assert json.loads(r.to_json())["total_pj"] == pytest.approx(r.total_pj)
+    assert "MAC array area" in str(r)
+
+
+def test_profile_ternary_skips_zero_weights_and_compare_lists_every_spec():
+    net, x = _tiny_net()
+    dense = cost.profile(net, x, {"weight": "fp16", "input": "fp16", "acc": "fp32"})
+    tern = cost.profile(net, x, {"weight": "ternary", "input": "int8", "acc": "int32"})
+    assert all(layer.executed == layer.macs for layer in dense.layers)
+    assert all(layer.executed == layer.macs - layer.zero_products for layer in tern.layers)
+    assert tern.total("compute_pj") < dense.total("compute_pj")
+    table = cost.compare(net, x, {"fp32": {"weight": "fp32", "input": "fp32", "acc": "fp32"},
+                                  "int8": {"weight": "int8", "input": "int8", "acc": "int32"}})
+    assert table.splitlines()[1].startswith("fp32") and table.splitlines()[2].startswith("int8")
+    with pytest.raises(ValueError, match="spec needs 'acc'"):
+        cost.profile(net, x, {"weight": "fp16", "input": "fp16"})

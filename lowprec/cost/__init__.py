@@ -6,7 +6,8 @@ for data movement, ``report(counts, ...)`` for a MAC's record; tables in ``lowpr
 """
 
 from .model import OPS, area, energy, memory_energy, scale_to_node
+from .profile import LayerCost, ModelCost, compare, profile
 from .report import CostReport, report
 from .table import CostTable, default_table, load_table
 
-__all__ = ["energy", "area", "memory_energy", "scale_to_node", "OPS", "report", "CostReport", "CostTable", "default_table", "load_table"]
+__all__ = ["energy", "area", "memory_energy", "scale_to_node", "OPS", "report", "CostReport", "profile", "compare", "ModelCost", "LayerCost", "CostTable", "default_table", "load_table"]

@@ -1,0 +1,197 @@
+"""The cost of one inference of a torch model under a format choice, layer by layer, by counting hooks.
+
+``profile(model, example, spec)`` runs `example` through `model` once (its outputs are untouched) and,
+for every nn.Linear, nn.Conv1d and nn.Conv2d, records: MACs; the products with a zero operand actually
+seen, with the weights and inputs quantized to the spec's formats (ternary weights, ReLU outputs);
+weight and activation bits moved; compute energy (multiplies and per-step adds, skipped zero products
+left out when the unit skips them); memory energy (weights from ``weight_memory``, activations through
+an SRAM of ``sram_bytes``); and the area of a MAC array of ``array`` = (rows, cols) units.
+
+A spec is a dict: ``{"weight": fmt, "input": fmt, "acc": fmt, "skip_zeros": bool}``. Formats are names
+or objects; "binary" and "ternary" name BWN and TWN weights fitted per layer (fit_binary / fit_twn).
+``skip_zeros`` defaults to True for ternary weights and False otherwise. ``compare(model, example,
+specs)`` profiles several specs side by side.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..formats import as_format
+from ..quantize import quantize
+from ..scaled_formats import BinaryFormat, TernaryFormat, fit_binary, fit_twn
+from .model import area, energy, memory_energy
+from .table import CostTable, default_table
+
+__all__ = ["profile", "compare", "ModelCost", "LayerCost"]
+
+COLUMNS = ("layer", "kind", "macs", "zero_products", "executed", "weight_bits", "activation_bits",
+           "compute_pj", "memory_pj", "total_pj")
+
+
+@dataclass
+class LayerCost:
+    layer: str
+    kind: str
+    macs: int
+    zero_products: int
+    executed: int
+    weight_bits: int
+    activation_bits: int
+    compute_pj: float
+    memory_pj: float
+
+    @property
+    def total_pj(self) -> float:
+        return self.compute_pj + self.memory_pj
+
+    def row(self) -> dict:
+        return {c: getattr(self, c) for c in COLUMNS}
+
+
+@dataclass
+class ModelCost:
+    spec: dict
+    layers: list[LayerCost] = field(default_factory=list)
+    array_area_um2: float = 0.0
+    mac_pj: float = 0.0
+
+    def total(self, key: str) -> float:
+        return sum(getattr(layer, key) for layer in self.layers)
+
+    @property
+    def total_pj(self) -> float:
+        return self.total("total_pj")
+
+    def __str__(self) -> str:
+        rows = [COLUMNS] + [tuple(_fmt(v) for v in layer.row().values()) for layer in self.layers]
+        rows.append(("total", "") + tuple(_fmt(self.total(c)) for c in COLUMNS[2:]))
+        widths = [max(len(str(r[k])) for r in rows) for k in range(len(COLUMNS))]
+        body = "\n".join("  ".join(str(c).rjust(w) if k > 1 else str(c).ljust(w) for k, (c, w) in enumerate(zip(r, widths)))
+                         for r in rows)
+        return f"{body}\nMAC array area: {self.array_area_um2:,.0f} um^2"
+
+    def to_dict(self) -> dict:
+        return {"spec": {k: str(v) for k, v in self.spec.items()}, "layers": [layer.row() for layer in self.layers],
+                "total_pj": self.total_pj, "array_area_um2": self.array_area_um2}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=COLUMNS)
+        w.writeheader()
+        for layer in self.layers:
+            w.writerow(layer.row())
+        return buf.getvalue()
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:,.1f}"
+    if isinstance(v, (int, np.integer)):
+        return f"{v:,}"
+    return str(v)
+
+
+def _weight_format(spec_weight: Any, w: np.ndarray):
+    if spec_weight == "ternary":
+        return fit_twn(w)
+    if spec_weight == "binary":
+        return fit_binary(w)
+    return as_format(spec_weight)
+
+
+def _bits(fmt: Any) -> float:
+    return float(getattr(fmt, "bits"))
+
+
+def _nonzero_pairs(module, xnz, wnz) -> int:
+    """Products whose operands are both nonzero: the layer applied to the indicator tensors."""
+    import torch
+    import torch.nn.functional as F
+
+    with torch.no_grad():
+        if isinstance(module, torch.nn.Linear):
+            out = F.linear(xnz, wnz)
+        elif isinstance(module, torch.nn.Conv1d):
+            out = F.conv1d(xnz, wnz, None, module.stride, module.padding, module.dilation, module.groups)
+        else:
+            out = F.conv2d(xnz, wnz, None, module.stride, module.padding, module.dilation, module.groups)
+    return int(round(float(out.sum())))
+
+
+def profile(model, example, spec: dict, *, table: CostTable | None = None, weight_memory: str = "dram",
+            sram_bytes: float = 32768, array: tuple[int, int] = (16, 16)) -> ModelCost:
+    """The per-layer and total cost of one inference (see the module doc)."""
+    import torch
+
+    for key in ("weight", "input", "acc"):
+        if key not in spec:
+            raise ValueError(f"spec needs {key!r} (a format or name); got keys {sorted(spec)}")
+    table = table or default_table()
+    input_fmt, acc_fmt = as_format(spec["input"]), as_format(spec["acc"])
+    result = ModelCost(spec=dict(spec))
+    layers = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)
+    hooks = []
+
+    def hook(module, inputs, output, name):
+        x = inputs[0].detach().double()
+        w = module.weight.detach().double()
+        wfmt = _weight_format(spec["weight"], w.numpy())
+        wq = torch.from_numpy(np.asarray(quantize(w.numpy(), wfmt)))
+        xq = torch.from_numpy(np.asarray(quantize(x.numpy(), input_fmt)))
+        per_output = w[0].numel()  # in_features, or in_channels / groups * kernel size
+        macs = output.numel() * per_output
+        nonzero = _nonzero_pairs(module, (xq != 0).double(), (wq != 0).double())
+        zeros = macs - nonzero
+        skip = spec.get("skip_zeros", isinstance(wfmt, TernaryFormat))
+        executed = nonzero if skip else macs
+        if isinstance(wfmt, (TernaryFormat, BinaryFormat)):
+            mul = energy("mul", wfmt, table=table)
+        else:
+            mul = energy("mul", input_fmt, wfmt, table=table)
+        compute = executed * (mul + energy("add", acc_fmt, table=table))
+        weight_bits = int(w.numel() * _bits(wfmt))
+        act_bits = int(x.numel() * _bits(input_fmt) + output.numel() * _bits(acc_fmt))
+        memory = (memory_energy(weight_bits, weight_memory, size_bytes=sram_bytes, table=table)
+                  + memory_energy(act_bits, "sram", size_bytes=sram_bytes, table=table))
+        result.layers.append(LayerCost(name, type(module).__name__, int(macs), int(zeros), int(executed),
+                                       weight_bits, act_bits, compute, memory))
+
+    for name, module in model.named_modules():
+        if isinstance(module, layers):
+            hooks.append(module.register_forward_hook(lambda m, i, o, name=name: hook(m, i, o, name)))
+    if not hooks:
+        raise ValueError("the model has no Linear, Conv1d or Conv2d layer to price")
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for h in hooks:
+            h.remove()
+    weight = spec["weight"]
+    unit_fmt = TernaryFormat(1.0, 1.0, 0.5) if weight == "ternary" else BinaryFormat(1.0) if weight == "binary" else None
+    mul_area = area("mul", unit_fmt, table=table) if unit_fmt else area("mul", input_fmt, as_format(weight), table=table)
+    result.mac_pj = result.total("compute_pj") / max(1, result.total("executed"))
+    result.array_area_um2 = array[0] * array[1] * (mul_area + area("add", acc_fmt, table=table))
+    return result
+
+
+def compare(model, example, specs: dict[str, dict], **kwargs) -> str:
+    """A side-by-side table of total energy (pJ, compute and memory) and MAC-array area per spec."""
+    rows = [("spec", "compute_pj", "memory_pj", "total_pj", "zero_products", "array_um2")]
+    for label, spec in specs.items():
+        r = profile(model, example, spec, **kwargs)
+        rows.append((label, f"{r.total('compute_pj'):,.0f}", f"{r.total('memory_pj'):,.0f}", f"{r.total_pj:,.0f}",
+                     f"{r.total('zero_products'):,}", f"{r.array_area_um2:,.0f}"))
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) if k == 0 else c.rjust(w) for k, (c, w) in enumerate(zip(r, widths)))
+                     for r in rows)
