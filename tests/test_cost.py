@@ -261,3 +261,42 @@ def test_profile_ternary_skips_zero_weights_and_compare_lists_every_spec():
     assert table.splitlines()[1].startswith("fp32") and table.splitlines()[2].startswith("int8")
     with pytest.raises(ValueError, match="spec needs 'acc'"):
         cost.profile(net, x, {"weight": "fp16", "input": "fp16"})
+
+
+# -- storage ---------------------------------------------------------------------------------------------------
+def test_deep_compression_rate_reproduces_the_papers_example():
+    assert cost.deep_compression_rate(16, 32, 4) == pytest.approx(3.2)  # Han et al. 2016, Fig. 2
+
+
+def test_huffman_sizes_equal_a_direct_computation():
+    from lowprec.cost.storage import huffman_code_lengths
+
+    # frequencies a:5 b:2 c:1 d:1 -> merge c+d (2), then b+cd (4), then a+bcd: lengths 1, 2, 3, 3
+    assert huffman_code_lengths({"a": 5, "b": 2, "c": 1, "d": 1}) == {"a": 1, "b": 2, "c": 3, "d": 3}
+    codes = [0] * 5 + [1] * 2 + [2, 3]
+    assert cost.huffman_bits(codes) == 5 * 1 + 2 * 2 + 3 + 3
+    assert cost.huffman_bits([7] * 10) == 10
+    rng = __import__("numpy").random.default_rng(1)
+    c = rng.integers(0, 16, 5000)
+    assert cost.huffman_bits(c) <= 4 * 5000  # never worse than the fixed-length code here
+
+
+def test_tensor_bits_count_scales_and_codebooks():
+    assert cost.tensor_bits(100, "fp8_e4m3fn") == 800
+    assert cost.tensor_bits(100, "mxfp8_e4m3") == 800 + 4 * 8  # ceil(100 / 32) e8m0 scales
+    assert cost.tensor_bits(64, "nvfp4") == 64 * 4 + 4 * 8 + 32  # e4m3 block scales and a tensor scale
+    assert cost.tensor_bits(100, lowprec.LUTFormat(range(16))) == 400 + 16 * 32
+    assert cost.tensor_bits(10, lowprec.IntAffineFormat(4, [0.1, 0.2], [0, 1])) == 40 + 2 * 64
+    assert cost.tensor_bits(10, lowprec.BinaryFormat(0.5)) == 10 + 32
+    assert cost.tensor_bits(10, lowprec.TernaryFormat(1, 1, 0.5)) == 20 + 96
+    assert cost.compression_rate(3200, 800) == 4 and cost.space_saving_rate(3200, 800) == 3
+    assert cost.speedup_rate(2.0, 0.5) == 4
+
+
+def test_model_storage_of_the_tiny_net():
+    net, _ = _tiny_net()
+    s = cost.model_storage(net, {"weight": "int8"})
+    assert s["bits"] == (18 + 24) * 8 and s["alpha"] == 4.0 and s["beta"] == 3.0
+    t = cost.model_storage(net, {"weight": "ternary"})
+    assert t["bits"] == 2 * (18 + 24) + 2 * 96
+    assert all(layer["huffman_bits"] <= 2 * layer["numel"] for layer in t["layers"])

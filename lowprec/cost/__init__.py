@@ -6,8 +6,11 @@ for data movement, ``report(counts, ...)`` for a MAC's record; tables in ``lowpr
 """
 
 from .model import OPS, area, energy, memory_energy, scale_to_node
-from .profile import LayerCost, ModelCost, compare, profile
+from .profile import LayerCost, ModelCost, calibrated, compare, profile
 from .report import CostReport, report
+from .storage import (compression_rate, deep_compression_rate, huffman_bits, model_storage, space_saving_rate,
+                      speedup_rate, tensor_bits)
 from .table import CostTable, default_table, load_table
 
-__all__ = ["energy", "area", "memory_energy", "scale_to_node", "OPS", "report", "CostReport", "profile", "compare", "ModelCost", "LayerCost", "CostTable", "default_table", "load_table"]
+__all__ = ["energy", "area", "memory_energy", "scale_to_node", "OPS", "report", "CostReport", "profile", "compare", "calibrated", "ModelCost", "LayerCost", "tensor_bits",
+           "model_storage", "compression_rate", "space_saving_rate", "speedup_rate", "deep_compression_rate", "huffman_bits", "CostTable", "default_table", "load_table"]

@@ -9,7 +9,9 @@ an SRAM of ``sram_bytes``); and the area of a MAC array of ``array`` = (rows, co
 
 A spec is a dict: ``{"weight": fmt, "input": fmt, "acc": fmt, "skip_zeros": bool}``. Formats are names
 or objects; "binary" and "ternary" name BWN and TWN weights fitted per layer (fit_binary / fit_twn).
-``skip_zeros`` defaults to True for ternary weights and False otherwise. ``compare(model, example,
+A callable entry is called with each layer's tensor (numpy) and returns its format:
+``calibrated(8)`` fits a per-tensor IntAffineFormat by min-max. ``skip_zeros`` defaults to True for
+ternary weights and False otherwise. ``compare(model, example,
 specs)`` profiles several specs side by side.
 """
 
@@ -29,7 +31,7 @@ from ..scaled_formats import BinaryFormat, TernaryFormat, fit_binary, fit_twn
 from .model import area, energy, memory_energy
 from .table import CostTable, default_table
 
-__all__ = ["profile", "compare", "ModelCost", "LayerCost"]
+__all__ = ["profile", "compare", "calibrated", "ModelCost", "LayerCost"]
 
 COLUMNS = ("layer", "kind", "macs", "zero_products", "executed", "weight_bits", "activation_bits",
            "compute_pj", "memory_pj", "total_pj")
@@ -101,12 +103,23 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _weight_format(spec_weight: Any, w: np.ndarray):
-    if spec_weight == "ternary":
-        return fit_twn(w)
-    if spec_weight == "binary":
-        return fit_binary(w)
-    return as_format(spec_weight)
+def _resolve(entry: Any, t: np.ndarray):
+    """The format a spec entry gives for tensor t: fitted (binary, ternary, a callable) or fixed."""
+    if isinstance(entry, str) and entry == "ternary":
+        return fit_twn(t)
+    if isinstance(entry, str) and entry == "binary":
+        return fit_binary(t)
+    if callable(entry) and not isinstance(entry, str):
+        return as_format(entry(t))
+    return as_format(entry)
+
+
+def calibrated(bits: int = 8, **kwargs: Any):
+    """A spec entry: per tensor, the IntAffineFormat a MinMaxObserver fits to it (symmetric signed
+    by default; kwargs go to its .format)."""
+    from ..observers import MinMaxObserver
+
+    return lambda t: MinMaxObserver().update(t).format(bits, **kwargs)
 
 
 def _bits(fmt: Any) -> float:
@@ -137,7 +150,7 @@ def profile(model, example, spec: dict, *, table: CostTable | None = None, weigh
         if key not in spec:
             raise ValueError(f"spec needs {key!r} (a format or name); got keys {sorted(spec)}")
     table = table or default_table()
-    input_fmt, acc_fmt = as_format(spec["input"]), as_format(spec["acc"])
+    acc_fmt = as_format(spec["acc"])
     result = ModelCost(spec=dict(spec))
     layers = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)
     hooks = []
@@ -145,7 +158,8 @@ def profile(model, example, spec: dict, *, table: CostTable | None = None, weigh
     def hook(module, inputs, output, name):
         x = inputs[0].detach().double()
         w = module.weight.detach().double()
-        wfmt = _weight_format(spec["weight"], w.numpy())
+        wfmt = _resolve(spec["weight"], w.numpy())
+        input_fmt = _resolve(spec["input"], x.numpy())
         wq = torch.from_numpy(np.asarray(quantize(w.numpy(), wfmt)))
         xq = torch.from_numpy(np.asarray(quantize(x.numpy(), input_fmt)))
         per_output = w[0].numel()  # in_features, or in_channels / groups * kernel size
@@ -177,9 +191,13 @@ def profile(model, example, spec: dict, *, table: CostTable | None = None, weigh
     finally:
         for h in hooks:
             h.remove()
-    weight = spec["weight"]
-    unit_fmt = TernaryFormat(1.0, 1.0, 0.5) if weight == "ternary" else BinaryFormat(1.0) if weight == "binary" else None
-    mul_area = area("mul", unit_fmt, table=table) if unit_fmt else area("mul", input_fmt, as_format(weight), table=table)
+    probe = example.detach().double().cpu().numpy()  # the array's unit: the formats as the first layer has them
+    wfmt0 = _resolve(spec["weight"], probe)
+    in0 = _resolve(spec["input"], probe)
+    if isinstance(wfmt0, (TernaryFormat, BinaryFormat)):
+        mul_area = area("mul", wfmt0, table=table)
+    else:
+        mul_area = area("mul", in0, wfmt0, table=table)
     result.mac_pj = result.total("compute_pj") / max(1, result.total("executed"))
     result.array_area_um2 = array[0] * array[1] * (mul_area + area("add", acc_fmt, table=table))
     return result
