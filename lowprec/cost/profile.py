@@ -33,7 +33,7 @@ from .table import CostTable, default_table
 
 __all__ = ["profile", "compare", "calibrated", "ModelCost", "LayerCost"]
 
-COLUMNS = ("layer", "kind", "macs", "zero_products", "executed", "weight_bits", "activation_bits",
+COLUMNS = ("layer", "kind", "mul", "add", "macs", "zero_products", "executed", "weight_bits", "activation_bits",
            "compute_pj", "memory_pj", "total_pj")
 
 
@@ -41,6 +41,8 @@ COLUMNS = ("layer", "kind", "macs", "zero_products", "executed", "weight_bits", 
 class LayerCost:
     layer: str
     kind: str
+    mul: str  # the multiplier's operand formats
+    add: str  # the accumulator's format
     macs: int
     zero_products: int
     executed: int
@@ -73,9 +75,9 @@ class ModelCost:
 
     def __str__(self) -> str:
         rows = [COLUMNS] + [tuple(_fmt(v) for v in layer.row().values()) for layer in self.layers]
-        rows.append(("total", "") + tuple(_fmt(self.total(c)) for c in COLUMNS[2:]))
+        rows.append(("total", "", "", "") + tuple(_fmt(self.total(c)) for c in COLUMNS[4:]))
         widths = [max(len(str(r[k])) for r in rows) for k in range(len(COLUMNS))]
-        body = "\n".join("  ".join(str(c).rjust(w) if k > 1 else str(c).ljust(w) for k, (c, w) in enumerate(zip(r, widths)))
+        body = "\n".join("  ".join(str(c).rjust(w) if k > 3 else str(c).ljust(w) for k, (c, w) in enumerate(zip(r, widths)))
                          for r in rows)
         return f"{body}\nMAC array area: {self.array_area_um2:,.0f} um^2"
 
@@ -120,6 +122,15 @@ def calibrated(bits: int = 8, **kwargs: Any):
     from ..observers import MinMaxObserver
 
     return lambda t: MinMaxObserver().update(t).format(bits, **kwargs)
+
+
+def _label(fmt: Any) -> str:
+    name = getattr(fmt, "name", None)
+    if name:
+        return name
+    if isinstance(fmt, (TernaryFormat, BinaryFormat)):
+        return type(fmt).__name__.replace("Format", "").lower()
+    return f"{type(fmt).__name__}({fmt.bits} bits)"
 
 
 def _bits(fmt: Any) -> float:
@@ -177,7 +188,9 @@ def profile(model, example, spec: dict, *, table: CostTable | None = None, weigh
         act_bits = int(x.numel() * _bits(input_fmt) + output.numel() * _bits(acc_fmt))
         memory = (memory_energy(weight_bits, weight_memory, size_bytes=sram_bytes, table=table)
                   + memory_energy(act_bits, "sram", size_bytes=sram_bytes, table=table))
-        result.layers.append(LayerCost(name, type(module).__name__, int(macs), int(zeros), int(executed),
+        mul_name = f"{_label(input_fmt)} x {_label(wfmt)}"
+        result.layers.append(LayerCost(name, type(module).__name__, mul_name, _label(acc_fmt), int(macs), int(zeros),
+                                       int(executed),
                                        weight_bits, act_bits, compute, memory))
 
     for name, module in model.named_modules():
