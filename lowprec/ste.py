@@ -1,0 +1,264 @@
+"""Straight-through autograd quantizers for torch (functional wrappers of torch.autograd.Functions).
+
+- ``quantize(x, fmt, rounding, estimator="ste"|"clipped")``: lowprec.quantize forward; backward the
+  identity ("ste") or the identity inside [fmt.min, fmt.max] and 0 outside ("clipped").
+- ``quantize_grad(x, fmt, rounding, seed)``: identity forward; the gradient rounded to fmt backward
+  (e.g. fp8_e5m2 with stochastic rounding).
+- ``pact(x, alpha, bits)``: PACT (Choi et al. 2018): y = clip(x, 0, alpha), k-bit uniform on [0, alpha];
+  dy/dx = 1 on [0, alpha], dy/dalpha = 1 where x >= alpha (the paper's eq. 3), else 0.
+- ``dorefa_weight(w, bits)``, ``dorefa_activation(x, bits)``, ``dorefa_grad(x, bits, seed)``: DoReFa-Net
+  (Zhou et al. 2016) quantize_k(r) = round((2**k - 1) r) / (2**k - 1) with the STE; weights
+  2 quantize_k(tanh w / (2 max|tanh w|) + 1/2) - 1 (k = 1: sign(w) * mean|w|); activations
+  quantize_k(clip(x, 0, 1)); gradients 2 max|dr| [quantize_k(dr / (2 max|dr|) + 1/2 + N) - 1/2] with
+  uniform noise N in [-1/2, 1/2] / (2**k - 1).
+- ``lsq(v, s, bits, signed)``: LSQ (Esser et al. 2020): round(clip(v / s, -Qn, Qp)) * s; dv = 1 inside;
+  ds = (-v/s + round(v/s) inside, -Qn or Qp at the clip) * g, g = 1 / sqrt(numel * Qp).
+- ``sign(x)``: BinaryConnect / BNN: +1 for x >= 0 else -1; gradient through hardtanh (1 where |x| <= 1).
+- ``xnor_sign(w, axis)``: XNOR-Net / BWN: alpha * sign(w), alpha = mean |w| (per channel along axis);
+  the gradient of the paper, g * (1/n + alpha * 1{|w| <= 1}).
+- ``twn(w, axis)``: TWN ternary (lowprec.fit_twn), straight-through.
+- ``ttq(w, w_p, w_n, t)``: TTQ (Zhu et al. 2017) with learned scales, the paper's eqs. (6)-(7): ternary
+  weights W_p, 0, -W_n at threshold t * max|w|; dL/dW_p = sum of the gradients over I_p, dL/dW_n the
+  sum over I_n (the paper's sign convention); the latent weights get W_p g, g, W_n g on I_p, I_0, I_n.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from .quantize import quantize as _lp_quantize
+from .formats import as_format
+from .scaled_formats import fit_twn
+
+__all__ = ["quantize", "quantize_grad", "pact", "dorefa_weight", "dorefa_activation", "dorefa_grad", "lsq",
+           "sign", "xnor_sign", "twn", "ttq", "ESTIMATORS"]
+
+ESTIMATORS = ("ste", "clipped")
+
+
+def _q(x: torch.Tensor, fmt: Any, rounding: str, seed: Any) -> torch.Tensor:
+    return _lp_quantize(x.detach().contiguous(), fmt, rounding, seed=seed)
+
+
+class _Quantize(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, fmt, rounding, estimator, seed):
+        ctx.save_for_backward(x)
+        ctx.fmt, ctx.estimator = fmt, estimator
+        return _q(x, fmt, rounding, seed)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        if ctx.estimator == "clipped":
+            g = g * ((x >= ctx.fmt.min) & (x <= ctx.fmt.max)).to(g.dtype)
+        return g, None, None, None, None
+
+
+def quantize(x: torch.Tensor, fmt: Any, rounding: str = "nearest_even", *, estimator: str = "ste",
+             seed: Any = None) -> torch.Tensor:
+    """lowprec.quantize with a straight-through gradient (see the module doc)."""
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {', '.join(map(repr, ESTIMATORS))}; got {estimator!r}")
+    return _Quantize.apply(x, as_format(fmt), rounding, estimator, seed)
+
+
+class _QuantizeGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, fmt, rounding, seed):
+        ctx.fmt, ctx.rounding, ctx.seed = fmt, rounding, seed
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _q(g, ctx.fmt, ctx.rounding, ctx.seed), None, None, None
+
+
+def quantize_grad(x: torch.Tensor, fmt: Any, rounding: str = "nearest_even", *, seed: Any = None) -> torch.Tensor:
+    """Identity forward; the incoming gradient rounded to fmt backward."""
+    return _QuantizeGrad.apply(x, as_format(fmt), rounding, seed)
+
+
+class _RoundSTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return torch.round(x)  # half to even, as torch rounds
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+def _uniform_k(r: torch.Tensor, bits: int) -> torch.Tensor:
+    n = 2**bits - 1
+    return _RoundSTE.apply(r * n) / n
+
+
+def _check_bits(bits: Any) -> int:
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 32:
+        raise ValueError(f"bits must be an int in [1, 32], got {bits!r}")
+    return int(bits)
+
+
+class _PACT(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, alpha, bits):
+        ctx.save_for_backward(x, alpha)
+        n = 2**bits - 1
+        y = torch.minimum(torch.relu(x), alpha)
+        return torch.round(y * n / alpha) * alpha / n
+
+    @staticmethod
+    def backward(ctx, g):
+        x, alpha = ctx.saved_tensors
+        inside = (x >= 0) & (x < alpha)
+        dalpha = (g * (x >= alpha).to(g.dtype)).sum().reshape(alpha.shape)
+        return g * inside.to(g.dtype), dalpha, None
+
+
+def pact(x: torch.Tensor, alpha: torch.Tensor, bits: int) -> torch.Tensor:
+    """PACT activation quantizer (see the module doc); alpha a learnable scalar tensor."""
+    return _PACT.apply(x, alpha, _check_bits(bits))
+
+
+def dorefa_weight(w: torch.Tensor, bits: int) -> torch.Tensor:
+    bits = _check_bits(bits)
+    if bits == 1:
+        return sign(w) * w.abs().mean().detach()
+    t = torch.tanh(w)
+    return 2 * _uniform_k(t / (2 * t.abs().max()) + 0.5, bits) - 1
+
+
+def dorefa_activation(x: torch.Tensor, bits: int) -> torch.Tensor:
+    return _uniform_k(torch.clamp(x, 0, 1), _check_bits(bits))
+
+
+class _DorefaGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, bits, generator):
+        ctx.bits, ctx.generator = bits, generator
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        n = 2**ctx.bits - 1
+        m = g.abs().max()
+        if m == 0:
+            return g, None, None
+        noise = (torch.rand(g.shape, generator=ctx.generator, dtype=g.dtype, device=g.device) - 0.5) / n
+        q = torch.round((g / (2 * m) + 0.5 + noise) * n) / n
+        return 2 * m * (q - 0.5), None, None
+
+
+def dorefa_grad(x: torch.Tensor, bits: int, seed: int = 0) -> torch.Tensor:
+    """Identity forward; DoReFa's k-bit gradient quantizer (with its noise, seeded) backward."""
+    gen = torch.Generator().manual_seed(seed)
+    return _DorefaGrad.apply(x, _check_bits(bits), gen)
+
+
+class _LSQ(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, v, s, qn, qp, g):
+        ratio = v / s
+        ctx.save_for_backward(ratio)
+        ctx.qn, ctx.qp, ctx.g = qn, qp, g
+        return torch.round(torch.clamp(ratio, -qn, qp)) * s
+
+    @staticmethod
+    def backward(ctx, grad):
+        (ratio,) = ctx.saved_tensors
+        inside = (ratio > -ctx.qn) & (ratio < ctx.qp)
+        dv = grad * inside.to(grad.dtype)
+        ds_elem = torch.where(inside, torch.round(ratio) - ratio,
+                              torch.where(ratio <= -ctx.qn, torch.full_like(ratio, -ctx.qn), torch.full_like(ratio, ctx.qp)))
+        ds = (grad * ds_elem).sum() * ctx.g
+        return dv, ds.reshape(()), None, None, None
+
+
+def lsq(v: torch.Tensor, s: torch.Tensor, bits: int, signed: bool = True) -> torch.Tensor:
+    """LSQ quantizer with its step-size gradient (see the module doc); s a learnable scalar tensor."""
+    bits = _check_bits(bits)
+    qn, qp = (2 ** (bits - 1), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    g = 1.0 / math.sqrt(v.numel() * qp)
+    return _LSQ.apply(v, s, qn, qp, g)
+
+
+class _Sign(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * (x.abs() <= 1).to(g.dtype)
+
+
+def sign(x: torch.Tensor) -> torch.Tensor:
+    return _Sign.apply(x)
+
+
+class _XnorSign(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, w, axis):
+        if axis is None:
+            alpha = w.abs().mean()
+            n = w.numel()
+        else:
+            dims = tuple(d for d in range(w.dim()) if d != axis % w.dim())
+            alpha = w.abs().mean(dim=dims, keepdim=True)
+            n = w.numel() // w.shape[axis]
+        ctx.save_for_backward(w, alpha)
+        ctx.n = n
+        return alpha * torch.where(w >= 0, torch.ones_like(w), -torch.ones_like(w))
+
+    @staticmethod
+    def backward(ctx, g):
+        w, alpha = ctx.saved_tensors
+        return g * (1.0 / ctx.n + alpha * (w.abs() <= 1).to(g.dtype)), None
+
+
+def xnor_sign(w: torch.Tensor, axis: int | None = None) -> torch.Tensor:
+    return _XnorSign.apply(w, axis)
+
+
+class _STEValues(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, w, values):
+        return values
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, None
+
+
+def twn(w: torch.Tensor, axis: int | None = None) -> torch.Tensor:
+    fmt = fit_twn(w.detach().cpu().double().numpy(), axis)
+    values = _lp_quantize(w.detach().contiguous(), fmt)
+    return _STEValues.apply(w, values.to(w.dtype))
+
+
+class _TTQ(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, w, w_p, w_n, t):
+        delta = t * w.abs().max()
+        pos, neg = w > delta, w < -delta
+        ctx.save_for_backward(pos, neg, w_p, w_n)
+        return torch.where(pos, w_p, torch.where(neg, -w_n, torch.zeros_like(w)))
+
+    @staticmethod
+    def backward(ctx, g):
+        pos, neg, w_p, w_n = ctx.saved_tensors
+        d_wp = (g * pos).sum().reshape(w_p.shape)
+        d_wn = (g * neg).sum().reshape(w_n.shape)
+        dw = torch.where(pos, w_p * g, torch.where(neg, w_n * g, g))
+        return dw, d_wp, d_wn, None
+
+
+def ttq(w: torch.Tensor, w_p: torch.Tensor, w_n: torch.Tensor, t: float = 0.05) -> torch.Tensor:
+    return _TTQ.apply(w, w_p, w_n, t)
