@@ -30,7 +30,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._params import qparams
+from .formats import FixedFormat, FloatFormat
 from .quantize import quantize as _lp_quantize
+from .quantize import run_kernel
+from .rounding import mode_index
 from .formats import as_format
 from .scaled_formats import fit_twn
 
@@ -41,6 +45,13 @@ ESTIMATORS = ("ste", "clipped")
 
 
 def _q(x: torch.Tensor, fmt: Any, rounding: str, seed: Any) -> torch.Tensor:
+    if (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and rounding != "stochastic"
+            and isinstance(fmt, (FloatFormat, FixedFormat)) and fmt.overflow != "wrap"):
+        # the common training case, without lowprec.quantize's argument handling (same kernel)
+        arr = x.detach().contiguous().numpy()
+        result = torch.empty_like(x, memory_format=torch.contiguous_format)  # torch's allocator, as its ops
+        run_kernel(arr, result.numpy(), qparams(fmt, arr.dtype, rounding, None), mode_index(rounding), 0)
+        return result
     return _lp_quantize(x.detach().contiguous(), fmt, rounding, seed=seed)
 
 
