@@ -12,7 +12,7 @@ from ._params import qparams
 from .block_formats import BlockFormat
 from .codebook_formats import LUTFormat
 from .scaled_formats import SCALED_KINDS
-from .formats import FixedFormat, Format, as_format
+from .formats import FixedFormat, FloatFormat, Format, as_format
 from .rounding import check_rbits, mode_index, seed_key
 from .threads import get_num_threads
 
@@ -55,6 +55,11 @@ def quantize(x: Any, fmt: Format | str, rounding: str = "nearest_even", *, seed:
         from .lut import quantize_lut
 
         return quantize_lut(x, fmt, rounding, seed, out)
+    if _arrays.is_tensor(x) and x.device.type != "cpu" and out is None and nan == "default" and isinstance(
+            fmt, (FloatFormat, FixedFormat)) and fmt.overflow != "wrap":
+        from .torch_quantize import quantize_torch  # on the tensor's device, no host round trip
+
+        return quantize_torch(x, fmt, rounding, seed=seed, rbits=rbits)
     if isinstance(fmt, BlockFormat):
         if nan not in NAN_POLICIES:
             raise ValueError(f"nan must be one of {', '.join(map(repr, NAN_POLICIES))}; got {nan!r}")

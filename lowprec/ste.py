@@ -52,7 +52,7 @@ def _q(x: torch.Tensor, fmt: Any, rounding: str, seed: Any) -> torch.Tensor:
         result = torch.empty_like(x, memory_format=torch.contiguous_format)  # torch's allocator, as its ops
         run_kernel(arr, result.numpy(), qparams(fmt, arr.dtype, rounding, None), mode_index(rounding), 0)
         return result
-    return _lp_quantize(x.detach().contiguous(), fmt, rounding, seed=seed)
+    return _lp_quantize(x.detach().contiguous(), fmt, rounding, seed=seed)  # CUDA: lowprec.torch_quantize
 
 
 class _Quantize(torch.autograd.Function):
