@@ -120,3 +120,27 @@ def test_qmatmul_and_qact():
     assert y.tolist() == pytest.approx([0.0, 0.5333333, 2.0], rel=1e-6)
     with pytest.raises(ValueError, match="exactly one"):
         lnn.QAct()
+
+
+def test_ptq_calibration_freezes_observer_formats_and_keeps_accuracy():
+    pytest.importorskip("sklearn")
+    from lowprec.observers import MinMaxObserver
+    from lowprec.sims import digits
+
+    result = digits.train(None, epochs=6)
+    net = result["model"]
+    xtr, _, xte, yte = digits.load()
+    batches = [torch.from_numpy(xtr[i:i + 128]) for i in range(0, 512, 128)]
+    lnn.calibrate(net, batches)
+    assert isinstance(net[0], lnn.QConv2d)
+    expected = MinMaxObserver()
+    for b in batches:
+        expected.update(b)
+    fmt = expected.format(8, signed=False, symmetric=False)
+    assert (net[0].q_input.scale, net[0].q_input.zero_point) == (fmt.scale, fmt.zero_point)
+    w = MinMaxObserver(axis=0).update(net[0].weight.detach().double()).format(8)
+    assert np.array_equal(net[0].q_weight.scale, w.scale)
+    acc = float((net(torch.from_numpy(xte)).argmax(1).numpy() == yte).mean())
+    assert acc >= result["accuracy"] - 0.01
+    with pytest.raises(ValueError, match="empty"):
+        lnn.calibrate(net, [])
