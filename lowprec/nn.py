@@ -2,8 +2,9 @@
 
 ``QLinear``, ``QConv1d``, ``QConv2d`` (subclasses of the torch layers, same parameters) and
 ``QMatmul`` take formats for ``weight``, ``input``, ``output`` and ``grad`` (the gradient arriving at
-the layer's output, e.g. fp8_e5m2 with stochastic rounding), each None (kept as is) or a format, and
-a MAC spec ``mac``:
+the layer's output, e.g. fp8_e5m2 with stochastic rounding), each None (kept as is) or a format
+(weights also "ternary": TWN, or "binary": XNOR/BWN per output channel, refitted every forward pass,
+straight-through), and a MAC spec ``mac``:
 
 - ``{"mode": "fake"}`` (the default): operands and outputs quantized with straight-through gradients,
   the arithmetic in float32 (torch's kernels: fast, and on any device);
@@ -42,9 +43,12 @@ MODES = ("fake", "mac")
 LAYER_KEYS = ("weight", "input", "output", "grad", "grad_rounding", "rounding", "mac")
 
 
+FITTED = ("binary", "ternary")  # weights fitted per forward pass: XNOR/BWN sign, TWN, straight-through
+
+
 def _format_or_none(value: Any, name: str):
-    if value is None:
-        return None
+    if value is None or (name == "weight" and value in FITTED):
+        return value
     try:
         return as_format(value)
     except (ValueError, TypeError) as exc:
@@ -90,7 +94,13 @@ class _QMixin:
         return ste.quantize(x, self.q_input, self.q_rounding, seed=self.q_seed) if self.q_input is not None else x
 
     def _w(self, w: torch.Tensor) -> torch.Tensor:
-        return ste.quantize(w, self.q_weight, self.q_rounding, seed=self.q_seed) if self.q_weight is not None else w
+        if self.q_weight is None:
+            return w
+        if self.q_weight == "ternary":
+            return ste.twn(w)
+        if self.q_weight == "binary":
+            return ste.xnor_sign(w, axis=0)
+        return ste.quantize(w, self.q_weight, self.q_rounding, seed=self.q_seed)
 
     def _out(self, y: torch.Tensor) -> torch.Tensor:
         if self.q_grad is not None:
@@ -101,7 +111,7 @@ class _QMixin:
 
     def extra_repr(self) -> str:
         base = super().extra_repr()
-        parts = [f"{k}={getattr(self, 'q_' + k).name or getattr(self, 'q_' + k)!r}"
+        parts = [f"{k}={getattr(getattr(self, 'q_' + k), 'name', None) or getattr(self, 'q_' + k)!r}"
                  for k in ("weight", "input", "output", "grad") if getattr(self, "q_" + k) is not None]
         parts.append(f"mode={self.q_mode!r}" + (f", {self.q_mac!r}" if self.q_mac is not None else ""))
         return ", ".join([base] + parts) if base else ", ".join(parts)
