@@ -19,7 +19,8 @@ setup(
     extras_require={
         "torch": ["torch>=2.2"],
         "plot": ["matplotlib"],
-        "test": ["pytest", "hypothesis", "ml_dtypes>=0.5", "gfloat>=0.5", "softfloat", "matplotlib", "scikit-learn"],
+        "studies": ["torch", "matplotlib", "scikit-learn", "dask[distributed]"],
+        "test": ["pytest", "hypothesis", "ml_dtypes>=0.5", "gfloat>=0.5", "softfloat", "matplotlib", "scikit-learn", "dask[distributed]"],
     },
     entry_points={"console_scripts": ["lowprec=lowprec.cli:main"]},
     zip_safe=False,

@@ -1,9 +1,11 @@
 """The ``lowprec`` command (also ``python -m lowprec``).
 
-Subcommands so far: ``formats`` (the table of named formats, or one format with its code table),
-``demo`` (the format table, then an embedded sample quantized to each format, with error
-statistics) and ``swamping`` (the swamping study of lowprec.sims.swamping). The accuracy and energy
-studies arrive with the torch layers and the cost model.
+Subcommands: ``formats`` (the table of named formats, or one format with its code table),
+``quantize IN.npy OUT.npy`` (a saved array to a format, with error statistics), ``swamping`` (the
+swamping study, lowprec.sims.swamping), ``accuracy`` (a grid of format specs trained and priced on
+digits or MNIST, lowprec.sims.accuracy), ``energy`` (the cost model's table for the digits CNN) and
+``demo`` (the main job: a small swamping study, the accuracy grid and the energy table in one report
+folder). Errors exit with status 2 and one line naming the problem (``--debug`` for a traceback).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -89,15 +92,126 @@ def demo(rounding: str = "nearest_even") -> str:
     return "\n".join(lines)
 
 
+def _emit(obj, as_json: bool, text: str) -> None:
+    import json
+
+    print(json.dumps(obj, indent=2, default=str) if as_json else text)
+
+
+def cmd_quantize(args) -> dict:
+    src = Path(args.input)
+    if not src.exists():
+        raise ValueError(f"input file {src} does not exist")
+    try:
+        x = np.load(src, allow_pickle=False)
+    except Exception as exc:  # numpy raises several kinds for a corrupt file
+        raise ValueError(f"input file {src} is not a readable .npy array ({exc})") from None
+    if x.dtype.kind != "f":
+        raise ValueError(f"input file {src} holds {x.dtype}; a float array is needed")
+    fmt = formats.get(args.format)
+    q = quantize(x.astype(np.float64 if x.dtype == np.float64 else np.float32), fmt, args.rounding, seed=args.seed)
+    from .sims.output import atomic_write
+
+    atomic_write(Path(args.output), lambda tmp: np.save(open(tmp, "wb"), q))
+    stats = error_stats(x, np.asarray(q), fmt)
+    return {"input": str(src), "output": args.output, "format": args.format, "rounding": args.rounding, **stats}
+
+
+def _accuracy_table(results: list[dict]) -> str:
+    rows = [("spec", "bits", "accuracy", "final loss", "energy/inference", "train s")]
+    rows += [(r["spec"], str(r["bits"]), f"{100 * r['accuracy']:.2f}%", f"{r['losses'][-1]:.4f}",
+              f"{r['energy_pj'] / 1e3:,.1f} nJ", f"{r['seconds']:.1f}") for r in results]
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) if k == 0 else c.rjust(w) for k, (c, w) in enumerate(zip(r, widths)))
+                     for r in rows)
+
+
+def cmd_accuracy(args) -> tuple[list, str]:
+    from .sims import accuracy
+
+    names = args.specs.split(",") if args.specs else list(accuracy.PRESETS)
+    results = accuracy.run_grid(names, args.out, epochs=args.epochs, seed=args.seed, resume=args.resume,
+                                scheduler=args.scheduler, workers=args.workers, mnist=args.mnist,
+                                progress=not args.quiet)
+    accuracy.write_table(results, args.out)
+    accuracy.plot(results, args.out)
+    return results, _accuracy_table(results)
+
+
+def cmd_energy(args) -> str:
+    import torch
+
+    from . import cost
+    from .sims import accuracy, digits
+
+    names = args.specs.split(",") if args.specs else list(accuracy.PRESETS)
+    unknown = [n for n in names if n not in accuracy.PRESETS]
+    if unknown:
+        raise ValueError(f"unknown spec(s) {unknown}; known: {', '.join(accuracy.PRESETS)}")
+    _, _, xte, _ = digits.load()
+    specs = {n: accuracy._cost_spec(accuracy.PRESETS[n][1]) for n in names}
+    return cost.compare(digits.cnn(0), torch.from_numpy(xte[:1]), specs)
+
+
+def cmd_demo(args) -> dict:
+    """The main job: swamping (small), the accuracy grid and the energy table, one report folder."""
+    from .sims import accuracy, swamping
+    from .sims.output import atomic_text
+
+    out = Path(args.out)
+    rows = swamping.run(6, 16, swamping.DISTRIBUTIONS, swamping.ACCUMULATORS, (16, 256), seed=args.seed,
+                        progress=not args.quiet)
+    swamping.write_csv(rows, out / "swamping.csv")
+    swamping.write_plot(rows, out / "swamping.png")
+    results = accuracy.run_grid(list(accuracy.PRESETS), out, epochs=args.epochs, seed=args.seed, resume=args.resume,
+                                scheduler=args.scheduler, workers=args.workers, progress=not args.quiet)
+    accuracy.write_table(results, out)
+    accuracy.plot(results, out)
+    ones = {r["order"]: r["sum"] for r in rows
+            if r["distribution"] == "ones" and r["acc"] == "fp16" and r["n"] == 4096}
+    report = [
+        "# lowprec demo report", "",
+        f"Seed {args.seed}; {args.epochs} epochs per cell; digits (scikit-learn's bundled 8x8 images).", "",
+        "## Accuracy and energy per spec", "",
+        "```", _accuracy_table(results), "```", "",
+        "Files: [accuracy.csv](accuracy.csv), [accuracy.json](accuracy.json), cells in [cells/](cells/).", "",
+        "![accuracy vs bits](accuracy_vs_bits.png)", "", "![energy vs accuracy](energy_vs_accuracy.png)", "",
+        "![loss curves](loss_curves.png)", "",
+        "## Swamping", "",
+        f"4096 ones summed in fp16: sequentially {ones.get('sequential')}, in chunks of 16 {ones.get('chunk 16')}.",
+        "", "[swamping.csv](swamping.csv)", "", "![swamping](swamping.png)", "",
+    ]
+    atomic_text(out / "report.md", "\n".join(report))
+    return {"out": str(out), "cells": results, "swamping_rows": len(rows)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lowprec", description=__doc__.split("\n")[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    p_formats = sub.add_parser("formats", help="table of named formats, or one format in detail")
-    p_formats.add_argument("name", nargs="?", help="a format name: show its parameters and (<= 8 bits) code table")
-    p_demo = sub.add_parser("demo", help="format table and an embedded sample quantized to every format")
-    p_demo.add_argument("--rounding", default="nearest_even", choices=ROUNDING_MODES)
+    p = sub.add_parser("formats", help="table of named formats, or one format in detail")
+    p.add_argument("name", nargs="?", help="a format name: show its parameters and (<= 8 bits) code table")
+    p.add_argument("--sample", action="store_true", help="also quantize an embedded sample to every format")
+    p = sub.add_parser("quantize", help="quantize IN.npy to OUT.npy and print error statistics")
+    p.add_argument("input"), p.add_argument("output")
+    p.add_argument("--format", required=True), p.add_argument("--rounding", default="nearest_even", choices=ROUNDING_MODES)
+    p.add_argument("--seed", type=int, default=0), p.add_argument("--json", action="store_true")
     sub.add_parser("swamping", help="the swamping study (CSV and PNG); options: lowprec swamping --help",
                    add_help=False)
+    for name, helptext in (("accuracy", "train and evaluate a grid of format specs (digits or MNIST)"),
+                           ("demo", "the main job: swamping, accuracy grid and energy table in one report")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--out", default="lowprec-demo" if name == "demo" else "lowprec-accuracy")
+        p.add_argument("--epochs", type=int, default=15), p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--resume", action="store_true", help="skip cells already written")
+        p.add_argument("--scheduler", help="dask.distributed scheduler address, or 'local' for a LocalCluster")
+        p.add_argument("--workers", type=int, default=2, help="local process pool size")
+        p.add_argument("--quiet", action="store_true"), p.add_argument("--json", action="store_true")
+        if name == "accuracy":
+            p.add_argument("--specs", help="comma-separated preset names (default: all)")
+            p.add_argument("--mnist", help="a folder with MNIST's four IDX files instead of digits")
+    p = sub.add_parser("energy", help="the cost model's energy table for the digits CNN under the presets")
+    p.add_argument("--specs", help="comma-separated preset names (default: all)")
     if argv is None:
         argv = sys.argv[1:]
     if argv and argv[0] == "swamping":
@@ -111,13 +225,24 @@ def main(argv: list[str] | None = None) -> int:
                 f = formats.get(args.name)
                 print(repr(f))
                 print(f"source: {formats.source(args.name)}" if f.name in formats.names() else "")
-                if f.bits <= 8:
+                if getattr(f, "bits", 99) <= 8 and hasattr(f, "codes"):
                     print(code_table(args.name))
             else:
-                print(format_table())
+                print(demo("nearest_even") if args.sample else format_table())
+        elif args.command == "quantize":
+            stats = cmd_quantize(args)
+            _emit(stats, args.json, "\n".join(f"{k}: {v}" for k, v in stats.items()))
+        elif args.command == "accuracy":
+            results, table = cmd_accuracy(args)
+            _emit(results, args.json, f"{table}\n(written to {args.out})")
+        elif args.command == "energy":
+            print(cmd_energy(args))
         elif args.command == "demo":
-            print(demo(args.rounding))
-    except (ValueError, TypeError) as exc:
+            summary = cmd_demo(args)
+            _emit(summary, args.json, f"{_accuracy_table(summary['cells'])}\n\nreport: {Path(args.out) / 'report.md'}")
+    except (ValueError, TypeError, OSError) as exc:
+        if args.debug:
+            raise
         print(f"lowprec: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -25,15 +25,16 @@ def load(seed: int = 0):
     return xtr, ytr.astype(np.int64), xte, yte.astype(np.int64)
 
 
-def cnn(seed: int = 0):
-    """conv 1->8 (3x3, pad 1), ReLU, max-pool 2, conv 8->16 (3x3, pad 1), ReLU, max-pool 2, linear 64->10."""
+def cnn(seed: int = 0, side: int = 8):
+    """conv 1->8 (3x3, pad 1), ReLU, max-pool 2, conv 8->16 (3x3, pad 1), ReLU, max-pool 2, linear -> 10,
+    for side x side images (8: digits; 28: MNIST)."""
     import torch
 
     torch.manual_seed(seed)
     return torch.nn.Sequential(
         torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
         torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(), torch.nn.Linear(16 * 2 * 2, 10))
+        torch.nn.Flatten(), torch.nn.Linear(16 * (side // 4) ** 2, 10))
 
 
 def mlp(seed: int = 0, width: int = 256):
@@ -52,15 +53,16 @@ FP8_SPEC = {kind: {"weight": "fp8_e4m3fn", "input": "fp8_e4m3fn", "grad": "fp8_e
 
 
 def train(spec: dict | None = None, *, epochs: int = 15, batch: int = 32, lr: float = 0.05, seed: int = 0,
-          model: Any = None) -> dict[str, Any]:
-    """Train the CNN (or `model`) with SGD + momentum under `spec` (None: plain fp32)."""
+          model: Any = None, data: tuple | None = None) -> dict[str, Any]:
+    """Train the CNN (or `model`) with SGD + momentum under `spec` (None: plain fp32) on the digits
+    split of `seed` (or `data`: (x_train, y_train, x_test, y_test) shaped like load's)."""
     import torch
 
     from lowprec import nn as lnn
 
     torch.set_num_threads(1)
-    xtr, ytr, xte, yte = load(seed)
-    net = model if model is not None else cnn(seed)
+    xtr, ytr, xte, yte = data if data is not None else load(seed)
+    net = model if model is not None else cnn(seed, side=xtr.shape[-1])
     if spec:
         lnn.swap(net, spec)
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)

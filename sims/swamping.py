@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from lowprec import MAC
+from lowprec.sims.output import atomic_write
 
 DISTRIBUTIONS = ("uniform", "normal", "ones")
 ACCUMULATORS = ("fp32", "fp16", "bf16", "dlfloat16")
@@ -74,20 +73,6 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, disable=not enabled, desc="swamping", unit="sum")
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: complete or absent."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_csv(rows: list[dict], path: Path) -> None:
     def write(tmp):
         with open(tmp, "w", newline="") as f:
@@ -95,7 +80,7 @@ def write_csv(rows: list[dict], path: Path) -> None:
             w.writeheader()
             w.writerows(rows)
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def write_plot(rows: list[dict], path: Path) -> None:
@@ -126,7 +111,7 @@ def write_plot(rows: list[dict], path: Path) -> None:
     axes[0][-1].legend(fontsize=6, ncol=2, loc="upper left")
     fig.suptitle("Swamping: sums of N terms in narrow accumulators")
     fig.tight_layout()
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
 
 

@@ -1,0 +1,230 @@
+"""The accuracy study: train and evaluate the digits CNN (or one on MNIST IDX files) under a grid of
+format specs, with the cost model's energy per inference of each trained model.
+
+Each cell is (preset name, epochs, seed); it writes ``cells/<slug>.json`` in the output folder (a temp
+file, then a rename) with its accuracy, loss per epoch, energy per inference (pJ), seconds and seed.
+``--resume`` skips cells whose file exists, so an interrupted sweep continues where it stopped. Cells
+run on a local process pool, or on a dask.distributed cluster (``scheduler="local"`` for a
+LocalCluster, or an address); a cell's result depends only on its own arguments (single-threaded
+torch, seeded split, initialisation and batch order), so whichever runs it gives the same numbers.
+
+On a SLURM cluster: start a scheduler with dask-jobqueue (``SLURMCluster(cores=2, memory="4GB")``,
+``cluster.scale(jobs=8)``) and pass its ``cluster.scheduler_address`` as ``--scheduler``.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import re
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lowprec.sims.output import atomic_text, atomic_write
+
+_FP8 = {"weight": "fp8_e4m3fn", "input": "fp8_e4m3fn", "grad": "fp8_e5m2"}
+
+#: name -> (swap spec or "ptq", cost spec, bits per weight for the accuracy-vs-bits plot)
+PRESETS: dict[str, tuple[Any, dict, int]] = {
+    "fp32": (None, {"weight": "fp32", "input": "fp32", "acc": "fp32"}, 32),
+    "fp16": ({k: {"weight": "fp16", "input": "fp16", "grad": "fp16"} for k in ("Conv2d", "Linear")},
+             {"weight": "fp16", "input": "fp16", "acc": "fp16"}, 16),
+    "bf16": ({k: {"weight": "bf16", "input": "bf16", "grad": "bf16"} for k in ("Conv2d", "Linear")},
+             {"weight": "bf16", "input": "bf16", "acc": "fp32"}, 16),
+    "fp8 (fp16 chunk acc)": ({k: dict(_FP8, mac={"mode": "mac", "acc": "fp16", "chunk": 16, "chunk_acc": "fp32"})
+                              for k in ("Conv2d", "Linear")},
+                             {"weight": "fp8_e4m3fn", "input": "fp8_e4m3fn", "acc": "fp16"}, 8),
+    "int8 PTQ": ("ptq", {"weight": "int8-calibrated", "input": "int8-calibrated", "acc": "int32"}, 8),
+    "ternary QAT": ({"Conv2d": {"weight": "ternary", "input": "fp8_e4m3fn"},
+                     "Linear": {"weight": "ternary", "input": "fp8_e4m3fn"}, "0": {"weight": "fp8_e4m3fn"}},
+                    {"weight": "ternary", "input": "int8-calibrated", "acc": "int32"}, 2),
+}
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def load_idx(path: str | Path) -> np.ndarray:
+    """An IDX file (MNIST's format: magic 0x0000 0x08 <ndim>, big-endian int32 sizes, uint8 data)."""
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"IDX file {p} does not exist")
+    raw = p.read_bytes()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ValueError(f"IDX file {p}: not an unsigned-byte IDX file (bad magic {raw[:4].hex()})")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"IDX file {p}: truncated header")
+    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    if len(raw) - header != int(np.prod(dims)):
+        raise ValueError(f"IDX file {p}: {len(raw) - header} data bytes for dimensions {dims}")
+    return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
+
+
+def _cost_spec(spec: dict):
+    from lowprec import cost
+
+    return {k: (cost.calibrated(8) if v == "int8-calibrated" else v) for k, v in spec.items()}
+
+
+def run_cell(name: str, epochs: int, seed: int, mnist: str | None = None) -> dict[str, Any]:
+    """Train, evaluate and price one preset; plain data, so any worker can run it."""
+    import torch
+
+    from lowprec import cost
+    from lowprec import nn as lnn
+    from lowprec.sims import digits
+
+    if name not in PRESETS:
+        raise ValueError(f"unknown spec {name!r}; known: {', '.join(PRESETS)}")
+    torch.set_num_threads(1)
+    swap_spec, cost_spec, bits = PRESETS[name]
+    data = digits.load(seed) if mnist is None else _mnist(mnist)
+    result = digits.train(None if swap_spec == "ptq" else swap_spec, epochs=epochs, seed=seed, data=data)
+    model = result.pop("model")
+    xtr, _, xte, yte = data
+    if swap_spec == "ptq":
+        lnn.calibrate(model, [torch.from_numpy(xtr[i:i + 256]) for i in range(0, min(len(xtr), 1024), 256)])
+        with torch.no_grad():
+            pred = model(torch.from_numpy(xte)).argmax(1).numpy()
+        result["accuracy"] = float(np.mean(pred == yte))
+    lnn.unswap(model)
+    energy = cost.profile(model, torch.from_numpy(xte[:1]), _cost_spec(cost_spec))
+    return {"spec": name, "bits": bits, "epochs": epochs, "seed": seed, "accuracy": result["accuracy"],
+            "losses": result["losses"], "energy_pj": energy.total_pj, "compute_pj": energy.total("compute_pj"),
+            "seconds": result["seconds"]}
+
+
+def _mnist(folder: str):
+    f = Path(folder)
+    xtr = load_idx(f / "train-images-idx3-ubyte")
+    ytr = load_idx(f / "train-labels-idx1-ubyte")
+    xte = load_idx(f / "t10k-images-idx3-ubyte")
+    yte = load_idx(f / "t10k-labels-idx1-ubyte")
+    scale = lambda x: (x.astype(np.float32) / 255.0)[:, None]  # noqa: E731
+    return scale(xtr), ytr.astype(np.int64), scale(xte), yte.astype(np.int64)
+
+
+def run_grid(names: list[str], out: str | Path, *, epochs: int = 15, seed: int = 0, resume: bool = False,
+             scheduler: str | None = None, workers: int = 2, mnist: str | None = None,
+             progress: bool = True) -> list[dict]:
+    """Every cell's result (in `names` order), running the missing ones; see the module doc."""
+    unknown = [n for n in names if n not in PRESETS]
+    if unknown:
+        raise ValueError(f"unknown spec(s) {unknown}; known: {', '.join(PRESETS)}")
+    cells_dir = Path(out) / "cells"
+    todo = [n for n in names if not (resume and (cells_dir / f"{slug(n)}.json").exists())]
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(todo), desc="accuracy cells", disable=not progress or not todo)
+    if todo:
+        if scheduler:
+            results = _run_dask(todo, epochs, seed, mnist, scheduler)
+            for name, r in zip(todo, results):
+                atomic_text(cells_dir / f"{slug(name)}.json", json.dumps(r, indent=2))
+                bar.update()
+        else:
+            # spawn, not fork: a forked child of a process that ran OpenMP (the C core) can hang in libgomp
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
+                slow_first = sorted(todo, key=lambda n: "mac" not in json.dumps(PRESETS[n][0]))  # stable
+                futures = {pool.submit(run_cell, n, epochs, seed, mnist): n for n in slow_first}
+                for fut in _as_completed(futures):
+                    atomic_text(cells_dir / f"{slug(futures[fut])}.json", json.dumps(fut.result(), indent=2))
+                    bar.update()
+    bar.close()
+    return [json.loads((cells_dir / f"{slug(n)}.json").read_text()) for n in names]
+
+
+def _as_completed(futures):
+    from concurrent.futures import as_completed
+
+    return as_completed(futures)
+
+
+def _run_dask(names, epochs, seed, mnist, scheduler):
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ValueError("--scheduler needs dask.distributed (pip install 'dask[distributed]')") from None
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True) if scheduler == "local" else None
+    try:
+        with Client(cluster if cluster is not None else scheduler) as client:
+            futures = client.map(run_cell, names, [epochs] * len(names), [seed] * len(names), [mnist] * len(names),
+                                 pure=False)
+            return client.gather(futures)
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def write_table(results: list[dict], out: str | Path) -> tuple[Path, Path]:
+    """accuracy.csv and accuracy.json of the grid (atomic)."""
+    import csv
+    import io
+
+    out = Path(out)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["spec", "bits", "accuracy", "final_loss", "energy_pj", "compute_pj", "seconds", "epochs", "seed"])
+    for r in results:
+        w.writerow([r["spec"], r["bits"], f"{r['accuracy']:.4f}", f"{r['losses'][-1]:.5f}", f"{r['energy_pj']:.1f}",
+                    f"{r['compute_pj']:.1f}", f"{r['seconds']:.2f}", r["epochs"], r["seed"]])
+    atomic_text(out / "accuracy.csv", buf.getvalue())
+    atomic_text(out / "accuracy.json", json.dumps(results, indent=2))
+    return out / "accuracy.csv", out / "accuracy.json"
+
+
+def plot(results: list[dict], out: str | Path) -> list[Path]:
+    """accuracy_vs_bits.png, energy_vs_accuracy.png (Pareto front marked) and loss_curves.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    paths = []
+
+    def save(fig, name):
+        atomic_write(out / name, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+        plt.close(fig)
+        paths.append(out / name)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in results:
+        ax.scatter(r["bits"], 100 * r["accuracy"])
+        ax.annotate(r["spec"], (r["bits"], 100 * r["accuracy"]), fontsize=7)
+    ax.set_xscale("log", base=2)
+    ax.set(title="Test accuracy vs weight bits (digits CNN)", xlabel="bits per weight", ylabel="test accuracy (%)")
+    save(fig, "accuracy_vs_bits.png")
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    pts = sorted(((r["energy_pj"], r["accuracy"], r["spec"]) for r in results))
+    best, front = -1.0, []
+    for e, a, s in pts:
+        if a > best:
+            front.append((e, a))
+            best = a
+    for e, a, s in pts:
+        ax.scatter(e / 1e3, 100 * a)
+        ax.annotate(s, (e / 1e3, 100 * a), fontsize=7)
+    ax.plot([e / 1e3 for e, _ in front], [100 * a for _, a in front], "k--", lw=1, label="Pareto front")
+    ax.set_xscale("log")
+    ax.set(title="Energy per inference vs accuracy", xlabel="energy per inference (nJ, 45 nm model)",
+           ylabel="test accuracy (%)")
+    ax.legend()
+    save(fig, "energy_vs_accuracy.png")
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in results:
+        ax.plot(range(1, len(r["losses"]) + 1), r["losses"], label=r["spec"])
+    ax.set_yscale("log")
+    ax.set(title="Training loss", xlabel="epoch", ylabel="cross-entropy (nats)")
+    ax.legend(fontsize=7)
+    save(fig, "loss_curves.png")
+    return paths
