@@ -7,7 +7,7 @@ and the named MX/NVFP4 ones, codebooks ``LUTFormat``/``LogFormat``/``kmeans_code
 thread count of the C core.
 """
 
-from . import formats, observers
+from . import cost, formats, observers
 from .block_formats import BlockFormat, bfp
 from .codebook_formats import LogFormat, LUTFormat
 from .kmeans import kmeans_codebook
@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FloatFormat", "FixedFormat", "BlockFormat", "bfp", "LUTFormat", "LogFormat", "kmeans_codebook",
-    "BinaryFormat", "TernaryFormat", "IntAffineFormat", "fit_binary", "fit_twn", "fit_ttq", "formats", "observers", "quantize", "encode", "decode", "ROUNDING_MODES", "MAC",
+    "BinaryFormat", "TernaryFormat", "IntAffineFormat", "fit_binary", "fit_twn", "fit_ttq", "formats", "observers", "cost", "quantize", "encode", "decode", "ROUNDING_MODES", "MAC",
     "binary_matmul", "ternary_matmul", "lut_matmul", "log_matmul",
     "set_num_threads", "get_num_threads",
 ]

@@ -137,8 +137,9 @@ class MAC:
             raise ValueError(f"batch shapes of {a_np.shape} and {b_np.shape} do not broadcast") from None
         m, k, n = a2.shape[-2], a2.shape[-1], b2.shape[-1]
         dtype = np.result_type(a_np.dtype, b_np.dtype)
-        A = np.broadcast_to(a2, batch + (m, k)).reshape(-1, m, k)
-        B = np.broadcast_to(b2, batch + (k, n)).reshape(-1, k, n)
+        nb = math.prod(batch)  # explicit: reshape(-1, ...) is ambiguous for empty operands
+        A = np.broadcast_to(a2, batch + (m, k)).reshape(nb, m, k)
+        B = np.broadcast_to(b2, batch + (k, n)).reshape(nb, k, n)
         C = np.empty((A.shape[0], m, n), np.float64)
         for i in range(A.shape[0]):
             C[i] = self._matmul2d(A[i], B[i])

@@ -102,6 +102,8 @@ def _parse(text: str, name: str) -> CostTable:
 def load_table(path: str | Path) -> CostTable:
     """A cost table from a CSV file in the shipped layout (see the module doc)."""
     p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"cost table file {p} does not exist")
     return _parse(p.read_text(encoding="utf-8"), p.name)
 
 
