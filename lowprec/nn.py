@@ -178,13 +178,18 @@ def _conv_mac(x: torch.Tensor, w: torch.Tensor, bias, mac: MAC, stride, padding,
     return y if bias is None else y + bias.reshape(1, -1, 1, 1)
 
 
-class QConv2d(_QMixin, torch.nn.Conv2d):
+class _QConv(_QMixin):
+    """The constructor of the emulated convolutions: torch's arguments plus the quantization ones."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         q = {k: kwargs.pop(k) for k in LAYER_KEYS + ("seed",) if k in kwargs}
         super().__init__(*args, **kwargs)
         if self.padding_mode != "zeros" or isinstance(self.padding, str):
-            raise ValueError("QConv2d supports numeric zero padding (padding_mode='zeros')")
+            raise ValueError(f"{type(self).__name__} supports numeric zero padding (padding_mode='zeros')")
         self._setup(**q)
+
+
+class QConv2d(_QConv, torch.nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xq, wq = self._in(x), self._w(self.weight)
@@ -195,13 +200,7 @@ class QConv2d(_QMixin, torch.nn.Conv2d):
         return self._out(y)
 
 
-class QConv1d(_QMixin, torch.nn.Conv1d):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        q = {k: kwargs.pop(k) for k in LAYER_KEYS + ("seed",) if k in kwargs}
-        super().__init__(*args, **kwargs)
-        if self.padding_mode != "zeros" or isinstance(self.padding, str):
-            raise ValueError("QConv1d supports numeric zero padding (padding_mode='zeros')")
-        self._setup(**q)
+class QConv1d(_QConv, torch.nn.Conv1d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xq, wq = self._in(x), self._w(self.weight)

@@ -52,6 +52,13 @@ class CostTable:
         return f"<CostTable {self.name}: {len(self.rows)} rows>"
 
 
+def _number(where: str, name: str, text: str, cast):
+    try:
+        return cast(text)
+    except ValueError:
+        raise ValueError(f"{where}: {name} must be {'an integer' if cast is int else 'a number'}, got {text!r}") from None
+
+
 def _parse(text: str, name: str) -> CostTable:
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
@@ -67,10 +74,7 @@ def _parse(text: str, name: str) -> CostTable:
         metric = field("metric")
         if metric not in UNITS:
             raise ValueError(f"{where}: metric must be one of {', '.join(UNITS)}, got {metric!r}")
-        try:
-            value = float(field("value"))
-        except ValueError:
-            raise ValueError(f"{where}: value must be a number, got {field('value')!r}") from None
+        value = _number(where, "value", field("value"), float)
         if not math.isfinite(value) or value <= 0:
             raise ValueError(f"{where}: value must be finite and > 0, got {value}")
         unit = field("unit")
@@ -79,10 +83,7 @@ def _parse(text: str, name: str) -> CostTable:
         kind = field("kind")
         if kind not in KINDS:
             raise ValueError(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
-        try:
-            bits = int(field("bits"))
-        except ValueError:
-            raise ValueError(f"{where}: bits must be an integer, got {field('bits')!r}") from None
+        bits = _number(where, "bits", field("bits"), int)
         if bits <= 0:
             raise ValueError(f"{where}: bits must be > 0, got {bits}")
         size = field("size_bytes")
