@@ -48,9 +48,16 @@ def _q(x: torch.Tensor, fmt: Any, rounding: str, seed: Any) -> torch.Tensor:
     if (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and rounding != "stochastic"
             and isinstance(fmt, (FloatFormat, FixedFormat)) and fmt.overflow != "wrap"):
         # the common training case, without lowprec.quantize's argument handling (same kernel)
-        arr = x.detach().contiguous().numpy()
-        result = torch.empty_like(x, memory_format=torch.contiguous_format)  # torch's allocator, as its ops
-        run_kernel(arr, result.numpy(), qparams(fmt, arr.dtype, rounding, None), mode_index(rounding), 0)
+        src = x.detach()
+        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            # keep channels-last activations channels-last (mkldnn's layout): elementwise, any order works
+            result = torch.empty_like(src)
+            src_v, dst_v = src.permute(0, 2, 3, 1), result.permute(0, 2, 3, 1)
+        else:
+            src_v = src.contiguous()
+            result = dst_v = torch.empty_like(src_v)
+        arr = src_v.numpy()
+        run_kernel(arr, dst_v.numpy(), qparams(fmt, arr.dtype, rounding, None), mode_index(rounding), 0)
         return result
     return _lp_quantize(x.detach().contiguous(), fmt, rounding, seed=seed)  # CUDA: lowprec.torch_quantize
 

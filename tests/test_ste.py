@@ -97,3 +97,10 @@ def test_dorefa():
 def test_gradcheck_where_smooth():
     w = torch.tensor([0.3, -0.2, 0.7], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: ste.quantize(t, "fp64"), (w,))
+
+
+def test_channels_last_activations_keep_their_layout():
+    x = torch.randn(2, 3, 4, 5).to(memory_format=torch.channels_last)
+    q = ste.quantize(x, "fp8_e4m3fn")
+    assert q.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(q, lowprec.quantize(x.contiguous(), "fp8_e4m3fn"))
