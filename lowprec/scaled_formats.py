@@ -37,6 +37,8 @@ def _check_axis_param(axis: Any) -> int:
 
 def _abs_mean(w: np.ndarray, axis: int | None, where: np.ndarray | None = None) -> np.ndarray | float:
     a = np.abs(np.asarray(w, np.float64))
+    if axis is not None and not -a.ndim <= axis < a.ndim:
+        raise ValueError(f"axis must be None or in [{-a.ndim}, {a.ndim - 1}] for w of shape {a.shape}, got {axis}")
     if axis is None:
         return float(a.mean() if where is None else a[where].mean())
     rows = np.moveaxis(a, axis, 0).reshape(a.shape[axis], -1)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import lowprec
+import lowprec.testing
 from lowprec import MAC, BlockFormat, FixedFormat, FloatFormat, IntAffineFormat, LogFormat, LUTFormat, formats
 
 X = np.ones(4, np.float32)
@@ -97,6 +98,16 @@ CATALOGUE = [
     ("log_matmul", "a codebook that is not logarithmic", lambda: lowprec.log_matmul(np.array([[0]]), np.array([[0]]), LUTFormat([0.0]), LUTFormat([0.0])), (TypeError, "LogFormat")),
     ("cost.report", "not a MAC's counts", lambda: lowprec.cost.report({}), (ValueError, "counts has no")),
     ("cost.load_table", "a file that does not exist", lambda: lowprec.cost.load_table("/nonexistent.csv"), (ValueError, "does not exist")),
+    ("formats.source", "unknown format name", lambda: formats.source("fp9"), (ValueError, "unknown format name")),
+    ("BinaryFormat", "zero scale", lambda: lowprec.BinaryFormat(0.0), (ValueError, "alpha must be finite and > 0")),
+    ("TernaryFormat", "negative threshold", lambda: lowprec.TernaryFormat(1.0, 1.0, -0.5), (ValueError, "delta must be finite and > 0")),
+    ("fit_binary", "per-channel axis out of range", lambda: lowprec.fit_binary(np.ones((2, 2)), axis=5), (ValueError, "axis must be None or in")),
+    ("fit_ttq", "a zero scale", lambda: lowprec.fit_ttq([1.0, 2.0], 0, 1), (ValueError, "w_p must be finite and > 0")),
+    ("MAC.dot", "vectors of two lengths", lambda: MAC().dot(np.ones(3, np.float32), np.ones(4, np.float32)), (ValueError, "dot needs two 1-D vectors")),
+    ("MAC.conv2d", "channels that do not fit", lambda: MAC().conv2d(np.ones((1, 2, 3, 3), np.float32), np.ones((1, 3, 2, 2), np.float32)), (ValueError, "does not fit")),
+    ("testing.check_quantizer", "a quantizer that is wrong", lambda: lowprec.testing.check_quantizer(lambda x: x, "fp8_e4m3fn"), ("value", lambda r: not r and r.failed("representable"))),
+    ("cost.area", "an SRAM table's area", lambda: lowprec.cost.area("mul", LUTFormat([0.0, 1.0])), (ValueError, "no SRAM area rows")),
+    ("cost.memory_energy", "unknown memory", lambda: lowprec.cost.memory_energy(8, "tape"), (ValueError, "memory must be 'sram' or 'dram'")),
     ("cost.energy", "unknown operation", lambda: lowprec.cost.energy("div", "fp16"), (ValueError, "op must be one of")),
     ("cost.energy", "a format it cannot price", lambda: lowprec.cost.energy("add", LogFormat(4)), (ValueError, "cannot price add")),
 ]
@@ -119,6 +130,9 @@ try:  # the torch entry points
         ("nn.swap", "spec file that does not exist", lambda: lnn.swap(torch.nn.Linear(2, 2), "/nonexistent.toml"), (ValueError, "does not exist")),
         ("nn.QLinear", "unknown MAC mode", lambda: lnn.QLinear(2, 2, mac={"mode": "exact"}), (ValueError, "mac mode must be one of")),
         ("nn.calibrate", "no batches", lambda: lnn.calibrate(torch.nn.Sequential(torch.nn.Linear(2, 2)), []), (ValueError, "batches was empty")),
+        ("cost.profile", "a spec without an accumulator", lambda: lowprec.cost.profile(torch.nn.Linear(2, 2), T[:2], {"weight": "fp16", "input": "fp16"}), (ValueError, "spec needs 'acc'")),
+        ("cost.model_storage", "an unknown weight format", lambda: lowprec.cost.model_storage(torch.nn.Sequential(torch.nn.Linear(2, 2)), {"weight": "fp9"}), (ValueError, "unknown format name")),
+        ("observers.update", "a NaN batch", lambda: lowprec.observers.MinMaxObserver().update(torch.tensor([float("nan")])), (ValueError, "NaN or Inf")),
         ("optim.LowPrecisionOptimizer", "not a torch optimizer", lambda: LowPrecisionOptimizer(None), (TypeError, "torch.optim.Optimizer")),
         ("torch_quantize.quantize_torch", "float16 tensor", lambda: quantize_torch(T.half(), "fp8_e4m3fn"), (TypeError, "float32 or float64")),
         ("quantize", "float16 tensor", lambda: lowprec.quantize(T.half(), "fp16"), (TypeError, "float32 or float64 tensor")),
