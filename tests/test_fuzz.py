@@ -18,6 +18,7 @@ from lowprec.reference import quantize_reference
 from lowprec.testing import strategies as lst
 
 from helpers import assert_same
+from test_codebooks import _exact_choice
 
 SHORT = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LONG = settings(max_examples=20000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -129,6 +130,22 @@ def test_mac_matmul_any_shape_and_layout(m, k, n, acc, transpose, data):
         for j in range(n):
             expected = mac_dot_reference(a[i].astype(np.float64), b[:, j].astype(np.float64), acc=acc)
             assert_same(np.float32(got[i, j]), np.float32(expected))
+
+
+@SHORT
+@given(st.lists(st.floats(-1e3, 1e3, allow_nan=False, width=32), min_size=1, max_size=80, unique=True),
+       st.sampled_from(["nearest_even", "nearest_away", "up", "down"]), awkward_arrays())
+def test_lut_any_layout_and_size(book, mode, x):
+    fmt = lowprec.LUTFormat(book)
+    keep = x.copy()
+    got = lowprec.quantize(x, fmt, mode)
+    assert_same(x, keep)
+    native = np.ascontiguousarray(x.astype(x.dtype.newbyteorder("="))).ravel()
+    finite = ~np.isnan(native)
+    top = fmt.entries - 1
+    index = [_exact_choice(v, fmt.codebook, mode) if np.isfinite(v) else (top if v > 0 else 0) for v in native]
+    expected = np.where(finite, fmt.codebook[index] if index else np.zeros(0), np.nan)
+    assert_same(np.asarray(got, native.dtype).ravel(), expected.astype(native.dtype))
 
 
 def test_concurrent_calls_equal_sequential():
