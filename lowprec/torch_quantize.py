@@ -176,7 +176,11 @@ def quantize_torch(x: torch.Tensor, fmt: Any, rounding: str = "nearest_even", *,
     rbits = check_rbits(rbits)
     width = 32 if x.dtype == torch.float32 else 64
     p = qparams(fmt, np.dtype(np.float32 if width == 32 else np.float64), rounding, rbits)
-    flat = x.detach().contiguous().reshape(-1)
+    src = x.detach()
+    channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    if channels_last:  # elementwise: round the storage in its own order, keep the layout
+        src = src.permute(0, 2, 3, 1)
+    flat = src.contiguous().reshape(-1)
     if width == 32:
         bits = flat.view(torch.int32).long() & _MASK32
     else:
@@ -189,4 +193,6 @@ def quantize_torch(x: torch.Tensor, fmt: Any, rounding: str = "nearest_even", *,
         out = torch.where(out >= 2**31, out - 2**32, out).to(torch.int32).view(torch.float32)
     else:
         out = out.view(torch.float64)
+    if channels_last:
+        return out.reshape(src.shape).permute(0, 3, 1, 2)
     return out.reshape(x.shape)

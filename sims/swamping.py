@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chunks", nargs="+", type=int, default=list(CHUNKS))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = ap.parse_args(argv)
     if not 0 <= args.min_log2 <= args.max_log2 <= 26:
         ap.error("need 0 <= --min-log2 <= --max-log2 <= 26")
@@ -132,7 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     write_csv(rows, out / "swamping.csv")
     write_plot(rows, out / "swamping.png")
-    if not args.quiet:
+    if args.json:
+        import json
+
+        print(json.dumps(rows, indent=1))
+    elif not args.quiet:
         print(f"wrote {out / 'swamping.csv'} and {out / 'swamping.png'} ({len(rows)} sums)")
     return 0
 
