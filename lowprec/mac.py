@@ -253,7 +253,7 @@ class MAC:
                 c["round"][_name(self.chunk_acc)] += chunk_sums
         if self.out is not None:
             c["round"][_name(self.out)] += m * n
-        nonzero_pairs = int(np.count_nonzero(A, axis=0) @ np.count_nonzero(B, axis=1)) if macs else 0
+        nonzero_pairs = _nonzero_pairs(A, B) if macs else 0
         c["zero_products"] += macs - nonzero_pairs
         c["elements_read"] += A.size + B.size
         c["elements_written"] += m * n
@@ -376,6 +376,13 @@ class MAC:
             s = quantize(total, acc)  # on the grid already: only wraps or saturates, as acc says
         self.counts["overflows"] += overflows
         return s if self.out is None or self.out == acc else quantize(s, self.out, self.rounding, seed=self.seed)
+
+
+def _nonzero_pairs(A: np.ndarray, B: np.ndarray, step: int = 1 << 20) -> int:
+    """Products a[i, t] * b[t, j] with both operands nonzero, summed over k in slices (bounded memory
+    for long reductions)."""
+    return sum(int(np.count_nonzero(A[:, t:t + step], axis=0) @ np.count_nonzero(B[t:t + step], axis=1))
+               for t in range(0, A.shape[1], step))
 
 
 def _pair(v, name):
