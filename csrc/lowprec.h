@@ -104,6 +104,13 @@ void lp_lut_f32(const float *in, int64_t n, const float *thr, int32_t nthr, cons
 void lp_lut_f64(const double *in, int64_t n, const double *thr, int32_t nthr, const double *table, double *out,
                 uint16_t *idx, int nthreads);
 
+/* Integer-affine quantization of n contiguous values (see csrc/affine_impl.h): out = (q - zp) * scale,
+ * q = clamp(round(x / scale) + zp, qmin, qmax), with ip the parameters of 64-bit integers for mode. */
+void lp_affine_f32(const float *in, float *out, int64_t n, double scale, int64_t zp, int64_t qmin, int64_t qmax,
+                   const lp_qparams *ip, int mode, uint64_t seed, uint64_t offset, int nthreads);
+void lp_affine_f64(const double *in, double *out, int64_t n, double scale, int64_t zp, int64_t qmin, int64_t qmax,
+                   const lp_qparams *ip, int mode, uint64_t seed, uint64_t offset, int nthreads);
+
 /* The MAC kernel's tile: rows (which = 0) and columns (which = 1). */
 int lp_mac_tile(int which);
 

@@ -194,3 +194,30 @@ int lp_have_openmp(void)
 #define MAC_CLONES /* scalar: 64-bit lanes do not vectorize well on AVX2 */
 #define MAC_FAST 0
 #include "mac_impl.h"
+
+#undef MAC_CLONES
+#undef MAC_FAST
+#undef UT
+#undef SIGNED_T
+#undef IT
+#undef FT
+#undef MANT
+#undef WBITS
+#undef PER_CTR
+#undef SFX
+
+/* Integer-affine kernels (affine_impl.h): both input types use the float64 block routine above. */
+#define FT float
+#define SFX f32
+#define WBITS 32
+#include "affine_impl.h"
+#undef FT
+#undef SFX
+#undef WBITS
+#define FT double
+#define SFX f64
+#define WBITS 64
+#include "affine_impl.h"
+#undef FT
+#undef SFX
+#undef WBITS

@@ -103,6 +103,41 @@ def _affine(arr: np.ndarray, fmt: IntAffineFormat, rounding: str, seed: Any) -> 
     return np.where(np.isnan(arr), np.nan, values), q
 
 
+def _affine_c(arr: np.ndarray, fmt: IntAffineFormat, rounding: str, seed: Any) -> np.ndarray | None:
+    """The values of _affine by the C kernel (csrc/affine_impl.h), or None where it does not apply
+    (stochastic rounding with per-channel parameters: the numpy path keeps its draws)."""
+    from ._native import ffi, lib
+    from ._params import qparams
+    from .threads import get_num_threads
+
+    per_channel = np.ndim(fmt.scale) == 1 or np.ndim(fmt.zero_point) == 1
+    if per_channel and rounding == "stochastic":
+        return None
+    mode = mode_index(rounding)
+    key = seed_key(seed) if rounding == "stochastic" else 0
+    ip = qparams(_INTEGER, np.dtype(np.float64), rounding, None)
+    ctype = "float[]" if arr.dtype == np.float32 else "double[]"
+    fn = lib.lp_affine_f32 if arr.dtype == np.float32 else lib.lp_affine_f64
+
+    def run(src: np.ndarray, scale: float, zp: int) -> np.ndarray:
+        out = np.empty_like(src)
+        if src.size:
+            fn(ffi.from_buffer(ctype, src), ffi.from_buffer(ctype, out, require_writable=True), src.size, float(scale),
+               int(zp), fmt.qmin, fmt.qmax, ip, mode, key, 0, get_num_threads())
+        return out
+
+    if not per_channel:
+        return run(np.ascontiguousarray(arr), fmt.scale, fmt.zero_point)
+    _along(fmt.scale, fmt.axis, arr, "scale")  # the shape checks, with their messages
+    _along(fmt.zero_point, fmt.axis, arr, "zero_point")
+    ax = fmt.axis % arr.ndim
+    rows = np.ascontiguousarray(np.moveaxis(arr, ax, 0))
+    scales = np.broadcast_to(np.asarray(fmt.scale, np.float64), (rows.shape[0],))
+    zps = np.broadcast_to(np.asarray(fmt.zero_point, np.int64), (rows.shape[0],))
+    done = np.stack([run(rows[c], scales[c], zps[c]) for c in range(rows.shape[0])]) if rows.shape[0] else rows
+    return np.ascontiguousarray(np.moveaxis(done, 0, ax))
+
+
 def _round(arr: np.ndarray, fmt: Any, rounding: str, seed: Any) -> tuple[np.ndarray, np.ndarray]:
     mode_index(rounding)
     if isinstance(fmt, BinaryFormat):
@@ -116,6 +151,11 @@ def quantize_scaled(x: Any, fmt: Any, rounding: str = "nearest_even", *, seed: A
     """lowprec.quantize for BinaryFormat / TernaryFormat / IntAffineFormat."""
     arr, restore = _arrays.to_numpy(x)
     target = _arrays.out_array(out, x, arr) if out is not None else None
+    if isinstance(fmt, IntAffineFormat):
+        mode_index(rounding)
+        values = _affine_c(arr, fmt, rounding, seed)
+        if values is not None:
+            return _arrays.deliver(values, out, target, restore)
     return _arrays.deliver(_round(arr, fmt, rounding, seed)[0].astype(arr.dtype), out, target, restore)
 
 

@@ -160,3 +160,21 @@ def test_per_channel_shape_mismatch():
     fmt = IntAffineFormat(8, np.array([0.1, 0.2]), axis=0)
     with pytest.raises(ValueError, match="channels"):
         lowprec.quantize(np.ones((3, 2), np.float32), fmt)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["nearest_even", "nearest_away", "toward_zero", "up", "down", "odd", "stochastic"])
+def test_affine_c_kernel_equals_the_numpy_path(mode, dtype):
+    from lowprec.scaled import _affine
+
+    rng = np.random.default_rng(8)
+    for fmt in (IntAffineFormat(8, 0.1, 3), IntAffineFormat(4, 0.37, 1, signed=False, narrow=True),
+                IntAffineFormat(16, 2.0**-7, -100), IntAffineFormat(8, [0.1, 0.03, 0.5], [0, 2, -5], axis=1)):
+        ties = (np.arange(-300, 300) + 0.5) * (fmt.scale if np.ndim(fmt.scale) == 0 else 0.1)
+        x = np.concatenate([ties, rng.standard_normal(3000) * 20, [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e30]])
+        x = x[: len(x) // 3 * 3].reshape(-1, 3).astype(dtype)
+        if mode == "stochastic" and np.ndim(fmt.scale):
+            continue  # per-channel stochastic stays on the numpy path
+        got = lowprec.quantize(x, fmt, mode, seed=4)
+        expected = _affine(x, fmt, mode, 4)[0].astype(dtype)
+        assert_same(got, expected, f"{fmt} {mode}")
