@@ -137,11 +137,8 @@ void CAT(lp_block_quantize_, SFX)(const FT *in, FT *out, int64_t n, const lp_blo
                                   const lp_qparams *ep, int mode, uint64_t seed, uint64_t offset, int nthreads)
 {
     const int64_t nchunks = (n + LP_BLOCK - 1) / LP_BLOCK;
-    if (nthreads < 1 || n < 65536)
-        nthreads = 1;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nthreads) schedule(static)
-#endif
+    nthreads = lp_team(n, nthreads);
+    LP_PARALLEL_FOR
     for (int64_t c = 0; c < nchunks; c++) {
         const int64_t start = c * LP_BLOCK;
         const int64_t len = n - start < LP_BLOCK ? n - start : LP_BLOCK;

@@ -69,11 +69,8 @@ void CAT(lp_lut_, SFX)(const FT *in, int64_t n, const FT *thr, int32_t nthr, con
 {
     const int64_t chunk = 16384;
     const int64_t nchunks = (n + chunk - 1) / chunk;
-    if (nthreads < 1 || n < 65536)
-        nthreads = 1;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nthreads) schedule(static)
-#endif
+    nthreads = lp_team(n, nthreads);
+    LP_PARALLEL_FOR
     for (int64_t c = 0; c < nchunks; c++) {
         int64_t s = c * chunk, len = n - s < chunk ? n - s : chunk;
         if (nthr <= LP_LUT_SCAN_MAX)

@@ -16,6 +16,19 @@
 #define LP_X86_DISPATCH 1
 #endif
 
+/* The team for a loop over n elements: one thread below 65536 elements (not worth a team). */
+static inline int lp_team(int64_t n, int nthreads)
+{
+    return (nthreads < 1 || n < 65536) ? 1 : nthreads;
+}
+
+/* A parallel loop over chunks, `nthreads` threads, static schedule (results never depend on it). */
+#ifdef _OPENMP
+#define LP_PARALLEL_FOR _Pragma("omp parallel for num_threads(nthreads) schedule(static)")
+#else
+#define LP_PARALLEL_FOR
+#endif
+
 /* internal modes: stochastic rounding split by random width, tiny inputs handled apart */
 enum { LP_SR_EXACT_FAST = 100, LP_SR_K_FAST = 101 };
 
@@ -169,16 +182,7 @@ int lp_have_openmp(void)
 #define MAC_CLONES LP_CLONES
 #define MAC_FAST 1
 #include "mac_impl.h"
-#undef MAC_CLONES
-#undef MAC_FAST
-#undef UT
-#undef SIGNED_T
-#undef IT
-#undef FT
-#undef MANT
-#undef WBITS
-#undef PER_CTR
-#undef SFX
+#include "type_macros_end.h"
 
 #define UT uint64_t
 #define SIGNED_T int64_t
@@ -195,29 +199,16 @@ int lp_have_openmp(void)
 #define MAC_FAST 0
 #include "mac_impl.h"
 
-#undef MAC_CLONES
-#undef MAC_FAST
-#undef UT
-#undef SIGNED_T
-#undef IT
-#undef FT
-#undef MANT
-#undef WBITS
-#undef PER_CTR
-#undef SFX
+#include "type_macros_end.h"
 
 /* Integer-affine kernels (affine_impl.h): both input types use the float64 block routine above. */
 #define FT float
 #define SFX f32
 #define WBITS 32
 #include "affine_impl.h"
-#undef FT
-#undef SFX
-#undef WBITS
+#include "type_macros_end.h"
 #define FT double
 #define SFX f64
 #define WBITS 64
 #include "affine_impl.h"
-#undef FT
-#undef SFX
-#undef WBITS
+#include "type_macros_end.h"

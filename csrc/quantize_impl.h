@@ -239,11 +239,8 @@ void CAT(lp_quantize_, SFX)(const FT *in, FT *out, int64_t n, const lp_qparams *
                             uint64_t seed, uint64_t offset, int nthreads)
 {
     int64_t nblocks = (n + LP_BLOCK - 1) / LP_BLOCK;
-    if (nthreads < 1 || n < 65536)
-        nthreads = 1;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nthreads) schedule(static)
-#endif
+    nthreads = lp_team(n, nthreads);
+    LP_PARALLEL_FOR
     for (int64_t b = 0; b < nblocks; b++) {
         int64_t start = b * LP_BLOCK;
         int64_t len = n - start < LP_BLOCK ? n - start : LP_BLOCK;
