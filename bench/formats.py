@@ -40,7 +40,8 @@ def main():
         cases[f"{name}"] = q(name)
         cases[f"{name} stochastic"] = q(name, "stochastic")
     cases["bfp(12, 16)"] = q(lowprec.bfp(12, 16))
-    cases["lut 16 entries"] = q(lowprec.LUTFormat(np.sort(rng.standard_normal(16))))
+    lut16 = lowprec.LUTFormat(np.sort(rng.standard_normal(16)))
+    cases["lut 16 entries"] = q(lut16)
     cases["lut 16 entries, encode"] = lambda: lowprec.encode(x, lut16)
     cases["lut 256 entries"] = q(lowprec.LUTFormat(np.sort(rng.standard_normal(256))))
     cases["log 4-bit (k=1)"] = q(lowprec.LogFormat(4))
@@ -57,7 +58,5 @@ def main():
         print(f"  {label:<48}{r / 1e9:8.3f}{r / copy:8.3f}x copy{r / fp8:8.3f}x fp8")
 
 
-lut16 = None
 if __name__ == "__main__":
-    lut16 = lowprec.LUTFormat(np.sort(np.random.default_rng(5).standard_normal(16)))
     main()

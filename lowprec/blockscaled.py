@@ -20,13 +20,12 @@ import numpy as np
 from . import _arrays
 from ._native import ffi, lib
 from ._params import qparams
-from .block_formats import E8M0, E8M0_MAX, E8M0_MIN, E8M0_NAN, SCALE_RULES, BlockFormat
-from .formats import FixedFormat, layout
+from .block_formats import E8M0, E8M0_MIN, E8M0_NAN, SCALE_RULES, BlockFormat
+from .formats import layout
 from .rounding import check_rbits, mode_index, seed_key
 from .threads import get_num_threads
 
 PAD_POLICIES = ("zeros", "raise")
-_NAN_EXP = 128  # lp_block_scales' marker of a NaN scale
 
 
 def _check_axis(axis: Any, ndim: int) -> int:
@@ -214,7 +213,7 @@ def encode_blocks(x: Any, fmt: BlockFormat, rounding: str, *, axis: int = -1, se
     if fmt.scale == E8M0:
         values, exps = e8m0_quantize(blocks, fmt, rounding, key, rbits)
         g = 1.0
-        nan = exps == _NAN_EXP
+        nan = exps == lib.LP_E8M0_NAN_EXP  # the kernel's marker of a NaN scale
         elems = values.astype(np.float64) * np.ldexp(1.0, np.where(nan, 0, -exps))[:, None]  # exact
         scale_codes = np.where(nan, E8M0_NAN, exps + 127).astype(np.uint8)
     else:

@@ -17,7 +17,7 @@ from . import _arrays
 from .block_formats import BlockFormat
 from .codebook_formats import LUTFormat
 from .scaled_formats import SCALED_KINDS
-from .formats import FixedFormat, FloatFormat, Format, as_format
+from .formats import FixedFormat, Format, as_format
 from .quantize import quantize
 
 

@@ -124,18 +124,24 @@ def _check_mode(rounding: str) -> None:
         raise ValueError(f"rounding for a LUTFormat must be one of {', '.join(LUT_MODES)}; got {rounding!r}")
 
 
+def _channel_axis(shape: tuple, fmt: LUTFormat) -> int:
+    """The (nonnegative) channel axis of an array of `shape` for a per-channel codebook, checked."""
+    if len(shape) == 0:
+        raise ValueError("a per-channel codebook needs an array with a channel axis (x is 0-d)")
+    if not -len(shape) <= fmt.axis < len(shape):
+        raise ValueError(f"axis {fmt.axis} is out of range for a {len(shape)}-d array")
+    ax = fmt.axis % len(shape)
+    if shape[ax] != fmt.codebook.shape[0]:
+        raise ValueError(f"x has {shape[ax]} channels along axis {fmt.axis}; the codebook has "
+                         f"{fmt.codebook.shape[0]} rows")
+    return ax
+
+
 def _channels(arr: np.ndarray, fmt: LUTFormat) -> tuple[np.ndarray, int]:
     """arr with the channel axis first (C-contiguous), and that axis (or -1 per tensor)."""
     if not fmt.per_channel:
         return np.ascontiguousarray(arr).reshape(1, -1), -1
-    if arr.ndim == 0:
-        raise ValueError("a per-channel codebook needs an array with a channel axis (x is 0-d)")
-    if not -arr.ndim <= fmt.axis < arr.ndim:
-        raise ValueError(f"axis {fmt.axis} is out of range for a {arr.ndim}-d array")
-    ax = fmt.axis % arr.ndim
-    if arr.shape[ax] != fmt.codebook.shape[0]:
-        raise ValueError(f"x has {arr.shape[ax]} channels along axis {fmt.axis}; the codebook has "
-                         f"{fmt.codebook.shape[0]} rows")
+    ax = _channel_axis(arr.shape, fmt)
     return np.ascontiguousarray(np.moveaxis(arr, ax, 0)).reshape(arr.shape[ax], -1), ax
 
 
@@ -219,7 +225,7 @@ def decode_lut(codes: Any, fmt: LUTFormat) -> Any:
     if c.size and (c.min() < 0 or c.max() >= fmt.entries):
         raise ValueError(f"codes must be in [0, {fmt.entries}) for {fmt!r}; got values in [{c.min()}, {c.max()}]")
     if fmt.per_channel:
-        _, ax = _channels(np.empty(c.shape), fmt)
+        ax = _channel_axis(c.shape, fmt)
         rows = np.moveaxis(c, ax, 0).reshape(c.shape[ax], -1).astype(np.intp)
         vals = np.take_along_axis(fmt.codebook, rows, axis=1)
         moved_shape = (c.shape[ax],) + tuple(np.delete(c.shape, ax))

@@ -156,7 +156,7 @@ def _quantize_reference(x, fmt, rounding, rbits, seed, offset, random) -> np.nda
     if policy == "wrap":
         scale = 2.0**fmt.frac_bits
         kk = np.where(neg, -r, r) * scale
-        kmin, kmax = fmt.min * scale, fmt.max * scale
+        kmax = fmt.max * scale
         w = np.mod(kk, 2.0**fmt.bits)  # exact
         w = np.where(w > kmax, w - 2.0**fmt.bits, w)
         r = np.where(over, np.abs(w / scale), r)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import re
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -134,17 +134,11 @@ def run_grid(names: list[str], out: str | Path, *, epochs: int = 15, seed: int =
             with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
                 slow_first = sorted(todo, key=lambda n: "mac" not in json.dumps(PRESETS[n][0]))  # stable
                 futures = {pool.submit(run_cell, n, epochs, seed, mnist): n for n in slow_first}
-                for fut in _as_completed(futures):
+                for fut in as_completed(futures):
                     atomic_text(cells_dir / f"{slug(futures[fut])}.json", json.dumps(fut.result(), indent=2))
                     bar.update()
     bar.close()
     return [json.loads((cells_dir / f"{slug(n)}.json").read_text()) for n in names]
-
-
-def _as_completed(futures):
-    from concurrent.futures import as_completed
-
-    return as_completed(futures)
 
 
 def _run_dask(names, epochs, seed, mnist, scheduler):

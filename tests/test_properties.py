@@ -1,6 +1,5 @@
 """Properties every format and mode must have, hypothesis-driven."""
 
-import math
 
 import numpy as np
 import pytest

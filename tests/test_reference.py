@@ -2,7 +2,6 @@
 and the Philox stream against its published known-answer vectors."""
 
 import numpy as np
-import pytest
 from hypothesis import given, strategies as st
 
 import lowprec

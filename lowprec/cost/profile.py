@@ -64,7 +64,6 @@ class ModelCost:
     spec: dict
     layers: list[LayerCost] = field(default_factory=list)
     array_area_um2: float = 0.0
-    mac_pj: float = 0.0
 
     def total(self, key: str) -> float:
         return sum(getattr(layer, key) for layer in self.layers)
@@ -211,7 +210,6 @@ def profile(model, example, spec: dict, *, table: CostTable | None = None, weigh
         mul_area = area("mul", wfmt0, table=table)
     else:
         mul_area = area("mul", in0, wfmt0, table=table)
-    result.mac_pj = result.total("compute_pj") / max(1, result.total("executed"))
     result.array_area_um2 = array[0] * array[1] * (mul_area + area("add", acc_fmt, table=table))
     return result
 
