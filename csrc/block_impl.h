@@ -117,6 +117,9 @@ static inline LP_ALWAYS_INLINE void CAT(block_chunk_body_, SFX)(const FT *in, FT
             nan.u = INF_BITS | (ONE << (MANT - 1));
             for (int64_t i = s; i < s + seg; i++)
                 out[start + i] = nan.f;
+        } else if (bp->elements) {
+            for (int64_t i = s; i < s + seg; i++)
+                out[start + i] = rounded[i];
         } else {
             const FT f1 = CAT(pow2_, SFX)(e < -64 ? -64 : e), f2 = CAT(pow2_, SFX)(e < -64 ? e + 64 : 0);
             for (int64_t i = s; i < s + seg; i++)

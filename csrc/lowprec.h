@@ -84,11 +84,13 @@ typedef struct {
     int32_t elem_emax;  /* exponent of the element format's largest power of two */
     double elem_max;    /* the element format's largest value */
     int32_t elem_prec;  /* its significand bits after the leading one (rule 'even') */
+    int32_t elements;   /* nonzero: out gets the rounded elements, not scaled back (for codes, which
+                           must not depend on whether element * 2**e fits the input type) */
 } lp_blockparams;
 
 /* Block-scaled quantization of n contiguous elements in blocks of bp->block (the last may be
  * shorter): scale_exp[b] gets block b's exponent, e in [-127, 127], or LP_E8M0_NAN_EXP for a block
- * holding a NaN or an Inf; out = 2**e * round(in * 2**-e) with the element params ep and mode, the
+ * holding a NaN or an Inf; out = 2**e * round(in * 2**-e) (bp->elements: round(in * 2**-e)) with the element params ep and mode, the
  * stochastic draws laid out as lp_quantize's over the n elements (offset likewise); NaN throughout a
  * NaN-scaled block. in == out is allowed only when bp->block divides 1024. */
 void lp_block_quantize_f32(const float *in, float *out, int64_t n, const lp_blockparams *bp, int32_t *scale_exp,

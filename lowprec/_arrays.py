@@ -95,6 +95,18 @@ def out_array(out: Any, x: Any, arr: np.ndarray) -> np.ndarray:
     return target
 
 
+CHUNK = 1 << 16  # elements per pass of the chunked paths: a multiple of the C kernels' 1024-element blocks
+
+
+def flat_chunks(arr: np.ndarray, size: int = CHUNK):
+    """Yield (start, stop, 1-D C-contiguous elements [start, stop) of arr in C order): views of a
+    C-contiguous arr, bounded copies of any other layout. Starts are multiples of size."""
+    flat = arr.reshape(-1) if arr.flags.c_contiguous else None
+    for start in range(0, arr.size, size):
+        stop = min(start + size, arr.size)
+        yield start, stop, (flat[start:stop] if flat is not None else arr.flat[start:stop])  # .flat: a copy
+
+
 def c_contiguous(arr: np.ndarray) -> np.ndarray:
     """arr itself if C-contiguous, else a C-ordered copy (keeps 0-d arrays 0-d)."""
     return arr if arr.flags.c_contiguous else np.array(arr, order="C", copy=True)

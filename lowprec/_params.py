@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 
 from ._native import ffi
-from .reference import largest_at_most
+from .reference import largest_at_most, max_magnitudes
 from .formats import FixedFormat, FloatFormat, Format, layout
 
 # per input dtype: (mantissa bits, exponent bias, unsigned view, exponent of the smallest subnormal)
@@ -26,12 +26,6 @@ _DTYPES = {
 def _pattern(value: float, dtype: np.dtype) -> int:
     """Bit pattern of the largest dtype value <= value (value >= 0)."""
     return int(np.array(largest_at_most(value, dtype), dtype).view(_DTYPES[dtype][2]))
-
-
-def _max_magnitudes(fmt: Format) -> tuple[float, float]:
-    if isinstance(fmt, FixedFormat):
-        return fmt.max, abs(fmt.min)  # abs: an unsigned min is 0.0, never -0.0
-    return fmt.max, fmt.max
 
 
 @lru_cache(maxsize=512)
@@ -54,7 +48,7 @@ def qparams(fmt: Format, dtype: np.dtype, rounding: str, rbits: int | None):
         p.tiny = p.q = _pattern(math.ldexp(1.0, q_exp), dtype)
         p.half_q = _pattern(math.ldexp(1.0, q_exp - 1), dtype)
 
-    max_pos, max_neg = _max_magnitudes(fmt)
+    max_pos, max_neg = max_magnitudes(fmt, dtype)
     lim_pos, lim_neg = _pattern(max_pos, dtype), _pattern(max_neg, dtype)
     if fmt.overflow == "wrap":
         # the kernel leaves finite values unbounded; lowprec.quantize wraps them afterwards

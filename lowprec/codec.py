@@ -18,7 +18,7 @@ from .block_formats import BlockFormat
 from .codebook_formats import LUTFormat
 from .scaled_formats import SCALED_KINDS
 from .formats import FixedFormat, Format, as_format
-from .quantize import quantize
+from .quantize import quantize, quantized_chunks
 
 
 def encode(x: Any, fmt: Format | str, rounding: str = "nearest_even", **kwargs) -> Any:
@@ -37,15 +37,25 @@ def encode(x: Any, fmt: Format | str, rounding: str = "nearest_even", **kwargs) 
         from .blockscaled import encode_blocks
 
         return encode_blocks(x, fmt, rounding, **kwargs)
-    q = quantize(x, fmt, rounding, **kwargs)
-    arr, restore = _arrays.to_numpy(q)
-    codes = _values_to_codes(np.asarray(arr, np.float64), fmt)
     if isinstance(x, (float, int)) and not isinstance(x, bool):
-        return int(codes)
+        return int(_values_to_codes(np.float64(quantize(float(x), fmt, rounding, **kwargs)), fmt))
+    if _arrays.is_tensor(x) and x.device.type != "cpu":
+        arr, _ = _arrays.to_numpy(quantize(x, fmt, rounding, **kwargs))
+        codes = _values_to_codes(arr.astype(np.float64), fmt)
+    else:
+        unknown = set(kwargs) - {"seed", "rbits", "nan"}
+        if unknown:
+            raise TypeError(f"encode got unexpected keyword argument(s) {', '.join(sorted(unknown))}")
+        arr, _ = _arrays.to_numpy(x)
+        # a chunk at a time: scratch stays bounded, the codes are the only full-size allocation
+        codes = np.empty(arr.shape, fmt.code_dtype)
+        flat = codes.reshape(-1)
+        for start, values in quantized_chunks(arr, fmt, rounding, **kwargs):
+            flat[start:start + values.size] = _values_to_codes(values.astype(np.float64), fmt)
     if _arrays.is_tensor(x):
         import torch
 
-        return torch.from_numpy(codes.astype(_torch_code_dtype(fmt.bits)))
+        return torch.from_numpy(codes.astype(_torch_code_dtype(fmt.bits), copy=False))
     return codes if codes.ndim else codes[()]
 
 
@@ -55,12 +65,15 @@ def _torch_code_dtype(bits: int) -> type:
 
 
 def decode(codes: Any, fmt: Format | str, scales: Any = None, *, axis: int = -1,
-           tensor_scale: float | None = None) -> Any:
+           tensor_scale: float | None = None, dtype: Any = None) -> Any:
     """Values of codes of `fmt`: float32, or float64 for formats float32 cannot hold (see
     ``fmt.decode_dtype``). Codes must be integers in [0, 2**bits).
 
-    Block-scaled formats: pass the element codes and their `scales` (or the pair ``encode`` returned
-    as `codes`), blocked along `axis`; values are float64 (E8M0 scales reach beyond float32)."""
+    Block-scaled formats: pass the pair ``encode`` returned as `codes` (values in the encoded array's
+    dtype: decode(encode(x)) is quantize(x) bit for bit), or the element codes and their `scales`
+    (values exact, float64: E8M0 scales reach beyond float32), blocked along `axis`; NVFP4 also needs
+    `tensor_scale` (``encode(...).tensor_scale``). `dtype` (float32/float64) overrides the values'
+    dtype (rounded once)."""
     fmt = as_format(fmt)
     if isinstance(fmt, SCALED_KINDS):
         from .scaled import decode_scaled
@@ -74,11 +87,17 @@ def decode(codes: Any, fmt: Format | str, scales: Any = None, *, axis: int = -1,
         from .blockscaled import BlockCodes, decode_blocks
 
         if isinstance(codes, BlockCodes):
-            codes, scales, given = codes.codes, codes.scales, codes.tensor_scale
-            tensor_scale = given if tensor_scale is None else tensor_scale
+            given = codes
+            codes, scales = given.codes, given.scales
+            tensor_scale = given.tensor_scale if tensor_scale is None else tensor_scale
+            dtype = given.dtype if dtype is None else dtype
         if scales is None:
             raise TypeError(f"decode of the block-scaled {fmt!r} needs scales= (or the pair encode returned)")
-        return decode_blocks(codes, fmt, scales, axis=axis, tensor_scale=1.0 if tensor_scale is None else tensor_scale)
+        if tensor_scale is None and fmt.tensor_scale:
+            raise TypeError(f"decode of {fmt.name or fmt!r} needs tensor_scale= (encode(...).tensor_scale): "
+                            "its values are element * block scale * tensor scale")
+        return decode_blocks(codes, fmt, scales, axis=axis, tensor_scale=1.0 if tensor_scale is None else tensor_scale,
+                             dtype=np.float64 if dtype is None else dtype)
     if scales is not None:
         raise TypeError(f"scales= is for block-scaled formats; {fmt!r} has none")
     tensor = _arrays.is_tensor(codes)
@@ -89,10 +108,14 @@ def decode(codes: Any, fmt: Format | str, scales: Any = None, *, axis: int = -1,
         arr = arr.view(f"u{arr.dtype.itemsize}")  # torch holds wide codes in signed types
     if arr.size and (arr.min() < 0 or (fmt.bits < 64 and arr.max() >= 2**fmt.bits)):
         raise ValueError(f"codes must be in [0, 2**{fmt.bits}) for {fmt}; got values in [{arr.min()}, {arr.max()}]")
-    if fmt.bits <= 16:
-        values = _decode_table(fmt)[arr.astype(np.intp)]
-    else:
-        values = _codes_to_values(arr.astype(np.uint64), fmt).astype(fmt.decode_dtype)
+    values = np.empty(arr.shape, fmt.decode_dtype)
+    flat_values = values.reshape(-1)
+    table = _decode_table(fmt) if fmt.bits <= 16 else None
+    for start, stop, part in _arrays.flat_chunks(arr):  # a chunk at a time: bounded scratch
+        if table is not None:
+            flat_values[start:stop] = table[part.astype(np.intp)]
+        else:
+            flat_values[start:stop] = _codes_to_values(part.astype(np.uint64), fmt)
     if tensor:
         import torch
 
@@ -118,7 +141,8 @@ def _codes_to_values(codes: np.ndarray, fmt: Format) -> np.ndarray:
     sign = (codes >> np.uint64(e + m)) & np.uint64(1)
     expo = ((codes >> np.uint64(m)) & np.uint64(2**e - 1)).astype(np.int64)
     man = (codes & np.uint64(2**m - 1)).astype(np.float64)
-    normal = np.ldexp(1.0 + np.ldexp(man, -m), (expo - fmt.bias).astype(np.int32))
+    with np.errstate(over="ignore"):  # the all-ones exponent of fp64-wide formats; replaced below
+        normal = np.ldexp(1.0 + np.ldexp(man, -m), (expo - fmt.bias).astype(np.int32))
     sub = np.ldexp(man, fmt.emin - m) if fmt.subnormals else np.zeros_like(man)
     mag = np.where(expo == 0, sub, normal)
     top = expo == 2**e - 1

@@ -146,8 +146,9 @@ def _channels(arr: np.ndarray, fmt: LUTFormat) -> tuple[np.ndarray, int]:
 
 
 def lut_round(arr: np.ndarray, fmt: LUTFormat, rounding: str, seed: Any, want_values: bool,
-              want_codes: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(values, codes) of a float32/float64 array; the channel layout is undone."""
+              want_codes: bool, start: int = 0) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(values, codes) of a float32/float64 array; the channel layout is undone. start (per-tensor
+    codebooks): arr is the elements from `start` (a multiple of 1024) of a larger array."""
     _check_mode(rounding)
     rows, ax = _channels(arr, fmt)
     tables = _tables(fmt, arr.dtype, rounding)
@@ -161,7 +162,7 @@ def lut_round(arr: np.ndarray, fmt: LUTFormat, rounding: str, seed: Any, want_va
         if k is not None:
             codes[c] = k
     if sr:
-        codes = _stochastic_step(rows, codes, fmt, seed)
+        codes = _stochastic_step(rows, codes, fmt, seed, start)
         if want_values:
             for c, (_, table) in enumerate(tables):
                 vals[c] = np.where(np.isnan(rows[c]), rows[c], table[codes[c]])
@@ -176,7 +177,7 @@ def lut_round(arr: np.ndarray, fmt: LUTFormat, rounding: str, seed: Any, want_va
     return back(vals), back(codes.astype(fmt.code_dtype) if want_codes else None)
 
 
-def _stochastic_step(rows: np.ndarray, down: np.ndarray, fmt: LUTFormat, seed: Any) -> np.ndarray:
+def _stochastic_step(rows: np.ndarray, down: np.ndarray, fmt: LUTFormat, seed: Any, start: int = 0) -> np.ndarray:
     """From the 'down' index, move up with probability (x - lo) / (hi - lo) (float64, 32 random bits
     per element, Philox draws laid out as lowprec.quantize lays them out over float32 input)."""
     key = seed_key(seed)
@@ -188,7 +189,7 @@ def _stochastic_step(rows: np.ndarray, down: np.ndarray, fmt: LUTFormat, seed: A
     x = rows.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         p = np.where(k < top, (x - lo) / np.where(k < top, hi - lo, 1.0), 0.0)
-    r = element_random(rows.size, np.float32, key).reshape(rows.shape).astype(np.float64)
+    r = element_random(rows.size, np.float32, key, offset=start // 1024 * 256).reshape(rows.shape).astype(np.float64)
     up = (r < p * 2.0**32) & (k < top) & (x > lo)
     return (k + up).astype(np.uint16)
 
@@ -213,8 +214,18 @@ def quantize_lut(x: Any, fmt: LUTFormat, rounding: str, seed: Any, out: Any) -> 
 
 
 def encode_lut(x: Any, fmt: LUTFormat, rounding: str = "nearest_even", *, seed: Any = None) -> Any:
-    arr = _arrays.without_nan(x, fmt)
-    _, codes = lut_round(arr, fmt, rounding, seed, False, True)
+    if fmt.per_channel:
+        arr = _arrays.without_nan(x, fmt)
+        return _arrays.codes_like(lut_round(arr, fmt, rounding, seed, False, True)[1], x)
+    arr, _ = _arrays.to_numpy(x)
+    _check_mode(rounding)
+    key = seed_key(seed) if rounding == "stochastic" else 0
+    codes = np.empty(arr.shape, fmt.code_dtype)
+    flat = codes.reshape(-1)
+    for start, stop, chunk in _arrays.flat_chunks(arr):  # bounded scratch: the codes are the one full array
+        if np.isnan(chunk).any():
+            raise ValueError(f"x holds NaN, which no code of {fmt!r} represents")
+        flat[start:stop] = lut_round(chunk, fmt, rounding, key, False, True, start)[1]
     return _arrays.codes_like(codes, x)
 
 
@@ -231,7 +242,10 @@ def decode_lut(codes: Any, fmt: LUTFormat) -> Any:
         moved_shape = (c.shape[ax],) + tuple(np.delete(c.shape, ax))
         values = np.ascontiguousarray(np.moveaxis(vals.reshape(moved_shape), 0, ax))
     else:
-        values = fmt.codebook[c.astype(np.intp)]
+        values = np.empty(c.shape, fmt.codebook.dtype)
+        flat = values.reshape(-1)
+        for start, stop, chunk in _arrays.flat_chunks(c):  # bounded scratch
+            flat[start:stop] = fmt.codebook[chunk.astype(np.intp)]
     if tensor:
         import torch
 

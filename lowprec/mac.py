@@ -164,7 +164,7 @@ class MAC:
         if x_np.ndim == 0:
             raise ValueError("sum needs at least a 1-D array")
         moved = np.moveaxis(x_np, axis, -1)
-        flat = moved.reshape(-1, moved.shape[-1])
+        flat = moved.reshape(math.prod(moved.shape[:-1]), moved.shape[-1])  # explicit: -1 fails on empty
         ones = np.ones((flat.shape[1], 1), flat.dtype)
         r = self._matmul2d(flat, ones)[:, 0].reshape(moved.shape[:-1])
         return _wrap_like(x, restore, r.astype(x_np.dtype))
@@ -218,8 +218,9 @@ class MAC:
         self._count(A, B)
         if m * n == 0:
             return np.zeros((m, n))
-        if k == 0:
-            return np.zeros((m, n)) if self.out is None else quantize(np.zeros((m, n)), self.out)
+        if k == 0:  # the empty sum: +0, or -0 under rounding down (as an exact zero sum is)
+            zero = -0.0 if self.rounding == "down" else 0.0
+            return np.full((m, n), zero) if self.out is None else quantize(np.full((m, n), zero), self.out)
         if self.acc is not None and self.order == "sequential" and not isinstance(self.acc, FixedFormat):
             result = self._sequential(A, B)  # takes float32 operands as they are
         else:
@@ -292,9 +293,12 @@ class MAC:
         quantum = min([lsb] + [layout(f)[2] for f in feeding])
         if any(layout(f)[2] > quantum for f in fmts):
             return False
-        growth = (1 + 2.0 ** -min(layout(f)[0] for f in fmts)) ** (A.shape[1] + 2)
+        # in logs: (1 + 2**-m) ** (K + 2) overflows a float for long sums in narrow formats
+        log2_growth = (A.shape[1] + 2) * math.log1p(2.0 ** -min(layout(f)[0] for f in fmts)) / math.log(2)
+        if log2_growth > 1000:
+            return False
         # |partial sum| <= max row sum of |A| * max |B| (cheaper than max(|A| @ |B|), and enough)
-        bound = float(np.abs(A).sum(axis=1).max() * ops.b_max) * growth * 1.01
+        bound = _max_abs_row_sum(A) * ops.b_max * 2.0**log2_growth * 1.01
         if self.mul is not None and float(ops.a_max * ops.b_max) * 1.01 >= self.mul.max:
             return False
         return math.isfinite(bound) and bound < min(f.max for f in fmts)
@@ -327,10 +331,8 @@ class MAC:
         if n < tc:  # narrow: the kernel goes one output at a time, nothing to pad
             tr = tc = 1
         mp_, np_ = -(-m // tr) * tr, -(-n // tc) * tc
-        a = np.zeros((mp_, k), dtype)
-        a[:m] = A
-        b = np.zeros((k, np_), dtype)
-        b[:, :n] = B
+        a, b = _padded(A, mp_, dtype), _padded(B.T, np_, dtype).T  # copies only where needed
+        b = np.ascontiguousarray(b)
         c = np.empty((mp_, np_), dtype)
         ctype = "float[]" if use32 else "double[]"
         fn = lib.lp_mac_matmul_f32 if use32 else lib.lp_mac_matmul_f64
@@ -378,11 +380,30 @@ class MAC:
         return s if self.out is None or self.out == acc else quantize(s, self.out, self.rounding, seed=self.seed)
 
 
-def _nonzero_pairs(A: np.ndarray, B: np.ndarray, step: int = 1 << 20) -> int:
+def _nonzero_pairs(A: np.ndarray, B: np.ndarray) -> int:
     """Products a[i, t] * b[t, j] with both operands nonzero, summed over k in slices (bounded memory
     for long reductions)."""
+    step = max(1, _arrays.CHUNK // max(A.shape[0], B.shape[1], 1))
     return sum(int(np.count_nonzero(A[:, t:t + step], axis=0) @ np.count_nonzero(B[t:t + step], axis=1))
                for t in range(0, A.shape[1], step))
+
+
+def _max_abs_row_sum(A: np.ndarray) -> float:
+    """max_i sum_t |A[i, t]|, over column slices (bounded scratch)."""
+    sums = np.zeros(A.shape[0])
+    step = max(1, _arrays.CHUNK // max(A.shape[0], 1))
+    for t in range(0, A.shape[1], step):
+        sums += np.abs(A[:, t:t + step]).sum(axis=1)
+    return float(sums.max()) if sums.size else 0.0
+
+
+def _padded(A: np.ndarray, rows: int, dtype: np.dtype) -> np.ndarray:
+    """A (C-contiguous, in dtype) with zero rows appended up to `rows`: A itself where it already is."""
+    if A.shape[0] == rows and A.dtype == dtype and A.flags.c_contiguous:
+        return A
+    a = np.zeros((rows, A.shape[1]), dtype)
+    a[:A.shape[0]] = A
+    return a
 
 
 def _pair(v, name):
@@ -406,14 +427,16 @@ _BIT_LAYOUT = {np.dtype(np.float32): (np.uint32, 0x7F800000, 23), np.dtype(np.fl
 def _sig_bits(x: np.ndarray) -> int:
     """The most significant bits any element of x has (24 for full float32, 53 for float64), from
     the lowest set bit of all significands OR-ed together: one pass over x's own bits."""
-    x = np.ascontiguousarray(x)
+    x = np.asarray(x)
     if x.dtype not in _BIT_LAYOUT:
         x = x.astype(np.float64)
     utype, exp_mask, mant = _BIT_LAYOUT[x.dtype]
-    bits = x.view(utype)
-    frac = bits & utype((1 << mant) - 1)
-    implicit = ((bits & utype(exp_mask)) != 0).astype(utype) << utype(mant)
-    combined = int(np.bitwise_or.reduce(frac | implicit, axis=None)) if x.size else 0
+    combined = 0
+    for _, _, chunk in _arrays.flat_chunks(x):  # bounded scratch
+        bits = chunk.view(utype)
+        frac = bits & utype((1 << mant) - 1)
+        implicit = ((bits & utype(exp_mask)) != 0).astype(utype) << utype(mant)
+        combined |= int(np.bitwise_or.reduce(frac | implicit, axis=None))
     if combined == 0:
         return 1
     trailing = (combined & -combined).bit_length() - 1
@@ -425,12 +448,21 @@ class _Operands:
     finiteness, significant bits, the smallest and largest nonzero magnitudes."""
 
     def __init__(self, A: np.ndarray, B: np.ndarray):
-        self.finite = bool(np.isfinite(A).all() and np.isfinite(B).all())
+        (fa, self.a_min, self.a_max), (fb, self.b_min, self.b_max) = _magnitudes(A), _magnitudes(B)
+        self.finite = fa and fb
         self.sig_a, self.sig_b = _sig_bits(A), _sig_bits(B)
-        a, b = np.abs(A[A != 0]), np.abs(B[B != 0])
-        self.empty = a.size == 0 or b.size == 0
-        self.a_min, self.a_max = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
-        self.b_min, self.b_max = (float(b.min()), float(b.max())) if b.size else (0.0, 0.0)
+        self.empty = self.a_max == 0 or self.b_max == 0
+
+
+def _magnitudes(x: np.ndarray) -> tuple[bool, float, float]:
+    """(all finite, smallest nonzero |x|, largest |x|) ((True, 0, 0) without nonzeros), in chunks."""
+    finite, lo, hi = True, math.inf, 0.0
+    for _, _, chunk in _arrays.flat_chunks(x):
+        finite = finite and bool(np.isfinite(chunk).all())
+        a = np.abs(chunk[chunk != 0])
+        if a.size:
+            lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
+    return finite, (lo if hi else 0.0), hi
 
 
 def _exact_span(A, B) -> int:

@@ -101,8 +101,9 @@ def _same_buffer(a: np.ndarray, b: np.ndarray) -> bool:
     return a.__array_interface__["data"][0] == b.__array_interface__["data"][0] and a.strides == b.strides
 
 
-def run_kernel(src: np.ndarray, dst: np.ndarray, params, mode: int, key: int) -> None:
-    """Quantize C-contiguous src into C-contiguous dst (same dtype) with a prepared parameter block."""
+def run_kernel(src: np.ndarray, dst: np.ndarray, params, mode: int, key: int, offset: int = 0) -> None:
+    """Quantize C-contiguous src into C-contiguous dst (same dtype) with a prepared parameter block;
+    stochastic draws start at Philox counter `offset` (see lp_quantize in csrc/lowprec.h)."""
     n = src.size
     if n == 0:
         return
@@ -110,7 +111,37 @@ def run_kernel(src: np.ndarray, dst: np.ndarray, params, mode: int, key: int) ->
     fn = lib.lp_quantize_f32 if src.dtype == np.float32 else lib.lp_quantize_f64
     pin = ffi.from_buffer(ctype, src)
     pout = ffi.from_buffer(ctype, dst, require_writable=True)
-    fn(pin, pout, n, params, mode, key, 0, get_num_threads())
+    fn(pin, pout, n, params, mode, key, offset, get_num_threads())
+
+
+def quantize_at(src: np.ndarray, fmt: Format, rounding: str, key: int, rbits: int | None, start: int) -> np.ndarray:
+    """src (1-D, C-contiguous float32/float64) quantized to a float or fixed-point format as the
+    elements [start, start + src.size) of a larger array: stochastic draws as quantize(that array)
+    draws them there. start must be a multiple of 1024 (the kernel's block)."""
+    dst = np.empty(src.size, src.dtype)
+    per_block = 256 if src.dtype == np.float32 else 512  # Philox counters of a 1024-element block
+    run_kernel(src, dst, qparams(fmt, src.dtype, rounding, rbits), mode_index(rounding), key,
+               start // 1024 * per_block)
+    if isinstance(fmt, FixedFormat) and fmt.overflow == "wrap":
+        _wrap(dst, fmt)
+    return dst
+
+
+def quantized_chunks(arr: np.ndarray, fmt: Format, rounding: str = "nearest_even", *, seed: Any = None,
+                     rbits: int | None = None, nan: str = "default"):
+    """Yield (start, values): arr (a float32/float64 ndarray) quantized to a float or fixed-point
+    format a bounded chunk at a time in C order, with the same bits (stochastic draws included) as
+    quantize(arr) at those positions."""
+    mode_index(rounding)
+    rbits = check_rbits(rbits)
+    if nan not in NAN_POLICIES:
+        raise ValueError(f"nan must be one of {', '.join(map(repr, NAN_POLICIES))}; got {nan!r}")
+    key = seed_key(seed) if rounding == "stochastic" else 0
+    checked = nan == "raise" and not fmt.has_nan
+    for start, _, src in _arrays.flat_chunks(arr):
+        if checked and np.isnan(src).any():
+            raise ValueError(f"x holds NaN and {fmt} has no NaN (nan='raise')")
+        yield start, quantize_at(src, fmt, rounding, key, rbits, start)
 
 
 def _wrap(values: np.ndarray, fmt: FixedFormat) -> None:

@@ -20,6 +20,8 @@ when rbits is None. The random bits come from Philox4x32-10 laid out as the C co
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .formats import FixedFormat, FloatFormat, Format, as_scalar_format, layout
@@ -100,6 +102,18 @@ def _round_up(rounding, frac, odd, neg, k, rand, inexact):
     return (d.astype(np.uint64) + r) >= np.uint64(2**k)
 
 
+def max_magnitudes(fmt: Format, dtype) -> tuple[float, float]:
+    """The largest magnitudes of results (positive side, negative side): the format's, or, for a float
+    format wider than the dtype, its largest value the dtype holds (the dtype's max may not be one)."""
+    if isinstance(fmt, FixedFormat):
+        return fmt.max, abs(fmt.min)  # abs: an unsigned min is 0.0, never -0.0
+    info = np.finfo(dtype)
+    top = fmt.max
+    if top > float(info.max):  # all ones in fmt's mantissa at the dtype's top exponent
+        top = math.ldexp(2.0 - 2.0**-fmt.man_bits, int(info.maxexp) - 1)
+    return top, top
+
+
 def quantize_reference(x, fmt, rounding: str = "nearest_even", *, rbits: int | None = None,
                        seed: int | None = None, offset: int = 0, random=None) -> np.ndarray:
     """Pure-numpy twin of lowprec.quantize for float32/float64 numpy input (see the module doc).
@@ -148,8 +162,7 @@ def _quantize_reference(x, fmt, rounding, rbits, seed, offset, random) -> np.nda
     r = np.where(finite_nonzero, r, 0.0)
 
     # overflow, by side (fixed point is asymmetric); the limits are those the dtype can hold
-    lim_pos = float(largest_at_most(fmt.max, dtype))
-    lim_neg = float(largest_at_most(abs(fmt.min), dtype))
+    lim_pos, lim_neg = (float(largest_at_most(v, dtype)) for v in max_magnitudes(fmt, dtype))
     lim = np.where(neg, lim_neg, lim_pos)
     over = r > lim
     policy = fmt.overflow

@@ -4,6 +4,8 @@ integer affine quantize gives NaN, encode raises. Inf saturates."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any
 
 import numpy as np
@@ -50,18 +52,40 @@ def multiply_round_odd(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
     return p
 
 
-def _random_unit(shape: tuple, seed: Any) -> np.ndarray:
-    """Uniform [0, 1) doubles from 32-bit Philox draws (lowprec.quantize's layout over float32)."""
+def _random_unit(shape: tuple, seed: Any, start: int = 0) -> np.ndarray:
+    """Uniform [0, 1) doubles from 32-bit Philox draws (lowprec.quantize's layout over float32), for
+    the elements from `start` (a multiple of 1024) of a larger array."""
     n = int(np.prod(shape))
-    return (element_random(n, np.float32, seed_key(seed)).astype(np.float64) / 2.0**32).reshape(shape)
+    words = element_random(n, np.float32, seed_key(seed), offset=start // 1024 * 256)
+    return (words.astype(np.float64) / 2.0**32).reshape(shape)
 
 
-def _binary(arr: np.ndarray, fmt: BinaryFormat, rounding: str, seed: Any) -> tuple[np.ndarray, np.ndarray]:
+_PARAMS = {BinaryFormat: ("alpha",), TernaryFormat: ("w_p", "w_n", "delta"), IntAffineFormat: ("scale", "zero_point")}
+
+
+def _check_channels(fmt: Any, arr: np.ndarray) -> None:
+    for name in _PARAMS[type(fmt)]:
+        _along(getattr(fmt, name), fmt.axis, arr, name)
+
+
+def _chunk_format(fmt: Any, shape: tuple, start: int, stop: int) -> Any:
+    """fmt for the elements [start, stop) of a C-order array of `shape`, as a 1-D array: each
+    per-channel parameter expanded to one entry per element (axis 0)."""
+    per_channel = [n for n in _PARAMS[type(fmt)] if np.ndim(getattr(fmt, n)) == 1]
+    if not per_channel:
+        return fmt
+    ax = fmt.axis % len(shape)
+    channel = (np.arange(start, stop) // math.prod(shape[ax + 1:])) % shape[ax]
+    return dataclasses.replace(fmt, axis=0, **{n: np.asarray(getattr(fmt, n))[channel] for n in per_channel})
+
+
+def _binary(arr: np.ndarray, fmt: BinaryFormat, rounding: str, seed: Any, start: int = 0
+            ) -> tuple[np.ndarray, np.ndarray]:
     alpha = _along(fmt.alpha, fmt.axis, arr, "alpha")
     x = arr.astype(np.float64)
     if rounding == "stochastic":
         p = np.clip((x / alpha + 1.0) / 2.0, 0.0, 1.0)  # BinaryConnect's hard sigmoid
-        plus = _random_unit(arr.shape, seed) < p
+        plus = _random_unit(arr.shape, seed, start) < p
     else:
         plus = x >= 0
     values = np.where(plus, alpha, -np.asarray(alpha) * 1.0)
@@ -78,9 +102,10 @@ def _ternary(arr: np.ndarray, fmt: TernaryFormat) -> tuple[np.ndarray, np.ndarra
     return np.where(np.isnan(x), np.nan, values), codes
 
 
-def _affine_codes(arr: np.ndarray, fmt: IntAffineFormat, rounding: str, seed: Any) -> np.ndarray:
-    """q as int64 (NaN inputs give qmin; the callers mask them)."""
-    from .quantize import quantize
+def _affine_codes(arr: np.ndarray, fmt: IntAffineFormat, rounding: str, seed: Any, start: int = 0) -> np.ndarray:
+    """q as int64 (NaN inputs give qmin; the callers mask them); stochastic draws as for the elements
+    from `start` (a multiple of 1024) of a larger array."""
+    from .quantize import quantize_at
 
     scale = _along(fmt.scale, fmt.axis, arr, "scale")
     if np.ndim(scale):
@@ -88,7 +113,8 @@ def _affine_codes(arr: np.ndarray, fmt: IntAffineFormat, rounding: str, seed: An
     zp = _along(fmt.zero_point, fmt.axis, arr, "zero_point")
     x = arr.astype(np.float64)
     r = divide_round_odd(np.where(np.isnan(x), 0.0, x), scale)
-    k = quantize(np.ascontiguousarray(r), _INTEGER, rounding, seed=seed)
+    key = seed_key(seed) if rounding == "stochastic" else 0
+    k = quantize_at(np.ascontiguousarray(r).reshape(-1), _INTEGER, rounding, key, None, start).reshape(r.shape)
     k = np.clip(k, -(2.0**62), 2.0**62)  # beyond any range: clamped below anyway
     return np.clip(k.astype(np.int64) + zp, fmt.qmin, fmt.qmax)
 
@@ -147,6 +173,15 @@ def _round(arr: np.ndarray, fmt: Any, rounding: str, seed: Any) -> tuple[np.ndar
     return _affine(arr, fmt, rounding, seed)
 
 
+def _codes(chunk: np.ndarray, fmt: Any, rounding: str, seed: Any, start: int) -> np.ndarray:
+    """The codes of a 1-D chunk (elements from `start` of a larger array; fmt as _chunk_format)."""
+    if isinstance(fmt, BinaryFormat):
+        return _binary(chunk, fmt, rounding, seed, start)[1]
+    if isinstance(fmt, TernaryFormat):
+        return _ternary(chunk, fmt)[1]
+    return _affine_codes(chunk, fmt, rounding, seed, start)
+
+
 def quantize_scaled(x: Any, fmt: Any, rounding: str = "nearest_even", *, seed: Any = None, out: Any = None) -> Any:
     """lowprec.quantize for BinaryFormat / TernaryFormat / IntAffineFormat."""
     arr, restore = _arrays.to_numpy(x)
@@ -161,16 +196,34 @@ def quantize_scaled(x: Any, fmt: Any, rounding: str = "nearest_even", *, seed: A
 
 def encode_scaled(x: Any, fmt: Any, rounding: str = "nearest_even", *, seed: Any = None) -> Any:
     """Codes: binary uint8 bits, ternary uint8 2-bit codes, affine the integers q (int/uint by bits)."""
-    arr = _arrays.without_nan(x, fmt)
-    codes = _round(arr, fmt, rounding, seed)[1]
-    if isinstance(fmt, IntAffineFormat):
-        codes = codes.astype(fmt.code_dtype)
+    arr, _ = _arrays.to_numpy(x)
+    mode_index(rounding)
+    _check_channels(fmt, arr)
+    codes = np.empty(arr.shape, fmt.code_dtype if isinstance(fmt, IntAffineFormat) else np.uint8)
+    flat = codes.reshape(-1)
+    for start, stop, chunk in _arrays.flat_chunks(arr):  # bounded scratch: the codes are the one full array
+        if np.isnan(chunk).any():
+            raise ValueError(f"x holds NaN, which no code of {fmt!r} represents")
+        flat[start:stop] = _codes(chunk, _chunk_format(fmt, arr.shape, start, stop), rounding, seed, start)
     return _arrays.codes_like(codes, x)
 
 
 def decode_scaled(codes: Any, fmt: Any) -> Any:
     """float64 values of codes."""
     c, tensor = _arrays.read_codes(codes)
+    _check_channels(fmt, c)
+    values = np.empty(c.shape, np.float64)
+    flat = values.reshape(-1)
+    for start, stop, chunk in _arrays.flat_chunks(c):  # bounded scratch: the values are the one full array
+        flat[start:stop] = _decode_chunk(chunk, _chunk_format(fmt, c.shape, start, stop))
+    if tensor:
+        import torch
+
+        return torch.from_numpy(values)
+    return values
+
+
+def _decode_chunk(c: np.ndarray, fmt: Any) -> np.ndarray:
     c = c.astype(np.int64)
     if isinstance(fmt, BinaryFormat):
         if c.size and not np.isin(c, (0, 1)).all():
@@ -187,8 +240,4 @@ def decode_scaled(codes: Any, fmt: Any) -> Any:
             raise ValueError(f"codes must lie in [{fmt.qmin}, {fmt.qmax}]; got [{c.min()}, {c.max()}]")
         zp = _along(fmt.zero_point, fmt.axis, c, "zero_point")
         values = (c - zp) * np.asarray(_along(fmt.scale, fmt.axis, c, "scale"), np.float64)
-    if tensor:
-        import torch
-
-        return torch.from_numpy(np.ascontiguousarray(values))
     return values

@@ -3,7 +3,8 @@ format specs, with the cost model's energy per inference of each trained model.
 
 Each cell is (preset name, epochs, seed); it writes ``cells/<slug>.json`` in the output folder (a temp
 file, then a rename) with its accuracy, loss per epoch, energy per inference (pJ), seconds and seed.
-``--resume`` skips cells whose file exists, so an interrupted sweep continues where it stopped. Cells
+``--resume`` skips cells whose file holds a result computed with the same settings (preset, epochs,
+seed, data), so an interrupted sweep continues where it stopped; other cells run again. Cells
 run on a local process pool, or on a dask.distributed cluster (``scheduler="local"`` for a
 LocalCluster, or an address); a cell's result depends only on its own arguments (single-threaded
 torch, seeded split, initialisation and batch order), so whichever runs it gives the same numbers.
@@ -97,7 +98,7 @@ def run_cell(name: str, epochs: int, seed: int, mnist: str | None = None) -> dic
     energy = cost.profile(model, torch.from_numpy(xte[:1]), _cost_spec(cost_spec))
     return {"spec": name, "bits": bits, "epochs": epochs, "seed": seed, "accuracy": result["accuracy"],
             "losses": result["losses"], "energy_pj": energy.total_pj, "compute_pj": energy.total("compute_pj"),
-            "seconds": result["seconds"]}
+            "seconds": result["seconds"], "settings": settings(name, epochs, seed, mnist)}
 
 
 def _mnist(folder: str):
@@ -110,15 +111,41 @@ def _mnist(folder: str):
     return scale(xtr), ytr.astype(np.int64), scale(xte), yte.astype(np.int64)
 
 
+def settings(name: str, epochs: int, seed: int, mnist: str | None) -> dict[str, Any]:
+    """Everything that changes a cell's numbers: --resume reuses a cell only when these match."""
+    swap_spec, cost_spec, bits = PRESETS[name]
+    data = "digits" if mnist is None else f"mnist:{Path(mnist).resolve()}"
+    return {"spec": name, "epochs": epochs, "seed": seed, "data": data,
+            "preset": json.loads(json.dumps([swap_spec, cost_spec, bits], default=str))}
+
+
+def _reusable(path: Path, wanted: dict) -> bool:
+    """Whether the cell file at path holds a complete result computed with the wanted settings."""
+    try:
+        cell = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return cell.get("settings") == wanted and bool(cell.get("losses"))
+
+
+def check_arguments(epochs: Any, seed: Any, workers: Any) -> None:
+    """Refuse bad values before any work (a cell with no epochs has no loss to report)."""
+    for name, value, low in (("epochs", epochs, 1), ("seed", seed, 0), ("workers", workers, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+
+
 def run_grid(names: list[str], out: str | Path, *, epochs: int = 15, seed: int = 0, resume: bool = False,
              scheduler: str | None = None, workers: int = 2, mnist: str | None = None,
              progress: bool = True) -> list[dict]:
-    """Every cell's result (in `names` order), running the missing ones; see the module doc."""
+    """Every cell's result (in `names` order), running the missing ones; see the module doc. With
+    resume, a cell written with other settings (epochs, seed, data, preset) is computed again."""
     unknown = [n for n in names if n not in PRESETS]
     if unknown:
         raise ValueError(f"unknown spec(s) {unknown}; known: {', '.join(PRESETS)}")
+    check_arguments(epochs, seed, workers)
     cells_dir = Path(out) / "cells"
-    todo = [n for n in names if not (resume and (cells_dir / f"{slug(n)}.json").exists())]
+    todo = [n for n in names if not (resume and _reusable(cells_dir / f"{slug(n)}.json", settings(n, epochs, seed, mnist)))]
     from tqdm import tqdm
 
     bar = tqdm(total=len(todo), desc="accuracy cells", disable=not progress or not todo)

@@ -144,8 +144,13 @@ def test_decode_of_encode_is_quantize(name):
     assert enc.codes.shape == x.shape and enc.codes.dtype == formats.get(name).element.code_dtype
     assert enc.scales.shape == (4, 96 // formats.get(name).block)
     decoded = lowprec.decode(enc, name)
-    assert decoded.dtype == np.float64  # exact: NVFP4's two-level products can be wider than float32
-    assert_same(decoded.astype(np.float32), lowprec.quantize(x, name))
+    assert decoded.dtype == np.float32  # the encoded array's: bit for bit quantize's result
+    assert_same(decoded, lowprec.quantize(x, name))
+    exact = lowprec.decode(enc.codes, name, enc.scales, tensor_scale=enc.tensor_scale)
+    assert exact.dtype == np.float64  # exact: NVFP4's two-level products can be wider than float32
+    assert_same(exact.astype(np.float32), decoded)
+    x64 = x.astype(np.float64)
+    assert_same(lowprec.decode(lowprec.encode(x64, name), name), lowprec.quantize(x64, name))
 
 
 def test_axis_and_partial_blocks():
@@ -205,7 +210,7 @@ def test_nvfp4_two_level_scales_by_hand():
     q = lowprec.quantize(x, "nvfp4")
     assert q[0] == 2688.0 and q[1] == 448.0 * 0.0 + 448.0 * 0.0 + 0.0 or q[1] == 0.0
     assert q[16] == 3.0
-    assert_same(lowprec.decode(enc, "nvfp4"), q.astype(np.float64))
+    assert_same(lowprec.decode(enc, "nvfp4"), q)
 
 
 def test_divide_round_odd_is_exact_enough():
