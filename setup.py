@@ -20,7 +20,7 @@ setup(
         "torch": ["torch>=2.2"],
         "plot": ["matplotlib"],
         "studies": ["torch", "matplotlib", "scikit-learn", "dask[distributed]"],
-        "test": ["pytest", "hypothesis", "ml_dtypes>=0.5", "gfloat>=0.5", "softfloat", "matplotlib", "scikit-learn", "dask[distributed]"],
+        "test": ["pytest", "hypothesis", "ml_dtypes>=0.5", "gfloat>=0.5", "gmpy2>=2.1", "matplotlib", "scikit-learn", "dask[distributed]"],
     },
     entry_points={"console_scripts": ["lowprec=lowprec.cli:main"]},
     zip_safe=False,

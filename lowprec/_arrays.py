@@ -26,7 +26,8 @@ def _check_float_dtype(dtype: np.dtype, name: str) -> np.dtype:
     if dtype.kind != "f" or dtype.itemsize not in (4, 8):
         kind = {"i": "integer", "u": "unsigned integer", "b": "boolean", "c": "complex", "O": "object",
                 "U": "string", "S": "bytes"}.get(dtype.kind, str(dtype))
-        raise TypeError(f"{name} must hold float32 or float64 values, got a {kind} array ({dtype}); "
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise TypeError(f"{name} must hold float32 or float64 values, got {article} {kind} array ({dtype}); "
                         f"convert it first, e.g. with .astype(np.float32)")
     return dtype.newbyteorder("=")
 
@@ -55,11 +56,21 @@ def to_numpy(x: Any, name: str = "x") -> tuple[np.ndarray, Callable[[np.ndarray]
                     f"list of floats; got {type(x).__name__}")
 
 
+def is_half_tensor(x: Any) -> bool:
+    """A float16 or bfloat16 torch tensor (taken by the array API through float32, which holds it)."""
+    if not is_tensor(x):
+        return False
+    import torch
+
+    return x.dtype in (torch.float16, torch.bfloat16)
+
+
 def _tensor_to_numpy(x, name: str):
     import torch  # already imported: x is a tensor
 
     if x.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"{name} must be a float32 or float64 tensor, got {x.dtype}; convert it first, e.g. x.float()")
+        raise TypeError(f"{name} must be a float16, bfloat16, float32 or float64 tensor, got {x.dtype}; "
+                        "convert it first, e.g. x.float()")
     device = x.device
     t = x.detach()
     if device.type != "cpu":

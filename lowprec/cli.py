@@ -40,6 +40,22 @@ def format_table() -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
+def block_table() -> str:
+    """One line per named block-scaled format: element, block size, scale format and rule."""
+    rows = [("name", "element", "block", "scale", "rule / tensor scale", "bits/element")]
+    for name in formats.names("block"):
+        f = formats.get(name)
+        scale = f.scale if isinstance(f.scale, str) else (f.scale.name or repr(f.scale))
+        rule = f.rule if scale == "e8m0" else ("+ fp32 tensor scale" if f.tensor_scale else "-")
+        per_element = f.element.bits + (8 if scale == "e8m0" else f.scale.bits) / f.block
+        rows.append((name, f.element.name or repr(f.element), str(f.block), str(scale), rule, f"{per_element:g}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    table = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    return (table + "\n\nCodebook and scaled formats are built, not named: LUTFormat(values), LogFormat(bits, k, fsr),"
+            "\nBinaryFormat(alpha), TernaryFormat(w_p, w_n, delta), IntAffineFormat(bits, scale, zero_point)"
+            " (see the README).")
+
+
 def code_table(name: str) -> str:
     """Every code of a format of at most 8 bits with its value."""
     f = formats.get(name)
@@ -71,6 +87,8 @@ def error_stats(x: np.ndarray, q: np.ndarray, fmt) -> dict[str, float]:
         "max_rel": float(rel.max()) if rel.size else 0.0,
         "mean_rel": float(rel.mean()) if rel.size else 0.0,
         "saturated": float(np.mean(np.abs(q64) >= fmt.max)),
+        # inputs beyond the format's range (they saturate, or become Inf or NaN: fn formats have no Inf)
+        "overflow": float(np.mean(np.isfinite(x64) & ((x64 > fmt.max) | (x64 < fmt.min)))),
         "flushed": float(np.mean((q64 == 0) & (x64 != 0))),
         "nonfinite": float(np.mean(~np.isfinite(q64))),
     }
@@ -78,17 +96,20 @@ def error_stats(x: np.ndarray, q: np.ndarray, fmt) -> dict[str, float]:
 
 def demo(rounding: str = "nearest_even") -> str:
     x = embedded_sample()
-    lines = ["lowprec demo: the named formats", "", format_table(), "",
-             f"an embedded sample of {x.size} heavy-tailed activations (Student t, 3 dof), "
-             f"rounding={rounding}:", ""]
-    header = f"{'format':<14}{'max_abs':>12}{'mean_abs':>12}{'max_rel':>12}{'mean_rel':>12}{'saturated':>11}{'flushed':>9}{'non-finite':>11}"
+    lines = ["The named formats", "", format_table(), "", block_table(), "",
+             f"Each format on an embedded sample of {x.size} heavy-tailed activations (Student t, 3 dof), "
+             f"rounding={rounding}: errors, and the fractions saturated, flushed to zero, beyond the range "
+             "and not finite:", ""]
+    header = (f"{'format':<14}{'max_abs':>12}{'mean_abs':>12}{'max_rel':>12}{'mean_rel':>12}{'saturated':>11}"
+              f"{'flushed':>9}{'overflow':>10}{'non-finite':>11}")
     lines.append(header)
     for name in formats.names():
         fmt = formats.get(name)
         q = quantize(x, fmt, rounding, seed=0)
-        s = error_stats(x, q, fmt)
+        s = error_stats(x, q, fmt) if name not in formats.names("block") else error_stats(x, q, fmt.element)
         lines.append(f"{name:<14}{s['max_abs']:>12.4g}{s['mean_abs']:>12.4g}{s['max_rel']:>12.4g}"
-                     f"{s['mean_rel']:>12.4g}{s['saturated']:>11.4f}{s['flushed']:>9.4f}{s['nonfinite']:>11.4f}")
+                     f"{s['mean_rel']:>12.4g}{s['saturated']:>11.4f}{s['flushed']:>9.4f}{s['overflow']:>10.4f}"
+                     f"{s['nonfinite']:>11.4f}")
     return "\n".join(lines)
 
 
@@ -129,7 +150,7 @@ def _accuracy_table(results: list[dict]) -> str:
 def cmd_accuracy(args) -> tuple[list, str]:
     from .sims import accuracy
 
-    names = args.specs.split(",") if args.specs else list(accuracy.PRESETS)
+    names = accuracy.resolve(args.specs) if args.specs else list(accuracy.PRESETS)
     results = accuracy.run_grid(names, args.out, epochs=args.epochs, seed=args.seed, resume=args.resume,
                                 scheduler=args.scheduler, workers=args.workers, mnist=args.mnist,
                                 progress=not args.quiet)
@@ -144,13 +165,15 @@ def cmd_energy(args) -> str:
     from . import cost
     from .sims import accuracy, digits
 
-    names = args.specs.split(",") if args.specs else list(accuracy.PRESETS)
-    unknown = [n for n in names if n not in accuracy.PRESETS]
-    if unknown:
-        raise ValueError(f"unknown spec(s) {unknown}; known: {', '.join(accuracy.PRESETS)}")
+    names = accuracy.resolve(args.specs) if args.specs else list(accuracy.PRESETS)
     _, _, xte, _ = digits.load()
     specs = {n: accuracy._cost_spec(accuracy.PRESETS[n][1]) for n in names}
-    return cost.compare(digits.cnn(0), torch.from_numpy(xte[:1]), specs)
+    model, example = digits.cnn(0), torch.from_numpy(xte[:1])
+    if args.json:
+        import json
+
+        return json.dumps({n: cost.profile(model, example, spec).to_dict() for n, spec in specs.items()}, indent=2)
+    return cost.compare(model, example, specs)
 
 
 def cmd_demo(args) -> dict:
@@ -185,33 +208,59 @@ def cmd_demo(args) -> dict:
     return {"out": str(out), "cells": results, "swamping_rows": len(rows)}
 
 
+class DefaultsHelp(argparse.HelpFormatter):
+    """Help lines end with the option's default where it has a meaningful one (not None or False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default is not None and action.default is not False and action.default != argparse.SUPPRESS \
+                and "default" not in text and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lowprec", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="lowprec", description="lowprec: bit-exact low-precision arithmetic, MAC units and their cost.",
+        formatter_class=DefaultsHelp)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("formats", help="table of named formats, or one format in detail")
+    fmt_help = DefaultsHelp
+    p = sub.add_parser("formats", help="table of named formats, or one format in detail", formatter_class=fmt_help)
     p.add_argument("name", nargs="?", help="a format name: show its parameters and (<= 8 bits) code table")
-    p.add_argument("--sample", action="store_true", help="also quantize an embedded sample to every format")
-    p = sub.add_parser("quantize", help="quantize IN.npy to OUT.npy and print error statistics")
-    p.add_argument("input"), p.add_argument("output")
-    p.add_argument("--format", required=True), p.add_argument("--rounding", default="nearest_even", choices=ROUNDING_MODES)
-    p.add_argument("--seed", type=int, default=0), p.add_argument("--json", action="store_true")
+    p.add_argument("--sample", action="store_true",
+                   help="also quantize an embedded sample (Student t activations) to every format")
+    p = sub.add_parser("quantize", help="quantize IN.npy to OUT.npy and print error statistics", formatter_class=fmt_help)
+    p.add_argument("input", help="a .npy file holding a float array")
+    p.add_argument("output", help="the .npy file to write (complete or absent)")
+    p.add_argument("--format", required=True, help="a format name, e.g. fp8_e4m3fn, bf16, q1.7, mxfp8_e4m3")
+    p.add_argument("--rounding", default="nearest_even", choices=ROUNDING_MODES, help="rounding mode")
+    p.add_argument("--seed", type=int, default=0, help="seed of stochastic rounding")
+    p.add_argument("--json", action="store_true", help="print the statistics as JSON (for scripts)")
     sub.add_parser("swamping", help="the swamping study (CSV and PNG); options: lowprec swamping --help",
                    add_help=False)
     for name, helptext in (("accuracy", "train and evaluate a grid of format specs (digits or MNIST)"),
                            ("demo", "the main job: swamping, accuracy grid and energy table in one report")):
-        p = sub.add_parser(name, help=helptext)
-        p.add_argument("--out", default="lowprec-demo" if name == "demo" else "lowprec-accuracy")
-        p.add_argument("--epochs", type=int, default=15), p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--resume", action="store_true", help="skip cells already written")
-        p.add_argument("--scheduler", help="dask.distributed scheduler address, or 'local' for a LocalCluster")
+        p = sub.add_parser(name, help=helptext, formatter_class=fmt_help)
+        p.add_argument("--out", default="lowprec-demo" if name == "demo" else "lowprec-accuracy",
+                       help="output folder (CSV, JSON, PNG; cells/ per spec)")
+        p.add_argument("--epochs", type=int, default=15, help="training epochs per cell (>= 1)")
+        p.add_argument("--seed", type=int, default=0, help="seed of the data split, initialisation and batches")
+        p.add_argument("--resume", action="store_true",
+                       help="keep the cells already written with the same settings (others run again)")
+        p.add_argument("--scheduler", help="dask.distributed scheduler address, or 'local' for a LocalCluster "
+                                           "(default: a local process pool of --workers)")
         p.add_argument("--workers", type=int, default=2, help="local process pool size")
-        p.add_argument("--quiet", action="store_true"), p.add_argument("--json", action="store_true")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.add_argument("--json", action="store_true", help="print the results as JSON (for scripts)")
         if name == "accuracy":
-            p.add_argument("--specs", help="comma-separated preset names (default: all)")
+            p.add_argument("--specs", help="comma-separated preset names (default: all of them): "
+                                           + ", ".join(_preset_names()))
             p.add_argument("--mnist", help="a folder with MNIST's four IDX files instead of digits")
-    p = sub.add_parser("energy", help="the cost model's energy table for the digits CNN under the presets")
-    p.add_argument("--specs", help="comma-separated preset names (default: all)")
+    p = sub.add_parser("energy", help="the cost model's energy table for the digits CNN under the presets",
+                       formatter_class=fmt_help)
+    p.add_argument("--specs", help="comma-separated preset names (default: all of them)")
+    p.add_argument("--json", action="store_true", help="print each spec's per-layer costs as JSON (for scripts)")
     if argv is None:
         argv = sys.argv[1:]
     if argv and argv[0] == "swamping":
@@ -228,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                 if getattr(f, "bits", 99) <= 8 and hasattr(f, "codes"):
                     print(code_table(args.name))
             else:
-                print(demo("nearest_even") if args.sample else format_table())
+                print(demo("nearest_even") if args.sample else f"{format_table()}\n\n{block_table()}")
         elif args.command == "quantize":
             stats = cmd_quantize(args)
             _emit(stats, args.json, "\n".join(f"{k}: {v}" for k, v in stats.items()))
@@ -240,9 +289,18 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "demo":
             summary = cmd_demo(args)
             _emit(summary, args.json, f"{_accuracy_table(summary['cells'])}\n\nreport: {Path(args.out) / 'report.md'}")
+    except KeyboardInterrupt:
+        print("lowprec: interrupted; rerun with --resume to keep the finished cells", file=sys.stderr)
+        return 130
     except (ValueError, TypeError, OSError) as exc:
         if args.debug:
             raise
         print(f"lowprec: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _preset_names() -> list[str]:
+    from .sims.accuracy import PRESETS
+
+    return list(PRESETS)

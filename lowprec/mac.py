@@ -109,7 +109,8 @@ class MAC:
         # zero operand (a sparse or ternary unit skips them); bits: operand and result traffic
         self.counts = {"mul": Counter(), "add": Counter(), "round": Counter(), "zero_products": 0,
                        "overflows": 0, "elements_read": 0, "elements_written": 0, "bits_read": 0,
-                       "bits_written": 0, "calls": 0}
+                       "bits_written": 0, "calls": 0,
+                       "operands": tuple(_name(f) for f in self.inputs) if self.inputs else None}
 
     def __repr__(self) -> str:
         parts = [f"mul={_name(self.mul)}", f"acc={_name(self.acc)}"]

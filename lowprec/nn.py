@@ -34,13 +34,14 @@ import torch
 import torch.nn.functional as F
 
 from . import ste
-from .formats import as_format
+from .formats import FixedFormat, FloatFormat, as_format
 from .mac import MAC
 
 __all__ = ["QLinear", "QConv1d", "QConv2d", "QMatmul", "QAct", "swap", "unswap", "load_spec", "calibrate", "MODES"]
 
 MODES = ("fake", "mac")
-LAYER_KEYS = ("weight", "input", "output", "grad", "grad_rounding", "rounding", "mac")
+LAYER_KEYS = ("weight", "input", "output", "grad", "grad_rounding", "rounding", "mac", "axes")
+OPERANDS = ("weight", "input", "output", "grad")
 
 
 FITTED = ("binary", "ternary")  # weights fitted per forward pass: XNOR/BWN sign, TWN, straight-through
@@ -55,7 +56,15 @@ def _format_or_none(value: Any, name: str):
         raise ValueError(f"{name}: {exc}") from None
 
 
-def _mac_spec(mac: Any) -> tuple[str, MAC | None]:
+def _stored_as(fmt: Any) -> Any:
+    """The per-element format an operand is stored in, for the MAC's bits-read counts (float32 when it
+    is kept as is; None where no per-element format says it: block-scaled, codebooks, fitted)."""
+    if fmt is None:
+        return "fp32"
+    return fmt if isinstance(fmt, (FloatFormat, FixedFormat)) else None
+
+
+def _mac_spec(mac: Any, inputs: tuple = (None, None)) -> tuple[str, MAC | None]:
     if mac is None:
         return "fake", None
     if isinstance(mac, MAC):
@@ -70,28 +79,76 @@ def _mac_spec(mac: Any) -> tuple[str, MAC | None]:
         if kwargs:
             raise ValueError(f"mac mode 'fake' takes no MAC parameters; got {sorted(kwargs)}")
         return "fake", None
+    if "inputs" not in kwargs and None not in inputs:
+        kwargs["inputs"] = inputs  # the operands' formats: memory traffic priced at their widths
     try:
         return "mac", MAC(**kwargs)
     except TypeError as exc:
         raise ValueError(f"mac: {exc}") from None
 
 
+def _axes(axes: Any, defaults: dict[str, int]) -> dict[str, int]:
+    """The blocks' axis of each operand: the layer's reduction axes, overridden by a spec's `axes`."""
+    if axes is None:
+        return dict(defaults)
+    if not isinstance(axes, dict) or set(axes) - set(OPERANDS):
+        raise ValueError(f"axes must be a dict with keys among {', '.join(OPERANDS)}; got {axes!r}")
+    for k, v in axes.items():
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError(f"axes[{k!r}] must be an int, got {v!r}")
+    return {**defaults, **axes}
+
+
 class _QMixin:
-    """The quantization settings every emulated layer carries."""
+    """The quantization settings every emulated layer carries. Block-scaled formats (MX, NVFP4, bfp)
+    take their blocks along the reduction dimension, as MX hardware and microxcaling do (the class's
+    ``BLOCK_AXES``: in_features for Linear weights and inputs, channels (axis 1) for convolutions);
+    a spec's ``axes`` (e.g. ``{"input": -1}``) overrides them."""
+
+    BLOCK_AXES = {"weight": -1, "input": -1, "output": -1, "grad": -1}
 
     def _setup(self, weight=None, input=None, output=None, grad=None, mac=None, rounding="nearest_even",
-               grad_rounding="nearest_even", seed=None) -> None:
+               grad_rounding="nearest_even", seed=None, axes=None) -> None:
         self.q_weight = _format_or_none(weight, "weight")
         self.q_input = _format_or_none(input, "input")
         self.q_output = _format_or_none(output, "output")
         self.q_grad = _format_or_none(grad, "grad")
         self.q_rounding, self.q_grad_rounding, self.q_seed = rounding, grad_rounding, seed
-        self.q_mode, self.q_mac = _mac_spec(mac)
+        self.q_axes = _axes(axes, self.BLOCK_AXES)
+        # q_mac.inputs: (input, weight) formats, so cost.report(layer.q_mac.counts) prices the layer
+        self.q_mode, self.q_mac = _mac_spec(mac, (_stored_as(self.q_input), _stored_as(self.q_weight)))
         self.q_spec = dict(weight=weight, input=input, output=output, grad=grad, mac=mac, rounding=rounding,
-                           grad_rounding=grad_rounding)
+                           grad_rounding=grad_rounding, axes=axes)
 
     def _in(self, x: torch.Tensor) -> torch.Tensor:
-        return ste.quantize(x, self.q_input, self.q_rounding, seed=self.q_seed) if self.q_input is not None else x
+        if self.q_input is None:
+            return x
+        q = ste.quantize(x, self.q_input, self.q_rounding, seed=self.q_seed, axis=self.q_axes["input"])
+        return self._watch(x, q, "input", self.q_input)
+
+    def _watch(self, x: torch.Tensor, q: torch.Tensor, operand: str, fmt: Any) -> torch.Tensor:
+        """Warn once per layer and operand when quantizing turned a nonzero tensor into zeros, or made
+        NaN/Inf that x did not hold: training then goes nowhere without a word. One reduction per call
+        (more only when it looks wrong)."""
+        warned = self.__dict__.setdefault("_q_warned", set())
+        if operand in warned:
+            return q
+        total = q.detach().sum()
+        problem = None
+        if not bool(torch.isfinite(total)) and bool(torch.isfinite(x.detach()).all()):
+            bad = int((~torch.isfinite(q.detach())).sum())
+            problem = (f"{bad} of {q.numel()} values became NaN or Inf (beyond the format's range); use a "
+                       "scaled format (e.g. mxfp8_e4m3) or one with overflow='saturate'")
+        elif total == 0 and not bool(q.detach().any()) and bool(x.detach().any()):
+            problem = (f"every value rounded to 0 (0 of {int(torch.count_nonzero(x.detach()))} nonzero values "
+                       "survive): the values lie below the format's smallest; use a scaled format (e.g. "
+                       "mxfp4_e2m1, nvfp4, an int affine format) or rescale")
+        if problem is not None:
+            warned.add(operand)
+            name = getattr(fmt, "name", None) or fmt
+            where = f"layer {self.q_name!r}" if getattr(self, "q_name", None) else type(self).__name__
+            warnings.warn(f"{where}: {operand} in {name}: {problem}", RuntimeWarning, stacklevel=3)
+        return q
 
     def _w(self, w: torch.Tensor) -> torch.Tensor:
         if self.q_weight is None:
@@ -100,13 +157,15 @@ class _QMixin:
             return ste.twn(w)
         if self.q_weight == "binary":
             return ste.xnor_sign(w, axis=0)
-        return ste.quantize(w, self.q_weight, self.q_rounding, seed=self.q_seed)
+        q = ste.quantize(w, self.q_weight, self.q_rounding, seed=self.q_seed, axis=self.q_axes["weight"])
+        return self._watch(w, q, "weight", self.q_weight)
 
     def _out(self, y: torch.Tensor) -> torch.Tensor:
         if self.q_grad is not None:
-            y = ste.quantize_grad(y, self.q_grad, self.q_grad_rounding, seed=self.q_seed)
+            y = ste.quantize_grad(y, self.q_grad, self.q_grad_rounding, seed=self.q_seed, axis=self.q_axes["grad"])
         if self.q_output is not None:
-            y = ste.quantize(y, self.q_output, self.q_rounding, seed=self.q_seed)
+            q = ste.quantize(y, self.q_output, self.q_rounding, seed=self.q_seed, axis=self.q_axes["output"])
+            y = self._watch(y, q, "output", self.q_output)
         return y
 
     def extra_repr(self) -> str:
@@ -124,15 +183,21 @@ class _MACMatmul(torch.autograd.Function):
     def forward(ctx, a, b, mac):
         ctx.save_for_backward(a, b)
         ctx.mac = mac
-        return mac.matmul(a.detach().contiguous(), b.detach().contiguous()).to(a.dtype)
+        return mac.matmul(_wide(a.detach()), _wide(b.detach())).to(a.dtype)
 
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved_tensors
-        g = g.contiguous()
-        ga = ctx.mac.matmul(g, b.t().contiguous()).to(a.dtype) if ctx.needs_input_grad[0] else None
-        gb = ctx.mac.matmul(a.t().contiguous(), g).to(b.dtype) if ctx.needs_input_grad[1] else None
+        g = _wide(g)
+        ga = ctx.mac.matmul(g, _wide(b.t())).to(a.dtype) if ctx.needs_input_grad[0] else None
+        gb = ctx.mac.matmul(_wide(a.t()), g).to(b.dtype) if ctx.needs_input_grad[1] else None
         return ga, gb, None
+
+
+def _wide(t: torch.Tensor) -> torch.Tensor:
+    """Contiguous, and float32 for float16/bfloat16 (exact): the MAC takes float32/float64; a half
+    model's layer outputs are then in its own dtype, as torch's half layers give them."""
+    return (t.float() if t.dtype in (torch.float16, torch.bfloat16) else t).contiguous()
 
 
 def mac_matmul(a: torch.Tensor, b: torch.Tensor, mac: MAC) -> torch.Tensor:
@@ -143,6 +208,9 @@ def mac_matmul(a: torch.Tensor, b: torch.Tensor, mac: MAC) -> torch.Tensor:
 
 
 class QLinear(_QMixin, torch.nn.Linear):
+    """torch.nn.Linear with emulated formats (see the module doc). Block-scaled formats block along
+    in_features: the weight's axis 1 and the input's last axis (outputs and gradients: the last)."""
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *, device=None, dtype=None,
                  **q: Any) -> None:
         super().__init__(in_features, out_features, bias, device=device, dtype=dtype)
@@ -179,7 +247,10 @@ def _conv_mac(x: torch.Tensor, w: torch.Tensor, bias, mac: MAC, stride, padding,
 
 
 class _QConv(_QMixin):
-    """The constructor of the emulated convolutions: torch's arguments plus the quantization ones."""
+    """The constructor of the emulated convolutions: torch's arguments plus the quantization ones.
+    Block-scaled formats block along the channels: axis 1 of weights, inputs, outputs and gradients."""
+
+    BLOCK_AXES = {"weight": 1, "input": 1, "output": 1, "grad": 1}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         q = {k: kwargs.pop(k) for k in LAYER_KEYS + ("seed",) if k in kwargs}
@@ -190,6 +261,8 @@ class _QConv(_QMixin):
 
 
 class QConv2d(_QConv, torch.nn.Conv2d):
+    """torch.nn.Conv2d with emulated formats for weight, input, output and grad and a MAC spec (see
+    the module doc); mac mode goes through unfold (im2col), reduction order (channel, row, column)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xq, wq = self._in(x), self._w(self.weight)
@@ -201,6 +274,7 @@ class QConv2d(_QConv, torch.nn.Conv2d):
 
 
 class QConv1d(_QConv, torch.nn.Conv1d):
+    """torch.nn.Conv1d with emulated formats and a MAC spec, as QConv2d."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xq, wq = self._in(x), self._w(self.weight)
@@ -214,7 +288,10 @@ class QConv1d(_QConv, torch.nn.Conv1d):
 
 
 class QMatmul(_QMixin, torch.nn.Module):
-    """a @ b for attention-style products: `input` quantizes a, `weight` quantizes b."""
+    """a @ b for attention-style products: `input` quantizes a, `weight` quantizes b. Block-scaled
+    formats block along the reduction: a's last axis, b's second to last."""
+
+    BLOCK_AXES = {"weight": -2, "input": -1, "output": -1, "grad": -1}
 
     def __init__(self, **q: Any) -> None:
         super().__init__()
@@ -278,7 +355,10 @@ def load_spec(spec: Any) -> dict:
             import yaml
         except ImportError:
             raise ValueError("YAML spec files need PyYAML (pip install pyyaml); or use TOML") from None
-        return yaml.safe_load(text)
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"spec file {path}: not valid YAML ({exc})") from None
     raise ValueError(f"spec file {path}: use .toml, .yaml or .yml")
 
 
@@ -342,11 +422,16 @@ def swap(model: torch.nn.Module, spec: Any, *, strict: bool = False) -> tuple[to
         swappable = sorted(n for n, m in modules.items() if type(m) in _SWAPS)
         msg = (f"swap spec keys matched nothing: {unused}; swappable modules: {swappable}; "
                f"types: {sorted(type_names)}")
+        emulated = sorted(n for n, m in modules.items() if type(m) in _PLAIN)
+        if emulated:
+            msg = (f"the model is already swapped ({len(emulated)} emulated layers: {emulated[:5]}"
+                   f"{' ...' if len(emulated) > 5 else ''}); call lowprec.nn.unswap(model) first. ({msg})")
         if strict:
             raise ValueError(msg)
         warnings.warn(msg, stacklevel=2)
     replaced = []
     for qualified, new in plan.items():
+        new.q_name = qualified  # for the layer's warnings
         parent_name, _, child = qualified.rpartition(".")
         parent = modules[parent_name] if parent_name else model
         replaced.append((qualified, type(modules[qualified]).__name__, type(new).__name__))

@@ -12,7 +12,7 @@ from ._params import qparams
 from .block_formats import BlockFormat
 from .codebook_formats import LUTFormat
 from .scaled_formats import SCALED_KINDS
-from .formats import FixedFormat, FloatFormat, Format, as_format
+from .formats import FixedFormat, FloatFormat, Format, as_format, layout
 from .rounding import check_rbits, mode_index, seed_key
 from .threads import get_num_threads
 
@@ -47,6 +47,8 @@ def quantize(x: Any, fmt: Format | str, rounding: str = "nearest_even", *, seed:
     ternary and integer-affine formats: see lowprec.scaled.
     """
     fmt = as_format(fmt)
+    if _arrays.is_half_tensor(x):
+        return _quantize_half(x, fmt, rounding, out=out, seed=seed, rbits=rbits, nan=nan, axis=axis, pad=pad)
     if isinstance(fmt, SCALED_KINDS):
         from .scaled import quantize_scaled
 
@@ -95,6 +97,40 @@ def quantize(x: Any, fmt: Format | str, rounding: str = "nearest_even", *, seed:
             target[...] = dst
         return out
     return restore(dst)
+
+
+_HALF_LIMITS = {"float16": (10, 65504.0, -24), "bfloat16": (7, 3.3895313892515355e38, -133)}  # man, max, q_exp
+
+
+def fits(fmt: Format, dtype_name: str) -> bool:
+    """Whether every value of a float or fixed-point format is exact in torch's float16/bfloat16."""
+    man, top, q_exp = _HALF_LIMITS[dtype_name]
+    fq = layout(fmt)[2]
+    width = fmt.man_bits + 1 if isinstance(fmt, FloatFormat) else fmt.bits - int(fmt.signed)  # significant bits
+    return width <= man + 1 and fmt.max <= top and -fmt.min <= top and fq >= q_exp
+
+
+def _quantize_half(x: Any, fmt: Format, rounding: str, *, out: Any, **kwargs: Any) -> Any:
+    """float16/bfloat16 tensors: exact in float32, quantized there, the result in x's dtype, which
+    must hold every value of the format (else a clear error, never a second rounding)."""
+    dtype_name = str(x.dtype).rsplit(".", 1)[-1]
+    if isinstance(fmt, (FloatFormat, FixedFormat)) and not fits(fmt, dtype_name):
+        raise TypeError(f"x is a {dtype_name} tensor and {fmt.name or fmt!r} has values {dtype_name} cannot "
+                        "hold; pass x.float() (the result is then float32)")
+    q = quantize(x.float(), fmt, rounding, **kwargs)
+    result = q.to(x.dtype)
+    if not isinstance(fmt, (FloatFormat, FixedFormat)):  # scaled, block, codebook values: check them
+        import torch
+
+        if not bool(((result.float() == q) | torch.isnan(q)).all()):
+            raise TypeError(f"x is a {dtype_name} tensor and its values in {fmt!r} are not all {dtype_name} "
+                            "values; pass x.float() (the result is then float32)")
+    if out is not None:
+        if not _arrays.is_tensor(out) or out.shape != x.shape or out.dtype != x.dtype:
+            raise TypeError("out must be a tensor of x's shape and dtype")
+        out.copy_(result)
+        return out
+    return result
 
 
 def _same_buffer(a: np.ndarray, b: np.ndarray) -> bool:

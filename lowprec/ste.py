@@ -1,7 +1,9 @@
 """Straight-through autograd quantizers for torch (functional wrappers of torch.autograd.Functions).
 
-- ``quantize(x, fmt, rounding, estimator="ste"|"clipped")``: lowprec.quantize forward; backward the
-  identity ("ste") or the identity inside [fmt.min, fmt.max] and 0 outside ("clipped").
+- ``quantize(x, fmt, rounding, estimator="ste"|"clipped", axis=-1)``: lowprec.quantize forward (axis:
+  the blocks' axis of block-scaled formats); backward the identity ("ste") or the identity inside the
+  format's representable range and 0 outside ("clipped"; per channel for per-channel formats: affine
+  [(qmin - zp) * scale, (qmax - zp) * scale], binary [-alpha, alpha], ternary [-w_n, w_p]).
 - ``quantize_grad(x, fmt, rounding, seed)``: identity forward; the gradient rounded to fmt backward
   (e.g. fp8_e5m2 with stochastic rounding).
 - ``pact(x, alpha, bits)``: PACT (Choi et al. 2018): y = clip(x, 0, alpha), k-bit uniform on [0, alpha];
@@ -36,7 +38,9 @@ from .quantize import quantize as _lp_quantize
 from .quantize import run_kernel
 from .rounding import mode_index
 from .formats import as_format
-from .scaled_formats import fit_twn
+from .block_formats import BlockFormat
+from .codebook_formats import LUTFormat
+from .scaled_formats import BinaryFormat, IntAffineFormat, TernaryFormat, fit_twn
 
 __all__ = ["quantize", "quantize_grad", "pact", "dorefa_weight", "dorefa_activation", "dorefa_grad", "lsq",
            "sign", "xnor_sign", "twn", "ttq", "ESTIMATORS"]
@@ -44,7 +48,7 @@ __all__ = ["quantize", "quantize_grad", "pact", "dorefa_weight", "dorefa_activat
 ESTIMATORS = ("ste", "clipped")
 
 
-def _q(x: torch.Tensor, fmt: Any, rounding: str, seed: Any) -> torch.Tensor:
+def _q(x: torch.Tensor, fmt: Any, rounding: str, seed: Any, axis: int = -1) -> torch.Tensor:
     if (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and rounding != "stochastic"
             and isinstance(fmt, (FloatFormat, FixedFormat)) and fmt.overflow != "wrap"):
         # the common training case, without lowprec.quantize's argument handling (same kernel)
@@ -59,46 +63,78 @@ def _q(x: torch.Tensor, fmt: Any, rounding: str, seed: Any) -> torch.Tensor:
         arr = src_v.numpy()
         run_kernel(arr, dst_v.numpy(), qparams(fmt, arr.dtype, rounding, None), mode_index(rounding), 0)
         return result
-    return _lp_quantize(x.detach().contiguous(), fmt, rounding, seed=seed)  # CUDA: lowprec.torch_quantize
+    blocks = {"axis": axis} if isinstance(fmt, BlockFormat) else {}
+    return _lp_quantize(x.detach().contiguous(), fmt, rounding, seed=seed, **blocks)  # CUDA: lowprec.torch_quantize
+
+
+def _along(param: Any, axis: int, x: torch.Tensor) -> Any:
+    """A scalar, or a per-channel parameter shaped to broadcast along `axis` of x."""
+    if np.ndim(param) == 0:
+        return float(param)
+    shape = [1] * x.dim()
+    shape[axis % x.dim()] = -1
+    return torch.tensor(np.asarray(param, np.float64), dtype=x.dtype, device=x.device).reshape(shape)
+
+
+def representable_range(fmt: Any, x: torch.Tensor) -> tuple[Any, Any]:
+    """(lowest, highest) value fmt can give for x (per channel where fmt is): the range outside which
+    the 'clipped' estimator passes no gradient. Block-scaled formats scale to their block: no bound."""
+    if isinstance(fmt, IntAffineFormat):
+        zp, scale = _along(fmt.zero_point, fmt.axis, x), _along(fmt.scale, fmt.axis, x)
+        return (fmt.qmin - zp) * scale, (fmt.qmax - zp) * scale
+    if isinstance(fmt, BinaryFormat):
+        alpha = _along(fmt.alpha, fmt.axis, x)
+        return -alpha, alpha
+    if isinstance(fmt, TernaryFormat):
+        return -_along(fmt.w_n, fmt.axis, x), _along(fmt.w_p, fmt.axis, x)
+    if isinstance(fmt, LUTFormat) and fmt.per_channel:
+        book = fmt.codebook
+        return _along(book.min(axis=1), fmt.axis, x), _along(book.max(axis=1), fmt.axis, x)
+    if isinstance(fmt, BlockFormat):
+        return -math.inf, math.inf
+    return fmt.min, fmt.max
 
 
 class _Quantize(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, fmt, rounding, estimator, seed):
+    def forward(ctx, x, fmt, rounding, estimator, seed, axis):
         ctx.save_for_backward(x)
         ctx.fmt, ctx.estimator = fmt, estimator
-        return _q(x, fmt, rounding, seed)
+        return _q(x, fmt, rounding, seed, axis)
 
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
         if ctx.estimator == "clipped":
-            g = g * ((x >= ctx.fmt.min) & (x <= ctx.fmt.max)).to(g.dtype)
-        return g, None, None, None, None
+            lo, hi = representable_range(ctx.fmt, x)
+            g = g * ((x >= lo) & (x <= hi)).to(g.dtype)
+        return g, None, None, None, None, None
 
 
 def quantize(x: torch.Tensor, fmt: Any, rounding: str = "nearest_even", *, estimator: str = "ste",
-             seed: Any = None) -> torch.Tensor:
-    """lowprec.quantize with a straight-through gradient (see the module doc)."""
+             seed: Any = None, axis: int = -1) -> torch.Tensor:
+    """lowprec.quantize with a straight-through gradient (see the module doc); `axis`: the blocks'
+    axis of block-scaled formats (MX, NVFP4, bfp)."""
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {', '.join(map(repr, ESTIMATORS))}; got {estimator!r}")
-    return _Quantize.apply(x, as_format(fmt), rounding, estimator, seed)
+    return _Quantize.apply(x, as_format(fmt), rounding, estimator, seed, axis)
 
 
 class _QuantizeGrad(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, fmt, rounding, seed):
-        ctx.fmt, ctx.rounding, ctx.seed = fmt, rounding, seed
+    def forward(ctx, x, fmt, rounding, seed, axis):
+        ctx.fmt, ctx.rounding, ctx.seed, ctx.axis = fmt, rounding, seed, axis
         return x.view_as(x)
 
     @staticmethod
     def backward(ctx, g):
-        return _q(g, ctx.fmt, ctx.rounding, ctx.seed), None, None, None
+        return _q(g, ctx.fmt, ctx.rounding, ctx.seed, ctx.axis), None, None, None, None
 
 
-def quantize_grad(x: torch.Tensor, fmt: Any, rounding: str = "nearest_even", *, seed: Any = None) -> torch.Tensor:
-    """Identity forward; the incoming gradient rounded to fmt backward."""
-    return _QuantizeGrad.apply(x, as_format(fmt), rounding, seed)
+def quantize_grad(x: torch.Tensor, fmt: Any, rounding: str = "nearest_even", *, seed: Any = None,
+                  axis: int = -1) -> torch.Tensor:
+    """Identity forward; the incoming gradient rounded to fmt backward (`axis`: as quantize's)."""
+    return _QuantizeGrad.apply(x, as_format(fmt), rounding, seed, axis)
 
 
 class _RoundSTE(torch.autograd.Function):

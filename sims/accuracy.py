@@ -28,25 +28,49 @@ from lowprec.sims.output import atomic_text, atomic_write
 
 _FP8 = {"weight": "fp8_e4m3fn", "input": "fp8_e4m3fn", "grad": "fp8_e5m2"}
 
-#: name -> (swap spec or "ptq", cost spec, bits per weight for the accuracy-vs-bits plot)
+#: name -> (swap spec or "ptq", cost spec, bits per weight for the accuracy-vs-bits plot). The names
+#: need no quoting in a shell; ALIASES keeps the earlier labels working.
 PRESETS: dict[str, tuple[Any, dict, int]] = {
     "fp32": (None, {"weight": "fp32", "input": "fp32", "acc": "fp32"}, 32),
     "fp16": ({k: {"weight": "fp16", "input": "fp16", "grad": "fp16"} for k in ("Conv2d", "Linear")},
              {"weight": "fp16", "input": "fp16", "acc": "fp16"}, 16),
     "bf16": ({k: {"weight": "bf16", "input": "bf16", "grad": "bf16"} for k in ("Conv2d", "Linear")},
              {"weight": "bf16", "input": "bf16", "acc": "fp32"}, 16),
-    "fp8 (fp16 chunk acc)": ({k: dict(_FP8, mac={"mode": "mac", "acc": "fp16", "chunk": 16, "chunk_acc": "fp32"})
+    "fp8-fp16-chunk-acc": ({k: dict(_FP8, mac={"mode": "mac", "acc": "fp16", "chunk": 16, "chunk_acc": "fp32"})
                               for k in ("Conv2d", "Linear")},
                              {"weight": "fp8_e4m3fn", "input": "fp8_e4m3fn", "acc": "fp16"}, 8),
-    "int8 PTQ": ("ptq", {"weight": "int8-calibrated", "input": "int8-calibrated", "acc": "int32"}, 8),
-    "ternary QAT": ({"Conv2d": {"weight": "ternary", "input": "fp8_e4m3fn"},
+    "int8-ptq": ("ptq", {"weight": "int8-calibrated", "input": "int8-calibrated", "acc": "int32"}, 8),
+    "ternary-qat": ({"Conv2d": {"weight": "ternary", "input": "fp8_e4m3fn"},
                      "Linear": {"weight": "ternary", "input": "fp8_e4m3fn"}, "0": {"weight": "fp8_e4m3fn"}},
                     {"weight": "ternary", "input": "int8-calibrated", "acc": "int32"}, 2),
 }
 
 
+ALIASES = {"fp8 (fp16 chunk acc)": "fp8-fp16-chunk-acc", "int8 PTQ": "int8-ptq", "ternary QAT": "ternary-qat"}
+
+
 def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def resolve(names: str | list[str]) -> list[str]:
+    """Preset names from a list or a comma-separated string (spaces around names ignored; earlier
+    labels and their slugs accepted); ValueError listing the known names for an unknown one."""
+    if isinstance(names, str):
+        names = names.split(",")
+    by_slug = {slug(n): n for n in PRESETS} | {slug(a): n for a, n in ALIASES.items()}
+    out, unknown = [], []
+    for raw in names:
+        name = raw.strip()
+        if not name:
+            continue
+        canonical = name if name in PRESETS else ALIASES.get(name) or by_slug.get(slug(name))
+        (out if canonical else unknown).append(canonical or name)
+    if unknown:
+        raise ValueError(f"unknown spec(s) {unknown}; known: {', '.join(PRESETS)}")
+    if not out:
+        raise ValueError(f"no spec given; known: {', '.join(PRESETS)}")
+    return out
 
 
 def load_idx(path: str | Path) -> np.ndarray:
@@ -81,8 +105,7 @@ def run_cell(name: str, epochs: int, seed: int, mnist: str | None = None) -> dic
     from lowprec import nn as lnn
     from lowprec.sims import digits
 
-    if name not in PRESETS:
-        raise ValueError(f"unknown spec {name!r}; known: {', '.join(PRESETS)}")
+    name = resolve([name])[0]
     torch.set_num_threads(1)
     swap_spec, cost_spec, bits = PRESETS[name]
     data = digits.load(seed) if mnist is None else _mnist(mnist)
@@ -140,9 +163,7 @@ def run_grid(names: list[str], out: str | Path, *, epochs: int = 15, seed: int =
              progress: bool = True) -> list[dict]:
     """Every cell's result (in `names` order), running the missing ones; see the module doc. With
     resume, a cell written with other settings (epochs, seed, data, preset) is computed again."""
-    unknown = [n for n in names if n not in PRESETS]
-    if unknown:
-        raise ValueError(f"unknown spec(s) {unknown}; known: {', '.join(PRESETS)}")
+    names = resolve(names)
     check_arguments(epochs, seed, workers)
     cells_dir = Path(out) / "cells"
     todo = [n for n in names if not (resume and _reusable(cells_dir / f"{slug(n)}.json", settings(n, epochs, seed, mnist)))]

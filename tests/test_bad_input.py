@@ -57,6 +57,9 @@ CATALOGUE = [
     ("quantize", "block axis out of range", lambda: lowprec.quantize(X, "mxfp8_e4m3", axis=2), (ValueError, "axis must be in")),
     ("quantize", "partial block with pad='raise'", lambda: lowprec.quantize(np.ones(40, np.float32), "mxfp8_e4m3", pad="raise"), (ValueError, "multiple of the block size")),
     ("quantize", "rounding a codebook does not have", lambda: lowprec.quantize(X, LUTFormat([0.0, 1.0]), "odd"), (ValueError, "rounding for a LUTFormat")),
+    ("decode", "nvfp4 codes without the tensor scale", lambda: lowprec.decode(lowprec.encode(X, "nvfp4").codes, "nvfp4", lowprec.encode(X, "nvfp4").scales), (TypeError, "needs tensor_scale")),
+    ("MAC.sum", "empty array", lambda: MAC(acc="fp16").sum(np.zeros(0, np.float32)), ("value", lambda r: r == 0 and not np.signbit(r))),
+    ("MAC.sum", "empty array, rounding down", lambda: MAC(acc="fp16", rounding="down").sum(np.zeros(0, np.float32)), ("value", lambda r: r == 0 and np.signbit(r))),
     ("encode", "NaN into a codebook", lambda: lowprec.encode(np.array([np.nan]), LUTFormat([0.0, 1.0])), (ValueError, "x holds NaN")),
     ("decode", "codes out of range", lambda: lowprec.decode(np.array([300]), "fp8_e4m3fn"), (ValueError, "codes must be in")),
     ("decode", "float codes", lambda: lowprec.decode(np.array([1.0]), "fp8_e4m3fn"), (TypeError, "codes must be an integer array")),
@@ -115,6 +118,9 @@ CATALOGUE = [
 try:  # the torch entry points
     import torch
 
+    import lowprec.nn
+    from lowprec.sims import accuracy
+
     from lowprec import nn as lnn
     from lowprec import ste
     from lowprec.optim import LowPrecisionOptimizer
@@ -135,7 +141,11 @@ try:  # the torch entry points
         ("observers.update", "a NaN batch", lambda: lowprec.observers.MinMaxObserver().update(torch.tensor([float("nan")])), (ValueError, "NaN or Inf")),
         ("optim.LowPrecisionOptimizer", "not a torch optimizer", lambda: LowPrecisionOptimizer(None), (TypeError, "torch.optim.Optimizer")),
         ("torch_quantize.quantize_torch", "float16 tensor", lambda: quantize_torch(T.half(), "fp8_e4m3fn"), (TypeError, "float32 or float64")),
-        ("quantize", "float16 tensor", lambda: lowprec.quantize(T.half(), "fp16"), (TypeError, "float32 or float64 tensor")),
+        ("quantize", "float16 tensor", lambda: lowprec.quantize(T.half(), "fp8_e4m3fn"), ("value", lambda r: r.dtype == torch.float16)),
+        ("quantize", "bfloat16 tensor into a format bfloat16 cannot hold", lambda: lowprec.quantize(T.bfloat16(), "fp16"), (TypeError, "bfloat16 cannot hold")),
+        ("quantize", "int32 tensor", lambda: lowprec.quantize(T.int(), "fp16"), (TypeError, "float16, bfloat16, float32 or float64 tensor")),
+        ("sims.accuracy.run_grid", "epochs=0", lambda: accuracy.run_grid(["fp32"], "/nonexistent-never-written", epochs=0), (ValueError, "epochs must be an int >= 1")),
+        ("nn.QLinear", "axes with an unknown operand", lambda: lowprec.nn.QLinear(4, 4, weight="mxfp8_e4m3", axes={"bias": 0}), (ValueError, "axes must be a dict")),
     ]
 except ImportError:
     pass

@@ -39,14 +39,15 @@ def grid(tmp_path_factory):
     pytest.importorskip("torch")
     pytest.importorskip("sklearn")
     out = tmp_path_factory.mktemp("grid")
-    r = run("accuracy", "--specs", "fp32,int8 PTQ,ternary QAT", "--epochs", "2", "--out", str(out), "--quiet", "--json")
+    # spaces around names, an earlier label (an alias) and a shell-friendly name
+    r = run("accuracy", "--specs", "fp32, int8 PTQ,ternary-qat", "--epochs", "2", "--out", str(out), "--quiet", "--json")
     assert r.returncode == 0, r.stderr
     return out, json.loads(r.stdout)
 
 
 def test_accuracy_writes_every_cell_table_and_plots(grid):
     out, results = grid
-    assert [c["spec"] for c in results] == ["fp32", "int8 PTQ", "ternary QAT"]
+    assert [c["spec"] for c in results] == ["fp32", "int8-ptq", "ternary-qat"]
     header = (out / "accuracy.csv").read_text().splitlines()[0]
     assert header == "spec,bits,accuracy,final_loss,energy_pj,compute_pj,seconds,epochs,seed"
     assert len((out / "accuracy.csv").read_text().splitlines()) == 4
@@ -65,7 +66,7 @@ def test_resume_after_a_killed_run_gives_the_same_table(grid, tmp_path):
     shutil.copytree(out / "cells", tmp_path / "cells")
     (tmp_path / "cells" / "int8-ptq.json").unlink()  # as if killed before that cell finished
     (tmp_path / "cells" / ".int8-ptq.json.123.tmp").write_text("partial")  # a temp file never counts
-    r = run("accuracy", "--specs", "fp32,int8 PTQ,ternary QAT", "--epochs", "2", "--out", str(tmp_path),
+    r = run("accuracy", "--specs", "fp32,int8-ptq,ternary-qat", "--epochs", "2", "--out", str(tmp_path),
             "--resume", "--quiet", "--json")
     again = json.loads(r.stdout)
     strip = lambda rs: [{k: v for k, v in c.items() if k != "seconds"} for c in rs]  # noqa: E731
@@ -76,7 +77,7 @@ def test_resume_after_a_killed_run_gives_the_same_table(grid, tmp_path):
 def test_dask_local_cluster_equals_the_local_pool(grid, tmp_path):
     pytest.importorskip("distributed")
     out, results = grid
-    r = run("accuracy", "--specs", "fp32,ternary QAT", "--epochs", "2", "--out", str(tmp_path), "--scheduler", "local",
+    r = run("accuracy", "--specs", "fp32,ternary-qat", "--epochs", "2", "--out", str(tmp_path), "--scheduler", "local",
             "--quiet", "--json")
     assert r.returncode == 0, r.stderr
     strip = lambda rs: [{k: v for k, v in c.items() if k != "seconds"} for c in rs]  # noqa: E731
@@ -88,6 +89,36 @@ def test_bad_accuracy_and_energy_input(tmp_path):
     assert r.returncode == 2 and "unknown spec" in r.stderr and "fp32" in r.stderr
     r = run("energy", "--specs", "nope")
     assert r.returncode == 2 and "known:" in r.stderr
+    r = run("accuracy", "--epochs", "0", "--out", str(tmp_path / "never"))
+    assert r.returncode == 2 and "epochs must be an int >= 1" in r.stderr and not (tmp_path / "never").exists()
+
+
+def test_energy_json_and_formats_lists_every_family():
+    r = run("energy", "--specs", "fp32,fp16", "--json")
+    assert r.returncode == 0, r.stderr
+    costs = json.loads(r.stdout)
+    assert set(costs) == {"fp32", "fp16"} and costs["fp32"]["layers"]
+    r = run("formats")
+    assert "mxfp8_e4m3" in r.stdout and "nvfp4" in r.stdout and "LUTFormat" in r.stdout
+
+
+def test_help_gives_every_option_a_text_without_markup():
+    for cmd in ([], ["accuracy"], ["demo"], ["energy"], ["quantize"], ["formats"], ["swamping"]):
+        r = run(*cmd, "--help")
+        assert r.returncode == 0 and "``" not in r.stdout, cmd
+        lines = r.stdout.splitlines()
+        options = [i for i, line in enumerate(lines) if line.startswith("  -")]
+        for i in options:  # every option has a help text: on its line, or on the next one
+            assert len(lines[i].split("  ")) > 2 or lines[i + 1].startswith(" " * 8), (cmd, lines[i])
+    assert "usage: lowprec swamping" in run("swamping", "--help").stdout
+    assert "(default: 15)" in run("accuracy", "--help").stdout
+
+
+def test_quantize_counts_overflow(tmp_path):
+    np.save(tmp_path / "x.npy", np.array([1e30, 1.0], np.float32))
+    r = run("quantize", str(tmp_path / "x.npy"), str(tmp_path / "q.npy"), "--format", "fp8_e4m3fn", "--json")
+    stats = json.loads(r.stdout)
+    assert stats["overflow"] == 0.5 and stats["nonfinite"] == 0.5
     (tmp_path / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x09\x03")
     r = run("accuracy", "--specs", "fp32", "--mnist", str(tmp_path), "--out", str(tmp_path / "o"), "--epochs", "1")
     assert r.returncode == 2 and "train-images-idx3-ubyte" in r.stderr

@@ -10,6 +10,7 @@ from hypothesis import given, settings, strategies as st
 import lowprec
 from lowprec import MAC
 from lowprec.mac_reference import mac_dot_reference, rto64
+from fp16_oracles import MPFR_MODES, SOFTFLOAT_MODES, fp16_oracle
 
 OPERANDS = ["fp8_e4m3fn", "fp8_e5m2", "bf16", "fp16", "fp4_e2m1fn"]
 ACCS = ["fp16", "bf16", "fp32", "dlfloat16", "fp8_e5m2", "tf32"]
@@ -52,26 +53,7 @@ def test_rto64_is_round_to_odd():
     assert rto64(Fraction(1) + Fraction(3, 2**53)) == 1 + 2**-52  # truncates to 1 + 2**-52, odd already
 
 
-# -- Berkeley SoftFloat (fp16) ----------------------------------------------------------------------
-SOFTFLOAT_MODES = {"nearest_even": "softfloat_round_near_even", "nearest_away": "softfloat_round_near_maxMag",
-                   "toward_zero": "softfloat_round_minMag", "up": "softfloat_round_max",
-                   "down": "softfloat_round_min", "odd": "softfloat_round_odd"}
-
-
-def _sf():
-    return pytest.importorskip("softfloat")
-
-
-def _f16(sf, x):
-    v = sf.float16_t()
-    v.v = int(np.array(x, np.float16).view(np.uint16))
-    return v
-
-
-def _val(r):
-    return float(np.array(r.v, np.uint16).view(np.float16))
-
-
+# -- Berkeley SoftFloat (fp16), or MPFR where SoftFloat is not installed ------------------------------
 def _fp16_vectors(seed, n=300):
     rng = np.random.default_rng(seed)
     a = lowprec.quantize(rng.standard_normal(n) * rng.choice([1e-3, 1, 100], n), "fp16")
@@ -82,37 +64,42 @@ def _fp16_vectors(seed, n=300):
 @pytest.mark.parametrize("mode", sorted(SOFTFLOAT_MODES))
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_fp16_sums_fma_chains_and_dots_match_softfloat(mode, seed):
-    sf = _sf()
-    sf.cvar.softfloat_roundingMode = getattr(sf, SOFTFLOAT_MODES[mode])
-    try:
+    with fp16_oracle(mode) as f16:
         a, b = _fp16_vectors(seed)
-        s = _f16(sf, 0.0)
+        s = 0.0
         for x in a:
-            s = sf.f16_add(s, _f16(sf, x))
-        assert MAC(acc="fp16", rounding=mode).sum(a) == _val(s)
-        s = _f16(sf, 0.0)
+            s = f16.add(s, x)
+        assert MAC(acc="fp16", rounding=mode).sum(a) == s, f16.name
+        s = 0.0
         for x, y in zip(a, b):
-            s = sf.f16_mulAdd(_f16(sf, x), _f16(sf, y), s)
-        assert MAC(acc="fp16", fused=True, rounding=mode).dot(a, b) == _val(s)
-        s = _f16(sf, 0.0)
+            s = f16.fma(x, y, s)
+        assert MAC(acc="fp16", fused=True, rounding=mode).dot(a, b) == s, f16.name
+        s = 0.0
         for x, y in zip(a, b):
-            s = sf.f16_add(s, sf.f16_mul(_f16(sf, x), _f16(sf, y)))
-        assert MAC(mul="fp16", acc="fp16", rounding=mode).dot(a, b) == _val(s)
-    finally:
-        sf.cvar.softfloat_roundingMode = sf.softfloat_round_near_even
+            s = f16.add(s, f16.mul(x, y))
+        assert MAC(mul="fp16", acc="fp16", rounding=mode).dot(a, b) == s, f16.name
 
 
 def test_the_float64_trap_of_the_issue():
     # SoftFloat's fma(2**-24, 2**-24, 1024) rounded up is 1025: a float64 intermediate would say 1024
-    sf = _sf()
-    sf.cvar.softfloat_roundingMode = sf.softfloat_round_max
-    try:
-        r = sf.f16_mulAdd(_f16(sf, 2.0**-24), _f16(sf, 2.0**-24), _f16(sf, 1024.0))
-    finally:
-        sf.cvar.softfloat_roundingMode = sf.softfloat_round_near_even
+    with fp16_oracle("up") as f16:
+        r = f16.fma(2.0**-24, 2.0**-24, 1024.0)
     mac = MAC(acc="fp16", fused=True, rounding="up")
-    assert _val(r) == 1025.0
+    assert r == 1025.0
     assert mac.dot(np.array([1024.0, 2.0**-24]), np.array([1.0, 2.0**-24])) == 1025.0
+
+
+def test_mpfr_oracle_agrees_with_softfloat_where_both_exist():
+    sf = pytest.importorskip("softfloat")
+    gmpy2 = pytest.importorskip("gmpy2")
+    from fp16_oracles import Mpfr16, SoftFloat16
+
+    a, b = _fp16_vectors(7, 200)
+    c = lowprec.quantize(np.random.default_rng(8).standard_normal(200) * 1e-4, "fp16")
+    for mode in MPFR_MODES:
+        with SoftFloat16(sf, mode) as s, Mpfr16(gmpy2, mode) as m:
+            for x, y, z in zip(a, b, c):
+                assert (s.add(x, y), s.mul(x, y), s.fma(x, y, z)) == (m.add(x, y), m.mul(x, y), m.fma(x, y, z)), mode
 
 
 # -- orders, chunks, the swamping examples -------------------------------------------------------------

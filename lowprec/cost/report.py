@@ -97,6 +97,8 @@ def report(counts: dict, *, operands: Any = None, table: CostTable | None = None
     """The energy of a MAC's counts (see the module doc); raises ValueError for anything it cannot
     price rather than counting it as free."""
     table = table or default_table()
+    if operands is None and counts.get("operands"):  # the MAC's inputs= (a swapped layer's formats)
+        operands = tuple(as_format(name) for name in counts["operands"])
     for key in ("mul", "add", "zero_products", "bits_read", "bits_written"):
         if key not in counts:
             raise ValueError(f"counts has no {key!r}: pass a lowprec.MAC's .counts")

@@ -19,9 +19,10 @@ from ..rounding import SYMMETRIC_MODES, mode_index
 from .inputs import labelled_inputs
 
 
-def _bits(x: float, dtype) -> str:
+def _bits(x: Any, dtype) -> str:
+    """The bit pattern of x in dtype (pass an element of a dtype array: a NaN's payload survives)."""
     width = np.dtype(dtype).itemsize
-    u = np.array(x, dtype).view(np.uint32 if width == 4 else np.uint64)
+    u = np.asarray(x, dtype).view(np.uint32 if width == 4 else np.uint64)
     return f"0x{int(u):0{2 * width}x}"
 
 
@@ -34,9 +35,10 @@ class Counterexample:
     expected: Any = None
     got: Any = None
     detail: str = ""
+    pattern: str = ""  # the input's bits as given (a float loses a signalling NaN's payload)
 
     def __str__(self) -> str:
-        text = f"input {_bits(self.input, self.dtype)} ({self.input!r})"
+        text = f"input {self.pattern or _bits(self.input, self.dtype)} ({self.input!r})"
         if self.expected is not None:
             text += f": expected {self.expected!r}, got {self.got!r}"
         elif self.got is not None:
@@ -136,7 +138,7 @@ def _first(mask: np.ndarray, x, expected, got, dtype, detail="") -> Counterexamp
         return None
     i = idx[0]
     return Counterexample(float(x[i]), np.dtype(dtype).name, None if expected is None else float(expected[i]),
-                          None if got is None else float(got[i]), detail)
+                          None if got is None else float(got[i]), detail, _bits(x[i], dtype))
 
 
 def _check(results, name, fails, x, expected, got, dtype, checked=None, detail=""):

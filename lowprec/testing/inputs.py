@@ -54,6 +54,9 @@ def _magnitude_classes(fmt: Format, dtype) -> dict[str, np.ndarray]:
     }
     out = {}
     for name, values in classes.items():
+        if name == "nan":  # bit patterns: a cast from float64 (or np.unique) would quieten and merge them
+            out[name] = nan_patterns(dtype)
+            continue
         with np.errstate(over="ignore"):
             cast = np.asarray(values, np.float64).astype(dtype)
         keep = np.isfinite(cast) | (name in ("inf", "nan"))
@@ -63,6 +66,19 @@ def _magnitude_classes(fmt: Format, dtype) -> dict[str, np.ndarray]:
             keep &= cast > 0
         out[name] = np.unique(cast[keep])
     return out
+
+
+def nan_patterns(dtype=np.float32) -> np.ndarray:
+    """NaNs of a float dtype as bit patterns: quiet and signalling, the lowest and highest payloads,
+    both signs (a quantizer must keep each a NaN, whatever it does with the payload)."""
+    dtype = np.dtype(dtype)
+    utype, mant = (np.uint32, 23) if dtype == np.float32 else (np.uint64, 52)
+    width = 8 * dtype.itemsize
+    exp = ((1 << (width - mant - 1)) - 1) << mant
+    quiet = 1 << (mant - 1)
+    payloads = [quiet, 1, quiet - 1, quiet | 1, (1 << mant) - 1]  # qNaN, sNaN low/high, qNaN low/high
+    sign = 1 << (width - 1)
+    return np.array([exp | p | s for s in (0, sign) for p in payloads], utype).view(dtype)
 
 
 def labelled_inputs(fmt: Format | str, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
