@@ -63,6 +63,8 @@ typedef struct {
     uint64_t offset;
     int fast; /* 1: the caller proved that no tiny nonzero value, Inf or NaN can occur (deterministic
                  modes): the roundings leave out those rules */
+    int chunk_native; /* 1: chunk_acc is the working type's own format (IEEE, Inf on overflow) and the
+                         mode nearest even: chunk totals are FT's own sums, correctly rounded */
 } lp_macparams;
 
 /* C = A @ B for row-major contiguous A (m x k), B (k x n), C (m x n), sequential order (with chunks

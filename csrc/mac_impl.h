@@ -108,7 +108,13 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
                                            sr ? lp_draw32(mp->seed, ctr, 1) : 0);
             }
         }
-        if (chunked && ((t + 1) % mp->chunk == 0 || t + 1 == k)) {
+        if (chunked && ((t + 1) % mp->chunk == 0 || t + 1 == k) && mp->chunk_native) {
+            for (int r = 0; r < R; r++) /* FT's addition is the correctly rounded chunk_acc sum */
+                for (int j = 0; j < tw; j++) {
+                    tot[r][j] += s[r][j];
+                    s[r][j] = 0.0;
+                }
+        } else if (chunked && ((t + 1) % mp->chunk == 0 || t + 1 == k)) {
             for (int r = 0; r < R; r++) {
                 const uint64_t o0 = mp->offset + (uint64_t)((i0 + r) * ldo + j0);
                 for (int j = 0; j < tw; j++) {

@@ -66,7 +66,12 @@ def is_half_tensor(x: Any) -> bool:
 
 
 def _tensor_to_numpy(x, name: str):
+    """float32/float64 tensors as they are; float16/bfloat16 ones as float32 (exact), results then
+    float32 (quantize keeps their dtype itself, where the format fits it)."""
     import torch  # already imported: x is a tensor
+
+    if x.dtype in (torch.float16, torch.bfloat16):
+        x = x.detach().float()
 
     if x.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"{name} must be a float16, bfloat16, float32 or float64 tensor, got {x.dtype}; "

@@ -44,13 +44,33 @@ def _name(fmt: Format | None) -> str:
 
 
 class MAC:
-    """A multiply-accumulate unit (see the module docstring for the semantics).
+    """A multiply-accumulate unit: c = sum_k a_k * b_k with every product and accumulation rounded as
+    the hardware rounds it (DESIGN.md section 4). Methods: matmul, dot, sum, conv1d, conv2d; each call
+    adds what it executed to ``counts`` (priced by lowprec.cost.report).
 
-    mul, acc, chunk_acc, out: formats or names (mul=None: exact products; acc=None: exact
-    accumulation, rounded once to out, float64 by default). rounding: every rounding's mode;
-    "stochastic" draws `rbits` (default 32, at most 32) random bits per rounding from Philox(seed),
-    indexed by output and step, so results do not depend on the thread count. inputs: the format(s)
-    the operands are stored in, for the bits-read counts (default: their dtype).
+    Parameters (formats are format objects or names such as "fp16", "q8.8"):
+      mul: the product format; each exact product is rounded to it. None: products kept exact.
+      acc: the accumulator format; every partial sum is rounded to it. None: exact accumulation,
+        rounded once to `out` (float64 by default). Fixed-point accumulators wrap or saturate as their
+        format says, counting each overflow in counts["overflows"].
+      chunk: None, or C >= 1: consecutive chunks of C products are summed in acc, the chunk sums then
+        sequentially in chunk_acc (Wang et al., NeurIPS 2018).
+      chunk_acc: the format of the sum across chunks (default: acc).
+      order: "sequential" (s = round(s + p) from s = 0), "pairwise" (a balanced tree, every node
+        rounded to acc) or "kahan" (compensated, every operation rounded to acc).
+      fused: True rounds each step once (an FMA chain); cannot be combined with mul.
+      rounding: the mode of every rounding (lowprec.ROUNDING_MODES). An exact zero sum is -0 under
+        "down", as IEEE 754 says; so is an empty sum.
+      out: the format of the result (default: chunk_acc when chunking, else acc: the accumulator that
+        holds the final sum).
+      seed, rbits: stochastic rounding draws rbits (default 32, at most 32) bits per rounding from
+        Philox(seed), indexed by output and step, so results do not depend on the thread count.
+      inputs: the format(s) the operands are stored in, one for both or (a's, b's), for the bits-read
+        counts and the multiplier's price in cost.report (default: their dtype, priced as given).
+
+    Operands are taken as given (quantize them first) and may have at most 26 significant bits:
+    float32/float64 numpy arrays or CPU tensors (float16/bfloat16 tensors are taken exactly; their
+    results are float32).
     """
 
     def __init__(self, mul=None, acc="fp32", chunk: int | None = None, chunk_acc=None,
@@ -73,7 +93,8 @@ class MAC:
         self.acc = as_scalar_format(acc, "acc") if acc is not None else None
         self.chunk = int(chunk) if chunk is not None else None
         self.chunk_acc = as_scalar_format(chunk_acc, "chunk_acc") if chunk_acc is not None else self.acc
-        self.out = as_scalar_format(out, "out") if out is not None else self.acc
+        # the accumulator that holds the final sum: chunk_acc when chunking (DESIGN.md section 4, 5.)
+        self.out = as_scalar_format(out, "out") if out is not None else (self.chunk_acc if self.chunk else self.acc)
         self.order = order
         self.fused = bool(fused)
         self.seed = seed_key(seed) if rounding == "stochastic" else 0
@@ -263,15 +284,26 @@ class MAC:
         c["bits_read"] += A.size * bits_a + B.size * bits_b
         c["bits_written"] += m * n * (self.out.bits if self.out is not None else 64)
 
+    def _chunk_native(self) -> bool:
+        """Whether chunk totals may use float's own addition: chunk_acc is float32 itself and the mode
+        nearest even, so the native sum is the correctly rounded one."""
+        return bool(self.chunk) and _is_float32(self.chunk_acc) and self.rounding == "nearest_even"
+
     def _fits_float32(self, ops: "_Operands") -> bool:
         """Whether float arithmetic (products and round-to-odd sums) is exact enough for this call."""
         if self.rounding == "stochastic":
             return False  # stochastic draws read more remainder bits than float keeps
-        for f in (self.mul, self.acc, self.chunk_acc, self.out):
+        for role, f in (("mul", self.mul), ("acc", self.acc), ("chunk_acc", self.chunk_acc), ("out", self.out)):
             if f is None:
                 continue
             if not isinstance(f, FloatFormat):
                 return False
+            # float32 itself: as the output it rounds float values to themselves; as chunk_acc (nearest
+            # even) its sums are float's own
+            if _is_float32(f) and (role == "out" or (role == "chunk_acc" and self._chunk_native())):
+                continue
+            if role == "chunk_acc" and not self.chunk:
+                continue  # unused without chunks (it is acc then)
             m, emin, q_exp = layout(f)
             if m > 21 or emin < -126 or q_exp < -147 or f.max >= 2.0**126:
                 return False
@@ -321,6 +353,7 @@ class MAC:
             keep.append(p)
             setattr(mp, field, p)
         mp.chunk = self.chunk or 0
+        mp.chunk_native = int(use32 and self._chunk_native())
         mp.mode = self.mode
         mp.seed = self.seed
         mp.offset = self._offset
@@ -420,6 +453,12 @@ def _wrap_like(original, restore, result: np.ndarray):
     if _arrays.is_tensor(original):
         return restore(np.ascontiguousarray(result))
     return result if result.ndim else result[()]
+
+
+def _is_float32(fmt: Format | None) -> bool:
+    """fmt is IEEE binary32 itself (subnormals, Inf on overflow): float's own arithmetic rounds to it."""
+    return (isinstance(fmt, FloatFormat) and (fmt.exp_bits, fmt.man_bits, fmt.bias) == (8, 23, 127)
+            and fmt.subnormals and fmt.specials == "ieee" and fmt.overflow == "inf")
 
 
 _BIT_LAYOUT = {np.dtype(np.float32): (np.uint32, 0x7F800000, 23), np.dtype(np.float64): (np.uint64, 0x7FF0000000000000, 52)}

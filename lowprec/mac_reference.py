@@ -84,7 +84,7 @@ def mac_dot_reference(a, b, *, mul=None, acc="fp32", chunk=None, chunk_acc=None,
     mul = as_scalar_format(mul, "mul") if mul is not None else None
     acc = as_scalar_format(acc, "acc")
     chunk_acc = as_scalar_format(chunk_acc, "chunk_acc") if chunk_acc is not None else acc
-    out = as_scalar_format(out, "out") if out is not None else acc
+    out = as_scalar_format(out, "out") if out is not None else (chunk_acc if chunk else acc)
     k = len(a)
     step = _Step(rounding, seed, rbits, k)
     o = output_index

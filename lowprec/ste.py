@@ -180,6 +180,8 @@ def pact(x: torch.Tensor, alpha: torch.Tensor, bits: int) -> torch.Tensor:
 
 
 def dorefa_weight(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """DoReFa-Net's k-bit weights (Zhou et al. 2016): 2 quantize_k(tanh w / (2 max|tanh w|) + 1/2) - 1,
+    values in [-1, 1]; k = 1: sign(w) * mean|w|. Straight-through gradient of the rounding."""
     bits = _check_bits(bits)
     if bits == 1:
         return sign(w) * w.abs().mean().detach()
@@ -292,6 +294,9 @@ class _STEValues(torch.autograd.Function):
 
 
 def twn(w: torch.Tensor, axis: int | None = None) -> torch.Tensor:
+    """Ternary Weight Networks (Li, Zhang, Liu 2016): w fitted with lowprec.fit_twn (delta = 0.7 mean|w|,
+    scale = the mean |w| above it; per tensor, or per channel along `axis`) and rounded to {-a, 0, +a};
+    the gradient passes straight through to w."""
     fmt = fit_twn(w.detach().cpu().double().numpy(), axis)
     values = _lp_quantize(w.detach().contiguous(), fmt)
     return _STEValues.apply(w, values.to(w.dtype))

@@ -223,48 +223,64 @@ def write_table(results: list[dict], out: str | Path) -> tuple[Path, Path]:
 
 
 def plot(results: list[dict], out: str | Path) -> list[Path]:
-    """accuracy_vs_bits.png, energy_vs_accuracy.png (Pareto front marked) and loss_curves.png."""
+    """accuracy_vs_bits.png, energy_vs_accuracy.png (Pareto front marked) and loss_curves.png. Specs
+    are told apart by colour and marker in a legend (labels written beside points overlap where two
+    specs cost alike); a PTQ spec's loss curve is its fp32 training run, drawn dashed and said so."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     out = Path(out)
     paths = []
+    markers = "osD^vP*Xhp"
+    style = {r["spec"]: dict(color=f"C{i % 10}", marker=markers[i % len(markers)]) for i, r in enumerate(results)}
 
     def save(fig, name):
+        fig.tight_layout()
         atomic_write(out / name, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
         plt.close(fig)
         paths.append(out / name)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    def plain_log_axis(axis):  # plain numbers at the decades and 2x/5x, no crowded 3x/4x labels
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(ScalarFormatter())
+        axis.set_minor_formatter(NullFormatter())
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for r in results:
-        ax.scatter(r["bits"], 100 * r["accuracy"])
-        ax.annotate(r["spec"], (r["bits"], 100 * r["accuracy"]), fontsize=7)
+        ax.scatter(r["bits"], 100 * r["accuracy"], s=40, label=r["spec"], **style[r["spec"]])
     ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.set(title="Test accuracy vs weight bits (digits CNN)", xlabel="bits per weight", ylabel="test accuracy (%)")
+    ax.legend(fontsize=7, loc="lower right")
     save(fig, "accuracy_vs_bits.png")
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
     pts = sorted(((r["energy_pj"], r["accuracy"], r["spec"]) for r in results))
     best, front = -1.0, []
-    for e, a, s in pts:
+    for e, a, _ in pts:
         if a > best:
             front.append((e, a))
             best = a
-    for e, a, s in pts:
-        ax.scatter(e / 1e3, 100 * a)
-        ax.annotate(s, (e / 1e3, 100 * a), fontsize=7)
+    for e, a, spec in pts:
+        ax.scatter(e / 1e3, 100 * a, s=40, label=spec, **style[spec])
     ax.plot([e / 1e3 for e, _ in front], [100 * a for _, a in front], "k--", lw=1, label="Pareto front")
     ax.set_xscale("log")
+    plain_log_axis(ax.xaxis)
     ax.set(title="Energy per inference vs accuracy", xlabel="energy per inference (nJ, 45 nm model)",
            ylabel="test accuracy (%)")
-    ax.legend()
+    ax.legend(fontsize=7, loc="lower right")
     save(fig, "energy_vs_accuracy.png")
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for r in results:
-        ax.plot(range(1, len(r["losses"]) + 1), r["losses"], label=r["spec"])
+        ptq = PRESETS.get(r["spec"], (None,))[0] == "ptq"
+        label = f"{r['spec']} (the fp32 training run, calibrated after)" if ptq else r["spec"]
+        ax.plot(range(1, len(r["losses"]) + 1), r["losses"], label=label, color=style[r["spec"]]["color"],
+                marker=style[r["spec"]]["marker"], markersize=3, linestyle="--" if ptq else "-",
+                linewidth=2.5 if r["spec"] == "fp32" else 1.2, zorder=1 if r["spec"] == "fp32" else 2)
     ax.set_yscale("log")
     ax.set(title="Training loss", xlabel="epoch", ylabel="cross-entropy (nats)")
     ax.legend(fontsize=7)

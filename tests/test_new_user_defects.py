@@ -338,3 +338,28 @@ def test_swamping_without_matplotlib_writes_the_csv(tmp_path, monkeypatch, capsy
     assert swamping.main(["--out", str(tmp_path), "--max-log2", "8", "--dist", "ones", "--acc", "fp16"]) == 0
     assert (tmp_path / "swamping.csv").exists() and not (tmp_path / "swamping.png").exists()
     assert "no plot" in capsys.readouterr().out
+
+
+# -- chunked accumulation into a float32 chunk accumulator: the float path, and out = chunk_acc ----------------
+@pytest.mark.parametrize("rounding", ["nearest_even", "toward_zero", "up", "odd"])
+def test_fp32_chunk_accumulator_matches_the_reference(rounding):
+    from lowprec.mac_reference import mac_dot_reference
+
+    a = lowprec.quantize(RNG.uniform(0, 1, (3, 700)).astype(np.float32), "fp8_e4m3fn")
+    b = lowprec.quantize(RNG.standard_normal((700, 9)).astype(np.float32), "fp8_e4m3fn")
+    mac = lowprec.MAC(acc="fp16", chunk=16, chunk_acc="fp32", rounding=rounding)
+    got = mac.matmul(a, b)
+    for i in range(3):
+        for j in range(9):
+            ref = mac_dot_reference(a[i].astype(np.float64), b[:, j].astype(np.float64), acc="fp16", chunk=16,
+                                    chunk_acc="fp32", rounding=rounding)
+            assert got[i, j] == np.float32(ref), (rounding, i, j)
+
+
+def test_chunked_sum_is_returned_in_the_chunk_accumulator():
+    x = lowprec.quantize(RNG.uniform(0, 1, 2**16).astype(np.float32), "fp8_e4m3fn")
+    mac = lowprec.MAC(acc="fp16", chunk=64, chunk_acc="fp32")
+    assert mac.out == formats.get("fp32")
+    s = float(mac.sum(x))
+    assert s != float(lowprec.quantize(np.float32(s), "fp16"))  # not rounded back to fp16
+    assert lowprec.MAC(acc="fp16", chunk=64, chunk_acc="fp32", out="fp16").sum(x) == lowprec.quantize(np.float32(s), "fp16")

@@ -6,7 +6,7 @@ for data movement, ``report(counts, ...)`` for a MAC's record; tables in ``lowpr
 """
 
 from .model import OPS, area, energy, memory_energy, scale_to_node
-from .profile import LayerCost, ModelCost, calibrated, compare, profile
+from .profiling import LayerCost, ModelCost, calibrated, compare, profile
 from .report import CostReport, report
 from .storage import (compression_rate, deep_compression_rate, huffman_bits, model_storage, space_saving_rate,
                       speedup_rate, tensor_bits)
