@@ -65,6 +65,8 @@ typedef struct {
                  modes): the roundings leave out those rules */
     int chunk_native; /* 1: chunk_acc is the working type's own format (IEEE, Inf on overflow) and the
                          mode nearest even: chunk totals are FT's own sums, correctly rounded */
+    int acc_native;   /* 1: the same for acc: every accumulation is FT's own sum */
+    int b_broadcast;  /* 1: B is one row (1 x n) standing for all k rows (a sum's ones: no k-long copy) */
 } lp_macparams;
 
 /* C = A @ B for row-major contiguous A (m x k), B (k x n), C (m x n), sequential order (with chunks

@@ -82,7 +82,7 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
                                                         int64_t n, int64_t j0, int64_t ldo,
                                                         const lp_macparams *mp, const int mode,
                                                         const int has_mul, const int chunked, const int R,
-                                                        const int tw, const int fast)
+                                                        const int tw, const int fast, const int native)
 {
     FT s[LP_MAC_TILE_ROWS][LP_MAC_TILE_COLS], tot[LP_MAC_TILE_ROWS][LP_MAC_TILE_COLS];
     const int sr = mode == LP_STOCHASTIC;
@@ -95,7 +95,7 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
         for (int j = 0; j < tw; j++)
             s[r][j] = tot[r][j] = 0.0;
     for (int64_t t = 0; t < k; t++) {
-        const FT *brow = b + t * n + j0;
+        const FT *brow = b + (mp->b_broadcast ? 0 : t * n) + j0;
         for (int r = 0; r < R; r++) {
             const FT av = a[(i0 + r) * k + t];
             const uint64_t o0 = mp->offset + (uint64_t)((i0 + r) * ldo + j0);
@@ -104,8 +104,11 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
                 FT p = av * brow[j];
                 if (has_mul)
                     p = CAT(mac_q_, SFX)(p, &mulp, mode, fast, sr ? lp_draw32(mp->seed, ctr, 0) : 0);
-                s[r][j] = CAT(mac_q_, SFX)(CAT(add_rto_, SFX)(s[r][j], p, mode == LP_DOWN), &accp, mode, fast,
-                                           sr ? lp_draw32(mp->seed, ctr, 1) : 0);
+                if (native) /* acc is FT's own format, nearest even: FT's sum is the rounded one */
+                    s[r][j] += p;
+                else
+                    s[r][j] = CAT(mac_q_, SFX)(CAT(add_rto_, SFX)(s[r][j], p, mode == LP_DOWN), &accp, mode, fast,
+                                               sr ? lp_draw32(mp->seed, ctr, 1) : 0);
             }
         }
         if (chunked && ((t + 1) % mp->chunk == 0 || t + 1 == k) && mp->chunk_native) {
@@ -138,20 +141,28 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
 
 /* A tile's rows from i0 (one row if narrow), every column; specialized on the mode and on the presence of a product
  * rounding and of chunks, so that the inner loops carry no per-element branches. */
-#define LP_MAC_ROWS(MODE, MUL, CHUNKED, FAST)                                                       \
+#define LP_MAC_ROWS_N(MODE, MUL, CHUNKED, FAST, NATIVE)                                             \
     if (narrow)                                                                                     \
         for (int64_t j0 = 0; j0 < n; j0++)                                                          \
-            CAT(mac_tile_, SFX)(a, b, c, i0, k, n, j0, ldo, mp, MODE, MUL, CHUNKED, 1, 1, FAST);    \
+            CAT(mac_tile_, SFX)(a, b, c, i0, k, n, j0, ldo, mp, MODE, MUL, CHUNKED, 1, 1, FAST, NATIVE); \
     else                                                                                            \
         for (int64_t j0 = 0; j0 < n; j0 += LP_MAC_TILE_COLS)                                             \
             CAT(mac_tile_, SFX)(a, b, c, i0, k, n, j0, ldo, mp, MODE, MUL, CHUNKED,                 \
-                                LP_MAC_TILE_ROWS, LP_MAC_TILE_COLS, FAST);
+                                LP_MAC_TILE_ROWS, LP_MAC_TILE_COLS, FAST, NATIVE);
+#define LP_MAC_ROWS(MODE, MUL, CHUNKED, FAST) LP_MAC_ROWS_N(MODE, MUL, CHUNKED, FAST, 0)
+/* nearest even: FT's own accumulation where acc is FT's format (the float kernel only) */
+#define LP_MAC_ROWS_RNE(MUL, CHUNKED, FAST)                                                         \
+    if (MAC_FAST && mp->acc_native) {                                                               \
+        LP_MAC_ROWS_N(LP_NEAREST_EVEN, MUL, CHUNKED, FAST, MAC_FAST)                                \
+    } else {                                                                                        \
+        LP_MAC_ROWS_N(LP_NEAREST_EVEN, MUL, CHUNKED, FAST, 0)                                       \
+    }
 
 /* the fast variants exist where MAC_FAST is 1 (the float kernel), for the deterministic modes */
 #define LP_MAC_MODES(MUL, CHUNKED)                                                                  \
     if (MAC_FAST && mp->fast) {                                                                     \
         switch (mp->mode) {                                                                         \
-        case LP_NEAREST_EVEN: LP_MAC_ROWS(LP_NEAREST_EVEN, MUL, CHUNKED, MAC_FAST); break;          \
+        case LP_NEAREST_EVEN: LP_MAC_ROWS_RNE(MUL, CHUNKED, MAC_FAST); break;                        \
         case LP_NEAREST_AWAY: LP_MAC_ROWS(LP_NEAREST_AWAY, MUL, CHUNKED, MAC_FAST); break;          \
         case LP_TOWARD_ZERO: LP_MAC_ROWS(LP_TOWARD_ZERO, MUL, CHUNKED, MAC_FAST); break;            \
         case LP_UP: LP_MAC_ROWS(LP_UP, MUL, CHUNKED, MAC_FAST); break;                              \
@@ -160,7 +171,7 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
         }                                                                                           \
     } else {                                                                                        \
         switch (mp->mode) {                                                                         \
-        case LP_NEAREST_EVEN: LP_MAC_ROWS(LP_NEAREST_EVEN, MUL, CHUNKED, 0); break;                 \
+        case LP_NEAREST_EVEN: LP_MAC_ROWS_RNE(MUL, CHUNKED, 0); break;                               \
         case LP_NEAREST_AWAY: LP_MAC_ROWS(LP_NEAREST_AWAY, MUL, CHUNKED, 0); break;                 \
         case LP_TOWARD_ZERO: LP_MAC_ROWS(LP_TOWARD_ZERO, MUL, CHUNKED, 0); break;                   \
         case LP_UP: LP_MAC_ROWS(LP_UP, MUL, CHUNKED, 0); break;                                     \
@@ -204,6 +215,8 @@ int CAT(lp_mac_matmul_, SFX)(const FT *a, const FT *b, FT *c, int64_t m, int64_t
 }
 
 #undef LP_MAC_ROWS
+#undef LP_MAC_ROWS_N
+#undef LP_MAC_ROWS_RNE
 #undef LP_MAC_MODES
 #undef MAC_ONE
 #undef MAC_EXP_MASK

@@ -187,7 +187,7 @@ class MAC:
             raise ValueError("sum needs at least a 1-D array")
         moved = np.moveaxis(x_np, axis, -1)
         flat = moved.reshape(math.prod(moved.shape[:-1]), moved.shape[-1])  # explicit: -1 fails on empty
-        ones = np.ones((flat.shape[1], 1), flat.dtype)
+        ones = np.broadcast_to(np.ones((1, 1), flat.dtype), (flat.shape[1], 1))  # a view: no k-long array
         r = self._matmul2d(flat, ones)[:, 0].reshape(moved.shape[:-1])
         return _wrap_like(x, restore, r.astype(x_np.dtype))
 
@@ -289,6 +289,11 @@ class MAC:
         nearest even, so the native sum is the correctly rounded one."""
         return bool(self.chunk) and _is_float32(self.chunk_acc) and self.rounding == "nearest_even"
 
+    def _acc_native(self) -> bool:
+        """The same for every accumulation: acc is float32 itself and the mode nearest even (products are
+        exact on the float path, so an FMA step is the same one rounding)."""
+        return _is_float32(self.acc) and self.rounding == "nearest_even" and self.order == "sequential"
+
     def _fits_float32(self, ops: "_Operands") -> bool:
         """Whether float arithmetic (products and round-to-odd sums) is exact enough for this call."""
         if self.rounding == "stochastic":
@@ -300,14 +305,15 @@ class MAC:
                 return False
             # float32 itself: as the output it rounds float values to themselves; as chunk_acc (nearest
             # even) its sums are float's own
-            if _is_float32(f) and (role == "out" or (role == "chunk_acc" and self._chunk_native())):
+            if _is_float32(f) and (role == "out" or (role == "chunk_acc" and self._chunk_native())
+                                   or (role == "acc" and self._acc_native())):
                 continue
             if role == "chunk_acc" and not self.chunk:
                 continue  # unused without chunks (it is acc then)
             m, emin, q_exp = layout(f)
             if m > 21 or emin < -126 or q_exp < -147 or f.max >= 2.0**126:
                 return False
-        if ops.sig_a + ops.sig_b > 24 or not ops.finite:
+        if ops.product_bits > 24 or not ops.finite:
             return False
         # products within float32's normal range, so that float products are exact
         return ops.empty or (ops.a_min * ops.b_min >= 2.0**-126 and ops.a_max * ops.b_max < 2.0**100)
@@ -354,6 +360,7 @@ class MAC:
             setattr(mp, field, p)
         mp.chunk = self.chunk or 0
         mp.chunk_native = int(use32 and self._chunk_native())
+        mp.acc_native = int(use32 and self._acc_native())
         mp.mode = self.mode
         mp.seed = self.seed
         mp.offset = self._offset
@@ -365,8 +372,9 @@ class MAC:
         if n < tc:  # narrow: the kernel goes one output at a time, nothing to pad
             tr = tc = 1
         mp_, np_ = -(-m // tr) * tr, -(-n // tc) * tc
-        a, b = _padded(A, mp_, dtype), _padded(B.T, np_, dtype).T  # copies only where needed
-        b = np.ascontiguousarray(b)
+        a = _padded(A, mp_, dtype)  # copies only where needed
+        mp.b_broadcast = int(k > 0 and B.strides[0] == 0)  # every row of B is its first (a sum's ones)
+        b = np.ascontiguousarray(_padded(B[:1].T if mp.b_broadcast else B.T, np_, dtype).T)
         c = np.empty((mp_, np_), dtype)
         ctype = "float[]" if use32 else "double[]"
         fn = lib.lp_mac_matmul_f32 if use32 else lib.lp_mac_matmul_f64
@@ -492,6 +500,9 @@ class _Operands:
         self.finite = fa and fb
         self.sig_a, self.sig_b = _sig_bits(A), _sig_bits(B)
         self.empty = self.a_max == 0 or self.b_max == 0
+        # significant bits of any product: p + q, but p alone when every b is a power of two (a sum's
+        # ones), so float32 data sums in float
+        self.product_bits = (self.sig_a + self.sig_b) if min(self.sig_a, self.sig_b) > 1 else max(self.sig_a, self.sig_b)
 
 
 def _magnitudes(x: np.ndarray) -> tuple[bool, float, float]:

@@ -73,6 +73,19 @@ def test_encode_and_decode_memory_is_the_output_plus_bounded_scratch(fmt):
     assert top <= _nbytes(values) + scratch, (top, _nbytes(values))
 
 
+@pytest.mark.parametrize("kw, copies", [(dict(acc="fp16"), 0), (dict(acc="fp32"), 0),
+                                        (dict(acc="fp16", chunk=64, chunk_acc="fp32"), 0),
+                                        (dict(acc="bf16", rounding="up"), 2)], ids=str)
+def test_mac_sum_memory_is_bounded(kw, copies):
+    x = RNG.standard_normal(2**22).astype(np.float32)  # 16 MiB
+    mac = lowprec.MAC(**kw)
+    s, top = _peak(lambda: mac.sum(x))
+    # was ~6x the input (a ones vector, float64 copies); the double path (bf16's range reaches float's
+    # top) still copies the operand to float64
+    assert top <= copies * x.nbytes + 4 * 2**20, top
+    assert s == lowprec.MAC(**kw).matmul(x[None, :], np.ones((x.size, 1), np.float32))[0, 0]
+
+
 @pytest.mark.parametrize("fmt", ["fp8_e4m3fn", "bf16", "q1.6", "mxfp6_e2m3", "nvfp4",
                                  lowprec.BinaryFormat(np.linspace(0.5, 1, 5), axis=1),
                                  lowprec.IntAffineFormat(4, np.linspace(0.1, 0.2, 5), 1, axis=1),

@@ -1,5 +1,6 @@
 """Training on scikit-learn's bundled digits: fp32 and fp8 (e4m3 weights/activations, e5m2 gradients,
-bit-accurate fp16 chunk accumulation) both reach the measured accuracy (98.2% on this split)."""
+bit-accurate fp16 chunk accumulation) both reach at least 95% (97-98% on this split; the figure
+moves by a point between CPUs, whose torch kernels sum in different orders)."""
 
 import pytest
 
