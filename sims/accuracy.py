@@ -179,14 +179,28 @@ def run_grid(names: list[str], out: str | Path, *, epochs: int = 15, seed: int =
         else:
             # spawn, not fork: a forked child of a process that ran OpenMP (the C core) can hang in libgomp
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
+            pool = ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context, initializer=_ignore_sigint)
+            try:
                 slow_first = sorted(todo, key=lambda n: "mac" not in json.dumps(PRESETS[n][0]))  # stable
                 futures = {pool.submit(run_cell, n, epochs, seed, mnist): n for n in slow_first}
                 for fut in as_completed(futures):
                     atomic_text(cells_dir / f"{slug(futures[fut])}.json", json.dumps(fut.result(), indent=2))
                     bar.update()
+            except KeyboardInterrupt:  # the finished cells are written; stop the rest now
+                for proc in list(getattr(pool, "_processes", {}).values()):
+                    proc.terminate()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown()
     bar.close()
     return [json.loads((cells_dir / f"{slug(n)}.json").read_text()) for n in names]
+
+
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which stops them (no traceback from every worker)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_dask(names, epochs, seed, mnist, scheduler):

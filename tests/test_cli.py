@@ -143,3 +143,20 @@ def test_energy_table_lists_every_preset():
 
     assert all(name in out for name in PRESETS)
     assert cli.main(["energy", "--specs", "fp32"]) == 0
+
+
+def test_ctrl_c_prints_one_line_and_stops_the_workers(tmp_path):
+    pytest.importorskip("torch")
+    import os
+    import signal
+    import time
+
+    cmd = [sys.executable, "-m", "lowprec", "accuracy", "--specs", "fp32", "--epochs", "1000", "--out",
+           str(tmp_path), "--quiet"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(6)  # the pool is up and training
+    os.killpg(p.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130
+    assert "Traceback" not in err and "interrupted; rerun with --resume" in err, err
