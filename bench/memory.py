@@ -71,7 +71,6 @@ def main() -> None:
         for op, out, top in rows:
             ok = top <= 1.5 * out + 64 * MiB
             print(f"{label:22} {op:7} {out / MiB:10.1f} {top / MiB:9.1f} {top / out:8.2f}  {'yes' if ok else 'NO'}")
-        del codes, values
     for acc in ("fp16", "fp32"):
         mac = lowprec.MAC(acc=acc, chunk=64, chunk_acc="fp32")
         _, top = peak(lambda: mac.sum(x))

@@ -34,6 +34,11 @@ enum {
     LP_ODD = 5, LP_STOCHASTIC = 6
 };
 
+/* The work unit: the kernels take elements LP_WORK_UNIT at a time from index 0, and stochastic draws
+ * are laid out per unit (below), so that results do not depend on the thread count. Python reads it
+ * from here (lowprec._philox). */
+enum { LP_WORK_UNIT = 1024 };
+
 /* Quantize n contiguous values. Stochastic rounding draws Philox4x32-10 words keyed by `seed`.
  * Elements go in blocks of LP_BLOCK = 1024 from index 0; block b uses the counters
  * offset + b * C + j, j < C, with C = 256 (float32: 4 words a counter, one word an element) or

@@ -149,7 +149,7 @@ static inline LP_ALWAYS_INLINE UT CAT(round_one_, SFX)(UT bits, const lp_qparams
     return a > INF_BITS ? nan_full : out;
 }
 
-#define LP_BLOCK 1024
+#define LP_BLOCK LP_WORK_UNIT
 
 /* The random draw of in-block element i from the word-major Philox block (see lowprec.h). */
 static inline UT CAT(word_, SFX)(const UT *rnd, int64_t i)

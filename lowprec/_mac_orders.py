@@ -12,31 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._exact import add_rto
 from .quantize import quantize
 
 _GOLDEN = 0x9E3779B97F4A7C15
-
-
-def add_rto(s: np.ndarray, p: np.ndarray, down: bool = False) -> np.ndarray:
-    """s + p rounded to odd at 53 bits, elementwise (float64). An exact zero sum is +0, but -0 under
-    rounding down (`down`) unless both terms are +0, as IEEE 754 says."""
-    with np.errstate(invalid="ignore", over="ignore"):  # Inf - Inf in the error term: NaN, unused
-        return _add_rto(s, p, down)
-
-
-def _add_rto(s, p, down):
-    r = s + p
-    if down:
-        both_plus = (np.asarray(s).view(np.uint64) | np.asarray(p).view(np.uint64)) == 0
-        r = np.where((r == 0) & ~both_plus, -0.0, r)
-    bp = r - s
-    e = (s - (r - bp)) + (p - bp)
-    rb = r.view(np.uint64)
-    eb = e.view(np.uint64)
-    step = (e != 0) & ((rb & np.uint64(1)) == 0) & np.isfinite(r)
-    down = ((rb ^ eb) >> np.uint64(63)) == 1
-    out = np.where(step, np.where(down, rb - np.uint64(1), rb + np.uint64(1)), rb)
-    return out.view(np.float64)
 
 
 class _Rounder:

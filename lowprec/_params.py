@@ -13,8 +13,8 @@ from functools import lru_cache
 import numpy as np
 
 from ._native import ffi
-from .reference import largest_at_most, max_magnitudes
-from .formats import FixedFormat, FloatFormat, Format, layout
+from ._exact import largest_at_most
+from .formats import FloatFormat, Format, layout, max_magnitudes
 
 # per input dtype: (mantissa bits, exponent bias, unsigned view, exponent of the smallest subnormal)
 _DTYPES = {

@@ -22,6 +22,8 @@ import numpy as np
 from . import _arrays
 from ._native import ffi, lib
 from ._params import qparams
+from ._exact import divide_round_odd
+from ._philox import counter_offset
 from .block_formats import E8M0, E8M0_MIN, E8M0_NAN, SCALE_RULES, BlockFormat
 from .formats import layout
 from .rounding import check_rbits, mode_index, seed_key
@@ -108,37 +110,11 @@ def e8m0_quantize(blocks: np.ndarray, fmt: BlockFormat, rounding: str, key: int,
         ep = qparams(fmt.element, blocks.dtype, rounding, rbits)
         fn(ffi.from_buffer(ctype, blocks), ffi.from_buffer(ctype, values, require_writable=True), blocks.size,
            _blockparams(fmt, elements), ffi.from_buffer("int32_t[]", exps, require_writable=True), ep,
-           mode_index(rounding), key, start // 1024 * (256 if blocks.dtype == np.float32 else 512), get_num_threads())
+           mode_index(rounding), key, counter_offset(start, blocks.dtype), get_num_threads())
     return values, exps
 
 
 # -- float scales (NVFP4): numpy --------------------------------------------------------------------
-def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Veltkamp's split of float64 a into hi + lo, each of at most 26 significant bits."""
-    c = a * 134217729.0  # 2**27 + 1
-    hi = c - (c - a)
-    return hi, a - hi
-
-
-def divide_round_odd(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
-    """a / b in float64 rounded to odd: the nearest quotient, moved to its odd neighbour toward the
-    exact value when inexact. Rounding it to any format of at most 51 significant bits is then the
-    same as rounding a / b exactly (b finite nonzero, a/b normal). b may be a scalar."""
-    with np.errstate(all="ignore"):
-        q = np.asarray(a / b, np.float64)
-        qh, ql = _split(q)
-        bh, bl = _split(np.asarray(b, np.float64))
-        p = q * b
-        err = ((qh * bh - p) + qh * bl + ql * bh) + ql * bl  # q*b = p + err exactly (Dekker)
-        r = (a - p) - err  # the residual a - q*b, exact in float64 here
-        fix = (r != 0) & ((q.view(np.int64) & 1) == 0) & np.isfinite(q) & (q != 0)
-        if fix.any():
-            up = (r * np.sign(b) > 0)[fix]  # the exact quotient lies above q
-            q = q.copy()
-            q[fix] = np.nextafter(q[fix], np.where(up, np.inf, -np.inf))
-    return q
-
-
 def _block_amax(x: np.ndarray) -> np.ndarray:
     """The largest magnitude of each row of (nblocks, block) x (NaN where a row holds NaN)."""
     with np.errstate(invalid="ignore"):

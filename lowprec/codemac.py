@@ -17,7 +17,7 @@ import numpy as np
 from . import _arrays
 from .codebook_formats import LogFormat, LUTFormat
 from .mac import MAC
-from .scaled import multiply_round_odd
+from ._exact import multiply_round_odd
 
 __all__ = ["product_table", "lut_matmul", "log_matmul"]
 

@@ -311,6 +311,17 @@ def layout(fmt: Format) -> tuple[int, int, int]:
     q_exp = fmt.emin - fmt.man_bits if (fmt.subnormals and fmt.man_bits > 0) else fmt.emin
     return fmt.man_bits, fmt.emin, q_exp
 
+def max_magnitudes(fmt: Format, dtype) -> tuple[float, float]:
+    """The largest magnitudes of results (positive side, negative side): the format's, or, for a float
+    format wider than the dtype, its largest value the dtype holds (the dtype's max may not be one)."""
+    if isinstance(fmt, FixedFormat):
+        return fmt.max, abs(fmt.min)  # abs: an unsigned min is 0.0, never -0.0
+    info = np.finfo(dtype)
+    top = fmt.max
+    if top > float(info.max):  # all ones in fmt's mantissa at the dtype's top exponent
+        top = math.ldexp(2.0 - 2.0**-fmt.man_bits, int(info.maxexp) - 1)
+    return top, top
+
 # -- the named formats -------------------------------------------------------------------------
 _KINDS = {"float": FloatFormat, "fixed": FixedFormat}
 _Q_NAME = re.compile(r"^(u?)q(\d+)\.(\d+)$")

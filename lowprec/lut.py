@@ -20,7 +20,7 @@ import numpy as np
 
 from . import _arrays
 from ._native import ffi, lib
-from .reference import element_random
+from ._philox import counter_offset, element_random
 from .rounding import seed_key
 from .threads import get_num_threads
 
@@ -189,7 +189,7 @@ def _stochastic_step(rows: np.ndarray, down: np.ndarray, fmt: LUTFormat, seed: A
     x = rows.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         p = np.where(k < top, (x - lo) / np.where(k < top, hi - lo, 1.0), 0.0)
-    r = element_random(rows.size, np.float32, key, offset=start // 1024 * 256).reshape(rows.shape).astype(np.float64)
+    r = element_random(rows.size, np.float32, key, counter_offset(start, np.float32)).reshape(rows.shape).astype(np.float64)
     up = (r < p * 2.0**32) & (k < top) & (x > lo)
     return (k + up).astype(np.uint16)
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from . import _arrays
+from ._exact import rto64
 from ._native import ffi, lib
 from ._params import qparams
 from .formats import FixedFormat, FloatFormat, Format, as_scalar_format, layout
@@ -390,8 +391,6 @@ class MAC:
             exact = A @ B
         else:  # exact rational sums
             from fractions import Fraction
-
-            from .mac_reference import rto64
 
             # rounded to odd at 53 bits when out rounds again (so that its one rounding is right), else
             # to nearest float64 (out=None means float64)

@@ -15,24 +15,10 @@ from fractions import Fraction
 
 import numpy as np
 
+from ._exact import rto64  # noqa: F401 (also lowprec.mac_reference.rto64)
 from .formats import Format, as_scalar_format
 from .quantize import quantize
 from .reference import philox4x32, quantize_reference
-
-
-def rto64(q: Fraction) -> float:
-    """q rounded to odd at float64 precision (truncate toward zero, then set the last bit if inexact)."""
-    if q == 0:
-        return 0.0
-    f = float(q)  # correctly rounded to nearest
-    if Fraction(f) == q:
-        return f
-    if abs(Fraction(f)) > abs(q):
-        f = math.nextafter(f, 0.0)
-    bits = np.array(f).view(np.uint64)
-    if int(bits) & 1 == 0:
-        f = math.nextafter(f, math.copysign(math.inf, f))
-    return f
 
 
 def _draw(seed: int, counter: int, word: int) -> int:

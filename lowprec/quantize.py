@@ -9,6 +9,7 @@ import numpy as np
 from . import _arrays
 from ._native import ffi, lib
 from ._params import qparams
+from ._philox import counter_offset
 from .block_formats import BlockFormat
 from .codebook_formats import LUTFormat
 from .scaled_formats import SCALED_KINDS
@@ -155,9 +156,8 @@ def quantize_at(src: np.ndarray, fmt: Format, rounding: str, key: int, rbits: in
     elements [start, start + src.size) of a larger array: stochastic draws as quantize(that array)
     draws them there. start must be a multiple of 1024 (the kernel's block)."""
     dst = np.empty(src.size, src.dtype)
-    per_block = 256 if src.dtype == np.float32 else 512  # Philox counters of a 1024-element block
     run_kernel(src, dst, qparams(fmt, src.dtype, rounding, rbits), mode_index(rounding), key,
-               start // 1024 * per_block)
+               counter_offset(start, src.dtype))
     if isinstance(fmt, FixedFormat) and fmt.overflow == "wrap":
         _wrap(dst, fmt)
     return dst

@@ -20,11 +20,10 @@ when rbits is None. The random bits come from Philox4x32-10 laid out as the C co
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from .formats import FixedFormat, FloatFormat, Format, as_scalar_format, layout
+from ._exact import largest_at_most  # noqa: F401 (also lowprec.reference.largest_at_most)
+from .formats import FixedFormat, FloatFormat, Format, as_scalar_format, layout, max_magnitudes
 from .rounding import check_rbits, mode_index
 
 _PHILOX_M = (np.uint64(0xD2511F53), np.uint64(0xCD9E8D57))
@@ -66,16 +65,6 @@ def element_random(n: int, dtype, seed: int, offset: int = 0) -> np.ndarray:
     return words[2 * h, cols] | (words[2 * h + 1, cols] << np.uint64(32))
 
 
-def largest_at_most(value: float, dtype) -> np.generic:
-    """The largest value of a float dtype that is <= value (value >= 0)."""
-    dtype = np.dtype(dtype)
-    with np.errstate(over="ignore"):
-        v = dtype.type(value)
-    if float(v) > value:
-        v = np.nextafter(v, dtype.type(0))
-    return v
-
-
 def _round_up(rounding, frac, odd, neg, k, rand, inexact):
     """Whether to add one unit to floor(s), per mode (frac = s - floor(s), exact; odd: whether the
     code of floor(s) * 2**qe is odd; inexact: frac > 0, also where s underflowed float64)."""
@@ -100,18 +89,6 @@ def _round_up(rounding, frac, odd, neg, k, rand, inexact):
         dk = np.where(big, 0, d).astype(np.uint64)
         return big | (r > ~dk)
     return (d.astype(np.uint64) + r) >= np.uint64(2**k)
-
-
-def max_magnitudes(fmt: Format, dtype) -> tuple[float, float]:
-    """The largest magnitudes of results (positive side, negative side): the format's, or, for a float
-    format wider than the dtype, its largest value the dtype holds (the dtype's max may not be one)."""
-    if isinstance(fmt, FixedFormat):
-        return fmt.max, abs(fmt.min)  # abs: an unsigned min is 0.0, never -0.0
-    info = np.finfo(dtype)
-    top = fmt.max
-    if top > float(info.max):  # all ones in fmt's mantissa at the dtype's top exponent
-        top = math.ldexp(2.0 - 2.0**-fmt.man_bits, int(info.maxexp) - 1)
-    return top, top
 
 
 def quantize_reference(x, fmt, rounding: str = "nearest_even", *, rbits: int | None = None,

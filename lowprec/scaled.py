@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from . import _arrays
-from .blockscaled import divide_round_odd, _split
+from ._exact import divide_round_odd, multiply_round_odd
+from ._philox import counter_offset, element_random
 from .formats import FixedFormat
-from .reference import element_random
 from .rounding import mode_index, seed_key
 from .scaled_formats import BinaryFormat, IntAffineFormat, TernaryFormat
 
@@ -37,26 +37,11 @@ def _along(param: Any, axis: int, arr: np.ndarray, name: str) -> np.ndarray | fl
     return np.asarray(param).reshape(shape)
 
 
-def multiply_round_odd(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
-    """a * b in float64 rounded to odd (see divide_round_odd): rounding it to float32 is rounding the
-    exact product once."""
-    with np.errstate(all="ignore"):
-        p = np.asarray(a * b, np.float64)
-        ah, al = _split(np.asarray(a, np.float64))
-        bh, bl = _split(np.asarray(b, np.float64))
-        err = ((ah * bh - p) + ah * bl + al * bh) + al * bl  # a*b = p + err exactly (Dekker)
-        fix = (err != 0) & ((p.view(np.int64) & 1) == 0) & np.isfinite(p) & (p != 0)
-        if fix.any():
-            p = p.copy()
-            p[fix] = np.nextafter(p[fix], np.where(np.broadcast_to(err, p.shape)[fix] > 0, np.inf, -np.inf))
-    return p
-
-
 def _random_unit(shape: tuple, seed: Any, start: int = 0) -> np.ndarray:
     """Uniform [0, 1) doubles from 32-bit Philox draws (lowprec.quantize's layout over float32), for
     the elements from `start` (a multiple of 1024) of a larger array."""
     n = int(np.prod(shape))
-    words = element_random(n, np.float32, seed_key(seed), offset=start // 1024 * 256)
+    words = element_random(n, np.float32, seed_key(seed), counter_offset(start, np.float32))
     return (words.astype(np.float64) / 2.0**32).reshape(shape)
 
 

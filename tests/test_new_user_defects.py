@@ -1,6 +1,5 @@
 """Defects a new user hit (issue 13): each test failed before its fix."""
 
-import dataclasses
 import tracemalloc
 import warnings
 

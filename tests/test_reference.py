@@ -29,6 +29,44 @@ def test_c_and_numpy_philox_agree():
     np.testing.assert_array_equal(buf.reshape(4, n), ref)
 
 
+def test_the_python_draw_layout_is_the_references():
+    # lowprec._philox draws through the C core for the Python paths; the reference has its own numpy Philox
+    from lowprec import _philox, reference
+
+    assert _philox.WORK_UNIT == reference._BLOCK == 1024  # the C core's unit (LP_WORK_UNIT) and the oracle's
+    for dtype in (np.float32, np.float64):
+        for n, start in ((1, 0), (1000, 0), (5000, 3 * 1024)):
+            off = _philox.counter_offset(start, dtype)
+            np.testing.assert_array_equal(_philox.element_random(n, dtype, 0x1234ABCD, off),
+                                          element_random(n, dtype, 0x1234ABCD, off))
+    x = np.random.default_rng(3).standard_normal(5000).astype(np.float32)
+    whole = lowprec.quantize(x, "fp8_e4m3fn", "stochastic", seed=9)
+    from lowprec.quantize import quantize_at
+
+    part = quantize_at(x[2048:], lowprec.formats.get("fp8_e4m3fn"), "stochastic", 9, None, 2048)
+    assert_same(part, whole[2048:])
+
+
+def test_production_code_never_imports_the_oracles():
+    import ast
+    from pathlib import Path
+
+    oracles = {"reference", "mac_reference", "block_reference", "testing"}
+    root = Path(lowprec.__file__).parent
+    for path in root.rglob("*.py"):
+        if path.stem in oracles or "testing" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            hit = {part for name in names for part in name.split(".")} & oracles
+            assert not hit, f"{path.relative_to(root)} imports {hit} (line {node.lineno})"
+
+
 float_formats = st.builds(
     lambda e, m, specials, sub, ovf: _float_format(e, m, specials, sub, ovf),
     st.integers(2, 8), st.integers(0, 12), st.sampled_from(["ieee", "fn", "fnuz", "none"]), st.booleans(),
