@@ -62,6 +62,7 @@ def main():
         ("fp16 sequential nearest_even", dict(acc="fp16")),
         ("fp16 chunk 64 nearest_even", dict(acc="fp16", chunk=64)),
         ("fp16 chunk 16, fp32 across chunks (the demo's)", dict(acc="fp16", chunk=16, chunk_acc="fp32")),
+        ("fp32 accumulator nearest_even", dict(acc="fp32")),
         ("fp16 fused (FMA) nearest_even", dict(acc="fp16", fused=True)),
         ("fp16 unfused (mul fp16) nearest_even", dict(mul="fp16", acc="fp16")),
         ("fp16 sequential stochastic", dict(acc="fp16", rounding="stochastic", seed=1)),
