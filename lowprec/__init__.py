@@ -8,10 +8,8 @@ thread count of the C core.
 """
 
 from . import cost, formats, observers
-from .block_formats import BlockFormat, bfp
-from .codebook_formats import LogFormat, LUTFormat
-from .kmeans import kmeans_codebook
-from .scaled_formats import BinaryFormat, IntAffineFormat, TernaryFormat, fit_binary, fit_ttq, fit_twn
+from .formats import (BinaryFormat, BlockFormat, IntAffineFormat, LogFormat, LUTFormat, TernaryFormat, bfp,
+                      fit_binary, fit_ttq, fit_twn, kmeans_codebook)
 from .bitmac import binary_matmul, ternary_matmul
 from .codemac import log_matmul, lut_matmul
 from .codec import decode, encode

@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .block_formats import E8M0, E8M0_MAX, E8M0_MIN, BlockFormat
+from .formats.block import E8M0, E8M0_MAX, E8M0_MIN, BlockFormat
 from .reference import quantize_reference
 
 

@@ -1,4 +1,4 @@
-"""Quantize, encode and decode block-scaled formats (lowprec.block_formats) along one axis.
+"""Quantize, encode and decode block-scaled formats (lowprec.formats.block) along one axis.
 
 Blocks run along ``axis``: elements i*block ... (i+1)*block - 1 of each line along it share a scale.
 When the axis length is not a multiple of the block size, the last block of each line is shorter;
@@ -24,7 +24,7 @@ from ._native import ffi, lib
 from ._params import qparams
 from ._exact import divide_round_odd
 from ._philox import counter_offset
-from .block_formats import E8M0, E8M0_MIN, E8M0_NAN, SCALE_RULES, BlockFormat
+from .formats.block import E8M0, E8M0_MIN, E8M0_NAN, SCALE_RULES, BlockFormat
 from .formats import layout
 from .rounding import check_rbits, mode_index, seed_key
 from .threads import get_num_threads
@@ -264,8 +264,6 @@ def encode_blocks(x: Any, fmt: BlockFormat, rounding: str, *, axis: int = -1, se
     element codes 0. Tensors in, tensors out. Works a bounded chunk at a time: the codes and scales
     are the only full-size arrays. Element codes come from the rounded elements themselves, so they do
     not depend on whether element * scale fits x's dtype."""
-    from .codec import _values_to_codes
-
     arr, _ = _arrays.to_numpy(x)
     mode_index(rounding)
     rbits = check_rbits(rbits)
@@ -295,7 +293,7 @@ def encode_blocks(x: Any, fmt: BlockFormat, rounding: str, *, axis: int = -1, se
             nan = np.isnan(scales)
             scale_codes = fmt.scale.encode(scales)
         elems = np.where(nan[:, None], 0.0, elems.astype(np.float64))
-        layout.scatter(codes, p0, p1, _values_to_codes(elems, fmt.element))
+        layout.scatter(codes, p0, p1, fmt.element.value_codes(elems))
         scales_view[layout.block_index(p0, p1)] = scale_codes
     if _arrays.is_tensor(x):
         import torch

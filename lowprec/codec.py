@@ -8,16 +8,12 @@ k * 2**-frac_bits. Codes are uint8/uint16/uint32/uint64 by width.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from . import _arrays
-from .block_formats import BlockFormat
-from .codebook_formats import LUTFormat
-from .scaled_formats import SCALED_KINDS
-from .formats import FixedFormat, Format, as_format
+from .formats import SCALED_KINDS, BlockFormat, Format, LUTFormat, as_format, decode_table
 from .quantize import quantize, quantized_chunks
 
 
@@ -38,10 +34,10 @@ def encode(x: Any, fmt: Format | str, rounding: str = "nearest_even", **kwargs) 
 
         return encode_blocks(x, fmt, rounding, **kwargs)
     if isinstance(x, (float, int)) and not isinstance(x, bool):
-        return int(_values_to_codes(np.float64(quantize(float(x), fmt, rounding, **kwargs)), fmt))
+        return int(fmt.value_codes(np.float64(quantize(float(x), fmt, rounding, **kwargs))))
     if _arrays.is_tensor(x) and x.device.type != "cpu":
         arr, _ = _arrays.to_numpy(quantize(x, fmt, rounding, **kwargs))
-        codes = _values_to_codes(arr.astype(np.float64), fmt)
+        codes = fmt.value_codes(arr.astype(np.float64))
     else:
         unknown = set(kwargs) - {"seed", "rbits", "nan"}
         if unknown:
@@ -51,7 +47,7 @@ def encode(x: Any, fmt: Format | str, rounding: str = "nearest_even", **kwargs) 
         codes = np.empty(arr.shape, fmt.code_dtype)
         flat = codes.reshape(-1)
         for start, values in quantized_chunks(arr, fmt, rounding, **kwargs):
-            flat[start:start + values.size] = _values_to_codes(values.astype(np.float64), fmt)
+            flat[start:start + values.size] = fmt.value_codes(values.astype(np.float64))
     if _arrays.is_tensor(x):
         import torch
 
@@ -110,85 +106,14 @@ def decode(codes: Any, fmt: Format | str, scales: Any = None, *, axis: int = -1,
         raise ValueError(f"codes must be in [0, 2**{fmt.bits}) for {fmt}; got values in [{arr.min()}, {arr.max()}]")
     values = np.empty(arr.shape, fmt.decode_dtype)
     flat_values = values.reshape(-1)
-    table = _decode_table(fmt) if fmt.bits <= 16 else None
+    table = decode_table(fmt) if fmt.bits <= 16 else None
     for start, stop, part in _arrays.flat_chunks(arr):  # a chunk at a time: bounded scratch
         if table is not None:
             flat_values[start:stop] = table[part.astype(np.intp)]
         else:
-            flat_values[start:stop] = _codes_to_values(part.astype(np.uint64), fmt)
+            flat_values[start:stop] = fmt.code_values(part.astype(np.uint64))
     if tensor:
         import torch
 
         return torch.from_numpy(np.ascontiguousarray(values))
     return values if values.ndim else values[()]
-
-
-@lru_cache(maxsize=64)
-def _decode_table(fmt: Format) -> np.ndarray:
-    table = _codes_to_values(np.arange(2**fmt.bits, dtype=np.uint64), fmt).astype(fmt.decode_dtype)
-    table.flags.writeable = False
-    return table
-
-
-def _codes_to_values(codes: np.ndarray, fmt: Format) -> np.ndarray:
-    """float64 values of uint64 codes (exact for every format of at most 53 significant bits)."""
-    if isinstance(fmt, FixedFormat):
-        k = codes.astype(np.float64)
-        if fmt.signed:
-            k = np.where(codes >= np.uint64(2 ** (fmt.bits - 1)), k - 2.0**fmt.bits, k)
-        return np.ldexp(k, -fmt.frac_bits)
-    e, m = fmt.exp_bits, fmt.man_bits
-    sign = (codes >> np.uint64(e + m)) & np.uint64(1)
-    expo = ((codes >> np.uint64(m)) & np.uint64(2**e - 1)).astype(np.int64)
-    man = (codes & np.uint64(2**m - 1)).astype(np.float64)
-    with np.errstate(over="ignore"):  # the all-ones exponent of fp64-wide formats; replaced below
-        normal = np.ldexp(1.0 + np.ldexp(man, -m), (expo - fmt.bias).astype(np.int32))
-    sub = np.ldexp(man, fmt.emin - m) if fmt.subnormals else np.zeros_like(man)
-    mag = np.where(expo == 0, sub, normal)
-    top = expo == 2**e - 1
-    if fmt.specials == "ieee":
-        mag = np.where(top, np.where(man == 0, np.inf, np.nan), mag)
-    elif fmt.specials == "fn":
-        mag = np.where(top & (man == 2**m - 1), np.nan, mag)
-    values = np.where(sign == 1, -mag, mag)
-    if fmt.specials in ("fnuz", "p3109"):
-        values = np.where(codes == np.uint64(2 ** (fmt.bits - 1)), np.nan, values)
-    if fmt.specials == "p3109":
-        values = np.where((codes & np.uint64(2 ** (fmt.bits - 1) - 1)) == np.uint64(2 ** (fmt.bits - 1) - 1),
-                          np.where(sign == 1, -np.inf, np.inf), values)
-    return values
-
-
-def _values_to_codes(v: np.ndarray, fmt: Format) -> np.ndarray:
-    """Codes of float64 values that are already values of fmt (or NaN/Inf where fmt has them)."""
-    dtype = fmt.code_dtype
-    if isinstance(fmt, FixedFormat):
-        k = np.ldexp(np.nan_to_num(v), fmt.frac_bits)
-        if fmt.bits == 64:
-            return k.astype(np.int64).view(np.uint64) if fmt.signed else k.astype(np.uint64)
-        return np.mod(k.astype(np.int64), 2**fmt.bits).astype(dtype)
-    e, m = fmt.exp_bits, fmt.man_bits
-    neg = np.signbit(v)
-    a = np.abs(v)
-    finite = np.isfinite(a)
-    safe = np.where(finite & (a > 0), a, 1.0)
-    ex = np.frexp(safe)[1].astype(np.int64) - 1
-    is_normal = finite & (a >= fmt.min_normal)
-    expo = np.where(is_normal, ex + fmt.bias, 0)
-    man_normal = np.ldexp(safe, (m - ex).astype(np.int32)) - 2.0**m
-    man_sub = np.ldexp(np.where(finite, a, 0.0), m - fmt.emin)
-    man = np.where(is_normal, man_normal, man_sub)
-    man = np.where(finite, man, 0.0).astype(np.uint64)
-    codes = (expo.astype(np.uint64) << np.uint64(m)) | man
-    top = np.uint64(2**e - 1) << np.uint64(m)
-    if fmt.specials == "ieee":
-        codes = np.where(np.isinf(a), top, codes)
-        codes = np.where(np.isnan(a), top | np.uint64(1 << (m - 1)), codes)
-    elif fmt.specials == "fn":
-        codes = np.where(np.isnan(a), top | np.uint64(2**m - 1), codes)
-    if fmt.specials == "p3109":
-        codes = np.where(np.isinf(a), np.uint64(2 ** (fmt.bits - 1) - 1), codes)
-    codes = codes | (neg.astype(np.uint64) << np.uint64(e + m))
-    if fmt.specials in ("fnuz", "p3109"):
-        codes = np.where(np.isnan(a), np.uint64(2 ** (fmt.bits - 1)), codes)
-    return codes.astype(dtype)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import _arrays
-from .codebook_formats import LogFormat, LUTFormat
+from .formats import LogFormat, LUTFormat
 from .mac import MAC
 from ._exact import multiply_round_odd
 

@@ -24,7 +24,7 @@ from ._philox import counter_offset, element_random
 from .rounding import seed_key
 from .threads import get_num_threads
 
-from .codebook_formats import LUT_MODES, LogFormat, LUTFormat
+from .formats.codebook import LUT_MODES, LogFormat, LUTFormat
 
 __all__ = ["LUTFormat", "LUT_MODES", "quantize_lut", "encode_lut", "decode_lut"]
 

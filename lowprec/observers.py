@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from . import _arrays
-from .scaled_formats import IntAffineFormat
+from .formats import IntAffineFormat
 
 __all__ = ["MinMaxObserver", "MovingAverageMinMaxObserver", "PercentileObserver", "MSEObserver", "KLObserver",
            "kl_threshold"]

@@ -10,10 +10,7 @@ from . import _arrays
 from ._native import ffi, lib
 from ._params import qparams
 from ._philox import counter_offset
-from .block_formats import BlockFormat
-from .codebook_formats import LUTFormat
-from .scaled_formats import SCALED_KINDS
-from .formats import FixedFormat, FloatFormat, Format, as_format, layout
+from .formats import SCALED_KINDS, BlockFormat, FixedFormat, FloatFormat, Format, LUTFormat, as_format, layout
 from .rounding import check_rbits, mode_index, seed_key
 from .threads import get_num_threads
 
@@ -42,7 +39,7 @@ def quantize(x: Any, fmt: Format | str, rounding: str = "nearest_even", *, seed:
     nan: "default" follows the format's convention (see its docstring); "raise" raises ValueError
     when a NaN meets a format without NaN.
 
-    Block-scaled formats (lowprec.block_formats, e.g. "mxfp8_e4m3"): blocks run along `axis`; `pad`
+    Block-scaled formats (lowprec.formats.block, e.g. "mxfp8_e4m3"): blocks run along `axis`; `pad`
     says what a partial last block does ("zeros": it is scaled by its own elements; "raise"). See
     lowprec.blockscaled. Codebook formats (lowprec.LUTFormat, LogFormat): see lowprec.lut. Binary,
     ternary and integer-affine formats: see lowprec.scaled.

@@ -1,4 +1,4 @@
-"""Quantize, encode and decode the scaled integer formats of lowprec.scaled_formats (binary, ternary,
+"""Quantize, encode and decode the scaled integer formats of lowprec.formats.scaled (binary, ternary,
 integer affine), numpy and torch. NaN input: binary and ternary values stay NaN (encode raises);
 integer affine quantize gives NaN, encode raises. Inf saturates."""
 
@@ -15,7 +15,7 @@ from ._exact import divide_round_odd, multiply_round_odd
 from ._philox import counter_offset, element_random
 from .formats import FixedFormat
 from .rounding import mode_index, seed_key
-from .scaled_formats import BinaryFormat, IntAffineFormat, TernaryFormat
+from .formats import BinaryFormat, IntAffineFormat, TernaryFormat
 
 __all__ = ["quantize_scaled", "encode_scaled", "decode_scaled", "SCALED_FORMATS"]
 

@@ -38,9 +38,7 @@ from .quantize import quantize as _lp_quantize
 from .quantize import run_kernel
 from .rounding import mode_index
 from .formats import as_format
-from .block_formats import BlockFormat
-from .codebook_formats import LUTFormat
-from .scaled_formats import BinaryFormat, IntAffineFormat, TernaryFormat, fit_twn
+from .formats import BinaryFormat, BlockFormat, IntAffineFormat, LUTFormat, TernaryFormat, fit_twn
 
 __all__ = ["quantize", "quantize_grad", "pact", "dorefa_weight", "dorefa_activation", "dorefa_grad", "lsq",
            "sign", "xnor_sign", "twn", "ttq", "ESTIMATORS"]

@@ -9,7 +9,7 @@ from hypothesis.extra import numpy as hnp
 
 import lowprec
 from lowprec import formats
-from lowprec.block_formats import SCALE_RULES, BlockFormat, bfp
+from lowprec.formats import SCALE_RULES, BlockFormat, bfp
 from lowprec.block_reference import quantize_blocks_reference, scale_exponent
 
 from helpers import assert_same

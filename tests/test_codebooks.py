@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import lowprec
-from lowprec.codebook_formats import LogFormat, LUTFormat
-from lowprec.kmeans import kmeans_codebook
+from lowprec.formats import LogFormat, LUTFormat, kmeans_codebook
 
 from helpers import assert_same
 

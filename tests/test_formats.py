@@ -150,7 +150,7 @@ def test_format_arguments_accept_names_and_objects():
 
 
 def test_corrupt_format_files_are_rejected():
-    from lowprec.formats import _load_file
+    from lowprec.formats.registry import _load_file
 
     with pytest.raises(ValueError, match="not valid TOML"):
         _load_file("[a\nkind=", "bad.toml")

@@ -35,10 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from ..block_formats import BlockFormat
-from ..codebook_formats import LogFormat, LUTFormat
-from ..formats import FixedFormat, FloatFormat, as_format, get
-from ..scaled_formats import BinaryFormat, IntAffineFormat, TernaryFormat
+from ..formats import (BinaryFormat, BlockFormat, FixedFormat, FloatFormat, IntAffineFormat, LogFormat, LUTFormat,
+                       TernaryFormat, as_format, get)
 from .table import CostTable, default_table
 
 __all__ = ["energy", "area", "memory_energy", "OPS", "scale_to_node"]

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..formats import as_format
 from ..quantize import quantize
-from ..scaled_formats import BinaryFormat, TernaryFormat, fit_binary, fit_twn
+from ..formats import BinaryFormat, TernaryFormat, fit_binary, fit_twn
 from .model import area, energy, memory_energy
 from .table import CostTable, default_table
 

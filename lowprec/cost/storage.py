@@ -15,10 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..block_formats import E8M0, BlockFormat
-from ..codebook_formats import LUTFormat
+from ..formats import E8M0, BinaryFormat, BlockFormat, IntAffineFormat, LUTFormat, TernaryFormat, fit_binary, fit_twn
 from ..formats import as_format
-from ..scaled_formats import BinaryFormat, IntAffineFormat, TernaryFormat
 
 __all__ = ["tensor_bits", "model_storage", "compression_rate", "space_saving_rate", "speedup_rate",
            "deep_compression_rate", "huffman_code_lengths", "huffman_bits"]
@@ -113,7 +111,6 @@ def model_storage(model, spec: dict) -> dict:
     import torch
 
     from ..codec import encode
-    from ..scaled_formats import fit_binary, fit_twn
 
     rows = []
     for name, module in model.named_modules():

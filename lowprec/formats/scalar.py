@@ -1,50 +1,33 @@
-"""Number formats: what values exist.
+"""Float and fixed-point formats: what values exist (the bottom layer).
 
 A format is an immutable value object (``FloatFormat``, ``FixedFormat``) that answers ``bits``,
 ``max``, ``min``, ``min_normal``, ``min_subnormal``, ``eps``, ``has_inf``, ``has_nan`` and, for
-formats of at most 16 bits, ``values()`` and ``codes()``. Named formats are defined once, in the
-``*.toml`` files of the ``formats`` folder shipped with the package; ``get(name)`` reads them and
-``names()`` lists them. ``q<int>.<frac>`` (signed) and ``uq<int>.<frac>`` (unsigned) fixed-point
-names are parsed on request.
+formats of at most 16 bits, ``values()`` and ``codes()``; ``code_values`` and ``value_codes`` map
+codes and values through its bit layout (lowprec.formats.bits). Named formats live in
+lowprec.formats.registry.
 
-This module is the bottom layer of lowprec: it imports nothing else of the package at import time.
-``encode`` needs the rounding kernels, so ``FloatFormat.encode``/``FixedFormat.encode`` import
-``lowprec.codec`` when they are called.
+This module imports nothing of lowprec above the formats layer, with one exception: ``encode`` (a
+rounding) imports ``lowprec.codec`` when it is called.
 """
 
 from __future__ import annotations
 
-import difflib
 import math
-import re
-import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
-from typing import Any, Union
+from typing import Union
 
 import numpy as np
 
-__all__ = ["FloatFormat", "FixedFormat", "Format", "get", "names", "as_format", "source", "layout"]
+from .._checks import check_choice, check_int
+from . import bits as _bits
+
+__all__ = ["FloatFormat", "FixedFormat", "Format", "layout", "max_magnitudes", "decode_table"]
 
 SPECIALS = ("ieee", "fn", "fnuz", "p3109", "none")
 FLOAT_OVERFLOW = ("saturate", "inf", "nan")
 FIXED_OVERFLOW = ("saturate", "wrap")
 _DEFAULT_OVERFLOW = {"ieee": "inf", "fn": "nan", "fnuz": "nan", "p3109": "inf", "none": "saturate"}
-
-
-def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int in [{lo}, {hi}], got {value!r}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
-    return int(value)
-
-
-def _check_choice(name: str, value: Any, allowed: tuple) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
-    return value
 
 
 def _code_dtype(bits: int) -> type:
@@ -69,21 +52,27 @@ class _FormatBase:
 
     def values(self) -> np.ndarray:
         """Every finite value of the format, ascending, zero once (float64; at most 16 bits)."""
-        v = self.decode(self.codes()).astype(np.float64)
+        v = self.code_values(self.codes().astype(np.uint64))
         v = v[np.isfinite(v)]
         return np.unique(v + 0.0)  # +0.0 folds -0 into 0
 
     def encode(self, x, rounding: str = "nearest_even", **kwargs) -> np.ndarray:
         """Round ``x`` to this format and return its unsigned integer codes (see ``lowprec.encode``)."""
-        from .codec import encode
+        from ..codec import encode  # the formats layer's one upward call: encoding is a rounding
 
         return encode(x, self, rounding, **kwargs)
 
     def decode(self, codes) -> np.ndarray:
-        """Values of the given codes (float32, or float64 where float32 cannot hold the format)."""
-        from .codec import decode
-
-        return decode(codes, self)
+        """Values of the given codes (an integer array in [0, 2**bits)), float32, or float64 where
+        float32 cannot hold the format (``decode_dtype``)."""
+        arr = np.asarray(codes)
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"codes must be an integer array, got {arr.dtype}")
+        if arr.size and (arr.min() < 0 or (self.bits < 64 and arr.max() >= 2**self.bits)):
+            raise ValueError(f"codes must be in [0, 2**{self.bits}) for {self}; got values in [{arr.min()}, {arr.max()}]")
+        if self.bits <= 16:
+            return decode_table(self)[arr.astype(np.intp)]
+        return self.code_values(arr.astype(np.uint64)).astype(self.decode_dtype)
 
     @property
     def decode_dtype(self) -> np.dtype:
@@ -128,17 +117,17 @@ class FloatFormat(_FormatBase):
     name: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        e = _check_int("exp_bits", self.exp_bits, 1, 11)
-        m = _check_int("man_bits", self.man_bits, 0, 52)
-        _check_choice("specials", self.specials, SPECIALS)
+        e = check_int("exp_bits", self.exp_bits, 1, 11)
+        m = check_int("man_bits", self.man_bits, 0, 52)
+        check_choice("specials", self.specials, SPECIALS)
         if not isinstance(self.subnormals, (bool, np.bool_)):
             raise TypeError(f"subnormals must be a bool, got {self.subnormals!r}")
         if self.bias is None:
             object.__setattr__(self, "bias", 2 ** (e - 1) if self.specials in ("fnuz", "p3109") else 2 ** (e - 1) - 1)
-        _check_int("bias", self.bias, -(2**11), 2**11)
+        check_int("bias", self.bias, -(2**11), 2**11)
         if self.overflow is None:
             object.__setattr__(self, "overflow", _DEFAULT_OVERFLOW[self.specials])
-        _check_choice("overflow", self.overflow, FLOAT_OVERFLOW)
+        check_choice("overflow", self.overflow, FLOAT_OVERFLOW)
         if self.specials == "ieee" and m == 0:
             raise ValueError("man_bits must be >= 1 with specials='ieee' (NaN needs a nonzero mantissa); use specials='fn' or 'none'")
         if self.overflow == "inf" and not self.has_inf:
@@ -218,6 +207,17 @@ class FloatFormat(_FormatBase):
     def _needs_float64(self) -> bool:
         return self.man_bits > 23 or self.emax > 127 or self.emin - (self.man_bits if self.subnormals else 0) < -149
 
+    def code_values(self, codes: np.ndarray) -> np.ndarray:
+        """float64 values of uint64 codes (the bit layout of lowprec.formats.bits)."""
+        return _bits.float_values(codes, self.exp_bits, self.man_bits, self.bias, self.emin, self.subnormals,
+                                  self.specials)
+
+    def value_codes(self, values: np.ndarray) -> np.ndarray:
+        """Codes (code_dtype) of float64 values that are values of this format, NaN and Inf included
+        where it has them."""
+        return _bits.float_codes(values, self.exp_bits, self.man_bits, self.bias, self.emin, self.specials,
+                                 self.code_dtype)
+
     def __repr__(self) -> str:
         if self.name:
             return f"<FloatFormat {self.name}: e{self.exp_bits}m{self.man_bits} bias={self.bias}, {self.specials}, max={self.max:g}>"
@@ -246,11 +246,11 @@ class FixedFormat(_FormatBase):
     def __post_init__(self) -> None:
         if not isinstance(self.signed, (bool, np.bool_)):
             raise TypeError(f"signed must be a bool, got {self.signed!r}")
-        _check_int("int_bits", self.int_bits, 1 if self.signed else 0, 64)
-        _check_int("frac_bits", self.frac_bits, 0, 64)
+        check_int("int_bits", self.int_bits, 1 if self.signed else 0, 64)
+        check_int("frac_bits", self.frac_bits, 0, 64)
         if not 1 <= self.bits <= 64:
             raise ValueError(f"int_bits + frac_bits must be in [1, 64], got {self.bits}")
-        _check_choice("overflow", self.overflow, FIXED_OVERFLOW)
+        check_choice("overflow", self.overflow, FIXED_OVERFLOW)
 
     @property
     def bits(self) -> int:
@@ -285,6 +285,14 @@ class FixedFormat(_FormatBase):
 
     def _needs_float64(self) -> bool:
         return self.bits - self.signed > 24
+
+    def code_values(self, codes: np.ndarray) -> np.ndarray:
+        """float64 values of uint64 codes (two's complement or unsigned k of k * 2**-frac_bits)."""
+        return _bits.fixed_values(codes, self.bits, self.frac_bits, self.signed)
+
+    def value_codes(self, values: np.ndarray) -> np.ndarray:
+        """Codes (code_dtype) of float64 values that are values of this format."""
+        return _bits.fixed_codes(values, self.bits, self.frac_bits, self.signed, self.code_dtype)
 
     def __repr__(self) -> str:
         if self.name:
@@ -322,114 +330,10 @@ def max_magnitudes(fmt: Format, dtype) -> tuple[float, float]:
         top = math.ldexp(2.0 - 2.0**-fmt.man_bits, int(info.maxexp) - 1)
     return top, top
 
-# -- the named formats -------------------------------------------------------------------------
-_KINDS = {"float": FloatFormat, "fixed": FixedFormat}
-_Q_NAME = re.compile(r"^(u?)q(\d+)\.(\d+)$")
 
-
-def _load_file(text: str, filename: str) -> dict[str, dict]:
-    try:
-        table = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"format file {filename}: not valid TOML ({exc})") from None
-    out = {}
-    for name, entry in table.items():
-        if not isinstance(entry, dict):
-            raise ValueError(f"format file {filename}: [{name}] must be a table")
-        if not entry.get("source"):
-            raise ValueError(f"format file {filename}: [{name}] has no 'source' (every format cites one)")
-        kind = entry.get("kind")
-        if kind not in _KINDS and kind != "block":
-            raise ValueError(f"format file {filename}: [{name}] kind must be one of {sorted(_KINDS) + ['block']}, got {kind!r}")
-        out[name] = entry
-    return out
-
-
-@lru_cache(maxsize=1)
-def _registry() -> dict[str, dict]:
-    entries: dict[str, dict] = {}
-    folder = resources.files("lowprec.format_data")
-    for item in sorted(folder.iterdir(), key=lambda p: p.name):
-        if item.name.endswith(".toml"):
-            for name, entry in _load_file(item.read_text(encoding="utf-8"), item.name).items():
-                if name in entries:
-                    raise ValueError(f"format {name!r} is defined twice (second time in {item.name})")
-                entries[name] = entry
-    return entries
-
-
-def _kind(kind: str) -> type:
-    if kind == "block":  # defined beside, on top of the element formats of this module
-        from .block_formats import BlockFormat
-
-        return BlockFormat
-    return _KINDS[kind]
-
-
-def _build(name: str, entry: dict) -> Format:
-    params = {k: v for k, v in entry.items() if k not in ("kind", "source", "notes")}
-    try:
-        return _kind(entry["kind"])(name=name, **params)
-    except TypeError as exc:
-        raise ValueError(f"format {name!r}: bad parameters in its definition ({exc})") from None
-
-
-NAME_KINDS = ("float", "fixed", "block", "scalar")
-
-
-def names(kind: str | None = None) -> list[str]:
-    """Names of the formats defined in the shipped ``formats/*.toml`` files, sorted; ``kind`` keeps
-    those of one kind: "float", "fixed", "block" (block-scaled) or "scalar" (float and fixed)."""
-    if kind is None:
-        return sorted(_registry())
-    _check_choice("kind", kind, NAME_KINDS)
-    wanted = ("float", "fixed") if kind == "scalar" else (kind,)
-    return sorted(n for n, entry in _registry().items() if entry["kind"] in wanted)
-
-
-def source(name: str) -> str:
-    """The citation a named format's definition gives."""
-    return _registry()[get(name).name]["source"]
-
-
-@lru_cache(maxsize=None)
-def get(name: str) -> Format:
-    """The named format (see ``names()``), or a parsed ``q<int>.<frac>`` / ``uq<int>.<frac>``."""
-    if not isinstance(name, str):
-        raise TypeError(f"format name must be a str, got {type(name).__name__}")
-    entry = _registry().get(name)
-    if entry is not None:
-        return _build(name, entry)
-    match = _Q_NAME.match(name)
-    if match:
-        unsigned, i, f = match.groups()
-        return FixedFormat(int(i), int(f), signed=not unsigned, name=name)
-    close = difflib.get_close_matches(name, names(), n=4, cutoff=0.5)
-    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-    raise ValueError(
-        f"unknown format name {name!r}{hint} (known: lowprec.formats.names(), or q<int>.<frac> / uq<int>.<frac>)"
-    )
-
-
-def as_format(fmt: Any) -> Format:
-    """Accept a format object or a name; everything in lowprec takes formats through this."""
-    if isinstance(fmt, (FloatFormat, FixedFormat)):
-        return fmt
-    if isinstance(fmt, str):
-        return get(fmt)
-    from .block_formats import BlockFormat
-    from .codebook_formats import LUTFormat
-    from .scaled_formats import SCALED_KINDS
-
-    if isinstance(fmt, (BlockFormat, LUTFormat) + SCALED_KINDS):
-        return fmt
-    raise TypeError(f"fmt must be a format name (str), a FloatFormat/FixedFormat or a BlockFormat, got {type(fmt).__name__}")
-
-
-def as_scalar_format(fmt: Any, name: str = "fmt") -> Format:
-    """as_format, for the places that take one value per element (not a block-scaled format)."""
-    f = as_format(fmt)
-    if not isinstance(f, (FloatFormat, FixedFormat)):
-        raise TypeError(f"{name} must be a float or fixed-point format; {f!r} is block-scaled "
-                        f"(quantize/encode/decode take it)")
-    return f
+@lru_cache(maxsize=64)
+def decode_table(fmt: Format) -> np.ndarray:
+    """The value of every code of a format of at most 16 bits, in its decode_dtype (read-only)."""
+    table = fmt.code_values(np.arange(2**fmt.bits, dtype=np.uint64)).astype(fmt.decode_dtype)
+    table.flags.writeable = False
+    return table

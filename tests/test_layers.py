@@ -1,0 +1,49 @@
+"""The one-way layering of DESIGN.md section 1, read from the source: every import of every module,
+at the top and inside functions. Layers become subpackages a slice at a time (issue 14); each that
+exists is held here."""
+
+import ast
+from pathlib import Path
+
+import lowprec
+
+ROOT = Path(lowprec.__file__).parent
+
+
+def _imports(path: Path) -> list[tuple[str, int]]:
+    """(absolute module name, line) of every lowprec import in a module, top level or nested."""
+    module = ".".join(("lowprec",) + path.relative_to(ROOT).with_suffix("").parts)
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                name = f"{base}.{node.module}" if node.module else base
+            else:
+                name = node.module or ""
+            names = [name] + [f"{name}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        for n in names:
+            if n.startswith("lowprec"):
+                out.append((n, node.lineno))
+    return out
+
+
+def test_the_formats_layer_imports_nothing_above_it():
+    allowed = ("lowprec.formats", "lowprec._checks")
+    # the one exception: FloatFormat.encode / FixedFormat.encode round, so they call lowprec.encode
+    exceptions = {("scalar.py", "lowprec.codec"), ("scalar.py", "lowprec.codec.encode")}
+    for path in (ROOT / "formats").glob("*.py"):
+        for name, line in _imports(path):
+            if name.startswith(allowed) or (path.name, name) in exceptions:
+                continue
+            raise AssertionError(f"lowprec/formats/{path.name}:{line} imports {name}, above the formats layer")
+
+
+def test_the_shared_helpers_import_nothing_of_lowprec():
+    for name in ("_checks.py", "_exact.py", "formats/bits.py"):
+        assert not [n for n, _ in _imports(ROOT / name)], name
