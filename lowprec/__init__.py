@@ -16,8 +16,8 @@ from .codec import decode, encode
 from .formats import FixedFormat, FloatFormat
 from .mac import MAC
 from .quantize import quantize
-from .rounding import ROUNDING_MODES
-from .threads import get_num_threads, set_num_threads
+from .kernels.rounding import ROUNDING_MODES
+from .kernels.threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 

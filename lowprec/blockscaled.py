@@ -20,14 +20,14 @@ from typing import Any, Callable
 import numpy as np
 
 from . import _arrays
-from ._native import ffi, lib
-from ._params import qparams
+from .kernels.native import ffi, lib
+from .kernels.params import qparams
 from ._exact import divide_round_odd
-from ._philox import counter_offset
+from .kernels.philox import counter_offset
 from .formats.block import E8M0, E8M0_MIN, E8M0_NAN, SCALE_RULES, BlockFormat
 from .formats import layout
-from .rounding import check_rbits, mode_index, seed_key
-from .threads import get_num_threads
+from .kernels.rounding import check_rbits, mode_index, seed_key
+from .kernels.threads import get_num_threads
 
 PAD_POLICIES = ("zeros", "raise")
 

@@ -20,7 +20,7 @@ import numpy as np
 from . import formats
 from .formats import FixedFormat
 from .quantize import quantize
-from .rounding import ROUNDING_MODES
+from .kernels.rounding import ROUNDING_MODES
 
 
 def _fmt_number(v: float | None) -> str:

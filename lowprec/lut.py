@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from . import _arrays
-from ._native import ffi, lib
-from ._philox import counter_offset, element_random
-from .rounding import seed_key
-from .threads import get_num_threads
+from .kernels.native import ffi, lib
+from .kernels.philox import counter_offset, element_random
+from .kernels.rounding import seed_key
+from .kernels.threads import get_num_threads
 
 from .formats.codebook import LUT_MODES, LogFormat, LUTFormat
 

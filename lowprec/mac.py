@@ -27,12 +27,12 @@ import numpy as np
 
 from . import _arrays
 from ._exact import rto64
-from ._native import ffi, lib
-from ._params import qparams
+from .kernels.native import ffi, lib
+from .kernels.params import qparams
 from .formats import FixedFormat, FloatFormat, Format, as_scalar_format, layout
 from .quantize import quantize
-from .rounding import check_rbits, mode_index, seed_key
-from .threads import get_num_threads
+from .kernels.rounding import check_rbits, mode_index, seed_key
+from .kernels.threads import get_num_threads
 
 ORDERS = ("sequential", "pairwise", "kahan")
 _GOLDEN = 0x9E3779B97F4A7C15  # spreads per-step seeds of stochastic rounding

@@ -7,12 +7,12 @@ from typing import Any
 import numpy as np
 
 from . import _arrays
-from ._native import ffi, lib
-from ._params import qparams
-from ._philox import counter_offset
+from .kernels.native import ffi, lib
+from .kernels.params import qparams
+from .kernels.philox import counter_offset
 from .formats import SCALED_KINDS, BlockFormat, FixedFormat, FloatFormat, Format, LUTFormat, as_format, layout
-from .rounding import check_rbits, mode_index, seed_key
-from .threads import get_num_threads
+from .kernels.rounding import check_rbits, mode_index, seed_key
+from .kernels.threads import get_num_threads
 
 NAN_POLICIES = ("default", "raise")
 

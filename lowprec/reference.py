@@ -24,7 +24,7 @@ import numpy as np
 
 from ._exact import largest_at_most  # noqa: F401 (also lowprec.reference.largest_at_most)
 from .formats import FixedFormat, FloatFormat, Format, as_scalar_format, layout, max_magnitudes
-from .rounding import check_rbits, mode_index
+from .kernels.rounding import check_rbits, mode_index
 
 _PHILOX_M = (np.uint64(0xD2511F53), np.uint64(0xCD9E8D57))
 _PHILOX_W = (0x9E3779B9, 0xBB67AE85)

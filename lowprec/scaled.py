@@ -12,9 +12,9 @@ import numpy as np
 
 from . import _arrays
 from ._exact import divide_round_odd, multiply_round_odd
-from ._philox import counter_offset, element_random
+from .kernels.philox import counter_offset, element_random
 from .formats import FixedFormat
-from .rounding import mode_index, seed_key
+from .kernels.rounding import mode_index, seed_key
 from .formats import BinaryFormat, IntAffineFormat, TernaryFormat
 
 __all__ = ["quantize_scaled", "encode_scaled", "decode_scaled", "SCALED_FORMATS"]
@@ -117,9 +117,9 @@ def _affine(arr: np.ndarray, fmt: IntAffineFormat, rounding: str, seed: Any) -> 
 def _affine_c(arr: np.ndarray, fmt: IntAffineFormat, rounding: str, seed: Any) -> np.ndarray | None:
     """The values of _affine by the C kernel (csrc/affine_impl.h), or None where it does not apply
     (stochastic rounding with per-channel parameters: the numpy path keeps its draws)."""
-    from ._native import ffi, lib
-    from ._params import qparams
-    from .threads import get_num_threads
+    from .kernels.native import ffi, lib
+    from .kernels.params import qparams
+    from .kernels.threads import get_num_threads
 
     per_channel = np.ndim(fmt.scale) == 1 or np.ndim(fmt.zero_point) == 1
     if per_channel and rounding == "stochastic":

@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._params import qparams
+from .kernels.params import qparams
 from .formats import FixedFormat, FloatFormat
 from .quantize import quantize as _lp_quantize
 from .quantize import run_kernel
-from .rounding import mode_index
+from .kernels.rounding import mode_index
 from .formats import as_format
 from .formats import BinaryFormat, BlockFormat, IntAffineFormat, LUTFormat, TernaryFormat, fit_twn
 

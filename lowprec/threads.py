@@ -1,36 +1,6 @@
-"""Thread count of the C kernels: lowprec.set_num_threads(n), else $LOWPREC_NUM_THREADS, else the
-CPUs this process may use."""
+"""Moved to lowprec.kernels.threads (this name stays an alias for a release)."""
+import sys
 
-import os
+from .kernels import threads as _moved
 
-_num_threads: int | None = None
-
-
-def _default() -> int:
-    env = os.environ.get("LOWPREC_NUM_THREADS")
-    if env:
-        try:
-            n = int(env)
-        except ValueError:
-            raise ValueError(f"LOWPREC_NUM_THREADS must be a positive integer, got {env!r}") from None
-        if n >= 1:
-            return n
-        raise ValueError(f"LOWPREC_NUM_THREADS must be a positive integer, got {env!r}")
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def set_num_threads(n: int | None) -> None:
-    """Use n threads in the C kernels (None: back to the environment's default). Results do not
-    depend on it, stochastic rounding included."""
-    global _num_threads
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise ValueError(f"n must be a positive int or None, got {n!r}")
-    _num_threads = n
-
-
-def get_num_threads() -> int:
-    """Threads the C kernels use."""
-    return _num_threads if _num_threads is not None else _default()
+sys.modules[__name__] = _moved

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._params import qparams
+from .kernels.params import qparams
 from .formats import FixedFormat, FloatFormat, as_format
-from .rounding import check_rbits, mode_index, seed_key
+from .kernels.rounding import check_rbits, mode_index, seed_key
 
 __all__ = ["quantize_torch", "philox_words"]
 

@@ -47,3 +47,10 @@ def test_the_formats_layer_imports_nothing_above_it():
 def test_the_shared_helpers_import_nothing_of_lowprec():
     for name in ("_checks.py", "_exact.py", "formats/bits.py"):
         assert not [n for n, _ in _imports(ROOT / name)], name
+
+
+def test_the_kernels_layer_imports_only_formats_and_the_compiled_core():
+    allowed = ("lowprec.kernels", "lowprec._kernels", "lowprec.formats", "lowprec._exact", "lowprec._checks")
+    for path in (ROOT / "kernels").glob("*.py"):
+        for name, line in _imports(path):
+            assert name.startswith(allowed), f"lowprec/kernels/{path.name}:{line} imports {name}, above the kernels layer"

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..formats import Format, as_format
 from ..quantize import quantize
-from ..rounding import SYMMETRIC_MODES, mode_index
+from ..kernels.rounding import SYMMETRIC_MODES, mode_index
 from .inputs import labelled_inputs
 
 
