@@ -7,17 +7,16 @@ and the named MX/NVFP4 ones, codebooks ``LUTFormat``/``LogFormat``/``kmeans_code
 thread count of the C core.
 """
 
-from . import cost, formats, observers
-from .formats import (BinaryFormat, BlockFormat, IntAffineFormat, LogFormat, LUTFormat, TernaryFormat, bfp,
-                      fit_binary, fit_ttq, fit_twn, kmeans_codebook)
+from . import quantize as _old_quantize_module  # noqa: F401 (loaded first: lowprec.quantize is then the function)
+from . import array, cost, formats, kernels, observers  # noqa: F401
+from .array import decode, encode, quantize
 from .bitmac import binary_matmul, ternary_matmul
 from .codemac import log_matmul, lut_matmul
-from .codec import decode, encode
-from .formats import FixedFormat, FloatFormat
-from .mac import MAC
-from .quantize import quantize
+from .formats import (BinaryFormat, BlockFormat, FixedFormat, FloatFormat, IntAffineFormat, LogFormat, LUTFormat,
+                      TernaryFormat, bfp, fit_binary, fit_ttq, fit_twn, kmeans_codebook)
 from .kernels.rounding import ROUNDING_MODES
 from .kernels.threads import get_num_threads, set_num_threads
+from .mac import MAC
 
 __version__ = "0.1.0"
 

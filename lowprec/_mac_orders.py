@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._exact import add_rto
-from .quantize import quantize
+from .array import quantize
 
 _GOLDEN = 0x9E3779B97F4A7C15
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _arrays
+from .array import adapters as _arrays
 
 
 def pack_binary(x, axis: int = -1) -> np.ndarray:

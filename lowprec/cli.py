@@ -19,7 +19,7 @@ import numpy as np
 
 from . import formats
 from .formats import FixedFormat
-from .quantize import quantize
+from .array import quantize
 from .kernels.rounding import ROUNDING_MODES
 
 

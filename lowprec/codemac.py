@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _arrays
+from .array import adapters as _arrays
+from .array import quantize
 from .formats import LogFormat, LUTFormat
 from .mac import MAC
 from ._exact import multiply_round_odd
@@ -33,7 +34,6 @@ def product_table(fmt_a: LUTFormat, fmt_b: LUTFormat, product: Any = None) -> np
     a, b = np.meshgrid(fmt_a.codebook, fmt_b.codebook, indexing="ij")
     if product is None:
         return a * b
-    from .quantize import quantize
 
     return quantize(multiply_round_odd(a, b), product)
 

@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from . import _arrays
+from .array import adapters as _arrays
 from ._exact import rto64
 from .kernels.native import ffi, lib
 from .kernels.params import qparams
 from .formats import FixedFormat, FloatFormat, Format, as_scalar_format, layout
-from .quantize import quantize
+from .array import quantize
 from .kernels.rounding import check_rbits, mode_index, seed_key
 from .kernels.threads import get_num_threads
 

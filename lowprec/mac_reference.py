@@ -17,7 +17,7 @@ import numpy as np
 
 from ._exact import rto64  # noqa: F401 (also lowprec.mac_reference.rto64)
 from .formats import Format, as_scalar_format
-from .quantize import quantize
+from .array import quantize
 from .reference import philox4x32, quantize_reference
 
 

@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _arrays
+from .array import adapters as _arrays
+from .array import quantize
 from .formats import IntAffineFormat
 
 __all__ = ["MinMaxObserver", "MovingAverageMinMaxObserver", "PercentileObserver", "MSEObserver", "KLObserver",
@@ -179,7 +180,6 @@ class MSEObserver(_SampleObserver):
         self.candidates, self.bits, self.signed = candidates, bits, signed
 
     def threshold(self) -> float:
-        from .quantize import quantize
 
         a = self.magnitudes
         amax = float(a.max())

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from .formats import as_format
-from .quantize import quantize
+from .array import quantize
 
 __all__ = ["LowPrecisionOptimizer"]
 

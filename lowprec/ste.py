@@ -34,8 +34,8 @@ import torch
 
 from .kernels.params import qparams
 from .formats import FixedFormat, FloatFormat
-from .quantize import quantize as _lp_quantize
-from .quantize import run_kernel
+from .array import quantize as _lp_quantize
+from .array.scalar import run_kernel
 from .kernels.rounding import mode_index
 from .formats import as_format
 from .formats import BinaryFormat, BlockFormat, IntAffineFormat, LUTFormat, TernaryFormat, fit_twn

@@ -36,7 +36,7 @@ def _imports(path: Path) -> list[tuple[str, int]]:
 def test_the_formats_layer_imports_nothing_above_it():
     allowed = ("lowprec.formats", "lowprec._checks")
     # the one exception: FloatFormat.encode / FixedFormat.encode round, so they call lowprec.encode
-    exceptions = {("scalar.py", "lowprec.codec"), ("scalar.py", "lowprec.codec.encode")}
+    exceptions = {("scalar.py", "lowprec.array"), ("scalar.py", "lowprec.array.encode")}
     for path in (ROOT / "formats").glob("*.py"):
         for name, line in _imports(path):
             if name.startswith(allowed) or (path.name, name) in exceptions:
@@ -54,3 +54,22 @@ def test_the_kernels_layer_imports_only_formats_and_the_compiled_core():
     for path in (ROOT / "kernels").glob("*.py"):
         for name, line in _imports(path):
             assert name.startswith(allowed), f"lowprec/kernels/{path.name}:{line} imports {name}, above the kernels layer"
+
+
+def test_the_array_layer_imports_nothing_above_it():
+    allowed = ("lowprec.array", "lowprec.kernels", "lowprec.formats", "lowprec._exact", "lowprec._checks")
+    for path in (ROOT / "array").glob("*.py"):
+        for name, line in _imports(path):
+            assert name.startswith(allowed), f"lowprec/array/{path.name}:{line} imports {name}, above the array layer"
+
+
+def test_no_import_circle_among_the_layers():
+    """Between the layer subpackages, imports go one way (formats <- kernels <- array)."""
+    order = ["formats", "kernels", "array"]
+    for i, lower in enumerate(order):
+        for higher in order[i + 1:]:
+            for path in (ROOT / lower).glob("*.py"):
+                hits = [(n, line) for n, line in _imports(path) if n.startswith(f"lowprec.{higher}")]
+                hits = [h for h in hits if (lower, path.name, h[0]) not in {("formats", "scalar.py", "lowprec.array"),
+                                                                             ("formats", "scalar.py", "lowprec.array.encode")}]
+                assert not hits, f"lowprec/{lower}/{path.name} imports {hits} of the higher {higher} layer"

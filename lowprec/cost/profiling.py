@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..formats import as_format
-from ..quantize import quantize
+from ..array import quantize
 from ..formats import BinaryFormat, TernaryFormat, fit_binary, fit_twn
 from .model import area, energy, memory_energy
 from .table import CostTable, default_table

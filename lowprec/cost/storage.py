@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..array import encode
 from ..formats import E8M0, BinaryFormat, BlockFormat, IntAffineFormat, LUTFormat, TernaryFormat, fit_binary, fit_twn
 from ..formats import as_format
 
@@ -110,7 +111,6 @@ def model_storage(model, spec: dict) -> dict:
     Huffman-coded size of the weight codes where the format has codes."""
     import torch
 
-    from ..codec import encode
 
     rows = []
     for name, module in model.named_modules():

@@ -7,7 +7,7 @@ codes and values through its bit layout (lowprec.formats.bits). Named formats li
 lowprec.formats.registry.
 
 This module imports nothing of lowprec above the formats layer, with one exception: ``encode`` (a
-rounding) imports ``lowprec.codec`` when it is called.
+rounding) imports ``lowprec.array`` when it is called.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class _FormatBase:
 
     def encode(self, x, rounding: str = "nearest_even", **kwargs) -> np.ndarray:
         """Round ``x`` to this format and return its unsigned integer codes (see ``lowprec.encode``)."""
-        from ..codec import encode  # the formats layer's one upward call: encoding is a rounding
+        from ..array import encode  # the formats layer's one upward call: encoding is a rounding
 
         return encode(x, self, rounding, **kwargs)
 

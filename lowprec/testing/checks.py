@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..formats import Format, as_format
-from ..quantize import quantize
+from ..array import quantize
 from ..kernels.rounding import SYMMETRIC_MODES, mode_index
 from .inputs import labelled_inputs
 

@@ -1,0 +1,206 @@
+"""lowprec.quantize, encode and decode: one dispatch over the format kinds.
+
+Each kind (float and fixed point, block-scaled, codebook, binary/ternary/affine) has its module in
+lowprec.array and one row in KINDS: the functions that do the work and the keywords each of them
+honours. A keyword given (not at its default) to a kind that does not honour it is refused with a
+ValueError naming the keyword and the kind, never ignored. float16/bfloat16 tensors go through
+float32 (which holds them exactly) and come back in their own dtype where the format's values fit it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from ..formats import SCALED_KINDS, BlockFormat, FixedFormat, FloatFormat, Format, LUTFormat, as_format, layout
+from . import adapters as _arrays
+from .block import BlockCodes, decode_blocks, encode_blocks, quantize_blocks
+from .codebook import decode_lut, encode_lut, quantize_lut
+from .scalar import decode_scalar, encode_scalar, quantize_scalar
+from .scaled import decode_scaled, encode_scaled, quantize_scaled
+
+__all__ = ["quantize", "encode", "decode", "KINDS", "BlockCodes"]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A family of formats: its name in messages, its format classes, and per operation the function
+    and the keywords it honours (beyond x, fmt and rounding)."""
+
+    name: str
+    types: tuple
+    quantize: Callable
+    encode: Callable
+    decode: Callable
+    quantize_keywords: frozenset
+    encode_keywords: frozenset
+    decode_keywords: frozenset
+
+
+def _blocks_quantize(x, fmt, rounding, *, seed=None, rbits=None, out=None, axis=-1, pad="zeros"):
+    return quantize_blocks(x, fmt, rounding, axis=axis, seed=seed, rbits=rbits, out=out, pad=pad)
+
+
+def _blocks_decode(codes, fmt, *, scales=None, axis=-1, tensor_scale=None, dtype=None):
+    if isinstance(codes, BlockCodes):
+        given = codes
+        codes, scales = given.codes, given.scales
+        tensor_scale = given.tensor_scale if tensor_scale is None else tensor_scale
+        dtype = given.dtype if dtype is None else dtype
+    if scales is None:
+        raise TypeError(f"decode of the block-scaled {fmt!r} needs scales= (or the pair encode returned)")
+    if tensor_scale is None and fmt.tensor_scale:
+        raise TypeError(f"decode of {fmt.name or fmt!r} needs tensor_scale= (encode(...).tensor_scale): "
+                        "its values are element * block scale * tensor scale")
+    return decode_blocks(codes, fmt, scales, axis=axis, tensor_scale=1.0 if tensor_scale is None else tensor_scale,
+                         dtype=np.float64 if dtype is None else dtype)
+
+
+def _lut_quantize(x, fmt, rounding, *, seed=None, out=None):
+    return quantize_lut(x, fmt, rounding, seed, out)
+
+
+KINDS = (
+    Kind("float and fixed-point", (FloatFormat, FixedFormat), quantize_scalar, encode_scalar, decode_scalar,
+         frozenset({"seed", "rbits", "out", "nan"}), frozenset({"seed", "rbits", "nan"}), frozenset()),
+    Kind("block-scaled", (BlockFormat,), _blocks_quantize, encode_blocks, _blocks_decode,
+         frozenset({"seed", "rbits", "out", "axis", "pad"}), frozenset({"seed", "rbits", "axis", "pad"}),
+         frozenset({"scales", "axis", "tensor_scale", "dtype"})),
+    Kind("codebook (LUT, log)", (LUTFormat,), _lut_quantize, encode_lut, decode_lut,
+         frozenset({"seed", "out"}), frozenset({"seed"}), frozenset()),
+    Kind("binary, ternary and integer-affine", SCALED_KINDS, quantize_scaled, encode_scaled, decode_scaled,
+         frozenset({"seed", "out"}), frozenset({"seed"}), frozenset()),
+)
+
+_DEFAULTS = {"seed": None, "rbits": None, "out": None, "nan": "default", "axis": -1, "pad": "zeros",
+             "scales": None, "tensor_scale": None, "dtype": None}
+
+
+def kind_of(fmt: Format) -> Kind:
+    """The row of KINDS a format object belongs to."""
+    for kind in KINDS:
+        if isinstance(fmt, kind.types):
+            return kind
+    raise TypeError(f"no array operations are registered for {type(fmt).__name__}")
+
+
+def _is_default(key: str, value: Any) -> bool:
+    default = _DEFAULTS[key]
+    if value is default:
+        return True
+    return isinstance(value, (str, int)) and not isinstance(value, bool) and type(value) is type(default) \
+        and value == default
+
+
+def _keywords(kind: Kind, fmt: Format, op: str, allowed: frozenset, given: dict) -> dict:
+    """The keywords this kind honours; ValueError for one it does not that is not at its default."""
+    for key, value in given.items():
+        if key not in allowed and not _is_default(key, value):
+            takes = ", ".join(f"{k}=" for k in sorted(allowed)) or "no keywords"
+            raise ValueError(f"{key}= does not apply to {kind.name} formats ({fmt.name or fmt!r}): their "
+                             f"{op} takes {takes}")
+    return {k: v for k, v in given.items() if k in allowed}
+
+
+def quantize(x: Any, fmt: Format | str, rounding: str = "nearest_even", *, seed: Any = None,
+             rbits: int | None = None, out: Any = None, nan: str = "default", axis: int = -1,
+             pad: str = "zeros") -> Any:
+    """Round every element of x to a value of `fmt` (a name or a format object).
+
+    x: float32/float64 numpy array (any strides, either byte order), numpy float scalar, Python
+    float, or torch tensor (float16/bfloat16 too). The result has x's type, dtype and shape; x itself
+    is never written unless it is passed as `out`. float64 input is rounded once, directly.
+
+    rounding: one of lowprec.ROUNDING_MODES. "stochastic" rounds away from zero with probability
+    (distance to the lower neighbour) / spacing; `seed` (int or numpy Generator) fixes the random
+    bits, whatever the thread count; `rbits=k` uses k random bits with the remainder rounded to k bits
+    first (gfloat's RoundMode.Stochastic). rbits=None uses 32 random bits for float32 input and 64
+    for float64, which is exact whenever the remainder fits in them (always, for inputs no more than
+    ~8 (float32) / ~11 (float64) binades below the format's smallest nonzero value).
+
+    Formats wider than x's dtype (e.g. fp64, int32 from float32): results are the values of the
+    format that x's dtype holds; saturation stops at the largest such value.
+
+    nan (float and fixed point): "default" follows the format's convention (see its docstring);
+    "raise" raises ValueError when a NaN meets a format without NaN.
+
+    Block-scaled formats (lowprec.formats.block, e.g. "mxfp8_e4m3"): blocks run along `axis`; `pad`
+    says what a partial last block does ("zeros": it is scaled by its own elements; "raise"). See
+    lowprec.array.block. Codebook formats (LUTFormat, LogFormat): lowprec.array.codebook. Binary,
+    ternary and integer-affine formats: lowprec.array.scaled. A keyword a kind does not take (rbits
+    for a codebook, axis for a float format, ...) raises ValueError.
+    """
+    fmt = as_format(fmt)
+    kind = kind_of(fmt)
+    kw = _keywords(kind, fmt, "quantize", kind.quantize_keywords,
+                   dict(seed=seed, rbits=rbits, out=out, nan=nan, axis=axis, pad=pad))
+    if _arrays.is_half_tensor(x):
+        return _quantize_half(x, fmt, rounding, **kw)
+    return kind.quantize(x, fmt, rounding, **kw)
+
+
+def encode(x: Any, fmt: Format | str, rounding: str = "nearest_even", *, seed: Any = None,
+           rbits: int | None = None, nan: str = "default", axis: int = -1, pad: str = "zeros") -> Any:
+    """Round x to `fmt` (as quantize, the same keywords but out) and return the codes: an unsigned
+    integer array of x's shape (a torch tensor for tensor input, a Python int for a Python float);
+    block-scaled formats give BlockCodes (codes, scales, .tensor_scale, .dtype). Memory: the codes
+    plus a bounded scratch, whatever x's size."""
+    fmt = as_format(fmt)
+    kind = kind_of(fmt)
+    kw = _keywords(kind, fmt, "encode", kind.encode_keywords, dict(seed=seed, rbits=rbits, nan=nan, axis=axis, pad=pad))
+    return kind.encode(x, fmt, rounding, **kw)
+
+
+def decode(codes: Any, fmt: Format | str, scales: Any = None, *, axis: int = -1,
+           tensor_scale: float | None = None, dtype: Any = None) -> Any:
+    """Values of codes of `fmt`: float32, or float64 for formats float32 cannot hold (see
+    ``fmt.decode_dtype``). Codes must be integers in [0, 2**bits).
+
+    Block-scaled formats: pass the pair ``encode`` returned as `codes` (values in the encoded array's
+    dtype: decode(encode(x)) is quantize(x) bit for bit), or the element codes and their `scales`
+    (values exact, float64: E8M0 scales reach beyond float32), blocked along `axis`; NVFP4 also needs
+    `tensor_scale` (``encode(...).tensor_scale``). `dtype` (float32/float64) overrides the values'
+    dtype (rounded once)."""
+    fmt = as_format(fmt)
+    kind = kind_of(fmt)
+    if scales is not None and "scales" not in kind.decode_keywords:
+        raise TypeError(f"scales= is for block-scaled formats; {fmt!r} has none")
+    kw = _keywords(kind, fmt, "decode", kind.decode_keywords,
+                   dict(scales=scales, axis=axis, tensor_scale=tensor_scale, dtype=dtype))
+    return kind.decode(codes, fmt, **kw)
+
+
+_HALF_LIMITS = {"float16": (10, 65504.0, -24), "bfloat16": (7, 3.3895313892515355e38, -133)}  # man, max, q_exp
+
+
+def fits(fmt: Format, dtype_name: str) -> bool:
+    """Whether every value of a float or fixed-point format is exact in torch's float16/bfloat16."""
+    man, top, q_exp = _HALF_LIMITS[dtype_name]
+    fq = layout(fmt)[2]
+    width = fmt.man_bits + 1 if isinstance(fmt, FloatFormat) else fmt.bits - int(fmt.signed)  # significant bits
+    return width <= man + 1 and fmt.max <= top and -fmt.min <= top and fq >= q_exp
+
+
+def _quantize_half(x: Any, fmt: Format, rounding: str, *, out: Any, **kwargs: Any) -> Any:
+    """float16/bfloat16 tensors: exact in float32, quantized there, the result in x's dtype, which
+    must hold every value of the format (else a clear error, never a second rounding)."""
+    dtype_name = str(x.dtype).rsplit(".", 1)[-1]
+    if isinstance(fmt, (FloatFormat, FixedFormat)) and not fits(fmt, dtype_name):
+        raise TypeError(f"x is a {dtype_name} tensor and {fmt.name or fmt!r} has values {dtype_name} cannot "
+                        "hold; pass x.float() (the result is then float32)")
+    q = quantize(x.float(), fmt, rounding, **kwargs)
+    result = q.to(x.dtype)
+    if not isinstance(fmt, (FloatFormat, FixedFormat)):  # scaled, block, codebook values: check them
+        import torch
+
+        if not bool(((result.float() == q) | torch.isnan(q)).all()):
+            raise TypeError(f"x is a {dtype_name} tensor and its values in {fmt!r} are not all {dtype_name} "
+                            "values; pass x.float() (the result is then float32)")
+    if out is not None:
+        if not _arrays.is_tensor(out) or out.shape != x.shape or out.dtype != x.dtype:
+            raise TypeError("out must be a tensor of x's shape and dtype")
+        out.copy_(result)
+        return out
+    return result

@@ -1,0 +1,338 @@
+"""Quantize, encode and decode block-scaled formats (lowprec.formats.block) along one axis.
+
+Blocks run along ``axis``: elements i*block ... (i+1)*block - 1 of each line along it share a scale.
+When the axis length is not a multiple of the block size, the last block of each line is shorter;
+it is scaled by its own elements, exactly as if the line were padded with zeros (``pad="zeros"``, the
+default), or ``pad="raise"`` refuses such input. Stochastic rounding draws one Philox word per element
+in the order of the blocked layout (axis moved last, lines padded), as ``lowprec.quantize`` draws over
+that array: e8m0 formats round the float32/float64 scaled values; float-scaled ones (NVFP4) round
+float64 quotients.
+
+E8M0 (MX) formats run in the C core; float scales (NVFP4) in numpy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from . import adapters as _arrays
+from ..kernels.native import ffi, lib
+from ..kernels.params import qparams
+from .._exact import divide_round_odd
+from ..kernels.philox import counter_offset
+from ..formats.block import E8M0, E8M0_MIN, E8M0_NAN, SCALE_RULES, BlockFormat
+from ..formats import layout
+from ..kernels.rounding import check_rbits, mode_index, seed_key
+from ..kernels.threads import get_num_threads
+from .scalar import quantize_at, quantize_scalar
+
+PAD_POLICIES = ("zeros", "raise")
+
+
+def _check_axis(axis: Any, ndim: int) -> int:
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"axis must be an int, got {axis!r}")
+    if ndim == 0:
+        raise ValueError("block-scaled formats need an array with at least one dimension (x is 0-d)")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis must be in [{-ndim}, {ndim - 1}] for a {ndim}-d array, got {axis}")
+    return int(axis) % ndim
+
+
+def to_blocks(arr: np.ndarray, axis: int, block: int, pad: str) -> tuple[np.ndarray, Callable]:
+    """(C-contiguous (nblocks, block) array of arr's blocks, a function mapping such an array back to
+    arr's shape). Padding elements are zeros."""
+    if pad not in PAD_POLICIES:
+        raise ValueError(f"pad must be one of {', '.join(map(repr, PAD_POLICIES))}; got {pad!r}")
+    moved = np.moveaxis(arr, axis, -1)
+    length = moved.shape[-1]
+    if length % block and pad == "raise":
+        raise ValueError(f"the axis length {length} is not a multiple of the block size {block} (pad='raise')")
+    padded_len = -(-length // block) * block
+    if padded_len != length:
+        lines = np.zeros(moved.shape[:-1] + (padded_len,), arr.dtype)
+        lines[..., :length] = moved
+    else:
+        lines = np.ascontiguousarray(moved)
+    lead = moved.shape[:-1]
+
+    def back(blocks: np.ndarray) -> np.ndarray:
+        lines_back = blocks.reshape(lead + (padded_len,))[..., :length]
+        return np.ascontiguousarray(np.moveaxis(lines_back, -1, axis))
+
+    return lines.reshape(-1, block), back
+
+
+def scale_shape(shape: tuple, axis: int, block: int) -> tuple:
+    """Shape of the scales of an array of `shape` blocked along `axis`."""
+    s = list(shape)
+    s[axis] = -(-s[axis] // block)
+    return tuple(s)
+
+
+def _blockparams(fmt: BlockFormat, elements: bool = False):
+    bp = ffi.new("lp_blockparams *")
+    bp.elements = int(elements)
+    bp.block = fmt.block
+    bp.rule = SCALE_RULES.index(fmt.rule)
+    bp.elem_emax = fmt.element_emax
+    bp.elem_max = fmt.element.max
+    bp.elem_prec = fmt.element_precision
+    return bp
+
+
+def check_element_range(fmt: BlockFormat, dtype: np.dtype) -> None:
+    """The C kernel's premise: every element value times any e8m0 scale is a value of dtype."""
+    q_exp = layout(fmt.element)[2]
+    lowest = -149 if dtype == np.float32 else -1074
+    if q_exp + E8M0_MIN < lowest:
+        raise ValueError(f"{fmt!r}: its smallest nonzero element 2**{q_exp} times the smallest scale "
+                         f"2**{E8M0_MIN} is below {dtype}'s range; use float64 input")
+
+
+def e8m0_quantize(blocks: np.ndarray, fmt: BlockFormat, rounding: str, key: int, rbits: int | None,
+                  values: np.ndarray | None = None, elements: bool = False, start: int = 0
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(values, scale exponents) of (nblocks, block) float32/float64 blocks, in the C core; `values`
+    (C-contiguous, blocks' shape and dtype, not overlapping blocks) receives the values if given.
+    elements=True: the rounded element values instead (not multiplied by their scales). start: the
+    blocks are elements from `start` (a multiple of 1024) of a larger blocked layout (stochastic draws)."""
+    check_element_range(fmt, blocks.dtype)
+    ctype = "float[]" if blocks.dtype == np.float32 else "double[]"
+    fn = lib.lp_block_quantize_f32 if blocks.dtype == np.float32 else lib.lp_block_quantize_f64
+    exps = np.empty(blocks.shape[0], np.int32)
+    if values is None:
+        values = np.empty_like(blocks)
+    if blocks.size:
+        ep = qparams(fmt.element, blocks.dtype, rounding, rbits)
+        fn(ffi.from_buffer(ctype, blocks), ffi.from_buffer(ctype, values, require_writable=True), blocks.size,
+           _blockparams(fmt, elements), ffi.from_buffer("int32_t[]", exps, require_writable=True), ep,
+           mode_index(rounding), key, counter_offset(start, blocks.dtype), get_num_threads())
+    return values, exps
+
+
+# -- float scales (NVFP4): numpy --------------------------------------------------------------------
+def _block_amax(x: np.ndarray) -> np.ndarray:
+    """The largest magnitude of each row of (nblocks, block) x (NaN where a row holds NaN)."""
+    with np.errstate(invalid="ignore"):
+        return np.max(np.abs(x), axis=1) if x.size else np.zeros(x.shape[0])
+
+
+def tensor_scale_of(t_amax: float | None, fmt: BlockFormat) -> float:
+    """NVFP4's per-tensor float32 scale from the largest finite block amax (None: no finite block):
+    t_amax / (scale max * element max), rounded to float32; 1.0 where that is 0 or not finite."""
+    if not fmt.tensor_scale or t_amax is None:
+        return 1.0
+    g32 = np.float32(t_amax / (fmt.scale.max * fmt.element.max))
+    return float(g32) if np.isfinite(g32) and g32 > 0 else 1.0
+
+
+def float_scale_quantize(blocks: np.ndarray, fmt: BlockFormat, rounding: str, key: int, rbits: int | None,
+                         g: float | None = None, start: int = 0) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """(values, scale values (float64, NaN for a block with NaN/Inf), tensor scale, element values) of
+    blocks whose scale is a float format: scale = round_nearest_even(amax / (element max * tensor
+    scale)); values are element * scale * tensor scale, rounded once to the blocks' dtype. g: the
+    tensor scale (None: from these blocks); start: as e8m0_quantize's."""
+
+    x = blocks.astype(np.float64)
+    amax = _block_amax(x)
+    finite = np.isfinite(amax)
+    if g is None:
+        g = tensor_scale_of(float(np.max(amax[finite])) if finite.any() else None, fmt)
+    denom = np.full_like(amax, fmt.element.max * g)  # exact: a 2-bit max times a float32
+    raw = divide_round_odd(np.where(finite, amax, 0.0), denom)
+    # clamped into the scale's finite positive range (torchao's rule): an amax past max * 448 takes
+    # the largest scale (its elements saturate) instead of a NaN scale, and a tiny nonzero block the
+    # smallest scale instead of 0 (which would zero the block)
+    scales = quantize_scalar(raw, dataclasses.replace(fmt.scale, overflow="saturate"), "nearest_even")
+    smallest = fmt.scale.min_subnormal or fmt.scale.min_normal
+    scales = np.where(amax > 0, np.maximum(scales, smallest), scales)
+    scales = np.where(finite, scales, np.nan)
+    usable = finite & (scales > 0)
+    sg = np.where(usable, scales * g, 1.0)  # exact: 4 + 24 significant bits
+    q = divide_round_odd(x, sg[:, None])
+    q = np.where(usable[:, None], q, 0.0)
+    elements = quantize_at(np.ascontiguousarray(q).reshape(-1), fmt.element, rounding, key, rbits, start).reshape(q.shape)
+    values = elements * sg[:, None]
+    values = np.where(finite[:, None], values, np.nan)
+    return values.astype(blocks.dtype), scales, g, elements
+
+
+# -- the public entry points (through lowprec.quantize / encode / decode) -----------------------------
+def quantize_blocks(x: Any, fmt: BlockFormat, rounding: str, *, axis: int, seed: Any, rbits: int | None,
+                    out: Any, pad: str) -> Any:
+    """lowprec.quantize for a BlockFormat (see the module doc)."""
+    arr, restore = _arrays.to_numpy(x)
+    mode_index(rounding)
+    rbits = check_rbits(rbits)
+    target = _arrays.out_array(out, x, arr) if out is not None else None
+    ax = _check_axis(axis, arr.ndim)
+    blocks, back = to_blocks(arr, ax, fmt.block, pad)
+    key = seed_key(seed) if rounding == "stochastic" else 0
+    direct = (target is not None and ax == arr.ndim - 1 and target.flags.c_contiguous
+              and blocks.size == arr.size and not np.may_share_memory(target, blocks))
+    if fmt.scale == E8M0:
+        values, _ = e8m0_quantize(blocks, fmt, rounding, key, rbits,
+                                  values=target.reshape(blocks.shape) if direct else None)
+    else:
+        values = float_scale_quantize(blocks, fmt, rounding, key, rbits)[0]
+    if direct and fmt.scale == E8M0:
+        return out
+    return _arrays.deliver(back(values), out, target, restore)
+
+
+class BlockCodes(tuple):
+    """(codes, scales), with ``tensor_scale`` (NVFP4's per-tensor float32 scale; 1.0 otherwise) and
+    ``dtype`` (the encoded array's) as attributes: ``codes, scales = lowprec.encode(x, "mxfp8_e4m3")``;
+    ``lowprec.decode(enc, fmt)`` gives quantize(x) bit for bit (values in ``dtype``). Unpacking into
+    two names drops tensor_scale: pass it to decode (NVFP4 refuses to decode without it)."""
+
+    def __new__(cls, codes: Any, scales: Any, tensor_scale: float = 1.0, dtype: Any = None) -> "BlockCodes":
+        self = super().__new__(cls, (codes, scales))
+        self.tensor_scale = tensor_scale
+        self.dtype = None if dtype is None else np.dtype(dtype)
+        return self
+
+    codes = property(lambda self: self[0])
+    scales = property(lambda self: self[1])
+
+
+class _Layout:
+    """The blocked layout of an array (axis moved last, each line zero-padded to whole blocks, lines
+    one after another) walked in bounded chunks: each chunk is whole blocks starting at a multiple of
+    1024 elements of the layout (so stochastic draws match the one-pass kernel's)."""
+
+    def __init__(self, shape: tuple, ax: int, block: int, pad: str):
+        if pad not in PAD_POLICIES:
+            raise ValueError(f"pad must be one of {', '.join(map(repr, PAD_POLICIES))}; got {pad!r}")
+        self.ax, self.block = ax, block
+        self.length = shape[ax]
+        if self.length % block and pad == "raise":
+            raise ValueError(f"the axis length {self.length} is not a multiple of the block size {block} (pad='raise')")
+        self.padded = -(-self.length // block) * block
+        self.lead = shape[:ax] + shape[ax + 1:]
+        self.total = math.prod(self.lead) * self.padded
+        self.step = math.lcm(block, 1024) * max(1, _arrays.CHUNK // math.lcm(block, 1024))
+
+    def chunks(self):
+        for p0 in range(0, self.total, self.step):
+            yield p0, min(p0 + self.step, self.total)
+
+    def _direct(self, arr: np.ndarray) -> bool:  # the layout is arr's own C order
+        return self.ax == arr.ndim - 1 and self.padded == self.length and arr.flags.c_contiguous
+
+    def _index(self, p0: int, p1: int, per: int, width: int):
+        """(index tuple into the axis-last view, valid mask) for units p0 // per ... of the layout,
+        units of `per` layout elements, `width` valid ones a line out of self.padded // per."""
+        pos = np.arange(p0 // per, p1 // per)
+        line, j = np.divmod(pos, self.padded // per)
+        valid = j < width
+        lead = np.unravel_index(line[valid], self.lead) if self.lead else ()
+        return (*lead, j[valid]), valid
+
+    def gather(self, arr: np.ndarray, p0: int, p1: int) -> np.ndarray:
+        """Elements [p0, p1) of the layout of arr as (nblocks, block), zeros in the padding."""
+        if self._direct(arr):
+            return arr.reshape(-1)[p0:p1].reshape(-1, self.block)
+        idx, valid = self._index(p0, p1, 1, self.length)
+        out = np.zeros(p1 - p0, arr.dtype)
+        out[valid] = np.moveaxis(arr, self.ax, -1)[idx]
+        return out.reshape(-1, self.block)
+
+    def scatter(self, dest: np.ndarray, p0: int, p1: int, values: np.ndarray) -> None:
+        """Write the layout elements [p0, p1) (padding dropped) into dest (of the array's shape)."""
+        if self._direct(dest):
+            dest.reshape(-1)[p0:p1] = values.reshape(-1)
+            return
+        idx, valid = self._index(p0, p1, 1, self.length)
+        np.moveaxis(dest, self.ax, -1)[idx] = values.reshape(-1)[valid]
+
+    def block_index(self, p0: int, p1: int):
+        """Index tuple into the axis-last view of the scales for the blocks of [p0, p1)."""
+        nb = self.padded // self.block
+        return self._index(p0, p1, self.block, nb)[0]
+
+
+def encode_blocks(x: Any, fmt: BlockFormat, rounding: str, *, axis: int = -1, seed: Any = None,
+                  rbits: int | None = None, pad: str = "zeros") -> BlockCodes:
+    """BlockCodes(element codes of x's shape, scales with the axis shortened to the block count). e8m0
+    scales are uint8 codes e + 127 (255: NaN); float scales are their format's codes. NaN blocks have
+    element codes 0. Tensors in, tensors out. Works a bounded chunk at a time: the codes and scales
+    are the only full-size arrays. Element codes come from the rounded elements themselves, so they do
+    not depend on whether element * scale fits x's dtype."""
+    arr, _ = _arrays.to_numpy(x)
+    mode_index(rounding)
+    rbits = check_rbits(rbits)
+    ax = _check_axis(axis, arr.ndim)
+    layout = _Layout(arr.shape, ax, fmt.block, pad)
+    key = seed_key(seed) if rounding == "stochastic" else 0
+    codes = np.empty(arr.shape, fmt.element.code_dtype)
+    scale_dtype = np.uint8 if fmt.scale == E8M0 else fmt.scale.code_dtype
+    scales_out = np.empty(scale_shape(arr.shape, ax, fmt.block), scale_dtype)
+    scales_view = np.moveaxis(scales_out, ax, -1)
+    g = 1.0
+    if fmt.scale != E8M0 and fmt.tensor_scale:  # a first pass for the per-tensor scale
+        t_amax = None
+        for p0, p1 in layout.chunks():
+            a = _block_amax(layout.gather(arr, p0, p1).astype(np.float64))
+            if np.isfinite(a).any():
+                t_amax = max(t_amax or 0.0, float(a[np.isfinite(a)].max()))
+        g = tensor_scale_of(t_amax, fmt)
+    for p0, p1 in layout.chunks():
+        blocks = layout.gather(arr, p0, p1)
+        if fmt.scale == E8M0:
+            elems, exps = e8m0_quantize(blocks, fmt, rounding, key, rbits, elements=True, start=p0)
+            nan = exps == lib.LP_E8M0_NAN_EXP  # the kernel's marker of a NaN scale
+            scale_codes = np.where(nan, E8M0_NAN, exps + 127).astype(np.uint8)
+        else:
+            _, scales, _, elems = float_scale_quantize(blocks, fmt, rounding, key, rbits, g=g, start=p0)
+            nan = np.isnan(scales)
+            scale_codes = fmt.scale.encode(scales)
+        elems = np.where(nan[:, None], 0.0, elems.astype(np.float64))
+        layout.scatter(codes, p0, p1, fmt.element.value_codes(elems))
+        scales_view[layout.block_index(p0, p1)] = scale_codes
+    if _arrays.is_tensor(x):
+        import torch
+
+        return BlockCodes(torch.from_numpy(codes), torch.from_numpy(scales_out), g, arr.dtype)
+    return BlockCodes(codes, scales_out, g, arr.dtype)
+
+
+def decode_blocks(codes: Any, fmt: BlockFormat, scales: Any, *, axis: int = -1, tensor_scale: float = 1.0,
+                  dtype: Any = np.float64) -> Any:
+    """Values of element codes and their block scales (as encode_blocks returns them), a bounded chunk
+    at a time: exact in float64, rounded once to `dtype` (float32: overflow gives Inf, as quantize)."""
+    tensor = _arrays.is_tensor(codes)
+    c = codes.detach().cpu().numpy() if tensor else np.asarray(codes)
+    s = scales.detach().cpu().numpy() if _arrays.is_tensor(scales) else np.asarray(scales)
+    ax = _check_axis(axis, c.ndim)
+    expected = scale_shape(c.shape, ax, fmt.block)
+    if s.shape != expected:
+        raise ValueError(f"scales has shape {s.shape}; codes of shape {c.shape} blocked by {fmt.block} along "
+                         f"axis {axis} need {expected}")
+    if fmt.scale == E8M0 and (s.dtype.kind not in "iu" or (s.size and (s.min() < 0 or s.max() > 255))):
+        raise ValueError("scales must be e8m0 codes: integers in [0, 255]")
+    layout = _Layout(c.shape, ax, fmt.block, "zeros")
+    scales_view = np.moveaxis(s, ax, -1)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    values = np.empty(c.shape, dtype)
+    for p0, p1 in layout.chunks():
+        elem = np.asarray(fmt.element.decode(layout.gather(c, p0, p1)), np.float64)
+        sc = scales_view[layout.block_index(p0, p1)]
+        if fmt.scale == E8M0:
+            sv = np.where(sc == E8M0_NAN, np.nan, np.ldexp(1.0, sc.astype(np.int64) - 127))
+        else:
+            sv = np.asarray(fmt.scale.decode(sc), np.float64) * tensor_scale
+        with np.errstate(over="ignore"):  # float32 overflow is Inf, as quantize gives it
+            layout.scatter(values, p0, p1, (elem * sv[:, None]).astype(dtype))
+    if tensor:
+        import torch
+
+        return torch.from_numpy(values)
+    return values

@@ -1,0 +1,253 @@
+"""Lookup-table (codebook) formats: every value is one entry of a sorted table of K values, per tensor
+or one table per channel. Codes are table indices.
+
+Rounding picks an entry by the mode: "nearest_even" (ties to the even index), "nearest_away" (ties to
+the entry of larger magnitude; a tie at 0 goes up), "up", "down" (the nearest entry above / below),
+"stochastic" (one of the two neighbours, the upper with probability (x - lo) / (hi - lo), computed in
+float64 against 32 random bits). Inputs beyond the ends take the end entries; NaN stays NaN
+(``encode`` raises on NaN: no code holds it). The decision is exact: the C core compares x with
+thresholds of x's dtype derived from the codebook with rational arithmetic; the values written are the
+entries rounded to x's dtype.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from . import adapters as _arrays
+from ..kernels.native import ffi, lib
+from ..kernels.philox import counter_offset, element_random
+from ..kernels.rounding import seed_key
+from ..kernels.threads import get_num_threads
+
+from ..formats.codebook import LUT_MODES, LogFormat, LUTFormat
+
+__all__ = ["LUTFormat", "LUT_MODES", "quantize_lut", "encode_lut", "decode_lut"]
+
+# -- thresholds: the exact decision rule in the input dtype ------------------------------------------------
+def _first_where(guess: float, ok, dtype: np.dtype) -> Any:
+    """The smallest dtype value z with ok(z), for a predicate monotone in z (False then True), starting
+    the walk at guess (which must be near the answer); +inf if no finite value qualifies."""
+    t = dtype.type
+    up, down = t(np.inf), t(-np.inf)
+    with np.errstate(over="ignore"):
+        c = t(guess)
+    if np.isinf(c):
+        c = np.nextafter(c, down) if c > 0 else np.nextafter(c, up)
+    while np.isfinite(c) and not ok(c):
+        c = np.nextafter(c, up)
+    while np.isfinite(np.nextafter(c, down)) and ok(np.nextafter(c, down)):
+        c = np.nextafter(c, down)
+    return c if ok(c) else t(np.inf)
+
+
+def _smallest_at_least(v: Fraction, dtype: np.dtype, strict: bool) -> Any:
+    """The smallest dtype value >= v (> v if strict)."""
+    ok = (lambda z: Fraction(float(z)) > v) if strict else (lambda z: Fraction(float(z)) >= v)
+    return _first_where(float(v), ok, dtype)
+
+
+def _above_power(num: int, den: int, negative: bool, dtype: np.dtype) -> Any:
+    """The smallest dtype value z with z > 2**(num/den) (z >= -2**(num/den) if negative): exact, by
+    comparing z**den with 2**num in rationals."""
+    def beyond(z) -> bool:  # |z| > 2**(num/den)
+        a = abs(Fraction(float(z)))
+        return a != 0 and a**den > Fraction(2) ** num
+
+    guess = 2.0 ** (num / den)
+    if negative:  # -b is irrational or the boundary itself: z >= -b  <=>  not |z| > b for z < 0
+        return _first_where(-guess, lambda z: z >= 0 or not beyond(z), dtype)
+    return _first_where(guess, lambda z: z > 0 and beyond(z), dtype)
+
+
+def _log_threshold(fmt: LogFormat, i: int, dtype: np.dtype) -> Any:
+    """The boundary between entries i and i + 1 of a LogFormat, rounding in the log domain."""
+    book = fmt.codebook
+    lo, hi = book[i], book[i + 1]
+    k = fmt.k
+    if lo == 0 or hi == 0:  # zero against the smallest magnitude: 2**((e_min - 1/2) / k)
+        num, den = 2 * fmt.e_min - 1, 2 * k
+        return _above_power(num, den, negative=hi == 0, dtype=dtype)
+    # neighbours 2**(e/k) and 2**((e+1)/k): the geometric mean 2**((2e + 1) / 2k)
+    e = int(round(np.log2(min(abs(lo), abs(hi))) * k))
+    return _above_power(2 * e + 1, 2 * k, negative=hi < 0, dtype=dtype)
+
+
+def thresholds(row: np.ndarray, dtype: np.dtype, rounding: str, fmt: LUTFormat | None = None) -> np.ndarray:
+    """t[0..K-2] of dtype: x takes index #{j : t[j] <= x} (the rule of csrc/lut_impl.h)."""
+    log = isinstance(fmt, LogFormat) and fmt.domain == "log" and rounding in ("nearest_even", "nearest_away")
+    out = []
+    for i in range(row.size - 1):
+        if log:
+            out.append(_log_threshold(fmt, i, dtype))
+            continue
+        lo, hi = Fraction(float(row[i])), Fraction(float(row[i + 1]))
+        if rounding == "up":
+            out.append(_smallest_at_least(lo, dtype, strict=True))
+        elif rounding in ("down", "stochastic"):
+            out.append(_smallest_at_least(hi, dtype, strict=False))
+        else:
+            mid = (lo + hi) / 2
+            tie_up = (i + 1) % 2 == 0 if rounding == "nearest_even" else mid >= 0
+            out.append(_smallest_at_least(mid, dtype, strict=not tie_up))
+    return np.array(out, dtype)
+
+
+@lru_cache(maxsize=256)
+def _tables(fmt: LUTFormat, dtype: np.dtype, rounding: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    rows = fmt.codebook if fmt.per_channel else fmt.codebook[None]
+    return [(thresholds(r, dtype, rounding, fmt), r.astype(dtype)) for r in rows]
+
+
+def _run(x: np.ndarray, thr: np.ndarray, table: np.ndarray, want_values: bool, want_codes: bool,
+         values: np.ndarray | None = None):
+    """(values, codes) of contiguous x by the C search; `values` (contiguous, x's shape) receives them."""
+    ctype = "float[]" if x.dtype == np.float32 else "double[]"
+    fn = lib.lp_lut_f32 if x.dtype == np.float32 else lib.lp_lut_f64
+    if want_values and values is None:
+        values = np.empty_like(x)
+    codes = np.empty(x.shape, np.uint16) if want_codes else None
+    if x.size:
+        fn(ffi.from_buffer(ctype, x), x.size, ffi.from_buffer(ctype, thr), thr.size, ffi.from_buffer(ctype, table),
+           ffi.from_buffer(ctype, values, require_writable=True) if want_values else ffi.NULL,
+           ffi.from_buffer("uint16_t[]", codes, require_writable=True) if want_codes else ffi.NULL,
+           get_num_threads())
+    return values, codes
+
+
+def _check_mode(rounding: str) -> None:
+    if rounding not in LUT_MODES:
+        raise ValueError(f"rounding for a LUTFormat must be one of {', '.join(LUT_MODES)}; got {rounding!r}")
+
+
+def _channel_axis(shape: tuple, fmt: LUTFormat) -> int:
+    """The (nonnegative) channel axis of an array of `shape` for a per-channel codebook, checked."""
+    if len(shape) == 0:
+        raise ValueError("a per-channel codebook needs an array with a channel axis (x is 0-d)")
+    if not -len(shape) <= fmt.axis < len(shape):
+        raise ValueError(f"axis {fmt.axis} is out of range for a {len(shape)}-d array")
+    ax = fmt.axis % len(shape)
+    if shape[ax] != fmt.codebook.shape[0]:
+        raise ValueError(f"x has {shape[ax]} channels along axis {fmt.axis}; the codebook has "
+                         f"{fmt.codebook.shape[0]} rows")
+    return ax
+
+
+def _channels(arr: np.ndarray, fmt: LUTFormat) -> tuple[np.ndarray, int]:
+    """arr with the channel axis first (C-contiguous), and that axis (or -1 per tensor)."""
+    if not fmt.per_channel:
+        return np.ascontiguousarray(arr).reshape(1, -1), -1
+    ax = _channel_axis(arr.shape, fmt)
+    return np.ascontiguousarray(np.moveaxis(arr, ax, 0)).reshape(arr.shape[ax], -1), ax
+
+
+def lut_round(arr: np.ndarray, fmt: LUTFormat, rounding: str, seed: Any, want_values: bool,
+              want_codes: bool, start: int = 0) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(values, codes) of a float32/float64 array; the channel layout is undone. start (per-tensor
+    codebooks): arr is the elements from `start` (a multiple of 1024) of a larger array."""
+    _check_mode(rounding)
+    rows, ax = _channels(arr, fmt)
+    tables = _tables(fmt, arr.dtype, rounding)
+    sr = rounding == "stochastic"
+    vals = np.empty_like(rows) if want_values else None
+    codes = np.empty(rows.shape, np.uint16) if (want_codes or sr) else None
+    for c, (thr, table) in enumerate(tables):
+        v, k = _run(rows[c], thr, table, want_values and not sr, want_codes or sr)
+        if v is not None:
+            vals[c] = v
+        if k is not None:
+            codes[c] = k
+    if sr:
+        codes = _stochastic_step(rows, codes, fmt, seed, start)
+        if want_values:
+            for c, (_, table) in enumerate(tables):
+                vals[c] = np.where(np.isnan(rows[c]), rows[c], table[codes[c]])
+
+    def back(a):
+        if a is None:
+            return None
+        if ax < 0:
+            return a.reshape(arr.shape)
+        return np.ascontiguousarray(np.moveaxis(a.reshape((arr.shape[ax],) + tuple(np.delete(arr.shape, ax))), 0, ax))
+
+    return back(vals), back(codes.astype(fmt.code_dtype) if want_codes else None)
+
+
+def _stochastic_step(rows: np.ndarray, down: np.ndarray, fmt: LUTFormat, seed: Any, start: int = 0) -> np.ndarray:
+    """From the 'down' index, move up with probability (x - lo) / (hi - lo) (float64, 32 random bits
+    per element, Philox draws laid out as lowprec.quantize lays them out over float32 input)."""
+    key = seed_key(seed)
+    cb = fmt.codebook if fmt.per_channel else fmt.codebook[None]
+    k = down.astype(np.int64)
+    top = cb.shape[1] - 1
+    lo = np.take_along_axis(cb, k, axis=1)
+    hi = np.take_along_axis(cb, np.minimum(k + 1, top), axis=1)
+    x = rows.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.where(k < top, (x - lo) / np.where(k < top, hi - lo, 1.0), 0.0)
+    r = element_random(rows.size, np.float32, key, counter_offset(start, np.float32)).reshape(rows.shape).astype(np.float64)
+    up = (r < p * 2.0**32) & (k < top) & (x > lo)
+    return (k + up).astype(np.uint16)
+
+
+# -- array API ----------------------------------------------------------------------------------------
+def quantize_lut(x: Any, fmt: LUTFormat, rounding: str, seed: Any, out: Any) -> Any:
+    arr, restore = _arrays.to_numpy(x)
+    target = _arrays.out_array(out, x, arr) if out is not None else None
+    _check_mode(rounding)
+    if not fmt.per_channel and rounding != "stochastic":  # one search, straight into the result
+        src = np.ascontiguousarray(arr)
+        direct = target is not None and target.flags.c_contiguous and not np.may_share_memory(target, src)
+        thr, table = _tables(fmt, arr.dtype, rounding)[0]
+        values, _ = _run(src.reshape(-1), thr, table, True, False,
+                         values=target.reshape(-1) if direct else None)
+        if direct:
+            return out
+        values = values.reshape(arr.shape)
+    else:
+        values, _ = lut_round(arr, fmt, rounding, seed, True, False)
+    return _arrays.deliver(values, out, target, restore)
+
+
+def encode_lut(x: Any, fmt: LUTFormat, rounding: str = "nearest_even", *, seed: Any = None) -> Any:
+    if fmt.per_channel:
+        arr = _arrays.without_nan(x, fmt)
+        return _arrays.codes_like(lut_round(arr, fmt, rounding, seed, False, True)[1], x)
+    arr, _ = _arrays.to_numpy(x)
+    _check_mode(rounding)
+    key = seed_key(seed) if rounding == "stochastic" else 0
+    codes = np.empty(arr.shape, fmt.code_dtype)
+    flat = codes.reshape(-1)
+    for start, stop, chunk in _arrays.flat_chunks(arr):  # bounded scratch: the codes are the one full array
+        if np.isnan(chunk).any():
+            raise ValueError(f"x holds NaN, which no code of {fmt!r} represents")
+        flat[start:stop] = lut_round(chunk, fmt, rounding, key, False, True, start)[1]
+    return _arrays.codes_like(codes, x)
+
+
+def decode_lut(codes: Any, fmt: LUTFormat) -> Any:
+    c, tensor = _arrays.read_codes(codes)
+    if tensor and c.dtype == np.int16:
+        c = c.view(np.uint16)
+    if c.size and (c.min() < 0 or c.max() >= fmt.entries):
+        raise ValueError(f"codes must be in [0, {fmt.entries}) for {fmt!r}; got values in [{c.min()}, {c.max()}]")
+    if fmt.per_channel:
+        ax = _channel_axis(c.shape, fmt)
+        rows = np.moveaxis(c, ax, 0).reshape(c.shape[ax], -1).astype(np.intp)
+        vals = np.take_along_axis(fmt.codebook, rows, axis=1)
+        moved_shape = (c.shape[ax],) + tuple(np.delete(c.shape, ax))
+        values = np.ascontiguousarray(np.moveaxis(vals.reshape(moved_shape), 0, ax))
+    else:
+        values = np.empty(c.shape, fmt.codebook.dtype)
+        flat = values.reshape(-1)
+        for start, stop, chunk in _arrays.flat_chunks(c):  # bounded scratch
+            flat[start:stop] = fmt.codebook[chunk.astype(np.intp)]
+    if tensor:
+        import torch
+
+        return torch.from_numpy(values)
+    return values

@@ -1,0 +1,198 @@
+"""The core quantizer in pure torch: the C kernel's bit manipulation (csrc/quantize_impl.h) on integer
+views, on whatever device the tensor lives (CUDA included), with no host round trip.
+
+Bit-identical to lowprec.quantize for float and fixed-point formats in every rounding mode
+(stochastic: the same Philox4x32-10 draws for the same seed, generated on the device), float32 and
+float64 tensors. Patterns are held in int64 lanes: magnitudes (sign cleared) stay below 2**63, so
+signed comparisons order them as the C code's unsigned ones do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..kernels.params import qparams
+from ..formats import FixedFormat, FloatFormat, as_format
+from ..kernels.rounding import check_rbits, mode_index, seed_key
+
+__all__ = ["quantize_torch", "philox_words"]
+
+_M0, _M1 = 0xD2511F53, 0xCD9E8D57
+_W0, _W1 = 0x9E3779B9, 0xBB67AE85
+_MASK32 = 0xFFFFFFFF
+_BLOCK = 1024
+
+
+def philox_words(counters: torch.Tensor, seed: int) -> torch.Tensor:
+    """Philox4x32-10 of int64 counters (as (lo, hi, 0, 0)) keyed by seed: int64 tensor (4, n) of words."""
+    c0 = counters & _MASK32
+    c1 = (counters >> 32) & _MASK32
+    c2 = torch.zeros_like(counters)
+    c3 = torch.zeros_like(counters)
+    k0, k1 = seed & _MASK32, (seed >> 32) & _MASK32
+    for _ in range(10):
+        p0 = c0 * _M0  # < 2**64: the low 64 bits are right in int64 (wrapping), so are both halves
+        p1 = c2 * _M1
+        hi0, lo0 = (p0 >> 32) & _MASK32, p0 & _MASK32
+        hi1, lo1 = (p1 >> 32) & _MASK32, p1 & _MASK32
+        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+        k0 = (k0 + _W0) & _MASK32
+        k1 = (k1 + _W1) & _MASK32
+    return torch.stack([c0, c1, c2, c3])
+
+
+def _element_random(n: int, width: int, seed: int, device) -> torch.Tensor:
+    """Each element's draw in the C core's layout (lowprec.h): 32 bits (float32) or 64 (float64, as an
+    int64 bit pattern)."""
+    i = torch.arange(n, device=device, dtype=torch.int64)
+    block, local = i // _BLOCK, i % _BLOCK
+    per_ctr = 4 if width == 32 else 2
+    per_block = _BLOCK // per_ctr
+    ctr = block * per_block + local % per_block
+    words = philox_words(ctr, seed)
+    if width == 32:
+        return words.gather(0, (local // per_block).unsqueeze(0)).squeeze(0)
+    h = local // per_block
+    lo = words.gather(0, (2 * h).unsqueeze(0)).squeeze(0)
+    hi = words.gather(0, (2 * h + 1).unsqueeze(0)).squeeze(0)
+    return lo | (hi << 32)
+
+
+def _ugt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Unsigned a > b for 64-bit patterns held in int64."""
+    flip = -(2**63)
+    return (a ^ flip) > (b ^ flip)
+
+
+def _rtne_shift(v, t, width):
+    """Round-to-nearest-even of v * 2**t as an integer (v >= 0; the C helper of the same name)."""
+    tl = t.clamp(0, width - 1)
+    tr = torch.where(t > -1, torch.ones_like(t), (-t).clamp(max=width - 1))
+    up = (v << tl) & (_MASK32 if width == 32 else -1)
+    q = v >> tr
+    round_bit = (v >> (tr - 1)) & 1
+    sticky = ((v & ((1 << (tr - 1)) - 1)) != 0).long()
+    down = q + (round_bit & (sticky | (q & 1)))
+    return torch.where(t >= 0, up, down)
+
+
+def _round_bits(bits: torch.Tensor, p, mode: int, width: int, rnd) -> torch.Tensor:
+    """round_one of csrc/quantize_impl.h on int64 lanes holding `width`-bit patterns."""
+    mant = 23 if width == 32 else 52
+    bias_in = 127 if width == 32 else 1023
+    sign_bit = 1 << (width - 1) if width == 32 else -(2**63)
+    abs_mask = (1 << (width - 1)) - 1
+    inf_bits = abs_mask ^ ((1 << mant) - 1)
+    sign = bits & sign_bit
+    a = bits & abs_mask
+    e = a >> mant
+    ec = e.clamp(min=1)
+    ex = ec
+    if p.sub_exp < 1:  # the format reaches below the input's normal range: subnormal inputs' binades
+        af = a.to(torch.float32 if width == 32 else torch.float64)
+        raw = af.view(torch.int32).long() if width == 32 else af.view(torch.int64)
+        ex = torch.where(e == 0, (raw >> mant) - bias_in - mant + 1, ec)
+    below = p.sub_exp - ex
+    d = (p.drop0 + ex - ec + below.clamp(min=0)).clamp(0, mant + 1)
+    unit = torch.ones_like(d) << d
+    mask = unit - 1
+    rem = a & mask
+    trunc = a & ~mask
+    half = unit >> 1
+    sig = torch.where(e != 0, (a & ((1 << mant) - 1)) | (1 << mant), a)
+    par_mask, par_xor = int(p.par_mask), int(p.par_xor)
+    count_odd = (((sig & ~par_mask) | (a & par_mask)) ^ par_xor) & unit
+    neg = sign != 0
+    dropped = (rem != 0).long() << d
+    is_tiny = a < int(p.tiny)
+    half_q = int(p.half_q)
+    nonzero = (a != 0).long()
+    if mode == 0:  # nearest_even
+        lsb = ((count_odd >> d) | (unit & 1)) & 1
+        r = (a + (half - 1) + lsb) & ~mask
+        inc_tiny = (a > half_q).long()
+    elif mode == 1:  # nearest_away
+        r = (a + half) & ~mask
+        inc_tiny = (a >= half_q).long()
+    elif mode == 2:  # toward_zero
+        r = trunc
+        inc_tiny = torch.zeros_like(a)
+    elif mode == 3:  # up
+        r = trunc + torch.where(neg, 0, dropped)
+        inc_tiny = nonzero * (~neg).long()
+    elif mode == 4:  # down
+        r = trunc + torch.where(neg, dropped, 0)
+        inc_tiny = nonzero * neg.long()
+    elif mode == 5:  # odd
+        r = trunc + (dropped & ~count_odd)
+        inc_tiny = nonzero
+    else:  # stochastic: gfloat's rule with k random bits
+        k = int(p.rbits)
+        t_tiny = ec - bias_in - mant - int(p.q_exp) + k
+        v = torch.where(is_tiny, sig, rem)
+        t = torch.where(is_tiny, t_tiny, k - d)
+        frac_k = _rtne_shift(v, t, width)
+        if k == width:
+            complement = (_MASK32 - frac_k) if width == 32 else ~frac_k
+            inc = _ugt(rnd, complement).long() if width == 64 else (rnd > complement).long()
+        else:
+            top = (rnd >> (width - k)) & ((1 << k) - 1)
+            inc = ((frac_k + top) >> k) & 1  # & 1: a carry into bit 63 reads as a sign
+        r = trunc + (inc << d)
+        inc_tiny = inc
+    r = torch.where(is_tiny, int(p.q) * inc_tiny, r)
+    lim = torch.where(neg, int(p.lim_neg), int(p.lim_pos))
+    ovf = torch.where(neg, int(p.ovf_neg), int(p.ovf_pos))
+    r = torch.where(r > lim, ovf, r)
+    keep = (r != 0) | bool(p.keep_neg_zero)
+    out = r | torch.where(keep, sign, 0)
+    inf_full = torch.where(neg, _signed(int(p.inf_neg_full), width), _signed(int(p.inf_pos_full), width))
+    nan_full = torch.where(neg, _signed(int(p.nan_neg_full), width), _signed(int(p.nan_pos_full), width))
+    out = torch.where(a == inf_bits, inf_full, out)
+    return torch.where(a > inf_bits, nan_full, out)
+
+
+def _signed(pattern: int, width: int) -> int:
+    """A width-bit pattern as the int64 value the lanes hold (float64 patterns are signed int64)."""
+    if width == 64 and pattern >= 2**63:
+        return pattern - 2**64
+    return pattern
+
+
+def quantize_torch(x: torch.Tensor, fmt: Any, rounding: str = "nearest_even", *, seed: Any = None,
+                   rbits: int | None = None) -> torch.Tensor:
+    """lowprec.quantize for a float32/float64 tensor on any device, in torch ops (see the module doc)."""
+    fmt = as_format(fmt)
+    if not isinstance(fmt, (FloatFormat, FixedFormat)):
+        raise TypeError(f"quantize_torch takes float and fixed-point formats; {fmt!r} is neither")
+    if isinstance(fmt, FixedFormat) and fmt.overflow == "wrap":
+        raise ValueError("quantize_torch does not wrap; use a saturating format or lowprec.quantize")
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"x must be a float32 or float64 tensor, got {x.dtype}")
+    mode = mode_index(rounding)
+    rbits = check_rbits(rbits)
+    width = 32 if x.dtype == torch.float32 else 64
+    p = qparams(fmt, np.dtype(np.float32 if width == 32 else np.float64), rounding, rbits)
+    src = x.detach()
+    channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    if channels_last:  # elementwise: round the storage in its own order, keep the layout
+        src = src.permute(0, 2, 3, 1)
+    flat = src.contiguous().reshape(-1)
+    if width == 32:
+        bits = flat.view(torch.int32).long() & _MASK32
+    else:
+        bits = flat.view(torch.int64)
+    rnd = None
+    if rounding == "stochastic":
+        rnd = _element_random(flat.numel(), width, seed_key(seed), x.device)
+    out = _round_bits(bits, p, mode, width, rnd)
+    if width == 32:
+        out = torch.where(out >= 2**31, out - 2**32, out).to(torch.int32).view(torch.float32)
+    else:
+        out = out.view(torch.float64)
+    if channels_last:
+        return out.reshape(src.shape).permute(0, 3, 1, 2)
+    return out.reshape(x.shape)
