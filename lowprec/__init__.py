@@ -10,13 +10,11 @@ thread count of the C core.
 from . import quantize as _old_quantize_module  # noqa: F401 (loaded first: lowprec.quantize is then the function)
 from . import array, cost, formats, kernels, observers  # noqa: F401
 from .array import decode, encode, quantize
-from .bitmac import binary_matmul, ternary_matmul
-from .codemac import log_matmul, lut_matmul
 from .formats import (BinaryFormat, BlockFormat, FixedFormat, FloatFormat, IntAffineFormat, LogFormat, LUTFormat,
                       TernaryFormat, bfp, fit_binary, fit_ttq, fit_twn, kmeans_codebook)
 from .kernels.rounding import ROUNDING_MODES
 from .kernels.threads import get_num_threads, set_num_threads
-from .mac import MAC
+from .mac import MAC, binary_matmul, log_matmul, lut_matmul, ternary_matmul
 
 __version__ = "0.1.0"
 

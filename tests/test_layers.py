@@ -65,7 +65,7 @@ def test_the_array_layer_imports_nothing_above_it():
 
 def test_no_import_circle_among_the_layers():
     """Between the layer subpackages, imports go one way (formats <- kernels <- array)."""
-    order = ["formats", "kernels", "array"]
+    order = ["formats", "kernels", "array", "mac"]
     for i, lower in enumerate(order):
         for higher in order[i + 1:]:
             for path in (ROOT / lower).glob("*.py"):
@@ -73,3 +73,10 @@ def test_no_import_circle_among_the_layers():
                 hits = [h for h in hits if (lower, path.name, h[0]) not in {("formats", "scalar.py", "lowprec.array"),
                                                                              ("formats", "scalar.py", "lowprec.array.encode")}]
                 assert not hits, f"lowprec/{lower}/{path.name} imports {hits} of the higher {higher} layer"
+
+
+def test_the_mac_layer_imports_nothing_above_it():
+    allowed = ("lowprec.mac", "lowprec.array", "lowprec.kernels", "lowprec.formats", "lowprec._exact", "lowprec._checks")
+    for path in (ROOT / "mac").glob("*.py"):
+        for name, line in _imports(path):
+            assert name.startswith(allowed), f"lowprec/mac/{path.name}:{line} imports {name}, above the MAC layer"

@@ -294,10 +294,13 @@ def test_binary_matmul_is_the_dot_product_of_the_signs(k):
     rng = np.random.default_rng(k)
     a = rng.choice([-1.0, 1.0], (5, k))
     b = rng.choice([-1.0, 1.0], (k, 3))
-    counts = {}
+    counts = lowprec.mac.Counts()
     got = lowprec.binary_matmul(a, b, counts=counts)
     np.testing.assert_array_equal(got, (a @ b).astype(np.int64))
-    assert counts["xnor_bytes"] == 5 * 3 * math.ceil(k / 8)
+    assert counts["mul"]["binary"] == 5 * 3 * k and counts["add"][f"q{k.bit_length() + 1}.0"] == 5 * 3 * k
+    assert counts["bits_read"] == 8 * (5 + 3) * math.ceil(k / 8)  # packed bits
+    r = lowprec.cost.report(counts)  # one schema: priced like any MAC's counts
+    assert r.lines[0][0] == "mul binary" and r.lines[0][2] == lowprec.cost.energy("mul", lowprec.BinaryFormat(1.0))
 
 
 @pytest.mark.parametrize("k", [1, 7, 64, 100])
@@ -305,11 +308,15 @@ def test_ternary_matmul_skips_zero_products(k):
     rng = np.random.default_rng(k)
     a = rng.choice([-1.0, 0.0, 1.0], (4, k))
     b = rng.choice([-1.0, 0.0, 1.0], (k, 6))
-    counts = {}
+    counts = lowprec.mac.Counts()
     got = lowprec.ternary_matmul(a, b, counts=counts)
     np.testing.assert_array_equal(got, (a @ b).astype(np.int64))
     executed = int(((a != 0).astype(int) @ (b != 0).astype(int)).sum())
-    assert counts["products"] == executed and counts["zero_products"] == 4 * 6 * k - executed
+    assert counts["mul"]["ternary"] == 4 * 6 * k and counts["zero_products"] == 4 * 6 * k - executed
+    skipping = lowprec.cost.report(counts, skip_zeros=True)
+    assert skipping.lines[0][:2] == ("mul ternary", executed)
+    with pytest.raises(TypeError, match="Counts"):
+        lowprec.ternary_matmul(a, b, counts={})
 
 
 def test_bit_macs_refuse_other_values():

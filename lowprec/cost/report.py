@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..formats import FixedFormat, as_format
+from ..formats import BinaryFormat, FixedFormat, TernaryFormat, as_format
 from .model import energy, memory_energy
 from .table import CostTable, default_table
 
@@ -83,6 +83,8 @@ def _mul_energy(name: str, operands: Any, table: CostTable, lut_bits: int) -> fl
     m = _LOG.match(name)
     if m:
         return energy("add", FixedFormat(max(int(g) for g in m.groups()) - 1, 0), table=table)
+    if name in ("binary", "ternary"):  # an XNOR slice; a sign select and zero gate
+        return energy("mul", BinaryFormat(1.0) if name == "binary" else TernaryFormat(1.0, 1.0, 0.5), table=table)
     if name == "exact":
         if operands is None:
             raise ValueError("the counts hold exact products (mul=None): pass operands=(format_a, format_b) "

@@ -20,19 +20,20 @@ is counted. Every call adds what it executed to ``MAC.counts``.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from typing import Any
 
 import numpy as np
 
-from .array import adapters as _arrays
-from ._exact import rto64
-from .kernels.native import ffi, lib
-from .kernels.params import qparams
-from .formats import FixedFormat, FloatFormat, Format, as_scalar_format, layout
-from .array import quantize
-from .kernels.rounding import check_rbits, mode_index, seed_key
-from .kernels.threads import get_num_threads
+from .._exact import rto64
+from ..array import adapters as _arrays
+from ..array import quantize
+from ..formats import FixedFormat, FloatFormat, Format, as_scalar_format, layout
+from ..kernels.native import ffi, lib
+from ..kernels.params import qparams
+from ..kernels.rounding import check_rbits, mode_index, seed_key
+from ..kernels.threads import get_num_threads
+from .counts import Counts
+from .orders import ordered_matmul
 
 ORDERS = ("sequential", "pairwise", "kahan")
 _GOLDEN = 0x9E3779B97F4A7C15  # spreads per-step seeds of stochastic rounding
@@ -104,7 +105,7 @@ class MAC:
         else:
             self.inputs = (as_scalar_format(inputs, "inputs"),) * 2 if inputs is not None else None
         self._check_formats()
-        self.counts: dict[str, Any] = {}
+        self.counts = Counts()
         self.reset_counts()
         self._offset = 0  # output index of the next call, for stochastic draws
 
@@ -127,12 +128,7 @@ class MAC:
 
     def reset_counts(self) -> None:
         """Zero the record of executed operations."""
-        # mul/add/round: operations by format ("exact": not rounded); zero_products: products with a
-        # zero operand (a sparse or ternary unit skips them); bits: operand and result traffic
-        self.counts = {"mul": Counter(), "add": Counter(), "round": Counter(), "zero_products": 0,
-                       "overflows": 0, "elements_read": 0, "elements_written": 0, "bits_read": 0,
-                       "bits_written": 0, "calls": 0,
-                       "operands": tuple(_name(f) for f in self.inputs) if self.inputs else None}
+        self.counts = Counts(operands=tuple(_name(f) for f in self.inputs) if self.inputs else None)
 
     def __repr__(self) -> str:
         parts = [f"mul={_name(self.mul)}", f"acc={_name(self.acc)}"]
@@ -192,6 +188,14 @@ class MAC:
         r = self._matmul2d(flat, ones)[:, 0].reshape(moved.shape[:-1])
         return _wrap_like(x, restore, r.astype(x_np.dtype))
 
+    def sum_products(self, products: np.ndarray, label: str, executed: int) -> np.ndarray:
+        """Sum (..., k) products along the last axis as this unit accumulates them (float64), recording
+        `executed` products under `label`: the unit that made them (lowprec.mac.coded: "lut4x4" table
+        reads, "log4x4" exponent adds)."""
+        flat = products.reshape(math.prod(products.shape[:-1]), products.shape[-1])
+        ones = np.broadcast_to(np.ones((1, 1), flat.dtype), (flat.shape[1], 1))
+        return self._matmul2d(flat, ones, (label, executed))[:, 0].reshape(products.shape[:-1])
+
     def conv1d(self, x, w, stride: int = 1, padding: int = 0, dilation: int = 1, groups: int = 1):
         """torch.nn.functional.conv1d semantics: x (N, C, L), w (O, C/groups, k)."""
         x_np, restore = _arrays.to_numpy(x, "x")
@@ -233,12 +237,12 @@ class MAC:
         return _wrap_like(x, restore, out.astype(np.result_type(x_np.dtype, w_np.dtype)))
 
     # -- the engine --------------------------------------------------------------------------------
-    def _matmul2d(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    def _matmul2d(self, A: np.ndarray, B: np.ndarray, products: tuple[str, int] | None = None) -> np.ndarray:
         """(m, k) @ (k, n) (float32 or float64 operands) under this MAC's rules, as float64; records
-        the counts."""
+        the counts (`products`: (label, count) of the unit that made A's values, for a sum of them)."""
         m, k = A.shape
         n = B.shape[1]
-        self._count(A, B)
+        self._count(A, B, products)
         if m * n == 0:
             return np.zeros((m, n))
         if k == 0:  # the empty sum: +0, or -0 under rounding down (as an exact zero sum is)
@@ -253,19 +257,20 @@ class MAC:
             elif self.acc is None:
                 result = self._exact(A, B)
             else:
-                from ._mac_orders import ordered_matmul
-
                 result = ordered_matmul(self, A, B)
         self._offset += m * n
         return result
 
-    def _count(self, A, B) -> None:
+    def _count(self, A, B, products: tuple[str, int] | None = None) -> None:
         m, k = A.shape
         n = B.shape[1]
         c = self.counts
         macs = m * n * k
         c["calls"] += 1
-        c["mul"][_name(self.mul)] += macs
+        if products is not None:  # a sum of products another unit made (a table read, an exponent add)
+            c["mul"][products[0]] += products[1]
+        else:
+            c["mul"][_name(self.mul)] += macs
         if self.mul is not None:
             c["round"][_name(self.mul)] += macs
         if self.acc is not None:
