@@ -64,8 +64,8 @@ def test_the_array_layer_imports_nothing_above_it():
 
 
 def test_no_import_circle_among_the_layers():
-    """Between the layer subpackages, imports go one way (formats <- kernels <- array)."""
-    order = ["formats", "kernels", "array", "mac"]
+    """Between the layer subpackages, imports go one way (formats <- kernels <- array <- mac <- cost <- nn)."""
+    order = ["formats", "kernels", "array", "mac", "cost", "nn"]
     for i, lower in enumerate(order):
         for higher in order[i + 1:]:
             for path in (ROOT / lower).glob("*.py"):
@@ -80,3 +80,10 @@ def test_the_mac_layer_imports_nothing_above_it():
     for path in (ROOT / "mac").glob("*.py"):
         for name, line in _imports(path):
             assert name.startswith(allowed), f"lowprec/mac/{path.name}:{line} imports {name}, above the MAC layer"
+
+
+def test_no_layer_imports_the_studies_or_the_command():
+    for path in ROOT.rglob("*.py"):
+        if path.parent.name in ("formats", "kernels", "array", "mac", "cost", "nn"):
+            studies = [n for n, _ in _imports(path) if n.startswith(("lowprec.sims", "lowprec.cli"))]
+            assert not studies, f"{path.relative_to(ROOT)} imports {studies}"

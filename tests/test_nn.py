@@ -144,3 +144,16 @@ def test_ptq_calibration_freezes_observer_formats_and_keeps_accuracy():
     assert acc >= result["accuracy"] - 0.01
     with pytest.raises(ValueError, match="empty"):
         lnn.calibrate(net, [])
+
+
+def test_swap_and_unswap_carry_the_modules_hooks():
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    seen = []
+    net[0].register_forward_hook(lambda m, i, o: seen.append(("forward", type(m).__name__)))
+    net[0].register_forward_pre_hook(lambda m, i: seen.append(("pre", type(m).__name__)))
+    lnn.swap(net, {"Linear": {"weight": "fp8_e4m3fn"}})
+    net(torch.ones(2, 4))
+    assert seen == [("pre", "QLinear"), ("forward", "QLinear")]
+    lnn.unswap(net)
+    net(torch.ones(2, 4))
+    assert seen[2:] == [("pre", "Linear"), ("forward", "Linear")]

@@ -1,0 +1,65 @@
+"""Post-training quantization: calibrate a model's layers to frozen integer formats with observers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .. import observers
+from .layers import QConv1d, QConv2d, QLinear
+from .surgery import _SWAPS, swap
+
+def _make_observer(observer: Any):
+    named = {"minmax": observers.MinMaxObserver, "moving_average": observers.MovingAverageMinMaxObserver,
+             "percentile": observers.PercentileObserver, "mse": observers.MSEObserver, "kl": observers.KLObserver}
+    if isinstance(observer, str):
+        if observer not in named:
+            raise ValueError(f"observer must be one of {', '.join(map(repr, named))} or a factory; got {observer!r}")
+        return named[observer]()
+    if callable(observer):
+        return observer()
+    raise TypeError(f"observer must be a name or a factory, got {observer!r}")
+
+
+def calibrate(model: torch.nn.Module, batches: Any, *, observer: Any = "minmax", bits: int = 8,
+              weight_bits: int = 8, per_channel_weights: bool = True) -> torch.nn.Module:
+    """Post-training quantization: plain Linear/Conv layers are swapped for emulated ones (fake mode),
+    an observer per layer watches its inputs over `batches` (an iterable of model inputs), then every
+    layer's formats are frozen: inputs to the observer's IntAffineFormat (asymmetric unsigned for
+    min-max observers, which sees ReLU outputs >= 0 as [0, max]; the others are symmetric signed),
+    weights to symmetric signed `weight_bits`-bit integers per output channel (or per tensor)."""
+    present = {type(m).__name__ for m in model.modules() if type(m) in _SWAPS}
+    if present:
+        swap(model, {name: {} for name in present})
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, (QLinear, QConv1d, QConv2d))]
+    if not layers:
+        raise ValueError("the model has no Linear/Conv layer to calibrate")
+    watchers = {n: _make_observer(observer) for n, _ in layers}
+    def watch(name):
+        def hook(module, args):
+            watchers[name].update(args[0].detach().cpu())  # returns None: the input goes on unchanged
+        return hook
+
+    hooks = [m.register_forward_pre_hook(watch(n)) for n, m in layers]
+    seen = 0
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                model(batch)
+                seen += 1
+    finally:
+        for h in hooks:
+            h.remove()
+    if not seen:
+        raise ValueError("batches was empty: calibration needs data")
+    for n, m in layers:
+        obs = watchers[n]
+        if isinstance(obs, observers.MinMaxObserver):
+            m.q_input = obs.format(bits, signed=False, symmetric=False)
+        else:
+            m.q_input = obs.format(bits)
+        w = m.weight.detach().cpu().double()
+        wobs = observers.MinMaxObserver(axis=0 if per_channel_weights else None).update(w)
+        m.q_weight = wobs.format(weight_bits, signed=True, symmetric=True)
+    return model
