@@ -12,8 +12,8 @@ ROOT = Path(lowprec.__file__).parent
 
 def _imports(path: Path) -> list[tuple[str, int]]:
     """(absolute module name, line) of every lowprec import in a module, top level or nested."""
-    module = ".".join(("lowprec",) + path.relative_to(ROOT).with_suffix("").parts)
-    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    # the package relative imports start from: a module's parent; an __init__.py's own package
+    package = ".".join(("lowprec",) + path.relative_to(ROOT).parts[:-1])
     out = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
@@ -87,3 +87,57 @@ def test_no_layer_imports_the_studies_or_the_command():
         if path.parent.name in ("formats", "kernels", "array", "mac", "cost", "nn"):
             studies = [n for n, _ in _imports(path) if n.startswith(("lowprec.sims", "lowprec.cli"))]
             assert not studies, f"{path.relative_to(ROOT)} imports {studies}"
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """module -> the lowprec modules it imports (top level or nested). `from package import name`
+    points at the submodule where name is one, else at the package."""
+    mods = {}
+    for path in ROOT.rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        mods[".".join(("lowprec",) + (parts[:-1] if parts[-1] == "__init__" else parts))] = path
+    graph = {name: set() for name in mods}
+    graph["lowprec._kernels"] = set()  # the compiled C core: a leaf
+    mods["lowprec._kernels"] = None
+    for name, path in list(mods.items()):
+        if path is None:
+            continue
+        package = ".".join(("lowprec",) + path.relative_to(ROOT).parts[:-1])
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                    source = f"{base}.{node.module}" if node.module else base
+                else:
+                    source = node.module or ""
+                subs = [f"{source}.{a.name}" for a in node.names if f"{source}.{a.name}" in mods]
+                targets = subs if len(subs) == len(node.names) else subs + [source]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            for target in targets:
+                while target and target not in mods:  # a name inside a module: the module
+                    target = target.rsplit(".", 1)[0] if "." in target else ""
+                if target.startswith("lowprec") and target != name:
+                    graph[name].add(target)
+    return graph
+
+
+def test_no_import_circle_anywhere():
+    # the one allowed upward call: FloatFormat.encode / FixedFormat.encode round through lowprec.array
+    graph = _module_graph()
+    graph["lowprec.formats.scalar"].discard("lowprec.array")
+    seen, done = set(), set()
+
+    def visit(v, trail):
+        if v in done:
+            return
+        assert v not in seen, "import circle: " + " -> ".join(trail[trail.index(v):] + [v])
+        seen.add(v)
+        for w in sorted(graph[v]):
+            visit(w, trail + [v])
+        done.add(v)
+
+    for v in sorted(graph):
+        visit(v, [])
