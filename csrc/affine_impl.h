@@ -14,31 +14,29 @@
 #define LP_AFFINE_COMMON
 static inline double lp_odd_fix(double q, double residual_sign)
 {
-    union { double f; uint64_t u; } pun;
-    pun.f = q;
-    if (residual_sign == 0 || (pun.u & 1) || q == 0 || !isfinite(q))
+    if (residual_sign == 0 || (to_bits_f64(q) & 1) || q == 0 || !isfinite(q))
         return q;
     return nextafter(q, residual_sign > 0 ? INFINITY : -INFINITY);
 }
 #endif
 
 void CAT(lp_affine_, SFX)(const FT *in, FT *out, int64_t n, double scale, int64_t zp, int64_t qmin, int64_t qmax,
-                          const lp_qparams *ip, int mode, uint64_t seed, uint64_t offset, int nthreads)
+                          const lp_qparams *ip, lp_rounding mode, uint64_t seed, uint64_t offset, int nthreads)
 {
-    const int64_t nchunks = (n + LP_BLOCK - 1) / LP_BLOCK;
+    const int64_t nchunks = (n + LP_WORK_UNIT - 1) / LP_WORK_UNIT;
     nthreads = lp_team(n, nthreads);
     LP_PARALLEL_FOR
     for (int64_t c = 0; c < nchunks; c++) {
-        double quot[LP_BLOCK], whole[LP_BLOCK];
-        const int64_t start = c * LP_BLOCK;
-        const int64_t len = n - start < LP_BLOCK ? n - start : LP_BLOCK;
+        double quot[LP_WORK_UNIT], whole[LP_WORK_UNIT];
+        const int64_t start = c * LP_WORK_UNIT;
+        const int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
         for (int64_t i = 0; i < len; i++) {
             double x = (double)in[start + i];
             x = x != x ? 0.0 : x;
             double q = x / scale;
             quot[i] = lp_odd_fix(q, fma(-q, scale, x));
         }
-        block_f64(quot, whole, len, ip, mode, seed, offset + (uint64_t)c * (LP_BLOCK / 2));
+        block_f64(quot, whole, len, ip, mode, seed, offset + (uint64_t)c * (LP_WORK_UNIT / 2));
         for (int64_t i = 0; i < len; i++) {
             double k = whole[i];
             k = k < -4611686018427387904.0 ? -4611686018427387904.0 : (k > 4611686018427387904.0 ? 4611686018427387904.0 : k);

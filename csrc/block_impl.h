@@ -25,11 +25,8 @@ static inline UT CAT(bump_threshold_, SFX)(const lp_blockparams *bp)
     switch (bp->rule) {
     case LP_RULE_CEIL: /* amax not a power of two */
         return 1;
-    case LP_RULE_RCEIL: { /* amax > elem_max * 2**k, both in one binade: a larger mantissa field */
-        union { FT f; UT u; } m;
-        m.f = (FT)bp->elem_max;
-        return (m.u & (full - 1)) + 1;
-    }
+    case LP_RULE_RCEIL: /* amax > elem_max * 2**k, both in one binade: a larger mantissa field */
+        return (CAT(to_bits_, SFX)((FT)bp->elem_max) & (full - 1)) + 1;
     case LP_RULE_EVEN: /* rounding to 1 + elem_prec bits, ties away, carries into the next binade */
         return bp->elem_prec >= MANT ? full : full - (ONE << (MANT - 1 - bp->elem_prec));
     default:
@@ -59,9 +56,7 @@ static inline LP_ALWAYS_INLINE int32_t CAT(block_exponent_, SFX)(const FT *blk, 
 /* 2**k as FT for a k where that is a normal number of FT */
 static inline FT CAT(pow2_, SFX)(int k)
 {
-    union { FT f; UT u; } pun;
-    pun.u = (UT)(k + (WBITS == 32 ? 127 : 1023)) << MANT;
-    return pun.f;
+    return CAT(from_bits_, SFX)((UT)(k + (WBITS == 32 ? 127 : 1023)) << MANT);
 }
 
 /* x * 2**k for |k| <= 127, exact unless the result falls below FT's normal range; in two steps when
@@ -71,14 +66,14 @@ static inline FT CAT(scale_pow2_, SFX)(FT x, FT f1, FT f2)
     return x * f1 * f2;
 }
 
-/* One chunk of at most LP_BLOCK elements starting at element `start`: scale, round, scale back. */
+/* One chunk of at most LP_WORK_UNIT elements starting at element `start`: scale, round, scale back. */
 static inline LP_ALWAYS_INLINE void CAT(block_chunk_body_, SFX)(const FT *in, FT *out, int64_t n, int64_t start,
                                                                  int64_t len, const lp_blockparams *bp,
                                                                  int32_t *scale_exp_all, const lp_qparams *ep,
                                                                  int mode, uint64_t seed, uint64_t ctr)
 {
-    FT tmp[LP_BLOCK], rounded[LP_BLOCK]; /* apart: the block routine's input and output are restrict */
-    int32_t local[LP_BLOCK + 2];
+    FT tmp[LP_WORK_UNIT], rounded[LP_WORK_UNIT]; /* apart: the block routine's input and output are restrict */
+    int32_t local[LP_WORK_UNIT + 2];
     const FT tiny = CAT(pow2_, SFX)(WBITS == 32 ? -126 : -1022);
     const int64_t bs = bp->block, b0 = start / bs;
     const UT thr = CAT(bump_threshold_, SFX)(bp);
@@ -113,10 +108,9 @@ static inline LP_ALWAYS_INLINE void CAT(block_chunk_body_, SFX)(const FT *in, FT
         const int64_t seg = (b + 1) * bs - g < len - s ? (b + 1) * bs - g : len - s;
         const int32_t e = scale_exp[b];
         if (e == LP_E8M0_NAN_EXP) {
-            union { FT f; UT u; } nan;
-            nan.u = INF_BITS | (ONE << (MANT - 1));
+            const FT nan = CAT(from_bits_, SFX)(INF_BITS | (ONE << (MANT - 1)));
             for (int64_t i = s; i < s + seg; i++)
-                out[start + i] = nan.f;
+                out[start + i] = nan;
         } else if (bp->elements) {
             for (int64_t i = s; i < s + seg; i++)
                 out[start + i] = rounded[i];
@@ -137,16 +131,16 @@ LP_CLONES static void CAT(block_chunk_, SFX)(const FT *in, FT *out, int64_t n, i
 }
 
 void CAT(lp_block_quantize_, SFX)(const FT *in, FT *out, int64_t n, const lp_blockparams *bp, int32_t *scale_exp,
-                                  const lp_qparams *ep, int mode, uint64_t seed, uint64_t offset, int nthreads)
+                                  const lp_qparams *ep, lp_rounding mode, uint64_t seed, uint64_t offset, int nthreads)
 {
-    const int64_t nchunks = (n + LP_BLOCK - 1) / LP_BLOCK;
+    const int64_t nchunks = (n + LP_WORK_UNIT - 1) / LP_WORK_UNIT;
     nthreads = lp_team(n, nthreads);
     LP_PARALLEL_FOR
     for (int64_t c = 0; c < nchunks; c++) {
-        const int64_t start = c * LP_BLOCK;
-        const int64_t len = n - start < LP_BLOCK ? n - start : LP_BLOCK;
+        const int64_t start = c * LP_WORK_UNIT;
+        const int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
         CAT(block_chunk_, SFX)(in, out, n, start, len, bp, scale_exp, ep, mode, seed,
-                               offset + (uint64_t)c * (LP_BLOCK / PER_CTR));
+                               offset + (uint64_t)c * (LP_WORK_UNIT / PER_CTR));
     }
 }
 

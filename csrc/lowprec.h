@@ -28,11 +28,16 @@ typedef struct {
     int32_t rbits;      /* stochastic: random bits per decision, 1..32 (float32) or 1..64 (float64) */
 } lp_qparams;
 
-/* Rounding modes (order matters: the Python side uses the same numbers). */
-enum {
-    LP_NEAREST_EVEN = 0, LP_NEAREST_AWAY = 1, LP_TOWARD_ZERO = 2, LP_UP = 3, LP_DOWN = 4,
-    LP_ODD = 5, LP_STOCHASTIC = 6
-};
+/* Rounding modes (order matters: the Python side uses the same numbers, lowprec.ROUNDING_MODES). */
+typedef enum {
+    LP_NEAREST_EVEN = 0, /* to nearest, ties to the even code */
+    LP_NEAREST_AWAY = 1, /* to nearest, ties away from zero */
+    LP_TOWARD_ZERO = 2,  /* truncate */
+    LP_UP = 3,           /* toward +Inf */
+    LP_DOWN = 4,         /* toward -Inf */
+    LP_ODD = 5,          /* truncate, then set the last bit if inexact (no double-rounding error) */
+    LP_STOCHASTIC = 6    /* up with probability (x - lower) / spacing, from Philox draws */
+} lp_rounding;
 
 /* The work unit: the kernels take elements LP_WORK_UNIT at a time from index 0, and stochastic draws
  * are laid out per unit (below), so that results do not depend on the thread count. Python reads it
@@ -40,14 +45,14 @@ enum {
 enum { LP_WORK_UNIT = 1024 };
 
 /* Quantize n contiguous values. Stochastic rounding draws Philox4x32-10 words keyed by `seed`.
- * Elements go in blocks of LP_BLOCK = 1024 from index 0; block b uses the counters
+ * Elements go in blocks of LP_WORK_UNIT = 1024 from index 0; block b uses the counters
  * offset + b * C + j, j < C, with C = 256 (float32: 4 words a counter, one word an element) or
  * C = 512 (float64: two words an element). In-block element i takes, for float32, word i / 256 of
  * counter j = i % 256; for float64, words 2h (low half) and 2h + 1 (high half), h = i / 512, of
  * counter j = i % 512. Results therefore do not depend on the thread count. in == out is allowed. */
-void lp_quantize_f32(const float *in, float *out, int64_t n, const lp_qparams *p, int mode,
+void lp_quantize_f32(const float *in, float *out, int64_t n, const lp_qparams *p, lp_rounding mode,
                         uint64_t seed, uint64_t offset, int nthreads);
-void lp_quantize_f64(const double *in, double *out, int64_t n, const lp_qparams *p, int mode,
+void lp_quantize_f64(const double *in, double *out, int64_t n, const lp_qparams *p, lp_rounding mode,
                         uint64_t seed, uint64_t offset, int nthreads);
 
 /* The raw Philox4x32-10 stream, word-major: out[w * nctr + j] = word w (0..3) of
@@ -63,7 +68,7 @@ typedef struct {
     const lp_qparams *chunk_acc;
     const lp_qparams *out;
     int64_t chunk;
-    int mode;
+    lp_rounding mode;
     uint64_t seed;
     uint64_t offset;
     int fast; /* 1: the caller proved that no tiny nonzero value, Inf or NaN can occur (deterministic
@@ -103,9 +108,9 @@ typedef struct {
  * stochastic draws laid out as lp_quantize's over the n elements (offset likewise); NaN throughout a
  * NaN-scaled block. in == out is allowed only when bp->block divides 1024. */
 void lp_block_quantize_f32(const float *in, float *out, int64_t n, const lp_blockparams *bp, int32_t *scale_exp,
-                           const lp_qparams *ep, int mode, uint64_t seed, uint64_t offset, int nthreads);
+                           const lp_qparams *ep, lp_rounding mode, uint64_t seed, uint64_t offset, int nthreads);
 void lp_block_quantize_f64(const double *in, double *out, int64_t n, const lp_blockparams *bp, int32_t *scale_exp,
-                           const lp_qparams *ep, int mode, uint64_t seed, uint64_t offset, int nthreads);
+                           const lp_qparams *ep, lp_rounding mode, uint64_t seed, uint64_t offset, int nthreads);
 
 /* Codebook (lookup-table) quantization of n contiguous values: index k = #{j < nthr : thr[j] <= x}
  * (thr sorted ascending), out[i] = table[k] (NaN stays NaN), idx[i] = k; out or idx may be NULL.
@@ -118,9 +123,9 @@ void lp_lut_f64(const double *in, int64_t n, const double *thr, int32_t nthr, co
 /* Integer-affine quantization of n contiguous values (see csrc/affine_impl.h): out = (q - zp) * scale,
  * q = clamp(round(x / scale) + zp, qmin, qmax), with ip the parameters of 64-bit integers for mode. */
 void lp_affine_f32(const float *in, float *out, int64_t n, double scale, int64_t zp, int64_t qmin, int64_t qmax,
-                   const lp_qparams *ip, int mode, uint64_t seed, uint64_t offset, int nthreads);
+                   const lp_qparams *ip, lp_rounding mode, uint64_t seed, uint64_t offset, int nthreads);
 void lp_affine_f64(const double *in, double *out, int64_t n, double scale, int64_t zp, int64_t qmin, int64_t qmax,
-                   const lp_qparams *ip, int mode, uint64_t seed, uint64_t offset, int nthreads);
+                   const lp_qparams *ip, lp_rounding mode, uint64_t seed, uint64_t offset, int nthreads);
 
 /* The MAC kernel's tile: rows (which = 0) and columns (which = 1). */
 int lp_mac_tile(int which);

@@ -29,20 +29,6 @@ static inline uint32_t lp_draw32(uint64_t seed, uint64_t ctr, int word)
 #define MAC_ONE ((UT)1)
 #define MAC_EXP_MASK ((((MAC_ONE << (WBITS - 1)) - 1)) ^ ((MAC_ONE << MANT) - 1))
 
-static inline FT CAT(from_bits_, SFX)(UT u)
-{
-    union { UT u; FT f; } pun;
-    pun.u = u;
-    return pun.f;
-}
-
-static inline UT CAT(to_bits_, SFX)(FT f)
-{
-    union { UT u; FT f; } pun;
-    pun.f = f;
-    return pun.u;
-}
-
 /* s + p rounded to odd in FT (exact when the FT sum is exact). An exact zero sum is +0 but under
  * rounding down, where IEEE 754 makes it -0 unless both terms are +0 (`down`: a constant). */
 static inline LP_ALWAYS_INLINE FT CAT(add_rto_, SFX)(FT s, FT p, const int down_mode)

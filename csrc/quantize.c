@@ -1,153 +1,13 @@
-/* lowprec C core: quantization of binary32/binary64 arrays to any float or fixed-point format,
- * every rounding mode, the Philox4x32-10 counter-based generator behind stochastic rounding, and
- * (mac_impl.h) the MAC-unit kernel. */
-#include <stdint.h>
-#include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+/* lowprec C core: quantization of binary32/binary64 arrays to any float or fixed-point format, every
+ * rounding mode, block-scaled, codebook and integer-affine kernels and (mac_impl.h) the MAC-unit kernel.
+ * This file instantiates the per-type templates: a type header (type_f32.h, type_f64.h) sets the
+ * type's macros, the *_impl.h templates follow, type_macros_end.h clears them. */
+#include "platform.h" /* first: the standard headers lowprec.h's types need */
 #include "lowprec.h"
-
-/* the MAC kernel's tile (mac_impl.h): rows x columns of outputs advanced together */
-#define LP_MAC_TILE_ROWS 4
-#define LP_MAC_TILE_COLS 16
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(LP_NO_DISPATCH)
-#include <immintrin.h>
-#define LP_X86_DISPATCH 1
-#endif
-
-/* The team for a loop over n elements: one thread below 65536 elements (not worth a team). */
-static inline int lp_team(int64_t n, int nthreads)
-{
-    return (nthreads < 1 || n < 65536) ? 1 : nthreads;
-}
-
-/* A parallel loop over chunks, `nthreads` threads, static schedule (results never depend on it). */
-#ifdef _OPENMP
-#define LP_PARALLEL_FOR _Pragma("omp parallel for num_threads(nthreads) schedule(static)")
-#else
-#define LP_PARALLEL_FOR
-#endif
+#include "philox.h"
 
 /* internal modes: stochastic rounding split by random width, tiny inputs handled apart */
 enum { LP_SR_EXACT_FAST = 100, LP_SR_K_FAST = 101 };
-
-#if defined(__GNUC__)
-#define LP_ALWAYS_INLINE __attribute__((always_inline))
-#else
-#define LP_ALWAYS_INLINE
-#endif
-
-/* Runtime dispatch: x86-64 builds carry an AVX2 clone of the hot loops next to the baseline one; the
- * loader picks by CPU. Elsewhere the baseline (e.g. NEON on aarch64) is used. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(LP_NO_CLONES)
-#define LP_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define LP_CLONES
-#endif
-
-/* Philox4x32-10 (Salmon et al., SC'11), key = seed, counters (ctr0 + j, 0) for j < nctr, written
- * word-major: out[w * nctr + j] is word w of counter j (so the loop vectorizes across counters). */
-#define PHILOX_M0 0xD2511F53u
-#define PHILOX_M1 0xCD9E8D57u
-#define PHILOX_W0 0x9E3779B9u
-#define PHILOX_W1 0xBB67AE85u
-
-static inline LP_ALWAYS_INLINE void philox_fill(uint32_t *out, int64_t nctr, uint64_t seed, uint64_t ctr0)
-{
-    for (int64_t j = 0; j < nctr; j++) {
-        uint64_t c = ctr0 + (uint64_t)j;
-        uint32_t c0 = (uint32_t)c, c1 = (uint32_t)(c >> 32), c2 = 0, c3 = 0;
-        uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-        for (int r = 0; r < 10; r++) {
-            uint64_t p0 = (uint64_t)PHILOX_M0 * c0;
-            uint64_t p1 = (uint64_t)PHILOX_M1 * c2;
-            uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
-            uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-            c1 = (uint32_t)p1;
-            c3 = (uint32_t)p0;
-            c0 = n0;
-            c2 = n2;
-            k0 += PHILOX_W0;
-            k1 += PHILOX_W1;
-        }
-        out[j] = c0;
-        out[nctr + j] = c1;
-        out[2 * nctr + j] = c2;
-        out[3 * nctr + j] = c3;
-    }
-}
-
-#ifdef LP_X86_DISPATCH
-/* The same stream with AVX2. Each 32-bit state word of a counter lives in a 64-bit lane, so one
- * vpmuludq gives the whole 32 x 32 -> 64-bit product (high half by a shift, low half in place; the
- * upper halves of the lanes carry junk that vpmuludq never reads). Vector v of a group holds
- * counters j + 2l + (v & 1) in lane l, so packing two vectors gives 8 consecutive counters.
- * Eight vectors are in flight: one round is a chain of ~8 cycles of latency. */
-#define LP_PHILOX_VECS 8
-__attribute__((target("avx2"))) static void philox_fill_avx2(uint32_t *out, int64_t nctr, uint64_t seed,
-                                                              uint64_t ctr0)
-{
-    const __m256i m0 = _mm256_set1_epi64x(PHILOX_M0), m1 = _mm256_set1_epi64x(PHILOX_M1);
-    const int64_t step = 4 * LP_PHILOX_VECS;
-    int64_t j = 0;
-    for (; j + step <= nctr; j += step) {
-        __m256i c0[LP_PHILOX_VECS], c1[LP_PHILOX_VECS], c2[LP_PHILOX_VECS], c3[LP_PHILOX_VECS];
-        for (int v = 0; v < LP_PHILOX_VECS; v++) {
-            int64_t first = j + 8 * (v / 2) + (v & 1);
-            __m256i c = _mm256_add_epi64(_mm256_set1_epi64x((long long)(ctr0 + (uint64_t)first)),
-                                         _mm256_setr_epi64x(0, 2, 4, 6));
-            c0[v] = c;
-            c1[v] = _mm256_srli_epi64(c, 32);
-            c2[v] = c3[v] = _mm256_setzero_si256();
-        }
-        uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-        for (int r = 0; r < 10; r++) {
-            const __m256i key0 = _mm256_set1_epi64x(k0), key1 = _mm256_set1_epi64x(k1);
-            for (int v = 0; v < LP_PHILOX_VECS; v++) {
-                __m256i p0 = _mm256_mul_epu32(c0[v], m0), p1 = _mm256_mul_epu32(c2[v], m1);
-                c0[v] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), c1[v]), key0);
-                c2[v] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p0, 32), c3[v]), key1);
-                c1[v] = p1;
-                c3[v] = p0;
-            }
-            k0 += PHILOX_W0;
-            k1 += PHILOX_W1;
-        }
-        for (int v = 0; v < LP_PHILOX_VECS; v += 2) {
-            int64_t at = j + 4 * v;
-#define LP_PACK(c) _mm256_blend_epi32(c[v], _mm256_slli_epi64(c[v + 1], 32), 0xAA)
-            _mm256_storeu_si256((__m256i *)(out + at), LP_PACK(c0));
-            _mm256_storeu_si256((__m256i *)(out + nctr + at), LP_PACK(c1));
-            _mm256_storeu_si256((__m256i *)(out + 2 * nctr + at), LP_PACK(c2));
-            _mm256_storeu_si256((__m256i *)(out + 3 * nctr + at), LP_PACK(c3));
-#undef LP_PACK
-        }
-    }
-    if (j < nctr) { /* a ragged end: the portable loop, into a scratch block laid out the same way */
-        uint32_t tail[4 * 4 * LP_PHILOX_VECS];
-        int64_t rest = nctr - j;
-        philox_fill(tail, rest, seed, ctr0 + (uint64_t)j);
-        for (int w = 0; w < 4; w++)
-            memcpy(out + w * nctr + j, tail + w * rest, (size_t)rest * sizeof(uint32_t));
-    }
-}
-#endif
-
-/* philox_fill, or its AVX2 twin where the CPU has AVX2 (same output). */
-static void philox_fill_best(uint32_t *out, int64_t nctr, uint64_t seed, uint64_t ctr0)
-{
-#ifdef LP_X86_DISPATCH
-    static int have_avx2 = -1;
-    if (have_avx2 < 0)
-        have_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-    if (have_avx2) {
-        philox_fill_avx2(out, nctr, seed, ctr0);
-        return;
-    }
-#endif
-    philox_fill(out, nctr, seed, ctr0);
-}
 
 void lp_philox_words(uint32_t *out, int64_t nctr, uint64_t seed, uint64_t offset)
 {
@@ -168,14 +28,7 @@ int lp_have_openmp(void)
 #endif
 }
 
-#define UT uint32_t
-#define SIGNED_T int32_t
-#define IT int32_t /* per-element integer temporaries: as wide as UT, so lanes stay aligned */
-#define FT float
-#define MANT 23
-#define WBITS 32
-#define PER_CTR 4
-#define SFX f32
+#include "type_f32.h"
 #include "quantize_impl.h"
 #include "block_impl.h"
 #include "lut_impl.h"
@@ -184,14 +37,7 @@ int lp_have_openmp(void)
 #include "mac_impl.h"
 #include "type_macros_end.h"
 
-#define UT uint64_t
-#define SIGNED_T int64_t
-#define IT int64_t
-#define FT double
-#define MANT 52
-#define WBITS 64
-#define PER_CTR 2
-#define SFX f64
+#include "type_f64.h"
 #include "quantize_impl.h"
 #include "block_impl.h"
 #include "lut_impl.h"

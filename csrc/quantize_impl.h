@@ -13,8 +13,6 @@
  * a < tiny the value is below the smallest nonzero result q, so the result is 0 or q.
  * Everything is computed for every element and selected; specials are patched at the end. */
 
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
 #define ONE ((UT)1)
 #define SIGN_BIT (ONE << (WBITS - 1))
 #define ABS_MASK (SIGN_BIT - 1)
@@ -37,9 +35,7 @@ static inline UT CAT(rtne_shift_, SFX)(UT v, IT t)
  * float conversion (vectorizable, unlike a count of leading zeros). */
 static inline IT CAT(subnormal_exponent_, SFX)(UT a)
 {
-    union { FT f; UT u; } pun;
-    pun.f = (FT)(SIGNED_T)a;
-    return (IT)(pun.u >> MANT) - (IT)((ONE << (WBITS - MANT - 2)) - 1) - MANT + 1;
+    return (IT)(CAT(to_bits_, SFX)((FT)(SIGNED_T)a) >> MANT) - (IT)((ONE << (WBITS - MANT - 2)) - 1) - MANT + 1;
 }
 
 static inline LP_ALWAYS_INLINE UT CAT(round_one_, SFX)(UT bits, const lp_qparams *p, const int mode, const int deep, const int fast,
@@ -149,7 +145,6 @@ static inline LP_ALWAYS_INLINE UT CAT(round_one_, SFX)(UT bits, const lp_qparams
     return a > INF_BITS ? nan_full : out;
 }
 
-#define LP_BLOCK LP_WORK_UNIT
 
 /* The random draw of in-block element i from the word-major Philox block (see lowprec.h). */
 static inline UT CAT(word_, SFX)(const UT *rnd, int64_t i)
@@ -158,12 +153,12 @@ static inline UT CAT(word_, SFX)(const UT *rnd, int64_t i)
     return rnd[i];
 #else
     const uint32_t *w = (const uint32_t *)rnd;
-    int64_t C = LP_BLOCK / PER_CTR, h = i / C, j = i % C;
+    int64_t C = LP_WORK_UNIT / PER_CTR, h = i / C, j = i % C;
     return (UT)w[2 * h * C + j] | ((UT)w[(2 * h + 1) * C + j] << 32);
 #endif
 }
 
-/* One block of at most LP_BLOCK elements starting at global element index `start` (a multiple of
+/* One block of at most LP_WORK_UNIT elements starting at global element index `start` (a multiple of
  * PER_CTR). Compiled for several instruction sets (runtime dispatch) where the compiler can. */
 /* An input the fast loops get wrong: nonzero below the smallest nonzero result, Inf or NaN (zero is
  * right already; a - 1 wraps it out of the first test). */
@@ -181,7 +176,7 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
     UT *restrict dst = (UT *)out;
     const lp_qparams params = *pp; /* a local copy: stores to dst cannot alias it */
     const lp_qparams *p = &params;
-    UT rnd[LP_BLOCK]; /* stochastic only: word-major Philox output, see lowprec.h */
+    UT rnd[LP_WORK_UNIT]; /* stochastic only: word-major Philox output, see lowprec.h */
     /* Deterministic modes: one branch-free pass. Stochastic: a faster pass that is right but for
      * the exceptional inputs (nonzero tiny ones, Inf, NaN), then a fix-up of those by the full
      * rule, looked for 16 elements at a time so that a rare one costs little. */
@@ -200,7 +195,7 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
         break;
     }
 #undef LOOP
-    philox_fill_best((uint32_t *)rnd, LP_BLOCK / PER_CTR, seed, ctr0);
+    philox_fill_best((uint32_t *)rnd, LP_WORK_UNIT / PER_CTR, seed, ctr0);
     if (p->rbits == WBITS) {
         for (int64_t i = 0; i < len; i++)
             dst[i] = CAT(round_one_, SFX)(src[i], p, LP_SR_EXACT_FAST, DEEP, 1, CAT(word_, SFX)(rnd, i));
@@ -235,17 +230,17 @@ LP_CLONES static void CAT(block_deep_, SFX)(const FT *in, FT *out, int64_t len, 
     CAT(block_body_, SFX)(in, out, len, p, mode, seed, ctr0, 1);
 }
 
-void CAT(lp_quantize_, SFX)(const FT *in, FT *out, int64_t n, const lp_qparams *p, int mode,
+void CAT(lp_quantize_, SFX)(const FT *in, FT *out, int64_t n, const lp_qparams *p, lp_rounding mode,
                             uint64_t seed, uint64_t offset, int nthreads)
 {
-    int64_t nblocks = (n + LP_BLOCK - 1) / LP_BLOCK;
+    int64_t nblocks = (n + LP_WORK_UNIT - 1) / LP_WORK_UNIT;
     nthreads = lp_team(n, nthreads);
     LP_PARALLEL_FOR
     for (int64_t b = 0; b < nblocks; b++) {
-        int64_t start = b * LP_BLOCK;
-        int64_t len = n - start < LP_BLOCK ? n - start : LP_BLOCK;
-        uint64_t ctr = offset + (uint64_t)b * (LP_BLOCK / PER_CTR);
-        FT copy[LP_BLOCK]; /* in place: the block routine reads its input after writing (restrict) */
+        int64_t start = b * LP_WORK_UNIT;
+        int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
+        uint64_t ctr = offset + (uint64_t)b * (LP_WORK_UNIT / PER_CTR);
+        FT copy[LP_WORK_UNIT]; /* in place: the block routine reads its input after writing (restrict) */
         const FT *src = in + start;
         if (in == out) {
             memcpy(copy, src, (size_t)len * sizeof(FT));

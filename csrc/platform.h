@@ -1,0 +1,46 @@
+/* Platform: compiler attributes, the x86-64 runtime dispatch (AVX2 clones of hot loops), OpenMP
+ * thread teams, and the MAC kernel's tile. Included once, by quantize.c. */
+#ifndef LP_PLATFORM_H
+#define LP_PLATFORM_H
+#include <stdint.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* the MAC kernel's tile (mac_impl.h): rows x columns of outputs advanced together */
+#define LP_MAC_TILE_ROWS 4
+#define LP_MAC_TILE_COLS 16
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(LP_NO_DISPATCH)
+#include <immintrin.h>
+#define LP_X86_DISPATCH 1
+#endif
+
+/* The team for a loop over n elements: one thread below 65536 elements (not worth a team). */
+static inline int lp_team(int64_t n, int nthreads)
+{
+    return (nthreads < 1 || n < 65536) ? 1 : nthreads;
+}
+
+/* A parallel loop over chunks, `nthreads` threads, static schedule (results never depend on it). */
+#ifdef _OPENMP
+#define LP_PARALLEL_FOR _Pragma("omp parallel for num_threads(nthreads) schedule(static)")
+#else
+#define LP_PARALLEL_FOR
+#endif
+
+#if defined(__GNUC__)
+#define LP_ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define LP_ALWAYS_INLINE
+#endif
+
+/* Runtime dispatch: x86-64 builds carry an AVX2 clone of the hot loops next to the baseline one; the
+ * loader picks by CPU. Elsewhere the baseline (e.g. NEON on aarch64) is used. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(LP_NO_CLONES)
+#define LP_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define LP_CLONES
+#endif
+
+#endif
