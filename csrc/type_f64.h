@@ -9,22 +9,4 @@
 #define PER_CTR 2 /* elements per Philox counter: 4 words a counter, two an element */
 #define SFX f64
 
-#ifndef CAT
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
-#endif
-
-/* The one view of a value as its bit pattern and back (the templates' only type pun). */
-static inline UT CAT(to_bits_, SFX)(FT f)
-{
-    union { UT u; FT f; } pun;
-    pun.f = f;
-    return pun.u;
-}
-
-static inline FT CAT(from_bits_, SFX)(UT u)
-{
-    union { UT u; FT f; } pun;
-    pun.u = u;
-    return pun.f;
-}
+#include "type_views.h"

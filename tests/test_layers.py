@@ -10,26 +10,31 @@ import lowprec
 ROOT = Path(lowprec.__file__).parent
 
 
-def _imports(path: Path) -> list[tuple[str, int]]:
-    """(absolute module name, line) of every lowprec import in a module, top level or nested."""
+def _import_nodes(path: Path):
+    """(source module, imported names, line) of every import in a module, top level or nested, with
+    relative imports made absolute (`import a.b`: source a.b, no names)."""
     # the package relative imports start from: a module's parent; an __init__.py's own package
     package = ".".join(("lowprec",) + path.relative_to(ROOT).parts[:-1])
-    out = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                name = f"{base}.{node.module}" if node.module else base
+                source = f"{base}.{node.module}" if node.module else base
             else:
-                name = node.module or ""
-            names = [name] + [f"{name}.{a.name}" for a in node.names]
+                source = node.module or ""
+            yield source, [a.name for a in node.names], node.lineno
         elif isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        else:
-            continue
-        for n in names:
+            for a in node.names:
+                yield a.name, [], node.lineno
+
+
+def _imports(path: Path) -> list[tuple[str, int]]:
+    """(absolute module name, line) of every lowprec import in a module, top level or nested."""
+    out = []
+    for source, names, line in _import_nodes(path):
+        for n in [source] + [f"{source}.{a}" for a in names]:
             if n.startswith("lowprec"):
-                out.append((n, node.lineno))
+                out.append((n, line))
     return out
 
 
@@ -102,20 +107,9 @@ def _module_graph() -> dict[str, set[str]]:
     for name, path in list(mods.items()):
         if path is None:
             continue
-        package = ".".join(("lowprec",) + path.relative_to(ROOT).parts[:-1])
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                    source = f"{base}.{node.module}" if node.module else base
-                else:
-                    source = node.module or ""
-                subs = [f"{source}.{a.name}" for a in node.names if f"{source}.{a.name}" in mods]
-                targets = subs if len(subs) == len(node.names) else subs + [source]
-            elif isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            else:
-                continue
+        for source, names, _ in _import_nodes(path):
+            subs = [f"{source}.{a}" for a in names if f"{source}.{a}" in mods]
+            targets = subs if names and len(subs) == len(names) else subs + [source]
             for target in targets:
                 while target and target not in mods:  # a name inside a module: the module
                     target = target.rsplit(".", 1)[0] if "." in target else ""
