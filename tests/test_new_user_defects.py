@@ -124,9 +124,10 @@ def test_nvfp4_one_level_scale_is_clamped_not_nan_or_zero():
     x = np.full(16, 3000.0, np.float32)
     assert (lowprec.quantize(x, one_level) == 6.0 * 448).all()  # torchao's clamp to the largest scale
     assert_same(lowprec.decode(lowprec.encode(x, one_level), one_level), lowprec.quantize(x, one_level))
-    tiny = np.full(16, 1e-6, np.float32)  # amax / 6 rounds to 0 in e4m3: the smallest scale instead
-    assert (lowprec.decode(lowprec.encode(tiny, one_level), one_level, dtype=np.float64) >= 0).all()
+    tiny = np.full(16, 1e-3, np.float32)  # amax / 6 rounds to 0 in e4m3: the smallest scale 2**-9 instead
     assert lowprec.decode(lowprec.encode(tiny, one_level).scales, "fp8_e4m3fn").min() == 2.0**-9
+    assert (lowprec.quantize(tiny, one_level) == np.float32(0.5 * 2.0**-9)).all()  # a zero scale gave 0
+    assert_same(lowprec.decode(lowprec.encode(tiny, one_level), one_level), lowprec.quantize(tiny, one_level))
 
 
 # -- 12. MX element codes do not depend on the input dtype -------------------------------------------------

@@ -111,7 +111,7 @@ def out_array(out: Any, x: Any, arr: np.ndarray) -> np.ndarray:
     return target
 
 
-CHUNK = 1 << 16  # elements per pass of the chunked paths: a multiple of the C kernels' 1024-element blocks
+CHUNK = 1 << 16  # elements per pass of the chunked paths: a multiple of the C kernels' work unit (1024)
 
 
 def flat_chunks(arr: np.ndarray, size: int = CHUNK):

@@ -23,7 +23,7 @@ from . import adapters as _arrays
 from ..kernels.native import ffi, lib
 from ..kernels.params import qparams
 from .._exact import divide_round_odd
-from ..kernels.philox import counter_offset
+from ..kernels.philox import WORK_UNIT, counter_offset
 from ..formats.block import E8M0, E8M0_MIN, E8M0_NAN, SCALE_RULES, BlockFormat
 from ..formats import layout
 from ..kernels.rounding import check_rbits, mode_index, seed_key
@@ -43,16 +43,21 @@ def _check_axis(axis: Any, ndim: int) -> int:
     return int(axis) % ndim
 
 
+def padded_length(length: int, block: int, pad: str) -> int:
+    """A line's length in whole blocks, by the pad policy (ValueError for pad="raise" on a partial one)."""
+    if pad not in PAD_POLICIES:
+        raise ValueError(f"pad must be one of {', '.join(map(repr, PAD_POLICIES))}; got {pad!r}")
+    if length % block and pad == "raise":
+        raise ValueError(f"the axis length {length} is not a multiple of the block size {block} (pad='raise')")
+    return -(-length // block) * block
+
+
 def to_blocks(arr: np.ndarray, axis: int, block: int, pad: str) -> tuple[np.ndarray, Callable]:
     """(C-contiguous (nblocks, block) array of arr's blocks, a function mapping such an array back to
     arr's shape). Padding elements are zeros."""
-    if pad not in PAD_POLICIES:
-        raise ValueError(f"pad must be one of {', '.join(map(repr, PAD_POLICIES))}; got {pad!r}")
     moved = np.moveaxis(arr, axis, -1)
     length = moved.shape[-1]
-    if length % block and pad == "raise":
-        raise ValueError(f"the axis length {length} is not a multiple of the block size {block} (pad='raise')")
-    padded_len = -(-length // block) * block
+    padded_len = padded_length(length, block, pad)
     if padded_len != length:
         lines = np.zeros(moved.shape[:-1] + (padded_len,), arr.dtype)
         lines[..., :length] = moved
@@ -207,16 +212,13 @@ class _Layout:
     1024 elements of the layout (so stochastic draws match the one-pass kernel's)."""
 
     def __init__(self, shape: tuple, ax: int, block: int, pad: str):
-        if pad not in PAD_POLICIES:
-            raise ValueError(f"pad must be one of {', '.join(map(repr, PAD_POLICIES))}; got {pad!r}")
         self.ax, self.block = ax, block
         self.length = shape[ax]
-        if self.length % block and pad == "raise":
-            raise ValueError(f"the axis length {self.length} is not a multiple of the block size {block} (pad='raise')")
-        self.padded = -(-self.length // block) * block
+        self.padded = padded_length(self.length, block, pad)
         self.lead = shape[:ax] + shape[ax + 1:]
         self.total = math.prod(self.lead) * self.padded
-        self.step = math.lcm(block, 1024) * max(1, _arrays.CHUNK // math.lcm(block, 1024))
+        unit = math.lcm(block, WORK_UNIT)  # whole blocks, starting where a work unit starts
+        self.step = unit * max(1, _arrays.CHUNK // unit)
 
     def chunks(self):
         for p0 in range(0, self.total, self.step):

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..kernels.params import qparams
+from ..kernels.philox import WORK_UNIT
 from ..formats import FixedFormat, FloatFormat, as_format
 from ..kernels.rounding import check_rbits, mode_index, seed_key
 
@@ -23,7 +24,6 @@ __all__ = ["quantize_torch", "philox_words"]
 _M0, _M1 = 0xD2511F53, 0xCD9E8D57
 _W0, _W1 = 0x9E3779B9, 0xBB67AE85
 _MASK32 = 0xFFFFFFFF
-_BLOCK = 1024
 
 
 def philox_words(counters: torch.Tensor, seed: int) -> torch.Tensor:
@@ -48,9 +48,9 @@ def _element_random(n: int, width: int, seed: int, device) -> torch.Tensor:
     """Each element's draw in the C core's layout (lowprec.h): 32 bits (float32) or 64 (float64, as an
     int64 bit pattern)."""
     i = torch.arange(n, device=device, dtype=torch.int64)
-    block, local = i // _BLOCK, i % _BLOCK
+    block, local = i // WORK_UNIT, i % WORK_UNIT
     per_ctr = 4 if width == 32 else 2
-    per_block = _BLOCK // per_ctr
+    per_block = WORK_UNIT // per_ctr
     ctr = block * per_block + local % per_block
     words = philox_words(ctr, seed)
     if width == 32:

@@ -12,7 +12,7 @@ from . import adapters as _arrays
 from ..kernels.native import ffi, lib
 from ..kernels.params import qparams
 from ..kernels.philox import counter_offset
-from ..formats import FixedFormat, Format, decode_table
+from ..formats import FixedFormat, Format, check_codes, decoded
 from ..kernels.rounding import check_rbits, mode_index, seed_key
 from ..kernels.threads import get_num_threads
 
@@ -27,16 +27,12 @@ def quantize_scalar(x: Any, fmt: Format, rounding: str = "nearest_even", *, seed
         from .device import quantize_torch  # imports torch: only for tensors, which means torch is loaded
 
         return quantize_torch(x, fmt, rounding, seed=seed, rbits=rbits)
-    mode = mode_index(rounding)
-    rbits = check_rbits(rbits)
-    if nan not in NAN_POLICIES:
-        raise ValueError(f"nan must be one of {', '.join(map(repr, NAN_POLICIES))}; got {nan!r}")
+    rbits, key = _checked(rounding, rbits, nan, seed)
     if x is None:
         raise TypeError("x must be a float array, tensor or number, got None")
     arr, restore = _arrays.to_numpy(x)
     target = _arrays.out_array(out, x, arr) if out is not None else None
-    params = qparams(fmt, arr.dtype, rounding, rbits)
-    key = seed_key(seed) if rounding == "stochastic" else 0
+    qparams(fmt, arr.dtype, rounding, rbits)  # its checks (a format the dtype cannot hold) before any work
 
     src = _arrays.c_contiguous(arr)
     checked = nan == "raise" and not fmt.has_nan
@@ -48,9 +44,7 @@ def quantize_scalar(x: Any, fmt: Format, rounding: str = "nearest_even", *, seed
         dst = np.empty(arr.shape, arr.dtype)
     if checked and np.isnan(src).any():
         raise ValueError(f"x holds NaN and {fmt} has no NaN (nan='raise')")
-    run_kernel(src, dst, params, mode, key)
-    if isinstance(fmt, FixedFormat) and fmt.overflow == "wrap":
-        _wrap(dst, fmt)
+    quantize_at(src, fmt, rounding, key, rbits, 0, dst)
     if target is not None:
         if dst is not target:
             target[...] = dst
@@ -75,11 +69,22 @@ def run_kernel(src: np.ndarray, dst: np.ndarray, params, mode: int, key: int, of
     fn(pin, pout, n, params, mode, key, offset, get_num_threads())
 
 
-def quantize_at(src: np.ndarray, fmt: Format, rounding: str, key: int, rbits: int | None, start: int) -> np.ndarray:
-    """src (1-D, C-contiguous float32/float64) quantized to a float or fixed-point format as the
-    elements [start, start + src.size) of a larger array: stochastic draws as quantize(that array)
-    draws them there. start must be a multiple of 1024 (the kernel's block)."""
-    dst = np.empty(src.size, src.dtype)
+def _checked(rounding: str, rbits: int | None, nan: str, seed: Any) -> tuple[int | None, int]:
+    """(rbits, the Philox key) after checking the mode, rbits and the NaN policy."""
+    mode_index(rounding)
+    rbits = check_rbits(rbits)
+    if nan not in NAN_POLICIES:
+        raise ValueError(f"nan must be one of {', '.join(map(repr, NAN_POLICIES))}; got {nan!r}")
+    return rbits, (seed_key(seed) if rounding == "stochastic" else 0)
+
+
+def quantize_at(src: np.ndarray, fmt: Format, rounding: str, key: int, rbits: int | None, start: int,
+                dst: np.ndarray | None = None) -> np.ndarray:
+    """src (C-contiguous float32/float64) quantized to a float or fixed-point format as the elements
+    [start, start + src.size) of a larger array: stochastic draws as quantize(that array) draws them
+    there. start must be a multiple of the work unit (1024). Into dst (C-contiguous, src's shape and
+    dtype) if given."""
+    dst = np.empty(src.shape, src.dtype) if dst is None else dst
     run_kernel(src, dst, qparams(fmt, src.dtype, rounding, rbits), mode_index(rounding), key,
                counter_offset(start, src.dtype))
     if isinstance(fmt, FixedFormat) and fmt.overflow == "wrap":
@@ -92,11 +97,7 @@ def quantized_chunks(arr: np.ndarray, fmt: Format, rounding: str = "nearest_even
     """Yield (start, values): arr (a float32/float64 ndarray) quantized to a float or fixed-point
     format a bounded chunk at a time in C order, with the same bits (stochastic draws included) as
     quantize(arr) at those positions."""
-    mode_index(rounding)
-    rbits = check_rbits(rbits)
-    if nan not in NAN_POLICIES:
-        raise ValueError(f"nan must be one of {', '.join(map(repr, NAN_POLICIES))}; got {nan!r}")
-    key = seed_key(seed) if rounding == "stochastic" else 0
+    rbits, key = _checked(rounding, rbits, nan, seed)
     checked = nan == "raise" and not fmt.has_nan
     for start, _, src in _arrays.flat_chunks(arr):
         if checked and np.isnan(src).any():
@@ -151,20 +152,13 @@ def decode_scalar(codes: Any, fmt: Format) -> Any:
     hold the format), a bounded chunk at a time."""
     tensor = _arrays.is_tensor(codes)
     arr = codes.detach().cpu().numpy() if tensor else np.asarray(codes)
-    if arr.dtype.kind not in "iu":
-        raise TypeError(f"codes must be an integer array, got {arr.dtype}")
     if tensor and arr.dtype.kind == "i" and fmt.bits in (16, 32, 64):
         arr = arr.view(f"u{arr.dtype.itemsize}")  # torch holds wide codes in signed types
-    if arr.size and (arr.min() < 0 or (fmt.bits < 64 and arr.max() >= 2**fmt.bits)):
-        raise ValueError(f"codes must be in [0, 2**{fmt.bits}) for {fmt}; got values in [{arr.min()}, {arr.max()}]")
+    check_codes(arr, fmt)
     values = np.empty(arr.shape, fmt.decode_dtype)
     flat_values = values.reshape(-1)
-    table = decode_table(fmt) if fmt.bits <= 16 else None
     for start, stop, part in _arrays.flat_chunks(arr):  # a chunk at a time: bounded scratch
-        if table is not None:
-            flat_values[start:stop] = table[part.astype(np.intp)]
-        else:
-            flat_values[start:stop] = fmt.code_values(part.astype(np.uint64))
+        flat_values[start:stop] = decoded(part, fmt)
     if tensor:
         import torch  # a tensor came in: torch is loaded
 

@@ -12,7 +12,7 @@
 """
 
 from .registry import NAME_KINDS, as_format, as_scalar_format, get, names, register, source
-from .scalar import FixedFormat, FloatFormat, Format, decode_table, layout, max_magnitudes
+from .scalar import FixedFormat, FloatFormat, Format, check_codes, decode_table, decoded, layout, max_magnitudes
 from .block import E8M0, SCALE_RULES, BlockFormat, bfp  # registers the "block" kind
 from .codebook import LogFormat, LUTFormat
 from .scaled import SCALED_KINDS, BinaryFormat, IntAffineFormat, TernaryFormat
@@ -21,4 +21,5 @@ from .fit import fit_binary, fit_ttq, fit_twn, kmeans_codebook
 __all__ = ["FloatFormat", "FixedFormat", "Format", "BlockFormat", "LUTFormat", "LogFormat", "BinaryFormat",
            "TernaryFormat", "IntAffineFormat", "SCALED_KINDS", "E8M0", "SCALE_RULES", "bfp", "get", "names",
            "source", "as_format", "as_scalar_format", "register", "layout", "max_magnitudes", "decode_table",
+           "check_codes", "decoded",
            "fit_binary", "fit_twn", "fit_ttq", "kmeans_codebook", "NAME_KINDS"]

@@ -23,8 +23,9 @@ __all__ = ["kmeans_codebook", "lloyd", "fit_binary", "fit_twn", "fit_ttq"]
 
 def _float_array(x: Any, name: str = "x") -> np.ndarray:
     """x (a numpy array, a list, or a torch tensor on any device) as a float ndarray."""
-    if hasattr(x, "detach"):  # a torch tensor, without importing torch here
-        x = x.detach().cpu().float().numpy() if str(x.dtype) in ("torch.float16", "torch.bfloat16") else x.detach().cpu().numpy()
+    if hasattr(x, "detach"):  # a torch tensor, without importing torch here; half types as float32
+        t = x.detach().cpu()
+        x = (t.float() if t.is_floating_point() and t.element_size() == 2 else t).numpy()
     arr = np.asarray(x)
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"{name} must hold numbers, got {arr.dtype}")

@@ -22,7 +22,7 @@ import numpy as np
 from .._checks import check_choice, check_int
 from . import bits as _bits
 
-__all__ = ["FloatFormat", "FixedFormat", "Format", "layout", "max_magnitudes", "decode_table"]
+__all__ = ["FloatFormat", "FixedFormat", "Format", "layout", "max_magnitudes", "decode_table", "check_codes", "decoded"]
 
 SPECIALS = ("ieee", "fn", "fnuz", "p3109", "none")
 FLOAT_OVERFLOW = ("saturate", "inf", "nan")
@@ -66,13 +66,8 @@ class _FormatBase:
         """Values of the given codes (an integer array in [0, 2**bits)), float32, or float64 where
         float32 cannot hold the format (``decode_dtype``)."""
         arr = np.asarray(codes)
-        if arr.dtype.kind not in "iu":
-            raise TypeError(f"codes must be an integer array, got {arr.dtype}")
-        if arr.size and (arr.min() < 0 or (self.bits < 64 and arr.max() >= 2**self.bits)):
-            raise ValueError(f"codes must be in [0, 2**{self.bits}) for {self}; got values in [{arr.min()}, {arr.max()}]")
-        if self.bits <= 16:
-            return decode_table(self)[arr.astype(np.intp)]
-        return self.code_values(arr.astype(np.uint64)).astype(self.decode_dtype)
+        check_codes(arr, self)
+        return decoded(arr, self)
 
     @property
     def decode_dtype(self) -> np.dtype:
@@ -337,3 +332,18 @@ def decode_table(fmt: Format) -> np.ndarray:
     table = fmt.code_values(np.arange(2**fmt.bits, dtype=np.uint64)).astype(fmt.decode_dtype)
     table.flags.writeable = False
     return table
+
+
+def check_codes(arr: np.ndarray, fmt: Format) -> None:
+    """TypeError unless arr holds integers, ValueError unless they lie in [0, 2**bits)."""
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"codes must be an integer array, got {arr.dtype}")
+    if arr.size and (arr.min() < 0 or (fmt.bits < 64 and arr.max() >= 2**fmt.bits)):
+        raise ValueError(f"codes must be in [0, 2**{fmt.bits}) for {fmt}; got values in [{arr.min()}, {arr.max()}]")
+
+
+def decoded(arr: np.ndarray, fmt: Format) -> np.ndarray:
+    """The values (decode_dtype) of checked codes: a table lookup up to 16 bits."""
+    if fmt.bits <= 16:
+        return decode_table(fmt)[arr.astype(np.intp)]
+    return fmt.code_values(arr.astype(np.uint64)).astype(fmt.decode_dtype)

@@ -11,7 +11,7 @@ For c = sum_k a_k * b_k:
    operation rounded to acc;
 4. chunk=C: consecutive chunks of C products are summed as in 3, the chunk sums then sequentially in
    chunk_acc (default acc) (Wang et al., NeurIPS 2018);
-5. the result is rounded to `out` (default acc).
+5. the result is rounded to `out` (default: chunk_acc when chunking, else acc).
 
 Integer and fixed-point accumulators wrap or saturate as their format says; every overflow event
 is counted. Every call adds what it executed to ``MAC.counts``.
@@ -105,7 +105,6 @@ class MAC:
         else:
             self.inputs = (as_scalar_format(inputs, "inputs"),) * 2 if inputs is not None else None
         self._check_formats()
-        self.counts = Counts()
         self.reset_counts()
         self._offset = 0  # output index of the next call, for stochastic draws
 
@@ -182,19 +181,21 @@ class MAC:
         x_np, restore = _arrays.to_numpy(x, "x")
         if x_np.ndim == 0:
             raise ValueError("sum needs at least a 1-D array")
-        moved = np.moveaxis(x_np, axis, -1)
-        flat = moved.reshape(math.prod(moved.shape[:-1]), moved.shape[-1])  # explicit: -1 fails on empty
-        ones = np.broadcast_to(np.ones((1, 1), flat.dtype), (flat.shape[1], 1))  # a view: no k-long array
-        r = self._matmul2d(flat, ones)[:, 0].reshape(moved.shape[:-1])
+        r = self._sum_last(np.moveaxis(x_np, axis, -1))
         return _wrap_like(x, restore, r.astype(x_np.dtype))
 
     def sum_products(self, products: np.ndarray, label: str, executed: int) -> np.ndarray:
         """Sum (..., k) products along the last axis as this unit accumulates them (float64), recording
         `executed` products under `label`: the unit that made them (lowprec.mac.coded: "lut4x4" table
         reads, "log4x4" exponent adds)."""
-        flat = products.reshape(math.prod(products.shape[:-1]), products.shape[-1])
+        return self._sum_last(products, (label, executed))
+
+    def _sum_last(self, values: np.ndarray, products: tuple[str, int] | None = None) -> np.ndarray:
+        """float64 sums along the last axis: each term a product x * 1, the ones a broadcast view (no
+        k-long array; the kernel reads one row of them)."""
+        flat = values.reshape(math.prod(values.shape[:-1]), values.shape[-1])  # explicit: -1 fails on empty
         ones = np.broadcast_to(np.ones((1, 1), flat.dtype), (flat.shape[1], 1))
-        return self._matmul2d(flat, ones, (label, executed))[:, 0].reshape(products.shape[:-1])
+        return self._matmul2d(flat, ones, products)[:, 0].reshape(values.shape[:-1])
 
     def conv1d(self, x, w, stride: int = 1, padding: int = 0, dilation: int = 1, groups: int = 1):
         """torch.nn.functional.conv1d semantics: x (N, C, L), w (O, C/groups, k)."""
@@ -378,9 +379,9 @@ class MAC:
         if n < tc:  # narrow: the kernel goes one output at a time, nothing to pad
             tr = tc = 1
         mp_, np_ = -(-m // tr) * tr, -(-n // tc) * tc
-        a = _padded(A, mp_, dtype)  # copies only where needed
+        a = _padded(A, (mp_, k), dtype)  # copies only where needed
         mp.b_broadcast = int(k > 0 and B.strides[0] == 0)  # every row of B is its first (a sum's ones)
-        b = np.ascontiguousarray(_padded(B[:1].T if mp.b_broadcast else B.T, np_, dtype).T)
+        b = _padded(B[:1], (1, np_), dtype) if mp.b_broadcast else _padded(B, (k, np_), dtype)
         c = np.empty((mp_, np_), dtype)
         ctype = "float[]" if use32 else "double[]"
         fn = lib.lp_mac_matmul_f32 if use32 else lib.lp_mac_matmul_f64
@@ -443,12 +444,12 @@ def _max_abs_row_sum(A: np.ndarray) -> float:
     return float(sums.max()) if sums.size else 0.0
 
 
-def _padded(A: np.ndarray, rows: int, dtype: np.dtype) -> np.ndarray:
-    """A (C-contiguous, in dtype) with zero rows appended up to `rows`: A itself where it already is."""
-    if A.shape[0] == rows and A.dtype == dtype and A.flags.c_contiguous:
+def _padded(A: np.ndarray, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+    """2-D A zero-padded to `shape`, C-contiguous, in dtype: A itself where it already is."""
+    if A.shape == shape and A.dtype == dtype and A.flags.c_contiguous:
         return A
-    a = np.zeros((rows, A.shape[1]), dtype)
-    a[:A.shape[0]] = A
+    a = np.zeros(shape, dtype)
+    a[:A.shape[0], :A.shape[1]] = A
     return a
 
 

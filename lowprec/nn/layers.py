@@ -3,6 +3,7 @@ input, output and grad and a MAC spec) and QAct (see lowprec.nn)."""
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -104,17 +105,20 @@ class _QMixin:
     def _watch(self, x: torch.Tensor, q: torch.Tensor, operand: str, fmt: Any) -> torch.Tensor:
         """Warn once per layer and operand when quantizing turned a nonzero tensor into zeros, or made
         NaN/Inf that x did not hold: training then goes nowhere without a word. One reduction per call
-        (more only when it looks wrong)."""
+        (more only when it looks wrong), until it has warned."""
         warned = self.__dict__.setdefault("_q_warned", set())
         if operand in warned:
             return q
-        total = q.detach().sum()
+        # one pass and one sync: sum |q| is 0 exactly when q is all zeros, not finite when q holds NaN or
+        # Inf (or when the sum overflows: counted below before any warning)
+        total = float(torch.linalg.vector_norm(q.detach(), 1))
         problem = None
-        if not bool(torch.isfinite(total)) and bool(torch.isfinite(x.detach()).all()):
-            bad = int((~torch.isfinite(q.detach())).sum())
-            problem = (f"{bad} of {q.numel()} values became NaN or Inf (beyond the format's range); use a "
-                       "scaled format (e.g. mxfp8_e4m3) or one with overflow='saturate'")
-        elif total == 0 and not bool(q.detach().any()) and bool(x.detach().any()):
+        if not math.isfinite(total):
+            bad = int((~torch.isfinite(q.detach())).sum()) - int((~torch.isfinite(x.detach())).sum())
+            if bad > 0:
+                problem = (f"{bad} of {q.numel()} values became NaN or Inf (beyond the format's range); use a "
+                           "scaled format (e.g. mxfp8_e4m3) or one with overflow='saturate'")
+        elif total == 0 and bool(x.detach().any()):
             problem = (f"every value rounded to 0 (0 of {int(torch.count_nonzero(x.detach()))} nonzero values "
                        "survive): the values lie below the format's smallest; use a scaled format (e.g. "
                        "mxfp4_e2m1, nvfp4, an int affine format) or rescale")
