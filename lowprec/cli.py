@@ -106,7 +106,7 @@ def demo(rounding: str = "nearest_even") -> str:
     for name in formats.names():
         fmt = formats.get(name)
         q = quantize(x, fmt, rounding, seed=0)
-        s = error_stats(x, q, fmt) if name not in formats.names("block") else error_stats(x, q, fmt.element)
+        s = error_stats(x, q, fmt)
         lines.append(f"{name:<14}{s['max_abs']:>12.4g}{s['mean_abs']:>12.4g}{s['max_rel']:>12.4g}"
                      f"{s['mean_rel']:>12.4g}{s['saturated']:>11.4f}{s['flushed']:>9.4f}{s['overflow']:>10.4f}"
                      f"{s['nonfinite']:>11.4f}")
