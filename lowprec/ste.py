@@ -61,8 +61,10 @@ def _q(x: torch.Tensor, fmt: Any, rounding: str, seed: Any, axis: int = -1) -> t
         arr = src_v.numpy()
         run_kernel(arr, dst_v.numpy(), qparams(fmt, arr.dtype, rounding, None), mode_index(rounding), 0)
         return result
+    if isinstance(fmt, (FloatFormat, FixedFormat)):  # any layout: CUDA tensors keep theirs (Triton)
+        return _lp_quantize(x.detach(), fmt, rounding, seed=seed)
     blocks = {"axis": axis} if isinstance(fmt, BlockFormat) else {}
-    return _lp_quantize(x.detach().contiguous(), fmt, rounding, seed=seed, **blocks)  # CUDA: lowprec.torch_quantize
+    return _lp_quantize(x.detach().contiguous(), fmt, rounding, seed=seed, **blocks)
 
 
 def _along(param: Any, axis: int, x: torch.Tensor) -> Any:

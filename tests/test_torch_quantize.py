@@ -73,6 +73,5 @@ def test_channels_last_keeps_its_layout():
     x = torch.randn(2, 3, 4, 5).to(memory_format=torch.channels_last)
     q = quantize_torch(x, "fp8_e4m3fn", "stochastic", seed=2)
     assert q.is_contiguous(memory_format=torch.channels_last) and q.shape == x.shape
-    # the draws follow the storage order, as lowprec.quantize's do on the same storage
-    expected = lowprec.quantize(x.permute(0, 2, 3, 1).contiguous(), "fp8_e4m3fn", "stochastic", seed=2)
-    assert torch.equal(q.permute(0, 2, 3, 1), expected)
+    # the draws follow the logical (C) order, as lowprec.quantize's on the CPU and the Triton kernel's
+    assert torch.equal(q, lowprec.quantize(x.contiguous(), "fp8_e4m3fn", "stochastic", seed=2))

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..formats import SCALED_KINDS, BlockFormat, FixedFormat, FloatFormat, Format, LUTFormat, as_format, layout
 from . import adapters as _arrays
+from .backend import choose
 from .block import BlockCodes, decode_blocks, encode_blocks, quantize_blocks
 from .codebook import decode_lut, encode_lut, quantize_lut
 from .scalar import decode_scalar, encode_scalar, quantize_scalar
@@ -64,7 +65,7 @@ def _lut_quantize(x, fmt, rounding, *, seed=None, out=None):
 
 KINDS = (
     Kind("float and fixed-point", (FloatFormat, FixedFormat), quantize_scalar, encode_scalar, decode_scalar,
-         frozenset({"seed", "rbits", "out", "nan"}), frozenset({"seed", "rbits", "nan"}), frozenset()),
+         frozenset({"seed", "rbits", "out", "nan", "backend"}), frozenset({"seed", "rbits", "nan"}), frozenset()),
     Kind("block-scaled", (BlockFormat,), _blocks_quantize, encode_blocks, _blocks_decode,
          frozenset({"seed", "rbits", "out", "axis", "pad"}), frozenset({"seed", "rbits", "axis", "pad"}),
          frozenset({"scales", "axis", "tensor_scale", "dtype"})),
@@ -75,7 +76,7 @@ KINDS = (
 )
 
 _DEFAULTS = {"seed": None, "rbits": None, "out": None, "nan": "default", "axis": -1, "pad": "zeros",
-             "scales": None, "tensor_scale": None, "dtype": None}
+             "scales": None, "tensor_scale": None, "dtype": None, "backend": None}
 
 
 def kind_of(fmt: Format) -> Kind:
@@ -106,7 +107,7 @@ def _keywords(kind: Kind, fmt: Format, op: str, allowed: frozenset, given: dict)
 
 def quantize(x: Any, fmt: Format | str, rounding: str = "nearest_even", *, seed: Any = None,
              rbits: int | None = None, out: Any = None, nan: str = "default", axis: int = -1,
-             pad: str = "zeros") -> Any:
+             pad: str = "zeros", backend: str | None = None) -> Any:
     """Round every element of x to a value of `fmt` (a name or a format object).
 
     x: float32/float64 numpy array (any strides, either byte order), numpy float scalar, Python
@@ -131,11 +132,15 @@ def quantize(x: Any, fmt: Format | str, rounding: str = "nearest_even", *, seed:
     lowprec.array.block. Codebook formats (LUTFormat, LogFormat): lowprec.array.codebook. Binary,
     ternary and integer-affine formats: lowprec.array.scaled. A keyword a kind does not take (rbits
     for a codebook, axis for a float format, ...) raises ValueError.
+
+    backend (float and fixed point): None chooses (numpy and CPU tensors: the C core; CUDA tensors:
+    Triton kernels, or torch operations without Triton); "c", "triton" or "torch" names one, with the
+    same bits. See lowprec.array.backend.
     """
     fmt = as_format(fmt)
     kind = kind_of(fmt)
     kw = _keywords(kind, fmt, "quantize", kind.quantize_keywords,
-                   dict(seed=seed, rbits=rbits, out=out, nan=nan, axis=axis, pad=pad))
+                   dict(seed=seed, rbits=rbits, out=out, nan=nan, axis=axis, pad=pad, backend=backend))
     if _arrays.is_half_tensor(x):
         return _quantize_half(x, fmt, rounding, **kw)
     return kind.quantize(x, fmt, rounding, **kw)
@@ -186,15 +191,21 @@ def fits(fmt: Format, dtype_name: str) -> bool:
 def _quantize_half(x: Any, fmt: Format, rounding: str, *, out: Any, **kwargs: Any) -> Any:
     """float16/bfloat16 tensors: exact in float32, quantized there, the result in x's dtype, which
     must hold every value of the format (else a clear error, never a second rounding)."""
-    dtype_name = str(x.dtype).rsplit(".", 1)[-1]
-    if isinstance(fmt, (FloatFormat, FixedFormat)) and not fits(fmt, dtype_name):
-        raise TypeError(f"x is a {dtype_name} tensor and {fmt.name or fmt!r} has values {dtype_name} cannot "
-                        "hold; pass x.float() (the result is then float32)")
-    q = quantize(x.float(), fmt, rounding, **kwargs)
-    result = q.to(x.dtype)
-    if not isinstance(fmt, (FloatFormat, FixedFormat)):  # scaled, block, codebook values: check them
-        import torch
+    import torch  # a tensor came in: torch is loaded
 
+    dtype_name = str(x.dtype).rsplit(".", 1)[-1]
+    if isinstance(fmt, (FloatFormat, FixedFormat)):
+        if not fits(fmt, dtype_name):
+            raise TypeError(f"x is a {dtype_name} tensor and {fmt.name or fmt!r} has values {dtype_name} cannot "
+                            "hold; pass x.float() (the result is then float32)")
+        if choose(kwargs.get("backend"), x, fmt) == "triton":  # the kernel reads and writes halves itself
+            return quantize_scalar(x, fmt, rounding, out=out, **kwargs)
+    q = quantize(x.float(), fmt, rounding, **kwargs)
+    if isinstance(fmt, (FloatFormat, FixedFormat)) and dtype_name == "bfloat16":
+        result = (q.view(torch.int32) >> 16).short().view(x.dtype)  # exact here, NaN signs kept (as Triton)
+    else:
+        result = q.to(x.dtype)
+    if not isinstance(fmt, (FloatFormat, FixedFormat)):  # scaled, block, codebook values: check them
         if not bool(((result.float() == q) | torch.isnan(q)).all()):
             raise TypeError(f"x is a {dtype_name} tensor and its values in {fmt!r} are not all {dtype_name} "
                             "values; pass x.float() (the result is then float32)")

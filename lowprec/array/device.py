@@ -1,5 +1,7 @@
-"""The core quantizer in pure torch: the C kernel's bit manipulation (csrc/quantize_impl.h) on integer
-views, on whatever device the tensor lives (CUDA included), with no host round trip.
+"""Float and fixed-point quantization of tensors where they live: Triton kernels
+(lowprec.kernels.gpu) and, for devices Triton cannot run on, the C kernel's bit manipulation
+(csrc/quantize_impl.h) in plain torch operations on integer views (quantize_torch). quantize_device
+is the array API's entry for both (lowprec.array.backend chooses).
 
 Bit-identical to lowprec.quantize for float and fixed-point formats in every rounding mode
 (stochastic: the same Philox4x32-10 draws for the same seed, generated on the device), float32 and
@@ -9,17 +11,20 @@ signed comparisons order them as the C code's unsigned ones do.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..kernels import gpu
 from ..kernels.params import qparams
 from ..kernels.philox import WORK_UNIT
 from ..formats import FixedFormat, FloatFormat, as_format
 from ..kernels.rounding import check_rbits, mode_index, seed_key
 
-__all__ = ["quantize_torch", "philox_words"]
+__all__ = ["quantize_device", "quantize_triton", "quantize_torch", "philox_words"]
 
 _M0, _M1 = 0xD2511F53, 0xCD9E8D57
 _W0, _W1 = 0x9E3779B9, 0xBB67AE85
@@ -178,6 +183,9 @@ def quantize_torch(x: torch.Tensor, fmt: Any, rounding: str = "nearest_even", *,
     p = qparams(fmt, np.dtype(np.float32 if width == 32 else np.float64), rounding, rbits)
     src = x.detach()
     channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    if channels_last and rounding == "stochastic":  # draws follow the logical order, as on the CPU
+        return quantize_torch(x.contiguous(), fmt, rounding, seed=seed, rbits=rbits).contiguous(
+            memory_format=torch.channels_last)
     if channels_last:  # elementwise: round the storage in its own order, keep the layout
         src = src.permute(0, 2, 3, 1)
     flat = src.contiguous().reshape(-1)
@@ -196,3 +204,80 @@ def quantize_torch(x: torch.Tensor, fmt: Any, rounding: str = "nearest_even", *,
     if channels_last:
         return out.reshape(src.shape).permute(0, 3, 1, 2)
     return out.reshape(x.shape)
+
+
+_HALF = (torch.float16, torch.bfloat16)
+_log = logging.getLogger(__name__)
+_fell_back: set = set()
+
+
+def _dense(t: torch.Tensor) -> bool:
+    """Whether t's elements fill its storage span exactly once, in some order of its dimensions."""
+    expected = 1
+    for size, stride in sorted(zip(t.shape, t.stride()), key=lambda d: d[1]):
+        if size != 1 and stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def quantize_triton(x: torch.Tensor, fmt: Any, rounding: str = "nearest_even", *, seed: Any = None,
+                    rbits: int | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+    """lowprec.quantize of a float16/bfloat16/float32/float64 tensor by the Triton kernel, on the
+    tensor's device (CPU tensors: Triton's interpreter). Half tensors are rounded as float32 (exact)
+    and written back in their dtype: the caller checks that the format fits it. The result keeps x's
+    layout (channels-last included); stochastic draws follow x's logical (C) order, as on the CPU."""
+    fmt = as_format(fmt)
+    if x.dtype not in (torch.float32, torch.float64) + _HALF:
+        raise TypeError(f"x must be a float16, bfloat16, float32 or float64 tensor, got {x.dtype}")
+    mode = mode_index(rounding)
+    rbits = check_rbits(rbits)
+    width = 64 if x.dtype == torch.float64 else 32
+    params = qparams(fmt, np.dtype(np.float64 if width == 64 else np.float32), rounding, rbits)
+    key = seed_key(seed) if rounding == "stochastic" else 0
+    src = x.detach()
+    dst = torch.empty_like(src) if out is None else out
+    # elementwise: a dense tensor's storage can be rounded in its own order, unless draws are involved
+    in_storage_order = src.is_contiguous() or (
+        rounding != "stochastic" and _dense(src) and dst.stride() == src.stride())
+    if in_storage_order and (dst.is_contiguous() or dst.stride() == src.stride()):
+        gpu.quantize_float(src, dst, params, mode, width, key)
+        return dst
+    flat = src.contiguous()
+    result = dst if dst.is_contiguous() else torch.empty_like(flat)
+    gpu.quantize_float(flat, result, params, mode, width, key)
+    if result is not dst:
+        dst.copy_(result)
+    return dst
+
+
+def quantize_device(x: torch.Tensor, fmt: Any, rounding: str, backend: str, *, seed: Any = None,
+                    rbits: int | None = None, out: Any = None, nan: str = "default",
+                    automatic: bool = False) -> torch.Tensor:
+    """The array API's quantize for a tensor on the "triton" or "torch" backend (lowprec.array.backend).
+    out: a tensor of x's shape, dtype and device. automatic: the backend was not named, so a Triton
+    failure (a compile error, say) falls back to torch operations with one warning per format."""
+    if out is not None and not (isinstance(out, torch.Tensor) and out.shape == x.shape and out.dtype == x.dtype
+                                and out.device == x.device):
+        raise TypeError(f"out must be a tensor of x's shape, dtype and device ({tuple(x.shape)}, {x.dtype}, {x.device})")
+    if nan == "raise" and not fmt.has_nan and bool(torch.isnan(x).any()):
+        raise ValueError(f"x holds NaN and {fmt} has no NaN (nan='raise')")
+    if backend == "triton":
+        try:
+            return quantize_triton(x, fmt, rounding, seed=seed, rbits=rbits, out=out)
+        except (TypeError, ValueError):
+            raise
+        except Exception as exc:  # a Triton compile or launch failure
+            if not automatic:
+                raise
+            if fmt not in _fell_back:
+                _fell_back.add(fmt)
+                warnings.warn(f"the Triton kernel failed for {fmt.name or fmt!r} ({type(exc).__name__}: {exc}); "
+                              "using torch operations instead", RuntimeWarning, stacklevel=3)
+    elif automatic and x.device.type not in ("cuda", "cpu"):
+        _log.debug("quantize: no Triton on %s; using torch operations", x.device)
+    result = quantize_torch(x, fmt, rounding, seed=seed, rbits=rbits)
+    if out is None:
+        return result
+    out.copy_(result)
+    return out

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import adapters as _arrays
+from .backend import choose
 from ..kernels.native import ffi, lib
 from ..kernels.params import qparams
 from ..kernels.philox import counter_offset
@@ -20,14 +21,16 @@ NAN_POLICIES = ("default", "raise")
 
 
 def quantize_scalar(x: Any, fmt: Format, rounding: str = "nearest_even", *, seed: Any = None,
-                    rbits: int | None = None, out: Any = None, nan: str = "default") -> Any:
+                    rbits: int | None = None, out: Any = None, nan: str = "default", backend: str | None = None) -> Any:
     """lowprec.quantize for a float or fixed-point format (see lowprec.array.api.quantize); tensors on
-    a GPU stay there (lowprec.array.device)."""
-    if _arrays.is_tensor(x) and x.device.type != "cpu" and out is None and nan == "default" and fmt.overflow != "wrap":
-        from .device import quantize_torch  # imports torch: only for tensors, which means torch is loaded
-
-        return quantize_torch(x, fmt, rounding, seed=seed, rbits=rbits)
+    a GPU stay there (lowprec.array.backend chooses the engine, lowprec.array.device runs it)."""
+    chosen = choose(backend, x, fmt)
     rbits, key = _checked(rounding, rbits, nan, seed)
+    if chosen != "c":
+        from .device import quantize_device  # imports torch: only for tensors, which means torch is loaded
+
+        return quantize_device(x, fmt, rounding, chosen, seed=key, rbits=rbits, out=out, nan=nan,
+                               automatic=backend is None)
     if x is None:
         raise TypeError("x must be a float array, tensor or number, got None")
     arr, restore = _arrays.to_numpy(x)

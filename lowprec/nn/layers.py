@@ -105,10 +105,16 @@ class _QMixin:
     def _watch(self, x: torch.Tensor, q: torch.Tensor, operand: str, fmt: Any) -> torch.Tensor:
         """Warn once per layer and operand when quantizing turned a nonzero tensor into zeros, or made
         NaN/Inf that x did not hold: training then goes nowhere without a word. One reduction per call
-        (more only when it looks wrong), until it has warned."""
+        (more only when it looks wrong), until it has warned. On a GPU the reduction's sync would stall
+        the queue every layer: there the first 8 calls are checked, then every 64th."""
         warned = self.__dict__.setdefault("_q_warned", set())
         if operand in warned:
             return q
+        if q.device.type != "cpu":
+            calls = self.__dict__.setdefault("_q_calls", {})
+            calls[operand] = n = calls.get(operand, 0) + 1
+            if n > 8 and n % 64:
+                return q
         # one pass and one sync: sum |q| is 0 exactly when q is all zeros, not finite when q holds NaN or
         # Inf (or when the sum overflows: counted below before any warning)
         total = float(torch.linalg.vector_norm(q.detach(), 1))

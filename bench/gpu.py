@@ -1,0 +1,225 @@
+"""GPU throughput of lowprec.quantize per format family, its peak extra device memory, and a fake-quant
+training step of ResNet-18, each as a ratio against a baseline measured in the same run: a
+device-to-device copy of the same tensor (throughput), the output's size (memory), the fp32 step
+(training). Needs a CUDA GPU. Usage: python bench/gpu.py [--log2n 28] [--steps 10] [--batch 256]
+(--device cpu --log2n 16 --batch 8: a smoke run of the script itself, no figures).
+
+Rows name the backend that ran (lowprec.array.backend): "triton" for float and fixed-point formats;
+the other families still go through the host (their Triton kernels are to come) and run on 2**22
+elements so that the run stays short; torch's own casts are printed as the peers' figures.
+"""
+
+import argparse
+import copy
+import time
+
+import torch
+
+import lowprec
+from lowprec import nn as lnn
+from lowprec.array.backend import choose
+
+
+DEVICE = "cuda"
+
+
+def gpu_time(fn, reps: int = 10, warmup: int = 1) -> float:
+    """Median seconds of fn() on the GPU (CUDA events), after `warmup` calls."""
+    for _ in range(warmup):
+        fn()
+    if DEVICE == "cpu":  # a smoke run of this script (--device cpu): wall-clock times
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return sorted(times)[len(times) // 2]
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        times.append(start.elapsed_time(stop) / 1e3)
+    return sorted(times)[len(times) // 2]
+
+
+def peak_extra(fn) -> int:
+    """Bytes fn() allocated on the device beyond what was allocated before it (its output included)."""
+    if DEVICE == "cpu":
+        return 0
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    out = fn()
+    torch.cuda.synchronize()
+    del out
+    return torch.cuda.max_memory_allocated() - before
+
+
+def throughput(args):
+    n = 1 << args.log2n
+    x = torch.randn(n, device=DEVICE)
+    y = torch.empty_like(x)
+    copy_s = gpu_time(lambda: y.copy_(x))
+    print(f"device copy of 2**{args.log2n} float32: {copy_s * 1e3:.3f} ms, "
+          f"{2 * x.numel() * 4 / copy_s / 1e12:.2f} TB/s (read + write)")
+    print(f"{'format':<22} {'rounding':<13} {'dtype':<9} {'backend':<7} {'ms':>9} {'x copy':>8} {'extra mem / out':>16}")
+
+    def row(label, rounding, t, backend, fn):
+        s = gpu_time(fn, reps=args.reps)
+        mem = peak_extra(fn) / (t.numel() * t.element_size())
+        print(f"{label:<22} {rounding:<13} {str(t.dtype).split('.')[-1]:<9} {backend:<7} {s * 1e3:9.3f} "
+              f"{copy_s / s:8.3f} {mem:16.2f}", flush=True)
+
+    for name, rounding in (("fp8_e4m3fn", "nearest_even"), ("fp8_e4m3fn", "stochastic"), ("fp8_e5m2", "nearest_even"),
+                           ("fp8_e5m2", "stochastic"), ("bf16", "nearest_even"), ("fp4_e2m1fn", "nearest_even"),
+                           ("int8", "nearest_even"), ("fp8_e4m3fn", "toward_zero"), ("fp8_e4m3fn", "odd")):
+        row(name, rounding, x, choose(None, x, lowprec.formats.get(name)), lambda: lowprec.quantize(x, name, rounding, seed=1))
+    for half in (torch.bfloat16, torch.float16):
+        h = x.to(half)
+        copy_h = torch.empty_like(h)
+        hs = gpu_time(lambda: copy_h.copy_(h))
+        for rounding in ("nearest_even", "stochastic"):
+            s = gpu_time(lambda: lowprec.quantize(h, "fp8_e4m3fn", rounding, seed=1), reps=args.reps)
+            mem = peak_extra(lambda: lowprec.quantize(h, "fp8_e4m3fn", rounding, seed=1)) / (h.numel() * 2)
+            print(f"{'fp8_e4m3fn':<22} {rounding:<13} {str(half).split('.')[-1]:<9} {'triton':<7} {s * 1e3:9.3f} "
+                  f"{hs / s:8.3f} {mem:16.2f}  (vs a copy of the {str(half).split('.')[-1]} tensor)")
+    d = x.double()
+    dcopy = torch.empty_like(d)
+    ds = gpu_time(lambda: dcopy.copy_(d))
+    s = gpu_time(lambda: lowprec.quantize(d, "fp8_e4m3fn", "stochastic", seed=1), reps=args.reps)
+    print(f"{'fp8_e4m3fn':<22} {'stochastic':<13} {'float64':<9} {'triton':<7} {s * 1e3:9.3f} {ds / s:8.3f}"
+          "                   (vs a copy of the float64 tensor)")
+    del d, dcopy
+
+    small = x[: 1 << 26]
+    s = gpu_time(lambda: lowprec.quantize(small, "fp8_e4m3fn", backend="torch"), reps=3)
+    print(f"{'fp8_e4m3fn (2**26)':<22} {'nearest_even':<13} {'float32':<9} {'torch':<7} {s * 1e3:9.3f} "
+          f"{copy_s * 2**26 / n / s:8.3f}                   (the pure-torch path, for comparison)")
+    peers = {
+        "torch .to(float8_e4m3fn) round trip": lambda: x.to(torch.float8_e4m3fn).to(torch.float32),
+        "torch fake_quantize_per_tensor_affine": lambda: torch.fake_quantize_per_tensor_affine(x, 0.1, 0, -128, 127),
+    }
+    for label, fn in peers.items():
+        s = gpu_time(fn)
+        print(f"peer: {label:<44} {s * 1e3:9.3f} ms {copy_s / s:8.3f} x copy")
+
+    part = x[: 1 << 22]
+    for name in ("mxfp8_e4m3", "mxint8", "nvfp4"):
+        s = gpu_time(lambda: lowprec.quantize(part, name), reps=3)
+        print(f"{name + ' (2**22)':<22} {'nearest_even':<13} {'float32':<9} {'host':<7} {s * 1e3:9.3f} "
+              f"{copy_s * 2**22 / n / s:8.3f}                   (no Triton kernel yet: through the host)")
+
+
+def sweep(args):
+    """Launch settings of the float kernel (lowprec.kernels.gpu._TUNED holds the chosen ones)."""
+    import numpy as np
+
+    from lowprec.kernels import gpu
+    from lowprec.kernels.params import qparams
+
+    n = 1 << args.log2n
+    fmt = lowprec.formats.get("fp8_e4m3fn")
+    print("\nlaunch settings of the float kernel (fp8_e4m3fn), x copy of the same dtype")
+    for dtype in (torch.float32, torch.bfloat16):
+        x = torch.randn(n, device=DEVICE).to(dtype)
+        y = torch.empty_like(x)
+        copy_s = gpu_time(lambda: y.copy_(x))
+        for mode, rounding in ((0, "nearest_even"), (6, "stochastic")):
+            p = qparams(fmt, np.dtype(np.float32), rounding, None)
+            variants = ([dict(units=u, num_warps=w) for u in (1, 2, 4, 8) for w in (4, 8)] if mode == 0 else
+                        [dict(join=j, num_warps=w) for j in (False, True) for w in (2, 4, 8)])
+            cells = []
+            for v in variants:
+                s = gpu_time(lambda: gpu.quantize_float(x, y, p, mode, 32, 1, **v), reps=args.reps)
+                cells.append(f"{','.join(f'{k}={val}' for k, val in v.items())}: {copy_s / s:.3f}")
+            print(f"  {str(dtype).split('.')[-1]:<9} {rounding:<13} " + "  ".join(cells), flush=True)
+
+
+def resnet18(num_classes: int = 10) -> torch.nn.Module:
+    """torchvision's ResNet-18, or the same network built here when torchvision is missing."""
+    try:
+        import torchvision
+
+        return torchvision.models.resnet18(num_classes=num_classes)
+    except ImportError:
+        pass
+    nn = torch.nn
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.down = None
+            if stride != 1 or cin != cout:
+                self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            y = torch.relu(self.bn1(self.conv1(x)))
+            y = self.bn2(self.conv2(y))
+            return torch.relu(y + (x if self.down is None else self.down(x)))
+
+    layers = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
+    cin = 64
+    for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        layers += [Block(cin, cout, stride), Block(cout, cout, 1)]
+        cin = cout
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, num_classes)]
+    return nn.Sequential(*layers)
+
+
+def training(args):
+    fp8 = {"weight": "fp8_e4m3fn", "input": "fp8_e4m3fn", "grad": "fp8_e5m2"}
+    mx = {"weight": "mxfp8_e4m3", "input": "mxfp8_e4m3"}
+    specs = {"fp32": None, "fake fp8 (e4m3 w/in, e5m2 grad)": {k: dict(fp8) for k in ("Linear", "Conv2d")},
+             "fake MXFP8 (w/in)": {k: dict(mx) for k in ("Linear", "Conv2d")}}
+    x = torch.randn(args.batch, 3, 32, 32, device=DEVICE)
+    y = torch.randint(0, 10, (args.batch,), device=DEVICE)
+    print(f"\nResNet-18 training step, batch {args.batch}, 3x32x32, SGD (median of {args.steps} steps)")
+    base = None
+    for label, spec in specs.items():
+        torch.manual_seed(0)
+        model = resnet18().to(DEVICE)
+        if spec:
+            lnn.swap(model, copy.deepcopy(spec))
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+        def step():
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+
+        steps = args.steps if "MX" not in label else max(2, args.steps // 5)
+        t0 = time.perf_counter()
+        s = gpu_time(step, reps=steps, warmup=10 if "MX" not in label else 1)  # past the layers' first checks
+        base = base or s
+        print(f"{label:<34} {s * 1e3:9.2f} ms {s / base:7.2f}x fp32   ({time.perf_counter() - t0:.1f} s)", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--log2n", type=int, default=28)
+    ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--device", default="cuda", help="cpu: a smoke run of the script (C core, wall clock)")
+    args = ap.parse_args()
+    global DEVICE
+    DEVICE = args.device
+    if DEVICE == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("bench/gpu.py needs a CUDA GPU (or --device cpu for a smoke run)")
+    name = torch.cuda.get_device_name() if DEVICE == "cuda" else "CPU (smoke run)"
+    print(name, "| torch", torch.__version__, "| lowprec", lowprec.__version__)
+    throughput(args)
+    sweep(args)
+    training(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The GPU checks as one script, for a machine with a CUDA GPU, PyTorch and Triton but no registry:
+# install cffi/pycparser from wheels in .whl/ (if there), build lowprec, run the CUDA tests and
+# bench/gpu.py. Output also goes to $OUT/log when OUT is set.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+log=${OUT:-/tmp}/log
+{
+  if ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    export PYTHONPATH=/tmp/site
+  fi
+  nvidia-smi -L
+  python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
+  python3 -m pip install -q --no-build-isolation --no-deps -e . || exit 1
+  PYTHONUNBUFFERED=1 timeout 200 python3 -m pytest -q -x -p no:cacheprovider -k "cuda" tests/test_triton.py tests/test_torch_quantize.py
+  PYTHONUNBUFFERED=1 timeout 300 python3 bench/gpu.py "$@"
+} 2>&1 | tee "$log"

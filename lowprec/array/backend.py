@@ -1,0 +1,38 @@
+"""Which engine quantizes a float or fixed-point array: the C core ("c"), Triton kernels ("triton")
+or plain torch operations ("torch").
+
+Automatic choice (backend=None): numpy input and CPU tensors go to the C core; CUDA tensors to Triton
+where it imports, else torch ops; tensors on other devices to torch ops. All three give the same bits
+for every format and mode (stochastic rounding: the same Philox draws for a seed). Naming a backend
+runs it or raises: "triton" on a CPU tensor runs Triton's interpreter (slow; for tests), "torch" and
+"triton" take tensors only, and neither wraps (fixed point with overflow="wrap": use "c").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..kernels import gpu
+from . import adapters as _arrays
+
+BACKENDS = ("c", "torch", "triton")
+
+
+def choose(backend: str | None, x: Any, fmt: Any) -> str:
+    """The backend that quantizes x to the float or fixed-point fmt; ValueError / TypeError for a
+    backend that cannot."""
+    if backend is None:
+        if not _arrays.is_tensor(x) or x.device.type == "cpu" or fmt.overflow == "wrap":
+            return "c"
+        return "triton" if x.device.type == "cuda" and gpu.available() else "torch"
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be None (automatic) or one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
+    if backend == "c":
+        return backend
+    if not _arrays.is_tensor(x):
+        raise TypeError(f"backend={backend!r} takes torch tensors; x is a {type(x).__name__} (use backend='c' or None)")
+    if fmt.overflow == "wrap":
+        raise ValueError(f"backend={backend!r} does not wrap; {fmt.name or fmt!r} has overflow='wrap' (use backend='c')")
+    if backend == "triton" and x.device.type not in ("cpu", "cuda"):
+        raise ValueError(f"backend='triton' runs on CUDA tensors (and CPU ones, interpreted); x is on {x.device}")
+    return backend

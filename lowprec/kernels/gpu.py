@@ -1,0 +1,110 @@
+"""The Triton kernels' Python face: load them (compiled for CUDA tensors, interpreted for CPU ones),
+pack a parameter block for the device, launch.
+
+Triton fixes a kernel's mode (compiled or interpreted) when its decorator runs, from the environment
+variable TRITON_INTERPRET; so each kernel module is loaded once per mode under its own name, with the
+variable set for the load only. CPU tensors therefore run the interpreter (slow, for tests) without
+the caller setting anything, and CUDA tensors in the same process the compiled kernel.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from functools import lru_cache
+from pathlib import Path
+from types import ModuleType
+
+from .philox import WORK_UNIT
+
+__all__ = ["available", "quantize_float"]
+
+_PARAM_FIELDS = ("drop0", "sub_exp", "q_exp", "tiny", "q", "half_q", "lim_pos", "lim_neg", "ovf_pos", "ovf_neg",
+                 "inf_pos_full", "inf_neg_full", "nan_pos_full", "nan_neg_full", "keep_neg_zero", "par_mask",
+                 "par_xor", "rbits")  # the order of the P_* indices in triton_float.py
+_TUNED = {"units": 1, "num_warps": 4, "join": False}  # per program; chosen by bench/gpu.py's sweep on an H200
+_WIDTHS = {32: (23, 127, 4), 64: (52, 1023, 2)}  # mantissa bits, bias, elements per Philox counter
+
+
+@lru_cache(maxsize=1)
+def available() -> bool:
+    """Whether Triton can be imported."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@lru_cache(maxsize=None)
+def _module(name: str, interpret: bool) -> ModuleType:
+    """Kernel module `name` (a file beside this one) loaded compiled or for the interpreter."""
+    if not available():
+        raise ModuleNotFoundError("the Triton backend needs the triton package: pip install 'lowprec[gpu]' "
+                                  "(PyTorch's CUDA builds ship it)")
+    spec = importlib.util.spec_from_file_location(f"lowprec.kernels._{name}_{'interpreted' if interpret else 'compiled'}",
+                                                  Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    before = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1" if interpret else "0"
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        if before is None:
+            del os.environ["TRITON_INTERPRET"]
+        else:
+            os.environ["TRITON_INTERPRET"] = before
+    return module
+
+
+def _signed64(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+_ON_DEVICE: dict = {}  # (id(params), device) -> (params, tensor): holding params keeps its id unique
+
+
+def _params_on(params, device: str):
+    """An lp_qparams block as an int64 tensor on the device (cached: a lookup per launch)."""
+    hit = _ON_DEVICE.get((id(params), device))
+    if hit is None:
+        if len(_ON_DEVICE) > 1024:
+            _ON_DEVICE.clear()
+        values = tuple(_signed64(int(getattr(params, f))) for f in _PARAM_FIELDS)
+        hit = _ON_DEVICE[(id(params), device)] = (params, _values_on(values, device))
+    return hit[1]
+
+
+@lru_cache(maxsize=512)
+def _values_on(values: tuple, device: str):
+    import torch
+
+    return torch.tensor(values, dtype=torch.int64, device=device)
+
+
+def _halves(value: int) -> tuple[int, int]:
+    """A 64-bit value as two 32-bit halves moved into int32 range (see quantize_float's doc)."""
+    return (value & 0xFFFFFFFF) - (1 << 31), (value >> 32) - (1 << 31)
+
+
+def quantize_float(src, dst, params, mode: int, width: int, key: int, offset: int = 0, *, units: int | None = None,
+                   num_warps: int | None = None, join: bool | None = None) -> None:
+    """Round the contiguous tensor src into the contiguous tensor dst (same shape and device; dtypes
+    float32 / float16 / bfloat16 with width 32, float64 with width 64) by the parameter block `params`
+    (for float32 or float64 input, matching width). Stochastic draws as the C kernel's from counter
+    `offset` (lowprec.kernels.philox.counter_offset). units (work units per program, deterministic
+    modes only), num_warps and join (see triton_float.quantize_float) override the tuned defaults."""
+    n = src.numel()
+    if n == 0:
+        return
+    mant, bias, per_counter = _WIDTHS[width]
+    stochastic = mode == 6
+    units = 1 if stochastic else (units or _TUNED["units"])
+    kernel = _module("triton_float", src.device.type == "cpu").quantize_float
+    key_lo, key_hi = _halves(key)
+    ctr_lo, ctr_hi = _halves(offset)
+    grid = (-(-n // (WORK_UNIT * units)),)
+    kernel[grid](src, dst, _params_on(params, str(src.device)), n, key_lo, key_hi, ctr_lo, ctr_hi,
+                 WIDTH=width, MANT=mant, BIAS=bias, ROWS=per_counter * units, COLS=WORK_UNIT // per_counter,
+                 MODE=mode, DEEP=int(params.sub_exp) < 1, JOIN=_TUNED["join"] if join is None else join,
+                 num_warps=num_warps or _TUNED["num_warps"])

@@ -1,0 +1,190 @@
+"""The Triton kernels are bit-identical to the C core: on CPU tensors through Triton's interpreter
+(every CI run), on CUDA tensors where a GPU is present. Also the backend choice and its errors."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("triton")
+
+import lowprec  # noqa: E402
+from lowprec.array.scalar import quantize_at  # noqa: E402
+from lowprec.kernels import gpu  # noqa: E402
+from lowprec.kernels.params import qparams  # noqa: E402
+from lowprec.kernels.philox import counter_offset  # noqa: E402
+from lowprec.testing import strategies as lst  # noqa: E402
+
+from helpers import assert_same, boundary_inputs, random_floats  # noqa: E402
+
+RNG = np.random.default_rng(47)
+NAMES = [n for n in lowprec.formats.names("scalar")
+         if not (isinstance(lowprec.formats.get(n), lowprec.FixedFormat) and lowprec.formats.get(n).overflow == "wrap")]
+CUDA = torch.cuda.is_available()
+DEVICES = ["cpu"] + (["cuda"] if CUDA else [])
+HALVES = [torch.float16, torch.bfloat16]
+
+
+def _inputs(name, dtype, device):
+    """Random patterns and common values, and every boundary of the format: all of them for formats of
+    at most 8 bits (and on a GPU), a sample of 4000 for wider ones under the interpreter."""
+    x = random_floats(RNG, 3000, dtype)
+    fmt = lowprec.formats.get(name)
+    if fmt.bits <= 16:
+        edges = boundary_inputs(name, dtype)
+        if fmt.bits > 8 and device == "cpu":
+            edges = RNG.choice(edges, 4000, replace=False)
+        x = np.concatenate([edges, x]).astype(dtype)
+    return x
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", NAMES)
+def test_named_formats_every_mode(name, dtype, device):
+    fmt = lowprec.formats.get(name)
+    x = _inputs(name, dtype, device)
+    t = torch.from_numpy(x).to(device)
+    for mode in lowprec.ROUNDING_MODES:
+        for rbits in ([None, 1, 7, 23] if mode == "stochastic" else [None]):
+            try:
+                expected = lowprec.quantize(x, fmt, mode, seed=5, rbits=rbits)
+            except ValueError:
+                continue  # a format with no value the dtype holds
+            got = lowprec.quantize(t, fmt, mode, seed=5, rbits=rbits, backend="triton").cpu().numpy()
+            assert_same(got, expected, f"{name} {mode} rbits={rbits} {device}")
+
+
+@settings(max_examples=60, deadline=None)
+@given(lst.formats(named=False, max_exp_bits=9, max_man_bits=6), st.sampled_from(lowprec.ROUNDING_MODES),
+       st.sampled_from([np.float32, np.float64]), st.data())
+def test_generated_formats_and_values(fmt, mode, dtype, data):
+    if isinstance(fmt, lowprec.FixedFormat) and fmt.overflow == "wrap":
+        return
+    width = 32 if dtype == np.float32 else 64
+    x = data.draw(hnp.arrays(dtype, st.integers(1, 40), elements=lst.floats_near(fmt, width=width)))
+    try:
+        expected = lowprec.quantize(x, fmt, mode, seed=9)
+    except ValueError:
+        return
+    got = lowprec.quantize(torch.from_numpy(x), fmt, mode, seed=9, backend="triton").numpy()
+    assert_same(got, expected, f"{fmt} {mode}")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("half", HALVES, ids=str)
+def test_half_tensors_in_and_out(half, device):
+    """float16/bfloat16 tensors are read and written in their dtype: the values of quantizing their
+    float32 widening, for every format the dtype holds."""
+    x = torch.from_numpy(random_floats(RNG, 5000, np.float32, scale_exp=(-20, 10))).to(half)
+    for name in ("fp8_e4m3fn", "fp8_e5m2", "fp4_e2m1fn", "fp6_e3m2fn", "int8", "bf16" if half == torch.bfloat16 else "fp16"):
+        for mode in ("nearest_even", "stochastic", "down"):
+            expected = lowprec.quantize(x.float(), name, mode, seed=3, backend="c")
+            got = lowprec.quantize(x.to(device), name, mode, seed=3, backend="triton")
+            assert got.dtype == half
+            assert_same(got.cpu().float().numpy(), expected.numpy(), f"{name} {mode} {half}")
+            # bit for bit, NaN signs included: float32 patterns are exact in the half type
+            bits = expected.half().view(torch.int16) if half == torch.float16 else (expected.view(torch.int32) >> 16).short()
+            assert torch.equal(got.cpu().view(torch.int16), bits), (name, mode, half)
+
+
+def test_chunk_offsets_draw_what_the_whole_array_draws():
+    """A launch at a counter offset continues the whole array's stream (the C core's quantize_at)."""
+    fmt = lowprec.formats.get("fp8_e5m2")
+    x = random_floats(RNG, 5 * 1024, np.float32)
+    key = 0xFEED_0123_4567_89AB
+    expected = quantize_at(x[3072:], fmt, "stochastic", key, None, 3072)
+    got = torch.empty(len(x) - 3072)
+    gpu.quantize_float(torch.from_numpy(x[3072:]), got, qparams(fmt, np.dtype(np.float32), "stochastic", None), 6, 32,
+                       key, counter_offset(3072, np.float32))
+    assert_same(got.numpy(), expected)
+
+
+def _same_bits(a, b):
+    ints = {2: torch.int16, 4: torch.int32, 8: torch.int64}[a.element_size()]
+    return a.dtype == b.dtype and torch.equal(a.view(ints), b.view(ints))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
+def test_every_launch_setting_gives_the_same_bits(dtype, device):
+    """The tile shapes and layouts bench/gpu.py sweeps all give the C core's bits."""
+    x = torch.from_numpy(random_floats(RNG, 5000, np.float32, scale_exp=(-20, 10))).to(dtype)
+    width = 64 if dtype == torch.float64 else 32
+    fmt = lowprec.formats.get("fp8_e5m2")
+    for mode, rounding, variants in ((0, "nearest_even", [dict(units=u) for u in (1, 2, 8)]),
+                                     (6, "stochastic", [dict(join=False), dict(join=True)])):
+        expected = lowprec.quantize(x, fmt, rounding, seed=11, backend="c")
+        params = qparams(fmt, np.dtype(np.float64 if width == 64 else np.float32), rounding, None)
+        for v in variants:
+            got = torch.empty_like(x, device=device)
+            gpu.quantize_float(x.to(device), got, params, mode, width, 11, **v)
+            assert _same_bits(got.cpu(), expected), (rounding, v)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_layouts_are_kept_and_draws_follow_the_logical_order(device):
+    x = torch.randn(2, 3, 4, 5, device=device).to(memory_format=torch.channels_last)
+    for mode in ("nearest_even", "stochastic"):
+        expected = lowprec.quantize(x.cpu().contiguous(), "fp8_e4m3fn", mode, seed=2)
+        for backend in ("triton", "torch"):
+            q = lowprec.quantize(x, "fp8_e4m3fn", mode, seed=2, backend=backend)
+            assert q.is_contiguous(memory_format=torch.channels_last), (mode, backend)
+            assert torch.equal(q.cpu(), expected), (mode, backend)
+    y = torch.randn(6, 8, device=device)[:, ::2]  # not dense: a contiguous result of the same values
+    assert torch.equal(lowprec.quantize(y, "fp16", backend="triton").cpu(), lowprec.quantize(y.cpu().contiguous(), "fp16"))
+
+
+def test_out_and_nan_policy_on_the_device_backends():
+    x = torch.tensor([1.1, -2.7, float("nan")])
+    for backend in ("triton", "torch"):
+        out = torch.empty(3)
+        assert lowprec.quantize(x, "fp16", out=out, backend=backend) is out
+        assert_same(out.numpy(), lowprec.quantize(x.numpy(), "fp16"))
+        with pytest.raises(ValueError, match="nan='raise'"):
+            lowprec.quantize(x, "int8", nan="raise", backend=backend)
+        with pytest.raises(TypeError, match="out must be a tensor of x's shape"):
+            lowprec.quantize(x, "fp16", out=torch.empty(4), backend=backend)
+    assert_same(x.numpy(), np.array([1.1, -2.7, np.nan], np.float32))  # x itself untouched
+
+
+def test_backend_choice_and_refusals():
+    from lowprec.array.backend import choose
+
+    fp8 = lowprec.formats.get("fp8_e4m3fn")
+    assert choose(None, np.ones(3), fp8) == "c"
+    assert choose(None, torch.ones(3), fp8) == "c"
+    assert choose("triton", torch.ones(3), fp8) == "triton"
+    with pytest.raises(ValueError, match="backend must be None .* 'c', 'torch', 'triton'; got 'cuda'"):
+        lowprec.quantize(torch.ones(3), fp8, backend="cuda")
+    with pytest.raises(TypeError, match="backend='triton' takes torch tensors"):
+        lowprec.quantize(np.ones(3, np.float32), fp8, backend="triton")
+    with pytest.raises(ValueError, match="does not wrap"):
+        lowprec.quantize(torch.ones(3), lowprec.FixedFormat(8, 0, overflow="wrap"), backend="triton")
+    with pytest.raises(ValueError, match="backend= does not apply to block-scaled formats"):
+        lowprec.quantize(torch.ones(32), "mxfp8_e4m3", backend="triton")
+    with pytest.raises(TypeError, match="float16, bfloat16, float32 or float64"):
+        lowprec.quantize(torch.ones(3, dtype=torch.int32), fp8, backend="triton")
+    # the interpreter runs without the caller setting TRITON_INTERPRET, and leaves it as it was
+    import os
+
+    assert "TRITON_INTERPRET" not in os.environ or os.environ["TRITON_INTERPRET"] in ("0", "1", "")
+
+
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+def test_cuda_tensors_choose_triton_and_allocate_only_the_output():
+    from lowprec.array.backend import choose
+
+    x = torch.randn(1 << 24, device="cuda")
+    assert choose(None, x, lowprec.formats.get("fp8_e4m3fn")) == "triton"
+    for mode in ("nearest_even", "stochastic"):
+        lowprec.quantize(x, "fp8_e4m3fn", mode, seed=1)  # compile outside the measurement
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        y = lowprec.quantize(x, "fp8_e4m3fn", mode, seed=1)
+        torch.cuda.synchronize()
+        extra = torch.cuda.max_memory_allocated() - base
+        assert extra <= y.numel() * y.element_size() + (1 << 20), (mode, extra)
