@@ -15,4 +15,5 @@ log=${OUT:-/tmp}/log
   python3 -m pip install -q --no-build-isolation --no-deps -e . || exit 1
   PYTHONUNBUFFERED=1 timeout 200 python3 -m pytest -q -x -p no:cacheprovider -k "cuda" tests/test_triton.py tests/test_torch_quantize.py
   PYTHONUNBUFFERED=1 timeout 300 python3 bench/gpu.py "$@"
+  [ -n "${OVERHEAD:-}" ] && PYTHONUNBUFFERED=1 timeout 120 python3 bench/gpu_overhead.py
 } 2>&1 | tee "$log"
