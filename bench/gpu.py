@@ -46,6 +46,20 @@ def gpu_time(fn, reps: int = 10, warmup: int = 1) -> float:
     return sorted(times)[len(times) // 2]
 
 
+def steady_time(fn, steps: int, warmup: int) -> float:
+    """Seconds per call of `steps` calls run back to back (one sync at the end), as training runs."""
+    for _ in range(warmup):
+        fn()
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / steps
+
+
 def peak_extra(fn) -> int:
     """Bytes fn() allocated on the device beyond what was allocated before it (its output included)."""
     if DEVICE == "cpu":
@@ -181,7 +195,7 @@ def training(args):
              "fake MXFP8 (w/in)": {k: dict(mx) for k in ("Linear", "Conv2d")}}
     x = torch.randn(args.batch, 3, 32, 32, device=DEVICE)
     y = torch.randint(0, 10, (args.batch,), device=DEVICE)
-    print(f"\nResNet-18 training step, batch {args.batch}, 3x32x32, SGD (median of {args.steps} steps)")
+    print(f"\nResNet-18 training step, batch {args.batch}, 3x32x32, SGD ({args.steps} steps back to back)")
     base = None
     for label, spec in specs.items():
         torch.manual_seed(0)
@@ -197,7 +211,7 @@ def training(args):
 
         steps = args.steps if "MX" not in label else max(2, args.steps // 5)
         t0 = time.perf_counter()
-        s = gpu_time(step, reps=steps, warmup=10 if "MX" not in label else 1)  # past the layers' first checks
+        s = steady_time(step, steps, warmup=10 if "MX" not in label else 1)  # past the layers' first checks
         base = base or s
         print(f"{label:<34} {s * 1e3:9.2f} ms {s / base:7.2f}x fp32   ({time.perf_counter() - t0:.1f} s)", flush=True)
 

@@ -35,6 +35,8 @@ import torch
 from .kernels.params import qparams
 from .formats import FixedFormat, FloatFormat
 from .array import quantize as _lp_quantize
+from .array.backend import choose
+from .array.device import quantize_device
 from .array.scalar import run_kernel
 from .kernels.rounding import mode_index
 from .formats import as_format
@@ -62,6 +64,8 @@ def _q(x: torch.Tensor, fmt: Any, rounding: str, seed: Any, axis: int = -1) -> t
         run_kernel(arr, dst_v.numpy(), qparams(fmt, arr.dtype, rounding, None), mode_index(rounding), 0)
         return result
     if isinstance(fmt, (FloatFormat, FixedFormat)):  # any layout: CUDA tensors keep theirs (Triton)
+        if x.device.type == "cuda" and x.dtype in (torch.float32, torch.float64) and choose(None, x, fmt) == "triton":
+            return quantize_device(x.detach(), fmt, rounding, "triton", seed=seed, automatic=True)  # the short way
         return _lp_quantize(x.detach(), fmt, rounding, seed=seed)
     blocks = {"axis": axis} if isinstance(fmt, BlockFormat) else {}
     return _lp_quantize(x.detach().contiguous(), fmt, rounding, seed=seed, **blocks)

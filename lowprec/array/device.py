@@ -221,20 +221,33 @@ def _dense(t: torch.Tensor) -> bool:
     return True
 
 
+_PLANS: dict = {}  # (id(fmt), rounding, rbits, dtype) -> (fmt, params, mode, width): holding fmt keeps its id
+
+
+def _plan(fmt: Any, rounding: str, rbits: Any, dtype: torch.dtype) -> tuple:
+    """(fmt, the kernel's parameter block, mode number, pattern width), checked once per combination:
+    a training step quantizes the same few combinations hundreds of times."""
+    plan = _PLANS.get((id(fmt), rounding, rbits, dtype))
+    if plan is None:
+        if dtype not in (torch.float32, torch.float64) + _HALF:
+            raise TypeError(f"x must be a float16, bfloat16, float32 or float64 tensor, got {dtype}")
+        mode, checked = mode_index(rounding), check_rbits(rbits)
+        width = 64 if dtype == torch.float64 else 32
+        params = qparams(fmt, np.dtype(np.float64 if width == 64 else np.float32), rounding, checked)
+        if len(_PLANS) > 1024:
+            _PLANS.clear()
+        plan = _PLANS[(id(fmt), rounding, rbits, dtype)] = (fmt, params, mode, width)
+    return plan
+
+
 def quantize_triton(x: torch.Tensor, fmt: Any, rounding: str = "nearest_even", *, seed: Any = None,
                     rbits: int | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """lowprec.quantize of a float16/bfloat16/float32/float64 tensor by the Triton kernel, on the
     tensor's device (CPU tensors: Triton's interpreter). Half tensors are rounded as float32 (exact)
     and written back in their dtype: the caller checks that the format fits it. The result keeps x's
     layout (channels-last included); stochastic draws follow x's logical (C) order, as on the CPU."""
-    fmt = as_format(fmt)
-    if x.dtype not in (torch.float32, torch.float64) + _HALF:
-        raise TypeError(f"x must be a float16, bfloat16, float32 or float64 tensor, got {x.dtype}")
-    mode = mode_index(rounding)
-    rbits = check_rbits(rbits)
-    width = 64 if x.dtype == torch.float64 else 32
-    params = qparams(fmt, np.dtype(np.float64 if width == 64 else np.float32), rounding, rbits)
-    key = seed_key(seed) if rounding == "stochastic" else 0
+    _, params, mode, width = _plan(as_format(fmt), rounding, rbits, x.dtype)
+    key = seed_key(seed) if mode == 6 else 0
     src = x.detach()
     dst = torch.empty_like(src) if out is None else out
     # elementwise: a dense tensor's storage can be rounded in its own order, unless draws are involved

@@ -22,7 +22,9 @@ __all__ = ["available", "quantize_float"]
 _PARAM_FIELDS = ("drop0", "sub_exp", "q_exp", "tiny", "q", "half_q", "lim_pos", "lim_neg", "ovf_pos", "ovf_neg",
                  "inf_pos_full", "inf_neg_full", "nan_pos_full", "nan_neg_full", "keep_neg_zero", "par_mask",
                  "par_xor", "rbits")  # the order of the P_* indices in triton_float.py
-_TUNED = {"units": 1, "num_warps": 4, "join": False}  # per program; chosen by bench/gpu.py's sweep on an H200
+# launch shape, from bench/gpu.py's sweep on an H200 (float32 fp8_e4m3fn, x a copy): deterministic 2 work
+# units a program with 4 warps (0.78; 1 unit: 0.70), stochastic 2 warps without join (0.49; 4 warps: 0.40)
+_TUNED = {"units": 2, "num_warps": 4, "stochastic_warps": 2, "join": False}
 _WIDTHS = {32: (23, 127, 4), 64: (52, 1023, 2)}  # mantissa bits, bias, elements per Philox counter
 
 
@@ -64,7 +66,7 @@ def _signed64(value: int) -> int:
 _ON_DEVICE: dict = {}  # (id(params), device) -> (params, tensor): holding params keeps its id unique
 
 
-def _params_on(params, device: str):
+def _params_on(params, device):
     """An lp_qparams block as an int64 tensor on the device (cached: a lookup per launch)."""
     hit = _ON_DEVICE.get((id(params), device))
     if hit is None:
@@ -76,7 +78,7 @@ def _params_on(params, device: str):
 
 
 @lru_cache(maxsize=512)
-def _values_on(values: tuple, device: str):
+def _values_on(values: tuple, device):
     import torch
 
     return torch.tensor(values, dtype=torch.int64, device=device)
@@ -85,6 +87,19 @@ def _values_on(values: tuple, device: str):
 def _halves(value: int) -> tuple[int, int]:
     """A 64-bit value as two 32-bit halves moved into int32 range (see quantize_float's doc)."""
     return (value & 0xFFFFFFFF) - (1 << 31), (value >> 32) - (1 << 31)
+
+
+@lru_cache(maxsize=256)
+def _launch_settings(width: int, mode: int, deep: bool, units: int | None, num_warps: int | None,
+                     join: bool | None) -> tuple[int, dict]:
+    """(elements per program, the kernel's constexpr and launch keywords) of one launch shape."""
+    mant, bias, per_counter = _WIDTHS[width]
+    stochastic = mode == 6
+    units = 1 if stochastic else (units or _TUNED["units"])
+    warps = num_warps or _TUNED["stochastic_warps" if stochastic else "num_warps"]
+    return WORK_UNIT * units, dict(WIDTH=width, MANT=mant, BIAS=bias, ROWS=per_counter * units,
+                                   COLS=WORK_UNIT // per_counter, MODE=mode, DEEP=deep,
+                                   JOIN=_TUNED["join"] if join is None else join, num_warps=warps)
 
 
 def quantize_float(src, dst, params, mode: int, width: int, key: int, offset: int = 0, *, units: int | None = None,
@@ -97,14 +112,9 @@ def quantize_float(src, dst, params, mode: int, width: int, key: int, offset: in
     n = src.numel()
     if n == 0:
         return
-    mant, bias, per_counter = _WIDTHS[width]
-    stochastic = mode == 6
-    units = 1 if stochastic else (units or _TUNED["units"])
+    per_program, settings = _launch_settings(width, mode, params.sub_exp < 1, units, num_warps, join)
     kernel = _module("triton_float", src.device.type == "cpu").quantize_float
     key_lo, key_hi = _halves(key)
     ctr_lo, ctr_hi = _halves(offset)
-    grid = (-(-n // (WORK_UNIT * units)),)
-    kernel[grid](src, dst, _params_on(params, str(src.device)), n, key_lo, key_hi, ctr_lo, ctr_hi,
-                 WIDTH=width, MANT=mant, BIAS=bias, ROWS=per_counter * units, COLS=WORK_UNIT // per_counter,
-                 MODE=mode, DEEP=int(params.sub_exp) < 1, JOIN=_TUNED["join"] if join is None else join,
-                 num_warps=num_warps or _TUNED["num_warps"])
+    kernel[(-(-n // per_program),)](src, dst, _params_on(params, src.device), n, key_lo, key_hi, ctr_lo, ctr_hi,
+                                    **settings)
