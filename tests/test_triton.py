@@ -1,6 +1,8 @@
 """The Triton kernels are bit-identical to the C core: on CPU tensors through Triton's interpreter
 (every CI run), on CUDA tensors where a GPU is present. Also the backend choice and its errors."""
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -8,7 +10,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 torch = pytest.importorskip("torch")
-pytest.importorskip("triton")
+try:
+    import triton  # noqa: F401
+except ImportError:
+    if os.environ.get("CI"):  # CI installs it (the test extra): never skip these there
+        raise
+    pytest.skip("triton is not installed (pip install 'lowprec[gpu]')", allow_module_level=True)
 
 import lowprec  # noqa: E402
 from lowprec.array.scalar import quantize_at  # noqa: E402
@@ -168,8 +175,6 @@ def test_backend_choice_and_refusals():
     with pytest.raises(TypeError, match="float16, bfloat16, float32 or float64"):
         lowprec.quantize(torch.ones(3, dtype=torch.int32), fp8, backend="triton")
     # the interpreter runs without the caller setting TRITON_INTERPRET, and leaves it as it was
-    import os
-
     assert "TRITON_INTERPRET" not in os.environ or os.environ["TRITON_INTERPRET"] in ("0", "1", "")
 
 
