@@ -38,111 +38,131 @@ static inline IT CAT(subnormal_exponent_, SFX)(UT a)
     return (IT)(CAT(to_bits_, SFX)((FT)(SIGNED_T)a) >> MANT) - (IT)((ONE << (WBITS - MANT - 2)) - 1) - MANT + 1;
 }
 
-static inline LP_ALWAYS_INLINE UT CAT(round_one_, SFX)(UT bits, const lp_qparams *p, const int mode, const int deep, const int fast,
-                                                       UT rnd)
+/* Where an input pattern sits on the format's grid: what every rounding mode reads. */
+typedef struct {
+    UT sign, a;        /* sign bit; magnitude pattern */
+    IT ec;             /* the input's biased exponent, at least 1 */
+    IT d;              /* bits dropped below the format's last kept bit (clamped to 0..MANT+1) */
+    UT unit, mask;     /* 2**d; 2**d - 1 */
+    UT rem, trunc;     /* a's dropped bits; a with them cleared */
+    UT sig;            /* the significand as an integer (implicit bit included for normal inputs) */
+    UT count_odd;      /* unit if the truncated count's code is odd, else 0 */
+    UT smask;          /* all ones for negative inputs */
+    UT dropped;        /* unit if rem != 0, else 0 */
+    UT is_tiny;        /* a is below the smallest nonzero result's range (no shift fits) */
+} CAT(lp_grid_, SFX);
+
+static inline LP_ALWAYS_INLINE CAT(lp_grid_, SFX) CAT(grid_of_, SFX)(UT bits, const lp_qparams *p, const int deep)
 {
-    UT sign = bits & SIGN_BIT;
-    UT a = bits & ABS_MASK;
-    IT e = (IT)(a >> MANT);
-    IT ec = e > 1 ? e : 1;
+    CAT(lp_grid_, SFX) g;
+    g.sign = bits & SIGN_BIT;
+    g.a = bits & ABS_MASK;
+    IT e = (IT)(g.a >> MANT);
+    g.ec = e > 1 ? e : 1;
     /* ex: the input's binade as a biased exponent. For subnormal inputs it is needed only when the
        format's normal range reaches below the input type's ('deep': sub_exp < 1). */
-    IT ex = ec;
+    IT ex = g.ec;
     if (deep) /* a compile-time constant: the loops are instantiated with and without */
-        ex = e == 0 ? CAT(subnormal_exponent_, SFX)(a) : ec;
+        ex = e == 0 ? CAT(subnormal_exponent_, SFX)(g.a) : g.ec;
     IT below = p->sub_exp - ex; /* binades below the format's min normal, if positive */
-    IT d = p->drop0 + ex - ec + (below & -(IT)(below > 0));
-    d = d < 0 ? 0 : (d > MANT + 1 ? MANT + 1 : d); /* d > MANT only on tiny lanes, discarded */
-    UT unit = ONE << (UT)d;
-    UT mask = unit - 1;
-    UT rem = a & mask;
-    UT trunc = a & ~mask;
-    UT half = unit >> 1;
-    /* the significand as an integer: its bit d is the parity of the kept count (for d == MANT the
-       pattern holds the exponent's low bit there, the significand its implicit 1) */
-    UT sig = e ? (a & ((ONE << MANT) - 1)) | (ONE << MANT) : a;
-    /* unit if the truncated count's code is odd; without mantissa bits, the exponent's parity */
-    UT count_odd = (((sig & ~(UT)p->par_mask) | (a & (UT)p->par_mask)) ^ (UT)p->par_xor) & unit;
-    UT smask = (UT)0 - (bits >> (WBITS - 1)); /* all ones for negative inputs */
-    UT dropped = (rem + mask) & unit;          /* unit if rem != 0, else 0 */
-    UT is_tiny = a < (UT)p->tiny;
-    UT half_q = (UT)p->half_q;
-    UT r, inc_tiny;
+    IT d = p->drop0 + ex - g.ec + (below & -(IT)(below > 0));
+    g.d = d < 0 ? 0 : (d > MANT + 1 ? MANT + 1 : d); /* d > MANT only on tiny lanes, discarded */
+    g.unit = ONE << (UT)g.d;
+    g.mask = g.unit - 1;
+    g.rem = g.a & g.mask;
+    g.trunc = g.a & ~g.mask;
+    /* for d == MANT the pattern holds the exponent's low bit at bit d, the significand its implicit 1 */
+    g.sig = e ? (g.a & ((ONE << MANT) - 1)) | (ONE << MANT) : g.a;
+    /* without mantissa bits (par_mask set) the code's parity is the exponent's */
+    g.count_odd = (((g.sig & ~(UT)p->par_mask) | (g.a & (UT)p->par_mask)) ^ (UT)p->par_xor) & g.unit;
+    g.smask = (UT)0 - (bits >> (WBITS - 1));
+    g.dropped = (g.rem + g.mask) & g.unit;
+    g.is_tiny = g.a < (UT)p->tiny;
+    return g;
+}
 
-    /* Per mode: the rounded pattern r for the shifted range, and whether a tiny input becomes q.
-     * Pure arithmetic on purpose: GCC's vectorizer gives up on 0/1 values it turns into booleans. */
+/* The rounded magnitude pattern r for the shifted range in one mode, and (*inc_tiny) whether a tiny
+ * input becomes q. Pure arithmetic on purpose: GCC's vectorizer gives up on 0/1 values it turns into
+ * booleans. */
+static inline LP_ALWAYS_INLINE UT CAT(round_in_mode_, SFX)(const CAT(lp_grid_, SFX) g, const lp_qparams *p,
+                                                           const int mode, UT rnd, UT *inc_tiny)
+{
+    UT half = g.unit >> 1, half_q = (UT)p->half_q;
     switch (mode) {
     case LP_NEAREST_EVEN: {
-        UT lsb = ((count_odd >> (UT)d) | (unit & 1)) & 1; /* d == 0: 1, which makes the sum below exact */
-        r = (a + (half - 1) + lsb) & ~mask;
-        inc_tiny = (UT)(a > half_q);
-        break;
+        UT lsb = ((g.count_odd >> (UT)g.d) | (g.unit & 1)) & 1; /* d == 0: 1, which makes the sum exact */
+        *inc_tiny = (UT)(g.a > half_q);
+        return (g.a + (half - 1) + lsb) & ~g.mask;
     }
     case LP_NEAREST_AWAY:
-        r = (a + half) & ~mask;
-        inc_tiny = (UT)(a >= half_q);
-        break;
+        *inc_tiny = (UT)(g.a >= half_q);
+        return (g.a + half) & ~g.mask;
     case LP_TOWARD_ZERO:
-        r = trunc;
-        inc_tiny = 0;
-        break;
+        *inc_tiny = 0;
+        return g.trunc;
     case LP_UP:
-        r = trunc + (dropped & ~smask);
-        inc_tiny = (UT)(a != 0) & (UT)(sign == 0);
-        break;
+        *inc_tiny = (UT)(g.a != 0) & (UT)(g.sign == 0);
+        return g.trunc + (g.dropped & ~g.smask);
     case LP_DOWN:
-        r = trunc + (dropped & smask);
-        inc_tiny = (UT)(a != 0) & (UT)(sign != 0);
-        break;
+        *inc_tiny = (UT)(g.a != 0) & (UT)(g.sign != 0);
+        return g.trunc + (g.dropped & g.smask);
     case LP_ODD: /* truncate, then make the last kept bit 1 if anything was dropped */
-        r = trunc + (dropped & ~count_odd);
-        inc_tiny = (UT)(a != 0);
-        break;
+        *inc_tiny = (UT)(g.a != 0);
+        return g.trunc + (g.dropped & ~g.count_odd);
     case LP_SR_EXACT_FAST: { /* LP_STOCHASTIC with k == W, tiny inputs left to a fix-up pass */
-        UT frac = (rem << (UT)(WBITS - 1 - d)) << 1; /* the remainder, exact, left-aligned */
-        r = trunc + ((UT)(rnd > (UT)~frac) << (UT)d);
-        inc_tiny = 0;
-        break;
+        UT frac = (g.rem << (UT)(WBITS - 1 - g.d)) << 1; /* the remainder, exact, left-aligned */
+        *inc_tiny = 0;
+        return g.trunc + ((UT)(rnd > (UT)~frac) << (UT)g.d);
     }
     case LP_SR_K_FAST: { /* LP_STOCHASTIC with k < W, tiny inputs left to a fix-up pass */
         IT k = p->rbits;
-        UT frac_k = CAT(rtne_shift_, SFX)(rem, k - d);
-        r = trunc + (((frac_k + (rnd >> (UT)(WBITS - k))) >> (UT)k) << (UT)d);
-        inc_tiny = 0;
-        break;
+        UT frac_k = CAT(rtne_shift_, SFX)(g.rem, k - g.d);
+        *inc_tiny = 0;
+        return g.trunc + (((frac_k + (rnd >> (UT)(WBITS - k))) >> (UT)k) << (UT)g.d);
     }
     default: { /* LP_STOCHASTIC: gfloat's rule. The remainder, as a k-bit fraction rounded to
                   nearest even, plus k random bits; round away on a carry out of k bits. */
         IT k = p->rbits;
-        IT t_tiny = ec - (IT)((1 << (WBITS - MANT - 2)) - 1) - MANT - p->q_exp + k;
-        UT v = is_tiny ? sig : rem;
-        IT t = is_tiny ? t_tiny : k - d;
-        UT frac_k = CAT(rtne_shift_, SFX)(v, t);
+        IT t_tiny = g.ec - (IT)((1 << (WBITS - MANT - 2)) - 1) - MANT - p->q_exp + k;
+        UT frac_k = CAT(rtne_shift_, SFX)(g.is_tiny ? g.sig : g.rem, g.is_tiny ? t_tiny : k - g.d);
         UT inc;
         if (k == WBITS) /* frac_k < 2**W here: carry iff rnd + frac_k >= 2**W */
             inc = (UT)(rnd > (UT)~frac_k);
         else
             inc = (frac_k + (rnd >> (UT)(WBITS - k))) >> (UT)k;
-        r = trunc + (inc << (UT)d);
-        inc_tiny = inc;
-        break;
+        *inc_tiny = inc;
+        return g.trunc + (inc << (UT)g.d);
     }
     }
-    /* 'fast' (a compile-time constant) leaves nonzero tiny inputs, Inf and NaN to a fix-up pass */
-    if (!fast)
-        r = is_tiny ? ((UT)p->q & ((UT)0 - inc_tiny)) : r;
+}
 
-    UT lim = sign ? (UT)p->lim_neg : (UT)p->lim_pos;
-    UT ovf = sign ? (UT)p->ovf_neg : (UT)p->ovf_pos;
+/* The output pattern from the rounded magnitude: the tiny range, the format's limits, the sign and
+ * (unless 'fast', a compile-time constant: a fix-up pass handles them) Inf and NaN inputs. */
+static inline LP_ALWAYS_INLINE UT CAT(finish_, SFX)(const CAT(lp_grid_, SFX) g, UT r, UT inc_tiny,
+                                                    const lp_qparams *p, const int fast)
+{
+    if (!fast)
+        r = g.is_tiny ? ((UT)p->q & ((UT)0 - inc_tiny)) : r;
+    UT lim = g.sign ? (UT)p->lim_neg : (UT)p->lim_pos;
+    UT ovf = g.sign ? (UT)p->ovf_neg : (UT)p->ovf_pos;
     r = r > lim ? ovf : r;
-    UT out = r | ((r != 0) | (UT)p->keep_neg_zero ? sign : 0);
+    UT out = r | ((r != 0) | (UT)p->keep_neg_zero ? g.sign : 0);
     if (fast)
         return out;
+    UT inf_full = g.sign ? (UT)p->inf_neg_full : (UT)p->inf_pos_full;
+    UT nan_full = g.sign ? (UT)p->nan_neg_full : (UT)p->nan_pos_full;
+    out = g.a == INF_BITS ? inf_full : out;
+    return g.a > INF_BITS ? nan_full : out;
+}
 
-    UT inf_full = sign ? (UT)p->inf_neg_full : (UT)p->inf_pos_full;
-    UT nan_full = sign ? (UT)p->nan_neg_full : (UT)p->nan_pos_full;
-    out = a == INF_BITS ? inf_full : out;
-    return a > INF_BITS ? nan_full : out;
+/* One input pattern rounded to the format (the three steps above). */
+static inline LP_ALWAYS_INLINE UT CAT(round_one_, SFX)(UT bits, const lp_qparams *p, const int mode, const int deep,
+                                                       const int fast, UT rnd)
+{
+    const CAT(lp_grid_, SFX) g = CAT(grid_of_, SFX)(bits, p, deep);
+    UT inc_tiny;
+    UT r = CAT(round_in_mode_, SFX)(g, p, mode, rnd, &inc_tiny);
+    return CAT(finish_, SFX)(g, r, inc_tiny, p, fast);
 }
 
 
@@ -168,6 +188,14 @@ static inline int CAT(exceptional_, SFX)(UT bits, UT tiny_m1)
     return (a - 1 < tiny_m1) | (a >= INF_BITS);
 }
 
+/* One deterministic pass over a work unit (mode and deep: constants after inlining). */
+static inline LP_ALWAYS_INLINE void CAT(pass_, SFX)(const UT *restrict src, UT *restrict dst, int64_t len,
+                                                     const lp_qparams *p, const int mode, const int deep)
+{
+    for (int64_t i = 0; i < len; i++)
+        dst[i] = CAT(round_one_, SFX)(src[i], p, mode, deep, 0, 0);
+}
+
 static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out, int64_t len,
                                                            const lp_qparams *pp, int mode, uint64_t seed,
                                                            uint64_t ctr0, const int DEEP)
@@ -177,24 +205,32 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
     const lp_qparams params = *pp; /* a local copy: stores to dst cannot alias it */
     const lp_qparams *p = &params;
     UT rnd[LP_WORK_UNIT]; /* stochastic only: word-major Philox output, see lowprec.h */
-    /* Deterministic modes: one branch-free pass. Stochastic: a faster pass that is right but for
-     * the exceptional inputs (nonzero tiny ones, Inf, NaN), then a fix-up of those by the full
-     * rule, looked for 16 elements at a time so that a rare one costs little. */
-#define LOOP(MODE, FAST, RND)                                                                       \
-    for (int64_t i = 0; i < len; i++)                                                               \
-        dst[i] = CAT(round_one_, SFX)(src[i], p, MODE, DEEP, FAST, RND);                            \
-    return;
+    /* Deterministic modes: one branch-free pass, instantiated per mode (a constant in each call).
+     * Stochastic: a faster pass that is right but for the exceptional inputs (nonzero tiny ones,
+     * Inf, NaN), then a fix-up of those by the full rule, looked for 16 elements at a time so that
+     * a rare one costs little. */
     switch (mode) {
-    case LP_NEAREST_EVEN: LOOP(LP_NEAREST_EVEN, 0, 0)
-    case LP_NEAREST_AWAY: LOOP(LP_NEAREST_AWAY, 0, 0)
-    case LP_TOWARD_ZERO: LOOP(LP_TOWARD_ZERO, 0, 0)
-    case LP_UP: LOOP(LP_UP, 0, 0)
-    case LP_DOWN: LOOP(LP_DOWN, 0, 0)
-    case LP_ODD: LOOP(LP_ODD, 0, 0)
+    case LP_NEAREST_EVEN:
+        CAT(pass_, SFX)(src, dst, len, p, LP_NEAREST_EVEN, DEEP);
+        return;
+    case LP_NEAREST_AWAY:
+        CAT(pass_, SFX)(src, dst, len, p, LP_NEAREST_AWAY, DEEP);
+        return;
+    case LP_TOWARD_ZERO:
+        CAT(pass_, SFX)(src, dst, len, p, LP_TOWARD_ZERO, DEEP);
+        return;
+    case LP_UP:
+        CAT(pass_, SFX)(src, dst, len, p, LP_UP, DEEP);
+        return;
+    case LP_DOWN:
+        CAT(pass_, SFX)(src, dst, len, p, LP_DOWN, DEEP);
+        return;
+    case LP_ODD:
+        CAT(pass_, SFX)(src, dst, len, p, LP_ODD, DEEP);
+        return;
     default:
         break;
     }
-#undef LOOP
     philox_fill_best((uint32_t *)rnd, LP_WORK_UNIT / PER_CTR, seed, ctr0);
     if (p->rbits == WBITS) {
         for (int64_t i = 0; i < len; i++)
