@@ -58,6 +58,35 @@ def test_mac_mode_equals_lowprec_mac_forward_and_backward():
     assert torch.equal(layer.weight.grad, mac.matmul(g.t().contiguous(), xq))
 
 
+def test_conv_mac_mode_backward_goes_through_the_mac():
+    """dW = cols^T dY and dcols = dY W through the layer's MAC (cols: the input's patches), dX the sum
+    of dcols over overlapping patches (torch's fold), per group; strides, padding and dilation."""
+    torch.manual_seed(4)
+    mac_spec = {"mode": "mac", "acc": "fp16", "chunk": 4, "chunk_acc": "fp32"}
+    conv = lnn.QConv2d(4, 6, (3, 2), padding=(1, 2), stride=(2, 1), dilation=(1, 2), bias=True, groups=2,
+                       weight="fp8_e4m3fn", input="fp8_e4m3fn", mac=mac_spec)
+    x = torch.randn(2, 4, 7, 6, requires_grad=True)
+    y = conv(x)
+    g = lowprec.quantize(torch.randn(y.shape), "fp8_e5m2")
+    y.backward(g)
+    mac = lowprec.MAC(acc="fp16", chunk=4, chunk_acc="fp32")
+    xq = lowprec.quantize(x.detach(), "fp8_e4m3fn")
+    wq = lowprec.quantize(conv.weight.detach(), "fp8_e4m3fn")
+    cols = torch.nn.functional.unfold(xq, (3, 2), dilation=(1, 2), padding=(1, 2), stride=(2, 1))  # (n, c*k, L)
+    n, L = cols.shape[0], cols.shape[2]
+    dx_cols, dw = [], []
+    for grp in range(2):
+        a = cols[:, grp * 12:(grp + 1) * 12].permute(0, 2, 1).reshape(n * L, 12)  # 2 channels x 3 x 2
+        dy = g[:, grp * 3:(grp + 1) * 3].permute(0, 2, 3, 1).reshape(n * L, 3)
+        wg = wq[grp * 3:(grp + 1) * 3].reshape(3, 12)
+        dw.append(mac.matmul(a.t().contiguous(), dy).t().reshape(3, 2, 3, 2))
+        dx_cols.append(mac.matmul(dy, wg).reshape(n, L, 12).permute(0, 2, 1))
+    dx = torch.nn.functional.fold(torch.cat(dx_cols, 1), (7, 6), (3, 2), dilation=(1, 2), padding=(1, 2), stride=(2, 1))
+    assert torch.equal(conv.weight.grad, torch.cat(dw))
+    assert torch.equal(x.grad, dx)
+    assert torch.equal(conv.bias.grad, g.sum((0, 2, 3)))
+
+
 def test_conv_mac_mode_equals_the_mac_conv():
     torch.manual_seed(3)
     conv = lnn.QConv2d(2, 4, 3, padding=1, stride=2, bias=False, groups=2, weight="fp8_e4m3fn",

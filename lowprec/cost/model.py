@@ -35,8 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ..formats import (BinaryFormat, BlockFormat, FixedFormat, FloatFormat, IntAffineFormat, LogFormat, LUTFormat,
-                       TernaryFormat, as_format, get)
+from ..formats import (FloatFormat, as_format, get)
 from .table import CostTable, default_table
 
 __all__ = ["energy", "area", "memory_energy", "OPS", "scale_to_node"]
@@ -108,25 +107,14 @@ def float_cost(metric: str, op: str, e: int, m: int, table: CostTable) -> float:
 
 
 def _family(fmt: Any) -> tuple:
+    """The arithmetic a format's values need, as each format class declares it (``arithmetic``):
+    ("int", bits), ("float", e, m), ("log", bits), ("lut", entries), ("binary",), ("ternary",)."""
     if isinstance(fmt, str):
         fmt = as_format(fmt)
-    if isinstance(fmt, BlockFormat):
-        fmt = fmt.element  # the per-element arithmetic; scales are priced by the report
-    if isinstance(fmt, FixedFormat):
-        return ("int", fmt.bits)
-    if isinstance(fmt, IntAffineFormat):
-        return ("int", fmt.bits)
-    if isinstance(fmt, FloatFormat):
-        return ("float", fmt.exp_bits, fmt.man_bits)
-    if isinstance(fmt, LogFormat):
-        return ("log", fmt.log_bits)
-    if isinstance(fmt, LUTFormat):
-        return ("lut", fmt.entries)
-    if isinstance(fmt, BinaryFormat):
-        return ("binary",)
-    if isinstance(fmt, TernaryFormat):
-        return ("ternary",)
-    raise ValueError(f"cannot price a {type(fmt).__name__} ({fmt!r}): not a format family the cost model knows")
+    family = getattr(fmt, "arithmetic", None)
+    if family is None:
+        raise ValueError(f"cannot price a {type(fmt).__name__} ({fmt!r}): not a format family the cost model knows")
+    return family
 
 
 def _cost(metric: str, op: str, a: Any, b: Any, table: CostTable | None, lut_bits: int) -> float:

@@ -16,37 +16,18 @@ from typing import Any
 import numpy as np
 
 from ..array import encode
-from ..formats import E8M0, BinaryFormat, BlockFormat, IntAffineFormat, LUTFormat, TernaryFormat, fit_binary, fit_twn
+from ..formats import fit_binary, fit_twn
 from ..formats import as_format
 
 __all__ = ["tensor_bits", "model_storage", "compression_rate", "space_saving_rate", "speedup_rate",
            "deep_compression_rate", "huffman_code_lengths", "huffman_bits"]
-
-PARAM_BITS = 32  # scales, zero points and codebook entries are held in float32 / int32
-
-
-def _channels(param: Any) -> int:
-    return int(np.size(param))
-
 
 def tensor_bits(numel: int, fmt: Any) -> int:
     """Bits of `numel` values in `fmt`, with the format's own parameters: block scales, a codebook,
     affine scale and zero point, binary/ternary scales."""
     if numel < 0:
         raise ValueError(f"numel must be >= 0, got {numel}")
-    fmt = as_format(fmt)
-    if isinstance(fmt, BlockFormat):
-        scale_bits = 8 if fmt.scale == E8M0 else fmt.scale.bits
-        return numel * fmt.element.bits + math.ceil(numel / fmt.block) * scale_bits + (PARAM_BITS if fmt.tensor_scale else 0)
-    if isinstance(fmt, LUTFormat):
-        return numel * fmt.bits + fmt.codebook.size * PARAM_BITS
-    if isinstance(fmt, IntAffineFormat):
-        return numel * fmt.bits + max(_channels(fmt.scale), _channels(fmt.zero_point)) * 2 * PARAM_BITS
-    if isinstance(fmt, BinaryFormat):
-        return numel + _channels(fmt.alpha) * PARAM_BITS
-    if isinstance(fmt, TernaryFormat):
-        return 2 * numel + 3 * max(_channels(fmt.w_p), _channels(fmt.w_n), _channels(fmt.delta)) * PARAM_BITS
-    return numel * fmt.bits
+    return as_format(fmt).stored_bits(numel)
 
 
 def compression_rate(original_bits: float, compressed_bits: float) -> float:

@@ -25,7 +25,7 @@ from typing import Any
 
 from .._checks import check_choice, check_int
 from .registry import as_scalar_format, register
-from .scalar import FixedFormat, FloatFormat
+from .scalar import PARAM_BITS, FixedFormat, FloatFormat
 
 __all__ = ["BlockFormat", "SCALE_RULES", "E8M0", "bfp"]
 
@@ -104,6 +104,16 @@ class BlockFormat:
         """Storage bits per element, the scale's share included."""
         scale_bits = 8 if self.scale == E8M0 else self.scale.bits
         return self.element.bits + scale_bits / self.block
+
+    @property
+    def arithmetic(self) -> tuple:
+        """The element format's arithmetic (the per-element operations; scales are priced apart)."""
+        return self.element.arithmetic
+
+    def stored_bits(self, numel: int) -> int:
+        """Bits of numel elements with their block scales (and the tensor scale, if any)."""
+        scale_bits = 8 if self.scale == E8M0 else self.scale.bits
+        return numel * self.element.bits + math.ceil(numel / self.block) * scale_bits + (PARAM_BITS if self.tensor_scale else 0)
 
     @property
     def max(self) -> float:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .registry import register
+from .scalar import PARAM_BITS
 
 __all__ = ["LUTFormat", "LUT_MODES"]
 
@@ -60,6 +61,15 @@ class LUTFormat:
     @property
     def per_channel(self) -> bool:
         return self.codebook.ndim == 2
+
+    @property
+    def arithmetic(self) -> tuple:
+        """Products by table lookup: the table's side (the cost model prices a read)."""
+        return ("lut", self.entries)
+
+    def stored_bits(self, numel: int) -> int:
+        """Bits of numel codes and the codebook."""
+        return numel * self.bits + self.codebook.size * PARAM_BITS
 
     @property
     def code_dtype(self) -> np.dtype:
@@ -117,6 +127,11 @@ class LogFormat(LUTFormat):
     def __repr__(self) -> str:
         return (f"LogFormat(bits={self.log_bits}, k={self.k}, fsr={self.fsr}, signed={self.signed}, "
                 f"domain={self.domain!r})")
+
+    @property
+    def arithmetic(self) -> tuple:
+        """Products as exponent additions (the cost model prices an adder of log_bits - 1 bits)."""
+        return ("log", self.log_bits)
 
     def __reduce__(self):
         return (_make_log_format, (self.log_bits, self.k, self.fsr, self.signed, self.domain))

@@ -34,6 +34,10 @@ def _code_dtype(bits: int) -> type:
     return np.uint8 if bits <= 8 else np.uint16 if bits <= 16 else np.uint32 if bits <= 32 else np.uint64
 
 
+#: Bits of a format's stored parameter (a scale, zero point or codebook entry: float32 / int32).
+PARAM_BITS = 32
+
+
 class _FormatBase:
     """Behaviour shared by every format: codes, values, codec methods."""
 
@@ -73,6 +77,10 @@ class _FormatBase:
     def decode_dtype(self) -> np.dtype:
         """float32 when every value of the format is a float32, else float64."""
         return np.dtype(np.float64 if self._needs_float64() else np.float32)
+
+    def stored_bits(self, numel: int) -> int:
+        """Bits that hold numel values (with the format's own parameters; none here)."""
+        return numel * self.bits
 
 
 @dataclass(frozen=True)
@@ -151,6 +159,11 @@ class FloatFormat(_FormatBase):
     @property
     def bits(self) -> int:
         return 1 + self.exp_bits + self.man_bits
+
+    @property
+    def arithmetic(self) -> tuple:
+        """The arithmetic its values need (the cost model prices operations by it)."""
+        return ("float", self.exp_bits, self.man_bits)
 
     @property
     def emin(self) -> int:
@@ -250,6 +263,11 @@ class FixedFormat(_FormatBase):
     @property
     def bits(self) -> int:
         return self.int_bits + self.frac_bits
+
+    @property
+    def arithmetic(self) -> tuple:
+        """The arithmetic its values need: integers of its width (the cost model prices by it)."""
+        return ("int", self.bits)
 
     @property
     def max(self) -> float:

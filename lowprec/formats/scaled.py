@@ -15,6 +15,7 @@ import numpy as np
 
 from .._checks import check_int
 from .registry import register
+from .scalar import PARAM_BITS
 
 __all__ = ["BinaryFormat", "TernaryFormat", "IntAffineFormat", "SCALED_KINDS"]
 
@@ -52,6 +53,11 @@ class BinaryFormat:
         object.__setattr__(self, "axis", _check_axis_param(self.axis))
 
     bits = 1
+    arithmetic = ("binary",)  # XNOR and popcount (the cost model prices by it)
+
+    def stored_bits(self, numel: int) -> int:
+        """Bits of numel signs and the scales."""
+        return numel + np.size(self.alpha) * PARAM_BITS
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,6 +78,11 @@ class TernaryFormat:
         object.__setattr__(self, "axis", _check_axis_param(self.axis))
 
     bits = 2
+    arithmetic = ("ternary",)  # sign and zero planes (the cost model prices by it)
+
+    def stored_bits(self, numel: int) -> int:
+        """Bits of numel 2-bit codes and the per-channel parameters."""
+        return 2 * numel + 3 * max(np.size(self.w_p), np.size(self.w_n), np.size(self.delta)) * PARAM_BITS
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,6 +113,15 @@ class IntAffineFormat:
         zp.flags.writeable = False
         object.__setattr__(self, "zero_point", int(zp) if zp.ndim == 0 else zp)
         object.__setattr__(self, "axis", _check_axis_param(self.axis))
+
+    @property
+    def arithmetic(self) -> tuple:
+        """Integer arithmetic of its width (the cost model prices by it)."""
+        return ("int", self.bits)
+
+    def stored_bits(self, numel: int) -> int:
+        """Bits of numel integers and the scales and zero points."""
+        return numel * self.bits + max(np.size(self.scale), np.size(self.zero_point)) * 2 * PARAM_BITS
 
     @property
     def qmin(self) -> int:

@@ -10,7 +10,7 @@
 from .bitwise import binary_matmul, pack_binary, pack_ternary, ternary_matmul
 from .coded import log_matmul, lut_matmul, product_table
 from .counts import SCHEMA, Counts
-from .unit import MAC, ORDERS
+from .unit import MAC, ORDERS, patches
 
 __all__ = ["MAC", "ORDERS", "Counts", "SCHEMA", "binary_matmul", "ternary_matmul", "pack_binary", "pack_ternary",
-           "lut_matmul", "log_matmul", "product_table"]
+           "lut_matmul", "log_matmul", "product_table", "patches"]

@@ -211,31 +211,22 @@ class MAC:
         reduction runs over (channel, kernel row, kernel column) in that order."""
         x_np, restore = _arrays.to_numpy(x, "x")
         w_np, _ = _arrays.to_numpy(w, "w")
-        stride, padding, dilation = (_pair(v, name) for v, name in ((stride, "stride"), (padding, "padding"), (dilation, "dilation")))
         if x_np.ndim != 4 or w_np.ndim != 4:
             raise ValueError(f"conv2d needs x of shape (N, C, H, W) and w of shape (O, C/groups, kh, kw); got {x_np.shape} and {w_np.shape}")
-        n, c, h, wd = x_np.shape
+        n, c = x_np.shape[:2]
         o, cg, kh, kw = w_np.shape
         if groups < 1 or c % groups or o % groups or cg != c // groups:
             raise ValueError(f"groups={groups} does not fit x with {c} channels and w of shape {w_np.shape}")
-        xp = np.pad(x_np.astype(np.float64), ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
-        ho = (xp.shape[2] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-        wo = (xp.shape[3] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-        if ho < 1 or wo < 1:
-            raise ValueError(f"the kernel {(kh, kw)} (dilation {dilation}) does not fit the padded input {xp.shape[2:]}")
+        dtype = np.result_type(x_np.dtype, w_np.dtype)  # float32 operands keep the float path
+        cols = patches(x_np.astype(dtype, copy=False), (kh, kw), stride, padding, dilation)
+        ho, wo = cols.shape[1:3]
         out = np.empty((n, o, ho, wo), np.float64)
         og = o // groups
         for g in range(groups):
-            xs = xp[:, g * cg:(g + 1) * cg]
-            cols = np.empty((n, ho, wo, cg, kh, kw), np.float64)
-            for i in range(kh):
-                for j in range(kw):
-                    cols[..., i, j] = xs[:, :, i * dilation[0]: i * dilation[0] + stride[0] * (ho - 1) + 1: stride[0],
-                                         j * dilation[1]: j * dilation[1] + stride[1] * (wo - 1) + 1: stride[1]].transpose(0, 2, 3, 1)
-            wmat = w_np[g * og:(g + 1) * og].reshape(og, -1).T.astype(np.float64)
-            res = self._matmul2d(cols.reshape(-1, cg * kh * kw), wmat)
+            wmat = w_np[g * og:(g + 1) * og].reshape(og, -1).T.astype(dtype)
+            res = self._matmul2d(cols[:, :, :, g * cg:(g + 1) * cg].reshape(-1, cg * kh * kw), wmat)
             out[:, g * og:(g + 1) * og] = res.reshape(n, ho, wo, og).transpose(0, 3, 1, 2)
-        return _wrap_like(x, restore, out.astype(np.result_type(x_np.dtype, w_np.dtype)))
+        return _wrap_like(x, restore, out.astype(dtype))
 
     # -- the engine --------------------------------------------------------------------------------
     def _matmul2d(self, A: np.ndarray, B: np.ndarray, products: tuple[str, int] | None = None) -> np.ndarray:
@@ -451,6 +442,25 @@ def _padded(A: np.ndarray, shape: tuple[int, int], dtype: np.dtype) -> np.ndarra
     a = np.zeros(shape, dtype)
     a[:A.shape[0], :A.shape[1]] = A
     return a
+
+
+def patches(x: np.ndarray, kernel: tuple[int, int], stride=1, padding=0, dilation=1) -> np.ndarray:
+    """The input patches a 2-D convolution reduces over (im2col), in x's dtype: (N, Ho, Wo, C, kh, kw)
+    for x (N, C, H, W), zero padding; the convolutions of MAC and lowprec.nn (its backward too) share
+    it, so they see the same operands in the same order."""
+    stride, padding, dilation = (_pair(v, name) for v, name in ((stride, "stride"), (padding, "padding"), (dilation, "dilation")))
+    kh, kw = kernel
+    xp = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
+    ho = (xp.shape[2] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    wo = (xp.shape[3] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    if ho < 1 or wo < 1:
+        raise ValueError(f"the kernel {(kh, kw)} (dilation {dilation}) does not fit the padded input {xp.shape[2:]}")
+    cols = np.empty((x.shape[0], ho, wo, x.shape[1], kh, kw), x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[..., i, j] = xp[:, :, i * dilation[0]: i * dilation[0] + stride[0] * (ho - 1) + 1: stride[0],
+                                 j * dilation[1]: j * dilation[1] + stride[1] * (wo - 1) + 1: stride[1]].transpose(0, 2, 3, 1)
+    return cols
 
 
 def _pair(v, name):

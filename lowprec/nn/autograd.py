@@ -1,12 +1,15 @@
 """Bit-accurate products in autograd: a @ b through a lowprec.MAC forward and backward (dX = dY B^T
-and dW = A^T dY by the same MAC), and convolutions through unfold (im2col) and that matmul."""
+and dW = A^T dY by the same MAC), and convolutions through MAC.conv2d (backward: the same MAC on
+its patches)."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..mac import MAC
+from ..mac.unit import patches
 
 class _MACMatmul(torch.autograd.Function):
     """a (m, k) @ b (k, n) through a lowprec.MAC, forward and backward."""
@@ -39,19 +42,49 @@ def mac_matmul(a: torch.Tensor, b: torch.Tensor, mac: MAC) -> torch.Tensor:
     return _MACMatmul.apply(a, b, mac)
 
 
+class _MACConv2d(torch.autograd.Function):
+    """conv2d through MAC.conv2d forward; backward, per group, dW = patches^T dY and dpatches = dY W
+    through the same MAC (the patches from lowprec.mac.patches, the forward's own), dX their sum over
+    overlapping patches (torch's fold, the adjoint of taking patches)."""
+
+    @staticmethod
+    def forward(ctx, x, w, mac, stride, padding, dilation, groups):
+        ctx.save_for_backward(x, w)
+        ctx.mac, ctx.settings = mac, (stride, padding, dilation, groups)
+        y = mac.conv2d(_wide(x.detach()).numpy(), _wide(w.detach()).numpy(), stride, padding, dilation, groups)
+        return torch.from_numpy(y).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        stride, padding, dilation, groups = ctx.settings
+        n, c, h, wd = x.shape
+        o, cg, kh, kw = w.shape
+        og, k = o // groups, cg * kh * kw
+        cols = patches(_wide(x.detach()).numpy(), (kh, kw), stride, padding, dilation)  # (n, ho, wo, c, kh, kw)
+        rows = cols.shape[0] * cols.shape[1] * cols.shape[2]
+        dy = _wide(g).permute(0, 2, 3, 1).reshape(rows, o).numpy()
+        wide_w = _wide(w.detach()).numpy()
+        dw, dcols = [], []
+        for grp in range(groups):
+            a = cols[:, :, :, grp * cg:(grp + 1) * cg].reshape(rows, k)
+            dy_g = np.ascontiguousarray(dy[:, grp * og:(grp + 1) * og])
+            if ctx.needs_input_grad[1]:
+                dw.append(ctx.mac.matmul(np.ascontiguousarray(a.T), dy_g).T.reshape(og, cg, kh, kw))
+            if ctx.needs_input_grad[0]:
+                dcols.append(ctx.mac.matmul(dy_g, wide_w[grp * og:(grp + 1) * og].reshape(og, k)).reshape(n, -1, k))
+        gx = gw = None
+        if dcols:
+            folded = torch.from_numpy(np.concatenate(dcols, axis=2)).permute(0, 2, 1)  # (n, c*kh*kw, L)
+            gx = F.fold(folded, (h, wd), (kh, kw), dilation=dilation, padding=padding, stride=stride).to(x.dtype)
+        if dw:
+            gw = torch.from_numpy(np.concatenate(dw)).to(w.dtype)
+        return gx, gw, None, None, None, None, None
+
+
 def conv_mac(x: torch.Tensor, w: torch.Tensor, bias, mac: MAC, stride, padding, dilation, groups) -> torch.Tensor:
-    """conv2d through unfold and mac_matmul, per group."""
-    n, c, h, wd = x.shape
-    o, cg, kh, kw = w.shape
-    cols = F.unfold(x, (kh, kw), dilation=dilation, padding=padding, stride=stride)  # (n, c*kh*kw, L)
-    oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    ow = (wd + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    og = o // groups
-    outs = []
-    for g in range(groups):
-        cols_g = cols[:, g * cg * kh * kw:(g + 1) * cg * kh * kw, :]  # (n, cg*k, L)
-        a = cols_g.permute(0, 2, 1).reshape(-1, cg * kh * kw)  # (n*L, cg*k)
-        wg = w[g * og:(g + 1) * og].reshape(og, -1)
-        outs.append(mac_matmul(a, wg.t(), mac).reshape(n, oh * ow, og))
-    y = torch.cat(outs, dim=2).permute(0, 2, 1).reshape(n, o, oh, ow)
+    """conv2d through mac (MAC.conv2d), differentiable (the backward products through mac too)."""
+    if x.device.type != "cpu":
+        raise ValueError(f"mac mode runs on the CPU (the MAC simulator); the tensors are on {x.device}")
+    y = _MACConv2d.apply(x, w, mac, tuple(stride), tuple(padding), tuple(dilation), groups)
     return y if bias is None else y + bias.reshape(1, -1, 1, 1)
