@@ -4,9 +4,9 @@ device-to-device copy of the same tensor (throughput), the output's size (memory
 (training). Needs a CUDA GPU. Usage: python bench/gpu.py [--log2n 28] [--steps 10] [--batch 256]
 (--device cpu --log2n 16 --batch 8: a smoke run of the script itself, no figures).
 
-Rows name the backend that ran (lowprec.array.backend): "triton" for float and fixed-point formats;
-the other families still go through the host (their Triton kernels are to come) and run on 2**22
-elements so that the run stays short; torch's own casts are printed as the peers' figures.
+Rows name the backend that ran (lowprec.array.backend): "triton" for float and fixed-point formats
+and e8m0 block formats (MX); NVFP4 still goes through the host (its Triton kernel is to come) and
+runs on 2**22 elements so that the run stays short; torch's own casts are printed as the peers'.
 """
 
 import argparse
@@ -17,7 +17,7 @@ import torch
 
 import lowprec
 from lowprec import nn as lnn
-from lowprec.array.backend import choose
+from lowprec.array.backend import choose, choose_for_blocks
 
 
 DEVICE = "cuda"
@@ -121,11 +121,17 @@ def throughput(args):
         s = gpu_time(fn)
         print(f"peer: {label:<44} {s * 1e3:9.3f} ms {copy_s / s:8.3f} x copy")
 
+    for name, rounding in (("mxfp8_e4m3", "nearest_even"), ("mxfp8_e4m3", "stochastic"), ("mxint8", "nearest_even"),
+                           ("mxfp4_e2m1", "nearest_even")):
+        fmt = lowprec.formats.get(name)
+        row(name, rounding, x, choose_for_blocks(None, x, fmt), lambda: lowprec.quantize(x, fmt, rounding, seed=1))
+    act = x.view(-1, 64, 32, 32)  # activations blocked along the channels (conv layers)
+    row("mxfp8_e4m3 (axis 1)", "nearest_even", act, choose_for_blocks(None, act, lowprec.formats.get("mxfp8_e4m3")),
+        lambda: lowprec.quantize(act, "mxfp8_e4m3", axis=1))
     part = x[: 1 << 22]
-    for name in ("mxfp8_e4m3", "mxint8", "nvfp4"):
-        s = gpu_time(lambda: lowprec.quantize(part, name), reps=3)
-        print(f"{name + ' (2**22)':<22} {'nearest_even':<13} {'float32':<9} {'host':<7} {s * 1e3:9.3f} "
-              f"{copy_s * 2**22 / n / s:8.3f}                   (no Triton kernel yet: through the host)")
+    s = gpu_time(lambda: lowprec.quantize(part, "nvfp4"), reps=3)
+    print(f"{'nvfp4 (2**22)':<22} {'nearest_even':<13} {'float32':<9} {'host':<7} {s * 1e3:9.3f} "
+          f"{copy_s * 2**22 / n / s:8.3f}                   (no Triton kernel yet: through the host)")
 
 
 def sweep(args):

@@ -150,6 +150,11 @@ try:  # the torch entry points
         ("quantize", "bfloat16 tensor into a format bfloat16 cannot hold", lambda: lowprec.quantize(T.bfloat16(), "fp16"), (TypeError, "bfloat16 cannot hold")),
         ("quantize", "int32 tensor", lambda: lowprec.quantize(T.int(), "fp16"), (TypeError, "float16, bfloat16, float32 or float64 tensor")),
         ("sims.accuracy.run_grid", "epochs=0", lambda: accuracy.run_grid(["fp32"], "/nonexistent-never-written", epochs=0), (ValueError, "epochs must be an int >= 1")),
+        ("quantize", "unknown backend", lambda: lowprec.quantize(T, "fp16", backend="gpu"), (ValueError, "backend must be None .automatic. or one of 'c', 'torch', 'triton'")),
+        ("quantize", "backend='triton' for a numpy array", lambda: lowprec.quantize(X, "fp16", backend="triton"), (TypeError, "backend='triton' takes torch tensors")),
+        ("quantize", "backend='triton' for a wrapping fixed-point format", lambda: lowprec.quantize(T, lowprec.FixedFormat(8, 0, overflow="wrap"), backend="triton"), (ValueError, "does not wrap")),
+        ("quantize", "backend='triton' for NVFP4", lambda: lowprec.quantize(T, "nvfp4", backend="triton"), (ValueError, "takes float32 tensors in e8m0-scaled")),
+        ("quantize", "backend for a codebook format", lambda: lowprec.quantize(T, LUTFormat([0.0, 1.0]), backend="triton"), (ValueError, "backend= does not apply to codebook")),
         ("nn.QLinear", "axes with an unknown operand", lambda: lowprec.nn.QLinear(4, 4, weight="mxfp8_e4m3", axes={"bias": 0}), (ValueError, "axes must be a dict")),
     ]
 except ImportError:

@@ -170,8 +170,8 @@ def test_backend_choice_and_refusals():
         lowprec.quantize(np.ones(3, np.float32), fp8, backend="triton")
     with pytest.raises(ValueError, match="does not wrap"):
         lowprec.quantize(torch.ones(3), lowprec.FixedFormat(8, 0, overflow="wrap"), backend="triton")
-    with pytest.raises(ValueError, match="backend= does not apply to block-scaled formats"):
-        lowprec.quantize(torch.ones(32), "mxfp8_e4m3", backend="triton")
+    with pytest.raises(ValueError, match="backend= does not apply to codebook"):
+        lowprec.quantize(torch.ones(32), lowprec.LUTFormat([0.0, 1.0]), backend="triton")
     with pytest.raises(TypeError, match="float16, bfloat16, float32 or float64"):
         lowprec.quantize(torch.ones(3, dtype=torch.int32), fp8, backend="triton")
     # the interpreter runs without the caller setting TRITON_INTERPRET, and leaves it as it was
@@ -196,3 +196,61 @@ def test_cuda_tensors_choose_triton_and_allocate_only_the_output():
         torch.cuda.synchronize()
         extra = torch.cuda.max_memory_allocated() - base
         assert extra <= y.numel() * y.element_size() + (1 << 20), (mode, extra)
+
+
+MX_NAMES = [n for n in lowprec.formats.names() if isinstance(lowprec.formats.get(n), lowprec.BlockFormat)
+            and lowprec.formats.get(n).scale_is_e8m0]
+
+
+def _blocked_inputs(shape):
+    """Random values over many binades with a zero block, an Inf, a NaN and a block of subnormals."""
+    x = (RNG.standard_normal(shape) * np.exp2(RNG.integers(-40, 40, shape))).astype(np.float32)
+    x[0, :32, 0] = 0
+    x[1, 3, 1], x[2, 40, 2] = np.inf, np.nan
+    x[3, :, 3] = 1e-40
+    return x
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", MX_NAMES)
+def test_mx_formats_every_mode_rule_and_axis(name, device):
+    """e8m0 block formats: every mode and scale rule, blocks along the last, a middle and the first
+    axis with a partial last block (70 = 2 x 32 + 6), specials: the C core's bits."""
+    base = lowprec.formats.get(name)
+    x = _blocked_inputs((4, 70, 5))
+    t = torch.from_numpy(x).to(device)
+    every = name == "mxfp8_e4m3" or device == "cuda"  # the interpreter is slow: every rule on one format
+    for rule in ("floor", "ceil", "rceil", "even") if every else ("floor",):
+        fmt = lowprec.BlockFormat(base.element, block=32, rule=rule)
+        for mode in lowprec.ROUNDING_MODES:
+            for axis in ((1, -1, 0) if rule == "floor" and every else (1,)):
+                expected = lowprec.quantize(x, fmt, mode, axis=axis, seed=13)
+                got = lowprec.quantize(t, fmt, mode, axis=axis, seed=13, backend="triton").cpu().numpy()
+                assert_same(got, expected, f"{name} {rule} {mode} axis={axis}")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_mx_odd_block_sizes_and_rbits(device):
+    x = _blocked_inputs((4, 70, 5))
+    t = torch.from_numpy(x).to(device)
+    for block in (1, 7, 48, 70, 128):
+        fmt = lowprec.BlockFormat("fp8_e4m3fn", block=block, rule="even")
+        for mode, rbits in (("nearest_even", None), ("stochastic", None), ("stochastic", 5)):
+            expected = lowprec.quantize(x, fmt, mode, axis=1, seed=2, rbits=rbits)
+            got = lowprec.quantize(t, fmt, mode, axis=1, seed=2, rbits=rbits, backend="triton").cpu().numpy()
+            assert_same(got, expected, f"block={block} {mode} rbits={rbits}")
+
+
+def test_mx_backend_refusals_and_out():
+    x = torch.randn(4, 64)
+    with pytest.raises(ValueError, match="backend='triton' takes float32 tensors in e8m0-scaled"):
+        lowprec.quantize(x, "nvfp4", backend="triton")
+    with pytest.raises(ValueError, match="backend='triton' takes float32 tensors in e8m0-scaled"):
+        lowprec.quantize(x.double(), "mxfp8_e4m3", backend="triton")
+    with pytest.raises(ValueError, match="backend='torch' has no block-scaled path"):
+        lowprec.quantize(x, "mxfp8_e4m3", backend="torch")
+    with pytest.raises(ValueError, match="pad='raise'"):
+        lowprec.quantize(torch.randn(4, 70), "mxfp8_e4m3", pad="raise", backend="triton")
+    out = torch.empty(4, 64)
+    assert lowprec.quantize(x, "mxfp8_e4m3", out=out, backend="triton") is out
+    assert torch.equal(out, lowprec.quantize(x, "mxfp8_e4m3", backend="c"))

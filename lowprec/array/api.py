@@ -40,8 +40,8 @@ class Kind:
     decode_keywords: frozenset
 
 
-def _blocks_quantize(x, fmt, rounding, *, seed=None, rbits=None, out=None, axis=-1, pad="zeros"):
-    return quantize_blocks(x, fmt, rounding, axis=axis, seed=seed, rbits=rbits, out=out, pad=pad)
+def _blocks_quantize(x, fmt, rounding, *, seed=None, rbits=None, out=None, axis=-1, pad="zeros", backend=None):
+    return quantize_blocks(x, fmt, rounding, axis=axis, seed=seed, rbits=rbits, out=out, pad=pad, backend=backend)
 
 
 def _blocks_decode(codes, fmt, *, scales=None, axis=-1, tensor_scale=None, dtype=None):
@@ -67,7 +67,7 @@ KINDS = (
     Kind("float and fixed-point", (FloatFormat, FixedFormat), quantize_scalar, encode_scalar, decode_scalar,
          frozenset({"seed", "rbits", "out", "nan", "backend"}), frozenset({"seed", "rbits", "nan"}), frozenset()),
     Kind("block-scaled", (BlockFormat,), _blocks_quantize, encode_blocks, _blocks_decode,
-         frozenset({"seed", "rbits", "out", "axis", "pad"}), frozenset({"seed", "rbits", "axis", "pad"}),
+         frozenset({"seed", "rbits", "out", "axis", "pad", "backend"}), frozenset({"seed", "rbits", "axis", "pad"}),
          frozenset({"scales", "axis", "tensor_scale", "dtype"})),
     Kind("codebook (LUT, log)", (LUTFormat,), _lut_quantize, encode_lut, decode_lut,
          frozenset({"seed", "out"}), frozenset({"seed"}), frozenset()),

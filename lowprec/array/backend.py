@@ -36,3 +36,19 @@ def choose(backend: str | None, x: Any, fmt: Any) -> str:
     if backend == "triton" and x.device.type not in ("cpu", "cuda"):
         raise ValueError(f"backend='triton' runs on CUDA tensors (and CPU ones, interpreted); x is on {x.device}")
     return backend
+
+
+def choose_for_blocks(backend: str | None, x: Any, fmt: Any) -> str:
+    """The backend for a block-scaled format: "triton" (e8m0 scales, float32 tensors) or "c" (the
+    host; NVFP4's float scales, float64)."""
+    triton_ok = _arrays.is_tensor(x) and fmt.scale_is_e8m0 and str(x.dtype) == "torch.float32"
+    if backend is None:
+        return "triton" if triton_ok and x.device.type == "cuda" and gpu.available() else "c"
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be None (automatic) or one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
+    if backend == "torch":
+        raise ValueError(f"backend='torch' has no block-scaled path; {fmt.name or fmt!r} takes 'c' or 'triton'")
+    if backend == "triton" and not triton_ok:
+        raise ValueError(f"backend='triton' takes float32 tensors in e8m0-scaled (MX, bfp) formats; "
+                         f"{fmt.name or fmt!r} with {type(x).__name__} {getattr(x, 'dtype', '')} runs on 'c'")
+    return backend

@@ -28,6 +28,7 @@ from ..formats.block import E8M0, E8M0_MIN, E8M0_NAN, SCALE_RULES, BlockFormat
 from ..formats import layout
 from ..kernels.rounding import check_rbits, mode_index, seed_key
 from ..kernels.threads import get_num_threads
+from .backend import choose_for_blocks
 from .scalar import quantize_at, quantize_scalar
 
 PAD_POLICIES = ("zeros", "raise")
@@ -77,6 +78,19 @@ def scale_shape(shape: tuple, axis: int, block: int) -> tuple:
     s = list(shape)
     s[axis] = -(-s[axis] // block)
     return tuple(s)
+
+
+def scale_threshold(fmt: BlockFormat) -> int:
+    """The scale rule as one number for float32 input (csrc/block_impl.h's bump_threshold_): the
+    exponent is floor(log2 amax) - elem_emax, plus 1 where amax's mantissa field is >= this."""
+    full = 1 << 23
+    if fmt.rule == "ceil":  # amax not a power of two
+        return 1
+    if fmt.rule == "rceil":  # amax above elem_max times a power of two
+        return (int(np.float32(fmt.element.max).view(np.uint32)) & (full - 1)) + 1
+    if fmt.rule == "even":  # rounding to 1 + elem_prec bits carries into the next binade
+        return full if fmt.element_precision >= 23 else full - (1 << (22 - fmt.element_precision))
+    return full  # floor: never
 
 
 def _blockparams(fmt: BlockFormat, elements: bool = False):
@@ -169,8 +183,16 @@ def float_scale_quantize(blocks: np.ndarray, fmt: BlockFormat, rounding: str, ke
 
 # -- the public entry points (through lowprec.quantize / encode / decode) -----------------------------
 def quantize_blocks(x: Any, fmt: BlockFormat, rounding: str, *, axis: int, seed: Any, rbits: int | None,
-                    out: Any, pad: str) -> Any:
-    """lowprec.quantize for a BlockFormat (see the module doc)."""
+                    out: Any, pad: str, backend: str | None = None) -> Any:
+    """lowprec.quantize for a BlockFormat (see the module doc); float32 tensors in MX formats on a GPU
+    run the Triton kernel (lowprec.array.backend)."""
+    if choose_for_blocks(backend, x, fmt) == "triton":
+        check_element_range(fmt, np.dtype(np.float32))
+        ax = _check_axis(axis, x.dim())
+        padded_length(x.shape[ax], fmt.block, pad)  # pad="raise" refuses a partial block
+        from .device import quantize_blocks_triton  # imports torch: only for tensors
+
+        return quantize_blocks_triton(x, fmt, rounding, ax, scale_threshold(fmt), seed=seed, rbits=rbits, out=out)
     arr, restore = _arrays.to_numpy(x)
     mode_index(rounding)
     rbits = check_rbits(rbits)

@@ -24,7 +24,7 @@ from ..kernels.philox import WORK_UNIT
 from ..formats import FixedFormat, FloatFormat, as_format
 from ..kernels.rounding import check_rbits, mode_index, seed_key
 
-__all__ = ["quantize_device", "quantize_triton", "quantize_torch", "philox_words"]
+__all__ = ["quantize_device", "quantize_triton", "quantize_blocks_triton", "quantize_torch", "philox_words"]
 
 _M0, _M1 = 0xD2511F53, 0xCD9E8D57
 _W0, _W1 = 0x9E3779B9, 0xBB67AE85
@@ -294,3 +294,26 @@ def quantize_device(x: torch.Tensor, fmt: Any, rounding: str, backend: str, *, s
         return result
     out.copy_(result)
     return out
+
+
+def quantize_blocks_triton(x: torch.Tensor, fmt: Any, rounding: str, axis: int, threshold: int, *, seed: Any = None,
+                           rbits: int | None = None, out: Any = None) -> torch.Tensor:
+    """lowprec.quantize of a float32 tensor to an e8m0 block format (MX, bfp) along the checked,
+    non-negative `axis` by the Triton kernel, on the tensor's device (threshold: the scale rule's,
+    lowprec.array.block.scale_threshold); the result is contiguous. Same bits as the C core
+    (stochastic draws over the blocked layout included)."""
+    _, params, mode, _ = _plan(fmt.element, rounding, rbits, torch.float32)
+    if out is not None and not (isinstance(out, torch.Tensor) and out.shape == x.shape and out.dtype == x.dtype
+                                and out.device == x.device):
+        raise TypeError(f"out must be a tensor of x's shape, dtype and device ({tuple(x.shape)}, {x.dtype}, {x.device})")
+    key = seed_key(seed) if mode == 6 else 0
+    src = x.detach().contiguous()
+    outer = int(np.prod(src.shape[:axis], dtype=np.int64))
+    inner = int(np.prod(src.shape[axis + 1:], dtype=np.int64))
+    dst = out if out is not None and out.is_contiguous() else torch.empty_like(src)
+    gpu.quantize_e8m0(src.view(outer, src.shape[axis], inner), dst.view(outer, src.shape[axis], inner), params, mode,
+                      key, block=fmt.block, elem_emax=fmt.element_emax, threshold=threshold)
+    if out is not None and dst is not out:
+        out.copy_(dst)
+        return out
+    return dst

@@ -106,6 +106,11 @@ class BlockFormat:
         return self.element.bits + scale_bits / self.block
 
     @property
+    def scale_is_e8m0(self) -> bool:
+        """Whether the scales are powers of two (OCP MX's E8M0), not a float format (NVFP4)."""
+        return self.scale == E8M0
+
+    @property
     def arithmetic(self) -> tuple:
         """The element format's arithmetic (the per-element operations; scales are priced apart)."""
         return self.element.arithmetic

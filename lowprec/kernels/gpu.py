@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 
 from .philox import WORK_UNIT
 
-__all__ = ["available", "quantize_float"]
+__all__ = ["available", "quantize_float", "quantize_e8m0"]
 
 _PARAM_FIELDS = ("drop0", "sub_exp", "q_exp", "tiny", "q", "half_q", "lim_pos", "lim_neg", "ovf_pos", "ovf_neg",
                  "inf_pos_full", "inf_neg_full", "nan_pos_full", "nan_neg_full", "keep_neg_zero", "par_mask",
@@ -44,6 +45,8 @@ def _module(name: str, interpret: bool) -> ModuleType:
     if not available():
         raise ModuleNotFoundError("the Triton backend needs the triton package: pip install 'lowprec[gpu]' "
                                   "(PyTorch's CUDA builds ship it)")
+    if name != "triton_float":  # the other kernels reuse its rounding, loaded in the same mode
+        sys.modules["lowprec.kernels.triton_float_loaded"] = _module("triton_float", interpret)
     spec = importlib.util.spec_from_file_location(f"lowprec.kernels._{name}_{'interpreted' if interpret else 'compiled'}",
                                                   Path(__file__).with_name(f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
@@ -52,6 +55,7 @@ def _module(name: str, interpret: bool) -> ModuleType:
     try:
         spec.loader.exec_module(module)
     finally:
+        sys.modules.pop("lowprec.kernels.triton_float_loaded", None)
         if before is None:
             del os.environ["TRITON_INTERPRET"]
         else:
@@ -118,3 +122,31 @@ def quantize_float(src, dst, params, mode: int, width: int, key: int, offset: in
     ctr_lo, ctr_hi = _halves(offset)
     kernel[(-(-n // per_program),)](src, dst, _params_on(params, src.device), n, key_lo, key_hi, ctr_lo, ctr_hi,
                                     **settings)
+
+
+def _pow2_at_least(v: int) -> int:
+    return 1 << max(0, (v - 1).bit_length())
+
+
+def quantize_e8m0(src, dst, params, mode: int, key: int, *, block: int, elem_emax: int, threshold: int,
+                  elements: bool = False, offset: int = 0) -> None:
+    """Quantize the contiguous float32 tensor src, seen as (outer, L, inner) and blocked by `block`
+    along L, into dst (same shape) by an e8m0 block format: `params` the element format's block (for
+    float32 input), elem_emax and threshold the scale rule's numbers (lowprec.array.block). elements:
+    write the rounded elements, not scaled back. Stochastic draws over the blocked layout (axis last,
+    lines padded to whole blocks) from counter `offset`."""
+    outer, length, inner = src.shape
+    if src.numel() == 0:
+        return
+    nbl = -(-length // block)
+    total = outer * nbl
+    bp = _pow2_at_least(block)
+    it = 1 if inner == 1 else min(_pow2_at_least(inner), 64)
+    nb = max(1, WORK_UNIT // (bp * it))
+    kernel = _module("triton_block", src.device.type == "cpu").quantize_e8m0
+    key_lo, key_hi = _halves(key)
+    ctr_lo, ctr_hi = _halves(offset)
+    grid = (-(-total // nb), -(-inner // it))
+    kernel[grid](src, dst, _params_on(params, src.device), total, nbl, length, inner, block, elem_emax, threshold,
+                 key_lo, key_hi, ctr_lo, ctr_hi, NB=nb, BP=bp, IT=it, MODE=mode, DEEP=params.sub_exp < 1,
+                 ELEMENTS=elements, num_warps=4)
