@@ -15,7 +15,7 @@ setup(
                  "lowprec.array": "lowprec/array", "lowprec.mac": "lowprec/mac", "lowprec.nn": "lowprec/nn",
                  "lowprec.testing": "lowprec/testing",
                  "lowprec.cost": "lowprec/cost", "lowprec.format_data": "formats", "lowprec.sims": "sims"},
-    package_data={"lowprec.format_data": ["*.toml"], "lowprec.cost": ["*.csv"]},
+    package_data={"lowprec.format_data": ["*.toml", "mac_units/*.toml"], "lowprec.cost": ["*.csv"]},
     setup_requires=["cffi>=1.15"],
     cffi_modules=["csrc/build_ffi.py:ffibuilder"],
     install_requires=["numpy>=2.0", "cffi>=1.15", "tqdm"],

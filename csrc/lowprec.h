@@ -128,6 +128,23 @@ void lp_affine_f64(const double *in, double *out, int64_t n, double scale, int64
                    const lp_qparams *ip, lp_rounding mode, uint64_t seed, uint64_t offset, int nthreads);
 
 /* The MAC kernel's tile: rows (which = 0) and columns (which = 1). */
+/* A matrix unit (tensor core) as a fused multi-term adder (csrc/fused_impl.h): d = a @ b + c with
+ * `group` products a step, each term truncated to kept_bits bits below the step's largest exponent,
+ * the step's sum rounded into acc (for float64 input) by `mode` (deterministic). a (m x k), b (k x n),
+ * c (m x n, or NULL: zeros) float32 row-major; out (m x n) float64. Returns 0, or -1 for bad
+ * parameters, -2 when memory runs out. */
+typedef struct {
+    const lp_qparams *acc; /* the accumulator format, for float64 input */
+    int32_t group;         /* products per step */
+    int32_t kept_bits;     /* bits kept below the reference exponent */
+    lp_rounding mode;      /* a step's sum into acc */
+    int32_t acc_emax;      /* sums of magnitude >= 2**(acc_emax + 1) are Inf */
+    int32_t a_emin;        /* the operand formats' minimum normal exponents */
+    int32_t b_emin;
+} lp_fusedparams;
+int lp_fused_matmul(const float *a, const float *b, const float *c, double *out, int64_t m, int64_t k, int64_t n,
+                    const lp_fusedparams *fp, int nthreads);
+
 int lp_mac_tile(int which);
 
 /* Whether the library was built with OpenMP (1) or runs single-threaded (0). */

@@ -3,6 +3,7 @@
 #ifndef LP_PLATFORM_H
 #define LP_PLATFORM_H
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>

@@ -47,6 +47,8 @@ int lp_have_openmp(void)
 
 #include "type_macros_end.h"
 
+#include "fused_impl.h" /* matrix units: double arithmetic on float32 operands, round_one_f64 */
+
 /* Integer-affine kernels (affine_impl.h): both input types use the float64 block routine above. */
 #define FT float
 #define SFX f32

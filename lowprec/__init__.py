@@ -15,12 +15,13 @@ from .formats import (BinaryFormat, BlockFormat, FixedFormat, FloatFormat, IntAf
 from .kernels.rounding import ROUNDING_MODES
 from .kernels.threads import get_num_threads, set_num_threads
 from .mac import MAC, binary_matmul, log_matmul, lut_matmul, ternary_matmul
+from .mac import named_units as mac_units  # named matrix units (tensor cores): get, unit, names
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FloatFormat", "FixedFormat", "BlockFormat", "bfp", "LUTFormat", "LogFormat", "kmeans_codebook",
     "BinaryFormat", "TernaryFormat", "IntAffineFormat", "fit_binary", "fit_twn", "fit_ttq", "formats", "observers", "cost", "quantize", "encode", "decode", "ROUNDING_MODES", "MAC",
-    "binary_matmul", "ternary_matmul", "lut_matmul", "log_matmul",
+    "binary_matmul", "ternary_matmul", "lut_matmul", "log_matmul", "mac_units",
     "set_num_threads", "get_num_threads",
 ]

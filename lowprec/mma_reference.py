@@ -10,35 +10,23 @@ zero to a multiple of 2**(reference - kept_bits); the truncated terms are summed
 rounded to the accumulator format (``acc_rounding``) and becomes the accumulator of the next group.
 The first group's accumulator is c.
 
-This slice covers finite operands; the rules for Inf, NaN, subnormal operands and results, and
-overflow are the next slice's (the recordings' specials/ folder). Production code never imports it.
+Special values: operand exponents of subnormals are the format's minimum normal exponent (their
+significands are not normalised); Inf and NaN operands propagate as in IEEE arithmetic (Inf - Inf
+and 0 x Inf give NaN); a step's sum beyond the accumulator's largest binade is Inf (whatever the
+rounding), and Inf then stays; a zero result is +0. These rules reproduce every recorded H200 output,
+specials/ included (tests/test_matrix_units.py). Production code never imports this module.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
 from .formats import FloatFormat, as_format
 from .reference import quantize_reference
 
-__all__ = ["FusedUnit", "fused_matmul_reference"]
+__all__ = ["fused_matmul_reference"]
 
 _NO_EXPONENT = -(1 << 20)  # the exponent of a zero term: below every real one
-
-
-@dataclass(frozen=True)
-class FusedUnit:
-    """One matrix unit's accumulation: operand formats, products per group, bits kept below the
-    group's reference exponent, the accumulator format and how a group's sum is rounded into it."""
-
-    a: str
-    b: str
-    acc: str
-    group: int
-    kept_bits: int
-    acc_rounding: str = "toward_zero"
 
 
 def _exponents(x: np.ndarray, fmt: FloatFormat) -> np.ndarray:
@@ -49,11 +37,16 @@ def _exponents(x: np.ndarray, fmt: FloatFormat) -> np.ndarray:
     return np.where(x != 0, e, _NO_EXPONENT)
 
 
-def fused_matmul_reference(a: np.ndarray, b: np.ndarray, c: np.ndarray, unit: FusedUnit) -> np.ndarray:
-    """d = a (M x K) @ b (K x N) + c (M x N) as the unit computes it (float64 values of the
-    accumulator format). a and b hold values of the unit's operand formats, c of its accumulator's.
-    K not a multiple of the group: the last group is padded with zero products."""
-    fa, fb, facc = as_format(unit.a), as_format(unit.b), as_format(unit.acc)
+def fused_matmul_reference(a: np.ndarray, b: np.ndarray, c: np.ndarray, unit, a_format=None,
+                           b_format=None) -> np.ndarray:
+    """d = a (M x K) @ b (K x N) + c (M x N) as `unit` (a lowprec.mac.units.MatrixUnit, or any object
+    with acc, group, kept_bits, acc_rounding and operands) computes it: float64 values of the
+    accumulator format. a and b hold values of their formats (default: the unit's first operand
+    format), c of the accumulator's. K not a multiple of the group: the last group is padded with
+    zero products."""
+    fa = as_format(a_format or unit.operands[0])
+    fb = as_format(b_format or unit.operands[0])
+    facc = as_format(unit.acc)
     a = np.asarray(a, np.float64)
     b = np.asarray(b, np.float64)
     acc = np.asarray(c, np.float64).copy()

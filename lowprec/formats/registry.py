@@ -35,6 +35,7 @@ def register(cls: type, kind: str | None = None) -> type:
     return cls
 
 _Q_NAME = re.compile(r"^(u?)q(\d+)\.(\d+)$")
+_E_NAME = re.compile(r"^e(\d+)m(\d+)$")
 
 
 def _load_file(text: str, filename: str) -> dict[str, dict]:
@@ -96,7 +97,8 @@ def source(name: str) -> str:
 
 @lru_cache(maxsize=None)
 def get(name: str) -> Format:
-    """The named format (see ``names()``), or a parsed ``q<int>.<frac>`` / ``uq<int>.<frac>``."""
+    """The named format (see ``names()``), or a parsed ``q<int>.<frac>`` / ``uq<int>.<frac>`` (fixed
+    point) or ``e<exp>m<man>`` (an IEEE-style float: bias 2**(exp-1) - 1, subnormals, Inf and NaN)."""
     if not isinstance(name, str):
         raise TypeError(f"format name must be a str, got {type(name).__name__}")
     entry = _registry().get(name)
@@ -106,10 +108,13 @@ def get(name: str) -> Format:
     if match:
         unsigned, i, f = match.groups()
         return FixedFormat(int(i), int(f), signed=not unsigned, name=name)
+    match = _E_NAME.match(name)
+    if match:
+        return FloatFormat(int(match.group(1)), int(match.group(2)), name=name)
     close = difflib.get_close_matches(name, names(), n=4, cutoff=0.5)
     hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
     raise ValueError(
-        f"unknown format name {name!r}{hint} (known: lowprec.formats.names(), or q<int>.<frac> / uq<int>.<frac>)"
+        f"unknown format name {name!r}{hint} (known: lowprec.formats.names(), or q<int>.<frac> / uq<int>.<frac>, e<exp>m<man>)"
     )
 
 

@@ -32,7 +32,9 @@ from ..kernels.native import ffi, lib
 from ..kernels.params import qparams
 from ..kernels.rounding import check_rbits, mode_index, seed_key
 from ..kernels.threads import get_num_threads
+from . import units
 from .counts import Counts
+from .fused import check_operand, fused_matmul
 from .orders import ordered_matmul
 
 ORDERS = ("sequential", "pairwise", "kahan")
@@ -69,6 +71,11 @@ class MAC:
         Philox(seed), indexed by output and step, so results do not depend on the thread count.
       inputs: the format(s) the operands are stored in, one for both or (a's, b's), for the bits-read
         counts and the multiplier's price in cost.report (default: their dtype, priced as given).
+      unit: a matrix unit (a name from lowprec.mac_units.names() or a MatrixUnit): sums go through
+        its fused multi-term adder (lowprec.mac.units), which fixes mul, acc, order and rounding;
+        inputs (default: the unit's first operand format) must be formats the unit takes, and the
+        operands must hold their values (ValueError otherwise: quantize first). chunk (a multiple of
+        the unit's group) promotes the unit's partial sums to chunk_acc every chunk products.
 
     Operands are taken as given (quantize them first) and may have at most 26 significant bits:
     float32/float64 numpy arrays or CPU tensors (float16/bfloat16 tensors are taken exactly; their
@@ -77,7 +84,16 @@ class MAC:
 
     def __init__(self, mul=None, acc="fp32", chunk: int | None = None, chunk_acc=None,
                  order: str = "sequential", fused: bool = False, rounding: str = "nearest_even",
-                 out=None, seed: Any = None, rbits: int | None = None, inputs=None):
+                 out=None, seed: Any = None, rbits: int | None = None, inputs=None, unit=None):
+        self.unit = None
+        if unit is not None:  # a matrix unit fixes the arithmetic: its accumulator and its rounding
+            self.unit = units.unit(unit) if isinstance(unit, str) else unit
+            if mul is not None or fused or order != "sequential" or rounding != "nearest_even" or acc != "fp32":
+                raise ValueError(f"unit={self.unit.name!r} fixes the products, the order, the accumulator and the "
+                                 "rounding; leave mul, fused, order, rounding and acc at their defaults (chunk, "
+                                 "chunk_acc, out and inputs apply)")
+            acc, rounding = self.unit.acc, self.unit.acc_rounding
+            inputs = inputs if inputs is not None else self.unit.operands[0]
         if fused and mul is not None:
             raise ValueError("fused=True rounds each step once; it cannot be combined with a mul format "
                              f"(got mul={mul!r})")
@@ -105,6 +121,10 @@ class MAC:
         else:
             self.inputs = (as_scalar_format(inputs, "inputs"),) * 2 if inputs is not None else None
         self._check_formats()
+        if self.unit is not None:
+            self.unit.check_operands(*self.inputs)
+            if self.chunk is not None and self.chunk % self.unit.group:
+                raise ValueError(f"chunk must be a multiple of the unit's group ({self.unit.group}), got {self.chunk}")
         self.reset_counts()
         self._offset = 0  # output index of the next call, for stochastic draws
 
@@ -130,6 +150,11 @@ class MAC:
         self.counts = Counts(operands=tuple(_name(f) for f in self.inputs) if self.inputs else None)
 
     def __repr__(self) -> str:
+        if self.unit is not None:
+            parts = [f"unit={self.unit.name!r}", f"inputs=({', '.join(_name(f) for f in self.inputs)})"]
+            if self.chunk:
+                parts += [f"chunk={self.chunk}", f"chunk_acc={_name(self.chunk_acc)}"]
+            return f"MAC({', '.join(parts)}, out={_name(self.out)})"
         parts = [f"mul={_name(self.mul)}", f"acc={_name(self.acc)}"]
         if self.chunk:
             parts += [f"chunk={self.chunk}", f"chunk_acc={_name(self.chunk_acc)}"]
@@ -137,11 +162,15 @@ class MAC:
         return f"MAC({', '.join(parts)})"
 
     # -- public operations -------------------------------------------------------------------------
-    def matmul(self, a, b):
-        """a @ b with numpy's matmul semantics (1-D operands, batched broadcasting), numpy arrays or
-        torch CPU tensors (float32/float64); the result has the wider of the two dtypes."""
+    def matmul(self, a, b, c=None):
+        """a @ b (+ c) with numpy's matmul semantics (1-D operands, batched broadcasting), numpy arrays
+        or torch CPU tensors (float32/float64); the result has the wider of the two dtypes. c: the
+        initial accumulator, as in D = A @ B + C (values of the accumulator format, broadcast to the
+        result's shape); matrix units (unit=) only, for now."""
         a_np, restore = _arrays.to_numpy(a, "a")
         b_np, _ = _arrays.to_numpy(b, "b")
+        if c is not None and self.unit is None:
+            raise ValueError("c= (an initial accumulator) is supported for matrix units (MAC(unit=...)) only, for now")
         if a_np.ndim == 0 or b_np.ndim == 0:
             raise ValueError(f"matmul needs at least 1-D operands, got shapes {a_np.shape} and {b_np.shape}")
         a2 = a_np[None, :] if a_np.ndim == 1 else a_np
@@ -159,8 +188,15 @@ class MAC:
         A = np.broadcast_to(a2, batch + (m, k)).reshape(nb, m, k)
         B = np.broadcast_to(b2, batch + (k, n)).reshape(nb, k, n)
         C = np.empty((A.shape[0], m, n), np.float64)
+        init = None
+        if c is not None:
+            c_np, _ = _arrays.to_numpy(c, "c")
+            try:
+                init = np.broadcast_to(c_np, batch + (m, n)).reshape(nb, m, n)
+            except ValueError:
+                raise ValueError(f"c of shape {c_np.shape} does not broadcast to the result's {batch + (m, n)}") from None
         for i in range(A.shape[0]):
-            C[i] = self._matmul2d(A[i], B[i])
+            C[i] = self._matmul2d(A[i], B[i], initial=None if init is None else init[i])
         result = C.reshape(batch + (m, n))
         if a_np.ndim == 1:
             result = result[..., 0, :]
@@ -168,13 +204,13 @@ class MAC:
             result = result[..., 0]
         return _wrap_like(a, restore, result.astype(dtype))
 
-    def dot(self, a, b):
-        """The dot product of two 1-D vectors of equal length."""
+    def dot(self, a, b, c=None):
+        """The dot product of two 1-D vectors of equal length (+ c, the initial accumulator: units)."""
         a_np, _ = _arrays.to_numpy(a, "a")
         b_np, _ = _arrays.to_numpy(b, "b")
         if a_np.ndim != 1 or b_np.ndim != 1 or a_np.shape != b_np.shape:
             raise ValueError(f"dot needs two 1-D vectors of one length, got shapes {a_np.shape} and {b_np.shape}")
-        return self.matmul(a, b)
+        return self.matmul(a, b, c)
 
     def sum(self, x, axis: int = -1):
         """Sum along an axis as the MAC accumulates (each term is a product x * 1)."""
@@ -228,13 +264,24 @@ class MAC:
             out[:, g * og:(g + 1) * og] = res.reshape(n, ho, wo, og).transpose(0, 3, 1, 2)
         return _wrap_like(x, restore, out.astype(dtype))
 
+    def _unit_matmul(self, A: np.ndarray, B: np.ndarray, initial: np.ndarray | None) -> np.ndarray:
+        fa, fb = self.inputs
+        A32, B32 = check_operand(A, fa, "a"), check_operand(B, fb, "b")
+        C32 = None if initial is None else check_operand(initial, self.unit.registers, "c")
+        result = fused_matmul(A32, B32, C32, self.unit, fa, fb, self.chunk, self.chunk_acc if self.chunk else None)
+        return result if self.out in (self.chunk_acc if self.chunk else self.unit.acc,) else quantize(result, self.out)
+
     # -- the engine --------------------------------------------------------------------------------
-    def _matmul2d(self, A: np.ndarray, B: np.ndarray, products: tuple[str, int] | None = None) -> np.ndarray:
+    def _matmul2d(self, A: np.ndarray, B: np.ndarray, products: tuple[str, int] | None = None,
+                  initial: np.ndarray | None = None) -> np.ndarray:
         """(m, k) @ (k, n) (float32 or float64 operands) under this MAC's rules, as float64; records
-        the counts (`products`: (label, count) of the unit that made A's values, for a sum of them)."""
+        the counts (`products`: (label, count) of the unit that made A's values, for a sum of them;
+        `initial`: the accumulator's start, matrix units only)."""
         m, k = A.shape
         n = B.shape[1]
         self._count(A, B, products)
+        if self.unit is not None:
+            return self._unit_matmul(A, B, initial)
         if m * n == 0:
             return np.zeros((m, n))
         if k == 0:  # the empty sum: +0, or -0 under rounding down (as an exact zero sum is)
@@ -265,7 +312,16 @@ class MAC:
             c["mul"][_name(self.mul)] += macs
         if self.mul is not None:
             c["round"][_name(self.mul)] += macs
-        if self.acc is not None:
+        if self.unit is not None:  # a multi-term adder: every product added, one rounding a group
+            c["add"][_name(self.acc)] += macs
+            span = self.chunk or max(k, 1)
+            c["round"][_name(self.acc)] += m * n * ((k // span) * -(-span // self.unit.group)
+                                                    + -(-(k % span) // self.unit.group))
+            if self.chunk:
+                chunk_sums = m * n * math.ceil(k / self.chunk)
+                c["add"][_name(self.chunk_acc)] += chunk_sums
+                c["round"][_name(self.chunk_acc)] += chunk_sums
+        elif self.acc is not None:
             c["add"][_name(self.acc)] += macs
             c["round"][_name(self.acc)] += macs
             if self.chunk:

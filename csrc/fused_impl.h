@@ -1,0 +1,116 @@
+/* Matrix units (tensor cores) as fused multi-term adders: d = a @ b + c, K taken `group` products at a
+ * time; per step and output the reference exponent is the largest of the products' exponent sums
+ * (operand exponents, a subnormal operand's being its format's minimum) and the accumulator's; every
+ * product and the accumulator are truncated toward zero to a multiple of 2**(ref - kept_bits); the
+ * exact sum of those integers is rounded into the accumulator format (round_one_f64, the step's
+ * mode); a sum beyond the accumulator's largest binade is Inf; a zero result is +0. The oracle is
+ * lowprec/mma_reference.py. Included by quantize.c after the float64 instantiation.
+ *
+ * Exact in double: operands are float32 values of at most 24 significant bits, so products are
+ * exact; a term is below 2**(kept_bits + 2) units and a step sums at most group + 1 of them, which the
+ * Python side keeps below 2**53. Inf and NaN propagate as IEEE sums do. Columns go LP_FUSED_LANES at
+ * a time so that the loops vectorize. */
+
+#define LP_FUSED_LANES 16
+#define LP_FUSED_NONE (-(1 << 24)) /* the exponent of a zero: below every real one */
+
+/* floor(log2 |x|) of a float32 pattern, at least emin; LP_FUSED_NONE for zero */
+static int32_t lp_fused_exponent(float x, int32_t emin)
+{
+    uint32_t bits = to_bits_f32(x) & 0x7FFFFFFFu;
+    if (bits == 0)
+        return LP_FUSED_NONE;
+    int32_t e = (int32_t)(bits >> 23) - 127;
+    if ((bits >> 23) == 0) { /* a float32 subnormal: its leading bit */
+        int32_t lead = 22;
+        while (!((bits >> lead) & 1))
+            lead--;
+        e = -149 + lead;
+    }
+    return e > emin ? e : emin;
+}
+
+/* 2**k as a double, for -1022 <= k <= 1023 */
+static inline double lp_fused_pow2(int32_t k)
+{
+    return from_bits_f64((uint64_t)(k + 1023) << 52);
+}
+
+LP_CLONES static void lp_fused_tile(const float *a, const float *b, const float *c, double *out, const int32_t *ea,
+                                    const int32_t *eb, int64_t i, int64_t j0, int64_t k, int64_t n,
+                                    const lp_fusedparams *fp)
+{
+    double acc[LP_FUSED_LANES], sum[LP_FUSED_LANES], scale[LP_FUSED_LANES], unscale[LP_FUSED_LANES];
+    int32_t ref[LP_FUSED_LANES];
+    const int64_t lanes = n - j0 < LP_FUSED_LANES ? n - j0 : LP_FUSED_LANES;
+    const double overflow = lp_fused_pow2(fp->acc_emax + 1);
+    for (int64_t t = 0; t < LP_FUSED_LANES; t++)
+        acc[t] = (c != NULL && t < lanes) ? (double)c[i * n + j0 + t] : 0.0;
+    for (int64_t g0 = 0; g0 < k; g0 += fp->group) {
+        const int64_t g1 = g0 + fp->group < k ? g0 + fp->group : k;
+        for (int64_t t = 0; t < LP_FUSED_LANES; t++) { /* the accumulator's exponent */
+            uint64_t bits = to_bits_f64(acc[t]) & 0x7FFFFFFFFFFFFFFFull;
+            ref[t] = bits ? (int32_t)(bits >> 52) - 1023 : 2 * LP_FUSED_NONE;
+        }
+        for (int64_t kk = g0; kk < g1; kk++) {
+            const int32_t e_a = ea[i * k + kk];
+            const int32_t *e_b = eb + kk * n + j0;
+            for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
+                int32_t e = e_a + (t < lanes ? e_b[t] : LP_FUSED_NONE);
+                ref[t] = e > ref[t] ? e : ref[t];
+            }
+        }
+        for (int64_t t = 0; t < LP_FUSED_LANES; t++) { /* no nonzero term: nothing to add */
+            int32_t shift = ref[t] > LP_FUSED_NONE / 2 ? fp->kept_bits - ref[t] : 0;
+            scale[t] = lp_fused_pow2(shift);
+            unscale[t] = lp_fused_pow2(-shift);
+            sum[t] = __builtin_trunc(acc[t] * scale[t]);
+        }
+        for (int64_t kk = g0; kk < g1; kk++) {
+            const double x = (double)a[i * k + kk];
+            const float *brow = b + kk * n + j0;
+            for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
+                double p = x * (double)(t < lanes ? brow[t] : 0.0f);
+                sum[t] += __builtin_trunc(p * scale[t]);
+            }
+        }
+        for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
+            double exact = sum[t] * unscale[t];
+            double r = from_bits_f64(round_one_f64(to_bits_f64(exact), fp->acc, fp->mode, 0, 0, 0));
+            r = (exact >= overflow) ? __builtin_inf() : ((exact <= -overflow) ? -__builtin_inf() : r);
+            acc[t] = r + 0.0; /* a zero result is +0 */
+        }
+    }
+    for (int64_t t = 0; t < lanes; t++)
+        out[i * n + j0 + t] = acc[t];
+}
+
+int lp_fused_matmul(const float *a, const float *b, const float *c, double *out, int64_t m, int64_t k, int64_t n,
+                    const lp_fusedparams *fp, int nthreads)
+{
+    if (fp->group < 1 || fp->kept_bits < 1 || fp->kept_bits > 45 || fp->mode == LP_STOCHASTIC)
+        return -1;
+    int32_t *ea = malloc(sizeof(int32_t) * (size_t)(m * k + 1));
+    int32_t *eb = malloc(sizeof(int32_t) * (size_t)(k * n + 1));
+    if (ea == NULL || eb == NULL) {
+        free(ea);
+        free(eb);
+        return -2;
+    }
+    for (int64_t x = 0; x < m * k; x++)
+        ea[x] = lp_fused_exponent(a[x], fp->a_emin);
+    for (int64_t x = 0; x < k * n; x++)
+        eb[x] = lp_fused_exponent(b[x], fp->b_emin);
+    const int64_t tiles = (n + LP_FUSED_LANES - 1) / LP_FUSED_LANES;
+    const int64_t work = m * tiles;
+    nthreads = lp_team(m * n * (k + 1), nthreads);
+    LP_PARALLEL_FOR
+    for (int64_t w = 0; w < work; w++)
+        lp_fused_tile(a, b, c, out, ea, eb, w / tiles, (w % tiles) * LP_FUSED_LANES, k, n, fp);
+    free(ea);
+    free(eb);
+    return 0;
+}
+
+#undef LP_FUSED_LANES
+#undef LP_FUSED_NONE

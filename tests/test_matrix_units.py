@@ -1,0 +1,164 @@
+"""Named matrix units (lowprec.mac_units) and their exact model (lowprec.mma_reference) against the
+outputs of real NVIDIA H200 tensor cores recorded in ../shared/oracles/h200-mma (skipped, with a
+message, where that folder is absent)."""
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import lowprec
+from lowprec.mma_reference import fused_matmul_reference
+from lowprec.testing import strategies as lst
+
+from helpers import assert_same
+
+ORACLES = Path(__file__).resolve().parents[2] / "shared" / "oracles" / "h200-mma"
+FILES = {  # recording -> (unit, a's format, b's format)
+    "tc_fp16xfp16_acc32": ("h200_fp16", "fp16", "fp16"),
+    "tc_fp16xfp16_acc16": ("h200_fp16_acc16", "fp16", "fp16"),
+    "tc_bf16xbf16_acc32": ("h200_bf16", "bf16", "bf16"),
+    "tc_tf32xtf32_acc32": ("h200_tf32", "tf32", "tf32"),
+    "tc_e4m3xe4m3_acc32": ("h200_fp8", "fp8_e4m3fn", "fp8_e4m3fn"),
+    "tc_e5m2xe5m2_acc32": ("h200_fp8", "fp8_e5m2", "fp8_e5m2"),
+    "tc_e4m3xe5m2_acc32": ("h200_fp8", "fp8_e4m3fn", "fp8_e5m2"),
+}
+needs_recordings = pytest.mark.skipif(not ORACLES.is_dir(), reason=f"the H200 recordings are not at {ORACLES}")
+
+
+@needs_recordings
+@pytest.mark.parametrize("folder", ["", "probes", "specials"])
+@pytest.mark.parametrize("recording", sorted(FILES))
+def test_every_recorded_output_is_reproduced(recording, folder):
+    """Every output of every case, bit for bit (zero signs compared; NaN as NaN): ordinary values,
+    wide exponents, cancellation, swamping, sparse rows, c = -(sum), and the specials (signed zeros,
+    subnormal operands and sums, overflow, Inf, NaN)."""
+    path = ORACLES / folder / f"{recording}.npz"
+    name, fa, fb = FILES[recording]
+    unit = lowprec.mac_units.unit(name)
+    unit.check_operands(fa, fb)
+    data = np.load(path)
+    cases = sorted({key.rsplit("_", 1)[0] for key in data.files})
+    assert cases
+    for case in cases:
+        a, b, c, d = (data[f"{case}_{part}"] for part in "abcd")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # Inf - Inf in the specials: NaN, as the hardware
+            ours = fused_matmul_reference(a, b, c, unit, fa, fb)
+        assert_same(ours.astype(np.float32), d, f"{folder}/{recording} {case} (reference)")
+        mac = lowprec.mac_units.get(name, inputs=(fa, fb))  # the C core's engine
+        assert_same(mac.matmul(a, b, c), d, f"{folder}/{recording} {case} (MAC)")
+
+
+def test_rounding_the_exact_sum_is_not_what_the_hardware_does():
+    """The point of the model: a correctly rounded dot product differs from the unit's. 1 - 2**-25
+    is a tie in fp32 (nearest even: 1); the unit truncates the sum toward zero: 1 - 2**-24."""
+    unit = lowprec.mac_units.unit("h100_fp16")
+    a = np.array([[1.0, 2.0**-13]])
+    b = np.array([[1.0], [-(2.0**-12)]])
+    d = fused_matmul_reference(a, b, np.zeros((1, 1)), unit)
+    assert d[0, 0] == 1 - 2.0**-24
+    assert np.float32(1 - 2.0**-25) == 1.0
+
+
+def test_k_not_a_multiple_of_the_group_pads_with_zero_products():
+    unit = lowprec.mac_units.unit("h100_bf16")
+    rng = np.random.default_rng(0)
+    a = lowprec.quantize(rng.standard_normal((3, 20)), "bf16")
+    b = lowprec.quantize(rng.standard_normal((20, 4)), "bf16")
+    c = lowprec.quantize(rng.standard_normal((3, 4)), "fp32")
+    padded = fused_matmul_reference(np.pad(a, ((0, 0), (0, 12))), np.pad(b, ((0, 12), (0, 0))), c, unit)
+    assert_same(fused_matmul_reference(a, b, c, unit), padded)
+
+
+def test_unit_registry():
+    names = lowprec.mac_units.names()
+    for name in ("h100_fp16", "h100_fp16_acc16", "h100_bf16", "h100_tf32", "h100_fp8", "h200_fp16", "h200_fp8"):
+        assert name in names
+    unit = lowprec.mac_units.unit("h200_fp8")
+    assert unit is lowprec.mac_units.unit("h100_fp8") and unit.source
+    assert (unit.group, unit.kept_bits, unit.acc.man_bits, unit.acc_rounding) == (32, 13, 13, "toward_zero")
+    with pytest.raises(ValueError, match="unknown matrix unit 'v100'; known: h100_bf16"):
+        lowprec.mac_units.unit("v100")
+    with pytest.raises(ValueError, match="unit h100_fp8 takes operands in fp8_e4m3fn, fp8_e5m2; got 'fp16'"):
+        unit.check_operands("fp16", "fp8_e5m2")
+
+
+@pytest.mark.skipif(not (ORACLES / "long-k").is_dir(), reason=f"the long-K recordings are not at {ORACLES / 'long-k'}")
+@pytest.mark.parametrize("kind", ["normal", "positive"])
+def test_long_reductions_chain_and_cublas(kind):
+    """fp8 GEMMs with K up to 4096: the unit chained over K is the matrix unit's own accumulation
+    (Triton's one-accumulator chain), and promoting its partial sums to fp32 every 128 products is
+    what cuBLAS computes (torch._scaled_mm); other intervals are not."""
+    data = np.load(ORACLES / "long-k" / f"longk_e4m3_{kind}.npz")
+    for case in sorted({key.rsplit("_", 1)[0] for key in data.files}):
+        a, b = data[f"{case}_a"], data[f"{case}_b"]
+        chained = lowprec.mac_units.get("h100_fp8", inputs="fp8_e4m3fn")
+        assert_same(chained.matmul(a, b), data[f"{case}_chain"], f"{case} chain")
+        promoted = lowprec.mac_units.get("h100_fp8", inputs="fp8_e4m3fn", chunk=128, chunk_acc="fp32")
+        assert_same(promoted.matmul(a, b), data[f"{case}_cublas"], f"{case} cuBLAS")
+        other = lowprec.mac_units.get("h100_fp8", inputs="fp8_e4m3fn", chunk=256, chunk_acc="fp32")
+        assert not np.array_equal(other.matmul(a, b), data[f"{case}_cublas"])
+
+
+UNITS = ["h100_fp16", "h100_fp16_acc16", "h100_bf16", "h100_tf32", "h100_fp8"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(UNITS), st.integers(1, 5), st.integers(0, 70), st.integers(1, 5), st.data())
+def test_the_c_engine_is_the_reference(name, m, k, n, data):
+    """Random shapes (K not a multiple of the group included), values near every exponent of the
+    operand formats and an accumulator c: the C core's engine and the numpy oracle agree bit for bit."""
+    spec = lowprec.mac_units.unit(name)
+    fa = data.draw(st.sampled_from(spec.operands))
+    fb = data.draw(st.sampled_from(spec.operands))
+    near = {f: lst.floats_near(f, width=32) if f.bits <= 16 else st.floats(-2.0**100, 2.0**100, width=32) for f in (fa, fb)}
+    a = data.draw(hnp.arrays(np.float32, (m, k), elements=near[fa]))
+    b = data.draw(hnp.arrays(np.float32, (k, n), elements=near[fb]))
+    a, b = lowprec.quantize(a, fa), lowprec.quantize(b, fb)
+    c = lowprec.quantize(data.draw(hnp.arrays(np.float32, (m, n), elements=st.floats(-1e4, 1e4, width=32))), spec.acc)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = fused_matmul_reference(a, b, c, spec, fa, fb)
+    got = lowprec.MAC(unit=spec, inputs=(fa, fb)).matmul(a, b, c)
+    assert_same(got, expected.astype(np.float32), f"{name} {fa.name} x {fb.name}")
+
+
+def test_promotion_composes_the_unit_with_fp32_adds():
+    rng = np.random.default_rng(3)
+    a = lowprec.quantize(rng.standard_normal((4, 96)), "fp8_e4m3fn")
+    b = lowprec.quantize(rng.standard_normal((96, 5)), "fp8_e5m2")
+    c = lowprec.quantize(rng.standard_normal((4, 5)), "fp32")
+    spec = lowprec.mac_units.unit("h100_fp8")
+    total = c.astype(np.float64)
+    for k0 in range(0, 96, 32):
+        part = fused_matmul_reference(a[:, k0:k0 + 32], b[k0:k0 + 32], np.zeros((4, 5)), spec, "fp8_e4m3fn", "fp8_e5m2")
+        total = lowprec.quantize(total + part, "fp32")
+    mac = lowprec.MAC(unit="h100_fp8", inputs=("fp8_e4m3fn", "fp8_e5m2"), chunk=32, chunk_acc="fp32")
+    assert_same(mac.matmul(a, b, c), total)
+    assert mac.counts["add"]["fp32"] == 4 * 5 * 3  # the promotions; the unit adds in e8m13
+    assert mac.counts["round"]["fp32"] == 4 * 5 * 3 + 4 * 5  # and the result, rounded to out
+
+
+def test_unit_macs_refuse_what_they_cannot_run():
+    with pytest.raises(ValueError, match="unknown matrix unit 'b300'; known:"):
+        lowprec.MAC(unit="b300")
+    with pytest.raises(ValueError, match="fixes the products, the order, the accumulator and the rounding"):
+        lowprec.MAC(unit="h100_fp16", acc="fp16")
+    with pytest.raises(ValueError, match="unit h100_fp16 takes operands in fp16; got 'bf16'"):
+        lowprec.MAC(unit="h100_fp16", inputs="bf16")
+    with pytest.raises(ValueError, match="chunk must be a multiple of the unit's group"):
+        lowprec.MAC(unit="h100_fp8", chunk=100)
+    mac = lowprec.MAC(unit="h100_fp16")
+    with pytest.raises(ValueError, match="a holds values that are not 'fp16' values .* quantize them first"):
+        mac.matmul(np.full((2, 3), 0.1), np.ones((3, 2)))
+    with pytest.raises(ValueError, match="c holds values that are not 'fp32' values"):
+        mac.matmul(np.ones((2, 3)), np.ones((3, 2)), np.full((2, 2), 0.1))
+    with pytest.raises(ValueError, match="c of shape"):
+        mac.matmul(np.ones((2, 3)), np.ones((3, 2)), np.ones((3, 3)))
+    with pytest.raises(ValueError, match="matrix units .* only"):
+        lowprec.MAC(acc="fp16").matmul(np.ones((2, 3)), np.ones((3, 2)), np.ones((2, 2)))
