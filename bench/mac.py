@@ -66,6 +66,10 @@ def main():
         ("fp16 fused (FMA) nearest_even", dict(acc="fp16", fused=True)),
         ("fp16 unfused (mul fp16) nearest_even", dict(mul="fp16", acc="fp16")),
         ("fp16 sequential stochastic", dict(acc="fp16", rounding="stochastic", seed=1)),
+        ("h100_fp16 matrix unit (fp8 values as fp16)", dict(unit="h100_fp16")),
+        ("h100_fp8 matrix unit", dict(unit="h100_fp8", inputs="fp8_e4m3fn")),
+        ("h100_fp8 unit, promoted to fp32 every 128", dict(unit="h100_fp8", inputs="fp8_e4m3fn", chunk=128,
+                                                          chunk_acc="fp32")),
     ]
     results = {}
     for threads in (1, 2):
@@ -83,6 +87,8 @@ def main():
     seq2 = results[(2, "fp16 sequential nearest_even")]
     print(f"\ntarget: fp16 sequential nearest_even, 2 threads: {seq2 / 1e9:.2f} G MAC/s (>= 1), "
           f"{seq2 / loop:.1f}x the numpy loop (>= 10)")
+    unit2 = results[(2, "h100_fp16 matrix unit (fp8 values as fp16)")]
+    print(f"target: h100_fp16 matrix unit, 2 threads: {unit2 / 1e9:.2f} G MAC/s (>= 1)")
 
 
 if __name__ == "__main__":

@@ -239,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the statistics as JSON (for scripts)")
     sub.add_parser("swamping", help="the swamping study (CSV and PNG); options: lowprec swamping --help",
                    add_help=False)
+    sub.add_parser("matrix-units", help="fp8 GEMM error against K in a modelled H100/H200 tensor core, with and "
+                                        "without promotion (CSV and PNG); options: lowprec matrix-units --help",
+                   add_help=False)
     for name, helptext in (("accuracy", "train and evaluate a grid of format specs (digits or MNIST)"),
                            ("demo", "the main job: swamping, accuracy grid and energy table in one report")):
         p = sub.add_parser(name, help=helptext, formatter_class=fmt_help)
@@ -267,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
         from .sims import swamping
 
         return swamping.main(argv[1:])
+    if argv and argv[0] == "matrix-units":
+        from .sims import matrix_units
+
+        return matrix_units.main(argv[1:])
     args = parser.parse_args(argv)
     try:
         if args.command == "formats":

@@ -162,3 +162,52 @@ def test_unit_macs_refuse_what_they_cannot_run():
         mac.matmul(np.ones((2, 3)), np.ones((3, 2)), np.ones((3, 3)))
     with pytest.raises(ValueError, match="matrix units .* only"):
         lowprec.MAC(acc="fp16").matmul(np.ones((2, 3)), np.ones((3, 2)), np.ones((2, 2)))
+
+
+def test_the_long_k_study(tmp_path):
+    from lowprec.sims import matrix_units
+
+    assert matrix_units.main(["--out", str(tmp_path), "--min-log2", "7", "--max-log2", "8", "--quiet"]) == 0
+    rows = (tmp_path / "matrix_units.csv").read_text().splitlines()
+    assert rows[0].startswith("distribution,k,configuration,median_rel_error")
+    assert any("promoted to fp32 every 128" in r for r in rows) and (tmp_path / "matrix_units.png").stat().st_size > 0
+    model = [r for r in rows[1:] if r.endswith(",model")]
+    assert len(model) == 2 * 2 * 4  # distributions x K x configurations
+    if (ORACLES / "long-k").is_dir():
+        _, matches = matrix_units.recorded(ORACLES / "long-k")
+        assert matches == {"chain": True, 32: False, 128: True, 512: False}
+        assert "every 128 products reproduces the recorded cuBLAS outputs" in matrix_units.summary(matches)
+
+
+def test_the_long_k_study_refuses_bad_settings(tmp_path, capsys):
+    from lowprec.sims import matrix_units
+
+    with pytest.raises(SystemExit):
+        matrix_units.main(["--out", str(tmp_path), "--max-log2", "17"])
+    assert "--max-log2 <= 16" in capsys.readouterr().err
+
+
+def test_layers_in_mac_mode_run_on_a_unit_forward_and_backward():
+    torch = pytest.importorskip("torch")
+    from lowprec import nn as lnn
+
+    torch.manual_seed(0)
+    spec = {"weight": "fp8_e4m3fn", "input": "fp8_e4m3fn", "grad": "fp8_e5m2",
+            "mac": {"mode": "mac", "unit": "h100_fp8", "chunk": 128, "chunk_acc": "fp32"}}
+    layer = lnn.QLinear(300, 7, bias=False, **spec)
+    x = torch.randn(5, 300, requires_grad=True)
+    y = layer(x)
+    g = lowprec.quantize(torch.randn(5, 7), "fp8_e5m2")
+    y.backward(g)
+    mac = lowprec.mac_units.get("h100_fp8", inputs="fp8_e4m3fn", chunk=128, chunk_acc="fp32")
+    xq = lowprec.quantize(x.detach(), "fp8_e4m3fn")
+    wq = lowprec.quantize(layer.weight.detach(), "fp8_e4m3fn")
+    assert torch.equal(y.detach(), mac.matmul(xq, wq.t().contiguous()))
+    assert torch.equal(x.grad, mac.with_inputs("fp8_e5m2", "fp8_e4m3fn").matmul(g, wq))  # dX = dY W on the unit
+    dw = mac.with_inputs("fp8_e4m3fn", "fp8_e5m2").matmul(xq.t().contiguous(), g).t()  # dW^T = X^T dY on the unit
+    assert torch.equal(layer.weight.grad, dw)
+    assert layer.q_mac.counts["calls"] == 3  # forward and both backward GEMMs, recorded in one place
+    with pytest.raises(ValueError, match="the layer's grad format must be one of them"):
+        lnn.QLinear(3, 2, weight="fp8_e4m3fn", input="fp8_e4m3fn", mac={"mode": "mac", "unit": "h100_fp8"})
+    with pytest.raises(ValueError, match="unit h100_fp16 takes operands in fp16; got 'bf16'"):
+        lnn.QLinear(3, 2, weight="fp16", input="bf16", grad="fp16", mac={"mode": "mac", "unit": "h100_fp16"})

@@ -19,6 +19,7 @@ is counted. Every call adds what it executed to ``MAC.counts``.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -144,6 +145,15 @@ class MAC:
                                  f"{_name(f)} has {f.bits}")
         if self.acc is None and self.chunk is not None:
             raise ValueError("chunk needs an accumulator format (acc=None accumulates exactly)")
+
+    def with_inputs(self, a_format, b_format) -> "MAC":
+        """This MAC for operands in other formats (a matrix unit's backward GEMMs, say), recording into
+        the same counts."""
+        other = copy.copy(self)
+        other.inputs = (as_scalar_format(a_format, "inputs"), as_scalar_format(b_format, "inputs"))
+        if self.unit is not None:
+            self.unit.check_operands(*other.inputs)
+        return other
 
     def reset_counts(self) -> None:
         """Zero the record of executed operations."""

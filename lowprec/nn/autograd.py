@@ -15,18 +15,27 @@ class _MACMatmul(torch.autograd.Function):
     """a (m, k) @ b (k, n) through a lowprec.MAC, forward and backward."""
 
     @staticmethod
-    def forward(ctx, a, b, mac):
+    def forward(ctx, a, b, mac, grad):
         ctx.save_for_backward(a, b)
-        ctx.mac = mac
+        ctx.macs = _backward_macs(mac, grad)
         return mac.matmul(_wide(a.detach()), _wide(b.detach())).to(a.dtype)
 
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         g = _wide(g)
-        ga = ctx.mac.matmul(g, _wide(b.t())).to(a.dtype) if ctx.needs_input_grad[0] else None
-        gb = ctx.mac.matmul(_wide(a.t()), g).to(b.dtype) if ctx.needs_input_grad[1] else None
-        return ga, gb, None
+        mac_ga, mac_gb = ctx.macs
+        ga = mac_ga.matmul(g, _wide(b.t())).to(a.dtype) if ctx.needs_input_grad[0] else None
+        gb = mac_gb.matmul(_wide(a.t()), g).to(b.dtype) if ctx.needs_input_grad[1] else None
+        return ga, gb, None, None
+
+
+def _backward_macs(mac: MAC, grad) -> tuple[MAC, MAC]:
+    """The MACs of dA = dY B^T and dB = A^T dY: the forward's; for a matrix unit, the same unit with
+    the gradient's format in place of the operand it replaces (the layer checked that it takes it)."""
+    if mac.unit is None or mac.inputs is None:
+        return mac, mac
+    return mac.with_inputs(grad, mac.inputs[1]), mac.with_inputs(mac.inputs[0], grad)
 
 
 def _wide(t: torch.Tensor) -> torch.Tensor:
@@ -35,11 +44,12 @@ def _wide(t: torch.Tensor) -> torch.Tensor:
     return (t.float() if t.dtype in (torch.float16, torch.bfloat16) else t).contiguous()
 
 
-def mac_matmul(a: torch.Tensor, b: torch.Tensor, mac: MAC) -> torch.Tensor:
-    """2-D a @ b, bit-accurate through mac, differentiable (the backward products through mac too)."""
+def mac_matmul(a: torch.Tensor, b: torch.Tensor, mac: MAC, grad=None) -> torch.Tensor:
+    """2-D a @ b, bit-accurate through mac, differentiable (the backward products through mac too;
+    grad: the incoming gradient's format, which a matrix unit's backward GEMMs take as an operand)."""
     if a.device.type != "cpu":
         raise ValueError(f"mac mode runs on the CPU (the MAC simulator); the tensors are on {a.device}")
-    return _MACMatmul.apply(a, b, mac)
+    return _MACMatmul.apply(a, b, mac, grad)
 
 
 class _MACConv2d(torch.autograd.Function):
@@ -48,9 +58,9 @@ class _MACConv2d(torch.autograd.Function):
     overlapping patches (torch's fold, the adjoint of taking patches)."""
 
     @staticmethod
-    def forward(ctx, x, w, mac, stride, padding, dilation, groups):
+    def forward(ctx, x, w, mac, stride, padding, dilation, groups, grad):
         ctx.save_for_backward(x, w)
-        ctx.mac, ctx.settings = mac, (stride, padding, dilation, groups)
+        ctx.macs, ctx.settings = _backward_macs(mac, grad), (stride, padding, dilation, groups)
         y = mac.conv2d(_wide(x.detach()).numpy(), _wide(w.detach()).numpy(), stride, padding, dilation, groups)
         return torch.from_numpy(y).to(x.dtype)
 
@@ -70,21 +80,23 @@ class _MACConv2d(torch.autograd.Function):
             a = cols[:, :, :, grp * cg:(grp + 1) * cg].reshape(rows, k)
             dy_g = np.ascontiguousarray(dy[:, grp * og:(grp + 1) * og])
             if ctx.needs_input_grad[1]:
-                dw.append(ctx.mac.matmul(np.ascontiguousarray(a.T), dy_g).T.reshape(og, cg, kh, kw))
+                dw.append(ctx.macs[1].matmul(np.ascontiguousarray(a.T), dy_g).T.reshape(og, cg, kh, kw))
             if ctx.needs_input_grad[0]:
-                dcols.append(ctx.mac.matmul(dy_g, wide_w[grp * og:(grp + 1) * og].reshape(og, k)).reshape(n, -1, k))
+                dcols.append(ctx.macs[0].matmul(dy_g, wide_w[grp * og:(grp + 1) * og].reshape(og, k)).reshape(n, -1, k))
         gx = gw = None
         if dcols:
             folded = torch.from_numpy(np.concatenate(dcols, axis=2)).permute(0, 2, 1)  # (n, c*kh*kw, L)
             gx = F.fold(folded, (h, wd), (kh, kw), dilation=dilation, padding=padding, stride=stride).to(x.dtype)
         if dw:
             gw = torch.from_numpy(np.concatenate(dw)).to(w.dtype)
-        return gx, gw, None, None, None, None, None
+        return gx, gw, None, None, None, None, None, None
 
 
-def conv_mac(x: torch.Tensor, w: torch.Tensor, bias, mac: MAC, stride, padding, dilation, groups) -> torch.Tensor:
-    """conv2d through mac (MAC.conv2d), differentiable (the backward products through mac too)."""
+def conv_mac(x: torch.Tensor, w: torch.Tensor, bias, mac: MAC, stride, padding, dilation, groups,
+             grad=None) -> torch.Tensor:
+    """conv2d through mac (MAC.conv2d), differentiable (the backward products through mac too; grad:
+    as mac_matmul's)."""
     if x.device.type != "cpu":
         raise ValueError(f"mac mode runs on the CPU (the MAC simulator); the tensors are on {x.device}")
-    y = _MACConv2d.apply(x, w, mac, tuple(stride), tuple(padding), tuple(dilation), groups)
+    y = _MACConv2d.apply(x, w, mac, tuple(stride), tuple(padding), tuple(dilation), groups, grad)
     return y if bias is None else y + bias.reshape(1, -1, 1, 1)

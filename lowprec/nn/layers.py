@@ -63,6 +63,18 @@ def _mac_spec(mac: Any, inputs: tuple = (None, None)) -> tuple[str, MAC | None]:
         raise ValueError(f"mac: {exc}") from None
 
 
+def _check_unit_formats(unit, input, weight, grad) -> None:
+    """A layer on a matrix unit: its input, weight and gradient formats are operands of the unit's
+    GEMMs (forward: input x weight; backward: grad x weight, input x grad)."""
+    allowed = ", ".join(f.name or repr(f) for f in unit.operands)
+    for operand, fmt in (("input", input), ("weight", weight), ("grad", grad)):
+        if fmt is None or fmt not in unit.operands:
+            got = "none" if fmt is None else (getattr(fmt, "name", None) or repr(fmt))
+            raise ValueError(f"mac unit {unit.name!r} takes operands in {allowed}: the layer's {operand} format must "
+                             f"be one of them (the {'backward' if operand == 'grad' else 'forward'} GEMMs run on the "
+                             f"unit); got {got}")
+
+
 def _axes(axes: Any, defaults: dict[str, int]) -> dict[str, int]:
     """The blocks' axis of each operand: the layer's reduction axes, overridden by a spec's `axes`."""
     if axes is None:
@@ -93,6 +105,8 @@ class _QMixin:
         self.q_axes = _axes(axes, self.BLOCK_AXES)
         # q_mac.inputs: (input, weight) formats, so cost.report(layer.q_mac.counts) prices the layer
         self.q_mode, self.q_mac = _mac_spec(mac, (_stored_as(self.q_input), _stored_as(self.q_weight)))
+        if self.q_mac is not None and self.q_mac.unit is not None:
+            _check_unit_formats(self.q_mac.unit, self.q_input, self.q_weight, self.q_grad)
         self.q_spec = dict(weight=weight, input=input, output=output, grad=grad, mac=mac, rounding=rounding,
                            grad_rounding=grad_rounding, axes=axes)
 
@@ -176,7 +190,7 @@ class QLinear(_QMixin, torch.nn.Linear):
             y = F.linear(xq, wq, self.bias)
         else:
             flat = xq.reshape(-1, xq.shape[-1])
-            y = mac_matmul(flat, wq.t(), self.q_mac).reshape(*xq.shape[:-1], self.out_features)
+            y = mac_matmul(flat, wq.t(), self.q_mac, self.q_grad).reshape(*xq.shape[:-1], self.out_features)
             if self.bias is not None:
                 y = y + self.bias
         return self._out(y)
@@ -205,7 +219,8 @@ class QConv2d(_QConv, torch.nn.Conv2d):
         if self.q_mode == "fake":
             y = F.conv2d(xq, wq, self.bias, self.stride, self.padding, self.dilation, self.groups)
         else:
-            y = conv_mac(xq, wq, self.bias, self.q_mac, self.stride, self.padding, self.dilation, self.groups)
+            y = conv_mac(xq, wq, self.bias, self.q_mac, self.stride, self.padding, self.dilation, self.groups,
+                         self.q_grad)
         return self._out(y)
 
 
@@ -218,7 +233,7 @@ class QConv1d(_QConv, torch.nn.Conv1d):
             y = F.conv1d(xq, wq, self.bias, self.stride, self.padding, self.dilation, self.groups)
         else:
             y = conv_mac(xq.unsqueeze(2), wq.unsqueeze(2), self.bias, self.q_mac, (1, self.stride[0]),
-                          (0, self.padding[0]), (1, self.dilation[0]), self.groups)
+                          (0, self.padding[0]), (1, self.dilation[0]), self.groups, self.q_grad)
             y = y.squeeze(2)
         return self._out(y)
 
@@ -241,9 +256,10 @@ class QMatmul(_QMixin, torch.nn.Module):
             batch = torch.broadcast_shapes(aq.shape[:-2], bq.shape[:-2])
             a3 = aq.expand(*batch, *aq.shape[-2:]).reshape(-1, *aq.shape[-2:])
             b3 = bq.expand(*batch, *bq.shape[-2:]).reshape(-1, *bq.shape[-2:])
-            y = torch.stack([mac_matmul(x, z, self.q_mac) for x, z in zip(a3, b3)]).reshape(*batch, aq.shape[-2], bq.shape[-1])
+            y = torch.stack([mac_matmul(x, z, self.q_mac, self.q_grad) for x, z in zip(a3, b3)]).reshape(
+                *batch, aq.shape[-2], bq.shape[-1])
         else:
-            y = mac_matmul(aq, bq, self.q_mac)
+            y = mac_matmul(aq, bq, self.q_mac, self.q_grad)
         return self._out(y)
 
 
