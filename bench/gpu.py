@@ -125,7 +125,7 @@ def throughput(args):
                            ("mxfp4_e2m1", "nearest_even")):
         fmt = lowprec.formats.get(name)
         row(name, rounding, x, choose_for_blocks(None, x, fmt), lambda: lowprec.quantize(x, fmt, rounding, seed=1))
-    act = x.view(-1, 64, 32, 32)  # activations blocked along the channels (conv layers)
+    act = x.view(-1, 64, 8, 8)  # activations blocked along the channels (conv layers)
     row("mxfp8_e4m3 (axis 1)", "nearest_even", act, choose_for_blocks(None, act, lowprec.formats.get("mxfp8_e4m3")),
         lambda: lowprec.quantize(act, "mxfp8_e4m3", axis=1))
     part = x[: 1 << 22]
@@ -194,6 +194,22 @@ def resnet18(num_classes: int = 10) -> torch.nn.Module:
     return nn.Sequential(*layers)
 
 
+def train_step(spec, x, y):
+    """One SGD step of a fresh ResNet-18 on `DEVICE` with the layers swapped by spec (None: fp32)."""
+    torch.manual_seed(0)
+    model = resnet18().to(x.device)
+    if spec:
+        lnn.swap(model, copy.deepcopy(spec))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step():
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    return step
+
+
 def training(args):
     fp8 = {"weight": "fp8_e4m3fn", "input": "fp8_e4m3fn", "grad": "fp8_e5m2"}
     mx = {"weight": "mxfp8_e4m3", "input": "mxfp8_e4m3"}
@@ -204,17 +220,7 @@ def training(args):
     print(f"\nResNet-18 training step, batch {args.batch}, 3x32x32, SGD ({args.steps} steps back to back)")
     base = None
     for label, spec in specs.items():
-        torch.manual_seed(0)
-        model = resnet18().to(DEVICE)
-        if spec:
-            lnn.swap(model, copy.deepcopy(spec))
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-
-        def step():
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x), y).backward()
-            opt.step()
-
+        step = train_step(spec, x, y)
         steps = args.steps if "MX" not in label else max(2, args.steps // 5)
         t0 = time.perf_counter()
         s = steady_time(step, steps, warmup=10 if "MX" not in label else 1)  # past the layers' first checks

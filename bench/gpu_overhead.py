@@ -3,7 +3,6 @@ and of a bare launch of the float kernel (no sync; small tensors), and a cProfil
 steps (batch 256). Usage: python bench/gpu_overhead.py"""
 
 import cProfile
-import copy
 import pstats
 import time
 
@@ -11,11 +10,10 @@ import numpy as np
 import torch
 
 import lowprec
-from lowprec import nn as lnn
 from lowprec.kernels import gpu
 from lowprec.kernels.params import qparams
 
-from gpu import resnet18  # bench/gpu.py
+from gpu import train_step  # bench/gpu.py
 
 
 def per_call(fn, n=2000):
@@ -43,16 +41,7 @@ def main():
     xb = torch.randn(256, 3, 32, 32, device="cuda")
     yb = torch.randint(0, 10, (256,), device="cuda")
     for label, s in (("fp32", None), ("fake fp8", spec)):
-        model = resnet18().cuda()
-        if s:
-            lnn.swap(model, copy.deepcopy(s))
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-
-        def step():
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(xb), yb).backward()
-            opt.step()
-
+        step = train_step(s, xb, yb)
         for _ in range(12):
             step()
         torch.cuda.synchronize()

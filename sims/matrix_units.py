@@ -13,14 +13,13 @@ outputs bit for bit. Usage: lowprec matrix-units [--out DIR] [--max-log2 13] [--
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
 import numpy as np
 
 import lowprec
-from lowprec.sims.output import atomic_write
+from lowprec.sims.output import atomic_csv, atomic_write
 from lowprec.sims.swamping import check_writable
 
 DISTRIBUTIONS = ("normal", "positive")
@@ -103,13 +102,7 @@ def summary(matches: dict) -> str:
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    def write(tmp):
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-
-    atomic_write(path, write)
+    atomic_csv(path, rows)
 
 
 def write_plot(rows: list[dict], path: Path, note: str) -> None:

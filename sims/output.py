@@ -24,6 +24,19 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
             os.unlink(tmp)
 
 
+def atomic_csv(path: Path, rows: list[dict]) -> None:
+    """rows (dicts with the same keys) as a CSV file with a header, complete or absent."""
+    import csv
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+
+    atomic_write(path, write)
+
+
 def atomic_text(path: Path, text: str) -> None:
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8", newline="") as fh:

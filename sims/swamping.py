@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import csv
 import math
 import os
 import re
@@ -30,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from lowprec import MAC, FixedFormat, FloatFormat, formats
-from lowprec.sims.output import atomic_write
+from lowprec.sims.output import atomic_csv, atomic_write
 
 DISTRIBUTIONS = ("uniform", "normal", "ones")
 ACCUMULATORS = ("fp32", "fp16", "bf16", "dlfloat16")
@@ -140,13 +139,7 @@ def _progress(total: int, enabled: bool):
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    def write(tmp):
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-
-    atomic_write(path, write)
+    atomic_csv(path, rows)
 
 
 def write_plot(rows: list[dict], path: Path) -> None:

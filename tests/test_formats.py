@@ -158,3 +158,11 @@ def test_corrupt_format_files_are_rejected():
         _load_file('[x]\nkind = "float"\nexp_bits = 4\nman_bits = 3\n', "nosource.toml")
     with pytest.raises(ValueError, match="kind"):
         _load_file('[x]\nkind = "log"\nsource = "s"\n', "kind.toml")
+
+
+def test_e_m_names_parse_to_ieee_style_floats():
+    e8m13 = lowprec.formats.get("e8m13")
+    assert (e8m13.exp_bits, e8m13.man_bits, e8m13.bias, e8m13.name) == (8, 13, 127, "e8m13")
+    assert lowprec.formats.get("e5m2") == lowprec.formats.get("fp8_e5m2")
+    with pytest.raises(ValueError, match="unknown format name 'e5m0'"):
+        lowprec.formats.get("e5m0")  # no mantissa bit: not an IEEE-style float (e8m0 is MX's scale)

@@ -98,7 +98,7 @@ def source(name: str) -> str:
 @lru_cache(maxsize=None)
 def get(name: str) -> Format:
     """The named format (see ``names()``), or a parsed ``q<int>.<frac>`` / ``uq<int>.<frac>`` (fixed
-    point) or ``e<exp>m<man>`` (an IEEE-style float: bias 2**(exp-1) - 1, subnormals, Inf and NaN)."""
+    point) or ``e<exp>m<man>`` (man >= 1: an IEEE-style float, bias 2**(exp-1) - 1, subnormals, Inf and NaN)."""
     if not isinstance(name, str):
         raise TypeError(f"format name must be a str, got {type(name).__name__}")
     entry = _registry().get(name)
@@ -109,7 +109,7 @@ def get(name: str) -> Format:
         unsigned, i, f = match.groups()
         return FixedFormat(int(i), int(f), signed=not unsigned, name=name)
     match = _E_NAME.match(name)
-    if match:
+    if match and int(match.group(2)) >= 1:  # IEEE specials need a mantissa bit (e8m0 is MX's scale)
         return FloatFormat(int(match.group(1)), int(match.group(2)), name=name)
     close = difflib.get_close_matches(name, names(), n=4, cutoff=0.5)
     hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
