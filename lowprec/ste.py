@@ -42,7 +42,7 @@ from .kernels.rounding import mode_index
 from .formats import as_format
 from .formats import BinaryFormat, BlockFormat, IntAffineFormat, LUTFormat, TernaryFormat, fit_twn
 
-__all__ = ["quantize", "quantize_grad", "pact", "dorefa_weight", "dorefa_activation", "dorefa_grad", "lsq",
+__all__ = ["quantize", "quantize_grad", "format_key", "pact", "dorefa_weight", "dorefa_activation", "dorefa_grad", "lsq",
            "sign", "xnor_sign", "twn", "ttq", "ESTIMATORS"]
 
 ESTIMATORS = ("ste", "clipped")
@@ -121,6 +121,8 @@ def quantize(x: torch.Tensor, fmt: Any, rounding: str = "nearest_even", *, estim
     axis of block-scaled formats (MX, NVFP4, bfp)."""
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {', '.join(map(repr, ESTIMATORS))}; got {estimator!r}")
+    if torch.compiler.is_compiling():  # the custom operator: no graph break
+        return _quantize_op(x, format_key(as_format(fmt)), rounding, estimator, _seed_int(seed), axis)
     return _Quantize.apply(x, as_format(fmt), rounding, estimator, seed, axis)
 
 
@@ -138,7 +140,18 @@ class _QuantizeGrad(torch.autograd.Function):
 def quantize_grad(x: torch.Tensor, fmt: Any, rounding: str = "nearest_even", *, seed: Any = None,
                   axis: int = -1) -> torch.Tensor:
     """Identity forward; the incoming gradient rounded to fmt backward (`axis`: as quantize's)."""
+    if torch.compiler.is_compiling():
+        return _quantize_grad_op(x, format_key(as_format(fmt)), rounding, _seed_int(seed), axis)
     return _QuantizeGrad.apply(x, as_format(fmt), rounding, seed, axis)
+
+
+def _seed_int(seed: Any) -> int:
+    """A seed for the operators: an int in [0, 2**63), or -1 for fresh entropy (None)."""
+    if seed is None:
+        return -1
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise ValueError(f"under torch.compile, seed must be None or an int in [0, 2**63), got {seed!r}")
+    return int(seed)
 
 
 class _RoundSTE(torch.autograd.Function):
@@ -325,3 +338,95 @@ class _TTQ(torch.autograd.Function):
 
 def ttq(w: torch.Tensor, w_p: torch.Tensor, w_n: torch.Tensor, t: float = 0.05) -> torch.Tensor:
     return _TTQ.apply(w, w_p, w_n, t)
+
+
+# -- the same quantizers as PyTorch custom operators (torch.library), for torch.compile ------------------
+# lowprec::quantize(x, fmt, rounding, estimator, seed, axis) rounds as lowprec.quantize does, with the
+# straight-through backward above; lowprec::quantize_grad is the identity forward, rounding the incoming
+# gradient backward. Formats travel as keys into a table of the format objects seen (operators take
+# strings); a seed of -1 means fresh entropy; results are contiguous. quantize / quantize_grad call them
+# while torch.compile traces, so a swapped model compiles without graph breaks; eager calls keep the
+# autograd functions (less dispatch).
+
+_FORMATS: dict[str, Any] = {}
+
+
+def format_key(fmt: Any) -> str:
+    """A string naming fmt for the operators (its name, else its repr), remembered for the lookup
+    (call it outside torch.compile for an unnamed format: a traced call's record may not persist)."""
+    key = getattr(fmt, "name", None) or repr(fmt)
+    _FORMATS.setdefault(key, fmt)
+    return key
+
+
+def _forward(x: torch.Tensor, fmt: str, rounding: str, seed: int, axis: int) -> torch.Tensor:
+    f = _FORMATS.get(fmt)
+    if f is None:
+        try:
+            f = as_format(fmt)
+        except ValueError:
+            raise ValueError(f"format {fmt} is not known to the compiled graph: call lowprec.ste.format_key(fmt) once "
+                             "outside torch.compile (the layers do it for theirs)") from None
+    return _q(x, f, rounding, None if seed < 0 else seed, axis).contiguous()
+
+
+@torch.library.custom_op("lowprec::quantize", mutates_args=())
+def _quantize_op(x: torch.Tensor, fmt: str, rounding: str, estimator: str, seed: int, axis: int) -> torch.Tensor:
+    """x rounded to the format `fmt` (a format_key); backward: the straight-through estimator."""
+    result = _forward(x, fmt, rounding, seed, axis)
+    return result.clone() if result.data_ptr() == x.data_ptr() else result
+
+
+@_quantize_op.register_fake
+def _(x, fmt, rounding, estimator, seed, axis):
+    return torch.empty(x.shape, dtype=x.dtype, device=x.device)
+
+
+def _setup_quantize(ctx, inputs, output):
+    x, fmt, _, estimator, _, _ = inputs
+    ctx.fmt, ctx.estimator = fmt, estimator
+    ctx.save_for_backward(x if estimator == "clipped" else None)
+
+
+def _backward_quantize(ctx, g):
+    if ctx.estimator == "clipped":
+        (x,) = ctx.saved_tensors
+        lo, hi = representable_range(_FORMATS[ctx.fmt], x)
+        g = g * ((x >= lo) & (x <= hi)).to(g.dtype)
+    return g, None, None, None, None, None
+
+
+_quantize_op.register_autograd(_backward_quantize, setup_context=_setup_quantize)
+
+
+@torch.library.custom_op("lowprec::quantize_grad_backward", mutates_args=())
+def _round_gradient(g: torch.Tensor, fmt: str, rounding: str, seed: int, axis: int) -> torch.Tensor:
+    return _forward(g, fmt, rounding, seed, axis)
+
+
+@_round_gradient.register_fake
+def _(g, fmt, rounding, seed, axis):
+    return torch.empty(g.shape, dtype=g.dtype, device=g.device)
+
+
+@torch.library.custom_op("lowprec::quantize_grad", mutates_args=())
+def _quantize_grad_op(x: torch.Tensor, fmt: str, rounding: str, seed: int, axis: int) -> torch.Tensor:
+    """The identity (a copy); backward: the incoming gradient rounded to `fmt`."""
+    return x.clone()
+
+
+@_quantize_grad_op.register_fake
+def _(x, fmt, rounding, seed, axis):
+    return torch.empty_like(x)
+
+
+def _setup_grad(ctx, inputs, output):
+    _, ctx.fmt, ctx.rounding, ctx.seed, ctx.axis = inputs
+
+
+def _backward_grad(ctx, g):
+    return _round_gradient(g.contiguous(), ctx.fmt, ctx.rounding, ctx.seed, ctx.axis), None, None, None, None
+
+
+_quantize_grad_op.register_autograd(_backward_grad, setup_context=_setup_grad)
+

@@ -186,3 +186,33 @@ def test_swap_and_unswap_carry_the_modules_hooks():
     lnn.unswap(net)
     net(torch.ones(2, 4))
     assert seen[2:] == [("pre", "Linear"), ("forward", "Linear")]
+
+
+@pytest.mark.parametrize("formats", [{"weight": "fp8_e4m3fn", "input": "fp8_e4m3fn", "grad": "fp8_e5m2"},
+                                     {"weight": "mxfp8_e4m3", "input": "mxfp8_e4m3"}], ids=["fp8", "mxfp8"])
+def test_torch_compile_of_a_swapped_model_matches_eager_in_one_graph(formats):
+    """Under torch.compile the quantizers are the custom operators lowprec::quantize / quantize_grad:
+    no graph break (fullgraph=True), one graph for every call, the same values and gradients."""
+    import torch._dynamo
+
+    def build():
+        torch.manual_seed(0)
+        m = torch.nn.Sequential(torch.nn.Linear(32, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+        lnn.swap(m, {"Linear": dict(formats)})
+        return m
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    eager, traced = build(), build()
+    compiled = torch.compile(traced, backend="aot_eager", fullgraph=True)
+    for _ in range(3):
+        x = torch.randn(5, 32)
+        ye, yc = eager(x), compiled(x)
+        assert torch.equal(ye, yc)
+        ye.sum().backward()
+        yc.sum().backward()
+        for a, b in zip(eager.parameters(), traced.parameters()):
+            assert torch.equal(a.grad, b.grad)
+            a.grad = b.grad = None
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+    assert hasattr(torch.ops.lowprec, "quantize") and hasattr(torch.ops.lowprec, "quantize_grad")

@@ -103,6 +103,9 @@ class _QMixin:
         self.q_grad = _format_or_none(grad, "grad")
         self.q_rounding, self.q_grad_rounding, self.q_seed = rounding, grad_rounding, seed
         self.q_axes = _axes(axes, self.BLOCK_AXES)
+        for fmt in (self.q_weight, self.q_input, self.q_output, self.q_grad):
+            if fmt is not None and not isinstance(fmt, str):
+                ste.format_key(fmt)  # known to torch.compile's graphs (lowprec::quantize takes keys)
         # q_mac.inputs: (input, weight) formats, so cost.report(layer.q_mac.counts) prices the layer
         self.q_mode, self.q_mac = _mac_spec(mac, (_stored_as(self.q_input), _stored_as(self.q_weight)))
         if self.q_mac is not None and self.q_mac.unit is not None:
@@ -122,7 +125,7 @@ class _QMixin:
         (more only when it looks wrong), until it has warned. On a GPU the reduction's sync would stall
         the queue every layer: there the first 8 calls are checked, then every 64th."""
         warned = self.__dict__.setdefault("_q_warned", set())
-        if operand in warned:
+        if operand in warned or torch.compiler.is_compiling():  # the check's sync would break the graph
             return q
         if q.device.type != "cpu":
             calls = self.__dict__.setdefault("_q_calls", {})
