@@ -211,3 +211,25 @@ def test_layers_in_mac_mode_run_on_a_unit_forward_and_backward():
         lnn.QLinear(3, 2, weight="fp8_e4m3fn", input="fp8_e4m3fn", mac={"mode": "mac", "unit": "h100_fp8"})
     with pytest.raises(ValueError, match="unit h100_fp16 takes operands in fp16; got 'bf16'"):
         lnn.QLinear(3, 2, weight="fp16", input="bf16", grad="fp16", mac={"mode": "mac", "unit": "h100_fp16"})
+
+
+def test_units_serve_sum_dot_conv_and_can_round_their_operands():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 70))
+    unit = lowprec.mac_units.get("h100_bf16", quantize_inputs=True)
+    xq = lowprec.quantize(x, "bf16")
+    expected = fused_matmul_reference(xq, np.ones((70, 1)), np.zeros((3, 1)), lowprec.mac_units.unit("h100_bf16"))
+    assert_same(unit.sum(x), expected[:, 0])  # each term a product x * 1; x rounded to bf16 first
+    assert_same(unit.dot(x[0], np.ones(70)), expected[0, 0])
+    strict = lowprec.mac_units.get("h100_bf16")
+    with pytest.raises(ValueError, match="quantize them first"):
+        strict.sum(x)
+    img = lowprec.quantize(rng.standard_normal((2, 3, 5, 5)), "bf16")
+    w = lowprec.quantize(rng.standard_normal((4, 3, 3, 3)), "bf16")
+    cols = np.lib.stride_tricks.sliding_window_view(img, (3, 3), axis=(2, 3))  # (2, 3, 3, 3, 3, 3)
+    patches = cols.transpose(0, 2, 3, 1, 4, 5).reshape(-1, 27)
+    ref = fused_matmul_reference(patches, w.reshape(4, 27).T, np.zeros((patches.shape[0], 4)),
+                                 lowprec.mac_units.unit("h100_bf16"))
+    assert_same(strict.conv2d(img, w), ref.reshape(2, 3, 3, 4).transpose(0, 3, 1, 2))
+    with pytest.raises(ValueError, match="quantize_inputs=True is for matrix units"):
+        lowprec.MAC(quantize_inputs=True)

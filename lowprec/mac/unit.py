@@ -77,6 +77,8 @@ class MAC:
         inputs (default: the unit's first operand format) must be formats the unit takes, and the
         operands must hold their values (ValueError otherwise: quantize first). chunk (a multiple of
         the unit's group) promotes the unit's partial sums to chunk_acc every chunk products.
+      quantize_inputs: with a unit, round the operands to their formats (nearest even) and c to the
+        unit's register format first, instead of refusing values the formats do not hold.
 
     Operands are taken as given (quantize them first) and may have at most 26 significant bits:
     float32/float64 numpy arrays or CPU tensors (float16/bfloat16 tensors are taken exactly; their
@@ -85,8 +87,12 @@ class MAC:
 
     def __init__(self, mul=None, acc="fp32", chunk: int | None = None, chunk_acc=None,
                  order: str = "sequential", fused: bool = False, rounding: str = "nearest_even",
-                 out=None, seed: Any = None, rbits: int | None = None, inputs=None, unit=None):
+                 out=None, seed: Any = None, rbits: int | None = None, inputs=None, unit=None,
+                 quantize_inputs: bool = False):
         self.unit = None
+        if quantize_inputs and unit is None:
+            raise ValueError("quantize_inputs=True is for matrix units (unit=...): other MACs take operands as given")
+        self.quantize_inputs = bool(quantize_inputs)
         if unit is not None:  # a matrix unit fixes the arithmetic: its accumulator and its rounding
             self.unit = units.unit(unit) if isinstance(unit, str) else unit
             if mul is not None or fused or order != "sequential" or rounding != "nearest_even" or acc != "fp32":
@@ -276,6 +282,9 @@ class MAC:
 
     def _unit_matmul(self, A: np.ndarray, B: np.ndarray, initial: np.ndarray | None) -> np.ndarray:
         fa, fb = self.inputs
+        if self.quantize_inputs:
+            A, B = quantize(A, fa), quantize(B, fb)
+            initial = None if initial is None else quantize(initial, self.unit.registers)
         A32, B32 = check_operand(A, fa, "a"), check_operand(B, fb, "b")
         C32 = None if initial is None else check_operand(initial, self.unit.registers, "c")
         result = fused_matmul(A32, B32, C32, self.unit, fa, fb, self.chunk, self.chunk_acc if self.chunk else None)
