@@ -254,3 +254,24 @@ def test_mx_backend_refusals_and_out():
     out = torch.empty(4, 64)
     assert lowprec.quantize(x, "mxfp8_e4m3", out=out, backend="triton") is out
     assert torch.equal(out, lowprec.quantize(x, "mxfp8_e4m3", backend="c"))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_binary_and_ternary_formats(dtype, device):
+    """Per tensor and per channel (a middle and the first axis), sign and BinaryConnect's stochastic
+    rounding, NaN kept: the host path's values bit for bit."""
+    x = torch.from_numpy(random_floats(RNG, 4 * 5 * 70, np.float32, scale_exp=(-3, 3)).reshape(4, 5, 70)).to(dtype)
+    x[0, 0, :3] = torch.tensor([float("nan"), 0.0, -0.0], dtype=dtype)
+    formats = [lowprec.BinaryFormat(0.7), lowprec.BinaryFormat(np.linspace(0.25, 2.0, 5), axis=1),
+               lowprec.BinaryFormat(np.array([0.5, 1.0, 2.0, 4.0]), axis=0), lowprec.TernaryFormat(0.9, 1.1, 0.3),
+               lowprec.TernaryFormat(np.linspace(1, 2, 5), np.linspace(0.5, 1, 5), np.linspace(0.1, 0.5, 5), axis=1)]
+    for fmt in formats:
+        for mode in ("nearest_even", "stochastic"):
+            expected = lowprec.quantize(x, fmt, mode, seed=21, backend="c")
+            got = lowprec.quantize(x.to(device), fmt, mode, seed=21, backend="triton").cpu()
+            assert_same(got.numpy(), expected.numpy(), f"{fmt} {mode}")
+    with pytest.raises(ValueError, match="backend='triton' takes float32/float64 tensors in binary and ternary"):
+        lowprec.quantize(x, lowprec.IntAffineFormat(8, 0.1), backend="triton")
+    with pytest.raises(ValueError, match="x has 5 along axis 1"):
+        lowprec.quantize(x, lowprec.BinaryFormat(np.ones(3), axis=1), backend="triton")

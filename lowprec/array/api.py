@@ -72,7 +72,7 @@ KINDS = (
     Kind("codebook (LUT, log)", (LUTFormat,), _lut_quantize, encode_lut, decode_lut,
          frozenset({"seed", "out"}), frozenset({"seed"}), frozenset()),
     Kind("binary, ternary and integer-affine", SCALED_KINDS, quantize_scaled, encode_scaled, decode_scaled,
-         frozenset({"seed", "out"}), frozenset({"seed"}), frozenset()),
+         frozenset({"seed", "out", "backend"}), frozenset({"seed"}), frozenset()),
 )
 
 _DEFAULTS = {"seed": None, "rbits": None, "out": None, "nan": "default", "axis": -1, "pad": "zeros",

@@ -52,3 +52,22 @@ def choose_for_blocks(backend: str | None, x: Any, fmt: Any) -> str:
         raise ValueError(f"backend='triton' takes float32 tensors in e8m0-scaled (MX, bfp) formats; "
                          f"{fmt.name or fmt!r} with {type(x).__name__} {getattr(x, 'dtype', '')} runs on 'c'")
     return backend
+
+
+def choose_for_scaled(backend: str | None, x: Any, fmt: Any) -> str:
+    """The backend for a binary, ternary or integer-affine format: "triton" (binary and ternary,
+    float32/float64 tensors) or "c" (the host)."""
+    from ..formats import BinaryFormat, TernaryFormat
+
+    triton_ok = (_arrays.is_tensor(x) and isinstance(fmt, (BinaryFormat, TernaryFormat))
+                 and str(x.dtype) in ("torch.float32", "torch.float64"))
+    if backend is None:
+        return "triton" if triton_ok and x.device.type == "cuda" and gpu.available() else "c"
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be None (automatic) or one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
+    if backend == "torch":
+        raise ValueError(f"backend='torch' has no path for {fmt!r}; it takes 'c' or, binary and ternary, 'triton'")
+    if backend == "triton" and not triton_ok:
+        raise ValueError(f"backend='triton' takes float32/float64 tensors in binary and ternary formats; "
+                         f"{fmt!r} with {type(x).__name__} {getattr(x, 'dtype', '')} runs on 'c'")
+    return backend

@@ -317,3 +317,28 @@ def quantize_blocks_triton(x: torch.Tensor, fmt: Any, rounding: str, axis: int, 
         out.copy_(dst)
         return out
     return dst
+
+
+def quantize_scaled_triton(x: torch.Tensor, fmt: Any, key: int | None, *, out: Any = None) -> torch.Tensor:
+    """lowprec.quantize of a float32/float64 tensor to a binary (key: stochastic) or ternary format
+    by the Triton kernels, on the tensor's device; the result is contiguous (parameters checked by
+    the caller against x's shape)."""
+    if out is not None and not (isinstance(out, torch.Tensor) and out.shape == x.shape and out.dtype == x.dtype
+                                and out.device == x.device):
+        raise TypeError(f"out must be a tensor of x's shape, dtype and device ({tuple(x.shape)}, {x.dtype}, {x.device})")
+    src = x.detach().contiguous()
+    dst = out if out is not None and out.is_contiguous() else torch.empty_like(src)
+
+    names = ("alpha",) if hasattr(fmt, "alpha") else ("w_p", "w_n", "delta")
+    channels = max(np.size(getattr(fmt, n)) for n in names)
+    inner = int(np.prod(src.shape[fmt.axis % src.dim() + 1:], dtype=np.int64)) if channels > 1 else 1
+    params = [torch.tensor(np.broadcast_to(np.asarray(getattr(fmt, n), np.float64), (channels,)).copy(),
+                           device=src.device) for n in names]
+    if hasattr(fmt, "alpha"):
+        gpu.quantize_binary(src, dst, params[0], inner, key)
+    else:
+        gpu.quantize_ternary(src, dst, *params, inner)
+    if out is not None and dst is not out:
+        out.copy_(dst)
+        return out
+    return dst

@@ -18,6 +18,7 @@ from ..kernels.native import ffi, lib
 from ..kernels.params import qparams
 from ..kernels.rounding import mode_index, seed_key
 from ..kernels.threads import get_num_threads
+from .backend import choose_for_scaled
 from .scalar import quantize_at
 from ..formats import BinaryFormat, IntAffineFormat, TernaryFormat
 
@@ -167,8 +168,17 @@ def _codes(chunk: np.ndarray, fmt: Any, rounding: str, seed: Any, start: int) ->
     return _affine_codes(chunk, fmt, rounding, seed, start)
 
 
-def quantize_scaled(x: Any, fmt: Any, rounding: str = "nearest_even", *, seed: Any = None, out: Any = None) -> Any:
-    """lowprec.quantize for BinaryFormat / TernaryFormat / IntAffineFormat."""
+def quantize_scaled(x: Any, fmt: Any, rounding: str = "nearest_even", *, seed: Any = None, out: Any = None,
+                    backend: str | None = None) -> Any:
+    """lowprec.quantize for BinaryFormat / TernaryFormat / IntAffineFormat (binary and ternary
+    tensors on a GPU: the Triton kernels, lowprec.array.backend)."""
+    if choose_for_scaled(backend, x, fmt) == "triton":
+        mode_index(rounding)
+        _check_channels(fmt, np.broadcast_to(np.float32(0), tuple(x.shape)))
+        from .device import quantize_scaled_triton  # imports torch: only for tensors
+
+        key = seed_key(seed) if rounding == "stochastic" and isinstance(fmt, BinaryFormat) else None
+        return quantize_scaled_triton(x, fmt, key, out=out)
     arr, restore = _arrays.to_numpy(x)
     target = _arrays.out_array(out, x, arr) if out is not None else None
     if isinstance(fmt, IntAffineFormat):

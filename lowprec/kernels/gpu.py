@@ -18,7 +18,7 @@ from types import ModuleType
 
 from .philox import WORK_UNIT
 
-__all__ = ["available", "quantize_float", "quantize_e8m0"]
+__all__ = ["available", "quantize_float", "quantize_e8m0", "quantize_binary", "quantize_ternary"]
 
 _PARAM_FIELDS = ("drop0", "sub_exp", "q_exp", "tiny", "q", "half_q", "lim_pos", "lim_neg", "ovf_pos", "ovf_neg",
                  "inf_pos_full", "inf_neg_full", "nan_pos_full", "nan_neg_full", "keep_neg_zero", "par_mask",
@@ -150,3 +150,29 @@ def quantize_e8m0(src, dst, params, mode: int, key: int, *, block: int, elem_ema
     kernel[grid](src, dst, _params_on(params, src.device), total, nbl, length, inner, block, elem_emax, threshold,
                  key_lo, key_hi, ctr_lo, ctr_hi, NB=nb, BP=bp, IT=it, MODE=mode, DEEP=params.sub_exp < 1,
                  ELEMENTS=elements, num_warps=4)
+
+
+_SCALED_BLOCK = 1024
+
+
+def quantize_binary(src, dst, alpha, inner: int, key: int | None) -> None:
+    """dst = src (contiguous float32/float64) rounded to +-alpha (a float64 tensor on src's device, one
+    entry or one per channel; channel of element i: (i // inner) % len(alpha)): the sign, or with a
+    key BinaryConnect's stochastic rounding (lowprec.array.scaled)."""
+    n = src.numel()
+    if n == 0:
+        return
+    key_lo, key_hi = _halves(key or 0)
+    kernel = _module("triton_scaled", src.device.type == "cpu").binary
+    kernel[(-(-n // _SCALED_BLOCK),)](src, dst, alpha, n, inner, alpha.numel(), key_lo, key_hi, BLOCK=_SCALED_BLOCK,
+                                      STOCHASTIC=key is not None)
+
+
+def quantize_ternary(src, dst, w_p, w_n, delta, inner: int) -> None:
+    """dst = src rounded to {-w_n, 0, +w_p} by the thresholds +-delta (float64 tensors, as alpha in
+    quantize_binary, all of one length)."""
+    n = src.numel()
+    if n == 0:
+        return
+    kernel = _module("triton_scaled", src.device.type == "cpu").ternary
+    kernel[(-(-n // _SCALED_BLOCK),)](src, dst, w_p, w_n, delta, n, inner, w_p.numel(), BLOCK=_SCALED_BLOCK)
