@@ -38,20 +38,27 @@ def choose(backend: str | None, x: Any, fmt: Any) -> str:
     return backend
 
 
-def choose_for_blocks(backend: str | None, x: Any, fmt: Any) -> str:
-    """The backend for a block-scaled format: "triton" (e8m0 scales, float32 tensors) or "c" (the
-    host; NVFP4's float scales, float64)."""
-    triton_ok = _arrays.is_tensor(x) and fmt.scale_is_e8m0 and str(x.dtype) == "torch.float32"
+def _kernel_or_host(backend: str | None, x: Any, fmt: Any, triton_ok: bool, takes: str) -> str:
+    """"triton" or "c" for a kind with a Triton kernel where triton_ok, the host elsewhere; `takes`
+    says in the refusal what the kernel takes."""
     if backend is None:
         return "triton" if triton_ok and x.device.type == "cuda" and gpu.available() else "c"
     if backend not in BACKENDS:
         raise ValueError(f"backend must be None (automatic) or one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
+    name = getattr(fmt, "name", None) or repr(fmt)
     if backend == "torch":
-        raise ValueError(f"backend='torch' has no block-scaled path; {fmt.name or fmt!r} takes 'c' or 'triton'")
+        raise ValueError(f"backend='torch' has no path for {name}; it takes 'c', or 'triton' for {takes}")
     if backend == "triton" and not triton_ok:
-        raise ValueError(f"backend='triton' takes float32 tensors in e8m0-scaled (MX, bfp) formats; "
-                         f"{fmt.name or fmt!r} with {type(x).__name__} {getattr(x, 'dtype', '')} runs on 'c'")
+        raise ValueError(f"backend='triton' takes {takes}; {name} with {type(x).__name__} "
+                         f"{getattr(x, 'dtype', '')} runs on 'c'")
     return backend
+
+
+def choose_for_blocks(backend: str | None, x: Any, fmt: Any) -> str:
+    """The backend for a block-scaled format: "triton" (e8m0 scales, float32 tensors) or "c" (the
+    host; NVFP4's float scales, float64)."""
+    triton_ok = _arrays.is_tensor(x) and fmt.scale_is_e8m0 and str(x.dtype) == "torch.float32"
+    return _kernel_or_host(backend, x, fmt, triton_ok, "float32 tensors in e8m0-scaled (MX, bfp) formats")
 
 
 def choose_for_scaled(backend: str | None, x: Any, fmt: Any) -> str:
@@ -61,13 +68,4 @@ def choose_for_scaled(backend: str | None, x: Any, fmt: Any) -> str:
 
     triton_ok = (_arrays.is_tensor(x) and isinstance(fmt, (BinaryFormat, TernaryFormat))
                  and str(x.dtype) in ("torch.float32", "torch.float64"))
-    if backend is None:
-        return "triton" if triton_ok and x.device.type == "cuda" and gpu.available() else "c"
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be None (automatic) or one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
-    if backend == "torch":
-        raise ValueError(f"backend='torch' has no path for {fmt!r}; it takes 'c' or, binary and ternary, 'triton'")
-    if backend == "triton" and not triton_ok:
-        raise ValueError(f"backend='triton' takes float32/float64 tensors in binary and ternary formats; "
-                         f"{fmt!r} with {type(x).__name__} {getattr(x, 'dtype', '')} runs on 'c'")
-    return backend
+    return _kernel_or_host(backend, x, fmt, triton_ok, "float32/float64 tensors in binary and ternary formats")
