@@ -2,6 +2,7 @@
 (every CI run), on CUDA tensors where a GPU is present. Also the backend choice and its errors."""
 
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -275,3 +276,23 @@ def test_binary_and_ternary_formats(dtype, device):
         lowprec.quantize(x, lowprec.IntAffineFormat(8, 0.1), backend="triton")
     with pytest.raises(ValueError, match="x has 5 along axis 1"):
         lowprec.quantize(x, lowprec.BinaryFormat(np.ones(3), axis=1), backend="triton")
+
+
+def test_a_triton_failure_falls_back_to_torch_ops_once_with_a_warning(monkeypatch):
+    from lowprec.array import device
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("compile failed (simulated)")
+
+    monkeypatch.setattr(gpu, "quantize_float", broken)
+    monkeypatch.setattr(device, "_fell_back", set())
+    x = torch.randn(300).to(torch.bfloat16)
+    fmt = lowprec.formats.get("fp8_e5m2")
+    with pytest.warns(RuntimeWarning, match="the Triton kernel failed for fp8_e5m2 .*compile failed"):
+        got = device.quantize_device(x, fmt, "nearest_even", "triton", automatic=True)
+    assert got.dtype == torch.bfloat16 and torch.equal(got, lowprec.quantize(x, fmt, backend="c"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per format
+        device.quantize_device(x, fmt, "nearest_even", "triton", automatic=True)
+    with pytest.raises(RuntimeError, match="simulated"):  # a named backend never falls back
+        device.quantize_device(x, fmt, "nearest_even", "triton")

@@ -264,15 +264,27 @@ def quantize_triton(x: torch.Tensor, fmt: Any, rounding: str = "nearest_even", *
     return dst
 
 
+def _check_out(out: Any, x: torch.Tensor) -> None:
+    if out is not None and not (isinstance(out, torch.Tensor) and out.shape == x.shape and out.dtype == x.dtype
+                                and out.device == x.device):
+        raise TypeError(f"out must be a tensor of x's shape, dtype and device ({tuple(x.shape)}, {x.dtype}, {x.device})")
+
+
+def _in_dtype(values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """float32 values that dtype holds (the caller checked) in dtype; bfloat16 by its top half, which
+    keeps NaN signs as the Triton kernel does."""
+    if dtype == torch.bfloat16:
+        return (values.view(torch.int32) >> 16).short().view(torch.bfloat16)
+    return values.to(dtype)
+
+
 def quantize_device(x: torch.Tensor, fmt: Any, rounding: str, backend: str, *, seed: Any = None,
                     rbits: int | None = None, out: Any = None, nan: str = "default",
                     automatic: bool = False) -> torch.Tensor:
     """The array API's quantize for a tensor on the "triton" or "torch" backend (lowprec.array.backend).
     out: a tensor of x's shape, dtype and device. automatic: the backend was not named, so a Triton
     failure (a compile error, say) falls back to torch operations with one warning per format."""
-    if out is not None and not (isinstance(out, torch.Tensor) and out.shape == x.shape and out.dtype == x.dtype
-                                and out.device == x.device):
-        raise TypeError(f"out must be a tensor of x's shape, dtype and device ({tuple(x.shape)}, {x.dtype}, {x.device})")
+    _check_out(out, x)
     if nan == "raise" and not fmt.has_nan and bool(torch.isnan(x).any()):
         raise ValueError(f"x holds NaN and {fmt} has no NaN (nan='raise')")
     if backend == "triton":
@@ -285,11 +297,14 @@ def quantize_device(x: torch.Tensor, fmt: Any, rounding: str, backend: str, *, s
                 raise
             if fmt not in _fell_back:
                 _fell_back.add(fmt)
-                warnings.warn(f"the Triton kernel failed for {fmt.name or fmt!r} ({type(exc).__name__}: {exc}); "
+                warnings.warn(f"the Triton kernel failed for {fmt.name or repr(fmt)} ({type(exc).__name__}: {exc}); "
                               "using torch operations instead", RuntimeWarning, stacklevel=3)
     elif automatic and x.device.type not in ("cuda", "cpu"):
         _log.debug("quantize: no Triton on %s; using torch operations", x.device)
-    result = quantize_torch(x, fmt, rounding, seed=seed, rbits=rbits)
+    if x.dtype in _HALF:  # the torch path rounds float32 (which holds the halves exactly)
+        result = _in_dtype(quantize_torch(x.float(), fmt, rounding, seed=seed, rbits=rbits), x.dtype)
+    else:
+        result = quantize_torch(x, fmt, rounding, seed=seed, rbits=rbits)
     if out is None:
         return result
     out.copy_(result)
@@ -303,9 +318,7 @@ def quantize_blocks_triton(x: torch.Tensor, fmt: Any, rounding: str, axis: int, 
     lowprec.array.block.scale_threshold); the result is contiguous. Same bits as the C core
     (stochastic draws over the blocked layout included)."""
     _, params, mode, _ = _plan(fmt.element, rounding, rbits, torch.float32)
-    if out is not None and not (isinstance(out, torch.Tensor) and out.shape == x.shape and out.dtype == x.dtype
-                                and out.device == x.device):
-        raise TypeError(f"out must be a tensor of x's shape, dtype and device ({tuple(x.shape)}, {x.dtype}, {x.device})")
+    _check_out(out, x)
     key = seed_key(seed) if mode == 6 else 0
     src = x.detach().contiguous()
     outer = int(np.prod(src.shape[:axis], dtype=np.int64))
@@ -323,9 +336,7 @@ def quantize_scaled_triton(x: torch.Tensor, fmt: Any, key: int | None, *, out: A
     """lowprec.quantize of a float32/float64 tensor to a binary (key: stochastic) or ternary format
     by the Triton kernels, on the tensor's device; the result is contiguous (parameters checked by
     the caller against x's shape)."""
-    if out is not None and not (isinstance(out, torch.Tensor) and out.shape == x.shape and out.dtype == x.dtype
-                                and out.device == x.device):
-        raise TypeError(f"out must be a tensor of x's shape, dtype and device ({tuple(x.shape)}, {x.dtype}, {x.device})")
+    _check_out(out, x)
     src = x.detach().contiguous()
     dst = out if out is not None and out.is_contiguous() else torch.empty_like(src)
 
