@@ -296,3 +296,15 @@ def test_a_triton_failure_falls_back_to_torch_ops_once_with_a_warning(monkeypatc
         device.quantize_device(x, fmt, "nearest_even", "triton", automatic=True)
     with pytest.raises(RuntimeError, match="simulated"):  # a named backend never falls back
         device.quantize_device(x, fmt, "nearest_even", "triton")
+
+
+@settings(max_examples=10, deadline=None)  # the interpreter's ~1 s an example
+@given(hnp.array_shapes(min_dims=1, max_dims=3, max_side=24), st.sampled_from([1, 2, 5, 32]),
+       st.sampled_from(lowprec.ROUNDING_MODES), st.sampled_from(["floor", "ceil", "rceil", "even"]), st.data())
+def test_mx_random_shapes_axes_and_blocks(shape, block, mode, rule, data):
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    x = data.draw(hnp.arrays(np.float32, shape, elements=st.floats(-1e6, 1e6, width=32)))
+    fmt = lowprec.BlockFormat("fp8_e5m2", block=block, rule=rule)
+    expected = lowprec.quantize(x, fmt, mode, axis=axis, seed=3)
+    got = lowprec.quantize(torch.from_numpy(x), fmt, mode, axis=axis, seed=3, backend="triton").numpy()
+    assert_same(got, expected, f"{shape} axis={axis} block={block} {mode} {rule}")
