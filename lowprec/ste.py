@@ -109,10 +109,16 @@ class _Quantize(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
-        if ctx.estimator == "clipped":
-            lo, hi = representable_range(ctx.fmt, x)
-            g = g * ((x >= lo) & (x <= hi)).to(g.dtype)
-        return g, None, None, None, None, None
+        return _passed(g, x, ctx.fmt, ctx.estimator), None, None, None, None, None
+
+
+def _passed(g: torch.Tensor, x: torch.Tensor, fmt: Any, estimator: str) -> torch.Tensor:
+    """The gradient the estimator passes: g ("ste"), or g inside fmt's representable range, 0 outside
+    ("clipped")."""
+    if estimator != "clipped":
+        return g
+    lo, hi = representable_range(fmt, x)
+    return g * ((x >= lo) & (x <= hi)).to(g.dtype)
 
 
 def quantize(x: torch.Tensor, fmt: Any, rounding: str = "nearest_even", *, estimator: str = "ste",
@@ -122,7 +128,7 @@ def quantize(x: torch.Tensor, fmt: Any, rounding: str = "nearest_even", *, estim
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {', '.join(map(repr, ESTIMATORS))}; got {estimator!r}")
     if torch.compiler.is_compiling():  # the custom operator: no graph break
-        return _quantize_op(x, format_key(as_format(fmt)), rounding, estimator, _seed_int(seed), axis)
+        return _quantize_op(x, _key_traced(fmt), rounding, estimator, _seed_int(seed), axis)
     return _Quantize.apply(x, as_format(fmt), rounding, estimator, seed, axis)
 
 
@@ -141,7 +147,7 @@ def quantize_grad(x: torch.Tensor, fmt: Any, rounding: str = "nearest_even", *, 
                   axis: int = -1) -> torch.Tensor:
     """Identity forward; the incoming gradient rounded to fmt backward (`axis`: as quantize's)."""
     if torch.compiler.is_compiling():
-        return _quantize_grad_op(x, format_key(as_format(fmt)), rounding, _seed_int(seed), axis)
+        return _quantize_grad_op(x, _key_traced(fmt), rounding, _seed_int(seed), axis)
     return _QuantizeGrad.apply(x, as_format(fmt), rounding, seed, axis)
 
 
@@ -359,22 +365,33 @@ def format_key(fmt: Any) -> str:
     return key
 
 
+def _key_traced(fmt: Any) -> str:
+    """format_key while torch.compile traces: a name passes as it is (the registry's loading cannot be
+    traced; the operator looks it up when it runs)."""
+    return fmt if isinstance(fmt, str) else format_key(fmt)
+
+
+def _format_of(key: str) -> Any:
+    """The format a format_key names (a named format needs no record)."""
+    fmt = _FORMATS.get(key)
+    if fmt is not None:
+        return fmt
+    try:
+        return as_format(key)
+    except ValueError:
+        raise ValueError(f"format {key} is not known to the compiled graph: call lowprec.ste.format_key(fmt) once "
+                         "outside torch.compile (the layers do it for theirs)") from None
+
+
 def _forward(x: torch.Tensor, fmt: str, rounding: str, seed: int, axis: int) -> torch.Tensor:
-    f = _FORMATS.get(fmt)
-    if f is None:
-        try:
-            f = as_format(fmt)
-        except ValueError:
-            raise ValueError(f"format {fmt} is not known to the compiled graph: call lowprec.ste.format_key(fmt) once "
-                             "outside torch.compile (the layers do it for theirs)") from None
-    return _q(x, f, rounding, None if seed < 0 else seed, axis).contiguous()
+    """_q on the format `fmt` names: a new contiguous tensor (custom operators may not alias inputs)."""
+    return _q(x, _format_of(fmt), rounding, None if seed < 0 else seed, axis).contiguous()
 
 
 @torch.library.custom_op("lowprec::quantize", mutates_args=())
 def _quantize_op(x: torch.Tensor, fmt: str, rounding: str, estimator: str, seed: int, axis: int) -> torch.Tensor:
     """x rounded to the format `fmt` (a format_key); backward: the straight-through estimator."""
-    result = _forward(x, fmt, rounding, seed, axis)
-    return result.clone() if result.data_ptr() == x.data_ptr() else result
+    return _forward(x, fmt, rounding, seed, axis)
 
 
 @_quantize_op.register_fake
@@ -389,11 +406,8 @@ def _setup_quantize(ctx, inputs, output):
 
 
 def _backward_quantize(ctx, g):
-    if ctx.estimator == "clipped":
-        (x,) = ctx.saved_tensors
-        lo, hi = representable_range(_FORMATS[ctx.fmt], x)
-        g = g * ((x >= lo) & (x <= hi)).to(g.dtype)
-    return g, None, None, None, None, None
+    (x,) = ctx.saved_tensors
+    return _passed(g, x, _format_of(ctx.fmt), ctx.estimator), None, None, None, None, None
 
 
 _quantize_op.register_autograd(_backward_quantize, setup_context=_setup_quantize)

@@ -13,14 +13,12 @@ outputs bit for bit. Usage: lowprec matrix-units [--out DIR] [--max-log2 13] [--
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
 import lowprec
-from lowprec.sims.output import atomic_csv, atomic_write
-from lowprec.sims.swamping import check_writable
+from lowprec.sims.output import atomic_csv, atomic_write, check_writable, has_matplotlib, run_study
 
 DISTRIBUTIONS = ("normal", "positive")
 INTERVALS = (32, 128, 512)  # promotion intervals tried against the recordings
@@ -157,28 +155,23 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.min_log2 <= args.max_log2 <= 16:
         ap.error("need 1 <= --min-log2 <= --max-log2 <= 16")
     out = Path(args.out)
-    try:
+
+    def work():
         check_writable(out)
         rows = run(args.min_log2, args.max_log2, args.seed)
         hw_rows, matches = recorded(Path(args.recordings))
         rows += hw_rows
         note = summary(matches)
         write_csv(rows, out / "matrix_units.csv")
-        try:
-            import matplotlib  # noqa: F401
-            wrote_plot = True
-        except ImportError:
-            wrote_plot = False
-        if wrote_plot:
+        plotted = has_matplotlib()
+        if plotted:
             write_plot(rows, out / "matrix_units.png", note)
-    except KeyboardInterrupt:
-        print("lowprec matrix-units: interrupted; nothing written for the unfinished run", file=sys.stderr)
-        return 130
-    except (ValueError, TypeError, OSError) as exc:
-        if args.debug:
-            raise
-        print(f"lowprec matrix-units: error: {exc}", file=sys.stderr)
-        return 2
+        return rows, note, plotted
+
+    status, result = run_study("lowprec matrix-units", args.debug, work)
+    if status:
+        return status
+    rows, note, wrote_plot = result
     if args.json:
         import json
 

@@ -4,9 +4,10 @@ rename it into place."""
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
@@ -43,3 +44,38 @@ def atomic_text(path: Path, text: str) -> None:
             fh.write(text)
 
     atomic_write(path, write)
+
+
+def check_writable(folder: Path) -> None:
+    """Create the output folder and prove a file can be written there, before any work."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-check.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ValueError(f"cannot write to --out {folder}: {exc.strerror or exc}") from None
+
+
+def has_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_study(prog: str, debug: bool, work: Callable[[], Any]) -> tuple[int, Any]:
+    """(0, work()), with the studies' failures as exit statuses: 130 after Ctrl-C (nothing of the
+    unfinished run is written), 2 after a bad setting or a failed write, its message on stderr (with
+    debug: the exception itself)."""
+    try:
+        return 0, work()
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; nothing written for the unfinished run", file=sys.stderr)
+        return 130, None
+    except (ValueError, TypeError, OSError, OverflowError) as exc:
+        if debug:
+            raise
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2, None

@@ -19,17 +19,14 @@ from __future__ import annotations
 import argparse
 import ast
 import math
-import os
 import re
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lowprec import MAC, FixedFormat, FloatFormat, formats
-from lowprec.sims.output import atomic_csv, atomic_write
+from lowprec.sims.output import atomic_csv, atomic_write, check_writable, has_matplotlib, run_study
 
 DISTRIBUTIONS = ("uniform", "normal", "ones")
 ACCUMULATORS = ("fp32", "fp16", "bf16", "dlfloat16")
@@ -183,17 +180,6 @@ def write_plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def check_writable(folder: Path) -> None:
-    """Create the output folder and prove a file can be written there, before any work."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-check.")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ValueError(f"cannot write to --out {folder}: {exc.strerror or exc}") from None
-
-
 def main(argv: list[str] | None = None) -> int:
     from lowprec.cli import DefaultsHelp
 
@@ -217,27 +203,22 @@ def main(argv: list[str] | None = None) -> int:
     if any(c < 1 for c in args.chunks):
         ap.error("--chunks must be positive")
     out = Path(args.out)
-    try:
+
+    def work():
         for a in args.acc:
             parse_acc(a)
         check_writable(out)
         rows = run(args.min_log2, args.max_log2, args.dist, args.acc, args.chunks, args.seed, not args.quiet)
         write_csv(rows, out / "swamping.csv")
-        try:
-            import matplotlib  # noqa: F401
-            wrote_plot = True
-        except ImportError:
-            wrote_plot = False
-        if wrote_plot:
+        plotted = has_matplotlib()
+        if plotted:
             write_plot(rows, out / "swamping.png")
-    except KeyboardInterrupt:
-        print("lowprec swamping: interrupted; nothing written for the unfinished run", file=sys.stderr)
-        return 130
-    except (ValueError, TypeError, OSError, OverflowError) as exc:
-        if args.debug:
-            raise
-        print(f"lowprec swamping: error: {exc}", file=sys.stderr)
-        return 2
+        return rows, plotted
+
+    status, result = run_study("lowprec swamping", args.debug, work)
+    if status:
+        return status
+    rows, wrote_plot = result
     if args.json:
         import json
 

@@ -207,8 +207,10 @@ def test_layers_in_mac_mode_run_on_a_unit_forward_and_backward():
     dw = mac.with_inputs("fp8_e4m3fn", "fp8_e5m2").matmul(xq.t().contiguous(), g).t()  # dW^T = X^T dY on the unit
     assert torch.equal(layer.weight.grad, dw)
     assert layer.q_mac.counts["calls"] == 3  # forward and both backward GEMMs, recorded in one place
-    with pytest.raises(ValueError, match="the layer's grad format must be one of them"):
+    with pytest.raises(ValueError, match="mac unit 'h100_fp8': the layer needs grad formats among the unit's operands"):
         lnn.QLinear(3, 2, weight="fp8_e4m3fn", input="fp8_e4m3fn", mac={"mode": "mac", "unit": "h100_fp8"})
+    with pytest.raises(ValueError, match="unit h100_fp16 takes operands in fp16; got 'bf16'"):
+        lnn.QLinear(3, 2, weight="fp16", input="fp16", grad="bf16", mac={"mode": "mac", "unit": "h100_fp16"})
     with pytest.raises(ValueError, match="unit h100_fp16 takes operands in fp16; got 'bf16'"):
         lnn.QLinear(3, 2, weight="fp16", input="bf16", grad="fp16", mac={"mode": "mac", "unit": "h100_fp16"})
 

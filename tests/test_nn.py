@@ -216,3 +216,13 @@ def test_torch_compile_of_a_swapped_model_matches_eager_in_one_graph(formats):
             a.grad = b.grad = None
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
     assert hasattr(torch.ops.lowprec, "quantize") and hasattr(torch.ops.lowprec, "quantize_grad")
+
+
+def test_the_clipped_estimator_under_torch_compile():
+    from lowprec import ste
+
+    x = torch.tensor([-1000.0, -3.0, 0.5, 500.0], requires_grad=True)
+    f = torch.compile(lambda t: (ste.quantize(t, "fp8_e4m3fn", estimator="clipped") * 2).sum(), backend="aot_eager",
+                      fullgraph=True)
+    f(x).backward()
+    assert torch.equal(x.grad, torch.tensor([0.0, 2.0, 2.0, 0.0]))  # e4m3fn's range is +-448

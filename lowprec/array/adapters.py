@@ -65,6 +65,17 @@ def is_half_tensor(x: Any) -> bool:
     return x.dtype in (torch.float16, torch.bfloat16)
 
 
+def narrowed(values: Any, dtype: Any) -> Any:
+    """float32 tensor values that float16/bfloat16 `dtype` holds exactly (the caller checked), in that
+    dtype; bfloat16 by the top half of each pattern, which keeps NaN signs as the Triton kernel does
+    (torch's conversion makes every NaN positive)."""
+    import torch  # a tensor came in: torch is loaded
+
+    if dtype == torch.bfloat16:
+        return (values.view(torch.int32) >> 16).short().view(torch.bfloat16)
+    return values.to(dtype)
+
+
 def _tensor_to_numpy(x, name: str):
     """float32/float64 tensors as they are; float16/bfloat16 ones as float32 (exact), results then
     float32 (quantize keeps their dtype itself, where the format fits it)."""

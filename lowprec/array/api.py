@@ -201,10 +201,7 @@ def _quantize_half(x: Any, fmt: Format, rounding: str, *, out: Any, **kwargs: An
         if choose(kwargs.get("backend"), x, fmt) == "triton":  # the kernel reads and writes halves itself
             return quantize_scalar(x, fmt, rounding, out=out, **kwargs)
     q = quantize(x.float(), fmt, rounding, **kwargs)
-    if isinstance(fmt, (FloatFormat, FixedFormat)) and dtype_name == "bfloat16":
-        result = (q.view(torch.int32) >> 16).short().view(x.dtype)  # exact here, NaN signs kept (as Triton)
-    else:
-        result = q.to(x.dtype)
+    result = _arrays.narrowed(q, x.dtype) if isinstance(fmt, (FloatFormat, FixedFormat)) else q.to(x.dtype)
     if not isinstance(fmt, (FloatFormat, FixedFormat)):  # scaled, block, codebook values: check them
         if not bool(((result.float() == q) | torch.isnan(q)).all()):
             raise TypeError(f"x is a {dtype_name} tensor and its values in {fmt!r} are not all {dtype_name} "

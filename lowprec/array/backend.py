@@ -1,17 +1,20 @@
-"""Which engine quantizes a float or fixed-point array: the C core ("c"), Triton kernels ("triton")
-or plain torch operations ("torch").
+"""Which engine quantizes an array: the C core ("c"), Triton kernels ("triton") or plain torch
+operations ("torch", float and fixed-point formats only).
 
 Automatic choice (backend=None): numpy input and CPU tensors go to the C core; CUDA tensors to Triton
 where it imports, else torch ops; tensors on other devices to torch ops. All three give the same bits
 for every format and mode (stochastic rounding: the same Philox draws for a seed). Naming a backend
 runs it or raises: "triton" on a CPU tensor runs Triton's interpreter (slow; for tests), "torch" and
-"triton" take tensors only, and neither wraps (fixed point with overflow="wrap": use "c").
+"triton" take tensors only, and neither wraps (fixed point with overflow="wrap": use "c"). Block
+formats (e8m0 scales, float32 tensors) and binary/ternary formats (float32/float64 tensors) have
+Triton kernels too (choose_for_blocks, choose_for_scaled); the rest stays on the host.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..formats import BinaryFormat, TernaryFormat
 from ..kernels import gpu
 from . import adapters as _arrays
 
@@ -64,8 +67,6 @@ def choose_for_blocks(backend: str | None, x: Any, fmt: Any) -> str:
 def choose_for_scaled(backend: str | None, x: Any, fmt: Any) -> str:
     """The backend for a binary, ternary or integer-affine format: "triton" (binary and ternary,
     float32/float64 tensors) or "c" (the host)."""
-    from ..formats import BinaryFormat, TernaryFormat
-
     triton_ok = (_arrays.is_tensor(x) and isinstance(fmt, (BinaryFormat, TernaryFormat))
                  and str(x.dtype) in ("torch.float32", "torch.float64"))
     return _kernel_or_host(backend, x, fmt, triton_ok, "float32/float64 tensors in binary and ternary formats")

@@ -1,7 +1,8 @@
-"""Float and fixed-point quantization of tensors where they live: Triton kernels
-(lowprec.kernels.gpu) and, for devices Triton cannot run on, the C kernel's bit manipulation
-(csrc/quantize_impl.h) in plain torch operations on integer views (quantize_torch). quantize_device
-is the array API's entry for both (lowprec.array.backend chooses).
+"""Quantization of tensors where they live (lowprec.array.backend chooses): the Triton kernels
+(lowprec.kernels.gpu) for float and fixed-point formats (quantize_device, quantize_triton), e8m0
+block formats (quantize_blocks_triton) and binary/ternary formats (quantize_scaled_triton); and,
+for float and fixed-point formats on devices Triton cannot run on, the C kernel's bit manipulation
+(csrc/quantize_impl.h) in plain torch operations on integer views (quantize_torch).
 
 Bit-identical to lowprec.quantize for float and fixed-point formats in every rounding mode
 (stochastic: the same Philox4x32-10 draws for the same seed, generated on the device), float32 and
@@ -19,12 +20,14 @@ import numpy as np
 import torch
 
 from ..kernels import gpu
+from .adapters import narrowed
 from ..kernels.params import qparams
 from ..kernels.philox import WORK_UNIT
 from ..formats import FixedFormat, FloatFormat, as_format
 from ..kernels.rounding import check_rbits, mode_index, seed_key
 
-__all__ = ["quantize_device", "quantize_triton", "quantize_blocks_triton", "quantize_torch", "philox_words"]
+__all__ = ["quantize_device", "quantize_triton", "quantize_blocks_triton", "quantize_scaled_triton", "quantize_torch",
+           "philox_words"]
 
 _M0, _M1 = 0xD2511F53, 0xCD9E8D57
 _W0, _W1 = 0x9E3779B9, 0xBB67AE85
@@ -270,14 +273,6 @@ def _check_out(out: Any, x: torch.Tensor) -> None:
         raise TypeError(f"out must be a tensor of x's shape, dtype and device ({tuple(x.shape)}, {x.dtype}, {x.device})")
 
 
-def _in_dtype(values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """float32 values that dtype holds (the caller checked) in dtype; bfloat16 by its top half, which
-    keeps NaN signs as the Triton kernel does."""
-    if dtype == torch.bfloat16:
-        return (values.view(torch.int32) >> 16).short().view(torch.bfloat16)
-    return values.to(dtype)
-
-
 def quantize_device(x: torch.Tensor, fmt: Any, rounding: str, backend: str, *, seed: Any = None,
                     rbits: int | None = None, out: Any = None, nan: str = "default",
                     automatic: bool = False) -> torch.Tensor:
@@ -302,7 +297,7 @@ def quantize_device(x: torch.Tensor, fmt: Any, rounding: str, backend: str, *, s
     elif automatic and x.device.type not in ("cuda", "cpu"):
         _log.debug("quantize: no Triton on %s; using torch operations", x.device)
     if x.dtype in _HALF:  # the torch path rounds float32 (which holds the halves exactly)
-        result = _in_dtype(quantize_torch(x.float(), fmt, rounding, seed=seed, rbits=rbits), x.dtype)
+        result = narrowed(quantize_torch(x.float(), fmt, rounding, seed=seed, rbits=rbits), x.dtype)
     else:
         result = quantize_torch(x, fmt, rounding, seed=seed, rbits=rbits)
     if out is None:

@@ -102,8 +102,12 @@ class BlockFormat:
     @property
     def bits(self) -> float:
         """Storage bits per element, the scale's share included."""
-        scale_bits = 8 if self.scale == E8M0 else self.scale.bits
-        return self.element.bits + scale_bits / self.block
+        return self.element.bits + self.scale_bits / self.block
+
+    @property
+    def scale_bits(self) -> int:
+        """Bits of one block scale."""
+        return 8 if self.scale_is_e8m0 else self.scale.bits
 
     @property
     def scale_is_e8m0(self) -> bool:
@@ -117,8 +121,8 @@ class BlockFormat:
 
     def stored_bits(self, numel: int) -> int:
         """Bits of numel elements with their block scales (and the tensor scale, if any)."""
-        scale_bits = 8 if self.scale == E8M0 else self.scale.bits
-        return numel * self.element.bits + math.ceil(numel / self.block) * scale_bits + (PARAM_BITS if self.tensor_scale else 0)
+        return (numel * self.element.bits + math.ceil(numel / self.block) * self.scale_bits
+                + (PARAM_BITS if self.tensor_scale else 0))
 
     @property
     def max(self) -> float:

@@ -128,13 +128,11 @@ def _pow2_at_least(v: int) -> int:
     return 1 << max(0, (v - 1).bit_length())
 
 
-def quantize_e8m0(src, dst, params, mode: int, key: int, *, block: int, elem_emax: int, threshold: int,
-                  elements: bool = False, offset: int = 0) -> None:
+def quantize_e8m0(src, dst, params, mode: int, key: int, *, block: int, elem_emax: int, threshold: int) -> None:
     """Quantize the contiguous float32 tensor src, seen as (outer, L, inner) and blocked by `block`
     along L, into dst (same shape) by an e8m0 block format: `params` the element format's block (for
-    float32 input), elem_emax and threshold the scale rule's numbers (lowprec.array.block). elements:
-    write the rounded elements, not scaled back. Stochastic draws over the blocked layout (axis last,
-    lines padded to whole blocks) from counter `offset`."""
+    float32 input), elem_emax and threshold the scale rule's numbers (lowprec.array.block). Stochastic
+    draws over the blocked layout (axis last, lines padded to whole blocks), as the C core's."""
     outer, length, inner = src.shape
     if src.numel() == 0:
         return
@@ -145,11 +143,9 @@ def quantize_e8m0(src, dst, params, mode: int, key: int, *, block: int, elem_ema
     nb = max(1, WORK_UNIT // (bp * it))
     kernel = _module("triton_block", src.device.type == "cpu").quantize_e8m0
     key_lo, key_hi = _halves(key)
-    ctr_lo, ctr_hi = _halves(offset)
     grid = (-(-total // nb), -(-inner // it))
     kernel[grid](src, dst, _params_on(params, src.device), total, nbl, length, inner, block, elem_emax, threshold,
-                 key_lo, key_hi, ctr_lo, ctr_hi, NB=nb, BP=bp, IT=it, MODE=mode, DEEP=params.sub_exp < 1,
-                 ELEMENTS=elements, num_warps=4)
+                 key_lo, key_hi, NB=nb, BP=bp, IT=it, MODE=mode, DEEP=params.sub_exp < 1, num_warps=4)
 
 
 _SCALED_BLOCK = 1024

@@ -16,7 +16,7 @@ last, lines padded to whole blocks), as the C core's do.
 import triton
 import triton.language as tl
 
-from lowprec.kernels.triton_float_loaded import _philox, _round_one  # the float kernel, in the same mode
+from lowprec.kernels.triton_float_loaded import _draw32, _round_one  # the float kernel, in the same mode
 
 
 @triton.jit
@@ -30,14 +30,12 @@ def _pow2(k):
     return ((k + 127).to(tl.uint32) << 23).to(tl.float32, bitcast=True)
 
 
-@triton.jit(do_not_specialize=["key_lo", "key_hi", "ctr_lo", "ctr_hi"])
-def quantize_e8m0(x_ptr, y_ptr, p_ptr, total_blocks, nbl, L, inner, B, elem_emax, thr, key_lo, key_hi, ctr_lo,
-                  ctr_hi, NB: tl.constexpr, BP: tl.constexpr, IT: tl.constexpr, MODE: tl.constexpr,
-                  DEEP: tl.constexpr, ELEMENTS: tl.constexpr):
-    """y = x quantized to an e8m0 block format (ELEMENTS: the rounded elements, not scaled back);
-    nbl blocks a line of L positions (B a block), total_blocks = lines * nbl; p_ptr: the element
-    format's parameter vector (triton_float's layout). The key and counter offset as in
-    triton_float.quantize_float."""
+@triton.jit(do_not_specialize=["key_lo", "key_hi"])
+def quantize_e8m0(x_ptr, y_ptr, p_ptr, total_blocks, nbl, L, inner, B, elem_emax, thr, key_lo, key_hi,
+                  NB: tl.constexpr, BP: tl.constexpr, IT: tl.constexpr, MODE: tl.constexpr, DEEP: tl.constexpr):
+    """y = x quantized to an e8m0 block format; nbl blocks a line of L positions (B a block),
+    total_blocks = lines * nbl; p_ptr: the element format's parameter vector (triton_float's layout).
+    The key as in triton_float.quantize_float."""
     jb = tl.program_id(0).to(tl.int64) * NB + tl.arange(0, NB)[:, None, None]  # the block, over all lines
     r = tl.arange(0, BP)[None, :, None]  # the position in the block
     i = tl.program_id(1).to(tl.int64) * IT + tl.arange(0, IT)[None, None, :]  # the inner position
@@ -59,23 +57,10 @@ def quantize_e8m0(x_ptr, y_ptr, p_ptr, total_blocks, nbl, L, inner, B, elem_emax
     y = tl.where((tl.abs(y) < 1.1754943508222875e-38) & (x != 0), tiny, y)
     ybits = y.to(tl.uint32, bitcast=True)
     if MODE == 6:  # the draw of layout position p = line * padded length + l, as lp_quantize lays them out
-        p = (o * inner + i) * (nbl * B) + lpos
-        unit = p // 1024
-        k = p % 1024
-        k0 = key_lo.to(tl.uint32, bitcast=True) ^ 0x80000000
-        k1 = key_hi.to(tl.uint32, bitcast=True) ^ 0x80000000
-        base = ((ctr_hi.to(tl.uint32, bitcast=True) ^ 0x80000000).to(tl.uint64) << 32) \
-            | (ctr_lo.to(tl.uint32, bitcast=True) ^ 0x80000000).to(tl.uint64)
-        ctr = base + (unit * 256 + k % 256).to(tl.uint64)
-        w0, w1, w2, w3 = _philox(ctr.to(tl.uint32), (ctr >> 32).to(tl.uint32), k0, k1)
-        word = k // 256
-        rnd = tl.where(word == 0, w0, tl.where(word == 1, w1, tl.where(word == 2, w2, w3)))
+        rnd = _draw32((o * inner + i) * (nbl * B) + lpos, key_lo, key_hi)
     else:
         rnd = ybits
     rounded = _round_one(ybits, rnd, p_ptr, 32, 23, 127, MODE, DEEP).to(tl.float32, bitcast=True)
-    if ELEMENTS:
-        out = rounded
-    else:
-        out = rounded * _pow2(tl.where(e < -64, -64, e)) * _pow2(tl.where(e < -64, e + 64, 0))
+    out = rounded * _pow2(tl.where(e < -64, -64, e)) * _pow2(tl.where(e < -64, e + 64, 0))
     out = tl.where(nan_block, 0x7FC00000, out.to(tl.uint32, bitcast=True)).to(tl.float32, bitcast=True)
     tl.store(y_ptr + idx, out, mask=inside)

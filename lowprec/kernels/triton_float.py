@@ -65,6 +65,23 @@ def _philox(c0, c1, k0, k1):
 
 
 @triton.jit
+def _unbias(h):
+    """A 32-bit half passed in int32 range (h - 2**31, see quantize_float's doc) as its uint32."""
+    return h.to(tl.uint32, bitcast=True) ^ 0x80000000
+
+
+@triton.jit
+def _draw32(p, key_lo, key_hi):
+    """The 32-bit draw of element p of an array in the C core's float32 layout (lowprec.kernels.philox:
+    counter (p // 1024) * 256 + p % 256, word (p % 1024) // 256), counters from 0."""
+    k = p % 1024
+    ctr = ((p // 1024) * 256 + k % 256).to(tl.uint64)
+    w0, w1, w2, w3 = _philox(ctr.to(tl.uint32), (ctr >> 32).to(tl.uint32), _unbias(key_lo), _unbias(key_hi))
+    word = k // 256
+    return tl.where(word == 0, w0, tl.where(word == 1, w1, tl.where(word == 2, w2, w3)))
+
+
+@triton.jit
 def _rtne_shift(v, t, WIDTH: tl.constexpr):
     """Round-to-nearest-even of v * 2**t (t clamped as in C) as an integer of v's type."""
     one = v * 0 + 1
@@ -187,10 +204,8 @@ def quantize_float(x_ptr, y_ptr, p_ptr, n, key_lo, key_hi, ctr_lo, ctr_hi, WIDTH
     else:
         bits = x.to(tl.uint64, bitcast=True)
     if MODE == 6:
-        k0 = key_lo.to(tl.uint32, bitcast=True) ^ 0x80000000
-        k1 = key_hi.to(tl.uint32, bitcast=True) ^ 0x80000000
-        base = ((ctr_hi.to(tl.uint32, bitcast=True) ^ 0x80000000).to(tl.uint64) << 32) \
-            | (ctr_lo.to(tl.uint32, bitcast=True) ^ 0x80000000).to(tl.uint64)
+        k0, k1 = _unbias(key_lo), _unbias(key_hi)
+        base = (_unbias(ctr_hi).to(tl.uint64) << 32) | _unbias(ctr_lo).to(tl.uint64)
         if JOIN:
             ctr = base + prog.to(tl.uint64) * COLS + tl.arange(0, COLS).to(tl.uint64)
             w0, w1, w2, w3 = _philox(ctr.to(tl.uint32), (ctr >> 32).to(tl.uint32), k0, k1)

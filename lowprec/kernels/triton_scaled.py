@@ -8,7 +8,7 @@ triton_float.py is, whose Philox it reuses."""
 import triton
 import triton.language as tl
 
-from lowprec.kernels.triton_float_loaded import _philox  # the float kernel's, in the same mode
+from lowprec.kernels.triton_float_loaded import _draw32  # the float kernel's, in the same mode
 
 
 @triton.jit
@@ -24,14 +24,7 @@ def binary(x_ptr, y_ptr, alpha_ptr, n, inner, channels, key_lo, key_hi, BLOCK: t
     x = tl.load(x_ptr + idx, mask=inside, other=0.0).to(tl.float64)
     alpha = tl.load(alpha_ptr + _channel(idx, inner, channels), mask=inside, other=1.0)
     if STOCHASTIC:
-        k0 = key_lo.to(tl.uint32, bitcast=True) ^ 0x80000000
-        k1 = key_hi.to(tl.uint32, bitcast=True) ^ 0x80000000
-        k = idx % 1024
-        ctr = ((idx // 1024) * 256 + k % 256).to(tl.uint64)
-        w0, w1, w2, w3 = _philox(ctr.to(tl.uint32), (ctr >> 32).to(tl.uint32), k0, k1)
-        word = k // 256
-        draw = tl.where(word == 0, w0, tl.where(word == 1, w1, tl.where(word == 2, w2, w3)))
-        u = draw.to(tl.float64) / 4294967296.0
+        u = _draw32(idx, key_lo, key_hi).to(tl.float64) / 4294967296.0
         p = tl.minimum(tl.maximum((x / alpha + 1.0) / 2.0, 0.0), 1.0)
         plus = u < p
     else:

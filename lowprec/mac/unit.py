@@ -154,12 +154,16 @@ class MAC:
 
     def with_inputs(self, a_format, b_format) -> "MAC":
         """This MAC for operands in other formats (a matrix unit's backward GEMMs, say), recording into
-        the same counts."""
-        other = copy.copy(self)
-        other.inputs = (as_scalar_format(a_format, "inputs"), as_scalar_format(b_format, "inputs"))
-        if self.unit is not None:
-            self.unit.check_operands(*other.inputs)
-        return other
+        the same counts; made once per pair of formats (a layer asks at every forward)."""
+        inputs = (as_scalar_format(a_format, "inputs"), as_scalar_format(b_format, "inputs"))
+        variants = self.__dict__.setdefault("_variants", {})
+        if inputs not in variants:
+            if self.unit is not None:
+                self.unit.check_operands(*inputs)
+            other = copy.copy(self)
+            other.inputs = inputs
+            variants[inputs] = other
+        return variants[inputs]
 
     def reset_counts(self) -> None:
         """Zero the record of executed operations."""
@@ -282,13 +286,13 @@ class MAC:
 
     def _unit_matmul(self, A: np.ndarray, B: np.ndarray, initial: np.ndarray | None) -> np.ndarray:
         fa, fb = self.inputs
-        if self.quantize_inputs:
-            A, B = quantize(A, fa), quantize(B, fb)
-            initial = None if initial is None else quantize(initial, self.unit.registers)
-        A32, B32 = check_operand(A, fa, "a"), check_operand(B, fb, "b")
-        C32 = None if initial is None else check_operand(initial, self.unit.registers, "c")
+        # the operands as float32 values of their formats: rounded there, or checked to be there
+        prepare = (lambda x, fmt, name: np.ascontiguousarray(quantize(x, fmt), np.float32)) if self.quantize_inputs \
+            else check_operand
+        A32, B32 = prepare(A, fa, "a"), prepare(B, fb, "b")
+        C32 = None if initial is None else prepare(initial, self.unit.registers, "c")
         result = fused_matmul(A32, B32, C32, self.unit, fa, fb, self.chunk, self.chunk_acc if self.chunk else None)
-        return result if self.out in (self.chunk_acc if self.chunk else self.unit.acc,) else quantize(result, self.out)
+        return result if self.out == (self.chunk_acc if self.chunk else self.unit.acc) else quantize(result, self.out)
 
     # -- the engine --------------------------------------------------------------------------------
     def _matmul2d(self, A: np.ndarray, B: np.ndarray, products: tuple[str, int] | None = None,

@@ -65,14 +65,13 @@ def _mac_spec(mac: Any, inputs: tuple = (None, None)) -> tuple[str, MAC | None]:
 
 def _check_unit_formats(unit, input, weight, grad) -> None:
     """A layer on a matrix unit: its input, weight and gradient formats are operands of the unit's
-    GEMMs (forward: input x weight; backward: grad x weight, input x grad)."""
-    allowed = ", ".join(f.name or repr(f) for f in unit.operands)
-    for operand, fmt in (("input", input), ("weight", weight), ("grad", grad)):
-        if fmt is None or fmt not in unit.operands:
-            got = "none" if fmt is None else (getattr(fmt, "name", None) or repr(fmt))
-            raise ValueError(f"mac unit {unit.name!r} takes operands in {allowed}: the layer's {operand} format must "
-                             f"be one of them (the {'backward' if operand == 'grad' else 'forward'} GEMMs run on the "
-                             f"unit); got {got}")
+    GEMMs (forward: input x weight; backward: grad x weight, input x grad). The MAC checked input and
+    weight (its inputs); the gradient is checked here."""
+    missing = [name for name, fmt in (("input", input), ("weight", weight), ("grad", grad)) if fmt is None]
+    if missing:
+        raise ValueError(f"mac unit {unit.name!r}: the layer needs {', '.join(missing)} formats among the unit's "
+                         "operands (the forward and backward GEMMs run on the unit)")
+    unit.check_operands(grad, grad)
 
 
 def _axes(axes: Any, defaults: dict[str, int]) -> dict[str, int]:
