@@ -4,9 +4,9 @@ device-to-device copy of the same tensor (throughput), the output's size (memory
 (training). Needs a CUDA GPU. Usage: python bench/gpu.py [--log2n 28] [--steps 10] [--batch 256]
 (--device cpu --log2n 16 --batch 8: a smoke run of the script itself, no figures).
 
-Rows name the backend that ran (lowprec.array.backend): "triton" for float and fixed-point formats
-and e8m0 block formats (MX); NVFP4 still goes through the host (its Triton kernel is to come) and
-runs on 2**22 elements so that the run stays short; torch's own casts are printed as the peers'.
+Rows name the backend that ran (lowprec.array.backend): "triton" for every family on a CUDA
+tensor; torch's own casts are printed as the peers'. --sweep adds the float kernel's launch
+settings; --compile a torch.compile'd fake-fp8 training step.
 """
 
 import argparse
@@ -17,7 +17,7 @@ import torch
 
 import lowprec
 from lowprec import nn as lnn
-from lowprec.array.backend import choose, choose_for_blocks
+from lowprec.array.backend import choose, choose_for_blocks, choose_for_codebook, choose_for_scaled
 
 
 DEVICE = "cuda"
@@ -122,16 +122,27 @@ def throughput(args):
         print(f"peer: {label:<44} {s * 1e3:9.3f} ms {copy_s / s:8.3f} x copy")
 
     for name, rounding in (("mxfp8_e4m3", "nearest_even"), ("mxfp8_e4m3", "stochastic"), ("mxint8", "nearest_even"),
-                           ("mxfp4_e2m1", "nearest_even")):
+                           ("mxfp4_e2m1", "nearest_even"), ("nvfp4", "nearest_even"), ("nvfp4", "stochastic")):
         fmt = lowprec.formats.get(name)
         row(name, rounding, x, choose_for_blocks(None, x, fmt), lambda: lowprec.quantize(x, fmt, rounding, seed=1))
     act = x.view(-1, 64, 8, 8)  # activations blocked along the channels (conv layers)
     row("mxfp8_e4m3 (axis 1)", "nearest_even", act, choose_for_blocks(None, act, lowprec.formats.get("mxfp8_e4m3")),
         lambda: lowprec.quantize(act, "mxfp8_e4m3", axis=1))
-    part = x[: 1 << 22]
-    s = gpu_time(lambda: lowprec.quantize(part, "nvfp4"), reps=3)
-    print(f"{'nvfp4 (2**22)':<22} {'nearest_even':<13} {'float32':<9} {'host':<7} {s * 1e3:9.3f} "
-          f"{copy_s * 2**22 / n / s:8.3f}                   (no Triton kernel yet: through the host)")
+    rows = x.view(64, -1)  # 64 channels along axis 0
+    others = {
+        "binary": (lowprec.BinaryFormat(0.8), ("nearest_even", "stochastic")),
+        "ternary (per channel)": (lowprec.TernaryFormat(*[torch.rand(64).numpy() + 0.5 for _ in range(3)]),
+                                  ("nearest_even",)),
+        "int8 affine": (lowprec.IntAffineFormat(8, 0.03, zero_point=3), ("nearest_even", "stochastic")),
+        "int4 affine (per ch.)": (lowprec.IntAffineFormat(4, torch.rand(64).double().numpy() + 0.1), ("nearest_even",)),
+        "lut 16": (lowprec.LUTFormat(torch.randn(16).sort().values.double().numpy()), ("nearest_even", "stochastic")),
+        "lut 256": (lowprec.LUTFormat(torch.randn(256).sort().values.double().numpy()), ("nearest_even",)),
+        "log 4-bit": (lowprec.LogFormat(4), ("nearest_even",)),
+    }
+    for label, (fmt, modes) in others.items():
+        choose_kind = choose_for_codebook if isinstance(fmt, lowprec.LUTFormat) else choose_for_scaled
+        for rounding in modes:
+            row(label, rounding, rows, choose_kind(None, rows, fmt), lambda: lowprec.quantize(rows, fmt, rounding, seed=1))
 
 
 def sweep(args):
@@ -194,17 +205,19 @@ def resnet18(num_classes: int = 10) -> torch.nn.Module:
     return nn.Sequential(*layers)
 
 
-def train_step(spec, x, y):
-    """One SGD step of a fresh ResNet-18 on `DEVICE` with the layers swapped by spec (None: fp32)."""
+def train_step(spec, x, y, compiled: bool = False):
+    """One SGD step of a fresh ResNet-18 on `DEVICE` with the layers swapped by spec (None: fp32);
+    compiled: the model under torch.compile."""
     torch.manual_seed(0)
     model = resnet18().to(x.device)
     if spec:
         lnn.swap(model, copy.deepcopy(spec))
+    forward = torch.compile(model) if compiled else model
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def step():
         opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
+        torch.nn.functional.cross_entropy(forward(x), y).backward()
         opt.step()
 
     return step
@@ -219,11 +232,12 @@ def training(args):
     y = torch.randint(0, 10, (args.batch,), device=DEVICE)
     print(f"\nResNet-18 training step, batch {args.batch}, 3x32x32, SGD ({args.steps} steps back to back)")
     base = None
+    if args.compile:
+        specs["fake fp8, torch.compile"] = specs["fake fp8 (e4m3 w/in, e5m2 grad)"]
     for label, spec in specs.items():
-        step = train_step(spec, x, y)
-        steps = args.steps if "MX" not in label else max(2, args.steps // 5)
+        step = train_step(spec, x, y, compiled="compile" in label)
         t0 = time.perf_counter()
-        s = steady_time(step, steps, warmup=10 if "MX" not in label else 1)  # past the layers' first checks
+        s = steady_time(step, args.steps, warmup=10)  # past the layers' first checks (and the compile)
         base = base or s
         print(f"{label:<34} {s * 1e3:9.2f} ms {s / base:7.2f}x fp32   ({time.perf_counter() - t0:.1f} s)", flush=True)
 
@@ -234,6 +248,8 @@ def main():
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--sweep", action="store_true", help="the float kernel's launch settings")
+    ap.add_argument("--compile", action="store_true", help="also a torch.compile'd fake-fp8 step")
     ap.add_argument("--device", default="cuda", help="cpu: a smoke run of the script (C core, wall clock)")
     args = ap.parse_args()
     global DEVICE
@@ -243,7 +259,8 @@ def main():
     name = torch.cuda.get_device_name() if DEVICE == "cuda" else "CPU (smoke run)"
     print(name, "| torch", torch.__version__, "| lowprec", lowprec.__version__)
     throughput(args)
-    sweep(args)
+    if args.sweep:
+        sweep(args)
     training(args)
 
 

@@ -13,7 +13,7 @@ log=${OUT:-/tmp}/log
   nvidia-smi -L
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
   python3 -m pip install -q --no-build-isolation --no-deps -e . || exit 1
-  PYTHONUNBUFFERED=1 timeout 200 python3 -m pytest -q -x -p no:cacheprovider -k "cuda" tests/test_triton.py tests/test_torch_quantize.py
-  PYTHONUNBUFFERED=1 timeout 300 python3 bench/gpu.py "$@"
+  PYTHONUNBUFFERED=1 timeout 240 python3 -m pytest -q -x -p no:cacheprovider -k "cuda" tests/test_triton.py tests/test_torch_quantize.py
+  PYTHONUNBUFFERED=1 timeout 330 python3 bench/gpu.py "$@"
   [ -n "${OVERHEAD:-}" ] && PYTHONUNBUFFERED=1 timeout 120 python3 bench/gpu_overhead.py
 } 2>&1 | tee "$log"

@@ -153,8 +153,8 @@ try:  # the torch entry points
         ("quantize", "unknown backend", lambda: lowprec.quantize(T, "fp16", backend="gpu"), (ValueError, "backend must be None .automatic. or one of 'c', 'torch', 'triton'")),
         ("quantize", "backend='triton' for a numpy array", lambda: lowprec.quantize(X, "fp16", backend="triton"), (TypeError, "backend='triton' takes torch tensors")),
         ("quantize", "backend='triton' for a wrapping fixed-point format", lambda: lowprec.quantize(T, lowprec.FixedFormat(8, 0, overflow="wrap"), backend="triton"), (ValueError, "does not wrap")),
-        ("quantize", "backend='triton' for NVFP4", lambda: lowprec.quantize(T, "nvfp4", backend="triton"), (ValueError, "takes float32 tensors in e8m0-scaled")),
-        ("quantize", "backend for a codebook format", lambda: lowprec.quantize(T, LUTFormat([0.0, 1.0]), backend="triton"), (ValueError, "backend= does not apply to codebook")),
+        ("quantize", "backend='triton' for MXFP8 on a float64 tensor", lambda: lowprec.quantize(T.double(), "mxfp8_e4m3", backend="triton"), (ValueError, "takes float32 tensors in e8m0-scaled")),
+        ("quantize", "backend='torch' for a codebook format", lambda: lowprec.quantize(T, LUTFormat([0.0, 1.0]), backend="torch"), (ValueError, "backend='torch' has no path for")),
         ("nn.QLinear", "axes with an unknown operand", lambda: lowprec.nn.QLinear(4, 4, weight="mxfp8_e4m3", axes={"bias": 0}), (ValueError, "axes must be a dict")),
     ]
 except ImportError:

@@ -171,8 +171,8 @@ def test_backend_choice_and_refusals():
         lowprec.quantize(np.ones(3, np.float32), fp8, backend="triton")
     with pytest.raises(ValueError, match="does not wrap"):
         lowprec.quantize(torch.ones(3), lowprec.FixedFormat(8, 0, overflow="wrap"), backend="triton")
-    with pytest.raises(ValueError, match="backend= does not apply to codebook"):
-        lowprec.quantize(torch.ones(32), lowprec.LUTFormat([0.0, 1.0]), backend="triton")
+    with pytest.raises(ValueError, match="backend='triton' takes float32/float64 tensors; .* ndarray"):
+        lowprec.quantize(np.ones(32), lowprec.LUTFormat([0.0, 1.0]), backend="triton")
     with pytest.raises(TypeError, match="float16, bfloat16, float32 or float64"):
         lowprec.quantize(torch.ones(3, dtype=torch.int32), fp8, backend="triton")
     # the interpreter runs without the caller setting TRITON_INTERPRET, and leaves it as it was
@@ -245,8 +245,6 @@ def test_mx_odd_block_sizes_and_rbits(device):
 def test_mx_backend_refusals_and_out():
     x = torch.randn(4, 64)
     with pytest.raises(ValueError, match="backend='triton' takes float32 tensors in e8m0-scaled"):
-        lowprec.quantize(x, "nvfp4", backend="triton")
-    with pytest.raises(ValueError, match="backend='triton' takes float32 tensors in e8m0-scaled"):
         lowprec.quantize(x.double(), "mxfp8_e4m3", backend="triton")
     with pytest.raises(ValueError, match="backend='torch' has no path for mxfp8_e4m3; it takes 'c', or 'triton'"):
         lowprec.quantize(x, "mxfp8_e4m3", backend="torch")
@@ -272,8 +270,8 @@ def test_binary_and_ternary_formats(dtype, device):
             expected = lowprec.quantize(x, fmt, mode, seed=21, backend="c")
             got = lowprec.quantize(x.to(device), fmt, mode, seed=21, backend="triton").cpu()
             assert_same(got.numpy(), expected.numpy(), f"{fmt} {mode}")
-    with pytest.raises(ValueError, match="backend='triton' takes float32/float64 tensors in binary and ternary"):
-        lowprec.quantize(x, lowprec.IntAffineFormat(8, 0.1), backend="triton")
+    with pytest.raises(ValueError, match="backend='triton' takes float32/float64 tensors; .* runs on 'c'"):
+        lowprec.quantize(x.numpy(), lowprec.TernaryFormat(0.5, 0.5, 0.25), backend="triton")
     with pytest.raises(ValueError, match="x has 5 along axis 1"):
         lowprec.quantize(x, lowprec.BinaryFormat(np.ones(3), axis=1), backend="triton")
 
@@ -308,3 +306,89 @@ def test_mx_random_shapes_axes_and_blocks(shape, block, mode, rule, data):
     expected = lowprec.quantize(x, fmt, mode, axis=axis, seed=3)
     got = lowprec.quantize(torch.from_numpy(x), fmt, mode, axis=axis, seed=3, backend="triton").numpy()
     assert_same(got, expected, f"{shape} axis={axis} block={block} {mode} {rule}")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_nvfp4_every_mode_axis_and_scale_level(dtype, device):
+    """Float-scaled blocks (NVFP4 with and without its per-tensor scale, an e8m0-free fp6 variant):
+    every mode, blocks along the last, a middle and the first axis with a partial last block, a NaN
+    block, an Inf, a zero block and tiny ones, rbits: the host path's bits."""
+    x = torch.from_numpy(_blocked_inputs((4, 70, 5))).to(dtype)
+    x[2, :, 0] *= 1e-30  # blocks whose scale reaches the smallest one
+    formats = [lowprec.formats.get("nvfp4"), lowprec.BlockFormat("fp4_e2m1fn", block=16, scale="fp8_e4m3fn"),
+               lowprec.BlockFormat("fp6_e3m2fn", block=7, scale="fp8_e5m2", tensor_scale=True)]
+    for fmt in formats:
+        for mode in lowprec.ROUNDING_MODES:
+            for axis in ((1, -1, 0) if fmt.name == "nvfp4" else (1,)):
+                expected = lowprec.quantize(x, fmt, mode, axis=axis, seed=9, backend="c")
+                got = lowprec.quantize(x.to(device), fmt, mode, axis=axis, seed=9, backend="triton").cpu()
+                assert_same(got.numpy(), expected.numpy(), f"{fmt} {mode} axis={axis}")
+    expected = lowprec.quantize(x, "nvfp4", "stochastic", seed=4, rbits=6, backend="c")
+    got = lowprec.quantize(x.to(device), "nvfp4", "stochastic", seed=4, rbits=6, backend="triton").cpu()
+    assert_same(got.numpy(), expected.numpy(), "rbits=6")
+    nan = torch.full((3, 32), float("nan"), dtype=dtype)  # no finite block: tensor scale 1
+    assert_same(lowprec.quantize(nan.to(device), "nvfp4", backend="triton").cpu().numpy(), nan.numpy(), "all NaN")
+
+
+def _ties(fmt, n):
+    """Values on and next to the midpoints between an affine format's codes (its ties)."""
+    k = RNG.integers(fmt.qmin - 3, fmt.qmax + 3, n).astype(np.float64) + 0.5 - np.asarray(fmt.zero_point).max()
+    mid = (k * np.asarray(fmt.scale).max()).astype(np.float32)
+    return np.concatenate([mid, np.nextafter(mid, np.float32(np.inf)), np.nextafter(mid, np.float32(-np.inf))])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_integer_affine_every_mode(dtype, device):
+    """Integer affine per tensor and per channel (a middle and the first axis), signed, unsigned and
+    narrow, 2 to 32 bits, every rounding mode: values at and beside every kind of tie, beyond the
+    range, Inf, NaN, -0 and subnormals give the host path's bits."""
+    formats = [lowprec.IntAffineFormat(8, 0.037, zero_point=3), lowprec.IntAffineFormat(2, 0.5),
+               lowprec.IntAffineFormat(4, 0.1, zero_point=7, signed=False, narrow=True),
+               lowprec.IntAffineFormat(32, 1e-6, zero_point=-5),
+               lowprec.IntAffineFormat(6, np.linspace(0.01, 0.4, 5), zero_point=np.arange(-2, 3), axis=1),
+               lowprec.IntAffineFormat(8, np.array([0.1, 0.3, 1.0 / 3, 7.0]), axis=0, signed=False,
+                                       zero_point=np.array([0, 5, 128, 255]))]
+    specials = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1e-40, 3e38, -3e38], np.float32)
+    for fmt in formats:
+        values = np.concatenate([specials, _ties(fmt, 100), random_floats(RNG, 400, np.float32, scale_exp=(-8, 8))])
+        x = torch.from_numpy(values[: 4 * 5 * (values.size // 20)].reshape(4, 5, -1)).to(dtype)
+        for mode in lowprec.ROUNDING_MODES:
+            expected = lowprec.quantize(x, fmt, mode, seed=17, backend="c")
+            got = lowprec.quantize(x.to(device), fmt, mode, seed=17, backend="triton").cpu()
+            assert_same(got.numpy(), expected.numpy(), f"{fmt} {mode}")
+
+
+def _around(points):
+    """Each point and its float32 neighbours."""
+    p = np.asarray(points, np.float32)
+    return np.concatenate([p, np.nextafter(p, np.float32(np.inf)), np.nextafter(p, np.float32(-np.inf))])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_codebooks_every_mode(dtype, device):
+    """LUT (per tensor; per channel along a middle and the first axis; 300 entries, past any scan) and
+    log formats (log and linear domains, sqrt(2) base): every mode, inputs at and beside every entry
+    and midpoint, beyond the ends, NaN and Inf: the host path's bits."""
+    book = np.sort(RNG.standard_normal(300)) * 4
+    formats = [lowprec.LUTFormat(np.array([-1.0, -0.25, 0.0, 0.5, 2.0])), lowprec.LUTFormat(book),
+               lowprec.LUTFormat(np.sort(RNG.standard_normal((5, 6)), axis=1), axis=1),
+               lowprec.LUTFormat(np.sort(RNG.standard_normal((4, 3)), axis=1), axis=0),
+               lowprec.LogFormat(4), lowprec.LogFormat(5, k=2, fsr=1), lowprec.LogFormat(4, domain="linear")]
+    for fmt in formats:
+        entries = np.unique(fmt.codebook)
+        points = np.concatenate([entries, (entries[1:] + entries[:-1]) / 2, np.sqrt(np.abs(entries[1:] * entries[:-1]))])
+        values = np.concatenate([[np.nan, np.inf, -np.inf, 0.0, -0.0, 1e30, -1e30], _around(points),
+                                 random_floats(RNG, 300, np.float32, scale_exp=(-6, 4))])
+        n = values.size - values.size % 20
+        x = torch.from_numpy(values[:n].astype(np.float32).reshape(4, 5, -1)).to(dtype)
+        for mode in lowprec.formats.codebook.LUT_MODES:
+            expected = lowprec.quantize(x, fmt, mode, seed=23, backend="c")
+            got = lowprec.quantize(x.to(device), fmt, mode, seed=23, backend="triton").cpu()
+            assert_same(got.numpy(), expected.numpy(), f"{fmt!r} {mode}")
+    with pytest.raises(ValueError, match="x has 4 channels along axis 1"):
+        lowprec.quantize(torch.zeros(2, 4), formats[2], backend="triton")
+    with pytest.raises(ValueError, match="backend='torch' has no path"):
+        lowprec.quantize(torch.zeros(3), formats[0], backend="torch")

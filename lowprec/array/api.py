@@ -59,8 +59,8 @@ def _blocks_decode(codes, fmt, *, scales=None, axis=-1, tensor_scale=None, dtype
                          dtype=np.float64 if dtype is None else dtype)
 
 
-def _lut_quantize(x, fmt, rounding, *, seed=None, out=None):
-    return quantize_lut(x, fmt, rounding, seed, out)
+def _lut_quantize(x, fmt, rounding, *, seed=None, out=None, backend=None):
+    return quantize_lut(x, fmt, rounding, seed, out, backend)
 
 
 KINDS = (
@@ -70,7 +70,7 @@ KINDS = (
          frozenset({"seed", "rbits", "out", "axis", "pad", "backend"}), frozenset({"seed", "rbits", "axis", "pad"}),
          frozenset({"scales", "axis", "tensor_scale", "dtype"})),
     Kind("codebook (LUT, log)", (LUTFormat,), _lut_quantize, encode_lut, decode_lut,
-         frozenset({"seed", "out"}), frozenset({"seed"}), frozenset()),
+         frozenset({"seed", "out", "backend"}), frozenset({"seed"}), frozenset()),
     Kind("binary, ternary and integer-affine", SCALED_KINDS, quantize_scaled, encode_scaled, decode_scaled,
          frozenset({"seed", "out", "backend"}), frozenset({"seed"}), frozenset()),
 )
@@ -133,9 +133,9 @@ def quantize(x: Any, fmt: Format | str, rounding: str = "nearest_even", *, seed:
     ternary and integer-affine formats: lowprec.array.scaled. A keyword a kind does not take (rbits
     for a codebook, axis for a float format, ...) raises ValueError.
 
-    backend (float and fixed point): None chooses (numpy and CPU tensors: the C core; CUDA tensors:
-    Triton kernels, or torch operations without Triton); "c", "triton" or "torch" names one, with the
-    same bits. See lowprec.array.backend.
+    backend: None chooses (numpy and CPU tensors: the C core; CUDA tensors: Triton kernels, or for
+    float and fixed-point formats torch operations without Triton); "c", "triton" or "torch" (float
+    and fixed point only) names one, with the same bits. See lowprec.array.backend.
     """
     fmt = as_format(fmt)
     kind = kind_of(fmt)

@@ -5,16 +5,15 @@ Automatic choice (backend=None): numpy input and CPU tensors go to the C core; C
 where it imports, else torch ops; tensors on other devices to torch ops. All three give the same bits
 for every format and mode (stochastic rounding: the same Philox draws for a seed). Naming a backend
 runs it or raises: "triton" on a CPU tensor runs Triton's interpreter (slow; for tests), "torch" and
-"triton" take tensors only, and neither wraps (fixed point with overflow="wrap": use "c"). Block
-formats (e8m0 scales, float32 tensors) and binary/ternary formats (float32/float64 tensors) have
-Triton kernels too (choose_for_blocks, choose_for_scaled); the rest stays on the host.
+"triton" take tensors only, and neither wraps (fixed point with overflow="wrap": use "c"). The
+other kinds have Triton kernels for float32/float64 tensors (e8m0 block formats: float32 only):
+choose_for_blocks, choose_for_scaled, choose_for_codebook; "torch" has no path for them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..formats import BinaryFormat, TernaryFormat
 from ..kernels import gpu
 from . import adapters as _arrays
 
@@ -57,16 +56,24 @@ def _kernel_or_host(backend: str | None, x: Any, fmt: Any, triton_ok: bool, take
     return backend
 
 
+def _dtype_in(x: Any, names: tuple) -> bool:
+    return _arrays.is_tensor(x) and str(x.dtype).rsplit(".", 1)[-1] in names
+
+
 def choose_for_blocks(backend: str | None, x: Any, fmt: Any) -> str:
-    """The backend for a block-scaled format: "triton" (e8m0 scales, float32 tensors) or "c" (the
-    host; NVFP4's float scales, float64)."""
-    triton_ok = _arrays.is_tensor(x) and fmt.scale_is_e8m0 and str(x.dtype) == "torch.float32"
-    return _kernel_or_host(backend, x, fmt, triton_ok, "float32 tensors in e8m0-scaled (MX, bfp) formats")
+    """The backend for a block-scaled format: "triton" (e8m0 scales on float32 tensors; float scales
+    on float32/float64 tensors) or "c" (the host)."""
+    triton_ok = _dtype_in(x, ("float32",) if fmt.scale_is_e8m0 else ("float32", "float64"))
+    return _kernel_or_host(backend, x, fmt, triton_ok, "float32 tensors in e8m0-scaled (MX, bfp) formats and "
+                           "float32/float64 tensors in float-scaled (NVFP4) ones")
 
 
 def choose_for_scaled(backend: str | None, x: Any, fmt: Any) -> str:
-    """The backend for a binary, ternary or integer-affine format: "triton" (binary and ternary,
-    float32/float64 tensors) or "c" (the host)."""
-    triton_ok = (_arrays.is_tensor(x) and isinstance(fmt, (BinaryFormat, TernaryFormat))
-                 and str(x.dtype) in ("torch.float32", "torch.float64"))
-    return _kernel_or_host(backend, x, fmt, triton_ok, "float32/float64 tensors in binary and ternary formats")
+    """The backend for a binary, ternary or integer-affine format: "triton" (float32/float64
+    tensors) or "c" (the host)."""
+    return _kernel_or_host(backend, x, fmt, _dtype_in(x, ("float32", "float64")), "float32/float64 tensors")
+
+
+def choose_for_codebook(backend: str | None, x: Any, fmt: Any) -> str:
+    """The backend for a codebook (LUT, log) format: "triton" (float32/float64 tensors) or "c"."""
+    return _kernel_or_host(backend, x, fmt, _dtype_in(x, ("float32", "float64")), "float32/float64 tensors")

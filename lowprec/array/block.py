@@ -8,7 +8,8 @@ in the order of the blocked layout (axis moved last, lines padded), as ``lowprec
 that array: e8m0 formats round the float32/float64 scaled values; float-scaled ones (NVFP4) round
 float64 quotients.
 
-E8M0 (MX) formats run in the C core; float scales (NVFP4) in numpy.
+E8M0 (MX) formats run in the C core; float scales (NVFP4) in numpy; tensors on a GPU in the Triton
+kernels (lowprec.array.device), with the same bits.
 """
 
 from __future__ import annotations
@@ -184,10 +185,13 @@ def float_scale_quantize(blocks: np.ndarray, fmt: BlockFormat, rounding: str, ke
 # -- the public entry points (through lowprec.quantize / encode / decode) -----------------------------
 def quantize_blocks(x: Any, fmt: BlockFormat, rounding: str, *, axis: int, seed: Any, rbits: int | None,
                     out: Any, pad: str, backend: str | None = None) -> Any:
-    """lowprec.quantize for a BlockFormat (see the module doc); float32 tensors in MX formats on a GPU
-    run the Triton kernel (lowprec.array.backend)."""
+    """lowprec.quantize for a BlockFormat (see the module doc); tensors on a GPU run the Triton
+    kernels where they apply (lowprec.array.backend.choose_for_blocks)."""
     if choose_for_blocks(backend, x, fmt) == "triton":
-        check_element_range(fmt, np.dtype(np.float32))
+        mode_index(rounding)
+        check_rbits(rbits)
+        if fmt.scale_is_e8m0:
+            check_element_range(fmt, np.dtype(np.float32))
         ax = _check_axis(axis, x.dim())
         padded_length(x.shape[ax], fmt.block, pad)  # pad="raise" refuses a partial block
         from .device import quantize_blocks_triton  # imports torch: only for tensors

@@ -23,6 +23,7 @@ from ..kernels.native import ffi, lib
 from ..kernels.philox import counter_offset, element_random
 from ..kernels.rounding import seed_key
 from ..kernels.threads import get_num_threads
+from .backend import choose_for_codebook
 
 from ..formats.codebook import LUT_MODES, LogFormat, LUTFormat
 
@@ -195,7 +196,15 @@ def _stochastic_step(rows: np.ndarray, down: np.ndarray, fmt: LUTFormat, seed: A
 
 
 # -- array API ----------------------------------------------------------------------------------------
-def quantize_lut(x: Any, fmt: LUTFormat, rounding: str, seed: Any, out: Any) -> Any:
+def quantize_lut(x: Any, fmt: LUTFormat, rounding: str, seed: Any, out: Any, backend: str | None = None) -> Any:
+    """lowprec.quantize for a LUTFormat (tensors on a GPU: the Triton kernel, lowprec.array.backend)."""
+    if choose_for_codebook(backend, x, fmt) == "triton":
+        _check_mode(rounding)
+        if fmt.per_channel:
+            _channel_axis(tuple(x.shape), fmt)
+        from .device import quantize_lut_triton  # imports torch: only for tensors
+
+        return quantize_lut_triton(x, fmt, rounding, seed, out=out)
     arr, restore = _arrays.to_numpy(x)
     target = _arrays.out_array(out, x, arr) if out is not None else None
     _check_mode(rounding)

@@ -1,6 +1,7 @@
 """Quantization of tensors where they live (lowprec.array.backend chooses): the Triton kernels
-(lowprec.kernels.gpu) for float and fixed-point formats (quantize_device, quantize_triton), e8m0
-block formats (quantize_blocks_triton) and binary/ternary formats (quantize_scaled_triton); and,
+(lowprec.kernels.gpu) for float and fixed-point formats (quantize_device, quantize_triton), block
+formats (quantize_blocks_triton), binary/ternary/integer-affine formats (quantize_scaled_triton) and
+codebooks (quantize_lut_triton); and,
 for float and fixed-point formats on devices Triton cannot run on, the C kernel's bit manipulation
 (csrc/quantize_impl.h) in plain torch operations on integer views (quantize_torch).
 
@@ -12,6 +13,7 @@ signed comparisons order them as the C code's unsigned ones do.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import warnings
 from typing import Any
@@ -23,11 +25,13 @@ from ..kernels import gpu
 from .adapters import narrowed
 from ..kernels.params import qparams
 from ..kernels.philox import WORK_UNIT
-from ..formats import FixedFormat, FloatFormat, as_format
+from ..formats import BinaryFormat, FixedFormat, FloatFormat, TernaryFormat, as_format
+from .codebook import _tables
+from .scaled import _INTEGER
 from ..kernels.rounding import check_rbits, mode_index, seed_key
 
-__all__ = ["quantize_device", "quantize_triton", "quantize_blocks_triton", "quantize_scaled_triton", "quantize_torch",
-           "philox_words"]
+__all__ = ["quantize_device", "quantize_triton", "quantize_blocks_triton", "quantize_scaled_triton",
+           "quantize_lut_triton", "quantize_torch", "philox_words"]
 
 _M0, _M1 = 0xD2511F53, 0xCD9E8D57
 _W0, _W1 = 0x9E3779B9, 0xBB67AE85
@@ -306,45 +310,122 @@ def quantize_device(x: torch.Tensor, fmt: Any, rounding: str, backend: str, *, s
     return out
 
 
+def _contiguous_target(x: torch.Tensor, out: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x contiguous, a contiguous tensor to write: out where it is one)."""
+    _check_out(out, x)
+    src = x.detach().contiguous()
+    return src, out if out is not None and out.is_contiguous() else torch.empty_like(src)
+
+
+def _delivered(dst: torch.Tensor, out: Any) -> torch.Tensor:
+    if out is not None and dst is not out:
+        out.copy_(dst)
+        return out
+    return dst
+
+
+def _lines(src: torch.Tensor, axis: int) -> tuple[int, int, int]:
+    """src's shape as (outer, L, inner) around `axis`."""
+    outer = int(np.prod(src.shape[:axis], dtype=np.int64))
+    return outer, src.shape[axis], int(np.prod(src.shape[axis + 1:], dtype=np.int64))
+
+
 def quantize_blocks_triton(x: torch.Tensor, fmt: Any, rounding: str, axis: int, threshold: int, *, seed: Any = None,
                            rbits: int | None = None, out: Any = None) -> torch.Tensor:
-    """lowprec.quantize of a float32 tensor to an e8m0 block format (MX, bfp) along the checked,
-    non-negative `axis` by the Triton kernel, on the tensor's device (threshold: the scale rule's,
-    lowprec.array.block.scale_threshold); the result is contiguous. Same bits as the C core
-    (stochastic draws over the blocked layout included)."""
-    _, params, mode, _ = _plan(fmt.element, rounding, rbits, torch.float32)
-    _check_out(out, x)
-    key = seed_key(seed) if mode == 6 else 0
-    src = x.detach().contiguous()
-    outer = int(np.prod(src.shape[:axis], dtype=np.int64))
-    inner = int(np.prod(src.shape[axis + 1:], dtype=np.int64))
-    dst = out if out is not None and out.is_contiguous() else torch.empty_like(src)
-    gpu.quantize_e8m0(src.view(outer, src.shape[axis], inner), dst.view(outer, src.shape[axis], inner), params, mode,
-                      key, block=fmt.block, elem_emax=fmt.element_emax, threshold=threshold)
-    if out is not None and dst is not out:
-        out.copy_(dst)
-        return out
-    return dst
-
-
-def quantize_scaled_triton(x: torch.Tensor, fmt: Any, key: int | None, *, out: Any = None) -> torch.Tensor:
-    """lowprec.quantize of a float32/float64 tensor to a binary (key: stochastic) or ternary format
-    by the Triton kernels, on the tensor's device; the result is contiguous (parameters checked by
-    the caller against x's shape)."""
-    _check_out(out, x)
-    src = x.detach().contiguous()
-    dst = out if out is not None and out.is_contiguous() else torch.empty_like(src)
-
-    names = ("alpha",) if hasattr(fmt, "alpha") else ("w_p", "w_n", "delta")
-    channels = max(np.size(getattr(fmt, n)) for n in names)
-    inner = int(np.prod(src.shape[fmt.axis % src.dim() + 1:], dtype=np.int64)) if channels > 1 else 1
-    params = [torch.tensor(np.broadcast_to(np.asarray(getattr(fmt, n), np.float64), (channels,)).copy(),
-                           device=src.device) for n in names]
-    if hasattr(fmt, "alpha"):
-        gpu.quantize_binary(src, dst, params[0], inner, key)
+    """lowprec.quantize of a tensor to a block format along the checked, non-negative `axis` by the
+    Triton kernels, on the tensor's device: e8m0 scales (MX, bfp; float32 tensors; threshold: the
+    scale rule's, lowprec.array.block.scale_threshold) or float scales (NVFP4; float32/float64). The
+    result is contiguous. Same bits as the host (stochastic draws over the blocked layout included)."""
+    src, dst = _contiguous_target(x, out)
+    shape = _lines(src, axis)
+    if fmt.scale_is_e8m0:
+        _, params, mode, _ = _plan(fmt.element, rounding, rbits, torch.float32)
+        key = seed_key(seed) if mode == 6 else 0
+        gpu.quantize_e8m0(src.view(shape), dst.view(shape), params, mode, key, block=fmt.block,
+                          elem_emax=fmt.element_emax, threshold=threshold)
     else:
-        gpu.quantize_ternary(src, dst, *params, inner)
-    if out is not None and dst is not out:
-        out.copy_(dst)
-        return out
-    return dst
+        _, params, mode, _ = _plan(fmt.element, rounding, rbits, torch.float64)
+        scale_params = _plan(_saturating_scale(fmt), "nearest_even", None, torch.float64)[1]
+        key = seed_key(seed) if mode == 6 else 0
+        constants = (float(fmt.element.max), float(fmt.scale.max) * float(fmt.element.max),
+                     float(fmt.scale.min_subnormal or fmt.scale.min_normal))
+        gpu.quantize_fscale(src.view(shape), dst.view(shape), params, scale_params, mode, key, block=fmt.block,
+                            constants=constants, tensor_scale=fmt.tensor_scale)
+    return _delivered(dst, out)
+
+
+_SCALES: dict = {}
+
+
+def _saturating_scale(fmt: Any) -> Any:
+    """The float scale format of fmt, saturating (float_scale_quantize's rule), made once per format."""
+    hit = _SCALES.get(id(fmt))
+    if hit is None or hit[0] is not fmt:
+        hit = _SCALES[id(fmt)] = (fmt, dataclasses.replace(fmt.scale, overflow="saturate"))
+    return hit[1]
+
+
+_PARAMETERS: dict = {}  # (id(fmt), what, device) -> (fmt, tensors): holding fmt keeps its id unique
+
+
+def _on_device(fmt: Any, what: Any, device: torch.device, build) -> tuple:
+    """build() (a tuple of tensors for fmt), made once per format, purpose and device."""
+    hit = _PARAMETERS.get((id(fmt), what, device))
+    if hit is None:
+        if len(_PARAMETERS) > 1024:
+            _PARAMETERS.clear()
+        hit = _PARAMETERS[(id(fmt), what, device)] = (fmt, tuple(t.to(device) for t in build()))
+    return hit[1]
+
+
+def _per_channel(fmt: Any, names: tuple, dtypes: tuple) -> tuple:
+    """The parameters `names` of a scaled format as 1-D tensors of one common length."""
+    channels = max(np.size(getattr(fmt, n)) for n in names)
+    return tuple(torch.from_numpy(np.broadcast_to(np.asarray(getattr(fmt, n), d), (channels,)).copy())
+                 for n, d in zip(names, dtypes))
+
+
+def _inner(src: torch.Tensor, fmt: Any, channels: int) -> int:
+    """Elements of src after its channel axis (1 for parameters per tensor)."""
+    return int(np.prod(src.shape[fmt.axis % src.dim() + 1:], dtype=np.int64)) if channels > 1 else 1
+
+
+def quantize_scaled_triton(x: torch.Tensor, fmt: Any, rounding: str, seed: Any, *, out: Any = None) -> torch.Tensor:
+    """lowprec.quantize of a float32/float64 tensor to a binary, ternary or integer-affine format by
+    the Triton kernels, on the tensor's device; the result is contiguous (parameters checked by the
+    caller against x's shape)."""
+    src, dst = _contiguous_target(x, out)
+    if isinstance(fmt, BinaryFormat):
+        alpha, = _on_device(fmt, "alpha", src.device, lambda: _per_channel(fmt, ("alpha",), (np.float64,)))
+        key = seed_key(seed) if rounding == "stochastic" else None
+        gpu.quantize_binary(src, dst, alpha, _inner(src, fmt, alpha.numel()), key)
+    elif isinstance(fmt, TernaryFormat):
+        params = _on_device(fmt, "ternary", src.device,
+                            lambda: _per_channel(fmt, ("w_p", "w_n", "delta"), (np.float64,) * 3))
+        gpu.quantize_ternary(src, dst, *params, _inner(src, fmt, params[0].numel()))
+    else:
+        scale, zp = _on_device(fmt, "affine", src.device,
+                               lambda: _per_channel(fmt, ("scale", "zero_point"), (np.float64, np.int64)))
+        _, params, mode, _ = _plan(_INTEGER, rounding, None, torch.float64)
+        key = seed_key(seed) if mode == 6 else 0
+        gpu.quantize_affine(src, dst, scale, zp, params, mode, key, _inner(src, fmt, scale.numel()), qmin=fmt.qmin,
+                            qmax=fmt.qmax)
+    return _delivered(dst, out)
+
+
+def quantize_lut_triton(x: torch.Tensor, fmt: Any, rounding: str, seed: Any, *, out: Any = None) -> torch.Tensor:
+    """lowprec.quantize of a float32/float64 tensor to a codebook (LUT, log) format by the Triton
+    kernel, on the tensor's device (the channel count checked by the caller); the result is contiguous."""
+    src, dst = _contiguous_target(x, out)
+
+    def tables():
+        dtype = np.float32 if x.dtype == torch.float32 else np.float64
+        rows = _tables(fmt, np.dtype(dtype), rounding)
+        book = fmt.codebook if fmt.per_channel else fmt.codebook[None]
+        return (torch.from_numpy(np.stack([t for t, _ in rows])), torch.from_numpy(np.stack([v for _, v in rows])),
+                torch.from_numpy(np.array(book, np.float64)))
+
+    thresholds, table, book = _on_device(fmt, (rounding, x.dtype), src.device, tables)
+    key = seed_key(seed) if rounding == "stochastic" else None
+    gpu.quantize_lut(src, dst, thresholds, table, book, _inner(src, fmt, table.shape[0]), key)
+    return _delivered(dst, out)

@@ -170,15 +170,14 @@ def _codes(chunk: np.ndarray, fmt: Any, rounding: str, seed: Any, start: int) ->
 
 def quantize_scaled(x: Any, fmt: Any, rounding: str = "nearest_even", *, seed: Any = None, out: Any = None,
                     backend: str | None = None) -> Any:
-    """lowprec.quantize for BinaryFormat / TernaryFormat / IntAffineFormat (binary and ternary
-    tensors on a GPU: the Triton kernels, lowprec.array.backend)."""
+    """lowprec.quantize for BinaryFormat / TernaryFormat / IntAffineFormat (tensors on a GPU: the
+    Triton kernels, lowprec.array.backend)."""
     if choose_for_scaled(backend, x, fmt) == "triton":
         mode_index(rounding)
         _check_channels(fmt, np.broadcast_to(np.float32(0), tuple(x.shape)))
         from .device import quantize_scaled_triton  # imports torch: only for tensors
 
-        key = seed_key(seed) if rounding == "stochastic" and isinstance(fmt, BinaryFormat) else None
-        return quantize_scaled_triton(x, fmt, key, out=out)
+        return quantize_scaled_triton(x, fmt, rounding, seed, out=out)
     arr, restore = _arrays.to_numpy(x)
     target = _arrays.out_array(out, x, arr) if out is not None else None
     if isinstance(fmt, IntAffineFormat):

@@ -18,7 +18,8 @@ from types import ModuleType
 
 from .philox import WORK_UNIT
 
-__all__ = ["available", "quantize_float", "quantize_e8m0", "quantize_binary", "quantize_ternary"]
+__all__ = ["available", "quantize_float", "quantize_e8m0", "quantize_fscale", "quantize_binary", "quantize_ternary",
+           "quantize_affine", "quantize_lut"]
 
 _PARAM_FIELDS = ("drop0", "sub_exp", "q_exp", "tiny", "q", "half_q", "lim_pos", "lim_neg", "ovf_pos", "ovf_neg",
                  "inf_pos_full", "inf_neg_full", "nan_pos_full", "nan_neg_full", "keep_neg_zero", "par_mask",
@@ -128,24 +129,61 @@ def _pow2_at_least(v: int) -> int:
     return 1 << max(0, (v - 1).bit_length())
 
 
+def _block_geometry(shape: tuple, block: int) -> tuple[tuple, dict, tuple]:
+    """(grid, tile constexprs, (total blocks, blocks a line, L, inner, B)) of a block kernel over an
+    (outer, L, inner) tensor blocked by `block` along L."""
+    outer, length, inner = shape
+    nbl = -(-length // block)
+    bp = _pow2_at_least(block)
+    it = 1 if inner == 1 else min(_pow2_at_least(inner), 64)
+    nb = max(1, WORK_UNIT // (bp * it))
+    total = outer * nbl
+    return (-(-total // nb), -(-inner // it)), dict(NB=nb, BP=bp, IT=it), (total, nbl, length, inner, block)
+
+
 def quantize_e8m0(src, dst, params, mode: int, key: int, *, block: int, elem_emax: int, threshold: int) -> None:
     """Quantize the contiguous float32 tensor src, seen as (outer, L, inner) and blocked by `block`
     along L, into dst (same shape) by an e8m0 block format: `params` the element format's block (for
     float32 input), elem_emax and threshold the scale rule's numbers (lowprec.array.block). Stochastic
     draws over the blocked layout (axis last, lines padded to whole blocks), as the C core's."""
-    outer, length, inner = src.shape
     if src.numel() == 0:
         return
-    nbl = -(-length // block)
-    total = outer * nbl
-    bp = _pow2_at_least(block)
-    it = 1 if inner == 1 else min(_pow2_at_least(inner), 64)
-    nb = max(1, WORK_UNIT // (bp * it))
+    grid, tile, geometry = _block_geometry(src.shape, block)
     kernel = _module("triton_block", src.device.type == "cpu").quantize_e8m0
     key_lo, key_hi = _halves(key)
-    grid = (-(-total // nb), -(-inner // it))
-    kernel[grid](src, dst, _params_on(params, src.device), total, nbl, length, inner, block, elem_emax, threshold,
-                 key_lo, key_hi, NB=nb, BP=bp, IT=it, MODE=mode, DEEP=params.sub_exp < 1, num_warps=4)
+    kernel[grid](src, dst, _params_on(params, src.device), *geometry, elem_emax, threshold, key_lo, key_hi,
+                 MODE=mode, DEEP=params.sub_exp < 1, num_warps=4, **tile)
+
+
+def quantize_fscale(src, dst, element_params, scale_params, mode: int, key: int, *, block: int,
+                    constants: tuple, tensor_scale: bool) -> None:
+    """Quantize the contiguous float32/float64 tensor src, seen as (outer, L, inner) and blocked by
+    `block` along L, into dst by a float-scaled block format (NVFP4): element_params / scale_params
+    the element's (in `mode`) and the saturating scale format's (nearest even) blocks for float64;
+    constants (element max, scale max * element max, the scale's smallest positive value);
+    tensor_scale: a per-tensor scale from the largest finite block amax (a first pass). Stochastic
+    draws (64 bits) over the blocked layout, as lowprec.array.block's."""
+    if src.numel() == 0:
+        return
+    import torch
+
+    grid, tile, geometry = _block_geometry(src.shape, block)
+    module = _module("triton_block", src.device.type == "cpu")
+    amax = torch.zeros(1, dtype=torch.int64, device=src.device)
+    if tensor_scale:
+        module.finite_amax[grid](src, amax, *geometry, num_warps=4, **tile)
+    key_lo, key_hi = _halves(key)
+    module.quantize_fscale[grid](src, dst, _params_on(element_params, src.device), _params_on(scale_params, src.device),
+                                 _constants_on(constants, src.device), amax, *geometry, key_lo, key_hi, MODE=mode,
+                                 EDEEP=element_params.sub_exp < 1, SDEEP=scale_params.sub_exp < 1,
+                                 TENSOR_SCALE=tensor_scale, num_warps=4, **tile)
+
+
+@lru_cache(maxsize=512)
+def _constants_on(values: tuple, device):
+    import torch
+
+    return torch.tensor(values, dtype=torch.float64, device=device)
 
 
 _SCALED_BLOCK = 1024
@@ -172,3 +210,34 @@ def quantize_ternary(src, dst, w_p, w_n, delta, inner: int) -> None:
         return
     kernel = _module("triton_scaled", src.device.type == "cpu").ternary
     kernel[(-(-n // _SCALED_BLOCK),)](src, dst, w_p, w_n, delta, n, inner, w_p.numel(), BLOCK=_SCALED_BLOCK)
+
+
+def quantize_affine(src, dst, scale, zero_point, params, mode: int, key: int, inner: int, *, qmin: int,
+                    qmax: int) -> None:
+    """dst = src (contiguous float32/float64) in an integer-affine format: scale (float64) and
+    zero_point (int64) tensors on src's device, one entry or one per channel (as quantize_binary's
+    alpha); params: rounding to a 64-bit integer from float64 in `mode` (stochastic: 64-bit draws in
+    the float64 layout, as the C core's)."""
+    n = src.numel()
+    if n == 0:
+        return
+    key_lo, key_hi = _halves(key)
+    kernel = _module("triton_scaled", src.device.type == "cpu").affine
+    kernel[(-(-n // _SCALED_BLOCK),)](src, dst, scale, zero_point, _params_on(params, src.device), n, inner,
+                                      scale.numel(), qmin, qmax, key_lo, key_hi, BLOCK=_SCALED_BLOCK, MODE=mode,
+                                      DEEP=params.sub_exp < 1)
+
+
+def quantize_lut(src, dst, thresholds, table, book, inner: int, key: int | None) -> None:
+    """dst = src (contiguous float32/float64) rounded to a codebook: thresholds (channels x (K - 1))
+    and table (channels x K) of src's dtype, book the float64 codebook (channels x K), all on src's
+    device; channel of element i: (i // inner) % channels. key: stochastic rounding (thresholds then
+    the "down" ones)."""
+    n = src.numel()
+    if n == 0:
+        return
+    channels, entries = table.shape
+    key_lo, key_hi = _halves(key or 0)
+    kernel = _module("triton_codebook", src.device.type == "cpu").lut
+    kernel[(-(-n // _SCALED_BLOCK),)](src, dst, thresholds, table, book, n, inner, channels, entries, key_lo, key_hi,
+                                      BLOCK=_SCALED_BLOCK, LOG=(entries - 1).bit_length(), STOCHASTIC=key is not None)

@@ -82,6 +82,41 @@ def _draw32(p, key_lo, key_hi):
 
 
 @triton.jit
+def _draw64(p, key_lo, key_hi):
+    """The 64-bit draw of element p of an array in the C core's float64 layout (counter
+    (p // 1024) * 512 + p % 512, words 2h (low half) and 2h + 1 with h = (p % 1024) // 512)."""
+    k = p % 1024
+    ctr = ((p // 1024) * 512 + k % 512).to(tl.uint64)
+    w0, w1, w2, w3 = _philox(ctr.to(tl.uint32), (ctr >> 32).to(tl.uint32), _unbias(key_lo), _unbias(key_hi))
+    lo = tl.where(k < 512, w0, w2).to(tl.uint64)
+    hi = tl.where(k < 512, w1, w3).to(tl.uint64)
+    return lo | (hi << 32)
+
+
+@triton.jit
+def _odd_quotient(a, b):
+    """a / b (float64, b > 0) rounded to odd: the nearest quotient moved to its odd neighbour toward
+    the exact one when inexact (the residual exact from an fma), as lowprec._exact.divide_round_odd."""
+    q = a / b
+    r = tl.fma(-q, b, a)
+    bits = q.to(tl.int64, bitcast=True)
+    fix = (r != 0) & ((bits & 1) == 0) & (q != 0) & (tl.abs(q) < float("inf"))
+    step = tl.where((r > 0) == (q > 0), 1, -1)
+    return tl.where(fix, bits + step, bits).to(tl.float64, bitcast=True)
+
+
+@triton.jit
+def _odd_product(a, b):
+    """a * b (float64) rounded to odd, as lowprec._exact.multiply_round_odd (the error from an fma)."""
+    p = a * b
+    r = tl.fma(a, b, -p)
+    bits = p.to(tl.int64, bitcast=True)
+    fix = (r != 0) & ((bits & 1) == 0) & (p != 0) & (tl.abs(p) < float("inf"))
+    step = tl.where((r > 0) == (p > 0), 1, -1)
+    return tl.where(fix, bits + step, bits).to(tl.float64, bitcast=True)
+
+
+@triton.jit
 def _rtne_shift(v, t, WIDTH: tl.constexpr):
     """Round-to-nearest-even of v * 2**t (t clamped as in C) as an integer of v's type."""
     one = v * 0 + 1

@@ -1,14 +1,17 @@
-"""Triton kernels of the binary and ternary formats (lowprec.array.scaled's rules, in float64 as
-there): binary sign (or BinaryConnect's stochastic rounding: +alpha with probability
+"""Triton kernels of the binary, ternary and integer-affine formats (lowprec.array.scaled's rules,
+in float64 as there): binary sign (or BinaryConnect's stochastic rounding: +alpha with probability
 clip((x / alpha + 1) / 2, 0, 1) against a 32-bit Philox draw per element, the float32 layout of the
-C core), ternary thresholds; parameters per tensor or per channel (the channel of element i of a
+C core), ternary thresholds, integer affine as csrc/affine_impl.h (x / scale rounded to odd, then to
+an integer by the float kernel's rule in the caller's mode, 64-bit draws in the float64 layout;
+(q - zp) * scale rounded once); parameters per tensor or per channel (the channel of element i of a
 contiguous tensor: (i // inner) % channels). NaN stays NaN. Loaded by lowprec.kernels.gpu as
-triton_float.py is, whose Philox it reuses."""
+triton_float.py is, whose Philox and rounding it reuses."""
 
 import triton
 import triton.language as tl
 
-from lowprec.kernels.triton_float_loaded import _draw32  # the float kernel's, in the same mode
+from lowprec.kernels.triton_float_loaded import (_draw32, _draw64, _odd_product, _odd_quotient,  # the float kernel's,
+                                                 _round_one)  # in the same mode
 
 
 @triton.jit
@@ -46,3 +49,33 @@ def ternary(x_ptr, y_ptr, w_p_ptr, w_n_ptr, delta_ptr, n, inner, channels, BLOCK
     value = tl.where(x > delta, w_p, tl.where(x < -delta, -w_n, 0.0))
     value = tl.where(x != x, x, value)
     tl.store(y_ptr + idx, value.to(y_ptr.dtype.element_ty), mask=inside)
+
+
+@triton.jit(do_not_specialize=["key_lo", "key_hi"])
+def affine(x_ptr, y_ptr, scale_ptr, zp_ptr, ip_ptr, n, inner, channels, qmin, qmax, key_lo, key_hi,
+           BLOCK: tl.constexpr, MODE: tl.constexpr, DEEP: tl.constexpr):
+    """y = clamp(round(x / scale) + zp, qmin, qmax) - zp, times scale (scale float64, zp int64 per
+    channel); ip_ptr: the parameter vector of rounding to a 64-bit integer from float64."""
+    idx = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    inside = idx < n
+    x = tl.load(x_ptr + idx, mask=inside, other=0.0)
+    x64 = x.to(tl.float64)
+    ch = _channel(idx, inner, channels)
+    scale = tl.load(scale_ptr + ch, mask=inside, other=1.0)
+    zp = tl.load(zp_ptr + ch, mask=inside, other=0)
+    q = _odd_quotient(tl.where(x64 != x64, 0.0, x64), scale)
+    qbits = q.to(tl.uint64, bitcast=True)
+    if MODE == 6:
+        rnd = _draw64(idx, key_lo, key_hi)
+    else:
+        rnd = qbits
+    k = _round_one(qbits, rnd, ip_ptr, 64, 52, 1023, MODE, DEEP).to(tl.float64, bitcast=True)
+    k = tl.minimum(tl.maximum(k, -4611686018427387904.0), 4611686018427387904.0)
+    qv = tl.minimum(tl.maximum(k.to(tl.int64) + zp, qmin), qmax)
+    m = (qv - zp).to(tl.float64)
+    if y_ptr.dtype.element_ty == tl.float64:
+        value = m * scale
+    else:  # round to odd, then the one rounding to float32
+        value = _odd_product(m, scale)
+    value = value.to(y_ptr.dtype.element_ty)
+    tl.store(y_ptr + idx, tl.where(x != x, x, value), mask=inside)
