@@ -5,8 +5,8 @@ device-to-device copy of the same tensor (throughput), the output's size (memory
 (--device cpu --log2n 16 --batch 8: a smoke run of the script itself, no figures).
 
 Rows name the backend that ran (lowprec.array.backend): "triton" for every family on a CUDA
-tensor; torch's own casts are printed as the peers'. --sweep adds the float kernel's launch
-settings; --compile a torch.compile'd fake-fp8 training step.
+tensor; torch's own casts are printed as the peers'. --sweep float|mx adds a kernel's launch
+settings; --compile a torch.compile'd fake-fp8 training step (and its graph breaks).
 """
 
 import argparse
@@ -145,6 +145,31 @@ def throughput(args):
             row(label, rounding, rows, choose_kind(None, rows, fmt), lambda: lowprec.quantize(rows, fmt, rounding, seed=1))
 
 
+def sweep_mx(args):
+    """Launch settings of the e8m0 block kernel (blocks of 32 along the last axis and along axis 1)."""
+    import numpy as np
+
+    from lowprec.array.block import scale_threshold
+    from lowprec.kernels import gpu
+    from lowprec.kernels.params import qparams
+
+    fmt = lowprec.formats.get("mxfp8_e4m3")
+    p = qparams(fmt.element, np.dtype(np.float32), "nearest_even", None)
+    x = torch.randn(1 << args.log2n, device=DEVICE)
+    y = torch.empty_like(x)
+    copy_s = gpu_time(lambda: y.copy_(x))
+    print("\nlaunch settings of the MX kernel (mxfp8_e4m3, nearest_even), x copy")
+    for label, shape in (("last axis", (1, 1 << args.log2n, 1)), ("axis 1", ((1 << args.log2n) // 4096, 64, 64))):
+        cells = []
+        for units in (1, 2, 4):
+            for warps in (1, 2, 4, 8):
+                s = gpu_time(lambda: gpu.quantize_e8m0(x.view(shape), y.view(shape), p, 0, 0, block=32,
+                                                       elem_emax=fmt.element_emax, threshold=scale_threshold(fmt),
+                                                       units=units, num_warps=warps), reps=args.reps)
+                cells.append(f"u{units}w{warps}: {copy_s / s:.3f}")
+        print(f"  {label:<10} " + "  ".join(cells), flush=True)
+
+
 def sweep(args):
     """Launch settings of the float kernel (lowprec.kernels.gpu._TUNED holds the chosen ones)."""
     import numpy as np
@@ -234,6 +259,14 @@ def training(args):
     base = None
     if args.compile:
         specs["fake fp8, torch.compile"] = specs["fake fp8 (e4m3 w/in, e5m2 grad)"]
+    if args.compile:
+        model = resnet18().to(DEVICE)
+        lnn.swap(model, copy.deepcopy(specs["fake fp8, torch.compile"]))
+        explained = torch._dynamo.explain(model)(x)
+        print(f"torch.compile of the swapped model: {explained.graph_count} graphs, "
+              f"{explained.graph_break_count} breaks", *[b.reason[:300] for b in explained.break_reasons[:3]],
+              sep="\n  ")
+        torch._dynamo.reset()
     for label, spec in specs.items():
         step = train_step(spec, x, y, compiled="compile" in label)
         t0 = time.perf_counter()
@@ -248,7 +281,8 @@ def main():
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--sweep", action="store_true", help="the float kernel's launch settings")
+    ap.add_argument("--sweep", choices=("float", "mx"), help="a kernel's launch settings")
+    ap.add_argument("--no-train", action="store_true", help="skip the ResNet-18 training steps")
     ap.add_argument("--compile", action="store_true", help="also a torch.compile'd fake-fp8 step")
     ap.add_argument("--device", default="cuda", help="cpu: a smoke run of the script (C core, wall clock)")
     args = ap.parse_args()
@@ -259,9 +293,12 @@ def main():
     name = torch.cuda.get_device_name() if DEVICE == "cuda" else "CPU (smoke run)"
     print(name, "| torch", torch.__version__, "| lowprec", lowprec.__version__)
     throughput(args)
-    if args.sweep:
+    if args.sweep == "float":
         sweep(args)
-    training(args)
+    if args.sweep == "mx":
+        sweep_mx(args)
+    if not args.no_train:
+        training(args)
 
 
 if __name__ == "__main__":

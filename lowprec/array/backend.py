@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..formats import FloatFormat, layout
 from ..kernels import gpu
 from . import adapters as _arrays
 
@@ -60,10 +61,21 @@ def _dtype_in(x: Any, names: tuple) -> bool:
     return _arrays.is_tensor(x) and str(x.dtype).rsplit(".", 1)[-1] in names
 
 
+def _rounds_through_float32(fmt: Any) -> bool:
+    """Whether a value rounded to odd at float32 precision rounds to fmt as the exact value does: at
+    most 22 significant bits, a quantum of at least 2**-147, below 2**127 (Boldo and Melquiond)."""
+    width = fmt.man_bits + 1 if isinstance(fmt, FloatFormat) else fmt.bits - int(fmt.signed)
+    return width <= 22 and layout(fmt)[2] >= -147 and fmt.max < 2.0**127
+
+
 def choose_for_blocks(backend: str | None, x: Any, fmt: Any) -> str:
     """The backend for a block-scaled format: "triton" (e8m0 scales on float32 tensors; float scales
-    on float32/float64 tensors) or "c" (the host)."""
-    triton_ok = _dtype_in(x, ("float32",) if fmt.scale_is_e8m0 else ("float32", "float64"))
+    on float32/float64 tensors, element and scale formats of at most 22 bits) or "c" (the host)."""
+    if fmt.scale_is_e8m0:
+        triton_ok = _dtype_in(x, ("float32",))
+    else:
+        triton_ok = (_dtype_in(x, ("float32", "float64")) and _rounds_through_float32(fmt.element)
+                     and _rounds_through_float32(fmt.scale))
     return _kernel_or_host(backend, x, fmt, triton_ok, "float32 tensors in e8m0-scaled (MX, bfp) formats and "
                            "float32/float64 tensors in float-scaled (NVFP4) ones")
 

@@ -344,8 +344,10 @@ def quantize_blocks_triton(x: torch.Tensor, fmt: Any, rounding: str, axis: int, 
         gpu.quantize_e8m0(src.view(shape), dst.view(shape), params, mode, key, block=fmt.block,
                           elem_emax=fmt.element_emax, threshold=threshold)
     else:
-        _, params, mode, _ = _plan(fmt.element, rounding, rbits, torch.float64)
-        scale_params = _plan(_saturating_scale(fmt), "nearest_even", None, torch.float64)[1]
+        # float64 parameters for stochastic rounding (its draws are the float64 layout's), else float32
+        wide = torch.float64 if rounding == "stochastic" else torch.float32
+        _, params, mode, _ = _plan(fmt.element, rounding, rbits, wide)
+        scale_params = _plan(_saturating_scale(fmt), "nearest_even", None, torch.float32)[1]
         key = seed_key(seed) if mode == 6 else 0
         constants = (float(fmt.element.max), float(fmt.scale.max) * float(fmt.element.max),
                      float(fmt.scale.min_subnormal or fmt.scale.min_normal))

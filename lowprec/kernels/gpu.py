@@ -129,37 +129,40 @@ def _pow2_at_least(v: int) -> int:
     return 1 << max(0, (v - 1).bit_length())
 
 
-def _block_geometry(shape: tuple, block: int) -> tuple[tuple, dict, tuple]:
+def _block_geometry(shape: tuple, block: int, units: int = 1) -> tuple[tuple, dict, tuple]:
     """(grid, tile constexprs, (total blocks, blocks a line, L, inner, B)) of a block kernel over an
-    (outer, L, inner) tensor blocked by `block` along L."""
+    (outer, L, inner) tensor blocked by `block` along L, about `units` work units a program."""
     outer, length, inner = shape
     nbl = -(-length // block)
     bp = _pow2_at_least(block)
     it = 1 if inner == 1 else min(_pow2_at_least(inner), 64)
-    nb = max(1, WORK_UNIT // (bp * it))
+    nb = max(1, units * WORK_UNIT // (bp * it))
     total = outer * nbl
     return (-(-total // nb), -(-inner // it)), dict(NB=nb, BP=bp, IT=it), (total, nbl, length, inner, block)
 
 
-def quantize_e8m0(src, dst, params, mode: int, key: int, *, block: int, elem_emax: int, threshold: int) -> None:
+def quantize_e8m0(src, dst, params, mode: int, key: int, *, block: int, elem_emax: int, threshold: int,
+                  units: int = 1, num_warps: int = 4) -> None:
     """Quantize the contiguous float32 tensor src, seen as (outer, L, inner) and blocked by `block`
     along L, into dst (same shape) by an e8m0 block format: `params` the element format's block (for
     float32 input), elem_emax and threshold the scale rule's numbers (lowprec.array.block). Stochastic
-    draws over the blocked layout (axis last, lines padded to whole blocks), as the C core's."""
+    draws over the blocked layout (axis last, lines padded to whole blocks), as the C core's. units
+    (work units a program) and num_warps: the launch shape (bench/gpu.py --sweep mx)."""
     if src.numel() == 0:
         return
-    grid, tile, geometry = _block_geometry(src.shape, block)
+    grid, tile, geometry = _block_geometry(src.shape, block, units)
     kernel = _module("triton_block", src.device.type == "cpu").quantize_e8m0
     key_lo, key_hi = _halves(key)
     kernel[grid](src, dst, _params_on(params, src.device), *geometry, elem_emax, threshold, key_lo, key_hi,
-                 MODE=mode, DEEP=params.sub_exp < 1, num_warps=4, **tile)
+                 MODE=mode, DEEP=params.sub_exp < 1, num_warps=num_warps, **tile)
 
 
 def quantize_fscale(src, dst, element_params, scale_params, mode: int, key: int, *, block: int,
                     constants: tuple, tensor_scale: bool) -> None:
     """Quantize the contiguous float32/float64 tensor src, seen as (outer, L, inner) and blocked by
     `block` along L, into dst by a float-scaled block format (NVFP4): element_params / scale_params
-    the element's (in `mode`) and the saturating scale format's (nearest even) blocks for float64;
+    the element's (in `mode`; for float64 when stochastic, else float32) and the saturating scale
+    format's (nearest even, float32) blocks;
     constants (element max, scale max * element max, the scale's smallest positive value);
     tensor_scale: a per-tensor scale from the largest finite block amax (a first pass). Stochastic
     draws (64 bits) over the blocked layout, as lowprec.array.block's."""

@@ -18,7 +18,7 @@ last, lines padded to whole blocks), as the C core's do.
 import triton
 import triton.language as tl
 
-from lowprec.kernels.triton_float_loaded import _draw32, _draw64, _odd_quotient, _round_one  # the float kernel's
+from lowprec.kernels.triton_float_loaded import _draw32, _draw64, _odd32, _odd_quotient, _round_one  # the float kernel's
 
 
 @triton.jit
@@ -96,11 +96,13 @@ def finite_amax(x_ptr, amax_ptr, total_blocks, nbl, L, inner, B, NB: tl.constexp
 def quantize_fscale(x_ptr, y_ptr, ep_ptr, sp_ptr, c_ptr, amax_ptr, total_blocks, nbl, L, inner, B, key_lo, key_hi,
                     NB: tl.constexpr, BP: tl.constexpr, IT: tl.constexpr, MODE: tl.constexpr, EDEEP: tl.constexpr,
                     SDEEP: tl.constexpr, TENSOR_SCALE: tl.constexpr):
-    """y = x quantized to a float-scaled block format: ep_ptr / sp_ptr the element's (in MODE) and the
-    saturating scale format's (nearest even) parameter vectors for float64 (EDEEP, SDEEP: their DEEP);
-    c_ptr the float64 constants (element max, scale max * element max, the scale's smallest positive
-    value); the tensor scale g from the float64 pattern at amax_ptr (TENSOR_SCALE: float32(amax /
-    (scale max * element max)), 1 where that is 0 or not finite)."""
+    """y = x quantized to a float-scaled block format: ep_ptr the element format's parameter vector
+    in MODE (for float64 when stochastic, float32 otherwise), sp_ptr the saturating scale format's
+    (nearest even, float32); EDEEP, SDEEP: their DEEP. c_ptr: the float64 constants (element max,
+    scale max * element max, the scale's smallest positive value); the tensor scale g from the
+    float64 pattern at amax_ptr (TENSOR_SCALE: float32(amax / (scale max * element max)), 1 where that
+    is 0 or not finite). The quotients are rounded to odd in float64, then (but for stochastic
+    rounding, whose draws are the float64 layout's) to odd at float32 precision, and rounded there."""
     o, lpos, i, inside, idx = _block_view(NB, BP, IT, total_blocks, nbl, L, inner, B)
     elem_max = tl.load(c_ptr)
     smallest = tl.load(c_ptr + 2)
@@ -115,18 +117,18 @@ def quantize_fscale(x_ptr, y_ptr, ep_ptr, sp_ptr, c_ptr, amax_ptr, total_blocks,
     m = tl.reduce(_abs_bits(x), 1, _larger, keep_dims=True)
     finite = m < 0x7FF0000000000000
     amax = tl.where(finite, m, 0).to(tl.float64, bitcast=True)
-    raw = _odd_quotient(amax, elem_max * g)
-    scale = _round_one(raw.to(tl.uint64, bitcast=True), raw.to(tl.uint64, bitcast=True), sp_ptr, 64, 52, 1023, 0,
-                       SDEEP).to(tl.float64, bitcast=True)
+    raw = _odd32(_odd_quotient(amax, elem_max * g))
+    scale = _round_one(raw, raw, sp_ptr, 32, 23, 127, 0, SDEEP).to(tl.float32, bitcast=True).to(tl.float64)
     scale = tl.where(amax > 0, tl.maximum(scale, smallest), scale)
     usable = finite & (scale > 0)
     sg = tl.where(usable, scale * g, 1.0)
     q = tl.where(usable, _odd_quotient(x64, sg), 0.0)
-    qbits = q.to(tl.uint64, bitcast=True)
     if MODE == 6:  # the draw of layout position p = line * padded length + l, 64 bits (float64 quotients)
+        qbits = q.to(tl.uint64, bitcast=True)
         rnd = _draw64((o * inner + i) * (nbl * B) + lpos, key_lo, key_hi)
+        element = _round_one(qbits, rnd, ep_ptr, 64, 52, 1023, MODE, EDEEP).to(tl.float64, bitcast=True)
     else:
-        rnd = qbits
-    element = _round_one(qbits, rnd, ep_ptr, 64, 52, 1023, MODE, EDEEP).to(tl.float64, bitcast=True)
+        q32 = _odd32(q)
+        element = _round_one(q32, q32, ep_ptr, 32, 23, 127, MODE, EDEEP).to(tl.float32, bitcast=True).to(tl.float64)
     value = tl.where(finite, element * sg, float("nan"))
     tl.store(y_ptr + idx, value.to(y_ptr.dtype.element_ty), mask=inside)

@@ -117,6 +117,17 @@ def _odd_product(a, b):
 
 
 @triton.jit
+def _odd32(q):
+    """float64 q rounded to odd at float32 precision, as a float32 pattern (uint32): rounding it to a
+    format of at most 22 significant bits is rounding q (Boldo and Melquiond). All in 32-bit
+    operations but the comparisons, which is what makes it cheaper than rounding q's 64-bit pattern."""
+    near = q.to(tl.float32)
+    bits = near.to(tl.uint32, bitcast=True)
+    bits = tl.where(tl.abs(near.to(tl.float64)) > tl.abs(q), bits - 1, bits)  # the truncation
+    return tl.where(bits.to(tl.float32, bitcast=True).to(tl.float64) != q, bits | 1, bits)
+
+
+@triton.jit
 def _rtne_shift(v, t, WIDTH: tl.constexpr):
     """Round-to-nearest-even of v * 2**t (t clamped as in C) as an integer of v's type."""
     one = v * 0 + 1

@@ -51,6 +51,32 @@ def ternary(x_ptr, y_ptr, w_p_ptr, w_n_ptr, delta_ptr, n, inner, channels, BLOCK
     tl.store(y_ptr + idx, value.to(y_ptr.dtype.element_ty), mask=inside)
 
 
+@triton.jit
+def _to_integer(q, MODE: tl.constexpr):
+    """float64 q rounded to an integer in a deterministic MODE, clamped to +-2**62 (as the C core
+    clamps), as int64: float arithmetic (|q| + 2**52 - 2**52 is |q| to the nearest even integer below
+    2**52; above, |q| is an integer) and 64-bit integer adds, not the 64-bit pattern rule."""
+    a = tl.minimum(tl.abs(q), 4611686018427387904.0)
+    big = 4503599627370496.0
+    near = tl.where(a < big, (a + big) - big, a)
+    low = tl.where(near > a, near - 1.0, near)  # floor(|q|)
+    inexact = (a > low).to(tl.int64)
+    whole = low.to(tl.int64)
+    if MODE == 0:  # nearest_even
+        mag = near.to(tl.int64)
+    elif MODE == 1:  # nearest_away: a tie (exactly .5 above floor: a - low is exact) goes up
+        mag = whole + (a - low >= 0.5).to(tl.int64)
+    elif MODE == 2:  # toward_zero
+        mag = whole
+    elif MODE == 3:  # up: away from zero for positive q
+        mag = whole + tl.where(q > 0, inexact, 0)
+    elif MODE == 4:  # down: away from zero for negative q
+        mag = whole + tl.where(q < 0, inexact, 0)
+    else:  # odd: truncate, then make the integer odd if anything was dropped
+        mag = whole + (inexact & ~whole & 1)
+    return tl.where(q < 0, -mag, mag)
+
+
 @triton.jit(do_not_specialize=["key_lo", "key_hi"])
 def affine(x_ptr, y_ptr, scale_ptr, zp_ptr, ip_ptr, n, inner, channels, qmin, qmax, key_lo, key_hi,
            BLOCK: tl.constexpr, MODE: tl.constexpr, DEEP: tl.constexpr):
@@ -64,14 +90,14 @@ def affine(x_ptr, y_ptr, scale_ptr, zp_ptr, ip_ptr, n, inner, channels, qmin, qm
     scale = tl.load(scale_ptr + ch, mask=inside, other=1.0)
     zp = tl.load(zp_ptr + ch, mask=inside, other=0)
     q = _odd_quotient(tl.where(x64 != x64, 0.0, x64), scale)
-    qbits = q.to(tl.uint64, bitcast=True)
-    if MODE == 6:
-        rnd = _draw64(idx, key_lo, key_hi)
+    if MODE == 6:  # the float kernel's rule on the 64-bit pattern, with the C core's 64-bit draws
+        qbits = q.to(tl.uint64, bitcast=True)
+        k = _round_one(qbits, _draw64(idx, key_lo, key_hi), ip_ptr, 64, 52, 1023, MODE, DEEP).to(tl.float64,
+                                                                                                  bitcast=True)
+        k = tl.minimum(tl.maximum(k, -4611686018427387904.0), 4611686018427387904.0).to(tl.int64)
     else:
-        rnd = qbits
-    k = _round_one(qbits, rnd, ip_ptr, 64, 52, 1023, MODE, DEEP).to(tl.float64, bitcast=True)
-    k = tl.minimum(tl.maximum(k, -4611686018427387904.0), 4611686018427387904.0)
-    qv = tl.minimum(tl.maximum(k.to(tl.int64) + zp, qmin), qmax)
+        k = _to_integer(q, MODE)
+    qv = tl.minimum(tl.maximum(k + zp, qmin), qmax)
     m = (qv - zp).to(tl.float64)
     if y_ptr.dtype.element_ty == tl.float64:
         value = m * scale

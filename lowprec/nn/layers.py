@@ -123,8 +123,10 @@ class _QMixin:
         NaN/Inf that x did not hold: training then goes nowhere without a word. One reduction per call
         (more only when it looks wrong), until it has warned. On a GPU the reduction's sync would stall
         the queue every layer: there the first 8 calls are checked, then every 64th."""
+        if torch.compiler.is_compiling():  # the check's sync would break the graph; so might the bookkeeping
+            return q
         warned = self.__dict__.setdefault("_q_warned", set())
-        if operand in warned or torch.compiler.is_compiling():  # the check's sync would break the graph
+        if operand in warned:
             return q
         if q.device.type != "cpu":
             calls = self.__dict__.setdefault("_q_calls", {})
