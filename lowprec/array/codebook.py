@@ -204,7 +204,7 @@ def quantize_lut(x: Any, fmt: LUTFormat, rounding: str, seed: Any, out: Any, bac
             _channel_axis(tuple(x.shape), fmt)
         from .device import quantize_lut_triton  # imports torch: only for tensors
 
-        return quantize_lut_triton(x, fmt, rounding, seed, out=out)
+        return quantize_lut_triton(x, fmt, rounding, seed, lambda dtype: _tables(fmt, dtype, rounding), out=out)
     arr, restore = _arrays.to_numpy(x)
     target = _arrays.out_array(out, x, arr) if out is not None else None
     _check_mode(rounding)

@@ -26,8 +26,6 @@ from .adapters import narrowed
 from ..kernels.params import qparams
 from ..kernels.philox import WORK_UNIT
 from ..formats import BinaryFormat, FixedFormat, FloatFormat, TernaryFormat, as_format
-from .codebook import _tables
-from .scaled import _INTEGER
 from ..kernels.rounding import check_rbits, mode_index, seed_key
 
 __all__ = ["quantize_device", "quantize_triton", "quantize_blocks_triton", "quantize_scaled_triton",
@@ -392,10 +390,11 @@ def _inner(src: torch.Tensor, fmt: Any, channels: int) -> int:
     return int(np.prod(src.shape[fmt.axis % src.dim() + 1:], dtype=np.int64)) if channels > 1 else 1
 
 
-def quantize_scaled_triton(x: torch.Tensor, fmt: Any, rounding: str, seed: Any, *, out: Any = None) -> torch.Tensor:
+def quantize_scaled_triton(x: torch.Tensor, fmt: Any, rounding: str, seed: Any, integer: Any, *,
+                           out: Any = None) -> torch.Tensor:
     """lowprec.quantize of a float32/float64 tensor to a binary, ternary or integer-affine format by
     the Triton kernels, on the tensor's device; the result is contiguous (parameters checked by the
-    caller against x's shape)."""
+    caller against x's shape). integer: the fixed-point format of rounding to an integer."""
     src, dst = _contiguous_target(x, out)
     if isinstance(fmt, BinaryFormat):
         alpha, = _on_device(fmt, "alpha", src.device, lambda: _per_channel(fmt, ("alpha",), (np.float64,)))
@@ -408,21 +407,22 @@ def quantize_scaled_triton(x: torch.Tensor, fmt: Any, rounding: str, seed: Any, 
     else:
         scale, zp = _on_device(fmt, "affine", src.device,
                                lambda: _per_channel(fmt, ("scale", "zero_point"), (np.float64, np.int64)))
-        _, params, mode, _ = _plan(_INTEGER, rounding, None, torch.float64)
+        _, params, mode, _ = _plan(integer, rounding, None, torch.float64)
         key = seed_key(seed) if mode == 6 else 0
         gpu.quantize_affine(src, dst, scale, zp, params, mode, key, _inner(src, fmt, scale.numel()), qmin=fmt.qmin,
                             qmax=fmt.qmax)
     return _delivered(dst, out)
 
 
-def quantize_lut_triton(x: torch.Tensor, fmt: Any, rounding: str, seed: Any, *, out: Any = None) -> torch.Tensor:
+def quantize_lut_triton(x: torch.Tensor, fmt: Any, rounding: str, seed: Any, rows_of, *,
+                        out: Any = None) -> torch.Tensor:
     """lowprec.quantize of a float32/float64 tensor to a codebook (LUT, log) format by the Triton
-    kernel, on the tensor's device (the channel count checked by the caller); the result is contiguous."""
+    kernel, on the tensor's device (the channel count checked by the caller); the result is
+    contiguous. rows_of(dtype): per codebook row, (thresholds, values) of that numpy dtype."""
     src, dst = _contiguous_target(x, out)
 
     def tables():
-        dtype = np.float32 if x.dtype == torch.float32 else np.float64
-        rows = _tables(fmt, np.dtype(dtype), rounding)
+        rows = rows_of(np.dtype(np.float32 if x.dtype == torch.float32 else np.float64))
         book = fmt.codebook if fmt.per_channel else fmt.codebook[None]
         return (torch.from_numpy(np.stack([t for t, _ in rows])), torch.from_numpy(np.stack([v for _, v in rows])),
                 torch.from_numpy(np.array(book, np.float64)))

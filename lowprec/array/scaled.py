@@ -177,7 +177,7 @@ def quantize_scaled(x: Any, fmt: Any, rounding: str = "nearest_even", *, seed: A
         _check_channels(fmt, np.broadcast_to(np.float32(0), tuple(x.shape)))
         from .device import quantize_scaled_triton  # imports torch: only for tensors
 
-        return quantize_scaled_triton(x, fmt, rounding, seed, out=out)
+        return quantize_scaled_triton(x, fmt, rounding, seed, _INTEGER, out=out)
     arr, restore = _arrays.to_numpy(x)
     target = _arrays.out_array(out, x, arr) if out is not None else None
     if isinstance(fmt, IntAffineFormat):
