@@ -384,8 +384,22 @@ def _format_of(key: str) -> Any:
 
 
 def _forward(x: torch.Tensor, fmt: str, rounding: str, seed: int, axis: int) -> torch.Tensor:
-    """_q on the format `fmt` names: a new contiguous tensor (custom operators may not alias inputs)."""
-    return _q(x, _format_of(fmt), rounding, None if seed < 0 else seed, axis).contiguous()
+    """_q on the format `fmt` names: a new tensor with exactly the strides of torch.empty(x.shape), as
+    the fake says (custom operators may not alias inputs; and a compiled graph plans the layouts of
+    what follows from the fake's strides, even those of size-1 dimensions, which .contiguous() keeps)."""
+    q = _q(x, _format_of(fmt), rounding, None if seed < 0 else seed, axis)
+    if q.stride() != _dense_strides(q.shape) or q is x:
+        q = torch.empty(q.shape, dtype=q.dtype, device=q.device).copy_(q)
+    return q
+
+
+def _dense_strides(shape: torch.Size) -> tuple:
+    """The strides of torch.empty(shape)."""
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
 
 
 @torch.library.custom_op("lowprec::quantize", mutates_args=())

@@ -226,3 +226,22 @@ def test_the_clipped_estimator_under_torch_compile():
                       fullgraph=True)
     f(x).backward()
     assert torch.equal(x.grad, torch.tensor([0.0, 2.0, 2.0, 0.0]))  # e4m3fn's range is +-448
+
+
+@pytest.mark.parametrize("name", ["fp8_e4m3fn", "mxfp8_e4m3"])
+def test_the_operators_give_the_fakes_strides_even_on_size_one_dimensions(name):
+    """A compiled graph plans layouts from the fake's strides (cuDNN's convolution backward picks its
+    output layout from them, size-1 dimensions included: a ResNet's 1x1 feature maps): the operators
+    return exactly torch.empty(x.shape)'s strides, whatever x's (torch.library.opcheck agrees)."""
+    from lowprec import ste
+
+    key = ste.format_key(lowprec.formats.get(name))
+    axis = {"axis": 1} if name.startswith("mx") else {}
+    for x in (torch.randn(4, 64, 1, 1).to(memory_format=torch.channels_last),  # strides (64, 1, 64, 64)
+              torch.randn(2, 64, 3, 3).to(memory_format=torch.channels_last), torch.randn(2, 64, 3, 3)[:, :, 1:]):
+        expected = torch.empty(x.shape).stride()
+        for out in (torch.ops.lowprec.quantize(x, key, "nearest_even", "ste", 1, 1),
+                    torch.ops.lowprec.quantize_grad_backward(x, key, "nearest_even", 1, 1)):
+            assert out.stride() == expected and torch.equal(out, lowprec.quantize(x, name, **axis))
+        torch.library.opcheck(torch.ops.lowprec.quantize.default, (x, key, "nearest_even", "ste", 1, 1),
+                              test_utils=("test_schema", "test_faketensor"))
