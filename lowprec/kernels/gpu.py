@@ -19,7 +19,7 @@ from types import ModuleType
 from .philox import WORK_UNIT
 
 __all__ = ["available", "quantize_float", "quantize_e8m0", "quantize_fscale", "quantize_binary", "quantize_ternary",
-           "quantize_affine", "quantize_lut"]
+           "quantize_affine", "quantize_lut", "mac_matmul"]
 
 _PARAM_FIELDS = ("drop0", "sub_exp", "q_exp", "tiny", "q", "half_q", "lim_pos", "lim_neg", "ovf_pos", "ovf_neg",
                  "inf_pos_full", "inf_neg_full", "nan_pos_full", "nan_neg_full", "keep_neg_zero", "par_mask",
@@ -244,3 +244,34 @@ def quantize_lut(src, dst, thresholds, table, book, inner: int, key: int | None)
     kernel = _module("triton_codebook", src.device.type == "cpu").lut
     kernel[(-(-n // _SCALED_BLOCK),)](src, dst, thresholds, table, book, n, inner, channels, entries, key_lo, key_hi,
                                       BLOCK=_SCALED_BLOCK, LOG=(entries - 1).bit_length(), STOCHASTIC=key is not None)
+
+
+_MAC_TILE = (16, 32)  # outputs a program (rows x columns)
+
+
+def mac_matmul(a, b, c, params: dict, mode: int, *, chunk: int, key: int, offset: int, acc_native: bool,
+               chunk_native: bool, b_broadcast: bool, halves: frozenset = frozenset()) -> None:
+    """c = a @ b by the sequential MAC engine (csrc/mac_impl.h's rules and draws): a (m x k), b (k x
+    n, or 1 x n standing for every row with b_broadcast) and c (m x n) contiguous tensors of one
+    dtype (float32 or float64: the working type) on one device; params: "acc" and "out" (and "mul",
+    "chunk_acc" where used) parameter blocks for that dtype; output (i, j) draws as offset + i * n + j.
+    halves: the roles ("mul", "acc", "chunk_acc", "out") whose format is IEEE binary16 under nearest
+    even with float32 operands (rounded by the hardware's conversion)."""
+    m, k = a.shape
+    n = c.shape[1]
+    if m * n == 0:
+        return
+    width = 32 if str(a.dtype) == "torch.float32" else 64
+    key_lo, key_hi = _halves(key)
+    off_lo, off_hi = _halves(offset)
+    acc = _params_on(params["acc"], a.device)
+    vectors = [_params_on(params[f], a.device) if params.get(f) is not None else acc
+               for f in ("mul", "acc", "chunk_acc", "out")]
+    kernel = _module("triton_mac", a.device.type == "cpu").mac_sequential
+    bm, bn = _MAC_TILE
+    kernel[(-(-m // bm), -(-n // bn))](a, b, c, *vectors, m, k, n, max(chunk, 1), key_lo, key_hi, off_lo, off_hi,
+                                       WIDTH=width, MODE=mode, HAS_MUL=params.get("mul") is not None,
+                                       CHUNKED=chunk > 0, ACC_NATIVE=acc_native, CHUNK_NATIVE=chunk_native,
+                                       B_BROADCAST=b_broadcast, BM=bm, BN=bn, MUL_HALF="mul" in halves,
+                                       ACC_HALF="acc" in halves, CHUNK_HALF="chunk_acc" in halves,
+                                       OUT_HALF="out" in halves, num_warps=4)

@@ -29,6 +29,7 @@ from .._exact import rto64
 from ..array import adapters as _arrays
 from ..array import quantize
 from ..formats import FixedFormat, FloatFormat, Format, as_scalar_format, layout
+from ..kernels import gpu
 from ..kernels.native import ffi, lib
 from ..kernels.params import qparams
 from ..kernels.rounding import check_rbits, mode_index, seed_key
@@ -79,6 +80,10 @@ class MAC:
         the unit's group) promotes the unit's partial sums to chunk_acc every chunk products.
       quantize_inputs: with a unit, round the operands to their formats (nearest even) and c to the
         unit's register format first, instead of refusing values the formats do not hold.
+      backend: the engine of sequential float accumulation: None (CUDA operands: the Triton kernel
+        where Triton imports, else the C core), "c", or "triton" (CPU operands: Triton's interpreter,
+        slow, for tests). Both give the same bits and counts; the other orders, fixed-point and exact
+        accumulators and matrix units run on the host.
 
     Operands are taken as given (quantize them first) and may have at most 26 significant bits:
     float32/float64 numpy arrays or CPU tensors (float16/bfloat16 tensors are taken exactly; their
@@ -88,8 +93,14 @@ class MAC:
     def __init__(self, mul=None, acc="fp32", chunk: int | None = None, chunk_acc=None,
                  order: str = "sequential", fused: bool = False, rounding: str = "nearest_even",
                  out=None, seed: Any = None, rbits: int | None = None, inputs=None, unit=None,
-                 quantize_inputs: bool = False):
+                 quantize_inputs: bool = False, backend: str | None = None):
         self.unit = None
+        if backend not in (None, "c", "triton"):
+            raise ValueError(f"backend must be None (automatic), 'c' or 'triton'; got {backend!r}")
+        if backend == "triton" and not gpu.available():
+            raise ModuleNotFoundError("backend='triton' needs the triton package: pip install 'lowprec[gpu]'")
+        self.backend = backend
+        self._device = None  # the device of the current call's tensor operands (None: the host)
         if quantize_inputs and unit is None:
             raise ValueError("quantize_inputs=True is for matrix units (unit=...): other MACs take operands as given")
         self.quantize_inputs = bool(quantize_inputs)
@@ -189,6 +200,7 @@ class MAC:
         result's shape); matrix units (unit=) only, for now."""
         a_np, restore = _arrays.to_numpy(a, "a")
         b_np, _ = _arrays.to_numpy(b, "b")
+        self._device = _device_of(a, b)
         if c is not None and self.unit is None:
             raise ValueError("c= (an initial accumulator) is supported for matrix units (MAC(unit=...)) only, for now")
         if a_np.ndim == 0 or b_np.ndim == 0:
@@ -235,6 +247,7 @@ class MAC:
     def sum(self, x, axis: int = -1):
         """Sum along an axis as the MAC accumulates (each term is a product x * 1)."""
         x_np, restore = _arrays.to_numpy(x, "x")
+        self._device = _device_of(x)
         if x_np.ndim == 0:
             raise ValueError("sum needs at least a 1-D array")
         r = self._sum_last(np.moveaxis(x_np, axis, -1))
@@ -267,6 +280,7 @@ class MAC:
         reduction runs over (channel, kernel row, kernel column) in that order."""
         x_np, restore = _arrays.to_numpy(x, "x")
         w_np, _ = _arrays.to_numpy(w, "w")
+        self._device = _device_of(x, w)
         if x_np.ndim != 4 or w_np.ndim != 4:
             raise ValueError(f"conv2d needs x of shape (N, C, H, W) and w of shape (O, C/groups, kh, kw); got {x_np.shape} and {w_np.shape}")
         n, c = x_np.shape[:2]
@@ -444,13 +458,16 @@ class MAC:
         mp.fast = int(use32 and self.rounding != "stochastic" and self._no_tiny_and_no_overflow(A, ops))
         m, k = A.shape
         n = B.shape[1]
+        b_broadcast = k > 0 and B.strides[0] == 0  # every row of B is its first (a sum's ones)
+        if self._engine() == "triton":
+            return self._sequential_triton(A, B, dtype, keep, mp, b_broadcast)
         # the kernel takes whole tiles of rows x columns: pad with zeros, drop the padding
         tr, tc = lib.lp_mac_tile(0), lib.lp_mac_tile(1)
         if n < tc:  # narrow: the kernel goes one output at a time, nothing to pad
             tr = tc = 1
         mp_, np_ = -(-m // tr) * tr, -(-n // tc) * tc
         a = _padded(A, (mp_, k), dtype)  # copies only where needed
-        mp.b_broadcast = int(k > 0 and B.strides[0] == 0)  # every row of B is its first (a sum's ones)
+        mp.b_broadcast = int(b_broadcast)
         b = _padded(B[:1], (1, np_), dtype) if mp.b_broadcast else _padded(B, (k, np_), dtype)
         c = np.empty((mp_, np_), dtype)
         ctype = "float[]" if use32 else "double[]"
@@ -460,6 +477,32 @@ class MAC:
         if rc:
             raise RuntimeError("lp_mac_matmul refused the padded shapes (a bug in lowprec)")
         return c[:m, :n].astype(np.float64)
+
+    def _engine(self) -> str:
+        """"triton" or "c" for this call's sequential float accumulation (see backend)."""
+        if self.backend is not None:
+            return self.backend
+        return "triton" if self._device is not None and self._device.type == "cuda" and gpu.available() else "c"
+
+    def _sequential_triton(self, A: np.ndarray, B: np.ndarray, dtype: np.dtype, params: list, mp,
+                           b_broadcast: bool) -> np.ndarray:
+        """_sequential's work by the Triton kernel (lowprec.kernels.triton_mac) on the call's device
+        (CPU: the interpreter), the C kernel's bits: the parameter blocks and flags _sequential set up."""
+        import torch
+
+        device = self._device if self._device is not None else torch.device("cpu")
+        names = [f for f, fmt in (("mul", self.mul), ("acc", self.acc), ("chunk_acc", self.chunk_acc),
+                                  ("out", self.out)) if fmt is not None]
+        a = torch.from_numpy(np.array(A, dtype, order="C")).to(device)  # copies: A may be a read-only view
+        b = torch.from_numpy(np.array(B[:1] if b_broadcast else B, dtype, order="C")).to(device)
+        c = torch.empty((A.shape[0], B.shape[1]), dtype=a.dtype, device=device)
+        formats = dict(mul=self.mul, acc=self.acc, chunk_acc=self.chunk_acc, out=self.out)
+        halves = frozenset(r for r in names if dtype == np.float32 and self.rounding == "nearest_even"
+                           and _is_binary16(formats[r]))
+        gpu.mac_matmul(a, b, c, dict(zip(names, params)), self.mode, chunk=self.chunk or 0, key=self.seed,
+                       offset=self._offset, acc_native=bool(mp.acc_native), chunk_native=bool(mp.chunk_native),
+                       b_broadcast=b_broadcast, halves=halves)
+        return c.cpu().numpy().astype(np.float64)
 
     def _exact(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
         """acc=None: exact sums, rounded once to out."""
@@ -495,6 +538,14 @@ class MAC:
             s = quantize(total, acc)  # on the grid already: only wraps or saturates, as acc says
         self.counts["overflows"] += overflows
         return s if self.out is None or self.out == acc else quantize(s, self.out, self.rounding, seed=self.seed)
+
+
+def _device_of(*operands) -> Any:
+    """The device of the first tensor operand off the host (None: all on the host)."""
+    for x in operands:
+        if _arrays.is_tensor(x) and x.device.type != "cpu":
+            return x.device
+    return None
 
 
 def _nonzero_pairs(A: np.ndarray, B: np.ndarray) -> int:
@@ -552,14 +603,20 @@ def _pair(v, name):
 
 
 def _wrap_like(original, restore, result: np.ndarray):
-    if _arrays.is_tensor(original):
-        return restore(np.ascontiguousarray(result))
+    if _arrays.is_tensor(original):  # (np.ascontiguousarray makes a 0-d result 1-d: a dot's would be (1,))
+        return restore(np.ascontiguousarray(result).reshape(result.shape))
     return result if result.ndim else result[()]
 
 
 def _is_float32(fmt: Format | None) -> bool:
     """fmt is IEEE binary32 itself (subnormals, Inf on overflow): float's own arithmetic rounds to it."""
     return (isinstance(fmt, FloatFormat) and (fmt.exp_bits, fmt.man_bits, fmt.bias) == (8, 23, 127)
+            and fmt.subnormals and fmt.specials == "ieee" and fmt.overflow == "inf")
+
+
+def _is_binary16(fmt: Format | None) -> bool:
+    """fmt is IEEE binary16 itself (subnormals, Inf on overflow): a float32-to-half conversion rounds to it."""
+    return (isinstance(fmt, FloatFormat) and (fmt.exp_bits, fmt.man_bits, fmt.bias) == (5, 10, 15)
             and fmt.subnormals and fmt.specials == "ieee" and fmt.overflow == "inf")
 
 

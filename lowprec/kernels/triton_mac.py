@@ -1,0 +1,138 @@
+"""Triton kernel of the sequential MAC engine: csrc/mac_impl.h (C = A @ B, every product and
+accumulation rounded as DESIGN.md section 4 says), for a tile of BM x BN outputs a program, each
+output's k steps in order, the tile's outputs side by side.
+
+Arithmetic in the working type FT (float32 or float64, WIDTH): products are exact in it (the caller
+checks, as for the C kernel), a sum s + p is rounded to odd in FT from TwoSum's exact error, then
+rounded to the accumulator's format by the float kernel's rule: the correct rounding of the exact
+sum. Stochastic draws as the C kernel's: rounding event e (0 product, 1 accumulation, 2 chunk total,
+3 output) at step t of output o = offset + i * n + j takes word e of Philox4x32-10(seed, counter
+o * (k + 1) + t) (t = k for the output), its top rbits bits as the parameter vector says. Loaded by
+lowprec.kernels.gpu as triton_float.py is, whose rounding and Philox it reuses.
+"""
+
+import triton
+import triton.language as tl
+
+from lowprec.kernels.triton_float_loaded import _philox, _round_one, _unbias  # the float kernel's
+
+
+@triton.jit
+def _add_rto(s, p, DOWN: tl.constexpr, WIDTH: tl.constexpr):
+    """s + p rounded to odd in s's type; an exact zero sum is -0 under rounding down unless both
+    terms are +0 (IEEE 754), as add_rto_ in csrc/mac_impl.h."""
+    r = s + p
+    if WIDTH == 32:
+        ut = tl.uint32
+    else:
+        ut = tl.uint64
+    if DOWN:
+        both_plus_zero = (s.to(ut, bitcast=True) | p.to(ut, bitcast=True)) == 0
+        r = tl.where((r == 0) & ~both_plus_zero, -0.0, r).to(s.dtype)
+    bp = r - s
+    e = (s - (r - bp)) + (p - bp)  # TwoSum: s + p == r + e exactly
+    rb = r.to(ut, bitcast=True)
+    eb = e.to(ut, bitcast=True)
+    one = rb * 0 + 1
+    exp_mask = ((one << (WIDTH - 1)) - 1) ^ ((one << (23 if WIDTH == 32 else 52)) - 1)
+    step = ((eb << 1) != 0) & ((rb & exp_mask) != exp_mask) & ((rb & 1) == 0)
+    toward_zero = ((rb ^ eb) >> (WIDTH - 1)) != 0  # e and r differ in sign: the odd one is nearer 0
+    return tl.where(step, tl.where(toward_zero, rb - 1, rb + 1), rb).to(s.dtype, bitcast=True)
+
+
+@triton.jit
+def _round_to(x, p_ptr, rnd32, WIDTH: tl.constexpr, MODE: tl.constexpr, HALF: tl.constexpr = False):
+    """x rounded by the parameter vector p_ptr (mac_q_): a 32-bit draw on top of the pattern. HALF:
+    the format is IEEE binary16 and MODE nearest even (x float32 rounded to odd, or exact): the
+    hardware's conversion is that rounding."""
+    if HALF:
+        return x.to(tl.float16).to(tl.float32)
+    if WIDTH == 32:
+        bits = x.to(tl.uint32, bitcast=True)
+        return _round_one(bits, rnd32, p_ptr, 32, 23, 127, MODE, False).to(tl.float32, bitcast=True)
+    bits = x.to(tl.uint64, bitcast=True)
+    return _round_one(bits, rnd32.to(tl.uint64) << 32, p_ptr, 64, 52, 1023, MODE, False).to(tl.float64, bitcast=True)
+
+
+@triton.jit
+def _word(ctr, k0, k1, WORD: tl.constexpr):
+    """Word WORD of Philox4x32-10 of 64-bit counters ctr under key (k0, k1)."""
+    w0, w1, w2, w3 = _philox(ctr.to(tl.uint32), (ctr >> 32).to(tl.uint32), k0, k1)
+    if WORD == 0:
+        return w0
+    elif WORD == 1:
+        return w1
+    elif WORD == 2:
+        return w2
+    else:
+        return w3
+
+
+@triton.jit(do_not_specialize=["k", "chunk", "key_lo", "key_hi", "off_lo", "off_hi"])
+def mac_sequential(a_ptr, b_ptr, c_ptr, mul_ptr, acc_ptr, chunk_ptr, out_ptr, m, k, n, chunk, key_lo, key_hi,
+                   off_lo, off_hi, WIDTH: tl.constexpr, MODE: tl.constexpr, HAS_MUL: tl.constexpr,
+                   CHUNKED: tl.constexpr, ACC_NATIVE: tl.constexpr, CHUNK_NATIVE: tl.constexpr,
+                   B_BROADCAST: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, MUL_HALF: tl.constexpr,
+                   ACC_HALF: tl.constexpr, CHUNK_HALF: tl.constexpr, OUT_HALF: tl.constexpr):
+    """c[m x n] = a[m x k] @ b[k x n] (row-major, contiguous; B_BROADCAST: b is one row standing for
+    all k), parameter vectors of the mul / acc / chunk_acc / out formats (mul_ptr, chunk_ptr unused
+    unless HAS_MUL, CHUNKED); ACC_NATIVE / CHUNK_NATIVE: that accumulator is FT's own format under
+    nearest even (FT's sum is the rounded one); *_HALF: that format is IEEE binary16 under nearest
+    even in the float32 working type (a hardware conversion rounds to it). Key and output offset as
+    32-bit halves in int32 range (triton_float.quantize_float)."""
+    i = tl.program_id(0).to(tl.int64) * BM + tl.arange(0, BM)[:, None]
+    j = tl.program_id(1).to(tl.int64) * BN + tl.arange(0, BN)[None, :]
+    rows, cols = i < m, j < n
+    if WIDTH == 32:
+        ft = tl.float32
+    else:
+        ft = tl.float64
+    s = (i * 0 + j * 0).to(ft)  # not tl.zeros: a jit function of triton.language, which the interpreter
+    tot = s  # cannot mix in (see triton_float.py)
+    k0, k1 = _unbias(key_lo), _unbias(key_hi)
+    offset = (_unbias(off_hi).to(tl.uint64) << 32) | _unbias(off_lo).to(tl.uint64)
+    steps = k.to(tl.uint64) + 1
+    first = (offset + (i * n + j).to(tl.uint64)) * steps  # each output's counter at step 0
+    zero32 = (i * 0 + j * 0).to(tl.uint32)  # the draw of deterministic modes (unused)
+    for t in range(k):
+        av = tl.load(a_ptr + i * k + t, mask=rows, other=0.0)
+        if B_BROADCAST:
+            bv = tl.load(b_ptr + j, mask=cols, other=0.0)
+        else:
+            bv = tl.load(b_ptr + t * n + j, mask=cols, other=0.0)
+        p = av * bv
+        ctr = first + t
+        if HAS_MUL:
+            if MODE == 6:
+                rnd = _word(ctr, k0, k1, 0)
+            else:
+                rnd = zero32
+            p = _round_to(p, mul_ptr, rnd, WIDTH, MODE, MUL_HALF)
+        if ACC_NATIVE:
+            s = s + p
+        else:
+            if MODE == 6:
+                rnd = _word(ctr, k0, k1, 1)
+            else:
+                rnd = zero32
+            s = _round_to(_add_rto(s, p, MODE == 4, WIDTH), acc_ptr, rnd, WIDTH, MODE, ACC_HALF)
+        if CHUNKED:
+            if ((t + 1) % chunk == 0) | (t + 1 == k):
+                if CHUNK_NATIVE:
+                    tot = tot + s
+                else:
+                    if MODE == 6:
+                        rnd = _word(ctr, k0, k1, 2)
+                    else:
+                        rnd = zero32
+                    tot = _round_to(_add_rto(tot, s, MODE == 4, WIDTH), chunk_ptr, rnd, WIDTH, MODE, CHUNK_HALF)
+                s = (i * 0 + j * 0).to(ft)
+    if CHUNKED:
+        v = tot
+    else:
+        v = s
+    if MODE == 6:
+        rnd = _word(first + k, k0, k1, 3)
+    else:
+        rnd = zero32
+    tl.store(c_ptr + i * n + j, _round_to(v, out_ptr, rnd, WIDTH, MODE, OUT_HALF), mask=rows & cols)
