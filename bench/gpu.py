@@ -6,7 +6,8 @@ device-to-device copy of the same tensor (throughput), the output's size (memory
 
 Rows name the backend that ran (lowprec.array.backend): "triton" for every family on a CUDA
 tensor; torch's own casts are printed as the peers'. --sweep float|mx adds a kernel's launch
-settings; --compile a torch.compile'd fake-fp8 training step (and its graph breaks).
+settings; --compile a torch.compile'd fake-fp8 training step (and its graph breaks); --mac-n the MAC
+engine's matmul size (issue 17's target: >= 100 G MAC/s at 4096^3).
 """
 
 import argparse
@@ -143,6 +144,44 @@ def throughput(args):
         choose_kind = choose_for_codebook if isinstance(fmt, lowprec.LUTFormat) else choose_for_scaled
         for rounding in modes:
             row(label, rounding, rows, choose_kind(None, rows, fmt), lambda: lowprec.quantize(rows, fmt, rounding, seed=1))
+
+
+def mac(args):
+    """The Triton MAC engine on an n x n x n matmul of fp8 operands: G MAC/s end to end (MAC.matmul of
+    CUDA tensors: operand checks and counts on the host) and of the kernel alone, against torch's fp32
+    matmul (TF32 off) in the same run."""
+    import numpy as np
+
+    from lowprec.kernels import gpu
+    from lowprec.kernels.params import qparams
+
+    n = args.mac_n
+    a = lowprec.quantize(torch.randn(n, n, device=DEVICE), "fp8_e4m3fn")
+    b = lowprec.quantize(torch.randn(n, n, device=DEVICE), "fp8_e4m3fn")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    native = gpu_time(lambda: a @ b, reps=3)
+    macs = n**3
+    print(f"\nMAC engine, fp8_e4m3fn operands, {n}^3 (torch fp32 matmul: {macs / native / 1e9:.0f} G MAC/s)")
+    for label, kwargs in (("fp16 acc", dict(acc="fp16")), ("fp16 acc, chunk 64 into fp32", dict(acc="fp16", chunk=64,
+                                                                                              chunk_acc="fp32")),
+                          ("bf16 acc", dict(acc="bf16")), ("fp32 acc", dict(acc="fp32")),
+                          ("fp16 acc, stochastic", dict(acc="fp16", rounding="stochastic", seed=1))):
+        unit = lowprec.MAC(**kwargs)
+        end_to_end = gpu_time(lambda: unit.matmul(a, b), reps=1)
+        dtype = np.float64 if kwargs.get("rounding") == "stochastic" else np.float32
+        wide = a.double() if dtype == np.float64 else a
+        wide_b = b.double() if dtype == np.float64 else b
+        params = {f: qparams(getattr(unit, f), np.dtype(dtype), unit.rounding, None)
+                  for f in ("acc", "chunk_acc", "out") if getattr(unit, f) is not None}
+        halves = frozenset(r for r in params if dtype == np.float32 and unit.rounding == "nearest_even"
+                           and getattr(unit, r).name == "fp16")
+        c = torch.empty_like(wide)
+        kernel = gpu_time(lambda: gpu.mac_matmul(wide, wide_b, c, params, unit.mode, chunk=unit.chunk or 0,
+                                                 key=unit.seed, offset=0, acc_native=unit._acc_native(),
+                                                 chunk_native=unit._chunk_native(), b_broadcast=False,
+                                                 halves=halves), reps=1)
+        print(f"  {label:<30} end to end {macs / end_to_end / 1e9:8.1f} G MAC/s ({native / end_to_end:.4f}x fp32 "
+              f"matmul)   kernel {macs / kernel / 1e9:8.1f} G MAC/s ({native / kernel:.4f}x)", flush=True)
 
 
 def sweep_mx(args):
@@ -282,6 +321,7 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--sweep", choices=("float", "mx"), help="a kernel's launch settings")
+    ap.add_argument("--mac-n", type=int, default=4096, help="the MAC engine's n x n x n matmul (0: skip)")
     ap.add_argument("--no-train", action="store_true", help="skip the ResNet-18 training steps")
     ap.add_argument("--compile", action="store_true", help="also a torch.compile'd fake-fp8 step")
     ap.add_argument("--device", default="cuda", help="cpu: a smoke run of the script (C core, wall clock)")
@@ -293,6 +333,8 @@ def main():
     name = torch.cuda.get_device_name() if DEVICE == "cuda" else "CPU (smoke run)"
     print(name, "| torch", torch.__version__, "| lowprec", lowprec.__version__)
     throughput(args)
+    if args.mac_n:
+        mac(args)
     if args.sweep == "float":
         sweep(args)
     if args.sweep == "mx":
