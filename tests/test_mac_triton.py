@@ -115,3 +115,27 @@ def test_backend_choice_and_refusals():
     mac._device = torch.device("cuda", 0)
     assert mac._engine() == "triton"
     assert MAC(acc="fp16", backend="c")._engine() == "c"
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_layers_in_mac_mode_forward_and_backward(device):
+    """A linear and a convolutional layer in mac mode (fp8 operands, fp16 chunked accumulation): the
+    Triton engine's outputs, gradients and counts are the C engine's (on a GPU: the tensors' device)."""
+    from lowprec import nn as lnn
+
+    def run(backend):
+        torch.manual_seed(3)
+        net = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(48, 4))
+        mac = {"mode": "mac", "acc": "fp16", "chunk": 8, "chunk_acc": "fp32", "backend": backend}
+        lnn.swap(net, {k: {"weight": "fp8_e4m3fn", "input": "fp8_e4m3fn", "grad": "fp8_e5m2", "mac": dict(mac)}
+                       for k in ("Conv2d", "Linear")})
+        net = net.to(device if backend == "triton" else "cpu")
+        x = torch.randn(2, 2, 4, 4).to(next(net.parameters()).device)
+        y = net(x)
+        y.square().sum().backward()
+        return [y.detach().cpu()] + [p.grad.cpu() for p in net.parameters()], [m.q_mac.counts for m in (net[0], net[2])]
+
+    (expected, c_counts), (got, t_counts) = run("c"), run("triton")
+    for e, g in zip(expected, got):
+        assert_same(g.numpy(), e.numpy(), "layer outputs and gradients")
+    assert c_counts == t_counts

@@ -4,7 +4,6 @@ its patches)."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -46,9 +45,8 @@ def _wide(t: torch.Tensor) -> torch.Tensor:
 
 def mac_matmul(a: torch.Tensor, b: torch.Tensor, mac: MAC, grad=None) -> torch.Tensor:
     """2-D a @ b, bit-accurate through mac, differentiable (the backward products through mac too;
-    grad: the incoming gradient's format, which a matrix unit's backward GEMMs take as an operand)."""
-    if a.device.type != "cpu":
-        raise ValueError(f"mac mode runs on the CPU (the MAC simulator); the tensors are on {a.device}")
+    grad: the incoming gradient's format, which a matrix unit's backward GEMMs take as an operand).
+    Tensors on a GPU: the MAC's Triton engine where it applies (lowprec.MAC's backend)."""
     return _MACMatmul.apply(a, b, mac, grad)
 
 
@@ -61,8 +59,7 @@ class _MACConv2d(torch.autograd.Function):
     def forward(ctx, x, w, mac, stride, padding, dilation, groups, grad):
         ctx.save_for_backward(x, w)
         ctx.macs, ctx.settings = _backward_macs(mac, grad), (stride, padding, dilation, groups)
-        y = mac.conv2d(_wide(x.detach()).numpy(), _wide(w.detach()).numpy(), stride, padding, dilation, groups)
-        return torch.from_numpy(y).to(x.dtype)
+        return mac.conv2d(_wide(x.detach()), _wide(w.detach()), stride, padding, dilation, groups).to(x.dtype)
 
     @staticmethod
     def backward(ctx, g):
@@ -71,32 +68,33 @@ class _MACConv2d(torch.autograd.Function):
         n, c, h, wd = x.shape
         o, cg, kh, kw = w.shape
         og, k = o // groups, cg * kh * kw
-        cols = patches(_wide(x.detach()).numpy(), (kh, kw), stride, padding, dilation)  # (n, ho, wo, c, kh, kw)
+        # the forward's patches (n, ho, wo, c, kh, kw), made on the host as MAC.conv2d makes them; the
+        # products on the tensors' device (a GPU: the MAC's Triton engine)
+        cols = torch.from_numpy(patches(_wide(x.detach()).cpu().numpy(), (kh, kw), stride, padding, dilation))
+        cols = cols.to(x.device)
         rows = cols.shape[0] * cols.shape[1] * cols.shape[2]
-        dy = _wide(g).permute(0, 2, 3, 1).reshape(rows, o).numpy()
-        wide_w = _wide(w.detach()).numpy()
+        dy = _wide(g).permute(0, 2, 3, 1).reshape(rows, o)
+        wide_w = _wide(w.detach())
         dw, dcols = [], []
         for grp in range(groups):
             a = cols[:, :, :, grp * cg:(grp + 1) * cg].reshape(rows, k)
-            dy_g = np.ascontiguousarray(dy[:, grp * og:(grp + 1) * og])
+            dy_g = dy[:, grp * og:(grp + 1) * og].contiguous()
             if ctx.needs_input_grad[1]:
-                dw.append(ctx.macs[1].matmul(np.ascontiguousarray(a.T), dy_g).T.reshape(og, cg, kh, kw))
+                dw.append(ctx.macs[1].matmul(a.t().contiguous(), dy_g).t().reshape(og, cg, kh, kw))
             if ctx.needs_input_grad[0]:
                 dcols.append(ctx.macs[0].matmul(dy_g, wide_w[grp * og:(grp + 1) * og].reshape(og, k)).reshape(n, -1, k))
         gx = gw = None
         if dcols:
-            folded = torch.from_numpy(np.concatenate(dcols, axis=2)).permute(0, 2, 1)  # (n, c*kh*kw, L)
+            folded = torch.cat(dcols, dim=2).permute(0, 2, 1)  # (n, c*kh*kw, L)
             gx = F.fold(folded, (h, wd), (kh, kw), dilation=dilation, padding=padding, stride=stride).to(x.dtype)
         if dw:
-            gw = torch.from_numpy(np.concatenate(dw)).to(w.dtype)
+            gw = torch.cat(dw).to(w.dtype)
         return gx, gw, None, None, None, None, None, None
 
 
 def conv_mac(x: torch.Tensor, w: torch.Tensor, bias, mac: MAC, stride, padding, dilation, groups,
              grad=None) -> torch.Tensor:
     """conv2d through mac (MAC.conv2d), differentiable (the backward products through mac too; grad:
-    as mac_matmul's)."""
-    if x.device.type != "cpu":
-        raise ValueError(f"mac mode runs on the CPU (the MAC simulator); the tensors are on {x.device}")
+    as mac_matmul's). Tensors on a GPU: as mac_matmul's."""
     y = _MACConv2d.apply(x, w, mac, tuple(stride), tuple(padding), tuple(dilation), groups, grad)
     return y if bias is None else y + bias.reshape(1, -1, 1, 1)

@@ -63,8 +63,6 @@ def _new_module(old: torch.nn.Module, settings: dict) -> torch.nn.Module:
         new = cls(old.in_channels, old.out_channels, old.kernel_size, stride=old.stride, padding=old.padding,
                   dilation=old.dilation, groups=old.groups, bias=old.bias is not None, padding_mode=old.padding_mode,
                   device="meta", **settings)
-    if new.q_mode == "mac" and old.weight.device.type != "cpu":
-        raise ValueError(f"mac mode runs on the CPU; this layer's weight is on {old.weight.device}")
     new.weight = old.weight  # the same Parameter: optimizers and tied weights keep working
     new.bias = old.bias
     for name, buf in old.named_buffers(recurse=False):
