@@ -182,6 +182,12 @@ def mac(args):
                                                  halves=halves), reps=1)
         print(f"  {label:<30} end to end {macs / end_to_end / 1e9:8.1f} G MAC/s ({native / end_to_end:.4f}x fp32 "
               f"matmul)   kernel {macs / kernel / 1e9:8.1f} G MAC/s ({native / kernel:.4f}x)", flush=True)
+    for label, unit in (("h100_fp8 unit", lowprec.mac_units.get("h100_fp8", inputs="fp8_e4m3fn")),
+                        ("h100_fp8 unit, promotion every 128", lowprec.mac_units.get(
+                            "h100_fp8", inputs="fp8_e4m3fn", chunk=128, chunk_acc="fp32"))):
+        end_to_end = gpu_time(lambda: unit.matmul(a, b), reps=1)
+        print(f"  {label:<30} end to end {macs / end_to_end / 1e9:8.1f} G MAC/s ({native / end_to_end:.4f}x fp32 "
+              "matmul)", flush=True)
 
 
 def sweep_mx(args):

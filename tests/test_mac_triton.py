@@ -1,7 +1,8 @@
-"""The Triton MAC engine (lowprec.kernels.triton_mac) gives the C engine's bits and counts: every
+"""The Triton MAC engines (lowprec.kernels.triton_mac) give the C engines' bits and counts: every
 rounding mode, product rounding, chunks with their own accumulator, the float32 and float64 working
-types, specials, stochastic draws across calls; on CPU operands through Triton's interpreter (every CI
-run), on CUDA tensors where a GPU is present."""
+types, specials, stochastic draws across calls, matrix units (also in tests/test_matrix_units.py,
+against the oracle and the recordings); on CPU operands through Triton's interpreter (every CI run),
+on CUDA tensors where a GPU is present."""
 
 import os
 
@@ -118,15 +119,18 @@ def test_backend_choice_and_refusals():
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_layers_in_mac_mode_forward_and_backward(device):
-    """A linear and a convolutional layer in mac mode (fp8 operands, fp16 chunked accumulation): the
-    Triton engine's outputs, gradients and counts are the C engine's (on a GPU: the tensors' device)."""
+@pytest.mark.parametrize("arithmetic", [{"acc": "fp16", "chunk": 8, "chunk_acc": "fp32"},
+                                        {"unit": "h100_fp8", "chunk": 32, "chunk_acc": "fp32"}], ids=["fp16", "h100"])
+def test_layers_in_mac_mode_forward_and_backward(arithmetic, device):
+    """A linear and a convolutional layer in mac mode (fp8 operands; fp16 chunked accumulation, or a
+    modelled H100 fp8 unit with promotion): the Triton engine's outputs, gradients and counts are the
+    C engine's (on a GPU: the tensors' device)."""
     from lowprec import nn as lnn
 
     def run(backend):
         torch.manual_seed(3)
         net = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(48, 4))
-        mac = {"mode": "mac", "acc": "fp16", "chunk": 8, "chunk_acc": "fp32", "backend": backend}
+        mac = dict(arithmetic, mode="mac", backend=backend)
         lnn.swap(net, {k: {"weight": "fp8_e4m3fn", "input": "fp8_e4m3fn", "grad": "fp8_e5m2", "mac": dict(mac)}
                        for k in ("Conv2d", "Linear")})
         net = net.to(device if backend == "triton" else "cpu")

@@ -27,6 +27,12 @@ FILES = {  # recording -> (unit, a's format, b's format)
     "tc_e5m2xe5m2_acc32": ("h200_fp8", "fp8_e5m2", "fp8_e5m2"),
     "tc_e4m3xe5m2_acc32": ("h200_fp8", "fp8_e4m3fn", "fp8_e5m2"),
 }
+try:
+    import triton  # noqa: F401
+
+    TRITON = True  # the Triton engine is checked too (CI installs triton)
+except ImportError:
+    TRITON = False
 needs_recordings = pytest.mark.skipif(not ORACLES.is_dir(), reason=f"the H200 recordings are not at {ORACLES}")
 
 
@@ -52,6 +58,9 @@ def test_every_recorded_output_is_reproduced(recording, folder):
         assert_same(ours.astype(np.float32), d, f"{folder}/{recording} {case} (reference)")
         mac = lowprec.mac_units.get(name, inputs=(fa, fb))  # the C core's engine
         assert_same(mac.matmul(a, b, c), d, f"{folder}/{recording} {case} (MAC)")
+        if TRITON and folder == "specials" and case == cases[0]:  # the Triton engine (interpreted: ~6 s a case)
+            mac = lowprec.mac_units.get(name, inputs=(fa, fb), backend="triton")
+            assert_same(mac.matmul(a, b, c), d, f"{folder}/{recording} {case} (Triton)")
 
 
 def test_rounding_the_exact_sum_is_not_what_the_hardware_does():
@@ -126,6 +135,9 @@ def test_the_c_engine_is_the_reference(name, m, k, n, data):
         expected = fused_matmul_reference(a, b, c, spec, fa, fb)
     got = lowprec.MAC(unit=spec, inputs=(fa, fb)).matmul(a, b, c)
     assert_same(got, expected.astype(np.float32), f"{name} {fa.name} x {fb.name}")
+    if TRITON:
+        got = lowprec.MAC(unit=spec, inputs=(fa, fb), backend="triton").matmul(a, b, c)
+        assert_same(got, expected.astype(np.float32), f"{name} {fa.name} x {fb.name} (Triton)")
 
 
 def test_promotion_composes_the_unit_with_fp32_adds():
@@ -140,6 +152,9 @@ def test_promotion_composes_the_unit_with_fp32_adds():
         total = lowprec.quantize(total + part, "fp32")
     mac = lowprec.MAC(unit="h100_fp8", inputs=("fp8_e4m3fn", "fp8_e5m2"), chunk=32, chunk_acc="fp32")
     assert_same(mac.matmul(a, b, c), total)
+    if TRITON:
+        assert_same(lowprec.MAC(unit="h100_fp8", inputs=("fp8_e4m3fn", "fp8_e5m2"), chunk=32, chunk_acc="fp32",
+                                backend="triton").matmul(a, b, c), total)
     assert mac.counts["add"]["fp32"] == 4 * 5 * 3  # the promotions; the unit adds in e8m13
     assert mac.counts["round"]["fp32"] == 4 * 5 * 3 + 4 * 5  # and the result, rounded to out
 

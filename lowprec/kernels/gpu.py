@@ -19,7 +19,7 @@ from types import ModuleType
 from .philox import WORK_UNIT
 
 __all__ = ["available", "quantize_float", "quantize_e8m0", "quantize_fscale", "quantize_binary", "quantize_ternary",
-           "quantize_affine", "quantize_lut", "mac_matmul"]
+           "quantize_affine", "quantize_lut", "mac_matmul", "mac_fused"]
 
 _PARAM_FIELDS = ("drop0", "sub_exp", "q_exp", "tiny", "q", "half_q", "lim_pos", "lim_neg", "ovf_pos", "ovf_neg",
                  "inf_pos_full", "inf_neg_full", "nan_pos_full", "nan_neg_full", "keep_neg_zero", "par_mask",
@@ -275,3 +275,23 @@ def mac_matmul(a, b, c, params: dict, mode: int, *, chunk: int, key: int, offset
                                        B_BROADCAST=b_broadcast, BM=bm, BN=bn, MUL_HALF="mul" in halves,
                                        ACC_HALF="acc" in halves, CHUNK_HALF="chunk_acc" in halves,
                                        OUT_HALF="out" in halves, num_warps=4)
+
+
+def mac_fused(a, b, c, d, acc_params, mode: int, *, group: int, kept_bits: int, a_emin: int, b_emin: int,
+              acc_emax: int, chunk: int = 0, chunk_params=None) -> None:
+    """d (float64, m x n) = a @ b (+ c) as a matrix unit computes it (triton_mac.mac_fused; the C
+    engine csrc/fused_impl.h): float32 a (m x k), b (k x n), c (m x n) or None, contiguous on one
+    device; acc_params: the accumulator's parameter block for float64 (the unit's mode); chunk > 0
+    (a multiple of group): promotion to the chunk accumulator (chunk_params, nearest even, float64)
+    every chunk products."""
+    m, k = a.shape
+    n = b.shape[1]
+    if m * n == 0:
+        return
+    acc = _params_on(acc_params, a.device)
+    kernel = _module("triton_mac", a.device.type == "cpu").mac_fused
+    bm, bn = _MAC_TILE
+    kernel[(-(-m // bm), -(-n // bn))](a, b, c if c is not None else a, d, acc,
+                                       _params_on(chunk_params, a.device) if chunk else acc, m, k, n, group,
+                                       kept_bits, a_emin, b_emin, acc_emax, max(chunk, 1), MODE=mode,
+                                       HAS_C=c is not None, CHUNKED=chunk > 0, BM=bm, BN=bn, num_warps=4)

@@ -136,3 +136,88 @@ def mac_sequential(a_ptr, b_ptr, c_ptr, mul_ptr, acc_ptr, chunk_ptr, out_ptr, m,
     else:
         rnd = zero32
     tl.store(c_ptr + i * n + j, _round_to(v, out_ptr, rnd, WIDTH, MODE, OUT_HALF), mask=rows & cols)
+
+
+@triton.jit
+def _exponent(x, emin):
+    """floor(log2 |x|) of float32 x, at least emin; NONE (-2**24) for zero (lp_fused_exponent)."""
+    bits = x.to(tl.uint32, bitcast=True) & 0x7FFFFFFF
+    e = (bits >> 23).to(tl.int32) - 127
+    lead = (bits.to(tl.int32).to(tl.float32).to(tl.uint32, bitcast=True) >> 23).to(tl.int32) - 127 - 149 + 0
+    e = tl.where((bits >> 23) == 0, lead, e)  # a subnormal: its leading bit's exponent
+    e = tl.maximum(e, emin)
+    return tl.where(bits == 0, -16777216, e)
+
+
+@triton.jit
+def _pow2_64(k):
+    """2**k as float64 for -1022 <= k <= 1023."""
+    return ((k + 1023).to(tl.int64) << 52).to(tl.float64, bitcast=True)
+
+
+@triton.jit
+def _trunc(x):
+    """x (float64, |x| < 2**62) truncated toward zero: |x| + 2**52 - 2**52 rounds to an integer."""
+    a = tl.abs(x)
+    big = 4503599627370496.0
+    near = tl.where(a < big, (a + big) - big, a)
+    low = tl.where(near > a, near - 1.0, near)
+    return tl.where(x < 0, -low, low)
+
+
+@triton.jit
+def mac_fused(a_ptr, b_ptr, c_ptr, d_ptr, acc_ptr, chunk_ptr, m, k, n, group, kept, a_emin, b_emin, acc_emax,
+              chunk, MODE: tl.constexpr, HAS_C: tl.constexpr, CHUNKED: tl.constexpr, BM: tl.constexpr,
+              BN: tl.constexpr):
+    """d = a @ b (+ c) as a matrix unit computes it (csrc/fused_impl.h): float32 a (m x k), b (k x n),
+    c (m x n, the initial accumulator); d float64. Every `group` products and the accumulator are
+    truncated to multiples of 2**(ref - kept) (ref: the largest exponent among the products' exponent
+    sums and the accumulator's) and their exact sum rounded into the accumulator by acc_ptr's
+    parameters in MODE; beyond 2**(acc_emax + 1): Inf; a zero result +0. CHUNKED: every `chunk`
+    products (a multiple of group) the unit's sum is added in float64 to a total (from c) and rounded
+    to nearest even by chunk_ptr's parameters, the unit restarting from 0."""
+    i = tl.program_id(0).to(tl.int64) * BM + tl.arange(0, BM)[:, None]
+    j = tl.program_id(1).to(tl.int64) * BN + tl.arange(0, BN)[None, :]
+    rows, cols = i < m, j < n
+    zero = (i * 0 + j * 0).to(tl.float64)
+    if HAS_C:
+        start = tl.load(c_ptr + i * n + j, mask=rows & cols, other=0.0).to(tl.float64)
+    else:
+        start = zero
+    if CHUNKED:
+        acc = zero
+        total = start
+    else:
+        acc = start
+        total = zero
+    overflow = _pow2_64(acc_emax + 1)
+    for g0 in range(0, k, group):
+        abits = acc.to(tl.int64, bitcast=True) & 0x7FFFFFFFFFFFFFFF
+        ref = tl.where(abits != 0, (abits >> 52).to(tl.int32) - 1023, -33554432)
+        for kk in range(g0, tl.minimum(g0 + group, k)):
+            ea = _exponent(tl.load(a_ptr + i * k + kk, mask=rows, other=0.0), a_emin)
+            eb = _exponent(tl.load(b_ptr + kk * n + j, mask=cols, other=0.0), b_emin)
+            ref = tl.maximum(ref, ea + eb)
+        shift = tl.where(ref > -8388608, kept - ref, 0)
+        scale = _pow2_64(shift)
+        total_units = _trunc(acc * scale)
+        for kk in range(g0, tl.minimum(g0 + group, k)):
+            x = tl.load(a_ptr + i * k + kk, mask=rows, other=0.0).to(tl.float64)
+            y = tl.load(b_ptr + kk * n + j, mask=cols, other=0.0).to(tl.float64)
+            total_units += _trunc(x * y * scale)
+        exact = total_units * _pow2_64(-shift)
+        r = _round_one(exact.to(tl.uint64, bitcast=True), exact.to(tl.uint64, bitcast=True), acc_ptr, 64, 52, 1023,
+                       MODE, False).to(tl.float64, bitcast=True)
+        r = tl.where(exact >= overflow, float("inf"), tl.where(exact <= -overflow, float("-inf"), r))
+        acc = r + 0.0  # a zero result is +0
+        if CHUNKED:
+            if ((g0 + group) % chunk == 0) | (g0 + group >= k):
+                s = total + acc
+                total = _round_one(s.to(tl.uint64, bitcast=True), s.to(tl.uint64, bitcast=True), chunk_ptr, 64, 52,
+                                   1023, 0, False).to(tl.float64, bitcast=True)
+                acc = zero
+    if CHUNKED:
+        result = total
+    else:
+        result = acc
+    tl.store(d_ptr + i * n + j, result, mask=rows & cols)

@@ -80,10 +80,10 @@ class MAC:
         the unit's group) promotes the unit's partial sums to chunk_acc every chunk products.
       quantize_inputs: with a unit, round the operands to their formats (nearest even) and c to the
         unit's register format first, instead of refusing values the formats do not hold.
-      backend: the engine of sequential float accumulation: None (CUDA operands: the Triton kernel
-        where Triton imports, else the C core), "c", or "triton" (CPU operands: Triton's interpreter,
-        slow, for tests). Both give the same bits and counts; the other orders, fixed-point and exact
-        accumulators and matrix units run on the host.
+      backend: the engine of sequential float accumulation and of matrix units: None (CUDA operands:
+        the Triton kernels where Triton imports, else the C core), "c", or "triton" (CPU operands:
+        Triton's interpreter, slow, for tests). Both give the same bits and counts; the other orders
+        and fixed-point and exact accumulators run on the host.
 
     Operands are taken as given (quantize them first) and may have at most 26 significant bits:
     float32/float64 numpy arrays or CPU tensors (float16/bfloat16 tensors are taken exactly; their
@@ -305,8 +305,26 @@ class MAC:
             else check_operand
         A32, B32 = prepare(A, fa, "a"), prepare(B, fb, "b")
         C32 = None if initial is None else prepare(initial, self.unit.registers, "c")
-        result = fused_matmul(A32, B32, C32, self.unit, fa, fb, self.chunk, self.chunk_acc if self.chunk else None)
+        if self._engine() == "triton":
+            result = self._unit_matmul_triton(A32, B32, C32)
+        else:
+            result = fused_matmul(A32, B32, C32, self.unit, fa, fb, self.chunk, self.chunk_acc if self.chunk else None)
         return result if self.out == (self.chunk_acc if self.chunk else self.unit.acc) else quantize(result, self.out)
+
+    def _unit_matmul_triton(self, A32: np.ndarray, B32: np.ndarray, C32: np.ndarray | None) -> np.ndarray:
+        """fused_matmul's result by the Triton kernel on the call's device (CPU: the interpreter)."""
+        import torch
+
+        device = self._device if self._device is not None else torch.device("cpu")
+        a, b = (torch.from_numpy(np.array(x, np.float32, order="C")).to(device) for x in (A32, B32))
+        c = None if C32 is None else torch.from_numpy(np.array(C32, np.float32, order="C")).to(device)
+        d = torch.empty((A32.shape[0], B32.shape[1]), dtype=torch.float64, device=device)
+        unit, (fa, fb) = self.unit, self.inputs
+        chunk_params = qparams(self.chunk_acc, np.dtype(np.float64), "nearest_even", None) if self.chunk else None
+        gpu.mac_fused(a, b, c, d, qparams(unit.acc, np.dtype(np.float64), unit.acc_rounding, None),
+                      mode_index(unit.acc_rounding), group=unit.group, kept_bits=unit.kept_bits, a_emin=fa.emin,
+                      b_emin=fb.emin, acc_emax=unit.acc.emax, chunk=self.chunk or 0, chunk_params=chunk_params)
+        return d.cpu().numpy()
 
     # -- the engine --------------------------------------------------------------------------------
     def _matmul2d(self, A: np.ndarray, B: np.ndarray, products: tuple[str, int] | None = None,
