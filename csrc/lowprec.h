@@ -77,6 +77,8 @@ typedef struct {
                          mode nearest even: chunk totals are FT's own sums, correctly rounded */
     int acc_native;   /* 1: the same for acc: every accumulation is FT's own sum */
     int b_broadcast;  /* 1: B is one row (1 x n) standing for all k rows (a sum's ones: no k-long copy) */
+    const void *init; /* NULL, or the initial accumulator (D = A @ B + C): m x n in C's layout and the
+                         working type; the sum starts from it (the chunk total, when chunking) */
 } lp_macparams;
 
 /* C = A @ B for row-major contiguous A (m x k), B (k x n), C (m x n), sequential order (with chunks

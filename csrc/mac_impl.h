@@ -77,9 +77,13 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
     const lp_qparams mulp = has_mul ? *mp->mul : *mp->acc, accp = *mp->acc, chunkp = *mp->chunk_acc,
                      outp = *mp->out;
     const uint64_t steps = (uint64_t)(k + 1);
+    const FT *init = (const FT *)mp->init;
     for (int r = 0; r < R; r++)
-        for (int j = 0; j < tw; j++)
-            s[r][j] = tot[r][j] = 0.0;
+        for (int j = 0; j < tw; j++) {
+            const FT start = init ? init[(i0 + r) * n + j0 + j] : (FT)0.0;
+            s[r][j] = chunked ? (FT)0.0 : start;
+            tot[r][j] = chunked ? start : (FT)0.0;
+        }
     for (int64_t t = 0; t < k; t++) {
         const FT *brow = b + (mp->b_broadcast ? 0 : t * n) + j0;
         for (int r = 0; r < R; r++) {

@@ -65,8 +65,9 @@ def _product(x, y):
 
 
 def mac_dot_reference(a, b, *, mul=None, acc="fp32", chunk=None, chunk_acc=None, rounding="nearest_even",
-                      out=None, seed=0, rbits=32, output_index=0) -> float:
-    """One output of a sequential (optionally chunked) MAC, as lowprec.MAC defines it."""
+                      out=None, seed=0, rbits=32, output_index=0, initial: float = 0.0) -> float:
+    """One output of a sequential (optionally chunked) MAC, as lowprec.MAC defines it; initial: the
+    accumulator's start (MAC.matmul's c; the chunk total's when chunking)."""
     mul = as_scalar_format(mul, "mul") if mul is not None else None
     acc = as_scalar_format(acc, "acc")
     chunk_acc = as_scalar_format(chunk_acc, "chunk_acc") if chunk_acc is not None else acc
@@ -74,8 +75,9 @@ def mac_dot_reference(a, b, *, mul=None, acc="fp32", chunk=None, chunk_acc=None,
     k = len(a)
     step = _Step(rounding, seed, rbits, k)
     o = output_index
-    s = 0.0
-    total = 0.0
+    start = Fraction(initial) if math.isfinite(initial) and initial != 0 else float(initial)
+    s = 0.0 if chunk else start
+    total = start if chunk else 0.0
     for t in range(k):
         p = step(_product(a[t], b[t]), mul, o, t, 0)
         s = step(_add(s, p, rounding), acc, o, t, 1)

@@ -33,12 +33,16 @@ def test_matmul_matches_the_per_operation_reference(data, operand, acc, mul, chu
     m, k, n = shape
     a, b = _operands(data.draw, m, k, n, operand)
     mac = MAC(mul=mul, acc=acc, chunk=chunk, rounding=rounding, seed=11)
-    got = mac.matmul(a.astype(dtype), b.astype(dtype))
+    c = None
+    if data.draw(st.booleans()):  # an initial accumulator (D = A @ B + C), zeros of both signs among it
+        c = lowprec.quantize(np.random.default_rng(m * k + n).standard_normal((m, n)) * 4, acc)
+        c.reshape(-1)[::3] = data.draw(st.sampled_from([0.0, -0.0]))
+    got = mac.matmul(a.astype(dtype), b.astype(dtype), c)
     assert got.dtype == dtype and got.shape == (m, n)
     for i in range(m):
         for j in range(n):
             ref = mac_dot_reference(a[i], b[:, j], mul=mul, acc=acc, chunk=chunk, rounding=rounding, seed=11,
-                                    output_index=i * n + j)
+                                    output_index=i * n + j, initial=0.0 if c is None else float(c[i, j]))
             g = float(got[i, j])
             assert (g == ref and math.copysign(1, g) == math.copysign(1, ref)) or (math.isnan(g) and math.isnan(ref)), \
                 (i, j, g, ref)

@@ -79,6 +79,13 @@ def test_float64_working_type_specials_and_sums(device):
             for x in (a, special_a):
                 expected, got, _, _ = _both(dict(kwargs, rounding=mode, seed=2), x, b, device)
                 assert_same(got[0], expected[0], f"{kwargs} {mode}")
+    c = lowprec.quantize(RNG.standard_normal((6, 5)) * 100, "fp32")
+    for kwargs in (dict(acc="fp32"), dict(acc="bf16", chunk=4, chunk_acc="fp32"), dict(acc="fp16", mul="fp16")):
+        fmt = kwargs.get("chunk_acc", kwargs["acc"]) if "chunk" in kwargs else kwargs["acc"]
+        start = lowprec.quantize(c, fmt)
+        assert_same(MAC(backend="triton", **kwargs).matmul(torch.from_numpy(a).to(device), torch.from_numpy(b).to(device),
+                                                           torch.from_numpy(start)).cpu().numpy(),
+                    MAC(**kwargs).matmul(a, b, start), f"c= {kwargs}")
     zeros = np.zeros((2, 4), np.float32)
     assert_same(MAC(acc="fp16", rounding="down", backend="triton").matmul(zeros, zeros.T),
                 MAC(acc="fp16", rounding="down").matmul(zeros, zeros.T), "-0 under down")

@@ -175,8 +175,10 @@ def test_unit_macs_refuse_what_they_cannot_run():
         mac.matmul(np.ones((2, 3)), np.ones((3, 2)), np.full((2, 2), 0.1))
     with pytest.raises(ValueError, match="c of shape"):
         mac.matmul(np.ones((2, 3)), np.ones((3, 2)), np.ones((3, 3)))
-    with pytest.raises(ValueError, match="matrix units .* only"):
-        lowprec.MAC(acc="fp16").matmul(np.ones((2, 3)), np.ones((3, 2)), np.ones((2, 2)))
+    with pytest.raises(ValueError, match="c= .* applies to sequential float accumulators and matrix units; .*pairwise"):
+        lowprec.MAC(acc="fp16", order="pairwise").matmul(np.ones((2, 3)), np.ones((3, 2)), np.ones((2, 2)))
+    with pytest.raises(ValueError, match=r"c holds values that are not fp16 values \(e.g. \[0.1"):
+        lowprec.MAC(acc="fp16").matmul(np.ones((2, 3)), np.ones((3, 2)), np.full((2, 2), 0.1))
 
 
 def test_the_long_k_study(tmp_path):

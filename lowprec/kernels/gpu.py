@@ -250,13 +250,14 @@ _MAC_TILE = (16, 32)  # outputs a program (rows x columns)
 
 
 def mac_matmul(a, b, c, params: dict, mode: int, *, chunk: int, key: int, offset: int, acc_native: bool,
-               chunk_native: bool, b_broadcast: bool, halves: frozenset = frozenset()) -> None:
+               chunk_native: bool, b_broadcast: bool, halves: frozenset = frozenset(), init=None) -> None:
     """c = a @ b by the sequential MAC engine (csrc/mac_impl.h's rules and draws): a (m x k), b (k x
     n, or 1 x n standing for every row with b_broadcast) and c (m x n) contiguous tensors of one
     dtype (float32 or float64: the working type) on one device; params: "acc" and "out" (and "mul",
     "chunk_acc" where used) parameter blocks for that dtype; output (i, j) draws as offset + i * n + j.
     halves: the roles ("mul", "acc", "chunk_acc", "out") whose format is IEEE binary16 under nearest
-    even with float32 operands (rounded by the hardware's conversion)."""
+    even with float32 operands (rounded by the hardware's conversion). init: None or the initial
+    accumulator (m x n, c's dtype and device): the sum (the chunk total when chunking) starts from it."""
     m, k = a.shape
     n = c.shape[1]
     if m * n == 0:
@@ -269,7 +270,8 @@ def mac_matmul(a, b, c, params: dict, mode: int, *, chunk: int, key: int, offset
                for f in ("mul", "acc", "chunk_acc", "out")]
     kernel = _module("triton_mac", a.device.type == "cpu").mac_sequential
     bm, bn = _MAC_TILE
-    kernel[(-(-m // bm), -(-n // bn))](a, b, c, *vectors, m, k, n, max(chunk, 1), key_lo, key_hi, off_lo, off_hi,
+    kernel[(-(-m // bm), -(-n // bn))](a, b, c, c if init is None else init, *vectors, m, k, n, max(chunk, 1), key_lo,
+                                       key_hi, off_lo, off_hi, HAS_INIT=init is not None,
                                        WIDTH=width, MODE=mode, HAS_MUL=params.get("mul") is not None,
                                        CHUNKED=chunk > 0, ACC_NATIVE=acc_native, CHUNK_NATIVE=chunk_native,
                                        B_BROADCAST=b_broadcast, BM=bm, BN=bn, MUL_HALF="mul" in halves,

@@ -69,13 +69,13 @@ def _word(ctr, k0, k1, WORD: tl.constexpr):
 
 
 @triton.jit(do_not_specialize=["k", "chunk", "key_lo", "key_hi", "off_lo", "off_hi"])
-def mac_sequential(a_ptr, b_ptr, c_ptr, mul_ptr, acc_ptr, chunk_ptr, out_ptr, m, k, n, chunk, key_lo, key_hi,
-                   off_lo, off_hi, WIDTH: tl.constexpr, MODE: tl.constexpr, HAS_MUL: tl.constexpr,
+def mac_sequential(a_ptr, b_ptr, c_ptr, init_ptr, mul_ptr, acc_ptr, chunk_ptr, out_ptr, m, k, n, chunk, key_lo,
+                   key_hi, off_lo, off_hi, HAS_INIT: tl.constexpr, WIDTH: tl.constexpr, MODE: tl.constexpr, HAS_MUL: tl.constexpr,
                    CHUNKED: tl.constexpr, ACC_NATIVE: tl.constexpr, CHUNK_NATIVE: tl.constexpr,
                    B_BROADCAST: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, MUL_HALF: tl.constexpr,
                    ACC_HALF: tl.constexpr, CHUNK_HALF: tl.constexpr, OUT_HALF: tl.constexpr):
-    """c[m x n] = a[m x k] @ b[k x n] (row-major, contiguous; B_BROADCAST: b is one row standing for
-    all k), parameter vectors of the mul / acc / chunk_acc / out formats (mul_ptr, chunk_ptr unused
+    """c[m x n] = a[m x k] @ b[k x n] (+ init[m x n] where HAS_INIT) (row-major, contiguous;
+    B_BROADCAST: b is one row standing for all k), parameter vectors of the mul / acc / chunk_acc / out formats (mul_ptr, chunk_ptr unused
     unless HAS_MUL, CHUNKED); ACC_NATIVE / CHUNK_NATIVE: that accumulator is FT's own format under
     nearest even (FT's sum is the rounded one); *_HALF: that format is IEEE binary16 under nearest
     even in the float32 working type (a hardware conversion rounds to it). Key and output offset as
@@ -89,6 +89,12 @@ def mac_sequential(a_ptr, b_ptr, c_ptr, mul_ptr, acc_ptr, chunk_ptr, out_ptr, m,
         ft = tl.float64
     s = (i * 0 + j * 0).to(ft)  # not tl.zeros: a jit function of triton.language, which the interpreter
     tot = s  # cannot mix in (see triton_float.py)
+    if HAS_INIT:  # D = A @ B + C: the sum (the chunk total when chunking) starts from C
+        start = tl.load(init_ptr + i * n + j, mask=rows & cols, other=0.0)
+        if CHUNKED:
+            tot = start
+        else:
+            s = start
     k0, k1 = _unbias(key_lo), _unbias(key_hi)
     offset = (_unbias(off_hi).to(tl.uint64) << 32) | _unbias(off_lo).to(tl.uint64)
     steps = k.to(tl.uint64) + 1

@@ -196,13 +196,15 @@ class MAC:
     def matmul(self, a, b, c=None):
         """a @ b (+ c) with numpy's matmul semantics (1-D operands, batched broadcasting), numpy arrays
         or torch CPU tensors (float32/float64); the result has the wider of the two dtypes. c: the
-        initial accumulator, as in D = A @ B + C (values of the accumulator format, broadcast to the
-        result's shape); matrix units (unit=) only, for now."""
+        initial accumulator, as in D = A @ B + C, broadcast to the result's shape: values of the
+        format the sum starts in (chunk_acc when chunking, else acc; a matrix unit's registers);
+        sequential float accumulators and matrix units."""
         a_np, restore = _arrays.to_numpy(a, "a")
         b_np, _ = _arrays.to_numpy(b, "b")
         self._device = _device_of(a, b)
-        if c is not None and self.unit is None:
-            raise ValueError("c= (an initial accumulator) is supported for matrix units (MAC(unit=...)) only, for now")
+        if c is not None and self.unit is None and not self._takes_initial():
+            raise ValueError("c= (an initial accumulator) applies to sequential float accumulators and matrix units; "
+                             f"this MAC has acc={_name(self.acc)}, order={self.order!r}")
         if a_np.ndim == 0 or b_np.ndim == 0:
             raise ValueError(f"matmul needs at least 1-D operands, got shapes {a_np.shape} and {b_np.shape}")
         a2 = a_np[None, :] if a_np.ndim == 1 else a_np
@@ -237,7 +239,7 @@ class MAC:
         return _wrap_like(a, restore, result.astype(dtype))
 
     def dot(self, a, b, c=None):
-        """The dot product of two 1-D vectors of equal length (+ c, the initial accumulator: units)."""
+        """The dot product of two 1-D vectors of equal length (+ c, the initial accumulator, as matmul's)."""
         a_np, _ = _arrays.to_numpy(a, "a")
         b_np, _ = _arrays.to_numpy(b, "b")
         if a_np.ndim != 1 or b_np.ndim != 1 or a_np.shape != b_np.shape:
@@ -327,11 +329,26 @@ class MAC:
         return d.cpu().numpy()
 
     # -- the engine --------------------------------------------------------------------------------
+    def _takes_initial(self) -> bool:
+        """Whether c= applies: sequential accumulation in a float format (or a matrix unit)."""
+        return self.acc is not None and self.order == "sequential" and not isinstance(self.acc, FixedFormat)
+
+    def _initial(self, initial: np.ndarray) -> np.ndarray:
+        """c (m x n) as float64, checked to hold values of the format the sum starts in."""
+        fmt = self.chunk_acc if self.chunk else self.acc
+        c64 = np.asarray(initial, np.float64)
+        ok = (quantize(c64, fmt) == c64) | np.isnan(c64)
+        if not ok.all():
+            bad = c64.reshape(-1)[np.flatnonzero(~ok.reshape(-1))[:3]].tolist()
+            raise ValueError(f"c holds values that are not {_name(fmt)} values (e.g. {bad}), the format the sum "
+                             f"starts in; quantize it first: lowprec.quantize(c, {_name(fmt)!r})")
+        return c64
+
     def _matmul2d(self, A: np.ndarray, B: np.ndarray, products: tuple[str, int] | None = None,
                   initial: np.ndarray | None = None) -> np.ndarray:
         """(m, k) @ (k, n) (float32 or float64 operands) under this MAC's rules, as float64; records
         the counts (`products`: (label, count) of the unit that made A's values, for a sum of them;
-        `initial`: the accumulator's start, matrix units only)."""
+        `initial`: the accumulator's start, (m, n), sequential float accumulators and matrix units)."""
         m, k = A.shape
         n = B.shape[1]
         self._count(A, B, products)
@@ -339,11 +356,13 @@ class MAC:
             return self._unit_matmul(A, B, initial)
         if m * n == 0:
             return np.zeros((m, n))
-        if k == 0:  # the empty sum: +0, or -0 under rounding down (as an exact zero sum is)
+        start = None if initial is None else self._initial(initial)
+        if k == 0:  # the empty sum: +0, or -0 under rounding down (as an exact zero sum is); or c
             zero = -0.0 if self.rounding == "down" else 0.0
-            return np.full((m, n), zero) if self.out is None else quantize(np.full((m, n), zero), self.out)
-        if self.acc is not None and self.order == "sequential" and not isinstance(self.acc, FixedFormat):
-            result = self._sequential(A, B)  # takes float32 operands as they are
+            empty = np.full((m, n), zero) if start is None else start
+            return empty if self.out is None else quantize(empty, self.out, self.rounding, seed=self.seed)
+        if self._takes_initial():
+            result = self._sequential(A, B, start)  # takes float32 operands as they are
         else:
             A, B = A.astype(np.float64), B.astype(np.float64)  # exact products from here on
             if isinstance(self.acc, FixedFormat):
@@ -451,7 +470,8 @@ class MAC:
             return False
         return math.isfinite(bound) and bound < min(f.max for f in fmts)
 
-    def _sequential(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    def _sequential(self, A: np.ndarray, B: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
+        """Sequential float accumulation by the C or Triton engine; start: the initial accumulator."""
         ops = _Operands(A, B)
         use32 = self._fits_float32(ops)
         if not use32 and (ops.sig_a > 26 or ops.sig_b > 26):
@@ -473,12 +493,14 @@ class MAC:
         mp.mode = self.mode
         mp.seed = self.seed
         mp.offset = self._offset
-        mp.fast = int(use32 and self.rounding != "stochastic" and self._no_tiny_and_no_overflow(A, ops))
+        # (an initial accumulator is outside the bound's premises: no fast variant then)
+        mp.fast = int(use32 and self.rounding != "stochastic" and start is None
+                      and self._no_tiny_and_no_overflow(A, ops))
         m, k = A.shape
         n = B.shape[1]
         b_broadcast = k > 0 and B.strides[0] == 0  # every row of B is its first (a sum's ones)
         if self._engine() == "triton":
-            return self._sequential_triton(A, B, dtype, keep, mp, b_broadcast)
+            return self._sequential_triton(A, B, dtype, keep, mp, b_broadcast, start)
         # the kernel takes whole tiles of rows x columns: pad with zeros, drop the padding
         tr, tc = lib.lp_mac_tile(0), lib.lp_mac_tile(1)
         if n < tc:  # narrow: the kernel goes one output at a time, nothing to pad
@@ -489,6 +511,8 @@ class MAC:
         b = _padded(B[:1], (1, np_), dtype) if mp.b_broadcast else _padded(B, (k, np_), dtype)
         c = np.empty((mp_, np_), dtype)
         ctype = "float[]" if use32 else "double[]"
+        init = None if start is None else _padded(start, (mp_, np_), dtype)  # exact: values of acc / chunk_acc
+        mp.init = ffi.from_buffer(ctype, init) if init is not None else ffi.NULL
         fn = lib.lp_mac_matmul_f32 if use32 else lib.lp_mac_matmul_f64
         rc = fn(ffi.from_buffer(ctype, a), ffi.from_buffer(ctype, b), ffi.from_buffer(ctype, c, require_writable=True),
                 mp_, k, np_, n, mp, get_num_threads())
@@ -503,7 +527,7 @@ class MAC:
         return "triton" if self._device is not None and self._device.type == "cuda" and gpu.available() else "c"
 
     def _sequential_triton(self, A: np.ndarray, B: np.ndarray, dtype: np.dtype, params: list, mp,
-                           b_broadcast: bool) -> np.ndarray:
+                           b_broadcast: bool, start: np.ndarray | None) -> np.ndarray:
         """_sequential's work by the Triton kernel (lowprec.kernels.triton_mac) on the call's device
         (CPU: the interpreter), the C kernel's bits: the parameter blocks and flags _sequential set up."""
         import torch
@@ -517,9 +541,10 @@ class MAC:
         formats = dict(mul=self.mul, acc=self.acc, chunk_acc=self.chunk_acc, out=self.out)
         halves = frozenset(r for r in names if dtype == np.float32 and self.rounding == "nearest_even"
                            and _is_binary16(formats[r]))
+        init = None if start is None else torch.from_numpy(np.array(start, dtype, order="C")).to(device)
         gpu.mac_matmul(a, b, c, dict(zip(names, params)), self.mode, chunk=self.chunk or 0, key=self.seed,
                        offset=self._offset, acc_native=bool(mp.acc_native), chunk_native=bool(mp.chunk_native),
-                       b_broadcast=b_broadcast, halves=halves)
+                       b_broadcast=b_broadcast, halves=halves, init=init)
         return c.cpu().numpy().astype(np.float64)
 
     def _exact(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
