@@ -19,6 +19,7 @@ import torch
 import lowprec
 from lowprec import nn as lnn
 from lowprec.array.backend import choose, choose_for_blocks, choose_for_codebook, choose_for_scaled
+from lowprec.sims.resnet import resnet18
 
 
 DEVICE = "cuda"
@@ -238,41 +239,6 @@ def sweep(args):
                 s = gpu_time(lambda: gpu.quantize_float(x, y, p, mode, 32, 1, **v), reps=args.reps)
                 cells.append(f"{','.join(f'{k}={val}' for k, val in v.items())}: {copy_s / s:.3f}")
             print(f"  {str(dtype).split('.')[-1]:<9} {rounding:<13} " + "  ".join(cells), flush=True)
-
-
-def resnet18(num_classes: int = 10) -> torch.nn.Module:
-    """torchvision's ResNet-18, or the same network built here when torchvision is missing."""
-    try:
-        import torchvision
-
-        return torchvision.models.resnet18(num_classes=num_classes)
-    except ImportError:
-        pass
-    nn = torch.nn
-
-    class Block(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
-            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(cout)
-            self.down = None
-            if stride != 1 or cin != cout:
-                self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-        def forward(self, x):
-            y = torch.relu(self.bn1(self.conv1(x)))
-            y = self.bn2(self.conv2(y))
-            return torch.relu(y + (x if self.down is None else self.down(x)))
-
-    layers = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
-    cin = 64
-    for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-        layers += [Block(cin, cout, stride), Block(cout, cout, 1)]
-        cin = cout
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, num_classes)]
-    return nn.Sequential(*layers)
 
 
 def train_step(spec, x, y, compiled: bool = False):

@@ -242,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("matrix-units", help="fp8 GEMM error against K in a modelled H100/H200 tensor core, with and "
                                         "without promotion (CSV and PNG); options: lowprec matrix-units --help",
                    add_help=False)
+    sub.add_parser("accumulation", help="a ResNet-18 evaluated and fine-tuned with bit-accurate accumulation (fp16, "
+                                        "a modelled H100 fp8 unit; CSV and PNG); options: lowprec accumulation --help",
+                   add_help=False)
     for name, helptext in (("accuracy", "train and evaluate a grid of format specs (digits or MNIST)"),
                            ("demo", "the main job: swamping, accuracy grid and energy table in one report")):
         p = sub.add_parser(name, help=helptext, formatter_class=fmt_help)
@@ -274,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
         from .sims import matrix_units
 
         return matrix_units.main(argv[1:])
+    if argv and argv[0] == "accumulation":
+        from .sims import accumulation
+
+        return accumulation.main(argv[1:])
     args = parser.parse_args(argv)
     try:
         if args.command == "formats":
