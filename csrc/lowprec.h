@@ -129,6 +129,22 @@ void lp_affine_f32(const float *in, float *out, int64_t n, double scale, int64_t
 void lp_affine_f64(const double *in, double *out, int64_t n, double scale, int64_t zp, int64_t qmin, int64_t qmax,
                    const lp_qparams *ip, lp_rounding mode, uint64_t seed, uint64_t offset, int nthreads);
 
+/* Float-scaled block quantization (NVFP4: an element format, a float scale per block, a per-tensor
+ * float32 scale g; see csrc/fscale_impl.h) of n elements in the blocked layout (n a multiple of
+ * block): out (nullable) the values in the input type, elements (nullable, n) the rounded element
+ * values, scales (nullable, n / block) each block's scale (NaN for a block with NaN or Inf). ep: the
+ * element format's parameters (float32's for deterministic modes, float64's for stochastic), sp: the
+ * saturating scale format's for float32, nearest even. lp_fscale_amax: the largest amax among the
+ * blocks without NaN or Inf (0 if none). */
+void lp_fscale_quantize_f32(const float *in, float *out, double *elements, double *scales, int64_t n, int64_t block,
+                            const lp_qparams *ep, const lp_qparams *sp, double elem_max, double g, double smallest,
+                            lp_rounding mode, uint64_t seed, uint64_t offset, int nthreads);
+void lp_fscale_quantize_f64(const double *in, double *out, double *elements, double *scales, int64_t n,
+                            int64_t block, const lp_qparams *ep, const lp_qparams *sp, double elem_max, double g,
+                            double smallest, lp_rounding mode, uint64_t seed, uint64_t offset, int nthreads);
+double lp_fscale_amax_f32(const float *in, int64_t n, int64_t block);
+double lp_fscale_amax_f64(const double *in, int64_t n, int64_t block);
+
 /* The MAC kernel's tile: rows (which = 0) and columns (which = 1). */
 /* A matrix unit (tensor core) as a fused multi-term adder (csrc/fused_impl.h): d = a @ b + c with
  * `group` products a step, each term truncated to kept_bits bits below the step's largest exponent,

@@ -60,3 +60,13 @@ int lp_have_openmp(void)
 #define WBITS 64
 #include "affine_impl.h"
 #include "type_macros_end.h"
+
+/* Float-scaled block kernels (fscale_impl.h): the float32 and float64 block routines above. */
+#define FT float
+#define SFX f32
+#include "fscale_impl.h"
+#include "type_macros_end.h"
+#define FT double
+#define SFX f64
+#include "fscale_impl.h"
+#include "type_macros_end.h"

@@ -213,6 +213,32 @@ def test_nvfp4_two_level_scales_by_hand():
     assert_same(lowprec.decode(enc, "nvfp4"), q)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_scaled_blocks_in_c_are_the_numpy_rule(dtype):
+    """The C kernel of float-scaled blocks (csrc/fscale_impl.h) against float_scale_quantize, the
+    numpy statement of the rule: values, element values, scales and the tensor scale, every mode (and
+    rbits), NVFP4 and kin (no tensor scale; 8-element blocks of fp6 with e5m2 scales; blocks of 7 that
+    straddle the kernel's 1024-element chunks), NaN and Inf blocks, zero blocks, tiny blocks that take
+    the smallest scale, blocks beyond the largest one."""
+    from lowprec.array.block import float_scale_quantize, float_scale_quantize_c
+
+    formats_ = [lowprec.formats.get("nvfp4"), BlockFormat("fp4_e2m1fn", block=16, scale="fp8_e4m3fn"),
+                BlockFormat("fp6_e3m2fn", block=8, scale="fp8_e5m2", tensor_scale=True),
+                BlockFormat("fp8_e4m3fn", block=7, scale="fp8_e4m3fn", tensor_scale=True)]
+    for fmt in formats_:
+        x = _blocks(3000 // fmt.block, fmt.block, dtype)
+        x[3, 0], x[4, 1], x[5] = np.inf, np.nan, 1e-30
+        x[6] = np.finfo(np.float32).max
+        for mode, rbits in [(m, None) for m in MODES] + [("stochastic", 5)]:
+            v0, s0, g0, e0 = float_scale_quantize(x, fmt, mode, 9, rbits, start=2048)
+            v1, s1, g1, e1 = float_scale_quantize_c(x, fmt, mode, 9, rbits, start=2048, want_elements=True)
+            context = f"{fmt!r} {mode} rbits={rbits}"
+            assert g0 == g1, context
+            assert_same(v1, v0, context)
+            assert_same(s1, s0, context + " scales")
+            assert_same(e1, e0.astype(np.float64), context + " elements")
+
+
 def test_divide_round_odd_is_exact_enough():
     from fractions import Fraction
 

@@ -61,7 +61,7 @@ def _dtype_in(x: Any, names: tuple) -> bool:
     return _arrays.is_tensor(x) and str(x.dtype).rsplit(".", 1)[-1] in names
 
 
-def _rounds_through_float32(fmt: Any) -> bool:
+def rounds_through_float32(fmt: Any) -> bool:
     """Whether a value rounded to odd at float32 precision rounds to fmt as the exact value does: at
     most 22 significant bits, a quantum of at least 2**-147, below 2**127 (Boldo and Melquiond)."""
     width = fmt.man_bits + 1 if isinstance(fmt, FloatFormat) else fmt.bits - int(fmt.signed)
@@ -74,8 +74,8 @@ def choose_for_blocks(backend: str | None, x: Any, fmt: Any) -> str:
     if fmt.scale_is_e8m0:
         triton_ok = _dtype_in(x, ("float32",))
     else:
-        triton_ok = (_dtype_in(x, ("float32", "float64")) and _rounds_through_float32(fmt.element)
-                     and _rounds_through_float32(fmt.scale))
+        triton_ok = (_dtype_in(x, ("float32", "float64")) and rounds_through_float32(fmt.element)
+                     and rounds_through_float32(fmt.scale))
     return _kernel_or_host(backend, x, fmt, triton_ok, "float32 tensors in e8m0-scaled (MX, bfp) formats and "
                            "float32/float64 tensors in float-scaled (NVFP4) ones")
 

@@ -8,8 +8,9 @@ in the order of the blocked layout (axis moved last, lines padded), as ``lowprec
 that array: e8m0 formats round the float32/float64 scaled values; float-scaled ones (NVFP4) round
 float64 quotients.
 
-E8M0 (MX) formats run in the C core; float scales (NVFP4) in numpy; tensors on a GPU in the Triton
-kernels (lowprec.array.device), with the same bits.
+E8M0 (MX) formats run in the C core, and so do float scales (NVFP4) where the element and scale
+formats have at most 22 significant bits (else numpy: float_scale_quantize, the reference); tensors
+on a GPU in the Triton kernels (lowprec.array.device), with the same bits.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from ..formats.block import E8M0, E8M0_MIN, E8M0_NAN, SCALE_RULES, BlockFormat
 from ..formats import layout
 from ..kernels.rounding import check_rbits, mode_index, seed_key
 from ..kernels.threads import get_num_threads
-from .backend import choose_for_blocks
+from .backend import choose_for_blocks, rounds_through_float32
 from .scalar import quantize_at, quantize_scalar
 
 PAD_POLICIES = ("zeros", "raise")
@@ -182,6 +183,44 @@ def float_scale_quantize(blocks: np.ndarray, fmt: BlockFormat, rounding: str, ke
     return values.astype(blocks.dtype), scales, g, elements
 
 
+def float_scale_quantize_c(blocks: np.ndarray, fmt: BlockFormat, rounding: str, key: int, rbits: int | None,
+                           g: float | None = None, start: int = 0, want_values: bool = True,
+                           want_elements: bool = False) -> tuple[np.ndarray | None, np.ndarray, float, np.ndarray | None]:
+    """float_scale_quantize by the C core (csrc/fscale_impl.h), the same bits, for element and scale
+    formats that round through float32 (lowprec.array.backend.rounds_through_float32); values and
+    elements only where asked for (None otherwise)."""
+    blocks = np.ascontiguousarray(blocks)
+    n = blocks.size
+    ctype = "float[]" if blocks.dtype == np.float32 else "double[]"
+    sfx = "f32" if blocks.dtype == np.float32 else "f64"
+    if g is None:
+        t_amax = getattr(lib, f"lp_fscale_amax_{sfx}")(ffi.from_buffer(ctype, blocks), n, fmt.block) if n else 0.0
+        g = tensor_scale_of(t_amax if t_amax > 0 else None, fmt)
+    values = np.empty_like(blocks) if want_values else None
+    elements = np.empty(blocks.shape) if want_elements else None
+    scales = np.empty(blocks.shape[0])
+    if n:
+        wide = np.float64 if rounding == "stochastic" else np.float32  # the draws' layout is float64's
+        ep = qparams(fmt.element, np.dtype(wide), rounding, rbits)
+        sp = qparams(dataclasses.replace(fmt.scale, overflow="saturate"), np.dtype(np.float32), "nearest_even", None)
+        smallest = fmt.scale.min_subnormal or fmt.scale.min_normal
+        getattr(lib, f"lp_fscale_quantize_{sfx}")(
+            ffi.from_buffer(ctype, blocks), ffi.from_buffer(ctype, values, require_writable=True) if want_values
+            else ffi.NULL, ffi.from_buffer("double[]", elements, require_writable=True) if want_elements else ffi.NULL,
+            ffi.from_buffer("double[]", scales, require_writable=True), n, fmt.block, ep, sp, float(fmt.element.max),
+            float(g), float(smallest), mode_index(rounding), key, counter_offset(start, np.dtype(np.float64)),
+            get_num_threads())
+    return values, scales, g, elements
+
+
+def _float_scaled(blocks, fmt, rounding, key, rbits, g=None, start=0, want_elements=False):
+    """(values, scales, tensor scale, elements) of float-scaled blocks: the C core where the formats
+    round through float32, else float_scale_quantize (numpy)."""
+    if rounds_through_float32(fmt.element) and rounds_through_float32(fmt.scale):
+        return float_scale_quantize_c(blocks, fmt, rounding, key, rbits, g, start, want_elements=want_elements)
+    return float_scale_quantize(blocks, fmt, rounding, key, rbits, g, start)
+
+
 # -- the public entry points (through lowprec.quantize / encode / decode) -----------------------------
 def quantize_blocks(x: Any, fmt: BlockFormat, rounding: str, *, axis: int, seed: Any, rbits: int | None,
                     out: Any, pad: str, backend: str | None = None) -> Any:
@@ -210,7 +249,7 @@ def quantize_blocks(x: Any, fmt: BlockFormat, rounding: str, *, axis: int, seed:
         values, _ = e8m0_quantize(blocks, fmt, rounding, key, rbits,
                                   values=target.reshape(blocks.shape) if direct else None)
     else:
-        values = float_scale_quantize(blocks, fmt, rounding, key, rbits)[0]
+        values = _float_scaled(blocks, fmt, rounding, key, rbits)[0]
     if direct and fmt.scale == E8M0:
         return out
     return _arrays.deliver(back(values), out, target, restore)
@@ -317,7 +356,7 @@ def encode_blocks(x: Any, fmt: BlockFormat, rounding: str, *, axis: int = -1, se
             nan = exps == lib.LP_E8M0_NAN_EXP  # the kernel's marker of a NaN scale
             scale_codes = np.where(nan, E8M0_NAN, exps + 127).astype(np.uint8)
         else:
-            _, scales, _, elems = float_scale_quantize(blocks, fmt, rounding, key, rbits, g=g, start=p0)
+            _, scales, _, elems = _float_scaled(blocks, fmt, rounding, key, rbits, g=g, start=p0, want_elements=True)
             nan = np.isnan(scales)
             scale_codes = fmt.scale.encode(scales)
         elems = np.where(nan[:, None], 0.0, elems.astype(np.float64))
