@@ -35,8 +35,6 @@ def main():
 
     cases = {"numpy copy": lambda: np.copyto(out, x), "fp8_e4m3fn (core)": q("fp8_e4m3fn")}
     for name in lowprec.formats.names("block"):
-        if name == "nvfp4":
-            continue
         cases[f"{name}"] = q(name)
         cases[f"{name} stochastic"] = q(name, "stochastic")
     cases["bfp(12, 16)"] = q(lowprec.bfp(12, 16))
@@ -46,12 +44,11 @@ def main():
     cases["lut 256 entries"] = q(lowprec.LUTFormat(np.sort(rng.standard_normal(256))))
     cases["log 4-bit (k=1)"] = q(lowprec.LogFormat(4))
     cases["int8 affine (scale 0.05, zero point 3)"] = q(lowprec.IntAffineFormat(8, 0.05, 3))
+    cases["int8 affine stochastic"] = q(lowprec.IntAffineFormat(8, 0.05, 3), "stochastic")
     cases["binary (BWN alpha)"] = q(lowprec.fit_binary(x[:4096]))
     cases["ternary (TWN)"] = q(lowprec.fit_twn(x[:4096]))
-    small = x[: n // 16]
-    cases["nvfp4 (numpy; 1/16 of the data, rate scaled)"] = lambda: lowprec.quantize(small, "nvfp4")
     best = best_times(cases, args.repeat)
-    rates = {k: (n / 16 if k.startswith("nvfp4") else n) / t for k, t in best.items()}
+    rates = {k: n / t for k, t in best.items()}
     copy, fp8 = rates["numpy copy"], rates["fp8_e4m3fn (core)"]
     print(f"{n} float32 values, 1 thread; G elements/s, ratio to numpy copy, ratio to fp8_e4m3fn")
     for label, r in rates.items():

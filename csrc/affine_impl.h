@@ -3,8 +3,9 @@
  * q = clamp(round(x / s) + zp, qmin, qmax), value = (q - zp) * s, each rounded once: x / s is formed in
  * double and moved to its odd neighbour toward the exact quotient when inexact (the residual comes
  * exactly from fma), which any rounding to an integer treats as the exact quotient; the integer
- * rounding is the core quantizer's block routine on those doubles (params ip: 64-bit integers, so
- * stochastic draws follow lp_quantize_f64's layout over the n quotients); the product (q - zp) * s is
+ * rounding is float arithmetic in the deterministic modes (lp_to_integer) and the core quantizer's
+ * block routine on those doubles for stochastic rounding (params ip: 64-bit integers, so its draws
+ * follow lp_quantize_f64's layout over the n quotients); the product (q - zp) * s is
  * rounded to odd likewise before its one rounding to float (float32 input) or is double's own product
  * (float64 input). NaN stays NaN. */
 
@@ -12,17 +13,104 @@
 
 #ifndef LP_AFFINE_COMMON
 #define LP_AFFINE_COMMON
-static inline double lp_odd_fix(double q, double residual_sign)
+/* q moved to its odd neighbour toward the exact value when the residual (exact - q, or its sign) is
+ * nonzero and q is even (finite, nonzero): round to odd. Bit arithmetic, no libm call: it vectorizes. */
+static inline double lp_odd_fix(double q, double residual)
 {
-    if (residual_sign == 0 || (to_bits_f64(q) & 1) || q == 0 || !isfinite(q))
-        return q;
-    return nextafter(q, residual_sign > 0 ? INFINITY : -INFINITY);
+    uint64_t bits = to_bits_f64(q);
+    int fix = (residual != 0) & ((bits & 1) == 0) & (q != 0) & ((bits & 0x7FF0000000000000ull) != 0x7FF0000000000000ull);
+    uint64_t away = (uint64_t)((residual > 0) == (q > 0)); /* the exact value is farther from 0 */
+    return from_bits_f64(bits + (uint64_t)fix * (away ? 1 : (uint64_t)-1));
+}
+
+/* q (double) rounded to an integer in a deterministic mode, clamped to +-2**62 (beyond any format's
+ * range), as the core quantizer rounds to a 64-bit integer: |q| + 2**52 - 2**52 is |q| to the nearest
+ * even integer below 2**52 (above, |q| is one), and the directed modes step from floor(|q|). */
+static inline LP_ALWAYS_INLINE double lp_to_integer(double q, const int mode)
+{
+    const double big = 4503599627370496.0, top = 4611686018427387904.0;
+    double a = fabs(q);
+    a = a < top ? a : top;
+    const double near = a < big ? (a + big) - big : a;
+    const double low = near > a ? near - 1.0 : near; /* floor(|q|) */
+    const double inexact = a > low ? 1.0 : 0.0;
+    double m;
+    switch (mode) {
+    case LP_NEAREST_EVEN: m = near; break;
+    case LP_NEAREST_AWAY: m = low + (a - low >= 0.5 ? 1.0 : 0.0); break; /* a - low is exact */
+    case LP_TOWARD_ZERO: m = low; break;
+    case LP_UP: m = low + (q > 0 ? inexact : 0.0); break;
+    case LP_DOWN: m = low + (q < 0 ? inexact : 0.0); break;
+    default: m = low + ((((int64_t)low & 1) == 0) ? inexact : 0.0); break; /* odd */
+    }
+    return q < 0 ? -m : m;
 }
 #endif
+
+/* One chunk's quotients x / scale rounded to odd (NaN counts as 0). */
+static inline LP_ALWAYS_INLINE void CAT(affine_quotients_, SFX)(const FT *in, double *quot, int64_t len, double scale)
+{
+    for (int64_t i = 0; i < len; i++) {
+        double x = (double)in[i];
+        x = x != x ? 0.0 : x;
+        double q = x / scale;
+        quot[i] = lp_odd_fix(q, fma(-q, scale, x));
+    }
+}
+
+/* One chunk's values from the rounded quotients k (integers as doubles): clamp(k + zp, qmin, qmax) -
+ * zp, times scale, rounded once. */
+static inline LP_ALWAYS_INLINE void CAT(affine_values_, SFX)(const FT *in, FT *out, const double *whole, int64_t len,
+                                                              double scale, int64_t zp, int64_t qmin, int64_t qmax)
+{
+    /* clamp(k + zp, qmin, qmax) - zp is clamp(k, qmin - zp, qmax - zp): exact in double for an integer
+       k (those bounds have at most 34 bits), so no 64-bit integer conversion (which AVX2 lacks) */
+    const double lo = (double)(qmin - zp), hi = (double)(qmax - zp);
+    for (int64_t i = 0; i < len; i++) {
+        double k = whole[i];
+        double m = (k < lo ? lo : (k > hi ? hi : k)) + 0.0; /* + 0.0: an integer has no -0 */
+        double p = m * scale;
+#if WBITS == 32
+        p = lp_odd_fix(p, fma(m, scale, -p));
+#endif
+        FT x = in[i];
+        out[i] = x != x ? x : (FT)p;
+    }
+}
+
+/* A deterministic mode, the chunk loop specialised on it */
+LP_CLONES static void CAT(affine_det_, SFX)(const FT *in, FT *out, int64_t n, double scale, int64_t zp, int64_t qmin,
+                                            int64_t qmax, const int mode, int nthreads)
+{
+    const int64_t nchunks = (n + LP_WORK_UNIT - 1) / LP_WORK_UNIT;
+    nthreads = lp_team(n, nthreads);
+    LP_PARALLEL_FOR
+    for (int64_t c = 0; c < nchunks; c++) {
+        double quot[LP_WORK_UNIT];
+        const int64_t start = c * LP_WORK_UNIT;
+        const int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
+        CAT(affine_quotients_, SFX)(in + start, quot, len, scale);
+        switch (mode) { /* a constant per loop: each case vectorizes */
+        case LP_NEAREST_EVEN: for (int64_t i = 0; i < len; i++) quot[i] = lp_to_integer(quot[i], LP_NEAREST_EVEN); break;
+        case LP_NEAREST_AWAY: for (int64_t i = 0; i < len; i++) quot[i] = lp_to_integer(quot[i], LP_NEAREST_AWAY); break;
+        case LP_TOWARD_ZERO: for (int64_t i = 0; i < len; i++) quot[i] = lp_to_integer(quot[i], LP_TOWARD_ZERO); break;
+        case LP_UP: for (int64_t i = 0; i < len; i++) quot[i] = lp_to_integer(quot[i], LP_UP); break;
+        case LP_DOWN: for (int64_t i = 0; i < len; i++) quot[i] = lp_to_integer(quot[i], LP_DOWN); break;
+        default: for (int64_t i = 0; i < len; i++) quot[i] = lp_to_integer(quot[i], LP_ODD); break;
+        }
+        CAT(affine_values_, SFX)(in + start, out + start, quot, len, scale, zp, qmin, qmax);
+    }
+}
 
 void CAT(lp_affine_, SFX)(const FT *in, FT *out, int64_t n, double scale, int64_t zp, int64_t qmin, int64_t qmax,
                           const lp_qparams *ip, lp_rounding mode, uint64_t seed, uint64_t offset, int nthreads)
 {
+    if (mode != LP_STOCHASTIC) {
+        CAT(affine_det_, SFX)(in, out, n, scale, zp, qmin, qmax, mode, nthreads);
+        return;
+    }
+    /* stochastic: the core quantizer's block routine on the quotients (ip: 64-bit integers), its
+       draws laid out as lp_quantize_f64's over the n quotients */
     const int64_t nchunks = (n + LP_WORK_UNIT - 1) / LP_WORK_UNIT;
     nthreads = lp_team(n, nthreads);
     LP_PARALLEL_FOR
@@ -30,25 +118,8 @@ void CAT(lp_affine_, SFX)(const FT *in, FT *out, int64_t n, double scale, int64_
         double quot[LP_WORK_UNIT], whole[LP_WORK_UNIT];
         const int64_t start = c * LP_WORK_UNIT;
         const int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
-        for (int64_t i = 0; i < len; i++) {
-            double x = (double)in[start + i];
-            x = x != x ? 0.0 : x;
-            double q = x / scale;
-            quot[i] = lp_odd_fix(q, fma(-q, scale, x));
-        }
+        CAT(affine_quotients_, SFX)(in + start, quot, len, scale);
         block_f64(quot, whole, len, ip, mode, seed, offset + (uint64_t)c * (LP_WORK_UNIT / 2));
-        for (int64_t i = 0; i < len; i++) {
-            double k = whole[i];
-            k = k < -4611686018427387904.0 ? -4611686018427387904.0 : (k > 4611686018427387904.0 ? 4611686018427387904.0 : k);
-            int64_t qv = (int64_t)k + zp;
-            qv = qv < qmin ? qmin : (qv > qmax ? qmax : qv);
-            double m = (double)(qv - zp);
-            double p = m * scale;
-#if WBITS == 32
-            p = lp_odd_fix(p, fma(m, scale, -p));
-#endif
-            FT x = in[start + i];
-            out[start + i] = x != x ? x : (FT)p;
-        }
+        CAT(affine_values_, SFX)(in + start, out + start, whole, len, scale, zp, qmin, qmax);
     }
 }

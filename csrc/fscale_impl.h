@@ -29,15 +29,11 @@ static inline float lp_odd32(double q)
     return from_bits_f32(bits);
 }
 
-/* a / b rounded to odd (b > 0 finite): the nearest quotient moved to its odd neighbour toward the
- * exact one when inexact (the residual exact from fma), by bit arithmetic (no libm call) */
+/* a / b rounded to odd (b > 0 finite): affine_impl.h's rule */
 static inline double lp_odd_quotient(double a, double b)
 {
-    double q = a / b, r = fma(-q, b, a);
-    uint64_t bits = to_bits_f64(q);
-    int fix = (r != 0) & ((bits & 1) == 0) & (q != 0) & ((bits & 0x7FF0000000000000ull) != 0x7FF0000000000000ull);
-    uint64_t away = (uint64_t)((r > 0) == (q > 0)); /* the exact quotient is farther from 0 */
-    return from_bits_f64(bits + (uint64_t)fix * (away ? 1 : (uint64_t)-1));
+    double q = a / b;
+    return lp_odd_fix(q, fma(-q, b, a));
 }
 #endif
 

@@ -169,9 +169,11 @@ def test_affine_c_kernel_equals_the_numpy_path(mode, dtype):
 
     rng = np.random.default_rng(8)
     for fmt in (IntAffineFormat(8, 0.1, 3), IntAffineFormat(4, 0.37, 1, signed=False, narrow=True),
-                IntAffineFormat(16, 2.0**-7, -100), IntAffineFormat(8, [0.1, 0.03, 0.5], [0, 2, -5], axis=1)):
+                IntAffineFormat(16, 2.0**-7, -100), IntAffineFormat(8, [0.1, 0.03, 0.5], [0, 2, -5], axis=1),
+                IntAffineFormat(32, 1e-9, 7)):  # quotients past 2**52 and 2**62 (the float route's limits)
         ties = (np.arange(-300, 300) + 0.5) * (fmt.scale if np.ndim(fmt.scale) == 0 else 0.1)
-        x = np.concatenate([ties, rng.standard_normal(3000) * 20, [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e30]])
+        x = np.concatenate([ties, rng.standard_normal(3000) * 20, [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e30],
+                            rng.standard_normal(300) * 2.0 ** rng.integers(20, 50, 300)])
         x = x[: len(x) // 3 * 3].reshape(-1, 3).astype(dtype)
         if mode == "stochastic" and np.ndim(fmt.scale):
             continue  # per-channel stochastic stays on the numpy path
