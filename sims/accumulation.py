@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from lowprec.sims.output import atomic_csv, atomic_write, check_writable, has_matplotlib, run_study
+from lowprec.sims.output import atomic_csv, atomic_write, check_writable, has_matplotlib, report, run_study
 
 FP8 = {"weight": "fp8_e4m3fn", "input": "fp8_e4m3fn", "grad": "fp8_e5m2"}
 CONFIGS: dict[str, dict | None] = {
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"{flag} must be >= {least}; got {value}")
     width = args.width or (64 if device == "cuda" else 16)
     out = Path(args.out)
-    report = None if args.quiet or args.json else (
+    progress = None if args.quiet or args.json else (
         lambda r: print(f"{r['configuration']:<44} accuracy {r['accuracy']:.3f}, fine-tuned {r['accuracy_finetuned']:.3f}"
                         f"  ({r['seconds']:.0f} s)", flush=True))
 
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         check_writable(out)
         rows = run(configs, data=args.data, epochs=args.epochs, width=width, evaluate=args.eval,
                    finetune_steps=args.finetune_steps, train_limit=args.train_limit, device=device, seed=args.seed,
-                   progress=report)
+                   progress=progress)
         atomic_csv(out / "accumulation.csv", rows)
         plotted = has_matplotlib()
         if plotted:
@@ -252,13 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     if status:
         return status
     rows, plotted = result
-    if args.json:
-        import json
-
-        print(json.dumps(rows, indent=1))
-    elif not args.quiet:
-        print(f"wrote {out / 'accumulation.csv'}" + (f" and {out / 'accumulation.png'}" if plotted else
-                                                     " (no plot: pip install matplotlib)"))
+    report(rows, args.json, args.quiet, f"wrote {out / 'accumulation.csv'}" + (
+        f" and {out / 'accumulation.png'}" if plotted else " (no plot: pip install matplotlib)"))
     return 0
 
 

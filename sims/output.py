@@ -79,3 +79,13 @@ def run_study(prog: str, debug: bool, work: Callable[[], Any]) -> tuple[int, Any
             raise
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2, None
+
+
+def report(rows: list, as_json: bool, quiet: bool, message: str) -> None:
+    """A study's last words: its rows as JSON (for scripts), or `message` unless quiet."""
+    if as_json:
+        import json
+
+        print(json.dumps(rows, indent=1))
+    elif not quiet:
+        print(message)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from lowprec import MAC, FixedFormat, FloatFormat, formats
-from lowprec.sims.output import atomic_csv, atomic_write, check_writable, has_matplotlib, run_study
+from lowprec.sims.output import atomic_csv, atomic_write, check_writable, has_matplotlib, report, run_study
 
 DISTRIBUTIONS = ("uniform", "normal", "ones")
 ACCUMULATORS = ("fp32", "fp16", "bf16", "dlfloat16")
@@ -219,13 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     if status:
         return status
     rows, wrote_plot = result
-    if args.json:
-        import json
-
-        print(json.dumps(rows, indent=1))
-    elif not args.quiet:
-        plot_note = f" and {out / 'swamping.png'}" if wrote_plot else " (no plot: pip install matplotlib)"
-        print(f"wrote {out / 'swamping.csv'}{plot_note} ({len(rows)} sums)")
+    plot_note = f" and {out / 'swamping.png'}" if wrote_plot else " (no plot: pip install matplotlib)"
+    report(rows, args.json, args.quiet, f"wrote {out / 'swamping.csv'}{plot_note} ({len(rows)} sums)")
     return 0
 
 

@@ -59,3 +59,18 @@ def random_floats(rng, n, dtype=np.float32, scale_exp=(-30, 30)) -> np.ndarray:
         bits = rng.integers(-(2**63), 2**63 - 1, n // 2, dtype=np.int64).view(np.float64)
     normal = rng.standard_normal(n - n // 2) * np.exp2(rng.integers(*scale_exp, n - n // 2))
     return np.concatenate([bits, normal.astype(dtype)])
+
+
+def need_triton():
+    """Skip the calling test module where triton is missing, but never under CI (which installs it
+    with the test extra): a missing triton there is a failure."""
+    import os
+
+    import pytest
+
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("triton is not installed (pip install 'lowprec[gpu]')", allow_module_level=True)

@@ -4,20 +4,16 @@ types, specials, stochastic draws across calls, matrix units (also in tests/test
 against the oracle and the recordings); on CPU operands through Triton's interpreter (every CI run),
 on CUDA tensors where a GPU is present."""
 
-import os
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import need_triton
+
 torch = pytest.importorskip("torch")
-try:
-    import triton  # noqa: F401
-except ImportError:
-    if os.environ.get("CI"):  # CI installs it (the test extra): never skip these there
-        raise
-    pytest.skip("triton is not installed (pip install 'lowprec[gpu]')", allow_module_level=True)
+need_triton()  # skipped without triton, except under CI
 
 import lowprec  # noqa: E402
 from lowprec import MAC  # noqa: E402

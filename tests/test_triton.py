@@ -10,13 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from helpers import need_triton
+
 torch = pytest.importorskip("torch")
-try:
-    import triton  # noqa: F401
-except ImportError:
-    if os.environ.get("CI"):  # CI installs it (the test extra): never skip these there
-        raise
-    pytest.skip("triton is not installed (pip install 'lowprec[gpu]')", allow_module_level=True)
+need_triton()  # skipped without triton, except under CI
 
 import lowprec  # noqa: E402
 from lowprec.array.scalar import quantize_at  # noqa: E402

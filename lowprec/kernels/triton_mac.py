@@ -55,8 +55,11 @@ def _round_to(x, p_ptr, rnd32, WIDTH: tl.constexpr, MODE: tl.constexpr, HALF: tl
 
 
 @triton.jit
-def _word(ctr, k0, k1, WORD: tl.constexpr):
-    """Word WORD of Philox4x32-10 of 64-bit counters ctr under key (k0, k1)."""
+def _word(ctr, k0, k1, zero, WORD: tl.constexpr, MODE: tl.constexpr):
+    """The draw of rounding event WORD: word WORD of Philox4x32-10 of 64-bit counters ctr under key
+    (k0, k1) for stochastic rounding, else `zero` (unused by the deterministic modes)."""
+    if MODE != 6:
+        return zero
     w0, w1, w2, w3 = _philox(ctr.to(tl.uint32), (ctr >> 32).to(tl.uint32), k0, k1)
     if WORD == 0:
         return w0
@@ -109,39 +112,26 @@ def mac_sequential(a_ptr, b_ptr, c_ptr, init_ptr, mul_ptr, acc_ptr, chunk_ptr, o
         p = av * bv
         ctr = first + t
         if HAS_MUL:
-            if MODE == 6:
-                rnd = _word(ctr, k0, k1, 0)
-            else:
-                rnd = zero32
-            p = _round_to(p, mul_ptr, rnd, WIDTH, MODE, MUL_HALF)
+            p = _round_to(p, mul_ptr, _word(ctr, k0, k1, zero32, 0, MODE), WIDTH, MODE, MUL_HALF)
         if ACC_NATIVE:
             s = s + p
         else:
-            if MODE == 6:
-                rnd = _word(ctr, k0, k1, 1)
-            else:
-                rnd = zero32
-            s = _round_to(_add_rto(s, p, MODE == 4, WIDTH), acc_ptr, rnd, WIDTH, MODE, ACC_HALF)
+            s = _round_to(_add_rto(s, p, MODE == 4, WIDTH), acc_ptr, _word(ctr, k0, k1, zero32, 1, MODE), WIDTH, MODE,
+                          ACC_HALF)
         if CHUNKED:
             if ((t + 1) % chunk == 0) | (t + 1 == k):
                 if CHUNK_NATIVE:
                     tot = tot + s
                 else:
-                    if MODE == 6:
-                        rnd = _word(ctr, k0, k1, 2)
-                    else:
-                        rnd = zero32
-                    tot = _round_to(_add_rto(tot, s, MODE == 4, WIDTH), chunk_ptr, rnd, WIDTH, MODE, CHUNK_HALF)
+                    tot = _round_to(_add_rto(tot, s, MODE == 4, WIDTH), chunk_ptr, _word(ctr, k0, k1, zero32, 2, MODE),
+                                    WIDTH, MODE, CHUNK_HALF)
                 s = (i * 0 + j * 0).to(ft)
     if CHUNKED:
         v = tot
     else:
         v = s
-    if MODE == 6:
-        rnd = _word(first + k, k0, k1, 3)
-    else:
-        rnd = zero32
-    tl.store(c_ptr + i * n + j, _round_to(v, out_ptr, rnd, WIDTH, MODE, OUT_HALF), mask=rows & cols)
+    tl.store(c_ptr + i * n + j, _round_to(v, out_ptr, _word(first + k, k0, k1, zero32, 3, MODE), WIDTH, MODE, OUT_HALF),
+             mask=rows & cols)
 
 
 @triton.jit
