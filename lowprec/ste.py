@@ -146,9 +146,24 @@ class _QuantizeGrad(torch.autograd.Function):
 def quantize_grad(x: torch.Tensor, fmt: Any, rounding: str = "nearest_even", *, seed: Any = None,
                   axis: int = -1) -> torch.Tensor:
     """Identity forward; the incoming gradient rounded to fmt backward (`axis`: as quantize's)."""
-    if torch.compiler.is_compiling():
-        return _quantize_grad_op(x, _key_traced(fmt), rounding, _seed_int(seed), axis)
+    if torch.compiler.is_compiling():  # traced: a view forward (no copy), the operator backward
+        return _QuantizeGradTraced.apply(x, _key_traced(fmt), rounding, _seed_int(seed), axis)
     return _QuantizeGrad.apply(x, as_format(fmt), rounding, seed, axis)
+
+
+class _QuantizeGradTraced(torch.autograd.Function):
+    """quantize_grad under torch.compile: the identity as a view (the operator lowprec::quantize_grad
+    would have to copy: a custom operator may not alias its input), the gradient rounded by the
+    operator lowprec::quantize_grad_backward."""
+
+    @staticmethod
+    def forward(ctx, x, fmt, rounding, seed, axis):
+        ctx.fmt, ctx.rounding, ctx.seed, ctx.axis = fmt, rounding, seed, axis
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _round_gradient(g.contiguous(), ctx.fmt, ctx.rounding, ctx.seed, ctx.axis), None, None, None, None
 
 
 def _seed_int(seed: Any) -> int:
@@ -439,7 +454,8 @@ def _(g, fmt, rounding, seed, axis):
 
 @torch.library.custom_op("lowprec::quantize_grad", mutates_args=())
 def _quantize_grad_op(x: torch.Tensor, fmt: str, rounding: str, seed: int, axis: int) -> torch.Tensor:
-    """The identity (a copy); backward: the incoming gradient rounded to `fmt`."""
+    """The identity (a copy); backward: the incoming gradient rounded to `fmt`. (ste.quantize_grad
+    under torch.compile uses a view instead; this operator stays for direct use.)"""
     return x.clone()
 
 
