@@ -28,22 +28,30 @@ static inline double lp_odd_fix(double q, double residual)
  * even integer below 2**52 (above, |q| is one), and the directed modes step from floor(|q|). */
 static inline LP_ALWAYS_INLINE double lp_to_integer(double q, const int mode)
 {
+    /* every arm computed unconditionally, then selected: GCC does not speculate a floating-point
+       operation inside a conditional, and a branch per element would not vectorize */
     const double big = 4503599627370496.0, top = 4611686018427387904.0;
     double a = fabs(q);
     a = a < top ? a : top;
-    const double near = a < big ? (a + big) - big : a;
-    const double low = near > a ? near - 1.0 : near; /* floor(|q|) */
+    const double shifted = (a + big) - big; /* exact for a >= 2**52 too: a is an integer there */
+    const double near = a < big ? shifted : a;
+    const double below = near - 1.0;
+    const double low = near > a ? below : near; /* floor(|q|) */
     const double inexact = a > low ? 1.0 : 0.0;
+    const double half = low * 0.5;
+    const double even = ((half + big) - big) == half ? 1.0 : 0.0; /* low is even */
+    const double frac = a - low; /* exact */
     double m;
     switch (mode) {
     case LP_NEAREST_EVEN: m = near; break;
-    case LP_NEAREST_AWAY: m = low + (a - low >= 0.5 ? 1.0 : 0.0); break; /* a - low is exact */
+    case LP_NEAREST_AWAY: m = low + (frac >= 0.5 ? 1.0 : 0.0); break;
     case LP_TOWARD_ZERO: m = low; break;
     case LP_UP: m = low + (q > 0 ? inexact : 0.0); break;
     case LP_DOWN: m = low + (q < 0 ? inexact : 0.0); break;
-    default: m = low + ((((int64_t)low & 1) == 0) ? inexact : 0.0); break; /* odd */
+    default: m = low + inexact * even; break; /* odd */
     }
-    return q < 0 ? -m : m;
+    const double minus = -m;
+    return q < 0 ? minus : m;
 }
 #endif
 
@@ -73,8 +81,8 @@ static inline LP_ALWAYS_INLINE void CAT(affine_values_, SFX)(const FT *in, FT *o
 #if WBITS == 32
         p = lp_odd_fix(p, fma(m, scale, -p));
 #endif
-        FT x = in[i];
-        out[i] = x != x ? x : (FT)p;
+        const FT x = in[i], v = (FT)p;
+        out[i] = x != x ? x : v;
     }
 }
 

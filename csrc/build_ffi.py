@@ -49,7 +49,10 @@ def _flags() -> tuple[list[str], list[str]]:
         return ["-O1", "-g", "-ffp-contract=off", "-DLP_NO_CLONES", *san, *omp], [*san, *omp]
     if os.environ.get("LOWPREC_PORTABLE"):
         return ["-O2", "-ffp-contract=off", "-DLP_NO_CLONES", "-DLP_NO_DISPATCH", *omp], omp
-    return ["-O3", "-ffp-contract=off", *omp], omp
+    # -fno-trapping-math: no kernel reads the floating-point exception flags, and without it GCC keeps
+    # a branch for every comparison-driven select (it will not speculate a possibly trapping operation),
+    # which stops vectorization; values are unaffected (no reassociation, no contraction)
+    return ["-O3", "-ffp-contract=off", "-fno-trapping-math", *omp], omp
 
 
 ffibuilder = FFI()

@@ -145,6 +145,18 @@ void lp_fscale_quantize_f64(const double *in, double *out, double *elements, dou
 double lp_fscale_amax_f32(const float *in, int64_t n, int64_t block);
 double lp_fscale_amax_f64(const double *in, int64_t n, int64_t block);
 
+/* Binary and ternary quantization of n contiguous values (see csrc/scaled_impl.h): parameters (double)
+ * per tensor (channels = 1) or per channel (element i's channel: (i / inner) % channels); binary's
+ * stochastic rounding draws 32 bits per element as lp_quantize_f32 lays them out from offset. */
+void lp_binary_f32(const float *in, float *out, int64_t n, const double *alpha, int64_t channels, int64_t inner,
+                   int stochastic, uint64_t seed, uint64_t offset, int nthreads);
+void lp_binary_f64(const double *in, double *out, int64_t n, const double *alpha, int64_t channels, int64_t inner,
+                   int stochastic, uint64_t seed, uint64_t offset, int nthreads);
+void lp_ternary_f32(const float *in, float *out, int64_t n, const double *w_p, const double *w_n, const double *delta,
+                    int64_t channels, int64_t inner, int nthreads);
+void lp_ternary_f64(const double *in, double *out, int64_t n, const double *w_p, const double *w_n,
+                    const double *delta, int64_t channels, int64_t inner, int nthreads);
+
 /* The MAC kernel's tile: rows (which = 0) and columns (which = 1). */
 /* A matrix unit (tensor core) as a fused multi-term adder (csrc/fused_impl.h): d = a @ b + c with
  * `group` products a step, each term truncated to kept_bits bits below the step's largest exponent,

@@ -39,7 +39,7 @@ static inline int lp_team(int64_t n, int nthreads)
 /* Runtime dispatch: x86-64 builds carry an AVX2 clone of the hot loops next to the baseline one; the
  * loader picks by CPU. Elsewhere the baseline (e.g. NEON on aarch64) is used. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(LP_NO_CLONES)
-#define LP_CLONES __attribute__((target_clones("avx2", "default")))
+#define LP_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define LP_CLONES
 #endif

@@ -61,12 +61,15 @@ int lp_have_openmp(void)
 #include "affine_impl.h"
 #include "type_macros_end.h"
 
-/* Float-scaled block kernels (fscale_impl.h): the float32 and float64 block routines above. */
+/* Float-scaled block kernels (fscale_impl.h): the float32 and float64 block routines above; binary
+ * and ternary ones (scaled_impl.h). */
 #define FT float
 #define SFX f32
 #include "fscale_impl.h"
+#include "scaled_impl.h"
 #include "type_macros_end.h"
 #define FT double
 #define SFX f64
 #include "fscale_impl.h"
+#include "scaled_impl.h"
 #include "type_macros_end.h"

@@ -180,3 +180,27 @@ def test_affine_c_kernel_equals_the_numpy_path(mode, dtype):
         got = lowprec.quantize(x, fmt, mode, seed=4)
         expected = _affine(x, fmt, mode, 4)[0].astype(dtype)
         assert_same(got, expected, f"{fmt} {mode}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_binary_and_ternary_c_kernels_equal_the_numpy_rules(dtype):
+    """csrc/scaled_impl.h against lowprec.array.scaled's numpy statement of the rules: per tensor and
+    per channel (first, middle and last axis), sign and BinaryConnect's stochastic rounding (the same
+    draws), thresholds, NaN, Inf, zeros of both signs, arrays spanning several 1024-element units."""
+    from lowprec.array.scaled import _binary, _ternary
+
+    rng = np.random.default_rng(12)
+    x = (rng.standard_normal((4, 5, 300)) * 2).astype(dtype)
+    x[0, 0, :5] = [np.nan, np.inf, -np.inf, 0.0, -0.0]
+    formats_ = [BinaryFormat(0.7), BinaryFormat(np.linspace(0.25, 2.0, 5), axis=1),
+                BinaryFormat(np.linspace(0.5, 1.0, 300), axis=2), BinaryFormat(np.array([0.5, 1, 2, 4.0]), axis=0),
+                TernaryFormat(0.9, 1.1, 0.3), TernaryFormat(np.linspace(1, 2, 5), np.linspace(0.5, 1, 5),
+                                                            np.linspace(0.1, 0.5, 5), axis=1)]
+    for fmt in formats_:
+        for mode in ("nearest_even", "stochastic"):
+            got = lowprec.quantize(x, fmt, mode, seed=21)
+            if isinstance(fmt, BinaryFormat):
+                expected = _binary(x, fmt, mode, 21)[0]
+            else:
+                expected = _ternary(x, fmt)[0]
+            assert_same(got, expected.astype(dtype), f"{fmt} {mode}")

@@ -150,6 +150,29 @@ def _affine_c(arr: np.ndarray, fmt: IntAffineFormat, rounding: str, seed: Any) -
     return np.ascontiguousarray(np.moveaxis(done, 0, ax))
 
 
+def _binary_ternary_c(arr: np.ndarray, fmt: Any, rounding: str, seed: Any) -> np.ndarray:
+    """The values of _binary / _ternary by the C kernels (csrc/scaled_impl.h), in arr's dtype."""
+    _check_channels(fmt, arr)
+    names = _PARAMS[type(fmt)]
+    channels = max(np.size(getattr(fmt, n)) for n in names)
+    params = [np.ascontiguousarray(np.broadcast_to(np.asarray(getattr(fmt, n), np.float64), (channels,)))
+              for n in names]
+    src = np.ascontiguousarray(arr)
+    inner = math.prod(src.shape[fmt.axis % src.ndim + 1:]) if channels > 1 else 1
+    out = np.empty_like(src)
+    if src.size:
+        sfx, ctype = ("f32", "float[]") if src.dtype == np.float32 else ("f64", "double[]")
+        ptrs = [ffi.from_buffer("double[]", p) for p in params]
+        io = (ffi.from_buffer(ctype, src), ffi.from_buffer(ctype, out, require_writable=True), src.size)
+        if isinstance(fmt, BinaryFormat):
+            stochastic = rounding == "stochastic"
+            getattr(lib, f"lp_binary_{sfx}")(*io, ptrs[0], channels, inner, int(stochastic),
+                                             seed_key(seed) if stochastic else 0, 0, get_num_threads())
+        else:
+            getattr(lib, f"lp_ternary_{sfx}")(*io, *ptrs, channels, inner, get_num_threads())
+    return out
+
+
 def _round(arr: np.ndarray, fmt: Any, rounding: str, seed: Any) -> tuple[np.ndarray, np.ndarray]:
     mode_index(rounding)
     if isinstance(fmt, BinaryFormat):
@@ -185,7 +208,7 @@ def quantize_scaled(x: Any, fmt: Any, rounding: str = "nearest_even", *, seed: A
         values = _affine_c(arr, fmt, rounding, seed)
         if values is not None:
             return _arrays.deliver(values, out, target, restore)
-    return _arrays.deliver(_round(arr, fmt, rounding, seed)[0].astype(arr.dtype), out, target, restore)
+    return _arrays.deliver(_binary_ternary_c(arr, fmt, rounding, seed), out, target, restore)
 
 
 def encode_scaled(x: Any, fmt: Any, rounding: str = "nearest_even", *, seed: Any = None) -> Any:

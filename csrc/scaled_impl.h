@@ -1,0 +1,96 @@
+/* Binary and ternary quantization (lowprec.array.scaled's rules, in double as there), included by
+ * quantize.c per input type (FT, SFX, WBITS). Parameters per tensor (one entry) or per channel: the
+ * channel of element i of a contiguous array is (i / inner) % channels. NaN stays NaN.
+ *
+ * Binary: +-alpha by the sign (x >= 0: +alpha), or BinaryConnect's stochastic rounding: +alpha with
+ * probability clip((x / alpha + 1) / 2, 0, 1), against a 32-bit Philox draw per element laid out as
+ * lp_quantize_f32's (word-major within each 1024-element unit, counters from `offset`).
+ * Ternary: +w_p above delta, -w_n below -delta, else 0. */
+
+/* len elements of one channel: constant parameters, the values selected among ones converted to FT
+ * beforehand ((FT)-a is -(FT)a) and every branch a select, so that the loops vectorize (GCC does not
+ * if-convert a conversion inside a conditional) */
+static inline LP_ALWAYS_INLINE void CAT(binary_run_, SFX)(const FT *in, FT *out, int64_t len, double a,
+                                                           const uint32_t *rnd)
+{
+    const FT plus = (FT)a, minus = (FT)-a;
+    if (rnd) {
+        for (int64_t i = 0; i < len; i++) {
+            const FT xf = in[i];
+            const double x = (double)xf;
+            double p = (x / a + 1.0) / 2.0;
+            p = p < 0.0 ? 0.0 : p;
+            p = p > 1.0 ? 1.0 : p;
+            const FT v = (double)rnd[i] * (1.0 / 4294967296.0) < p ? plus : minus;
+            out[i] = xf != xf ? xf : v;
+        }
+    } else {
+        for (int64_t i = 0; i < len; i++) {
+            const FT xf = in[i];
+            const FT v = xf >= 0 ? plus : minus;
+            out[i] = xf != xf ? xf : v;
+        }
+    }
+}
+
+static inline LP_ALWAYS_INLINE void CAT(ternary_run_, SFX)(const FT *in, FT *out, int64_t len, double w_p, double w_n,
+                                                            double delta)
+{
+    const FT up = (FT)w_p, down = (FT)-w_n;
+    for (int64_t i = 0; i < len; i++) {
+        const FT xf = in[i];
+        const double x = (double)xf;
+        FT v = x > delta ? up : (FT)0;
+        v = x < -delta ? down : v;
+        out[i] = xf != xf ? xf : v;
+    }
+}
+
+/* The elements [start, start + len) in runs of one channel each: calls run(offset in the span, its
+ * length, channel). */
+#define LP_CHANNEL_RUNS(start, len, inner, channels, RUN)                                           \
+    for (int64_t s_ = 0; s_ < (len);) {                                                             \
+        const int64_t g_ = (start) + s_;                                                            \
+        const int64_t ch_ = (channels) == 1 ? 0 : (g_ / (inner)) % (channels);                      \
+        const int64_t e_ = (channels) == 1 ? (len) : (g_ / (inner) + 1) * (inner) - (start);        \
+        const int64_t end_ = e_ < (len) ? e_ : (len);                                               \
+        RUN(s_, end_ - s_, ch_);                                                                    \
+        s_ = end_;                                                                                  \
+    }
+
+LP_CLONES void CAT(lp_binary_, SFX)(const FT *in, FT *out, int64_t n, const double *alpha, int64_t channels,
+                                    int64_t inner, int stochastic, uint64_t seed, uint64_t offset, int nthreads)
+{
+    const int64_t nchunks = (n + LP_WORK_UNIT - 1) / LP_WORK_UNIT;
+    nthreads = lp_team(n, nthreads);
+    LP_PARALLEL_FOR
+    for (int64_t c = 0; c < nchunks; c++) {
+        uint32_t rnd[LP_WORK_UNIT];
+        const int64_t start = c * LP_WORK_UNIT;
+        const int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
+        if (stochastic)
+            philox_fill_best(rnd, LP_WORK_UNIT / 4, seed, offset + (uint64_t)c * (LP_WORK_UNIT / 4));
+#define LP_BINARY_RUN(s, l, ch) CAT(binary_run_, SFX)(in + start + (s), out + start + (s), (l), alpha[ch], \
+                                                      stochastic ? rnd + (s) : NULL)
+        LP_CHANNEL_RUNS(start, len, inner, channels, LP_BINARY_RUN)
+#undef LP_BINARY_RUN
+    }
+}
+
+LP_CLONES void CAT(lp_ternary_, SFX)(const FT *in, FT *out, int64_t n, const double *w_p, const double *w_n,
+                                     const double *delta, int64_t channels, int64_t inner, int nthreads)
+{
+    const int64_t nchunks = (n + LP_WORK_UNIT - 1) / LP_WORK_UNIT;
+    nthreads = lp_team(n, nthreads);
+    LP_PARALLEL_FOR
+    for (int64_t c = 0; c < nchunks; c++) {
+        const int64_t start = c * LP_WORK_UNIT;
+        const int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
+#define LP_TERNARY_RUN(s, l, ch) CAT(ternary_run_, SFX)(in + start + (s), out + start + (s), (l), w_p[ch], w_n[ch], \
+                                                       delta[ch])
+        LP_CHANNEL_RUNS(start, len, inner, channels, LP_TERNARY_RUN)
+#undef LP_TERNARY_RUN
+    }
+}
+
+#undef LP_CHANNEL_RUNS
