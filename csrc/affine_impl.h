@@ -17,10 +17,13 @@
  * nonzero and q is even (finite, nonzero): round to odd. Bit arithmetic, no libm call: it vectorizes. */
 static inline double lp_odd_fix(double q, double residual)
 {
-    uint64_t bits = to_bits_f64(q);
-    int fix = (residual != 0) & ((bits & 1) == 0) & (q != 0) & ((bits & 0x7FF0000000000000ull) != 0x7FF0000000000000ull);
-    uint64_t away = (uint64_t)((residual > 0) == (q > 0)); /* the exact value is farther from 0 */
-    return from_bits_f64(bits + (uint64_t)fix * (away ? 1 : (uint64_t)-1));
+    /* signed 64-bit lanes and selects (not unsigned products): the form GCC vectorizes */
+    const int64_t bits = (int64_t)to_bits_f64(q);
+    const int64_t even = ~bits & 1;
+    const int64_t special = (bits & 0x7FF0000000000000ll) == 0x7FF0000000000000ll;
+    const int64_t fix = (residual != 0 && q != 0 && !special) ? even : 0;
+    const int64_t step = ((residual > 0) == (q > 0)) ? fix : -fix; /* away from 0, or toward it */
+    return from_bits_f64((uint64_t)(bits + step));
 }
 
 /* q (double) rounded to an integer in a deterministic mode, clamped to +-2**62 (beyond any format's
