@@ -208,6 +208,8 @@ def quantize_scaled(x: Any, fmt: Any, rounding: str = "nearest_even", *, seed: A
         values = _affine_c(arr, fmt, rounding, seed)
         if values is not None:
             return _arrays.deliver(values, out, target, restore)
+    if isinstance(fmt, IntAffineFormat):  # per-channel stochastic rounding: the numpy path keeps its draws
+        return _arrays.deliver(_round(arr, fmt, rounding, seed)[0].astype(arr.dtype), out, target, restore)
     return _arrays.deliver(_binary_ternary_c(arr, fmt, rounding, seed), out, target, restore)
 
 
