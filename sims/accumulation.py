@@ -136,7 +136,7 @@ def accuracy(model: Any, x: Any, y: Any, batch: int = 100) -> float:
     return right / max(len(x), 1)
 
 
-def run(configs: list[str], *, data: str | None = None, epochs: int = 3, width: int = 64, evaluate: int = 0,
+def run(configs: list[str], *, data: str | None = None, epochs: int = 10, width: int = 64, evaluate: int = 0,
         finetune_steps: int = 20, train_limit: int = 0, device: str = "cpu", seed: int = 0,
         progress: Any = None) -> list[dict]:
     """One row per configuration: test accuracy of the fp32-trained network in it, and after
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="accumulation-out", help="folder for accumulation.csv and accumulation.png")
     ap.add_argument("--data", help="CIFAR-10's binary batches or an ImageFolder tree (default: digits, embedded)")
     ap.add_argument("--configs", help="comma-separated configurations (default: all): " + "; ".join(CONFIGS))
-    ap.add_argument("--epochs", type=int, default=3, help="fp32 training epochs (>= 1)")
+    ap.add_argument("--epochs", type=int, default=10, help="fp32 training epochs (>= 1)")
     ap.add_argument("--width", type=int, help="the network's first stage width (default: 64 on a GPU, 16 on a CPU)")
     ap.add_argument("--eval", type=int, default=0, help="test images to evaluate (0: all)")
     ap.add_argument("--finetune-steps", type=int, default=20, help="fine-tuning steps per configuration (>= 0)")
