@@ -113,8 +113,9 @@ LP_CLONES static void CAT(affine_det_, SFX)(const FT *in, FT *out, int64_t n, do
     }
 }
 
-void CAT(lp_affine_, SFX)(const FT *in, FT *out, int64_t n, double scale, int64_t zp, int64_t qmin, int64_t qmax,
-                          const lp_qparams *ip, lp_rounding mode, uint64_t seed, uint64_t offset, int nthreads)
+LP_CLONES void CAT(lp_affine_, SFX)(const FT *in, FT *out, int64_t n, double scale, int64_t zp, int64_t qmin,
+                                    int64_t qmax, const lp_qparams *ip, lp_rounding mode, uint64_t seed, uint64_t offset,
+                                    int nthreads)
 {
     if (mode != LP_STOCHASTIC) {
         CAT(affine_det_, SFX)(in, out, n, scale, zp, qmin, qmax, mode, nthreads);

@@ -22,11 +22,12 @@
  * (branch-free: the element loops vectorize) */
 static inline float lp_odd32(double q)
 {
-    float near = (float)q;
-    uint32_t bits = to_bits_f32(near);
-    bits -= (uint32_t)(fabs((double)near) > fabs(q));
-    bits |= (uint32_t)((double)from_bits_f32(bits) != q);
-    return from_bits_f32(bits);
+    /* signed 32-bit lanes and selects: the form GCC vectorizes */
+    const float near = (float)q;
+    int32_t bits = (int32_t)to_bits_f32(near);
+    bits = fabs((double)near) > fabs(q) ? bits - 1 : bits;
+    bits = (double)from_bits_f32((uint32_t)bits) != q ? (bits | 1) : bits;
+    return from_bits_f32((uint32_t)bits);
 }
 
 /* a / b rounded to odd (b > 0 finite): affine_impl.h's rule */
@@ -40,12 +41,12 @@ static inline double lp_odd_quotient(double a, double b)
 /* The largest |x| of a block as a double (NaN if it holds a NaN, Inf if an Inf and no NaN). */
 static inline double CAT(fscale_amax_, SFX)(const FT *blk, int64_t len)
 {
-    uint64_t m = 0;
+    int64_t m = 0; /* magnitude patterns are below 2**63: signed order is theirs (and vectorizes) */
     for (int64_t i = 0; i < len; i++) {
-        uint64_t a = to_bits_f64((double)blk[i]) & 0x7FFFFFFFFFFFFFFFull;
+        const int64_t a = (int64_t)(to_bits_f64((double)blk[i]) & 0x7FFFFFFFFFFFFFFFull);
         m = a > m ? a : m;
     }
-    return from_bits_f64(m);
+    return from_bits_f64((uint64_t)m);
 }
 
 /* The largest block amax among the blocks without NaN or Inf (0 if none): the per-tensor scale's. */
@@ -59,7 +60,8 @@ double CAT(lp_fscale_amax_, SFX)(const FT *in, int64_t n, int64_t block)
     return top;
 }
 
-void CAT(lp_fscale_quantize_, SFX)(const FT *in, FT *out, double *elements, double *scales, int64_t n, int64_t block,
+LP_CLONES void CAT(lp_fscale_quantize_, SFX)(const FT *in, FT *out, double *elements, double *scales, int64_t n,
+                                             int64_t block,
                                    const lp_qparams *ep, const lp_qparams *sp, double elem_max, double g,
                                    double smallest, lp_rounding mode, uint64_t seed, uint64_t offset, int nthreads)
 {
