@@ -139,8 +139,10 @@ def _exponent(x, emin):
     """floor(log2 |x|) of float32 x, at least emin; NONE (-2**24) for zero (lp_fused_exponent)."""
     bits = x.to(tl.uint32, bitcast=True) & 0x7FFFFFFF
     e = (bits >> 23).to(tl.int32) - 127
-    lead = (bits.to(tl.int32).to(tl.float32).to(tl.uint32, bitcast=True) >> 23).to(tl.int32) - 127 - 149 + 0
-    e = tl.where((bits >> 23) == 0, lead, e)  # a subnormal: its leading bit's exponent
+    # a subnormal: -149 + the position of its leading bit, which the exact int-to-float conversion of
+    # its pattern puts in the exponent field
+    lead = (bits.to(tl.int32).to(tl.float32).to(tl.uint32, bitcast=True) >> 23).to(tl.int32) - 127 - 149
+    e = tl.where((bits >> 23) == 0, lead, e)
     e = tl.maximum(e, emin)
     return tl.where(bits == 0, -16777216, e)
 
