@@ -155,6 +155,7 @@ def mac(args):
 
     from lowprec.kernels import gpu
     from lowprec.kernels.params import qparams
+    from lowprec.mac.unit import _is_binary16
 
     n = args.mac_n
     a = lowprec.quantize(torch.randn(n, n, device=DEVICE), "fp8_e4m3fn")
@@ -175,7 +176,7 @@ def mac(args):
         params = {f: qparams(getattr(unit, f), np.dtype(dtype), unit.rounding, None)
                   for f in ("acc", "chunk_acc", "out") if getattr(unit, f) is not None}
         halves = frozenset(r for r in params if dtype == np.float32 and unit.rounding == "nearest_even"
-                           and getattr(unit, r).name == "fp16")
+                           and _is_binary16(getattr(unit, r)))
         c = torch.empty_like(wide)
         kernel = gpu_time(lambda: gpu.mac_matmul(wide, wide_b, c, params, unit.mode, chunk=unit.chunk or 0,
                                                  key=unit.seed, offset=0, acc_native=unit._acc_native(),

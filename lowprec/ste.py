@@ -133,6 +133,10 @@ def quantize(x: torch.Tensor, fmt: Any, rounding: str = "nearest_even", *, estim
 
 
 class _QuantizeGrad(torch.autograd.Function):
+    """The identity as a view (no copy; a custom operator may not alias its input), the gradient
+    rounded: by _q for a format (eager), by the operator lowprec::quantize_grad_backward for a
+    format_key (under torch.compile, which traces it)."""
+
     @staticmethod
     def forward(ctx, x, fmt, rounding, seed, axis):
         ctx.fmt, ctx.rounding, ctx.seed, ctx.axis = fmt, rounding, seed, axis
@@ -140,30 +144,17 @@ class _QuantizeGrad(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
+        if isinstance(ctx.fmt, str):
+            return _round_gradient(g.contiguous(), ctx.fmt, ctx.rounding, ctx.seed, ctx.axis), None, None, None, None
         return _q(g, ctx.fmt, ctx.rounding, ctx.seed, ctx.axis), None, None, None, None
 
 
 def quantize_grad(x: torch.Tensor, fmt: Any, rounding: str = "nearest_even", *, seed: Any = None,
                   axis: int = -1) -> torch.Tensor:
     """Identity forward; the incoming gradient rounded to fmt backward (`axis`: as quantize's)."""
-    if torch.compiler.is_compiling():  # traced: a view forward (no copy), the operator backward
-        return _QuantizeGradTraced.apply(x, _key_traced(fmt), rounding, _seed_int(seed), axis)
+    if torch.compiler.is_compiling():  # traced: the format by its key, the operator backward
+        return _QuantizeGrad.apply(x, _key_traced(fmt), rounding, _seed_int(seed), axis)
     return _QuantizeGrad.apply(x, as_format(fmt), rounding, seed, axis)
-
-
-class _QuantizeGradTraced(torch.autograd.Function):
-    """quantize_grad under torch.compile: the identity as a view (the operator lowprec::quantize_grad
-    would have to copy: a custom operator may not alias its input), the gradient rounded by the
-    operator lowprec::quantize_grad_backward."""
-
-    @staticmethod
-    def forward(ctx, x, fmt, rounding, seed, axis):
-        ctx.fmt, ctx.rounding, ctx.seed, ctx.axis = fmt, rounding, seed, axis
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        return _round_gradient(g.contiguous(), ctx.fmt, ctx.rounding, ctx.seed, ctx.axis), None, None, None, None
 
 
 def _seed_int(seed: Any) -> int:

@@ -318,8 +318,8 @@ class MAC:
         import torch
 
         device = self._device if self._device is not None else torch.device("cpu")
-        a, b = (torch.from_numpy(np.array(x, np.float32, order="C")).to(device) for x in (A32, B32))
-        c = None if C32 is None else torch.from_numpy(np.array(C32, np.float32, order="C")).to(device)
+        a, b = (_tensor_on(x, np.float32, device) for x in (A32, B32))
+        c = None if C32 is None else _tensor_on(C32, np.float32, device)
         d = torch.empty((A32.shape[0], B32.shape[1]), dtype=torch.float64, device=device)
         unit, (fa, fb) = self.unit, self.inputs
         chunk_params = qparams(self.chunk_acc, np.dtype(np.float64), "nearest_even", None) if self.chunk else None
@@ -535,13 +535,13 @@ class MAC:
         device = self._device if self._device is not None else torch.device("cpu")
         names = [f for f, fmt in (("mul", self.mul), ("acc", self.acc), ("chunk_acc", self.chunk_acc),
                                   ("out", self.out)) if fmt is not None]
-        a = torch.from_numpy(np.array(A, dtype, order="C")).to(device)  # copies: A may be a read-only view
-        b = torch.from_numpy(np.array(B[:1] if b_broadcast else B, dtype, order="C")).to(device)
+        a = _tensor_on(A, dtype, device)
+        b = _tensor_on(B[:1] if b_broadcast else B, dtype, device)
         c = torch.empty((A.shape[0], B.shape[1]), dtype=a.dtype, device=device)
         formats = dict(mul=self.mul, acc=self.acc, chunk_acc=self.chunk_acc, out=self.out)
         halves = frozenset(r for r in names if dtype == np.float32 and self.rounding == "nearest_even"
                            and _is_binary16(formats[r]))
-        init = None if start is None else torch.from_numpy(np.array(start, dtype, order="C")).to(device)
+        init = None if start is None else _tensor_on(start, dtype, device)
         gpu.mac_matmul(a, b, c, dict(zip(names, params)), self.mode, chunk=self.chunk or 0, key=self.seed,
                        offset=self._offset, acc_native=bool(mp.acc_native), chunk_native=bool(mp.chunk_native),
                        b_broadcast=b_broadcast, halves=halves, init=init)
@@ -581,6 +581,13 @@ class MAC:
             s = quantize(total, acc)  # on the grid already: only wraps or saturates, as acc says
         self.counts["overflows"] += overflows
         return s if self.out is None or self.out == acc else quantize(s, self.out, self.rounding, seed=self.seed)
+
+
+def _tensor_on(x: np.ndarray, dtype: Any, device: Any) -> Any:
+    """x as a contiguous tensor of dtype on device (a copy: x may be a read-only view)."""
+    import torch
+
+    return torch.from_numpy(np.array(x, dtype, order="C")).to(device)
 
 
 def _device_of(*operands) -> Any:
