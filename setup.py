@@ -25,7 +25,7 @@ setup(
         "studies": ["torch", "matplotlib", "scikit-learn", "dask[distributed]"],
         "gpu": ["triton>=3.2; platform_system == 'Linux'"],
         "test": ["pytest", "hypothesis", "ml_dtypes>=0.5", "gfloat>=0.5", "gmpy2>=2.1", "matplotlib", "scikit-learn",
-                 "dask[distributed]", "triton>=3.2; platform_system == 'Linux'"],
+                 "dask[distributed]", "triton>=3.2; platform_system == 'Linux'", "transformers"],
     },
     entry_points={"console_scripts": ["lowprec=lowprec.cli:main"]},
     zip_safe=False,

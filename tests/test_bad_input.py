@@ -158,6 +158,12 @@ try:  # the torch entry points
         ("quantize", "backend='triton' for a wrapping fixed-point format", lambda: lowprec.quantize(T, lowprec.FixedFormat(8, 0, overflow="wrap"), backend="triton"), (ValueError, "does not wrap")),
         ("quantize", "backend='triton' for MXFP8 on a float64 tensor", lambda: lowprec.quantize(T.double(), "mxfp8_e4m3", backend="triton"), (ValueError, "takes float32 tensors in e8m0-scaled")),
         ("quantize", "backend='torch' for a codebook format", lambda: lowprec.quantize(T, LUTFormat([0.0, 1.0]), backend="torch"), (ValueError, "backend='torch' has no path for")),
+        ("nn.emulate", "unknown op kind in a module pattern", lambda: lnn.emulate(torch.nn.Linear(2, 2), {"enc.*": {"lineer": {}}}), (ValueError, "unknown op kinds .'lineer'.; op kinds: linear")),
+        ("nn.emulate", "unknown setting of an op kind", lambda: lnn.emulate(torch.nn.Linear(2, 2), {"linear": {"format": "bf16"}}), (ValueError, "unknown settings .'format'.; allowed: input")),
+        ("nn.emulate", "a model already emulated", lambda: lnn.emulate(lnn.emulate(torch.nn.Linear(2, 2), {}), {}), (ValueError, "already emulated")),
+        ("nn.emulate", "key matching no op run, strict", lambda: lnn.emulate(torch.nn.Sequential(torch.nn.Linear(2, 2)), {"conv": {"input": "bf16"}}, strict=True)(T[:2]), (ValueError, "matched no op the model ran: .'conv'.")),
+        ("nn.emulate", "a block format on a 1-element reduction", lambda: lnn.emulate(torch.nn.Sequential(torch.nn.Linear(1, 2)), {"linear": {"input": "mxfp8_e4m3"}})(T[:1]), (ValueError, "linear in module '0': block format mxfp8_e4m3 along a reduction of 1 element")),
+        ("nn.unemulate", "a model not emulated", lambda: lnn.unemulate(torch.nn.Linear(2, 2)), (ValueError, "not emulated")),
         ("nn.QLinear", "axes with an unknown operand", lambda: lowprec.nn.QLinear(4, 4, weight="mxfp8_e4m3", axes={"bias": 0}), (ValueError, "axes must be a dict")),
     ]
 except ImportError:
