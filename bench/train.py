@@ -1,7 +1,10 @@
 """Seconds per training step (batch 256, SGD) of the digits CNN and a 4-layer MLP (width 256) in fp32,
 in "fake" mode (fp8_e4m3fn weights/activations, fp8_e5m2 gradients, float32 arithmetic) and in "mac"
 mode (the same formats, bit-accurate fp16 accumulation in chunks of 16 through lowprec.MAC), one
-thread; ratios against fp32 measured in the same run. Usage: python bench/train.py [--steps N]
+thread; and of the character transformer (sims.transformer: 2 layers, width 128, batch 32 x 64
+characters) in fp32 and emulated (lowprec.nn.emulate) with the same formats in every linear and
+attention product ("fake"), plus bf16 vector ops (softmax, layer norm, gelu: "fake+vec"). Ratios
+against fp32 measured in the same run. Usage: python bench/train.py [--steps N]
 """
 
 import argparse
@@ -11,7 +14,7 @@ import time
 import torch
 
 from lowprec import nn as lnn
-from lowprec.sims import digits
+from lowprec.sims import digits, transformer
 
 FORMATS = {"weight": "fp8_e4m3fn", "input": "fp8_e4m3fn", "grad": "fp8_e5m2"}
 SPECS = {
@@ -22,12 +25,24 @@ SPECS = {
 }
 
 
-def step_time(model, x, y, steps):
+EMULATED = {
+    "fp32": None,
+    "fake": {k: dict(FORMATS) for k in ("linear", "matmul")},
+    "fake+vec": dict({k: dict(FORMATS) for k in ("linear", "matmul")},
+                     **{k: {"format": "bf16"} for k in ("softmax", "layer_norm", "gelu")}),
+}
+
+
+def classification_loss(model, x, y):
+    return torch.nn.functional.cross_entropy(model(x), y)
+
+
+def step_time(model, x, y, steps, loss=classification_loss):
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def step():
         opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
+        loss(model, x, y).backward()
         opt.step()
 
     step()
@@ -58,7 +73,16 @@ def main():
                 lnn.swap(model, copy.deepcopy(spec))
             t = step_time(model, x, y, args.steps)
             base = base or t
-            print(f"  {name:<10} {label:<5} {t * 1e3:9.2f} ms   {t / base:6.2f}x fp32")
+            print(f"  {name:<10} {label:<8} {t * 1e3:9.2f} ms   {t / base:6.2f}x fp32")
+    xs, ys = next(transformer.batches(transformer.stdlib_text(200_000), 32, 64, seed=0))
+    base = None
+    for label, spec in EMULATED.items():
+        model = transformer.CharTransformer()
+        if spec:
+            lnn.emulate(model, spec, strict=True)
+        t = step_time(model, xs, ys, args.steps, loss=transformer.loss)
+        base = base or t
+        print(f"  {'GPT 2x128':<10} {label:<8} {t * 1e3:9.2f} ms   {t / base:6.2f}x fp32")
 
 
 if __name__ == "__main__":
