@@ -222,10 +222,64 @@ def _float_scaled(blocks, fmt, rounding, key, rbits, g=None, start=0, want_eleme
 
 
 # -- the public entry points (through lowprec.quantize / encode / decode) -----------------------------
+def _tile_axes(axis: Any, ndim: int) -> tuple[int, int]:
+    if (not isinstance(axis, (tuple, list)) or len(axis) != 2
+            or any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) for a in axis)):
+        raise ValueError(f"a 2-D block (rows, columns) needs axis=(a0, a1), two distinct axes; got axis={axis!r}")
+    a0, a1 = (_check_axis(a, ndim) for a in axis)
+    if a0 == a1:
+        raise ValueError(f"axis must name two distinct axes for a 2-D block, got {tuple(axis)}")
+    return a0, a1
+
+
+def to_tiles(x: Any, axes: tuple[int, int], tile: tuple[int, int], pad: str) -> tuple[Any, Callable]:
+    """x (numpy array or torch tensor) as (..., tiles along a0, tiles along a1, r*c): each r x c tile
+    of axes (a0, a1) a row (zero-padded to whole tiles), and the function taking such values back."""
+    torch_like = not isinstance(x, np.ndarray)
+    (a0, a1), (r, c) = axes, tile
+    moved = x.movedim((a0, a1), (-2, -1)) if torch_like else np.moveaxis(x, (a0, a1), (-2, -1))
+    R, C = moved.shape[-2:]
+    R2, C2 = padded_length(R, r, pad), padded_length(C, c, pad)
+    if (R2, C2) != (R, C):
+        if torch_like:
+            import torch.nn.functional as F
+
+            moved = F.pad(moved, (0, C2 - C, 0, R2 - R))
+        else:
+            moved = np.pad(moved, [(0, 0)] * (moved.ndim - 2) + [(0, R2 - R), (0, C2 - C)])
+    lead = moved.shape[:-2]
+    grid = moved.reshape(*lead, R2 // r, r, C2 // c, c)
+    order = (*range(len(lead)), len(lead), len(lead) + 2, len(lead) + 1, len(lead) + 3)
+    tiled = (grid.permute(order) if torch_like else grid.transpose(order)).reshape(*lead, R2 // r, C2 // c, r * c)
+
+    def back(values: Any) -> Any:
+        v = values.reshape(*lead, R2 // r, C2 // c, r, c)
+        v = (v.permute(order) if torch_like else v.transpose(order)).reshape(*lead, R2, C2)[..., :R, :C]
+        v = v.movedim((-2, -1), (a0, a1)) if torch_like else np.moveaxis(v, (-2, -1), (a0, a1))
+        return v.contiguous() if torch_like else np.ascontiguousarray(v)
+
+    return tiled, back
+
+
+def _quantize_tiles(x: Any, fmt: BlockFormat, rounding: str, axis: Any, seed: Any, rbits: int | None, out: Any,
+                    pad: str, backend: str | None) -> Any:
+    """A 2-D block format: each tile quantized as one block of r*c (stochastic draws in the tiled
+    order: tiles row-major, each tile's elements row-major)."""
+    tiled, back = to_tiles(x, _tile_axes(axis, x.ndim), fmt.tile, pad)
+    values = back(quantize_blocks(tiled, fmt.flat(), rounding, axis=-1, seed=seed, rbits=rbits, out=None,
+                                  pad="raise", backend=backend))
+    if out is None:
+        return values
+    out[...] = values
+    return out
+
+
 def quantize_blocks(x: Any, fmt: BlockFormat, rounding: str, *, axis: int, seed: Any, rbits: int | None,
                     out: Any, pad: str, backend: str | None = None) -> Any:
     """lowprec.quantize for a BlockFormat (see the module doc); tensors on a GPU run the Triton
     kernels where they apply (lowprec.array.backend.choose_for_blocks)."""
+    if fmt.tile is not None:
+        return _quantize_tiles(x, fmt, rounding, axis, seed, rbits, out, pad, backend)
     if choose_for_blocks(backend, x, fmt) == "triton":
         mode_index(rounding)
         check_rbits(rbits)
@@ -324,6 +378,12 @@ class _Layout:
         return self._index(p0, p1, self.block, nb)[0]
 
 
+def _one_axis(fmt: BlockFormat, what: str) -> None:
+    if fmt.tile is not None:
+        raise ValueError(f"{what} takes blocks along one axis; {fmt.name or 'this format'} has 2-D blocks "
+                         f"{fmt.tile} (quantize takes them)")
+
+
 def encode_blocks(x: Any, fmt: BlockFormat, rounding: str, *, axis: int = -1, seed: Any = None,
                   rbits: int | None = None, pad: str = "zeros") -> BlockCodes:
     """BlockCodes(element codes of x's shape, scales with the axis shortened to the block count). e8m0
@@ -331,6 +391,7 @@ def encode_blocks(x: Any, fmt: BlockFormat, rounding: str, *, axis: int = -1, se
     element codes 0. Tensors in, tensors out. Works a bounded chunk at a time: the codes and scales
     are the only full-size arrays. Element codes come from the rounded elements themselves, so they do
     not depend on whether element * scale fits x's dtype."""
+    _one_axis(fmt, "encode")
     arr, _ = _arrays.to_numpy(x)
     mode_index(rounding)
     rbits = check_rbits(rbits)
@@ -373,6 +434,7 @@ def decode_blocks(codes: Any, fmt: BlockFormat, scales: Any, *, axis: int = -1, 
                   dtype: Any = np.float64) -> Any:
     """Values of element codes and their block scales (as encode_blocks returns them), a bounded chunk
     at a time: exact in float64, rounded once to `dtype` (float32: overflow gives Inf, as quantize)."""
+    _one_axis(fmt, "decode")
     tensor = _arrays.is_tensor(codes)
     c = codes.detach().cpu().numpy() if tensor else np.asarray(codes)
     s = scales.detach().cpu().numpy() if _arrays.is_tensor(scales) else np.asarray(scales)

@@ -54,10 +54,13 @@ def _saturating(element: Any) -> FloatFormat | FixedFormat:
 
 @dataclass(frozen=True)
 class BlockFormat:
-    """``block`` consecutive elements (along the axis given to quantize/encode) share one scale."""
+    """``block`` consecutive elements (along the axis given to quantize/encode) share one scale; a
+    2-D block ``block=(r, c)``: an r x c tile of the two axes given as ``axis=(a0, a1)`` shares one
+    (DeepSeek-V3's 128 x 128 weight tiles; NVFP4 training's 16 x 16), the tile's r*c elements
+    scaled as one block of r*c."""
 
     element: FloatFormat | FixedFormat
-    block: int = 32
+    block: int | tuple = 32
     scale: str | FloatFormat = E8M0
     rule: str = "floor"
     tensor_scale: bool = False
@@ -68,7 +71,14 @@ class BlockFormat:
         if isinstance(element, str):
             element = as_scalar_format(element, "element")
         object.__setattr__(self, "element", _saturating(element))
-        check_int("block", self.block, 1, 2**20)
+        if isinstance(self.block, (tuple, list)):
+            if len(self.block) != 2:
+                raise ValueError(f"block must be an int or a pair (rows, columns) of a 2-D tile, got {self.block!r}")
+            for side in self.block:
+                check_int("block", side, 1, 2**20)
+            object.__setattr__(self, "block", tuple(int(v) for v in self.block))
+        else:
+            check_int("block", self.block, 1, 2**20)
         scale = self.scale
         if isinstance(scale, str) and scale != E8M0:
             scale = as_scalar_format(scale, "scale")
@@ -86,6 +96,20 @@ class BlockFormat:
         if not isinstance(self.tensor_scale, bool):
             raise TypeError(f"tensor_scale must be a bool, got {self.tensor_scale!r}")
 
+    @property
+    def tile(self) -> tuple | None:
+        """(rows, columns) of a 2-D block; None for blocks along one axis."""
+        return self.block if isinstance(self.block, tuple) else None
+
+    @property
+    def block_size(self) -> int:
+        """Elements sharing one scale."""
+        return self.block[0] * self.block[1] if self.tile else self.block
+
+    def flat(self) -> "BlockFormat":
+        """A 2-D block's format as blocks of rows*columns along one axis (the tile's elements in a row)."""
+        return replace(self, block=self.block_size, name=None) if self.tile else self
+
     # -- the element format's landmarks used by the scale rules --------------------------------------
     @property
     def element_emax(self) -> int:
@@ -102,7 +126,7 @@ class BlockFormat:
     @property
     def bits(self) -> float:
         """Storage bits per element, the scale's share included."""
-        return self.element.bits + self.scale_bits / self.block
+        return self.element.bits + self.scale_bits / self.block_size
 
     @property
     def scale_bits(self) -> int:
@@ -121,7 +145,7 @@ class BlockFormat:
 
     def stored_bits(self, numel: int) -> int:
         """Bits of numel elements with their block scales (and the tensor scale, if any)."""
-        return (numel * self.element.bits + math.ceil(numel / self.block) * self.scale_bits
+        return (numel * self.element.bits + math.ceil(numel / self.block_size) * self.scale_bits
                 + (PARAM_BITS if self.tensor_scale else 0))
 
     @property

@@ -25,10 +25,11 @@ with PyYAML, YAML) file of the same shape, e.g.::
 
 from .autograd import conv_mac, mac_matmul
 from .calibration import calibrate
+from . import recipes
 from .emulate import emulate, emulating, emulation, unemulate
 from .emulate_spec import OP_KINDS
 from .layers import LAYER_KEYS, MODES, QAct, QConv1d, QConv2d, QLinear, QMatmul
 from .surgery import load_spec, swap, unswap
 
 __all__ = ["QLinear", "QConv1d", "QConv2d", "QMatmul", "QAct", "swap", "unswap", "load_spec", "calibrate", "MODES",
-           "mac_matmul", "conv_mac", "LAYER_KEYS", "emulate", "unemulate", "emulating", "emulation", "OP_KINDS"]
+           "mac_matmul", "conv_mac", "LAYER_KEYS", "emulate", "unemulate", "emulating", "emulation", "OP_KINDS", "recipes"]

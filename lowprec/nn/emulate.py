@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from . import composites, vector_ops
+from . import composites, recipes, vector_ops
 from .autograd import conv_mac
 from .emulate_spec import AttentionSettings, Spec
 from .gemm import AddmmOp, ConvOp, EinsumOp, LinearOp, MatmulOp, Plan, run
@@ -371,18 +371,26 @@ class _Attached:
         self.mode, self.handles = mode, handles
 
 
-def emulate(model: torch.nn.Module, spec: Any, *, strict: bool = False) -> torch.nn.Module:
+def emulate(model: torch.nn.Module, spec: Any = None, *, recipe: Any = None, strict: bool = False) -> torch.nn.Module:
     """Emulate every op of `model`'s forward passes (and their backward) by `spec` (a dict or a TOML/YAML
-    file; see lowprec.nn.emulate_spec). In place; returns the model."""
+    file; see lowprec.nn.emulate_spec) and/or a training recipe (lowprec.nn.recipes: a name, or a dict
+    with "name" and its options; the spec's keys override the recipe's). In place; returns the model."""
     if getattr(model, "_lowprec_emulation", None) is not None:
         raise ValueError("the model is already emulated (lowprec.nn.emulate); call lowprec.nn.unemulate(model) first")
-    mode = Emulation(Spec(load_spec(spec)), strict)
+    mode = Emulation(_parsed(spec, recipe), strict)
     handles = []
     for name, module in model.named_modules():
         handles.append(module.register_forward_pre_hook(_enter(mode, name, module is model)))
         handles.append(module.register_forward_hook(_exit(mode, module is model), always_call=True))
     model._lowprec_emulation = _Attached(mode, handles)
     return model
+
+
+def _parsed(spec: Any, recipe: Any) -> Spec:
+    if spec is None and recipe is None:
+        raise ValueError("emulate needs a spec, a recipe or both; recipes: " + ", ".join(recipes.names()))
+    spec = load_spec(spec) if spec is not None else {}
+    return Spec(recipes.merged(recipe, spec) if recipe is not None else spec)
 
 
 def _enter(mode: Emulation, name: str, root: bool):
@@ -424,9 +432,9 @@ def emulation(model: torch.nn.Module) -> Emulation:
 
 
 @contextlib.contextmanager
-def emulating(spec: Any, *, strict: bool = False) -> Iterator[Emulation]:
+def emulating(spec: Any = None, *, recipe: Any = None, strict: bool = False) -> Iterator[Emulation]:
     """Emulate the ops run inside the block (module names: those of emulated models, else '')."""
-    mode = Emulation(Spec(load_spec(spec)), strict)
+    mode = Emulation(_parsed(spec, recipe), strict)
     with mode:
         yield mode
     mode.report_unused()

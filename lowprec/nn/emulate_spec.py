@@ -25,6 +25,7 @@ import torch
 from ..formats import BlockFormat, FloatFormat, as_format
 from ..mac import MAC
 from .layers import FITTED, _format_or_none, _mac_spec
+from .scaling import Scaling, as_scaling
 from .surgery import _specificity
 
 GEMM_KINDS = ("linear", "conv", "conv_transpose", "matmul", "attention.qk", "attention.pv")
@@ -34,7 +35,7 @@ FALLBACK = {"attention.qk": "matmul", "attention.pv": "matmul", "attention.softm
 
 GEMM_KEYS = ("input", "weight", "output", "grad", "rounding", "grad_rounding", "seed", "mac", "axes", "dgrad", "wgrad")
 BACKWARD_KEYS = {"dgrad": ("grad", "weight", "rounding", "mac", "axes"),
-                 "wgrad": ("grad", "input", "rounding", "mac", "axes")}
+                 "wgrad": ("grad", "input", "rounding", "mac", "axes", "hadamard", "hadamard_seed")}
 VECTOR_KEYS = ("format", "rounding", "grad", "grad_rounding", "seed")
 EMBEDDING_KEYS = ("weight", "output", "grad", "rounding", "grad_rounding", "seed")
 ATTENTION_KEYS = ("mode", "input", "rounding", "seed")
@@ -69,6 +70,8 @@ class BackwardGemm:
     mac: MAC | None = None
     axes: dict = field(default_factory=dict)
     requantize: bool = False  # the other operand re-rounded from its unrounded value (its own format or axis)
+    hadamard: int | None = None  # wgrad: a random Hadamard transform of this size along the reduction
+    hadamard_seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,8 @@ class GemmSettings:
         macs = (self.mac, self.dgrad.mac, self.wgrad.mac)
         fmts = (self.input, self.weight, self.output, self.dgrad.grad, self.dgrad.other, self.wgrad.grad,
                 self.wgrad.other)
-        return all(m is None for m in macs) and all(_no_rounding(f, dtype) for f in fmts)
+        return (all(m is None for m in macs) and all(_no_rounding(f, dtype) for f in fmts)
+                and self.wgrad.hadamard is None)
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,8 @@ class AttentionSettings:
 
 
 def _fmt(value: Any, name: str, where: str) -> Any:
+    if isinstance(value, dict):
+        return as_scaling(value, f"{where}: {name}")
     if isinstance(value, str) and value in FITTED:
         raise ValueError(f"{where}: {name} {value!r} (fitted per forward pass) is for swapped layers "
                          "(lowprec.nn.swap); emulate takes formats")
@@ -166,8 +172,16 @@ def _gemm(settings: dict, where: str) -> GemmSettings:
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{where}.{name}: {exc}") from None
         axes = _axes(sub.get("axes"), ("grad", other), f"{where}.{name}")
-        requantize = other in sub or (isinstance(mine, BlockFormat))  # blocks re-formed along the new reduction
-        backward[name] = BackwardGemm(grad, mine, sub.get("rounding", grad_rounding), mac_b, axes, requantize)
+        # blocks and row scales re-formed along the new reduction, from the unrounded operand
+        requantize = other in sub or follows_reduction(mine)
+        hadamard = sub.get("hadamard")
+        if hadamard is not None and (isinstance(hadamard, bool) or not isinstance(hadamard, int) or hadamard < 2
+                                     or hadamard & (hadamard - 1)):
+            raise ValueError(f"{where}.{name}: hadamard must be a power of two >= 2 (the transform's size), "
+                             f"got {hadamard!r}")
+        requantize = requantize or hadamard is not None
+        backward[name] = BackwardGemm(grad, mine, sub.get("rounding", grad_rounding), mac_b, axes, requantize,
+                                      hadamard, int(sub.get("hadamard_seed", 0)))
     return GemmSettings(fmts["input"], fmts["weight"], fmts["output"], rounding, grad_rounding,
                         settings.get("seed"), mac, _axes(settings.get("axes"), ("input", "weight", "output"), where),
                         backward["dgrad"], backward["wgrad"])
@@ -199,9 +213,15 @@ def parse_settings(kind: str, settings: Any, where: str):
                              settings.get("seed"))
 
 
+def follows_reduction(fmt: Any) -> bool:
+    """A format whose scales run along the GEMM's reduction: blocks, row scaling."""
+    return isinstance(fmt, BlockFormat) or (isinstance(fmt, Scaling) and fmt.scaling == "row")
+
+
 def _no_rounding(fmt: Any, dtype) -> bool:
     """Rounding a tensor of `dtype` to fmt leaves it as it is (no format; fp32 on float32)."""
-    return fmt is None or (isinstance(fmt, FloatFormat) and fmt == _FP32 and dtype == torch.float32)
+    return fmt is None or (not isinstance(fmt, Scaling) and isinstance(fmt, FloatFormat) and fmt == _FP32
+                           and dtype == torch.float32)
 
 
 class Spec:

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from .. import ste
 from ..formats import BlockFormat
 from .autograd import _backward_macs, _wide
-from .emulate_spec import BackwardGemm, GemmSettings
+from .emulate_spec import BackwardGemm, GemmSettings, follows_reduction
+from .scaling import Scaling
 
 
 def _batched(mac, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -295,6 +297,12 @@ class Plan:
 def _round(x: torch.Tensor, fmt: Any, rounding: str, seed: Any, axis: int, plan: Plan, operand: str) -> torch.Tensor:
     if fmt is None:
         return x
+    if isinstance(fmt, Scaling):
+        return fmt.round(x, axis, (plan.module, plan.kind, operand), rounding, seed)
+    if isinstance(fmt, BlockFormat) and fmt.tile is not None:  # 2-D blocks tile the operand's last two axes
+        if x.dim() < 2:
+            raise ValueError(f"{plan.where()}: 2-D blocks {fmt.tile} on a {x.dim()}-d {operand}")
+        return ste._q(x, fmt, rounding, seed, (-2, -1))
     if isinstance(fmt, BlockFormat) and x.dim() and x.shape[axis] == 1:
         raise ValueError(f"{plan.where()}: block format {fmt.name} along a reduction of 1 element ({operand}, "
                          f"axis {axis} of shape {tuple(x.shape)}); use an element format for it")
@@ -307,6 +315,8 @@ class Gemm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, b, c, plan: Plan):
         s, op = plan.settings, plan.op
+        if s.wgrad.hadamard and not isinstance(op, (LinearOp, MatmulOp)):
+            raise ValueError(f"{plan.where()}: wgrad's hadamard applies to linear and matmul products")
         aq = _round(a, s.input, s.rounding, s.seed, s.axes.get("input", op.forward_axes[0]), plan, "input")
         bq = _round(b, s.weight, s.rounding, s.seed, s.axes.get("weight", op.forward_axes[1]), plan, "weight")
         y = op.forward(aq, bq, c) if s.mac is None else op.forward_mac(s.mac, aq, bq, c)
@@ -327,14 +337,20 @@ class Gemm(torch.autograd.Function):
             gq = _grad_rounded(g, op, d, op.dgrad_axes[0], s, plan, rounded)
             b2 = op.dgrad_operand(b_raw if d.requantize else bq)
             if d.requantize:
-                b2 = _round(b2, d.other, d.rounding, s.seed, d.axes.get("weight", op.dgrad_axes[1]), plan, "dgrad weight")
+                b2 = _round(b2, d.other, s.rounding, s.seed, d.axes.get("weight", op.dgrad_axes[1]), plan, "dgrad weight")
             da = op.dgrad(macs[0], gq, b2)
         if ctx.needs_input_grad[1]:
             w = s.wgrad
-            gq = _grad_rounded(g, op, w, op.wgrad_axes[1], s, plan, rounded)
             a2 = op.wgrad_operand(a_raw if w.requantize else aq)
+            if w.hadamard:  # both operands rotated along the reduction before rounding: (Ha)^T (Hg) = a^T g
+                axis = op.wgrad_axes[0]
+                a2 = hadamard(a2, axis, w.hadamard, w.hadamard_seed)
+                gq = hadamard(op.grad_view(g), axis, w.hadamard, w.hadamard_seed)
+                gq = _round(gq, w.grad, w.rounding, s.seed, w.axes.get("grad", op.wgrad_axes[1]), plan, "wgrad grad")
+            else:
+                gq = _grad_rounded(g, op, w, op.wgrad_axes[1], s, plan, rounded)
             if w.requantize:
-                a2 = _round(a2, w.other, w.rounding, s.seed, w.axes.get("input", op.wgrad_axes[0]), plan, "wgrad input")
+                a2 = _round(a2, w.other, s.rounding, s.seed, w.axes.get("input", op.wgrad_axes[0]), plan, "wgrad input")
             db = op.wgrad(macs[1], a2, gq)
         if ctx.has_c and ctx.needs_input_grad[2]:
             dc = op.extra_grad(g, c)
@@ -347,12 +363,37 @@ def _grad_rounded(g, op, d: BackwardGemm, default_axis, s: GemmSettings, plan, r
     reduction."""
     if d.grad is None:
         return op.grad_view(g)
-    if not isinstance(d.grad, BlockFormat):
+    if not follows_reduction(d.grad):
         key = (d.grad, d.rounding)
         if key not in rounded:
             rounded[key] = op.grad_view(_round(g, d.grad, d.rounding, s.seed, -1, plan, "grad"))
         return rounded[key]
     return _round(op.grad_view(g), d.grad, d.rounding, s.seed, d.axes.get("grad", default_axis), plan, "grad")
+
+
+def hadamard_matrix(size: int, seed: int) -> torch.Tensor:
+    """A random Hadamard transform: Sylvester's Hadamard matrix of `size` (a power of two) times a
+    diagonal of random signs (numpy's default_rng(seed)), over sqrt(size): orthogonal, float32."""
+    h = torch.ones(1, 1)
+    while h.shape[0] < size:
+        h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
+    signs = torch.from_numpy(np.random.default_rng(seed).choice([-1.0, 1.0], size)).float()
+    return h * signs / size ** 0.5
+
+
+def hadamard(t: torch.Tensor, axis: int, size: int, seed: int) -> torch.Tensor:
+    """t with each run of `size` entries along `axis` rotated by the random Hadamard transform (the
+    axis zero-padded to whole runs, and kept padded: the GEMM sums the padding's rotated zeros too)."""
+    if not t.is_floating_point():
+        raise ValueError("hadamard: takes floating-point tensors")
+    moved = t.movedim(axis, -1)
+    n = moved.shape[-1]
+    padded = -(-n // size) * size
+    if padded != n:
+        moved = torch.nn.functional.pad(moved, (0, padded - n))
+    runs = moved.reshape(*moved.shape[:-1], padded // size, size)
+    h = hadamard_matrix(size, seed).to(t.dtype).to(t.device)
+    return (runs @ h.t()).reshape(moved.shape).movedim(-1, axis)
 
 
 def _macs(s: GemmSettings) -> tuple:
