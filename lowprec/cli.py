@@ -245,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("accumulation", help="a ResNet-18 evaluated and fine-tuned with bit-accurate accumulation (fp16, "
                                         "a modelled H100 fp8 unit; CSV and PNG); options: lowprec accumulation --help",
                    add_help=False)
+    sub.add_parser("recipes", help="FP8/FP4 training recipes and bit-accurate accumulation on a character "
+                                   "transformer (CSV and PNG); options: lowprec recipes --help", add_help=False)
     for name, helptext in (("accuracy", "train and evaluate a grid of format specs (digits or MNIST)"),
                            ("demo", "the main job: swamping, accuracy grid and energy table in one report")):
         p = sub.add_parser(name, help=helptext, formatter_class=fmt_help)
@@ -281,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
         from .sims import accumulation
 
         return accumulation.main(argv[1:])
+    if argv and argv[0] == "recipes":
+        from .sims import training_recipes
+
+        return training_recipes.main(argv[1:])
     args = parser.parse_args(argv)
     try:
         if args.command == "formats":

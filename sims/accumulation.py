@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from lowprec.sims.output import atomic_csv, atomic_write, check_writable, has_matplotlib, report, run_study
+from lowprec.sims.output import (atomic_csv, atomic_write, check_writable, has_matplotlib, parse_choices, report,
+                                 run_study)
 
 FP8 = {"weight": "fp8_e4m3fn", "input": "fp8_e4m3fn", "grad": "fp8_e5m2"}
 CONFIGS: dict[str, dict | None] = {
@@ -223,8 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device not in ("cpu", "cuda") or (device == "cuda" and not torch.cuda.is_available()):
         ap.error(f"--device must be cpu or cuda (with a GPU present); got {device!r}")
-    configs = list(CONFIGS) if not args.configs else [c.strip() for c in args.configs.split(",")]
-    unknown = [c for c in configs if c not in CONFIGS]
+    configs, unknown = (list(CONFIGS), []) if not args.configs else parse_choices(args.configs, list(CONFIGS))
     if unknown:
         ap.error(f"unknown --configs {unknown}; known: {'; '.join(CONFIGS)}")
     for flag, value, least in (("--epochs", args.epochs, 1), ("--width", args.width, 1), ("--eval", args.eval, 0),

@@ -89,3 +89,21 @@ def report(rows: list, as_json: bool, quiet: bool, message: str) -> None:
         print(json.dumps(rows, indent=1))
     elif not quiet:
         print(message)
+
+
+def parse_choices(text: str, known: list[str]) -> tuple[list[str], list[str]]:
+    """(chosen, unknown) from a comma-separated list whose names may hold ", " themselves: pieces are
+    joined back until they make a known name."""
+    pieces = [p.strip() for p in text.split(",")]
+    chosen, unknown, i = [], [], 0
+    while i < len(pieces):
+        for j in range(len(pieces), i, -1):  # the longest run of pieces that names a choice
+            name = ", ".join(pieces[i:j])
+            if name in known:
+                chosen.append(name)
+                i = j
+                break
+        else:
+            unknown.append(pieces[i])
+            i += 1
+    return chosen, unknown

@@ -24,7 +24,7 @@ import torch
 
 from ..formats import BlockFormat, FloatFormat, as_format
 from ..mac import MAC
-from .layers import FITTED, _format_or_none, _mac_spec
+from .layers import FITTED, _format_or_none, _mac_spec, _stored_as
 from .scaling import Scaling, as_scaling
 from .surgery import _specificity
 
@@ -150,8 +150,9 @@ def _fmt(value: Any, name: str, where: str) -> Any:
 def _gemm(settings: dict, where: str) -> GemmSettings:
     _check_keys(settings, GEMM_KEYS, where)
     fmts = {k: _fmt(settings.get(k), k, where) for k in ("input", "weight", "output", "grad")}
+    stored = (_stored_as(fmts["input"]), _stored_as(fmts["weight"]))  # a matrix unit's operand formats
     try:
-        _, mac = _mac_spec(settings.get("mac"))
+        _, mac = _mac_spec(settings.get("mac"), stored)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: {exc}") from None
     rounding = settings.get("rounding", "nearest_even")
@@ -168,7 +169,7 @@ def _gemm(settings: dict, where: str) -> GemmSettings:
         mac_b = mac
         if "mac" in sub:
             try:
-                _, mac_b = _mac_spec(sub["mac"])
+                _, mac_b = _mac_spec(sub["mac"], stored)
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{where}.{name}: {exc}") from None
         axes = _axes(sub.get("axes"), ("grad", other), f"{where}.{name}")

@@ -20,7 +20,7 @@ import torch
 
 from .. import ste
 from ..formats import BlockFormat
-from .autograd import _backward_macs, _wide
+from .autograd import _wide
 from .emulate_spec import BackwardGemm, GemmSettings, follows_reduction
 from .scaling import Scaling
 
@@ -41,6 +41,7 @@ class LinearOp:
     (dY^T X) along the rows (the flattened batch)."""
     dgrad_axes = (-1, 0)  # (grad, weight)
     wgrad_axes = (0, 0)  # (input, grad)
+    wgrad_order = ("grad", "input")  # dW = dY^T X
 
     def __init__(self, func: Callable, a_shape, b_shape) -> None:
         self.func, self.a_shape, self.b_shape = func, tuple(a_shape), tuple(b_shape)
@@ -78,6 +79,7 @@ class MatmulOp:
     k (a's last axis, b's second to last); dgrad (dY B^T) along n; wgrad (A^T dY) along m."""
     dgrad_axes = (-1, -1)
     wgrad_axes = (-2, -2)
+    wgrad_order = ("input", "grad")  # dB = A^T dY
 
     def __init__(self, func: Callable, a_shape, b_shape, alpha: float = 1.0) -> None:
         self.func, self.alpha = func, alpha
@@ -163,6 +165,7 @@ class ConvOp:
     (the input's axis 1; the weight's axis 1, or 0 transposed); dgrad along the output channels; wgrad
     along the last spatial axis."""
     wgrad_axes = (-1, -1)
+    wgrad_order = ("input", "grad")
 
     def __init__(self, func: Callable, transposed: bool, a_shape, b_shape, stride, padding, dilation, groups,
                  output_padding=0) -> None:
@@ -234,6 +237,8 @@ class EinsumOp:
     """torch.einsum of two operands; the backward products by torch's autograd of the same einsum on
     the rounded operands. Blocks along the last index each GEMM sums away (the last axis where the
     equation has an ellipsis)."""
+
+    wgrad_order = ("input", "grad")
 
     def __init__(self, equation: str, a_shape, b_shape) -> None:
         self.equation = equation.replace(" ", "")
@@ -329,7 +334,7 @@ class Gemm(torch.autograd.Function):
         plan = ctx.plan
         s, op = plan.settings, plan.op
         aq, bq, a_raw, b_raw, c = ctx.saved_tensors
-        macs = _macs(s)
+        macs = _macs(s, op)
         da = db = dc = None
         rounded: dict = {}  # an element format's gradient rounded once for both GEMMs (the same draws)
         if ctx.needs_input_grad[0]:
@@ -396,17 +401,19 @@ def hadamard(t: torch.Tensor, axis: int, size: int, seed: int) -> torch.Tensor:
     return (runs @ h.t()).reshape(moved.shape).movedim(-1, axis)
 
 
-def _macs(s: GemmSettings) -> tuple:
+def _macs(s: GemmSettings, op) -> tuple:
     """The products of the dgrad and wgrad GEMMs: torch's (fake) or their MACs' (for a matrix unit:
-    the unit with the gradient's format in place of the operand it replaces)."""
+    the unit with the gradient's format in place of the operand it replaces, in the order the op
+    multiplies them)."""
     out = []
-    for d, which in ((s.dgrad, 0), (s.wgrad, 1)):
+    for d, operands in ((s.dgrad, ("grad", "weight")), (s.wgrad, op.wgrad_order)):
         if d.mac is None:
             out.append(_torch_mm)
             continue
         mac = d.mac
         if mac.unit is not None and mac.inputs is not None and d.grad is not None:
-            mac = _backward_macs(mac, d.grad)[which]
+            fmts = {"grad": d.grad, "weight": mac.inputs[1], "input": mac.inputs[0]}
+            mac = mac.with_inputs(*(fmts[o] for o in operands))
         out.append(lambda x, y, mac=mac: _batched(mac, x, y))
     return tuple(out)
 

@@ -7,9 +7,10 @@ spec leaves them.
   scales from an amax history: `history` 1024, `algo` "max", `margin` 0).
 - ``te_current``: Transformer Engine's Float8CurrentScaling (the same formats, scales from each
   tensor's own amax).
-- ``mxfp8``: MXFP8 (OCP MX: E4M3 elements, 32-element blocks, E8M0 scales) for every operand,
-  gradients included (Transformer Engine's MXFP8BlockScaling default); blocks re-formed along each
-  backward GEMM's reduction from the unrounded tensors.
+- ``mxfp8``: MXFP8 as NVIDIA's recipe trains with it (arXiv:2506.08027): E4M3 elements in 32-element
+  blocks with E8M0 scales rounded up so that no block saturates (the "rceil" rule), for every operand,
+  gradients included; blocks re-formed along each backward GEMM's reduction from the unrounded
+  tensors. `rule="floor"` gives OCP MX v1.0's scale.
 - ``deepseek_blockwise``: DeepSeek-V3's fine-grained FP8 (arXiv:2412.19437, section 3.3): E4M3 for
   every tensor, float32 scales (amax / 448), activations and gradients in 1 x 128 tiles along the
   reduction (128 x 1 in wgrad), weights in 128 x 128 blocks.
@@ -37,8 +38,9 @@ def _te(scaling: str, margin: int = 0, history: int = 1024, algo: str = "max") -
     return {"linear": {"input": cast(E4M3), "weight": cast(E4M3), "grad": cast(E5M2)}}
 
 
-def _mxfp8() -> dict:
-    return {"linear": {"input": "mxfp8_e4m3", "weight": "mxfp8_e4m3", "grad": "mxfp8_e4m3"}}
+def _mxfp8(rule: str = "rceil") -> dict:
+    fmt = replace(as_format("mxfp8_e4m3"), rule=rule, name=f"mxfp8_e4m3 ({rule})")
+    return {"linear": {"input": fmt, "weight": fmt, "grad": fmt}}
 
 
 def _deepseek(tile: int = 128) -> dict:
@@ -72,8 +74,8 @@ def names() -> list[str]:
 
 
 def get(name: str, **options: Any) -> dict:
-    """The spec of a recipe, with its options (te_*: margin, history, algo; deepseek_blockwise: tile;
-    nvfp4_training: keep, hadamard, seed)."""
+    """The spec of a recipe, with its options (te_*: margin, history, algo; mxfp8: rule;
+    deepseek_blockwise: tile; nvfp4_training: keep, hadamard, seed)."""
     if name not in _RECIPES:
         raise ValueError(f"unknown recipe {name!r}; recipes: {', '.join(_RECIPES)}")
     try:
