@@ -110,22 +110,30 @@ def run(configs: list[str], *, steps: int = 300, eval_every: int = 50, width: in
 
 
 def write_plot(curves: list[dict], path: Path) -> None:
-    """Validation loss along training, one line per configuration."""
+    """Validation loss along training, one line per configuration; beside it, its ratio to fp32's."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.8))
-    for name in dict.fromkeys(c["configuration"] for c in curves):
+    fig, (ax, rel) = plt.subplots(1, 2, figsize=(12, 4.8))
+    base = {c["step"]: c["val_loss"] for c in curves if c["configuration"] == "fp32"}
+    for i, name in enumerate(dict.fromkeys(c["configuration"] for c in curves)):
         pts = [c for c in curves if c["configuration"] == name]
-        ax.plot([c["step"] for c in pts], [c["val_loss"] for c in pts], marker=".", label=name,
-                linestyle="--" if "bit-accurate" in name else "-")
+        style = dict(marker=".", label=name, color=f"C{i % 10}", linestyle="--" if "bit-accurate" in name else "-")
+        ax.plot([c["step"] for c in pts], [c["val_loss"] for c in pts], **style)
+        if base and name != "fp32":
+            rel.plot([c["step"] for c in pts if c["step"] in base],
+                     [c["val_loss"] / base[c["step"]] for c in pts if c["step"] in base], **style)
     ax.set_xlabel("training step")
     ax.set_ylabel("validation loss (nats per character)")
-    ax.set_title("A character GPT on the standard library's source, by recipe", fontsize=10)
+    ax.set_title("A character GPT on the standard library's source", fontsize=10)
     ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
+    rel.set_xlabel("training step")
+    rel.set_ylabel("validation loss / fp32's")
+    rel.set_title("relative to fp32 (same steps, initialisation and batches)", fontsize=10)
+    for a in (ax, rel):
+        a.grid(alpha=0.3)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)

@@ -262,6 +262,20 @@ def test_per_gemm_formats_of_a_linear():
     assert torch.equal(lin.bias.grad, g.sum(0))
 
 
+def test_a_high_precision_weight_gradient():
+    """torchao's rowwise_with_gw_hp: wgrad on the unrounded gradient and input (None)."""
+    torch.manual_seed(8)
+    lin = torch.nn.Linear(16, 8)
+    x = torch.randn(5, 16, requires_grad=True)
+    g = torch.randn(5, 8)
+    spec = {"linear": {"input": "fp8_e4m3fn", "weight": "fp8_e4m3fn", "grad": "fp8_e5m2",
+                       "wgrad": {"grad": None, "input": None}}}
+    lnn.emulate(lin, spec)
+    lin(x).backward(g)
+    assert torch.equal(x.grad, _q(g, "fp8_e5m2").mm(_q(lin.weight, "fp8_e4m3fn")))
+    assert torch.equal(lin.weight.grad, g.t().mm(x.detach()))
+
+
 def test_block_formats_reblock_along_each_backward_reduction():
     """MXFP8 training: the forward blocks along k, dgrad (dY W) re-blocks W along its rows (n) and dY
     along n, wgrad (dY^T X) re-blocks both along the batch rows, each from the unrounded tensors."""
@@ -422,6 +436,9 @@ def test_formats_an_op_cannot_take_name_the_op_and_module():
     with lnn.emulating({"matmul": {"input": "bf16"}}):
         with pytest.raises(ValueError, match="einsum with 3 operands"):
             torch.einsum("ij,jk,kl->il", torch.randn(2, 2), torch.randn(2, 2), torch.randn(2, 2))
+    with lnn.emulating({"matmul": {"input": "bf16", "mac": {"mode": "mac", "acc": "fp32"}}}):
+        with pytest.raises(ValueError, match="matmul in module '': mac mode does not run einsum"):
+            torch.einsum("ij,jk->ik", torch.randn(2, 2), torch.randn(2, 2))
     conv = lnn.emulate(torch.nn.Conv3d(2, 2, 1), {"conv": {"input": "bf16", "mac": {"mode": "mac", "acc": "fp32"}}})
     with pytest.raises(ValueError, match="conv in module '': mac mode runs conv1d and conv2d"):
         conv(torch.randn(1, 2, 2, 2, 2))

@@ -263,6 +263,9 @@ class EinsumOp:
     def forward(self, a, b, c):
         return torch.einsum(self.equation, a, b)
 
+    def forward_mac(self, mac, a, b, c):
+        raise ValueError(f"mac mode does not run einsum ({self.equation!r}); write the product with matmul or @")
+
     def _grad(self, g, a, b, which):
         with torch.enable_grad():
             a_ = a.detach().requires_grad_(which == 0)
