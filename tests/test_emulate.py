@@ -325,6 +325,77 @@ def test_mac_mode_products_are_the_mac_s():
     assert torch.equal(lin.weight.grad, unit.matmul(gq.t().contiguous(), xq))
 
 
+FP16_MAC = {"mode": "mac", "acc": "fp16", "chunk": 8, "chunk_acc": "fp32"}
+
+
+def test_mac_mode_convolutions_are_the_mac_s():
+    """conv2d through the MAC's patches: MAC.conv2d's bits forward, the swapped layer's weight gradient
+    (the same products in the same order); a transposed convolution is MAC.conv2d of the zero-inserted,
+    padded input with the flipped, swapped kernel."""
+    torch.manual_seed(9)
+    unit = lowprec.MAC(acc="fp16", chunk=8, chunk_acc="fp32")
+    conv = torch.nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2)
+    x = torch.randn(2, 4, 7, 7)
+    spec = {"conv": {"input": "fp8_e4m3fn", "weight": "fp8_e4m3fn", "grad": "fp8_e5m2", "mac": FP16_MAC}}
+    layer = torch.nn.Sequential(copy.deepcopy(conv))
+    lnn.swap(layer, {"Conv2d": {"input": "fp8_e4m3fn", "weight": "fp8_e4m3fn", "grad": "fp8_e5m2",
+                                "mac": FP16_MAC}})
+    lnn.emulate(conv, spec)
+    xe, xl = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y = conv(xe)
+    xq, wq = _q(x, "fp8_e4m3fn"), _q(conv.weight, "fp8_e4m3fn")
+    assert torch.equal(y, unit.conv2d(xq, wq, 2, 1, 1, 2) + conv.bias.reshape(1, -1, 1, 1))
+    g = torch.randn_like(y)
+    y.backward(g)
+    yl = layer(xl)
+    assert torch.equal(yl, y)
+    yl.backward(g)
+    assert torch.equal(conv.weight.grad, layer[0].weight.grad)
+    torch.testing.assert_close(xe.grad, xl.grad, rtol=1e-6, atol=1e-6)  # the overlaps' float32 sums
+    t = torch.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2)
+    lnn.emulate(t, {"conv_transpose": {"input": "fp8_e4m3fn", "weight": "fp8_e4m3fn", "mac": FP16_MAC}})
+    xs = torch.randn(2, 4, 5, 5)
+    z = torch.zeros(2, 4, 9, 9)
+    z[:, :, ::2, ::2] = _q(xs, "fp8_e4m3fn")
+    z = F.pad(z, (1, 2, 1, 2))
+    wt = _q(t.weight, "fp8_e4m3fn").reshape(2, 2, 3, 3, 3).transpose(1, 2).reshape(6, 2, 3, 3).flip([2, 3])
+    assert torch.equal(t(xs), unit.conv2d(z, wt, 1, 0, 1, 2) + t.bias.reshape(1, -1, 1, 1))
+
+
+@pytest.mark.parametrize("cls, kind, shape", [(torch.nn.Conv3d, "conv", (2, 3, 5, 6, 4)),
+                                               (torch.nn.ConvTranspose3d, "conv_transpose", (1, 3, 3, 4, 3)),
+                                               (torch.nn.ConvTranspose1d, "conv_transpose", (2, 3, 6))])
+def test_mac_mode_convolutions_of_any_dimension(cls, kind, shape):
+    """Through a float32 accumulator, forward and backward equal torch's to float32 rounding."""
+    torch.manual_seed(10)
+    extra = {"stride": 2, "padding": 1, "output_padding": 1} if kind == "conv_transpose" else {"padding": 1, "dilation": 2}
+    m = cls(3, 4, 3, **extra)
+    x = torch.randn(shape)
+    xr, xe = x.clone().requires_grad_(), x.clone().requires_grad_()
+    plain = copy.deepcopy(m)
+    y0 = plain(xr)
+    lnn.emulate(m, {kind: {"input": "fp32", "mac": {"mode": "mac", "acc": "fp32"}}})
+    y = m(xe)
+    g = torch.randn_like(y0)
+    y0.backward(g)
+    y.backward(g)
+    torch.testing.assert_close(y, y0, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(xe.grad, xr.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(m.weight.grad, plain.weight.grad, rtol=1e-5, atol=1e-5)
+    assert torch.equal(m.bias.grad, plain.bias.grad)
+
+
+def test_mac_mode_einsum_is_one_batched_product():
+    torch.manual_seed(11)
+    q, k = torch.randn(2, 3, 4, 5), torch.randn(2, 3, 6, 5)
+    unit = lowprec.MAC(acc="fp16", chunk=8, chunk_acc="fp32")
+    with lnn.emulating({"matmul": {"input": "fp8_e4m3fn", "weight": "fp8_e4m3fn", "mac": FP16_MAC}}):
+        s = torch.einsum("bhqd,bhkd->bhqk", q, k)
+    qq, kq = _q(q, "fp8_e4m3fn"), _q(k, "fp8_e4m3fn")
+    expected = torch.stack([unit.matmul(a, b.t().contiguous()) for a, b in zip(qq.reshape(6, 4, 5), kq.reshape(6, 6, 5))])
+    assert torch.equal(s, expected.reshape(2, 3, 4, 6))
+
+
 def _r(t, fmt="bf16"):
     return torch.from_numpy(lowprec.quantize(t.numpy(), fmt))
 
@@ -437,8 +508,8 @@ def test_formats_an_op_cannot_take_name_the_op_and_module():
         with pytest.raises(ValueError, match="einsum with 3 operands"):
             torch.einsum("ij,jk,kl->il", torch.randn(2, 2), torch.randn(2, 2), torch.randn(2, 2))
     with lnn.emulating({"matmul": {"input": "bf16", "mac": {"mode": "mac", "acc": "fp32"}}}):
-        with pytest.raises(ValueError, match="matmul in module '': mac mode does not run einsum"):
-            torch.einsum("ij,jk->ik", torch.randn(2, 2), torch.randn(2, 2))
-    conv = lnn.emulate(torch.nn.Conv3d(2, 2, 1), {"conv": {"input": "bf16", "mac": {"mode": "mac", "acc": "fp32"}}})
-    with pytest.raises(ValueError, match="conv in module '': mac mode runs conv1d and conv2d"):
-        conv(torch.randn(1, 2, 2, 2, 2))
+        with pytest.raises(ValueError, match="matmul in module '': mac mode runs einsum without ellipses"):
+            torch.einsum("...j,jk->...k", torch.randn(2, 2), torch.randn(2, 2))
+    conv = lnn.emulate(torch.nn.Conv2d(2, 2, 2, padding="same"), {"conv": {"input": "bf16", "mac": {"mode": "mac"}}})
+    with pytest.raises(ValueError, match="conv in module '': mac mode: padding='same' pads unevenly"):
+        conv(torch.randn(1, 2, 4, 4))

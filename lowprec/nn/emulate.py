@@ -6,7 +6,7 @@ each forward pass of the model and tracks which submodule is running; ``with emu
 the same for code that is not a module. Intercepted, by op kind (see lowprec.nn.emulate_spec):
 
 - linear: F.linear (nn.Linear, and the gate GEMMs of nn.LSTM/GRU/RNN, decomposed);
-- conv, conv_transpose: conv1d/2d/3d and conv_transpose1d/2d/3d (mac mode: conv1d/conv2d);
+- conv, conv_transpose: conv1d/2d/3d and conv_transpose1d/2d/3d;
 - matmul: torch.matmul and @, mm, bmm, addmm, baddbmm, two-operand einsum;
 - attention: F.scaled_dot_product_attention, decomposed into attention.qk, attention.softmax and
   attention.pv (or fused on rounded q, k, v); nn.MultiheadAttention's products are seen one by one;
@@ -29,7 +29,6 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from . import composites, recipes, vector_ops
-from .autograd import conv_mac
 from .emulate_spec import AttentionSettings, Spec
 from .gemm import AddmmOp, ConvOp, EinsumOp, LinearOp, MatmulOp, Plan, run
 from .surgery import load_spec
@@ -141,44 +140,9 @@ def _conv(transposed: bool):
                     p["output_padding"])
         plan = Plan(op, s, kind, em.module)
         with _named(plan.where()):
-            if s.mac is not None:
-                return _conv_mac(plan, a, b, c, p)
             return run(plan, a, b, c)
 
     return handler
-
-
-def _conv_mac(plan: Plan, a, b, c, p):
-    """A convolution in mac mode: conv1d/conv2d through lowprec.nn.conv_mac (its backward GEMMs take the
-    forward's MAC and the gradient in `grad`)."""
-    from .. import ste
-
-    s, op = plan.settings, plan.op
-    dims = a.dim() - 2
-    if op.transposed or dims not in (1, 2) or isinstance(p["padding"], str):
-        raise ValueError("mac mode runs conv1d and conv2d with numeric padding; this op runs in fake mode only "
-                         "(give it no 'mac')")
-    if s.dgrad.requantize or s.wgrad.requantize or s.dgrad.mac is not s.mac or s.wgrad.mac is not s.mac:
-        raise ValueError("a convolution in mac mode takes its backward formats from 'grad' (dgrad/wgrad "
-                         "settings apply to fake mode)")
-    aq = ste.quantize(a, s.input, s.rounding, seed=s.seed, axis=1) if s.input is not None else a
-    bq = ste.quantize(b, s.weight, s.rounding, seed=s.seed, axis=1) if s.weight is not None else b
-
-    def pair(v):
-        return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
-
-    if dims == 1:
-        one = lambda v: (1, pair(v)[0])  # noqa: E731
-        y = conv_mac(aq.unsqueeze(2), bq.unsqueeze(2), c, s.mac, one(p["stride"]), (0, pair(p["padding"])[0]),
-                     one(p["dilation"]), p["groups"], s.dgrad.grad).squeeze(2)
-    else:
-        y = conv_mac(aq, bq, c, s.mac, pair(p["stride"]), pair(p["padding"]), pair(p["dilation"]), p["groups"],
-                     s.dgrad.grad)
-    if s.dgrad.grad is not None:
-        y = ste.quantize_grad(y, s.dgrad.grad, s.grad_rounding, seed=s.seed, axis=1)
-    if s.output is not None:
-        y = ste.quantize(y, s.output, s.rounding, seed=s.seed, axis=1)
-    return y
 
 
 def _matmul(em, func, args, kwargs):

@@ -21,6 +21,7 @@ import torch
 from .. import ste
 from ..formats import BlockFormat
 from .autograd import _wide
+from .conv_gemm import ConvGeometry, conv_backward, conv_forward
 from .emulate_spec import BackwardGemm, GemmSettings, follows_reduction
 from .scaling import Scaling
 
@@ -165,7 +166,7 @@ class ConvOp:
     (the input's axis 1; the weight's axis 1, or 0 transposed); dgrad along the output channels; wgrad
     along the last spatial axis."""
     wgrad_axes = (-1, -1)
-    wgrad_order = ("input", "grad")
+    wgrad_order = ("grad", "input")  # dW = dY^T patches
 
     def __init__(self, func: Callable, transposed: bool, a_shape, b_shape, stride, padding, dilation, groups,
                  output_padding=0) -> None:
@@ -183,6 +184,16 @@ class ConvOp:
         if self.transposed:
             return self.func(a, b, c, self.stride, self.padding, self.output_padding, self.groups, self.dilation)
         return self.func(a, b, c, self.stride, self.padding, self.dilation, self.groups)
+
+    def _geometry(self) -> ConvGeometry:
+        if isinstance(self.padding, str):
+            raise ValueError(f"mac mode: padding={self.padding!r} pads unevenly here; give numeric padding")
+        return ConvGeometry(self.transposed, self.b_shape, self.stride, self.padding, self.dilation, self.groups,
+                            self.output_padding)
+
+    def forward_mac(self, mac, a, b, c):
+        y = conv_forward(self._geometry(), lambda x, w: _batched(mac, x, w), a, b)
+        return y if c is None else y + c.reshape(1, -1, *[1] * (y.dim() - 2))
 
     def _n(self, value):
         dims = len(self.a_shape) - 2
@@ -213,9 +224,13 @@ class ConvOp:
         return a
 
     def dgrad(self, mm, g, b):
+        if mm is not _torch_mm:  # through a MAC
+            return conv_backward(self._geometry(), mm, g, self._empty(self.a_shape, g), b, "input")
         return self._backward(g, self._empty(self.a_shape, g), b, (True, False, False))
 
     def wgrad(self, mm, a, g):
+        if mm is not _torch_mm:
+            return conv_backward(self._geometry(), mm, g, a, self._empty(self.b_shape, g), "weight")
         return self._backward(g, a, self._empty(self.b_shape, g), (False, True, False))
 
     def extra_grad(self, g, c):
@@ -247,6 +262,7 @@ class EinsumOp:
         sa, sb = lhs.split(",")
         if not arrow:
             out = "".join(sorted(ch for ch in set(sa + sb) if (sa + sb).count(ch) == 1))
+        self.sa, self.sb, self.out = sa, sb, out
         if "." in self.equation:
             self.forward_axes = self.dgrad_axes = self.wgrad_axes = (-1, -1)
         else:
@@ -264,7 +280,38 @@ class EinsumOp:
         return torch.einsum(self.equation, a, b)
 
     def forward_mac(self, mac, a, b, c):
-        raise ValueError(f"mac mode does not run einsum ({self.equation!r}); write the product with matmul or @")
+        return self._through(self.sa, self.sb, self.out, a, b, lambda x, y: _batched(mac, x, y))
+
+    def _through(self, sx: str, sy: str, out: str, x, y, mm):
+        """The two-operand einsum sx,sy->out as one batched product through mm: x as (batch, free, summed),
+        y as (batch, summed, free); indices of one operand alone are summed first (float32), indices of
+        the result in neither operand broadcast."""
+        if "." in sx + sy + out or len(set(sx)) != len(sx) or len(set(sy)) != len(sy):
+            raise ValueError(f"mac mode runs einsum without ellipses or repeated indices; got {self.equation!r}")
+        for ch in set(sx) - set(sy) - set(out):
+            x, sx = x.sum(sx.index(ch)), sx.replace(ch, "")
+        for ch in set(sy) - set(sx) - set(out):
+            y, sy = y.sum(sy.index(ch)), sy.replace(ch, "")
+        size = {ch: max(x.shape[sx.index(ch)] if ch in sx else 1, y.shape[sy.index(ch)] if ch in sy else 1)
+                for ch in set(sx + sy)}
+        size.update({ch: n for ch, n in zip(self.sa + self.sb, self.a_shape + self.b_shape) if ch not in size})
+        batch = [ch for ch in sx if ch in sy and ch in out]
+        summed = [ch for ch in sx if ch in sy and ch not in out]
+        fx, fy = [ch for ch in sx if ch not in sy], [ch for ch in sy if ch not in sx]
+
+        def arrange(t, sub, order):
+            t = t.permute([sub.index(ch) for ch in order])
+            return t.expand(*[size[ch] for ch in order])
+
+        prod = lambda chars: int(torch.tensor([size[ch] for ch in chars]).prod()) if chars else 1  # noqa: E731
+        X = arrange(x, sx, batch + fx + summed).reshape(prod(batch), prod(fx), prod(summed))
+        Y = arrange(y, sy, batch + summed + fy).reshape(prod(batch), prod(summed), prod(fy))
+        z = mm(X.contiguous(), Y.contiguous()).reshape(*[size[ch] for ch in batch + fx + fy])
+        have = batch + fx + fy
+        for ch in out:
+            if ch not in have:  # an index of the result neither operand holds: broadcast along it
+                z, have = z.unsqueeze(-1).expand(*z.shape, size[ch]), have + [ch]
+        return z.permute([have.index(ch) for ch in out]).contiguous()
 
     def _grad(self, g, a, b, which):
         with torch.enable_grad():
@@ -283,9 +330,13 @@ class EinsumOp:
         return a
 
     def dgrad(self, mm, g, b):
+        if mm is not _torch_mm:  # through a MAC
+            return self._through(self.out, self.sb, self.sa, g, b, mm)
         return self._grad(g, torch.zeros(self.a_shape, dtype=g.dtype, device=g.device), b, 0)
 
     def wgrad(self, mm, a, g):
+        if mm is not _torch_mm:
+            return self._through(self.sa, self.out, self.sb, a, g, mm)
         return self._grad(g, a, torch.zeros(self.b_shape, dtype=g.dtype, device=g.device), 1)
 
     def extra_grad(self, g, c):
