@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from .. import ste
 from . import composites, recipes, vector_ops
 from .emulate_spec import AttentionSettings, Spec
 from .gemm import AddmmOp, ConvOp, EinsumOp, LinearOp, MatmulOp, Plan, run
@@ -180,8 +181,6 @@ def _sdpa(em, func, args, kwargs):
                                      "enable_gqa": False})
     s = em.settings("attention")
     if isinstance(s, AttentionSettings) and s.mode == "fused":
-        from .. import ste
-
         if s.input is None:
             return func(*args, **kwargs)
         q, k, v = (ste.quantize(p[n], s.input, s.rounding, seed=s.seed) for n in ("query", "key", "value"))
@@ -261,8 +260,6 @@ def _silu(em, func, args, kwargs):
 
 
 def _embedding(em, func, args, kwargs):
-    from .. import ste
-
     names = ("input", "weight", "padding_idx", "max_norm", "norm_type", "scale_grad_by_freq", "sparse")
     p = _bind(args, kwargs, names, {})
     s = em.settings("embedding")

@@ -160,7 +160,20 @@ class AddmmOp(MatmulOp):
         return gc.sum_to_size(c.shape)
 
 
-class ConvOp:
+class _WholeOperands:
+    """The backward GEMMs take the gradient and the operands as they are (no reshaping)."""
+
+    def grad_view(self, g):
+        return g
+
+    def dgrad_operand(self, b):
+        return b
+
+    def wgrad_operand(self, a):
+        return a
+
+
+class ConvOp(_WholeOperands):
     """conv1d/2d/3d and conv_transpose1d/2d/3d (torch's convolution_backward computes the dgrad and
     wgrad products and the bias gradient, as autograd does). Blocks: forward along the input channels
     (the input's axis 1; the weight's axis 1, or 0 transposed); dgrad along the output channels; wgrad
@@ -214,15 +227,6 @@ class ConvOp:
     def _empty(self, shape, g):
         return torch.empty(shape, dtype=g.dtype, device=g.device)
 
-    def grad_view(self, g):
-        return g
-
-    def dgrad_operand(self, b):
-        return b
-
-    def wgrad_operand(self, a):
-        return a
-
     def dgrad(self, mm, g, b):
         if mm is not _torch_mm:  # through a MAC
             return conv_backward(self._geometry(), mm, g, self._empty(self.a_shape, g), b, "input")
@@ -248,7 +252,7 @@ def _numeric_padding(padding: str, kernel, dilation):
     return [t // 2 for t in total] if all(t % 2 == 0 for t in total) else padding
 
 
-class EinsumOp:
+class EinsumOp(_WholeOperands):
     """torch.einsum of two operands; the backward products by torch's autograd of the same einsum on
     the rounded operands. Blocks along the last index each GEMM sums away (the last axis where the
     equation has an ellipsis)."""
@@ -319,15 +323,6 @@ class EinsumOp:
             b_ = b.detach().requires_grad_(which == 1)
             y = torch.einsum(self.equation, a_, b_)
             return torch.autograd.grad(y, a_ if which == 0 else b_, g)[0]
-
-    def grad_view(self, g):
-        return g
-
-    def dgrad_operand(self, b):
-        return b
-
-    def wgrad_operand(self, a):
-        return a
 
     def dgrad(self, mm, g, b):
         if mm is not _torch_mm:  # through a MAC
