@@ -144,7 +144,7 @@ try:  # the torch entry points
         ("nn.swap", "spec file that does not exist", lambda: lnn.swap(torch.nn.Linear(2, 2), "/nonexistent.toml"), (ValueError, "does not exist")),
         ("nn.QLinear", "unknown MAC mode", lambda: lnn.QLinear(2, 2, mac={"mode": "exact"}), (ValueError, "mac mode must be one of")),
         ("nn.calibrate", "no batches", lambda: lnn.calibrate(torch.nn.Sequential(torch.nn.Linear(2, 2)), []), (ValueError, "batches was empty")),
-        ("cost.profile", "a spec without an accumulator", lambda: lowprec.cost.profile(torch.nn.Linear(2, 2), T[:2], {"weight": "fp16", "input": "fp16"}), (ValueError, "spec needs 'acc'")),
+        ("cost.profile", "an unknown spec key", lambda: lowprec.cost.profile(torch.nn.Linear(2, 2), T[:2], {"weights": "fp16"}), (ValueError, "unknown keys .'weights'.; allowed: weight, input, acc")),
         ("cost.model_storage", "an unknown weight format", lambda: lowprec.cost.model_storage(torch.nn.Sequential(torch.nn.Linear(2, 2)), {"weight": "fp9"}), (ValueError, "unknown format name")),
         ("observers.update", "a NaN batch", lambda: lowprec.observers.MinMaxObserver().update(torch.tensor([float("nan")])), (ValueError, "NaN or Inf")),
         ("optim.LowPrecisionOptimizer", "not a torch optimizer", lambda: LowPrecisionOptimizer(None), (TypeError, "torch.optim.Optimizer")),

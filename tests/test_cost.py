@@ -1,7 +1,9 @@
 """The cost model: every table point exactly, the scaling laws, monotonicity, tables and bad input."""
 
+import copy
 import math
 
+import numpy as np
 import pytest
 
 import lowprec
@@ -92,6 +94,26 @@ def test_composite_and_other_families():
     assert cost.energy("register", "int16") == pytest.approx(cost.energy("mac", "int16"))  # Eyeriss: 1x a MAC
 
 
+def test_mixed_family_multiplies_follow_the_stated_rules():
+    """Each pair of MIXED_RULES written out from the integer laws and the table."""
+    int_mul = lambda a, b: cost.model.int_cost("energy", "mul", a, b, cost.default_table())  # noqa: E731
+    int_add = lambda b: cost.model.int_cost("energy", "add", b, None, cost.default_table())  # noqa: E731
+    # weight-only quantization: fp16 activations x int4 weights, an 11 x 4 multiplier and a 5-bit exponent add
+    assert cost.energy("mul", "fp16", "int4") == int_mul(11, 4) + int_add(5)
+    assert cost.energy("mul", "int4", "fp16") == cost.energy("mul", "fp16", "int4")  # either order
+    assert cost.energy("mul", "int8", lowprec.LogFormat(4)) == int_add(8)  # a shift of the int8
+    assert cost.energy("mul", "bf16", lowprec.LogFormat(4)) == int_add(8)  # an add to bf16's 8-bit exponent
+    lut = lowprec.LUTFormat(range(16))
+    assert cost.energy("mul", lut, "int8") == cost.memory_energy(16, "sram", size_bytes=16 * 256 * 2)
+    ternary = lowprec.fit_twn(np.linspace(-1, 1, 16))
+    assert cost.energy("mul", ternary, "int8") == int_add(8)  # a conditional negation
+    assert cost.energy("mul", ternary, "fp16") == cost.energy("mul", ternary)  # sign flip, zero gate
+    assert cost.area("mul", "fp8_e4m3fn", "int8") == cost.model.int_cost("area", "mul", 4, 8, cost.default_table()) \
+        + cost.model.int_cost("area", "add", 4, None, cost.default_table())
+    # an fp16 x int8 multiplier costs less than fp16 x fp16 and more than int8 x int8
+    assert cost.energy("mul", "int8") < cost.energy("mul", "fp16", "int8") < cost.energy("mul", "fp16")
+
+
 def test_technology_scaling_is_classical():
     assert cost.scale_to_node(1.0, "area", 22.5) == 0.25
     assert cost.scale_to_node(1.0, "energy", 22.5) == 0.125
@@ -100,7 +122,7 @@ def test_technology_scaling_is_classical():
 @pytest.mark.parametrize("call, match", [
     (lambda: cost.energy("div", "fp16"), "op must be one of"),
     (lambda: cost.energy("add", lowprec.LogFormat(4)), "cannot price add"),
-    (lambda: cost.energy("mul", "int8", "fp16"), "cannot price a mul"),
+    (lambda: cost.energy("mul", lowprec.LUTFormat(range(16)), "fp32"), "product table indexed by a 32-bit operand"),
     (lambda: cost.area("mul", lowprec.LUTFormat(range(4))), "area"),
     (lambda: cost.area("register", "int8"), "energy only"),
     (lambda: cost.energy("add", object()), "cannot price a object"),
@@ -147,7 +169,6 @@ def test_a_users_table_prices_by_its_own_points(tmp_path):
 
 # -- reports -------------------------------------------------------------------------------------------
 def test_report_of_a_mac_is_its_counts_times_the_unit_costs():
-    import numpy as np
 
     a = np.array([[1.0, 0.0, 2.0, 0.5]], np.float32)  # one zero operand
     b = np.array([[1.0], [3.0], [0.0], [2.0]], np.float32)  # and one more zero product
@@ -166,7 +187,6 @@ def test_report_of_a_mac_is_its_counts_times_the_unit_costs():
 
 
 def test_report_prices_lut_log_and_exact_products_or_says_it_cannot():
-    import numpy as np
 
     from lowprec.codemac import log_matmul, lut_matmul
 
@@ -259,8 +279,56 @@ def test_profile_ternary_skips_zero_weights_and_compare_lists_every_spec():
     table = cost.compare(net, x, {"fp32": {"weight": "fp32", "input": "fp32", "acc": "fp32"},
                                   "int8": {"weight": "int8", "input": "int8", "acc": "int32"}})
     assert table.splitlines()[1].startswith("fp32") and table.splitlines()[2].startswith("int8")
-    with pytest.raises(ValueError, match="spec needs 'acc'"):
-        cost.profile(net, x, {"weight": "fp16", "input": "fp16"})
+    with pytest.raises(ValueError, match=r"spec\['layers'\]\['0'\] must be a dict with keys among weight"):
+        cost.profile(net, x, {"layers": {"0": {"format": "fp16"}}})
+
+
+def test_profile_prices_each_layer_in_its_own_formats():
+    """Two layers, two format choices (the conv int8 x int8 into int32, the linear fp16 activations x
+    int4 weights into fp32: a mixed multiplier), written out number for number."""
+    net, x = _tiny_net()
+    (m1, _), (m2, _) = _hand_counts(net, x)
+    spec = {"weight": "int8", "input": "int8", "acc": "int32",
+            "layers": {"3": {"weight": "int4", "input": "fp16", "acc": "fp32"}}}
+    r = cost.profile(net, x, spec, weight_memory="sram", sram_bytes=8192)
+    conv, lin = r.layers
+    assert (conv.mul, conv.add, lin.mul, lin.add) == ("int8 x int8", "int32", "fp16 x int4", "fp32")
+    assert conv.compute_pj == pytest.approx(m1 * (0.2 + 0.1))
+    mixed = cost.energy("mul", "fp16", "int4")
+    assert lin.compute_pj == pytest.approx(m2 * (mixed + cost.energy("add", "fp32")))
+    per_bit = 10 / 64  # the 8 KB SRAM
+    assert lin.memory_pj == pytest.approx((24 * 4 + 8 * 16 + 3 * 32) * per_bit)
+    with pytest.warns(UserWarning, match=r"spec\['layers'\] keys matched no layer: \['head'\]"):
+        cost.profile(net, x, {"layers": {"head": {"weight": "int4"}}})
+
+
+def test_profile_reads_a_swapped_or_emulated_model_s_formats():
+    from lowprec import nn as lnn
+
+    net, x = _tiny_net()
+    plain = cost.profile(net, x)
+    assert [layer.mul for layer in plain.layers] == ["fp32 x fp32"] * 2
+    swapped = copy.deepcopy(net)
+    lnn.swap(swapped, {"Conv2d": {"weight": "fp8_e4m3fn", "input": "fp8_e4m3fn",
+                                  "mac": {"mode": "mac", "acc": "fp16"}},
+                       "Linear": {"weight": "fp16", "input": "fp16"}})
+    r = cost.profile(swapped, x)
+    assert [(layer.mul, layer.add) for layer in r.layers] == [("fp8_e4m3fn x fp8_e4m3fn", "fp16"), ("fp16 x fp16", "fp32")]
+    assert r.total_pj < plain.total_pj
+    emulated = lnn.emulate(copy.deepcopy(net), {"linear": {"weight": "bf16", "input": "bf16"},
+                                                 "0": {"conv": {"weight": "fp8_e5m2", "input": "fp8_e5m2",
+                                                               "mac": {"mode": "mac", "acc": "fp16"}}}})
+    r = cost.profile(emulated, x)
+    assert [(layer.mul, layer.add) for layer in r.layers] == [("fp8_e5m2 x fp8_e5m2", "fp16"), ("bf16 x bf16", "fp32")]
+    over = cost.profile(emulated, x, {"acc": "fp32"})  # a spec still overrides
+    assert over.layers[0].add == "fp32"
+
+
+def test_a_format_rounding_a_whole_tensor_to_zero_warns():
+    """The plain name int8 is the integers -128..127: inputs in [0, 1) all round to 0."""
+    net, x = _tiny_net()
+    with pytest.warns(RuntimeWarning, match="layer '0': every input value rounds to 0 in int8"):
+        cost.profile(net, x * 0.4 / x.abs().max(), {"weight": "fp16", "input": "int8", "acc": "int32"})
 
 
 # -- storage ---------------------------------------------------------------------------------------------------

@@ -19,6 +19,13 @@ Scaling laws (each reproduces every table point exactly):
   of the product table (``lut_bits``-bit entries) from an SRAM of its size; a binary product is one
   1-bit slice (XNOR), a ternary product two (sign select and zero gate); they cost no area rows of
   their own beyond those slices.
+- Multiplies of two families (``MIXED_RULES``): float (e, m) x int b = a (m + 1) x b integer multiplier
+  and an e-bit exponent add (the int converted on the fly, as weight-only quantized GEMMs do); log x
+  int b = a shift of the int, priced as a b-bit add (a barrel shifter of b bits has the same order of
+  cells); log x float (e, m) = an e-bit add to the exponent; LUT x a format of b bits (b <= 16) = one
+  read of a product table of entries * 2**b ``lut_bits``-bit entries; binary or ternary x int b = a
+  conditional negation, a b-bit add; binary or ternary x float = the sign flip and zero gate of the
+  pure case (1 or 2 one-bit slices). The same rule prices `energy`, `area`, `report` and `profile`.
 - SRAM read energy per bit: the table's 64-bit access energies by array size, linear in log2(size)
   between points, and ~sqrt(size) below the smallest (the trend of Horowitz's 8 KB -> 32 KB points);
   DRAM: the table's range (mean by default). A register access: the table's multiple of a 16-bit
@@ -38,7 +45,7 @@ import numpy as np
 from ..formats import (FloatFormat, as_format, get)
 from .table import CostTable, default_table
 
-__all__ = ["energy", "area", "memory_energy", "OPS", "scale_to_node"]
+__all__ = ["energy", "area", "memory_energy", "OPS", "scale_to_node", "MIXED_RULES"]
 
 OPS = ("add", "mul", "fma", "mac", "register")
 METRICS = ("energy", "area")
@@ -143,7 +150,7 @@ def _cost(metric: str, op: str, a: Any, b: Any, table: CostTable | None, lut_bit
         raise ValueError(f"cannot price add in {fa[0]} format {a!r}: accumulate it in an integer or float format")
     fb = _family(b) if b is not None else fa
     if fa[0] != fb[0]:
-        raise ValueError(f"cannot price a mul of a {fa[0]} and a {fb[0]} format ({a!r} x {b!r})")
+        return _mixed_mul(metric, fa, fb, a, b, table, lut_bits)
     kind = fa[0]
     if kind == "int":
         return int_cost(metric, "mul", fa[1], fb[1], table)
@@ -158,6 +165,65 @@ def _cost(metric: str, op: str, a: Any, b: Any, table: CostTable | None, lut_bit
         raise ValueError(f"cost table {table.name} has no SRAM area rows: cannot price a lookup table's area")
     size = fa[1] * fb[1] * lut_bits / 8
     return memory_energy(lut_bits, "sram", size_bytes=size, table=table)
+
+
+MIXED_RULES = {
+    ("float", "int"): "a (m+1) x b integer multiplier and an e-bit exponent add",
+    ("int", "log"): "a shift of the int: a b-bit add",
+    ("float", "log"): "an add to the exponent: an e-bit add",
+    ("lut", "*"): "one read of a product table of entries * 2**b entries (b <= 16)",
+    ("binary", "int"): "a conditional negation: a b-bit add",
+    ("ternary", "int"): "a conditional negation: a b-bit add",
+    ("binary", "float"): "the sign flip: a 1-bit slice",
+    ("ternary", "float"): "the sign flip and zero gate: two 1-bit slices",
+}
+
+
+def _operand_bits(family: tuple) -> int:
+    """Bits of an operand given by its family (int b, float 1 + e + m, log b)."""
+    return family[1] if family[0] in ("int", "log") else 1 + family[1] + family[2]
+
+
+def _mixed_mul(metric: str, fa: tuple, fb: tuple, a: Any, b: Any, table: CostTable, lut_bits: int) -> float:
+    """A multiply of operands of two families (MIXED_RULES)."""
+    pair = {fa[0]: fa, fb[0]: fb}
+    kinds = set(pair)
+    if "lut" in kinds:
+        other = fb if fa[0] == "lut" else fa
+        if other[0] in ("binary", "ternary"):
+            bits = 1 if other[0] == "binary" else 2
+        elif other[0] == "lut":
+            bits = math.ceil(math.log2(other[1]))
+        else:
+            bits = _operand_bits(other)
+        if bits > 16:
+            raise ValueError(f"cannot price a LUT x {other[0]} multiply ({a!r} x {b!r}): a product table indexed "
+                             f"by a {bits}-bit operand is too large; quantize that operand to <= 16 bits")
+        if metric == "area":
+            raise ValueError(f"cost table {table.name} has no SRAM area rows: cannot price a lookup table's area")
+        entries = pair["lut"][1] * 2 ** bits
+        return memory_energy(lut_bits, "sram", size_bytes=entries * lut_bits / 8, table=table)
+    if kinds == {"float", "int"}:
+        e, m = pair["float"][1], pair["float"][2]
+        return int_cost(metric, "mul", m + 1, pair["int"][1], table) + int_cost(metric, "add", e, None, table)
+    if kinds == {"int", "log"}:
+        return int_cost(metric, "add", pair["int"][1], None, table)
+    if kinds == {"float", "log"}:
+        return int_cost(metric, "add", pair["float"][1], None, table)
+    sign = kinds & {"binary", "ternary"}
+    if sign and len(kinds) == 2:
+        kind = sign.pop()
+        other = (kinds - {kind}).pop()
+        if other == "int":
+            return int_cost(metric, "add", pair["int"][1], None, table)
+        if other == "float":
+            return (1 if kind == "binary" else 2) * int_cost(metric, "add", 1, None, table)
+        if other in ("binary", "ternary"):  # binary x ternary: the ternary slices
+            return 2 * int_cost(metric, "add", 1, None, table)
+        if other == "log":
+            return int_cost(metric, "add", pair["log"][1], None, table)
+    raise ValueError(f"cannot price a mul of a {fa[0]} and a {fb[0]} format ({a!r} x {b!r}); mixed pairs priced: "
+                     + "; ".join(f"{x} x {y}: {rule}" for (x, y), rule in MIXED_RULES.items()))
 
 
 def _bits_of(fmt: Any) -> float:

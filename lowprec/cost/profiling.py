@@ -1,18 +1,24 @@
-"""The cost of one inference of a torch model under a format choice, layer by layer, by counting hooks.
+"""The cost of one inference of a torch model, layer by layer, by counting hooks.
 
-``profile(model, example, spec)`` runs `example` through `model` once (its outputs are untouched) and,
-for every nn.Linear, nn.Conv1d and nn.Conv2d, records: MACs; the products with a zero operand actually
-seen, with the weights and inputs quantized to the spec's formats (ternary weights, ReLU outputs);
-weight and activation bits moved; compute energy (multiplies and per-step adds, skipped zero products
-left out when the unit skips them); memory energy (weights from ``weight_memory``, activations through
-an SRAM of ``sram_bytes``); and the area of a MAC array of ``array`` = (rows, cols) units.
+``profile(model, example, spec=None)`` runs `example` through `model` once (its outputs are untouched)
+and, for every nn.Linear, nn.Conv1d and nn.Conv2d, records: MACs; the products with a zero operand
+actually seen, with the weights and inputs quantized to the layer's formats (ternary weights, ReLU
+outputs); weight and activation bits moved; compute energy (multiplies and per-step adds, skipped zero
+products left out when the unit skips them); memory energy (weights from ``weight_memory``,
+activations through an SRAM of ``sram_bytes``); and the area of a MAC array of ``array`` = (rows,
+cols) units of the first layer's formats.
 
-A spec is a dict: ``{"weight": fmt, "input": fmt, "acc": fmt, "skip_zeros": bool}``. Formats are names
-or objects; "binary" and "ternary" name BWN and TWN weights fitted per layer (fit_binary / fit_twn).
-A callable entry is called with each layer's tensor (numpy) and returns its format:
-``calibrated(8)`` fits a per-tensor IntAffineFormat by min-max. ``skip_zeros`` defaults to True for
-ternary weights and False otherwise. ``compare(model, example,
-specs)`` profiles several specs side by side.
+Each layer's formats are its own: a swapped layer's (QLinear/QConv: weight, input, the MAC's
+accumulator; fake mode sums in fp32), an emulated model's (lowprec.nn.emulate: the spec's settings
+for the layer's linear/conv op), else fp32. A spec overrides them: ``{"weight": fmt, "input": fmt,
+"acc": fmt, "skip_zeros": bool}`` for every layer, and ``"layers": {name or fnmatch pattern: {...}}``
+per layer (the most specific key, as swap specs). Formats are names or objects; "binary" and
+"ternary" name BWN and TWN weights fitted per layer (fit_binary / fit_twn). A callable entry is called
+with each layer's tensor (numpy) and returns its format: ``calibrated(8)`` fits a per-tensor
+IntAffineFormat by min-max. ``skip_zeros`` defaults to True for ternary weights and False otherwise.
+Multiplies of two format families follow lowprec.cost.model's MIXED_RULES. A format that rounds a
+layer's whole nonzero weight or input to zero warns (its energy would read as a saving).
+``compare(model, example, specs)`` profiles several specs side by side.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,37 +158,103 @@ def _nonzero_pairs(module, xnz, wnz) -> int:
     return int(round(float(out.sum())))
 
 
-def profile(model, example, spec: dict, *, table: CostTable | None = None, weight_memory: str = "dram",
+SPEC_KEYS = ("weight", "input", "acc", "skip_zeros", "layers")
+LAYER_KEYS = ("weight", "input", "acc", "skip_zeros")
+
+
+def _own_formats(name: str, module: Any, emulation: Any) -> dict:
+    """The formats a swapped layer or an emulated model gives this layer (None: none of its own)."""
+    mac = None
+    if hasattr(module, "q_weight"):  # a swapped layer
+        own = {"weight": module.q_weight, "input": module.q_input}
+        mac = module.q_mac
+    elif emulation is not None:
+        import torch
+
+        kind = "linear" if isinstance(module, torch.nn.Linear) else "conv"
+        settings = emulation.spec.lookup(name, kind)
+        if settings is None:
+            return {}
+        own = {"weight": _element(settings.weight), "input": _element(settings.input)}
+        mac = settings.mac
+    else:
+        return {}
+    own["acc"] = (mac.acc or "fp32") if mac is not None else None
+    return {k: v for k, v in own.items() if v is not None}
+
+
+def _element(fmt: Any) -> Any:
+    """A scaled cast's element format (its scale is per tensor: no storage of its own)."""
+    return getattr(fmt, "format", fmt) if type(fmt).__name__ == "Scaling" else fmt
+
+
+def _layer_spec(name: str, own: dict, spec: dict, used: set) -> dict:
+    from ..nn.surgery import _specificity
+
+    settings = {"weight": "fp32", "input": "fp32", "acc": "fp32", **own}
+    settings.update({k: v for k, v in spec.items() if k in LAYER_KEYS})
+    best, found = None, None
+    for key, value in (spec.get("layers") or {}).items():
+        rank = _specificity(key, name)
+        if rank is not None and (best is None or rank > best):
+            best, found = rank, key
+    if found is not None:
+        used.add(found)
+        settings.update(spec["layers"][found])
+    return settings
+
+
+def _check_spec(spec: dict) -> None:
+    unknown = set(spec) - set(SPEC_KEYS)
+    if unknown:
+        raise ValueError(f"spec: unknown keys {sorted(unknown)}; allowed: {', '.join(SPEC_KEYS)}")
+    layers = spec.get("layers") or {}
+    if not isinstance(layers, dict):
+        raise ValueError(f"spec['layers'] must map layer names or patterns to settings; got {layers!r}")
+    for key, value in layers.items():
+        if not isinstance(value, dict) or set(value) - set(LAYER_KEYS):
+            raise ValueError(f"spec['layers'][{key!r}] must be a dict with keys among {', '.join(LAYER_KEYS)}; "
+                             f"got {value!r}")
+
+
+def _warn_zeros(name: str, what: str, t: np.ndarray, q: np.ndarray, fmt: Any) -> None:
+    if t.size and not q.any() and t.any():
+        warnings.warn(f"layer {name!r}: every {what} value rounds to 0 in {_label(fmt)} (the format's smallest "
+                      "value is above them): its energy here is not a saving; use a scaled or calibrated format",
+                      RuntimeWarning, stacklevel=4)
+
+
+def profile(model, example, spec: dict | None = None, *, table: CostTable | None = None, weight_memory: str = "dram",
             sram_bytes: float = 32768, array: tuple[int, int] = (16, 16)) -> ModelCost:
     """The per-layer and total cost of one inference (see the module doc)."""
     import torch
 
-    for key in ("weight", "input", "acc"):
-        if key not in spec:
-            raise ValueError(f"spec needs {key!r} (a format or name); got keys {sorted(spec)}")
+    spec = dict(spec or {})
+    _check_spec(spec)
     table = table or default_table()
-    acc_fmt = as_format(spec["acc"])
+    emulation = getattr(getattr(model, "_lowprec_emulation", None), "mode", None)
     result = ModelCost(spec=dict(spec))
     layers = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)
-    hooks = []
+    hooks, used, first = [], set(), []
 
     def hook(module, inputs, output, name):
-        x = inputs[0].detach().double()
-        w = module.weight.detach().double()
-        wfmt = _resolve(spec["weight"], w.numpy())
-        input_fmt = _resolve(spec["input"], x.numpy())
-        wq = torch.from_numpy(np.asarray(quantize(w.numpy(), wfmt)))
-        xq = torch.from_numpy(np.asarray(quantize(x.numpy(), input_fmt)))
+        settings = _layer_spec(name, _own_formats(name, module, emulation), spec, used)
+        acc_fmt = as_format(settings["acc"])
+        x = inputs[0].detach().double().cpu()
+        w = module.weight.detach().double().cpu()
+        wfmt = _resolve(settings["weight"], w.numpy())
+        input_fmt = _resolve(settings["input"], x.numpy())
+        wq_np, xq_np = np.asarray(quantize(w.numpy(), wfmt)), np.asarray(quantize(x.numpy(), input_fmt))
+        _warn_zeros(name, "weight", w.numpy(), wq_np, wfmt)
+        _warn_zeros(name, "input", x.numpy(), xq_np, input_fmt)
+        wq, xq = torch.from_numpy(wq_np), torch.from_numpy(xq_np)
         per_output = w[0].numel()  # in_features, or in_channels / groups * kernel size
         macs = output.numel() * per_output
         nonzero = _nonzero_pairs(module, (xq != 0).double(), (wq != 0).double())
         zeros = macs - nonzero
-        skip = spec.get("skip_zeros", isinstance(wfmt, TernaryFormat))
+        skip = settings.get("skip_zeros", isinstance(wfmt, TernaryFormat))
         executed = nonzero if skip else macs
-        if isinstance(wfmt, (TernaryFormat, BinaryFormat)):
-            mul = energy("mul", wfmt, table=table)
-        else:
-            mul = energy("mul", input_fmt, wfmt, table=table)
+        mul = energy("mul", input_fmt, wfmt, table=table)
         compute = executed * (mul + energy("add", acc_fmt, table=table))
         weight_bits = int(w.numel() * _bits(wfmt))
         act_bits = int(x.numel() * _bits(input_fmt) + output.numel() * _bits(acc_fmt))
@@ -189,8 +262,9 @@ def profile(model, example, spec: dict, *, table: CostTable | None = None, weigh
                   + memory_energy(act_bits, "sram", size_bytes=sram_bytes, table=table))
         mul_name = f"{_label(input_fmt)} x {_label(wfmt)}"
         result.layers.append(LayerCost(name, type(module).__name__, mul_name, _label(acc_fmt), int(macs), int(zeros),
-                                       int(executed),
-                                       weight_bits, act_bits, compute, memory))
+                                       int(executed), weight_bits, act_bits, compute, memory))
+        if not first:
+            first.append((input_fmt, wfmt, acc_fmt))
 
     for name, module in model.named_modules():
         if isinstance(module, layers):
@@ -203,14 +277,12 @@ def profile(model, example, spec: dict, *, table: CostTable | None = None, weigh
     finally:
         for h in hooks:
             h.remove()
-    probe = example.detach().double().cpu().numpy()  # the array's unit: the formats as the first layer has them
-    wfmt0 = _resolve(spec["weight"], probe)
-    in0 = _resolve(spec["input"], probe)
-    if isinstance(wfmt0, (TernaryFormat, BinaryFormat)):
-        mul_area = area("mul", wfmt0, table=table)
-    else:
-        mul_area = area("mul", in0, wfmt0, table=table)
-    result.array_area_um2 = array[0] * array[1] * (mul_area + area("add", acc_fmt, table=table))
+    unused = [k for k in (spec.get("layers") or {}) if k not in used]
+    if unused:
+        warnings.warn(f"profile spec['layers'] keys matched no layer: {unused}; layers: "
+                      f"{[layer.layer for layer in result.layers]}", stacklevel=2)
+    in0, wfmt0, acc0 = first[0]  # the array's unit: the first layer's formats
+    result.array_area_um2 = array[0] * array[1] * (area("mul", in0, wfmt0, table=table) + area("add", acc0, table=table))
     return result
 
 
