@@ -368,3 +368,74 @@ def test_model_storage_of_the_tiny_net():
     t = cost.model_storage(net, {"weight": "ternary"})
     assert t["bits"] == 2 * (18 + 24) + 2 * 96
     assert all(layer["huffman_bits"] <= 2 * layer["numel"] for layer in t["layers"])
+
+
+# -- the time model -------------------------------------------------------------------------------------------
+def test_roofline_of_a_two_layer_model_by_hand(tmp_path):
+    """Layer by layer max(2 MACs / peak, bytes / bandwidth), on a shipped device and on a user's table
+    slow enough to make the product compute-bound."""
+    net, x = _tiny_net()
+    spec = {"weight": "int8", "input": "int8", "acc": "int32", "layers": {"3": {"weight": "fp8_e4m3fn",
+                                                                                "input": "fp8_e4m3fn"}}}
+    r = cost.profile(net, x, spec, device="h100_sxm")
+    conv, lin = r.layers
+    assert (conv.arithmetic, lin.arithmetic) == ("int8", "fp8")
+    conv_bytes = (18 * 8 + 16 * 8 + 8 * 32) / 8
+    lin_bytes = (24 * 8 + 8 * 8 + 3 * 32) / 8
+    assert conv.latency_s == max(2 * 72 / 1979e12, conv_bytes / 3350e9) and conv.bound == "memory"
+    assert lin.latency_s == max(2 * 24 / 1979e12, lin_bytes / 3350e9)
+    assert r.latency_s == conv.latency_s + lin.latency_s
+    assert r.throughput == 1 / r.latency_s and r.inferences_per_s_per_w == r.throughput / 700
+    table = tmp_path / "slow.csv"
+    table.write_text("device,quantity,format,value,unit,source\n"
+                     "slow,peak,int8,1e-9,TFLOPS,a test row\nslow,peak,fp16,2e-9,TFLOPS,a test row\n"
+                     "slow,bandwidth,,1,GB/s,a test row\n")
+    devices = cost.load_devices(table)
+    s = cost.profile(net, x, spec, device="slow", devices=devices)
+    conv, lin = s.layers
+    assert (conv.arithmetic, lin.arithmetic) == ("int8", "fp16")  # no fp8 there: the next that holds it
+    assert conv.latency_s == pytest.approx(2 * 72 / 1e3, rel=1e-12) and conv.bound == "compute"
+    assert lin.latency_s == pytest.approx(2 * 24 / 2e3, rel=1e-12)
+    assert s.inferences_per_s_per_w is None  # no power row
+    text = cost.compare(net, x, {"int8": {"weight": "int8", "input": "int8", "acc": "int32"},
+                                 "fp32": {"weight": "fp32", "input": "fp32", "acc": "fp32"}}, device="h100_sxm")
+    header, int8_row, fp32_row = text.splitlines()
+    assert "speedup" in header and "1.00x" in int8_row and fp32_row.split()[-2].endswith("x")
+
+
+@pytest.mark.parametrize("a, b, device, expected", [
+    ("fp8_e4m3fn", "fp8_e5m2", "h100_sxm", "fp8"), ("fp8_e4m3fn", "fp8_e4m3fn", "a100_sxm_80gb", "fp16"),
+    ("fp16", "bf16", "h100_sxm", "tf32"), ("int4", "int4", "h100_sxm", "int8"), ("int4", "int4", "a100_sxm_80gb", "int4"),
+    ("fp16", "int4", "h100_sxm", "fp16"), ("fp32", "fp32", "h100_sxm", "fp32"), ("mxfp4_e2m1", "mxfp4_e2m1", "h100_sxm", "fp8"),
+    ("bf16", "bf16", "tpu_v5e", "bf16"), ("fp16", "fp16", "tpu_v5e", None),
+])
+def test_the_arithmetic_a_product_runs_in(a, b, device, expected):
+    dev = cost.timing.device(device)
+    if expected is None:  # fp16 needs 10 mantissa bits: a TPU v5e has none wider than bf16's 7
+        with pytest.raises(ValueError, match="no arithmetic holds"):
+            cost.timing.arithmetic(a, b, dev)
+    else:
+        assert cost.timing.arithmetic(a, b, dev) == expected
+
+
+def test_every_device_row_cites_a_source_and_bad_tables_name_row_and_field(tmp_path):
+    for dev in cost.default_devices().values():
+        assert dev.peak and dev.bandwidth and all(dev.sources)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("device,quantity,format,value,unit,source\nx,peak,fp8,10,TFLOPS,\n")
+    with pytest.raises(ValueError, match="bad.csv, line 2: field 'source' is empty"):
+        cost.load_devices(bad)
+    bad.write_text("device,quantity,format,value,unit,source\nx,peak,fp9,10,TFLOPS,s\n")
+    with pytest.raises(ValueError, match="line 2: field 'format' of a peak row must be one of int4"):
+        cost.load_devices(bad)
+    bad.write_text("device,quantity,format,value,unit,source\nx,peak,fp8,10,TFLOPS,s\n")
+    with pytest.raises(ValueError, match="device 'x' needs a bandwidth row"):
+        cost.load_devices(bad)
+    with pytest.raises(ValueError, match="unknown device 'h300'; devices: a100_sxm_80gb, h100_sxm"):
+        cost.profile(*_linear(), device="h300")
+
+
+def _linear():
+    import torch
+
+    return torch.nn.Linear(2, 2), torch.ones(1, 2)

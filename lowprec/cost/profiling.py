@@ -35,13 +35,16 @@ import numpy as np
 from ..formats import as_format
 from ..array import quantize
 from ..formats import BinaryFormat, TernaryFormat, fit_binary, fit_twn
+from . import timing
 from .model import area, energy, memory_energy
+from .storage import speedup_rate
 from .table import CostTable, default_table
 
 __all__ = ["profile", "compare", "calibrated", "ModelCost", "LayerCost"]
 
 COLUMNS = ("layer", "kind", "mul", "add", "macs", "zero_products", "executed", "weight_bits", "activation_bits",
            "compute_pj", "memory_pj", "total_pj")
+TIME_COLUMNS = ("arithmetic", "latency_s", "bound")
 
 
 @dataclass
@@ -57,13 +60,19 @@ class LayerCost:
     activation_bits: int
     compute_pj: float
     memory_pj: float
+    arithmetic: str = ""  # with a device: the arithmetic it runs in, its roofline latency and bound
+    latency_s: float = 0.0
+    bound: str = ""
 
     @property
     def total_pj(self) -> float:
         return self.compute_pj + self.memory_pj
 
     def row(self) -> dict:
-        return {c: getattr(self, c) for c in COLUMNS}
+        out = {c: getattr(self, c) for c in COLUMNS}
+        if self.arithmetic:
+            out.update({c: getattr(self, c) for c in TIME_COLUMNS})
+        return out
 
 
 @dataclass
@@ -71,6 +80,7 @@ class ModelCost:
     spec: dict
     layers: list[LayerCost] = field(default_factory=list)
     array_area_um2: float = 0.0
+    device: Any = None  # a lowprec.cost.timing.Device when timed
 
     def total(self, key: str) -> float:
         return sum(getattr(layer, key) for layer in self.layers)
@@ -79,24 +89,53 @@ class ModelCost:
     def total_pj(self) -> float:
         return self.total("total_pj")
 
+    @property
+    def latency_s(self) -> float:
+        """Seconds per inference on the device (the layers' rooflines, one after another)."""
+        return self.total("latency_s")
+
+    @property
+    def throughput(self) -> float:
+        """Inferences per second on the device."""
+        return 1.0 / self.latency_s if self.latency_s else float("inf")
+
+    @property
+    def inferences_per_s_per_w(self) -> float | None:
+        """Throughput over the device's power (TDP; None where the table gives none)."""
+        power = getattr(self.device, "power", None)
+        return self.throughput / power if power else None
+
     def __str__(self) -> str:
-        rows = [COLUMNS] + [tuple(_fmt(v) for v in layer.row().values()) for layer in self.layers]
-        rows.append(("total", "", "", "") + tuple(_fmt(self.total(c)) for c in COLUMNS[4:]))
-        widths = [max(len(str(r[k])) for r in rows) for k in range(len(COLUMNS))]
+        cols = COLUMNS + (TIME_COLUMNS if self.device is not None else ())
+        rows = [cols] + [tuple(_fmt(v) for v in layer.row().values()) for layer in self.layers]
+        total = ("total", "", "", "") + tuple(_fmt(self.total(c)) for c in COLUMNS[4:])
+        if self.device is not None:
+            total += ("", _fmt(self.latency_s), "")
+        rows.append(total)
+        widths = [max(len(str(r[k])) for r in rows) for k in range(len(cols))]
         body = "\n".join("  ".join(str(c).rjust(w) if k > 3 else str(c).ljust(w) for k, (c, w) in enumerate(zip(r, widths)))
                          for r in rows)
-        return f"{body}\nMAC array area: {self.array_area_um2:,.0f} um^2"
+        text = f"{body}\nMAC array area: {self.array_area_um2:,.0f} um^2"
+        if self.device is not None:
+            per_w = self.inferences_per_s_per_w
+            text += (f"\non {self.device.name}: {self.latency_s * 1e6:,.3f} us per inference, "
+                     f"{self.throughput:,.0f} inferences/s" + (f", {per_w:,.1f} inferences/s/W" if per_w else ""))
+        return text
 
     def to_dict(self) -> dict:
-        return {"spec": {k: str(v) for k, v in self.spec.items()}, "layers": [layer.row() for layer in self.layers],
-                "total_pj": self.total_pj, "array_area_um2": self.array_area_um2}
+        out = {"spec": {k: str(v) for k, v in self.spec.items()}, "layers": [layer.row() for layer in self.layers],
+               "total_pj": self.total_pj, "array_area_um2": self.array_area_um2}
+        if self.device is not None:
+            out.update(device=self.device.name, latency_s=self.latency_s, throughput=self.throughput,
+                       inferences_per_s_per_w=self.inferences_per_s_per_w)
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
     def to_csv(self) -> str:
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=COLUMNS)
+        w = csv.DictWriter(buf, fieldnames=COLUMNS + (TIME_COLUMNS if self.device is not None else ()))
         w.writeheader()
         for layer in self.layers:
             w.writerow(layer.row())
@@ -104,6 +143,8 @@ class ModelCost:
 
 
 def _fmt(v: Any) -> str:
+    if isinstance(v, float) and 0 < abs(v) < 1e-3:
+        return f"{v:.3g}"
     if isinstance(v, float):
         return f"{v:,.1f}"
     if isinstance(v, (int, np.integer)):
@@ -225,15 +266,18 @@ def _warn_zeros(name: str, what: str, t: np.ndarray, q: np.ndarray, fmt: Any) ->
 
 
 def profile(model, example, spec: dict | None = None, *, table: CostTable | None = None, weight_memory: str = "dram",
-            sram_bytes: float = 32768, array: tuple[int, int] = (16, 16)) -> ModelCost:
-    """The per-layer and total cost of one inference (see the module doc)."""
+            sram_bytes: float = 32768, array: tuple[int, int] = (16, 16), device: Any = None,
+            devices: dict | None = None) -> ModelCost:
+    """The per-layer and total cost of one inference (see the module doc); with `device` (a name in
+    the device table, lowprec.cost.timing, or a Device), each layer's roofline latency too."""
     import torch
 
     spec = dict(spec or {})
     _check_spec(spec)
     table = table or default_table()
+    dev = timing.device(device, devices) if device is not None else None
     emulation = getattr(getattr(model, "_lowprec_emulation", None), "mode", None)
-    result = ModelCost(spec=dict(spec))
+    result = ModelCost(spec=dict(spec), device=dev)
     layers = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)
     hooks, used, first = [], set(), []
 
@@ -261,8 +305,12 @@ def profile(model, example, spec: dict | None = None, *, table: CostTable | None
         memory = (memory_energy(weight_bits, weight_memory, size_bytes=sram_bytes, table=table)
                   + memory_energy(act_bits, "sram", size_bytes=sram_bytes, table=table))
         mul_name = f"{_label(input_fmt)} x {_label(wfmt)}"
-        result.layers.append(LayerCost(name, type(module).__name__, mul_name, _label(acc_fmt), int(macs), int(zeros),
-                                       int(executed), weight_bits, act_bits, compute, memory))
+        layer = LayerCost(name, type(module).__name__, mul_name, _label(acc_fmt), int(macs), int(zeros),
+                          int(executed), weight_bits, act_bits, compute, memory)
+        if dev is not None:
+            layer.arithmetic = timing.arithmetic(input_fmt, wfmt, dev)
+            layer.latency_s, layer.bound = timing.layer_time(macs, (weight_bits + act_bits) / 8, layer.arithmetic, dev)
+        result.layers.append(layer)
         if not first:
             first.append((input_fmt, wfmt, acc_fmt))
 
@@ -287,12 +335,23 @@ def profile(model, example, spec: dict | None = None, *, table: CostTable | None
 
 
 def compare(model, example, specs: dict[str, dict], **kwargs) -> str:
-    """A side-by-side table of total energy (pJ, compute and memory) and MAC-array area per spec."""
-    rows = [("spec", "compute_pj", "memory_pj", "total_pj", "zero_products", "array_um2")]
+    """A side-by-side table of total energy (pJ, compute and memory) and MAC-array area per spec; with
+    `device`, the roofline latency per inference, the speedup rate over the first spec (its latency
+    over this one's) and inferences/s/W."""
+    timed = kwargs.get("device") is not None
+    rows = [("spec", "compute_pj", "memory_pj", "total_pj", "zero_products", "array_um2")
+            + (("latency_us", "speedup", "inf/s/W") if timed else ())]
+    first = None
     for label, spec in specs.items():
         r = profile(model, example, spec, **kwargs)
-        rows.append((label, f"{r.total('compute_pj'):,.0f}", f"{r.total('memory_pj'):,.0f}", f"{r.total_pj:,.0f}",
-                     f"{r.total('zero_products'):,}", f"{r.array_area_um2:,.0f}"))
+        row = (label, f"{r.total('compute_pj'):,.0f}", f"{r.total('memory_pj'):,.0f}", f"{r.total_pj:,.0f}",
+               f"{r.total('zero_products'):,}", f"{r.array_area_um2:,.0f}")
+        if timed:
+            first = first or r.latency_s
+            per_w = r.inferences_per_s_per_w
+            row += (f"{r.latency_s * 1e6:,.4f}", f"{speedup_rate(first, r.latency_s):.2f}x",
+                    f"{per_w:,.0f}" if per_w else "-")
+        rows.append(row)
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) if k == 0 else c.rjust(w) for k, (c, w) in enumerate(zip(r, widths)))
                      for r in rows)
