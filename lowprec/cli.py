@@ -245,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("accumulation", help="a ResNet-18 evaluated and fine-tuned with bit-accurate accumulation (fp16, "
                                         "a modelled H100 fp8 unit; CSV and PNG); options: lowprec accumulation --help",
                    add_help=False)
+    sub.add_parser("sensitivity", help="the digits CNN's accuracy drop per layer and format (CSV); options: "
+                                       "lowprec sensitivity --help", add_help=False)
+    sub.add_parser("mixed", help="per-layer formats of the digits CNN under an energy, size or latency budget "
+                                 "(CSV, TOML spec, PNG); options: lowprec mixed --help", add_help=False)
     sub.add_parser("recipes", help="FP8/FP4 training recipes and bit-accurate accumulation on a character "
                                    "transformer (CSV and PNG); options: lowprec recipes --help", add_help=False)
     for name, helptext in (("accuracy", "train and evaluate a grid of format specs (digits or MNIST)"),
@@ -283,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         from .sims import accumulation
 
         return accumulation.main(argv[1:])
+    if argv and argv[0] in ("sensitivity", "mixed"):
+        from .sims import mixed
+
+        return (mixed.main_sensitivity if argv[0] == "sensitivity" else mixed.main_mixed)(argv[1:])
     if argv and argv[0] == "recipes":
         from .sims import training_recipes
 

@@ -125,7 +125,55 @@ def as_format(fmt: Any) -> Any:
         return fmt
     if isinstance(fmt, str):
         return get(fmt)
+    if isinstance(fmt, dict):
+        return from_fields(fmt)
     raise TypeError(f"fmt must be a format name (str), a FloatFormat/FixedFormat or a BlockFormat, got {type(fmt).__name__}")
+
+
+FIELD_KINDS = ("int_affine",)
+
+
+def from_fields(fields: dict) -> Any:
+    """A format written as a table of its fields (a spec file's way to hold a fitted format):
+    {"kind": "int_affine", "bits": 8, "scale": 0.02 or [per-channel scales], "zero_point": 0,
+    "signed": true, "narrow": false, "axis": 0}."""
+    import numpy as np
+
+    from .scaled import IntAffineFormat
+
+    kind = fields.get("kind")
+    if kind not in FIELD_KINDS:
+        raise ValueError(f"a format given as fields needs kind, one of {', '.join(map(repr, FIELD_KINDS))}; "
+                         f"got {kind!r}")
+    rest = {k: v for k, v in fields.items() if k != "kind"}
+    allowed = ("bits", "scale", "zero_point", "signed", "narrow", "axis", "name")
+    unknown = set(rest) - set(allowed)
+    if unknown:
+        raise ValueError(f"int_affine fields: unknown {sorted(unknown)}; allowed: {', '.join(allowed)}")
+    for key in ("scale", "zero_point"):
+        if isinstance(rest.get(key), list):
+            rest[key] = np.asarray(rest[key])
+    try:
+        return IntAffineFormat(**rest)
+    except TypeError as exc:
+        raise ValueError(f"int_affine fields: {exc}") from None
+
+
+def to_fields(fmt: Any) -> Any:
+    """A format as a spec file can hold it: its name where it is registered under one, else its
+    fields (from_fields reads them back)."""
+    from .scaled import IntAffineFormat
+
+    name = getattr(fmt, "name", None)
+    if isinstance(fmt, str) or (name and name in _registry()):
+        return fmt if isinstance(fmt, str) else name
+    if isinstance(fmt, IntAffineFormat):
+        listed = lambda v: [float(x) for x in v] if hasattr(v, "__len__") else float(v)  # noqa: E731
+        zp = fmt.zero_point
+        return {"kind": "int_affine", "bits": fmt.bits, "scale": listed(fmt.scale),
+                "zero_point": [int(z) for z in zp] if hasattr(zp, "__len__") else int(zp), "signed": fmt.signed,
+                "narrow": fmt.narrow, "axis": fmt.axis}
+    raise ValueError(f"{fmt!r} has no name and no field form: a spec file cannot hold it")
 
 
 def as_scalar_format(fmt: Any, name: str = "fmt") -> Format:

@@ -22,20 +22,15 @@ def _make_observer(observer: Any):
     raise TypeError(f"observer must be a name or a factory, got {observer!r}")
 
 
-def calibrate(model: torch.nn.Module, batches: Any, *, observer: Any = "minmax", bits: int = 8,
-              weight_bits: int = 8, per_channel_weights: bool = True) -> torch.nn.Module:
-    """Post-training quantization: plain Linear/Conv layers are swapped for emulated ones (fake mode),
-    an observer per layer watches its inputs over `batches` (an iterable of model inputs), then every
-    layer's formats are frozen: inputs to the observer's IntAffineFormat (asymmetric unsigned for
-    min-max observers, which sees ReLU outputs >= 0 as [0, max]; the others are symmetric signed),
-    weights to symmetric signed `weight_bits`-bit integers per output channel (or per tensor)."""
-    present = {type(m).__name__ for m in model.modules() if type(m) in _SWAPS}
-    if present:
-        swap(model, {name: {} for name in present})
-    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, (QLinear, QConv1d, QConv2d))]
+def observe_formats(model: torch.nn.Module, batches: Any, *, observer: Any = "minmax", bits: int = 8,
+                    weight_bits: int = 8, per_channel_weights: bool = True) -> dict[str, tuple]:
+    """{layer name: (input format, weight format)} for every Linear/Conv1d/Conv2d of `model`, fitted as
+    `calibrate` fits them (the model is run on `batches`, not changed)."""
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, tuple(_SWAPS))]
     if not layers:
         raise ValueError("the model has no Linear/Conv layer to calibrate")
     watchers = {n: _make_observer(observer) for n, _ in layers}
+
     def watch(name):
         def hook(module, args):
             watchers[name].update(args[0].detach().cpu())  # returns None: the input goes on unchanged
@@ -53,13 +48,31 @@ def calibrate(model: torch.nn.Module, batches: Any, *, observer: Any = "minmax",
             h.remove()
     if not seen:
         raise ValueError("batches was empty: calibration needs data")
+    out = {}
     for n, m in layers:
         obs = watchers[n]
-        if isinstance(obs, observers.MinMaxObserver):
-            m.q_input = obs.format(bits, signed=False, symmetric=False)
-        else:
-            m.q_input = obs.format(bits)
+        fin = obs.format(bits, signed=False, symmetric=False) if isinstance(obs, observers.MinMaxObserver) \
+            else obs.format(bits)
         w = m.weight.detach().cpu().double()
         wobs = observers.MinMaxObserver(axis=0 if per_channel_weights else None).update(w)
-        m.q_weight = wobs.format(weight_bits, signed=True, symmetric=True)
+        out[n] = (fin, wobs.format(weight_bits, signed=True, symmetric=True))
+    return out
+
+
+def calibrate(model: torch.nn.Module, batches: Any, *, observer: Any = "minmax", bits: int = 8,
+              weight_bits: int = 8, per_channel_weights: bool = True) -> torch.nn.Module:
+    """Post-training quantization: plain Linear/Conv layers are swapped for emulated ones (fake mode),
+    an observer per layer watches its inputs over `batches` (an iterable of model inputs), then every
+    layer's formats are frozen: inputs to the observer's IntAffineFormat (asymmetric unsigned for
+    min-max observers, which sees ReLU outputs >= 0 as [0, max]; the others are symmetric signed),
+    weights to symmetric signed `weight_bits`-bit integers per output channel (or per tensor)."""
+    present = {type(m).__name__ for m in model.modules() if type(m) in _SWAPS}
+    if present:
+        swap(model, {name: {} for name in present})
+    batches = list(batches)
+    formats = observe_formats(model, batches, observer=observer, bits=bits, weight_bits=weight_bits,
+                              per_channel_weights=per_channel_weights)
+    for n, m in model.named_modules():
+        if isinstance(m, (QLinear, QConv1d, QConv2d)):
+            m.q_input, m.q_weight = formats[n]
     return model

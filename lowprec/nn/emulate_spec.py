@@ -136,7 +136,7 @@ class AttentionSettings:
 
 
 def _fmt(value: Any, name: str, where: str) -> Any:
-    if isinstance(value, dict):
+    if isinstance(value, dict) and "kind" not in value:  # a scaled cast; {"kind": ...}: a format's fields
         return as_scaling(value, f"{where}: {name}")
     if isinstance(value, str) and value in FITTED:
         raise ValueError(f"{where}: {name} {value!r} (fitted per forward pass) is for swapped layers "
