@@ -60,19 +60,35 @@ def observe_formats(model: torch.nn.Module, batches: Any, *, observer: Any = "mi
 
 
 def calibrate(model: torch.nn.Module, batches: Any, *, observer: Any = "minmax", bits: int = 8,
-              weight_bits: int = 8, per_channel_weights: bool = True) -> torch.nn.Module:
+              weight_bits: int = 8, per_channel_weights: bool = True, exempt: Any = (),
+              bias_correction: bool = False) -> torch.nn.Module:
     """Post-training quantization: plain Linear/Conv layers are swapped for emulated ones (fake mode),
     an observer per layer watches its inputs over `batches` (an iterable of model inputs), then every
     layer's formats are frozen: inputs to the observer's IntAffineFormat (asymmetric unsigned for
     min-max observers, which sees ReLU outputs >= 0 as [0, max]; the others are symmetric signed),
-    weights to symmetric signed `weight_bits`-bit integers per output channel (or per tensor)."""
-    present = {type(m).__name__ for m in model.modules() if type(m) in _SWAPS}
-    if present:
-        swap(model, {name: {} for name in present})
+    weights to symmetric signed `weight_bits`-bit integers per output channel (or per tensor).
+    `exempt`: layer names or fnmatch patterns left as they are (first and last layers, say);
+    `bias_correction`: then lowprec.nn.ptq.correct_bias on the same batches."""
+    import fnmatch
+
+    if isinstance(exempt, str):
+        exempt = (exempt,)
+    names = [n for n, m in model.named_modules() if type(m) in _SWAPS]
+    unmatched = [p for p in exempt if not any(fnmatch.fnmatchcase(n, p) for n in names)]
+    if unmatched:
+        raise ValueError(f"exempt patterns matched no layer: {unmatched}; layers: {names}")
+    kept = {n for n in names if any(fnmatch.fnmatchcase(n, p) for p in exempt)}
+    todo = {n: {} for n in names if n not in kept}
+    if todo:
+        swap(model, todo)
     batches = list(batches)
     formats = observe_formats(model, batches, observer=observer, bits=bits, weight_bits=weight_bits,
                               per_channel_weights=per_channel_weights)
     for n, m in model.named_modules():
-        if isinstance(m, (QLinear, QConv1d, QConv2d)):
+        if isinstance(m, (QLinear, QConv1d, QConv2d)) and n not in kept:
             m.q_input, m.q_weight = formats[n]
+    if bias_correction:
+        from .ptq import correct_bias
+
+        correct_bias(model, batches)
     return model

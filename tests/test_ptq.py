@@ -1,0 +1,130 @@
+"""PTQ tools: GPTQ against the paper's per-column update written out, its error below round-to-nearest,
+batch-norm folding, bias correction and calibrate's exempt layers."""
+
+import copy
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import lowprec  # noqa: E402
+from lowprec import nn as lnn  # noqa: E402
+from lowprec.nn import ptq  # noqa: E402
+
+
+def _obs_in_order(W, X, fmt, damp=0.01):
+    """The paper's section 3 update, column by column in the given order, with the inverse Hessian of
+    the columns left updated by Gaussian elimination (its eq. 3) instead of GPTQ's Cholesky form."""
+    W = W.copy()
+    H = 2 * X.T @ X
+    H += damp * np.mean(np.diag(H)) * np.eye(H.shape[0])
+    Hinv = np.linalg.inv(H)
+    Q = np.zeros_like(W)
+    for q in range(W.shape[1]):
+        Q[:, q] = np.asarray(lowprec.quantize(W[:, q], fmt))
+        err = (W[:, q] - Q[:, q]) / Hinv[q, q]
+        W[:, q:] -= np.outer(err, Hinv[q, q:])
+        Hinv = Hinv - np.outer(Hinv[:, q], Hinv[q, :]) / Hinv[q, q]  # remove q from the problem
+    return Q
+
+
+@pytest.mark.parametrize("fmt", ["int4", "fp4_e2m1fn", "int3"])
+def test_gptq_is_the_papers_update_and_beats_round_to_nearest(fmt):
+    rng = np.random.default_rng(1)
+    W = rng.standard_normal((12, 40))
+    X = rng.standard_normal((300, 40)) @ rng.standard_normal((40, 40)) * 0.3  # correlated inputs
+    Q = ptq.gptq(W, X, fmt, block=16)  # blocks smaller than the columns: the lazy updates matter
+    qfmt = ptq._column_format(fmt, W)
+    ref = _obs_in_order(W, X, qfmt)
+    assert np.mean(Q == ref) > 0.99  # the same rounding decisions (an exact tie may go either way)
+    rtn = np.asarray(lowprec.quantize(W, qfmt)) if not fmt.startswith("int") else np.asarray(
+        lowprec.quantize(W, lowprec.formats.IntAffineFormat(int(fmt[3:]), qfmt.scale, 0, signed=True, axis=0)))
+    err = lambda A: np.linalg.norm(X @ (A - W).T)  # noqa: E731
+    assert err(Q) < 0.85 * err(rtn)
+    assert np.array_equal(np.asarray(lowprec.quantize(Q[:, 0], qfmt)), Q[:, 0])  # values of the format
+
+
+def test_gptq_on_a_convolution_and_bad_input():
+    torch.manual_seed(2)
+    conv = torch.nn.Conv2d(3, 6, 3, padding=1)
+    x = [torch.randn(4, 3, 8, 8) for _ in range(3)]
+    plain = copy.deepcopy(conv)
+    ptq.gptq_layer(conv, x, "int4")
+    rtn = copy.deepcopy(plain)
+    fmt = ptq._column_format("int4", plain.weight.detach().double().reshape(6, -1).numpy())
+    with torch.no_grad():
+        w = plain.weight.detach().double().reshape(6, -1).numpy()
+        rtn.weight.copy_(torch.from_numpy(np.asarray(lowprec.quantize(w, fmt))).reshape(rtn.weight.shape))
+    with torch.no_grad():
+        err = lambda m: float(sum(((m(b) - plain(b)) ** 2).sum() for b in x))  # noqa: E731
+        assert err(conv) < err(rtn)
+    with pytest.raises(ValueError, match="gptq rounds one column at a time: a block-scaled format"):
+        ptq.gptq(np.ones((2, 4)), np.ones((3, 4)), "mxfp4_e2m1")
+    with pytest.raises(ValueError, match=r"gptq needs weight \(out, in\) and inputs \(n, in\)"):
+        ptq.gptq(np.ones((2, 4)), np.ones((3, 5)), "int4")
+    with pytest.raises(ValueError, match="batches was empty"):
+        ptq.gptq_layer(torch.nn.Linear(2, 2), [], "int4")
+
+
+def _trained_bn(model, shape):
+    model.train()
+    with torch.no_grad():
+        for _ in range(5):
+            model(torch.randn(shape) * 2 + 1)  # running statistics away from 0 and 1
+    return model.eval()
+
+
+def test_batch_norm_folding_keeps_the_outputs():
+    torch.manual_seed(3)
+    seq = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, bias=False), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                              torch.nn.Flatten(), torch.nn.Linear(4 * 36, 5), torch.nn.BatchNorm1d(5))
+    _trained_bn(seq, (8, 3, 8, 8))
+    x = torch.randn(6, 3, 8, 8)
+    before = seq(x)
+    pairs = lnn.fold_batchnorm(seq)
+    assert pairs == [("0", "1"), ("4", "5")]
+    assert isinstance(seq[1], torch.nn.Identity) and seq[0].bias is not None
+    torch.testing.assert_close(seq(x), before, rtol=1e-5, atol=1e-5)
+    from sims.resnet import resnet18
+
+    net = _trained_bn(resnet18(num_classes=3, width=4, seed=0), (4, 3, 16, 16))
+    x = torch.randn(2, 3, 16, 16)
+    before = net(x)
+    pairs = lnn.fold_batchnorm(net)
+    assert len(pairs) == sum(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    torch.testing.assert_close(net(x), before, rtol=1e-4, atol=1e-4)
+
+
+def test_bias_correction_by_hand():
+    """b' = b + (W - Q(W)) E[x]: afterwards the quantized layer's mean output is the float layer's."""
+    torch.manual_seed(4)
+    lin = torch.nn.Sequential(torch.nn.Linear(8, 3))
+    batches = [torch.rand(16, 8) + 0.5 for _ in range(4)]  # inputs of nonzero mean
+    plain = copy.deepcopy(lin)
+    lnn.swap(lin, {"Linear": {"weight": "int4"}})
+    lin[0].q_weight = ptq._column_format("int4", lin[0].weight.detach().double().numpy())
+    b0 = lin[0].bias.detach().clone()
+    fixes = lnn.correct_bias(lin, batches)
+    mean = torch.cat(batches).double().mean(0)
+    w = plain[0].weight.detach().double()
+    wq = torch.from_numpy(np.asarray(lowprec.quantize(w.numpy(), lin[0].q_weight)))
+    expected = b0.double() + (w - wq) @ mean
+    torch.testing.assert_close(lin[0].bias.detach().double(), expected, rtol=1e-6, atol=1e-6)
+    assert fixes["0"] > 0
+    x = torch.cat(batches)
+    with torch.no_grad():
+        torch.testing.assert_close(lin(x).mean(0), plain(x).mean(0), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="correct_bias needs swapped layers with weight formats"):
+        lnn.correct_bias(torch.nn.Sequential(torch.nn.Linear(2, 2)), batches)
+
+
+def test_calibrate_leaves_exempt_layers_plain():
+    torch.manual_seed(5)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    batches = [torch.randn(16, 4) for _ in range(2)]
+    lnn.calibrate(model, batches, exempt=["0"], bias_correction=True)
+    assert type(model[0]) is torch.nn.Linear and type(model[2]).__name__ == "QLinear"
+    with pytest.raises(ValueError, match=r"exempt patterns matched no layer: \['head'\]"):
+        lnn.calibrate(torch.nn.Sequential(torch.nn.Linear(4, 2)), batches, exempt=["head"])
