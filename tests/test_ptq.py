@@ -128,3 +128,51 @@ def test_calibrate_leaves_exempt_layers_plain():
     assert type(model[0]) is torch.nn.Linear and type(model[2]).__name__ == "QLinear"
     with pytest.raises(ValueError, match=r"exempt patterns matched no layer: \['head'\]"):
         lnn.calibrate(torch.nn.Sequential(torch.nn.Linear(4, 2)), batches, exempt=["head"])
+
+
+def test_group_wise_asymmetric_weights_by_hand():
+    """(clip(round(w / s) + z, 0, 15) - z) * s with s, z per row and group of 4 (the last group short)."""
+    from lowprec.formats import GroupAffineFormat, fit_groupwise
+    from lowprec.formats.registry import from_fields, to_fields
+
+    rng = np.random.default_rng(6)
+    w = rng.standard_normal((3, 10))
+    f = fit_groupwise(w, 4, 4)
+    assert f.scale.shape == (3, 3)
+    expected = np.empty_like(w)
+    for r in range(3):
+        for g in range(3):
+            seg = w[r, g * 4:(g + 1) * 4]
+            lo, hi = min(seg.min(), 0), max(seg.max(), 0)
+            s = (hi - lo) / 15
+            z = np.clip(np.round(-lo / s), 0, 15)
+            assert f.scale[r, g] == s and f.zero_point[r, g] == z
+            expected[r, g * 4:(g + 1) * 4] = (np.clip(np.round(seg / s) + z, 0, 15) - z) * s
+    got = lowprec.quantize(w, f)
+    assert np.array_equal(got, expected)
+    codes = lowprec.encode(w, f)
+    assert codes.dtype == np.uint8 and codes.max() <= 15 and np.array_equal(lowprec.decode(codes, f), got)
+    assert torch.equal(lowprec.quantize(torch.from_numpy(w), f), torch.from_numpy(got))
+    back = from_fields(to_fields(f))
+    assert isinstance(back, GroupAffineFormat) and np.array_equal(lowprec.quantize(w, back), got)
+    conv_w = rng.standard_normal((4, 2, 3, 3))  # a convolution's weight: groups along in * kernel
+    cf = fit_groupwise(conv_w, 4, 6)
+    assert cf.scale.shape == (4, 3) and lowprec.quantize(conv_w, cf).shape == conv_w.shape
+    with pytest.raises(ValueError, match=r"scale has shape \(3, 3\); this tensor needs \(3, 2\)"):
+        lowprec.quantize(w[:, :8], f)
+
+
+def test_group_wise_gptq_and_calibration():
+    rng = np.random.default_rng(7)
+    W = rng.standard_normal((16, 64))
+    X = rng.standard_normal((512, 64)) @ rng.standard_normal((64, 64)) * 0.5
+    err = lambda A: np.linalg.norm(X @ (A - W).T)  # noqa: E731
+    Q = ptq.gptq(W, X, "int4", group=16)
+    assert err(Q) < 0.85 * err(lowprec.quantize(W, lowprec.formats.fit_groupwise(W, 4, 16)))
+    for g in range(4):  # each group: at most 16 levels per row
+        assert max(len(np.unique(row)) for row in Q[:, g * 16:(g + 1) * 16]) <= 16
+    with pytest.raises(ValueError, match="group takes fmt 'int<b>'"):
+        ptq.gptq(W, X, "fp4_e2m1fn", group=16)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    lnn.calibrate(model, [torch.randn(16, 64)], weight_bits=4, weight_group=16)
+    assert type(model[0].q_weight).__name__ == "GroupAffineFormat" and model[0].q_weight.scale.shape == (8, 4)

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..formats import SCALED_KINDS, BlockFormat, FixedFormat, FloatFormat, Format, LUTFormat, as_format, layout
+from ..formats import SCALED_KINDS, BlockFormat, GroupAffineFormat, FixedFormat, FloatFormat, Format, LUTFormat, as_format, layout
 from . import adapters as _arrays
 from .backend import choose
 from .block import BlockCodes, decode_blocks, encode_blocks, quantize_blocks
@@ -63,6 +63,25 @@ def _lut_quantize(x, fmt, rounding, *, seed=None, out=None, backend=None):
     return quantize_lut(x, fmt, rounding, seed, out, backend)
 
 
+def _group_quantize(x, fmt, rounding, *, seed=None, out=None):
+    rows, back = fmt.view(x)
+    values = back(quantize_scaled(rows, fmt.rows, rounding, seed=seed))
+    if out is None:
+        return values
+    out[...] = values
+    return out
+
+
+def _group_encode(x, fmt, rounding, *, seed=None):
+    rows, back = fmt.view(x)
+    return back(encode_scaled(rows, fmt.rows, rounding, seed=seed))
+
+
+def _group_decode(codes, fmt):
+    rows, back = fmt.view(codes)
+    return back(decode_scaled(rows, fmt.rows))
+
+
 KINDS = (
     Kind("float and fixed-point", (FloatFormat, FixedFormat), quantize_scalar, encode_scalar, decode_scalar,
          frozenset({"seed", "rbits", "out", "nan", "backend"}), frozenset({"seed", "rbits", "nan"}), frozenset()),
@@ -73,6 +92,8 @@ KINDS = (
          frozenset({"seed", "out", "backend"}), frozenset({"seed"}), frozenset()),
     Kind("binary, ternary and integer-affine", SCALED_KINDS, quantize_scaled, encode_scaled, decode_scaled,
          frozenset({"seed", "out", "backend"}), frozenset({"seed"}), frozenset()),
+    Kind("group-wise integer affine", (GroupAffineFormat,), _group_quantize, _group_encode, _group_decode,
+         frozenset({"seed", "out"}), frozenset({"seed"}), frozenset()),
 )
 
 _DEFAULTS = {"seed": None, "rbits": None, "out": None, "nan": "default", "axis": -1, "pad": "zeros",

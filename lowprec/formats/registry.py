@@ -130,7 +130,7 @@ def as_format(fmt: Any) -> Any:
     raise TypeError(f"fmt must be a format name (str), a FloatFormat/FixedFormat or a BlockFormat, got {type(fmt).__name__}")
 
 
-FIELD_KINDS = ("int_affine",)
+FIELD_KINDS = ("int_affine", "group_affine")
 
 
 def from_fields(fields: dict) -> Any:
@@ -139,6 +139,7 @@ def from_fields(fields: dict) -> Any:
     "signed": true, "narrow": false, "axis": 0}."""
     import numpy as np
 
+    from .groupwise import GroupAffineFormat
     from .scaled import IntAffineFormat
 
     kind = fields.get("kind")
@@ -146,22 +147,25 @@ def from_fields(fields: dict) -> Any:
         raise ValueError(f"a format given as fields needs kind, one of {', '.join(map(repr, FIELD_KINDS))}; "
                          f"got {kind!r}")
     rest = {k: v for k, v in fields.items() if k != "kind"}
-    allowed = ("bits", "scale", "zero_point", "signed", "narrow", "axis", "name")
+    cls = IntAffineFormat if kind == "int_affine" else GroupAffineFormat
+    allowed = ("bits", "scale", "zero_point", "signed", "narrow", "axis", "name") if kind == "int_affine" else (
+        "bits", "group", "scale", "zero_point", "signed", "axis", "group_axis", "name")
     unknown = set(rest) - set(allowed)
     if unknown:
-        raise ValueError(f"int_affine fields: unknown {sorted(unknown)}; allowed: {', '.join(allowed)}")
+        raise ValueError(f"{kind} fields: unknown {sorted(unknown)}; allowed: {', '.join(allowed)}")
     for key in ("scale", "zero_point"):
         if isinstance(rest.get(key), list):
             rest[key] = np.asarray(rest[key])
     try:
-        return IntAffineFormat(**rest)
+        return cls(**rest)
     except TypeError as exc:
-        raise ValueError(f"int_affine fields: {exc}") from None
+        raise ValueError(f"{kind} fields: {exc}") from None
 
 
 def to_fields(fmt: Any) -> Any:
     """A format as a spec file can hold it: its name where it is registered under one, else its
     fields (from_fields reads them back)."""
+    from .groupwise import GroupAffineFormat
     from .scaled import IntAffineFormat
 
     name = getattr(fmt, "name", None)
@@ -173,6 +177,10 @@ def to_fields(fmt: Any) -> Any:
         return {"kind": "int_affine", "bits": fmt.bits, "scale": listed(fmt.scale),
                 "zero_point": [int(z) for z in zp] if hasattr(zp, "__len__") else int(zp), "signed": fmt.signed,
                 "narrow": fmt.narrow, "axis": fmt.axis}
+    if isinstance(fmt, GroupAffineFormat):
+        return {"kind": "group_affine", "bits": fmt.bits, "group": fmt.group, "scale": fmt.scale.tolist(),
+                "zero_point": fmt.zero_point.astype(int).tolist(), "signed": fmt.signed, "axis": fmt.axis,
+                "group_axis": fmt.group_axis}
     raise ValueError(f"{fmt!r} has no name and no field form: a spec file cannot hold it")
 
 

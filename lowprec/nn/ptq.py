@@ -158,16 +158,24 @@ def _column_format(fmt: Any, weight: np.ndarray) -> Any:
     return fmt
 
 
-def gptq(weight: Any, inputs: Any, fmt: Any, *, block: int = 128, damp: float = 0.01) -> np.ndarray:
+def gptq(weight: Any, inputs: Any, fmt: Any, *, block: int = 128, damp: float = 0.01,
+         group: int | None = None) -> np.ndarray:
     """The GPTQ-quantized weight (out x in, float64) given calibration inputs (n x in); see the module
-    doc. The columns run in their given order."""
+    doc. The columns run in their given order. `group` (with fmt "int<b>"): asymmetric b-bit integers
+    per output row and group of `group` columns, each group's scales fitted by min-max to the weights
+    as GPTQ has updated them when it reaches the group's first column (the paper's group variant)."""
     W = np.array(weight, dtype=np.float64)
     X = np.asarray(inputs, dtype=np.float64)
     if W.ndim != 2 or X.ndim != 2 or X.shape[1] != W.shape[1]:
         raise ValueError(f"gptq needs weight (out, in) and inputs (n, in); got {W.shape} and {X.shape}")
     if not 0 <= damp < 1:
         raise ValueError(f"damp must be in [0, 1), got {damp}")
-    qfmt = _column_format(fmt, W)
+    if group is not None:
+        m = re.fullmatch(r"int(\d+)", fmt) if isinstance(fmt, str) else None
+        if m is None or isinstance(group, bool) or not isinstance(group, int) or group < 1:
+            raise ValueError(f"group takes fmt 'int<b>' and an int >= 1; got fmt={fmt!r}, group={group!r}")
+        group_bits = int(m.group(1))
+    qfmt = None if group is not None else _column_format(fmt, W)
     cols = W.shape[1]
     H = 2.0 * X.T @ X
     dead = np.diag(H) == 0  # inputs always 0: those weights do not matter; pin them (the paper's code)
@@ -182,6 +190,9 @@ def gptq(weight: Any, inputs: Any, fmt: Any, *, block: int = 128, damp: float = 
         Hinv1 = Hinv[i1:i2, i1:i2]
         for i in range(i2 - i1):
             w, d = W1[:, i], Hinv1[i, i]
+            if group is not None and (i1 + i) % group == 0:  # this group's scales, from the updated weights
+                ahead = np.concatenate([W1[:, i:], W[:, i2:]], axis=1)[:, :group]
+                qfmt = _group_column_format(ahead, group_bits)
             q = np.asarray(quantize(w, qfmt), dtype=np.float64)
             Q[:, i1 + i] = q
             err = (w - q) / d
@@ -189,6 +200,16 @@ def gptq(weight: Any, inputs: Any, fmt: Any, *, block: int = 128, damp: float = 
             Err[:, i] = err
         W[:, i2:] -= Err @ Hinv[i1:i2, i2:]
     return Q
+
+
+def _group_column_format(w: np.ndarray, bits: int) -> Any:
+    """Asymmetric unsigned b-bit integers per row fitted by min-max to w (out, group)."""
+    from ..formats import IntAffineFormat
+
+    lo, hi = np.minimum(w.min(axis=1), 0.0), np.maximum(w.max(axis=1), 0.0)
+    scale = np.where(hi > lo, (hi - lo) / (2**bits - 1), 1.0)
+    zp = np.clip(np.round(-lo / scale), 0, 2**bits - 1).astype(np.int64)
+    return IntAffineFormat(bits, scale, zp, signed=False, axis=0)
 
 
 def _layer_inputs(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
