@@ -26,6 +26,8 @@ with PyYAML, YAML) file of the same shape, e.g.::
 from .autograd import conv_mac, mac_matmul
 from .calibration import calibrate, observe_formats
 from .ptq import correct_bias, fold_batchnorm, gptq, gptq_layer
+from .schedule import Schedule
+from .stats import TensorStats, tensor_stats
 from . import recipes
 from .emulate import emulate, emulating, emulation, unemulate
 from .emulate_spec import OP_KINDS
@@ -33,4 +35,4 @@ from .layers import LAYER_KEYS, MODES, QAct, QConv1d, QConv2d, QLinear, QMatmul
 from .surgery import load_spec, swap, unswap
 
 __all__ = ["QLinear", "QConv1d", "QConv2d", "QMatmul", "QAct", "swap", "unswap", "load_spec", "calibrate", "MODES",
-           "mac_matmul", "conv_mac", "LAYER_KEYS", "emulate", "unemulate", "emulating", "emulation", "OP_KINDS", "recipes", "observe_formats", "fold_batchnorm", "correct_bias", "gptq", "gptq_layer"]
+           "mac_matmul", "conv_mac", "LAYER_KEYS", "emulate", "unemulate", "emulating", "emulation", "OP_KINDS", "recipes", "observe_formats", "fold_batchnorm", "correct_bias", "gptq", "gptq_layer", "Schedule", "TensorStats", "tensor_stats"]
