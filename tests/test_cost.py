@@ -439,3 +439,42 @@ def _linear():
     import torch
 
     return torch.nn.Linear(2, 2), torch.ones(1, 2)
+
+
+# -- sparse storage --------------------------------------------------------------------------------------------
+def test_sparse_sizes_by_hand():
+    x = np.zeros(40)
+    x[[2, 3, 25]] = 1.0
+    # rle: gaps 2, 0, 21 zeros; 21 >= 16 takes one filler: 4 entries of 8 + 4 bits
+    assert cost.sparse_bits(x, 8, "rle") == 4 * 12
+    assert cost.sparse_bits(x, 8, "rle", index_bits=5) == 3 * 13
+    # csr of (4, 10): 3 values, 3 column indices of 4 bits, 5 row pointers of 2 bits
+    assert cost.sparse_bits(x.reshape(4, 10), 8, "csr") == 24 + 12 + 10
+    assert cost.sparse_bits(x, 8, "bitmap") == 40 + 24
+    with pytest.raises(ValueError, match="scheme must be one of 'rle', 'csr', 'bitmap'"):
+        cost.sparse_bits(x, 8, "coo")
+
+
+def test_profile_moves_the_sparse_bytes():
+    """With sparse inputs the memory energy follows the stored bits (ReLU outputs: half zeros)."""
+    net, x = _tiny_net()
+    dense = cost.profile(net, x, {"weight": "int8", "input": "int8", "acc": "int32"})
+    sparse = cost.profile(net, x, {"weight": "int8", "input": "int8", "acc": "int32", "sparse_inputs": "bitmap",
+                                   "sparse_weights": "rle"})
+    lin_d, lin_s = dense.layers[1], sparse.layers[1]
+    h = torch_relu_input(net, x)
+    assert lin_s.activation_bits == cost.sparse_bits(h, 8, "bitmap") + 3 * 32
+    w = net[3].weight.detach().numpy()
+    wq = np.asarray(lowprec.quantize(w.astype(np.float64), "int8"))
+    assert lin_s.weight_bits == cost.sparse_bits(wq, 8, "rle")
+    assert lin_s.compute_pj == lin_d.compute_pj
+    assert (lin_s.memory_pj < lin_d.memory_pj) == (lin_s.weight_bits + lin_s.activation_bits
+                                                    < lin_d.weight_bits + lin_d.activation_bits)
+
+
+def torch_relu_input(net, x):
+    import torch
+
+    with torch.no_grad():
+        h = torch.relu(net[0](x)).flatten(1).double().numpy()
+    return np.asarray(lowprec.quantize(h, "int8")).reshape(h.shape[0], -1)

@@ -199,8 +199,8 @@ def _nonzero_pairs(module, xnz, wnz) -> int:
     return int(round(float(out.sum())))
 
 
-SPEC_KEYS = ("weight", "input", "acc", "skip_zeros", "layers")
-LAYER_KEYS = ("weight", "input", "acc", "skip_zeros")
+SPEC_KEYS = ("weight", "input", "acc", "skip_zeros", "sparse_weights", "sparse_inputs", "layers")
+LAYER_KEYS = ("weight", "input", "acc", "skip_zeros", "sparse_weights", "sparse_inputs")
 
 
 def _own_formats(name: str, module: Any, emulation: Any) -> dict:
@@ -258,6 +258,15 @@ def _check_spec(spec: dict) -> None:
                              f"got {value!r}")
 
 
+def _stored(q: np.ndarray, bits: float, scheme: Any) -> int:
+    """Bits a rounded tensor moves: dense, or in a sparse scheme (lowprec.cost.storage.sparse_bits)."""
+    if scheme is None:
+        return int(q.size * bits)
+    from .storage import sparse_bits
+
+    return sparse_bits(q.reshape(q.shape[0], -1) if q.ndim > 1 else q, bits, scheme)
+
+
 def _warn_zeros(name: str, what: str, t: np.ndarray, q: np.ndarray, fmt: Any) -> None:
     if t.size and not q.any() and t.any():
         warnings.warn(f"layer {name!r}: every {what} value rounds to 0 in {_label(fmt)} (the format's smallest "
@@ -300,8 +309,8 @@ def profile(model, example, spec: dict | None = None, *, table: CostTable | None
         executed = nonzero if skip else macs
         mul = energy("mul", input_fmt, wfmt, table=table)
         compute = executed * (mul + energy("add", acc_fmt, table=table))
-        weight_bits = int(w.numel() * _bits(wfmt))
-        act_bits = int(x.numel() * _bits(input_fmt) + output.numel() * _bits(acc_fmt))
+        weight_bits = _stored(wq_np, _bits(wfmt), settings.get("sparse_weights"))
+        act_bits = _stored(xq_np, _bits(input_fmt), settings.get("sparse_inputs")) + int(output.numel() * _bits(acc_fmt))
         memory = (memory_energy(weight_bits, weight_memory, size_bytes=sram_bytes, table=table)
                   + memory_energy(act_bits, "sram", size_bytes=sram_bytes, table=table))
         mul_name = f"{_label(input_fmt)} x {_label(wfmt)}"

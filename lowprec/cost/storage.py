@@ -19,7 +19,7 @@ from ..array import encode
 from ..formats import fit_binary, fit_twn
 from ..formats import as_format
 
-__all__ = ["tensor_bits", "model_storage", "compression_rate", "space_saving_rate", "speedup_rate",
+__all__ = ["tensor_bits", "sparse_bits", "SPARSE_SCHEMES", "model_storage", "compression_rate", "space_saving_rate", "speedup_rate",
            "deep_compression_rate", "huffman_code_lengths", "huffman_bits"]
 
 def tensor_bits(numel: int, fmt: Any) -> int:
@@ -28,6 +28,42 @@ def tensor_bits(numel: int, fmt: Any) -> int:
     if numel < 0:
         raise ValueError(f"numel must be >= 0, got {numel}")
     return as_format(fmt).stored_bits(numel)
+
+
+SPARSE_SCHEMES = ("rle", "csr", "bitmap")
+
+
+def sparse_bits(values: Any, value_bits: float, scheme: str, *, index_bits: int = 4) -> int:
+    """Bits of a tensor stored sparsely, its nonzero values at `value_bits` each:
+
+    - "rle": Deep Compression's relative indexing (Han, Mao, Dally, ICLR 2016, section 2): each nonzero
+      with an `index_bits` count of the zeros before it; a gap of 2**index_bits or more inserts a
+      filler (a stored zero) per 2**index_bits - 1 zeros (the flattened tensor, row-major);
+    - "csr": compressed sparse rows of the tensor seen as (first axis, the rest): values, a column index
+      of ceil(log2 columns) bits each, and rows + 1 row pointers of ceil(log2(nonzeros + 1)) bits;
+    - "bitmap": a presence bit per element and the nonzero values.
+    """
+    if scheme not in SPARSE_SCHEMES:
+        raise ValueError(f"scheme must be one of {', '.join(map(repr, SPARSE_SCHEMES))}; got {scheme!r}")
+    x = np.asarray(values)
+    nonzero = x.reshape(-1) != 0
+    nnz = int(nonzero.sum())
+    if scheme == "bitmap":
+        return int(x.size + math.ceil(nnz * value_bits))
+    if scheme == "csr":
+        rows = x.shape[0] if x.ndim else 1
+        cols = x.size // max(rows, 1)
+        col_bits = max(1, math.ceil(math.log2(max(cols, 2))))
+        ptr_bits = max(1, math.ceil(math.log2(nnz + 1)))
+        return int(math.ceil(nnz * value_bits) + nnz * col_bits + (rows + 1) * ptr_bits)
+    check = int(index_bits)
+    if check < 1:
+        raise ValueError(f"index_bits must be >= 1, got {index_bits}")
+    longest = 2**check - 1
+    positions = np.flatnonzero(nonzero)
+    gaps = np.diff(np.concatenate([[-1], positions])) - 1  # zeros before each nonzero
+    fillers = int(np.sum(gaps // (longest + 1)))
+    return int((nnz + fillers) * (value_bits + check))
 
 
 def compression_rate(original_bits: float, compressed_bits: float) -> float:
