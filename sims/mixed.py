@@ -214,7 +214,7 @@ def uniform(problem: Problem, rung: str) -> dict:
 
 def spec_toml(problem: Problem, assignment: tuple) -> str:
     """The choice as a TOML lowprec.nn.swap spec (fitted formats as their fields)."""
-    from lowprec.formats.registry import to_fields
+    from lowprec.formats import to_fields
 
     def value(v):
         if isinstance(v, dict):

@@ -133,7 +133,7 @@ def test_calibrate_leaves_exempt_layers_plain():
 def test_group_wise_asymmetric_weights_by_hand():
     """(clip(round(w / s) + z, 0, 15) - z) * s with s, z per row and group of 4 (the last group short)."""
     from lowprec.formats import GroupAffineFormat, fit_groupwise
-    from lowprec.formats.registry import from_fields, to_fields
+    from lowprec.formats import from_fields, to_fields
 
     rng = np.random.default_rng(6)
     w = rng.standard_normal((3, 10))

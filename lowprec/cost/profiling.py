@@ -35,6 +35,7 @@ import numpy as np
 from ..formats import as_format
 from ..array import quantize
 from ..formats import BinaryFormat, TernaryFormat, fit_binary, fit_twn
+from .._patterns import specificity
 from . import timing
 from .model import area, energy, memory_energy
 from .storage import speedup_rate
@@ -230,13 +231,11 @@ def _element(fmt: Any) -> Any:
 
 
 def _layer_spec(name: str, own: dict, spec: dict, used: set) -> dict:
-    from ..nn.surgery import _specificity
-
     settings = {"weight": "fp32", "input": "fp32", "acc": "fp32", **own}
     settings.update({k: v for k, v in spec.items() if k in LAYER_KEYS})
     best, found = None, None
     for key, value in (spec.get("layers") or {}).items():
-        rank = _specificity(key, name)
+        rank = specificity(key, name)
         if rank is not None and (best is None or rank > best):
             best, found = rank, key
     if found is not None:

@@ -18,9 +18,10 @@ from .codebook import LogFormat, LUTFormat
 from .scaled import SCALED_KINDS, BinaryFormat, IntAffineFormat, TernaryFormat
 from .fit import fit_binary, fit_ttq, fit_twn, kmeans_codebook
 from .groupwise import GroupAffineFormat, fit_groupwise
+from .fields import from_fields, to_fields  # registers as_format's reader of dicts
 
 __all__ = ["FloatFormat", "FixedFormat", "Format", "BlockFormat", "LUTFormat", "LogFormat", "BinaryFormat",
-           "TernaryFormat", "IntAffineFormat", "GroupAffineFormat", "fit_groupwise", "SCALED_KINDS", "E8M0", "SCALE_RULES", "bfp", "get", "names",
+           "TernaryFormat", "IntAffineFormat", "GroupAffineFormat", "fit_groupwise", "from_fields", "to_fields", "SCALED_KINDS", "E8M0", "SCALE_RULES", "bfp", "get", "names",
            "source", "as_format", "as_scalar_format", "register", "layout", "max_magnitudes", "decode_table",
            "check_codes", "decoded",
            "fit_binary", "fit_twn", "fit_ttq", "kmeans_codebook", "NAME_KINDS"]

@@ -3,13 +3,13 @@ names and fnmatch patterns on qualified names; a dict or a TOML/YAML file), and 
 
 from __future__ import annotations
 
-import fnmatch
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .._patterns import specificity
 from .layers import LAYER_KEYS, QConv1d, QConv2d, QLinear
 
 _SWAPS = {torch.nn.Linear: QLinear, torch.nn.Conv2d: QConv2d, torch.nn.Conv1d: QConv1d}
@@ -43,13 +43,8 @@ def load_spec(spec: Any) -> dict:
     raise ValueError(f"spec file {path}: use .toml, .yaml or .yml")
 
 
-def _specificity(key: str, qualified: str) -> tuple[int, int] | None:
-    """How specifically a key matches a module name: exact name (2, len), pattern (1, literals)."""
-    if key == qualified:
-        return (2, len(key))
-    if any(ch in key for ch in "*?[") and fnmatch.fnmatchcase(qualified, key):
-        return (1, sum(ch not in "*?[]" for ch in key))
-    return None
+_specificity = specificity  # the name the layers' modules use
+
 
 
 def _new_module(old: torch.nn.Module, settings: dict) -> torch.nn.Module:
