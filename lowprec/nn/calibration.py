@@ -23,6 +23,22 @@ def _make_observer(observer: Any):
     raise TypeError(f"observer must be a name or a factory, got {observer!r}")
 
 
+def feed(model: torch.nn.Module, batches: Any, layers: dict, watch: Any) -> int:
+    """Run the batches through the model (no gradients) with watch(name) as each layer's forward
+    pre-hook; returns how many batches ran."""
+    hooks = [m.register_forward_pre_hook(watch(n)) for n, m in layers.items()]
+    seen = 0
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                model(batch)
+                seen += 1
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
+
+
 def observe_formats(model: torch.nn.Module, batches: Any, *, observer: Any = "minmax", bits: int = 8,
                     weight_bits: int = 8, per_channel_weights: bool = True,
                     weight_group: int | None = None) -> dict[str, tuple]:
@@ -38,17 +54,7 @@ def observe_formats(model: torch.nn.Module, batches: Any, *, observer: Any = "mi
             watchers[name].update(args[0].detach().cpu())  # returns None: the input goes on unchanged
         return hook
 
-    hooks = [m.register_forward_pre_hook(watch(n)) for n, m in layers]
-    seen = 0
-    try:
-        with torch.no_grad():
-            for batch in batches:
-                model(batch)
-                seen += 1
-    finally:
-        for h in hooks:
-            h.remove()
-    if not seen:
+    if not feed(model, batches, {n: m for n, m in layers}, watch):
         raise ValueError("batches was empty: calibration needs data")
     out = {}
     for n, m in layers:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from .. import quantize
 from ..formats import BlockFormat, as_format
+from .calibration import feed
 
 _LAYERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)
 _NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)
@@ -106,15 +107,7 @@ def correct_bias(model: torch.nn.Module, batches: Any) -> dict[str, float]:
             counts[name] = counts.get(name, 0) + x.numel() // x.shape[-1 if isinstance(module, torch.nn.Linear) else 1]
         return hook
 
-    hooks = [m.register_forward_pre_hook(watch(n)) for n, m in layers.items()]
-    try:
-        with torch.no_grad():
-            for batch in batches:
-                model(batch)
-    finally:
-        for h in hooks:
-            h.remove()
-    if not counts:
+    if not feed(model, batches, layers, watch):
         raise ValueError("batches was empty: bias correction needs data")
     out = {}
     for name, m in layers.items():
