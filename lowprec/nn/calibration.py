@@ -9,6 +9,7 @@ import torch
 from .. import observers
 from ..formats import fit_groupwise
 from .layers import QConv1d, QConv2d, QLinear
+from .ptq import correct_bias, feed
 from .surgery import _SWAPS, swap
 
 def _make_observer(observer: Any):
@@ -21,22 +22,6 @@ def _make_observer(observer: Any):
     if callable(observer):
         return observer()
     raise TypeError(f"observer must be a name or a factory, got {observer!r}")
-
-
-def feed(model: torch.nn.Module, batches: Any, layers: dict, watch: Any) -> int:
-    """Run the batches through the model (no gradients) with watch(name) as each layer's forward
-    pre-hook; returns how many batches ran."""
-    hooks = [m.register_forward_pre_hook(watch(n)) for n, m in layers.items()]
-    seen = 0
-    try:
-        with torch.no_grad():
-            for batch in batches:
-                model(batch)
-                seen += 1
-    finally:
-        for h in hooks:
-            h.remove()
-    return seen
 
 
 def observe_formats(model: torch.nn.Module, batches: Any, *, observer: Any = "minmax", bits: int = 8,
@@ -100,7 +85,5 @@ def calibrate(model: torch.nn.Module, batches: Any, *, observer: Any = "minmax",
         if isinstance(m, (QLinear, QConv1d, QConv2d)) and n not in kept:
             m.q_input, m.q_weight = formats[n]
     if bias_correction:
-        from .ptq import correct_bias
-
         correct_bias(model, batches)
     return model

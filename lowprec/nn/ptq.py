@@ -28,7 +28,6 @@ import torch.nn.functional as F
 
 from .. import quantize
 from ..formats import BlockFormat, as_format
-from .calibration import feed
 
 _LAYERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)
 _NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)
@@ -87,6 +86,22 @@ def fold_batchnorm(model: torch.nn.Module) -> list[tuple[str, str]]:
         parent_name, _, child = norm_name.rpartition(".")
         setattr(model.get_submodule(parent_name) if parent_name else model, child, torch.nn.Identity())
     return pairs
+
+
+def feed(model: torch.nn.Module, batches: Any, layers: dict, watch: Any) -> int:
+    """Run the batches through the model (no gradients) with watch(name) as each layer's forward
+    pre-hook; returns how many batches ran."""
+    hooks = [m.register_forward_pre_hook(watch(n)) for n, m in layers.items()]
+    seen = 0
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                model(batch)
+                seen += 1
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
 
 
 def correct_bias(model: torch.nn.Module, batches: Any) -> dict[str, float]:
