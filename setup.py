@@ -18,7 +18,7 @@ setup(
     package_data={"lowprec.format_data": ["*.toml", "mac_units/*.toml"], "lowprec.cost": ["*.csv"]},
     setup_requires=["cffi>=1.15"],
     cffi_modules=["csrc/build_ffi.py:ffibuilder"],
-    install_requires=["numpy>=2.0", "cffi>=1.15", "tqdm"],
+    install_requires=["numpy>=2.0", "cffi>=1.15", "tqdm", "numba>=0.60"],
     extras_require={
         "torch": ["torch>=2.2"],
         "plot": ["matplotlib"],

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,26 @@ from .orders import ordered_matmul
 
 ORDERS = ("sequential", "pairwise", "kahan")
 _GOLDEN = 0x9E3779B97F4A7C15  # spreads per-step seeds of stochastic rounding
+
+
+def _is_user_mul(mul: Any) -> bool:
+    """A product table (array, .npy path) or a function, not a format or a format's name."""
+    if isinstance(mul, str):
+        return mul.endswith(".npy")
+    return mul is not None and (isinstance(mul, (np.ndarray, Path)) or (callable(mul) and not hasattr(mul, "bits")))
+
+
+def _user_mul(mul, inputs, acc, chunk, order, fused, rounding, out, unit, allow_python):
+    from .usermul import ACCUMULATORS, UserMul
+
+    if unit is not None or chunk is not None or order != "sequential" or fused or rounding != "nearest_even" \
+            or out is not None:
+        raise ValueError("a user multiplier (a product table or a function) sums sequentially in its accumulator: "
+                         "leave unit, chunk, order, fused, rounding and out at their defaults")
+    name = _name(as_scalar_format(acc, "acc")) if acc is not None else None
+    if name not in ACCUMULATORS:
+        raise ValueError(f"a user multiplier sums in {', '.join(ACCUMULATORS)}; got acc={name!r}")
+    return UserMul(mul, inputs, allow_python=allow_python)
 
 
 def _name(fmt: Format | None) -> str:
@@ -93,8 +114,11 @@ class MAC:
     def __init__(self, mul=None, acc="fp32", chunk: int | None = None, chunk_acc=None,
                  order: str = "sequential", fused: bool = False, rounding: str = "nearest_even",
                  out=None, seed: Any = None, rbits: int | None = None, inputs=None, unit=None,
-                 quantize_inputs: bool = False, backend: str | None = None):
+                 quantize_inputs: bool = False, backend: str | None = None, allow_python: bool = False):
         self.unit = None
+        self.user = None
+        if _is_user_mul(mul):  # a product table or a compiled function (lowprec.mac.usermul)
+            self.user, mul = _user_mul(mul, inputs, acc, chunk, order, fused, rounding, out, unit, allow_python), None
         if backend not in (None, "c", "triton"):
             raise ValueError(f"backend must be None (automatic), 'c' or 'triton'; got {backend!r}")
         if backend == "triton" and not gpu.available():
@@ -351,6 +375,9 @@ class MAC:
         `initial`: the accumulator's start, (m, n), sequential float accumulators and matrix units)."""
         m, k = A.shape
         n = B.shape[1]
+        if self.user is not None:
+            self._count(A, B, (self.user.label, m * n * k))
+            return self.user.matmul(A, B, _name(self.acc))
         self._count(A, B, products)
         if self.unit is not None:
             return self._unit_matmul(A, B, initial)

@@ -1,0 +1,176 @@
+"""User multipliers in the MAC, at compiled speed (numba): a product table over two formats' codes
+(the EvoApproxLib / AdaPT form: entry [i, j] is the product of code i of the first operand's format
+and code j of the second's; a .npy file or an array) or a numba-compilable scalar function
+(a, b) -> product of the operands' values. The products are summed in k order in the accumulator:
+"fp32" (every sum rounded to float32, nearest-even), "fp64", "int32" (two's complement, wrapping) or
+"int64". The compiled kernels are cached (tables: on disk; functions: once per function and process).
+
+A function numba cannot compile raises naming it, with numba's message; ``allow_python=True`` runs it
+in plain Python instead (slow: a Python call per product).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..array import encode
+from ..formats import FloatFormat, as_scalar_format
+
+ACCUMULATORS = {"fp32": np.float32, "fp64": np.float64, "int32": np.int32, "int64": np.int64}
+_FUNCTION_KERNELS: dict = {}
+
+
+def _numba():
+    try:
+        import numba
+    except ImportError:
+        raise ModuleNotFoundError("user multipliers compile with numba: pip install numba") from None
+    return numba
+
+
+_TABLE_KERNEL: list = []
+
+
+def _table_kernel():
+    """ca (m, k), cbt (n, k) codes; T the table in the accumulator's dtype; sums in k order."""
+    if not _TABLE_KERNEL:
+        numba = _numba()
+
+        @numba.njit(parallel=True, cache=True)
+        def kernel(ca, cbt, table, out, zero):
+            m, k = ca.shape
+            n = cbt.shape[0]
+            for i in numba.prange(m):
+                for j in range(n):
+                    s = zero[0]
+                    for t in range(k):
+                        s = s + table[ca[i, t], cbt[j, t]]
+                    out[i, j] = s
+
+        _TABLE_KERNEL.append(kernel)
+    return _TABLE_KERNEL[0]
+
+
+def _function_kernel(fn: Callable, acc: type) -> Callable:
+    """A compiled matmul calling the compiled scalar multiplier `fn`, summing in `acc`."""
+    key = (fn, acc)
+    if key not in _FUNCTION_KERNELS:
+        numba = _numba()
+        mul = fn if hasattr(fn, "py_func") else numba.njit(fn)
+        cast = numba.njit(lambda v: acc(v))
+
+        @numba.njit(parallel=True)
+        def kernel(a, bt, out):
+            m, k = a.shape
+            n = bt.shape[0]
+            for i in numba.prange(m):
+                for j in range(n):
+                    s = cast(0)
+                    for t in range(k):
+                        s = cast(s + cast(mul(a[i, t], bt[j, t])))
+                    out[i, j] = s
+
+        _FUNCTION_KERNELS[key] = kernel
+    return _FUNCTION_KERNELS[key]
+
+
+class UserMul:
+    """A user multiplier (see the module doc) for operands in `inputs` (two formats)."""
+
+    def __init__(self, mul: Any, inputs: Any, *, allow_python: bool = False) -> None:
+        if inputs is None:
+            raise ValueError("a user multiplier needs inputs=(format_a, format_b): the operands' formats "
+                             "(a table is indexed by their codes; a function gets their values)")
+        pair = inputs if isinstance(inputs, (tuple, list)) else (inputs, inputs)
+        self.inputs = tuple(as_scalar_format(f, "inputs") for f in pair)
+        self.allow_python, self.compile_seconds = allow_python, 0.0
+        if isinstance(mul, (str, Path)):
+            path = Path(mul)
+            if path.suffix != ".npy" or not path.is_file():
+                raise ValueError(f"mul={str(mul)!r}: give a product table as a .npy file that exists, an array, "
+                                 "or a numba-compilable function")
+            mul = np.load(path)
+        if isinstance(mul, np.ndarray):
+            self.kind, self.table, self.fn = "table", self._check_table(mul), None
+        elif callable(mul):
+            self.kind, self.table, self.fn = "function", None, mul
+        else:
+            raise TypeError(f"mul must be a format, a product table (array or .npy) or a function; got {type(mul).__name__}")
+
+    @property
+    def label(self) -> str:
+        """The counts' name of its products: lut<a>x<b> (a table read, priced as one) or the function's."""
+        if self.kind == "table":
+            return f"lut{self.inputs[0].bits}x{self.inputs[1].bits}"
+        return f"user:{getattr(self.fn, '__name__', 'function')}"
+
+    def _check_table(self, table: np.ndarray) -> np.ndarray:
+        want = tuple(2 ** f.bits for f in self.inputs)
+        if table.shape != want:
+            raise ValueError(f"product table has shape {table.shape}; inputs {self.inputs[0].name} x "
+                             f"{self.inputs[1].name} need {want} (2**bits codes of each)")
+        if table.dtype.kind not in "iuf":
+            raise ValueError(f"product table must hold numbers (int or float), got dtype {table.dtype}")
+        if table.dtype.kind == "f" and np.isnan(table).any() and not any(_has_nan(f) for f in self.inputs):
+            raise ValueError(f"product table holds NaN, which neither {self.inputs[0].name} nor "
+                             f"{self.inputs[1].name} has; shape expected {want} of finite products")
+        return table
+
+    def matmul(self, A: np.ndarray, B: np.ndarray, acc: str) -> np.ndarray:
+        """(m, k) @ (k, n) of operand values through the multiplier, summed in `acc`; float64 result."""
+        if acc not in ACCUMULATORS:
+            raise ValueError(f"a user multiplier sums in {', '.join(ACCUMULATORS)}; got acc={acc!r}")
+        dtype = ACCUMULATORS[acc]
+        out = np.empty((A.shape[0], B.shape[1]), dtype)
+        if self.kind == "table":
+            if dtype in (np.int32, np.int64) and not np.array_equal(self.table, np.round(self.table)):
+                raise ValueError(f"acc={acc!r} sums integers: the product table must hold integers")
+            ca = _codes(A, self.inputs[0])
+            cbt = np.ascontiguousarray(_codes(B, self.inputs[1]).T)
+            wide = np.int64 if dtype == np.int32 else dtype  # int32 wraps: sum in int64, wrap once (same bits)
+            table = np.ascontiguousarray(self.table.astype(wide))
+            kernel = _table_kernel()
+            t0 = time.perf_counter()
+            res = np.empty(out.shape, wide)
+            kernel(ca, cbt, table, res, np.zeros(1, wide))
+            self.compile_seconds = self.compile_seconds or time.perf_counter() - t0
+            out[...] = res.astype(dtype)  # int64 -> int32: two's complement wrap
+            return out.astype(np.float64)
+        a = np.ascontiguousarray(A, np.float64)
+        bt = np.ascontiguousarray(B.T, np.float64)
+        try:
+            kernel = _function_kernel(self.fn, dtype)
+            t0 = time.perf_counter()
+            kernel(a, bt, out)
+            self.compile_seconds = self.compile_seconds or time.perf_counter() - t0
+        except Exception as exc:  # numba's typing and lowering errors  # noqa: BLE001
+            if not type(exc).__module__.startswith("numba"):
+                raise
+            name = getattr(self.fn, "__name__", repr(self.fn))
+            if not self.allow_python:
+                raise ValueError(f"mul={name}: numba cannot compile it ({str(exc).splitlines()[0]}); fix it, or pass "
+                                 "allow_python=True to run it in plain Python (about 100x slower)") from None
+            _FUNCTION_KERNELS.pop((self.fn, dtype), None)
+            for i in range(a.shape[0]):
+                for j in range(bt.shape[0]):
+                    s = dtype(0)
+                    for t in range(a.shape[1]):
+                        s = dtype(s + dtype(self.fn(a[i, t], bt[j, t])))
+                    out[i, j] = s
+        return out.astype(np.float64)
+
+
+def _has_nan(fmt: Any) -> bool:
+    """Whether a format has a NaN code (float formats but those with specials 'none'; fixed point: none)."""
+    return isinstance(fmt, FloatFormat) and fmt.specials != "none"
+
+
+def _codes(x: np.ndarray, fmt: Any) -> np.ndarray:
+    """The unsigned codes of values (already in the format, or rounded to it), as table indices."""
+    codes = np.asarray(encode(x, fmt))
+    unsigned = codes.view(np.dtype(f"u{codes.dtype.itemsize}")) if codes.dtype.kind == "i" else codes
+    return np.ascontiguousarray(unsigned.astype(np.intp) & ((1 << fmt.bits) - 1))

@@ -1,0 +1,98 @@
+"""User multipliers in the MAC (numba): product tables and compiled functions against the C engine and
+integer arithmetic, the approximate multipliers against their papers' definitions, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+import lowprec  # noqa: E402
+from lowprec import MAC, cost  # noqa: E402
+from lowprec.mac import approx  # noqa: E402
+
+
+def _fp8_values():
+    return np.asarray(lowprec.decode(np.arange(256, dtype=np.uint8), "fp8_e4m3fn"), np.float64)
+
+
+def test_an_exact_table_is_the_integer_matmul_and_int32_wraps():
+    rng = np.random.default_rng(0)
+    A = rng.integers(-128, 128, (9, 70)).astype(np.float32)
+    B = rng.integers(-128, 128, (70, 5)).astype(np.float32)
+    mac = MAC(mul=approx.table("exact", 8), inputs=("int8", "int8"), acc="int32")
+    assert np.array_equal(mac.matmul(A, B), A.astype(np.int64) @ B.astype(np.int64))
+    assert mac.counts["mul"] == {"lut8x8": 9 * 5 * 70}
+    assert cost.report(mac.counts, skip_zeros=False).total_pj > 0  # priced as table reads
+    big = np.full((256, 256), 2.0**30)  # every product 2**30: four of them wrap an int32 to -2**32 + ...
+    wrapped = MAC(mul=big, inputs=("int8", "int8"), acc="int32").matmul(np.ones((1, 5), np.float32),
+                                                                          np.ones((5, 1), np.float32))
+    assert wrapped[0, 0] == np.int64(5 * 2**30).astype(np.int32)  # two's complement: 5 * 2**30 - 2**32
+
+
+def test_an_fp8_table_and_a_compiled_function_are_the_c_engine_s_fp32_sums():
+    rng = np.random.default_rng(1)
+    A = lowprec.quantize(rng.standard_normal((12, 300)).astype(np.float32), "fp8_e4m3fn")
+    B = lowprec.quantize(rng.standard_normal((300, 7)).astype(np.float32), "fp8_e4m3fn")
+    reference = MAC(acc="fp32").matmul(A, B)  # exact products, every sum rounded to fp32, in k order
+    v = _fp8_values()
+    table = MAC(mul=np.outer(v, v), inputs=("fp8_e4m3fn", "fp8_e4m3fn"), acc="fp32")
+    assert np.array_equal(table.matmul(A, B), reference)
+    import numba
+
+    @numba.njit
+    def exact(a, b):
+        return a * b
+
+    assert np.array_equal(MAC(mul=exact, inputs=("fp8_e4m3fn", "fp8_e4m3fn"), acc="fp32").matmul(A, B), reference)
+    # Mitchell as a function and as the table of its products agree
+    mt = np.array([[approx.mitchell_fp(x, y) if np.isfinite(x * y) else 0.0 for y in v] for x in v])
+    by_fn = MAC(mul=approx.mitchell_fp, inputs=("fp8_e4m3fn", "fp8_e4m3fn"), acc="fp32").matmul(A, B)
+    assert np.array_equal(by_fn, MAC(mul=mt, inputs=("fp8_e4m3fn", "fp8_e4m3fn"), acc="fp32").matmul(A, B))
+    assert not np.array_equal(by_fn, reference)
+
+
+def test_approximate_multipliers_follow_their_definitions():
+    # Mitchell: 3 x 3 = 2**3 (0.5 + 0.5) = 8, its worst case 8/9 of the product; never above; powers of 2 exact
+    assert approx.mitchell(3, 3) == 8.0
+    a, b = np.meshgrid(np.arange(1, 256), np.arange(1, 256))
+    ratio = approx.mitchell(a, b) / (a * b)
+    assert ratio.max() == 1.0 and ratio.min() == pytest.approx(8 / 9)
+    assert np.array_equal(approx.mitchell(a, 64), a * 64.0)
+    assert approx.mitchell_fp(3.0, -3.0) == -8.0 and approx.mitchell_fp(0.75, 1.5) == 1.0  # 2**-1 (1.5) * 2**0 (1.5)
+    # truncated: 3 x 3 without column 0 (1 x 1) is 8; cut=0 exact
+    assert approx.truncated(3, 3, 8, 1) == 8 and np.array_equal(approx.truncated(a, b, 8, 0), a * b)
+    # DRUM: 183 = 1011 0111 keeps 1011 (its lowest bit set), shifted back: 176; exact below 2**k
+    assert approx.drum(183, 1, 4) == 176 and approx.drum(0b10100000, 1, 4) == 0b10110000
+    small = np.arange(16)
+    assert np.array_equal(approx.drum(small[:, None], small[None, :], 4), small[:, None] * small[None, :])
+    t = approx.table("mitchell", 8)
+    v = approx._magnitudes(8)
+    assert t[3, 3] == 8 and t[(-3) % 256, 3] == -8 and t.shape == (256, 256)
+    assert np.all(np.abs(t) <= np.abs(np.outer(v, v)))
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match=r"product table has shape \(16, 16\); inputs int8 x int8 need \(256, 256\)"):
+        MAC(mul=np.zeros((16, 16)), inputs=("int8", "int8"), acc="int32")
+    nan = np.zeros((256, 256))
+    nan[1, 1] = np.nan
+    with pytest.raises(ValueError, match="product table holds NaN, which neither int8 nor int8 has"):
+        MAC(mul=nan, inputs=("int8", "int8"), acc="int32")
+    with pytest.raises(ValueError, match="a user multiplier needs inputs="):
+        MAC(mul=approx.table("exact", 8), acc="int32")
+    with pytest.raises(ValueError, match="a user multiplier sums in fp32, fp64, int32, int64; got acc='fp16'"):
+        MAC(mul=approx.table("exact", 8), inputs=("int8", "int8"), acc="fp16")
+    with pytest.raises(ValueError, match="leave unit, chunk, order, fused, rounding and out at their defaults"):
+        MAC(mul=approx.table("exact", 8), inputs=("int8", "int8"), acc="int32", chunk=16)
+
+    def not_compilable(a, b):
+        return float(json.loads(json.dumps(a))) * b  # json: a module numba cannot compile
+
+    A = np.ones((2, 3), np.float32)
+    mac = MAC(mul=not_compilable, inputs=("fp8_e4m3fn", "fp8_e4m3fn"), acc="fp32")
+    with pytest.raises(ValueError, match="mul=not_compilable: numba cannot compile it .*allow_python=True"):
+        mac.matmul(A, A.T)
+    slow = MAC(mul=not_compilable, inputs=("fp8_e4m3fn", "fp8_e4m3fn"), acc="fp32", allow_python=True)
+    assert np.array_equal(slow.matmul(A, A.T), np.full((2, 2), 3.0))
