@@ -96,3 +96,35 @@ def test_bad_input():
         mac.matmul(A, A.T)
     slow = MAC(mul=not_compilable, inputs=("fp8_e4m3fn", "fp8_e4m3fn"), acc="fp32", allow_python=True)
     assert np.array_equal(slow.matmul(A, A.T), np.full((2, 2), 3.0))
+
+
+def test_layers_train_straight_through_an_approximate_multiplier():
+    """Forward through the table, backward with exact products (AdaPT): emulate and swap alike."""
+    import torch
+
+    from lowprec import nn as lnn
+
+    torch.manual_seed(0)
+    table = approx.table("mitchell", 8)
+    lin = torch.nn.Linear(6, 3, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.randint(-20, 20, (3, 6)).float())
+    x = torch.randint(-20, 20, (4, 6)).float().requires_grad_()
+    mac = {"mode": "mac", "mul": table, "acc": "int32"}
+    lnn.emulate(lin, {"linear": {"input": "int8", "weight": "int8", "mac": mac}})
+    y = lin(x)
+    expected = MAC(mul=table, inputs=("int8", "int8"), acc="int32").matmul(x.detach().numpy(), lin.weight.detach().numpy().T)
+    assert np.array_equal(y.detach().numpy(), expected)
+    assert not np.array_equal(expected, x.detach().numpy() @ lin.weight.detach().numpy().T)
+    g = torch.randint(-3, 3, (4, 3)).float()
+    y.backward(g)
+    assert torch.equal(x.grad, g @ lin.weight.detach())  # exact products backward
+    swapped = torch.nn.Sequential(torch.nn.Linear(6, 3, bias=False))
+    with torch.no_grad():
+        swapped[0].weight.copy_(lin.weight)
+    lnn.swap(swapped, {"Linear": {"input": "int8", "weight": "int8", "mac": mac}})
+    x2 = x.detach().clone().requires_grad_()
+    y2 = swapped(x2)
+    assert torch.equal(y2, y)
+    y2.backward(g)
+    assert torch.equal(x2.grad, x.grad)

@@ -29,9 +29,14 @@ class _MACMatmul(torch.autograd.Function):
         return ga, gb, None, None
 
 
+_EXACT = MAC(acc=None)  # exact products and sums, rounded once to float64
+
+
 def _backward_macs(mac: MAC, grad) -> tuple[MAC, MAC]:
     """The MACs of dA = dY B^T and dB = A^T dY: the forward's; for a matrix unit, the same unit with
     the gradient's format in place of the operand it replaces (the layer checked that it takes it)."""
+    if mac.user is not None:  # a user multiplier: straight through, exact products backward (AdaPT)
+        return _EXACT, _EXACT
     if mac.unit is None or mac.inputs is None:
         return mac, mac
     return mac.with_inputs(grad, mac.inputs[1]), mac.with_inputs(mac.inputs[0], grad)

@@ -166,7 +166,9 @@ def _gemm(settings: dict, where: str) -> GemmSettings:
         other = "weight" if name == "dgrad" else "input"
         grad = _fmt(sub["grad"], "grad", f"{where}.{name}") if "grad" in sub else fmts["grad"]
         mine = _fmt(sub[other], other, f"{where}.{name}") if other in sub else fmts[other]
-        mac_b = mac
+        # a user multiplier (an approximate one, say) trains straight through: the backward GEMMs take
+        # exact products (AdaPT's approximation-aware retraining) unless the spec names their MAC
+        mac_b = None if mac is not None and mac.user is not None else mac
         if "mac" in sub:
             try:
                 _, mac_b = _mac_spec(sub["mac"], stored)
