@@ -128,3 +128,63 @@ def test_layers_train_straight_through_an_approximate_multiplier():
     assert torch.equal(y2, y)
     y2.backward(g)
     assert torch.equal(x2.grad, x.grad)
+
+
+def test_a_user_accumulator_is_the_c_engine_s_when_it_rounds_the_same():
+    """s' = (s + p) truncated to 8 significant bits, written out on float64's bits, against the C
+    engine's bf16 accumulator rounding toward zero (every value here in bf16's normal range)."""
+    import numba
+
+    @numba.njit
+    def bf16_toward_zero(s, p):
+        v = s + p  # exact in float64: bf16 + a product of fp8 values
+        bits = np.array([v]).view(np.uint64)[0] & np.uint64(0xFFFFE00000000000)  # keep 7 fraction bits
+        return np.array([bits]).view(np.float64)[0]
+
+    rng = np.random.default_rng(3)
+    A = lowprec.quantize(rng.standard_normal((6, 200)), "fp8_e4m3fn")
+    B = lowprec.quantize(rng.standard_normal((200, 4)), "fp8_e4m3fn")
+    mac = MAC(acc=bf16_toward_zero)
+    got = mac.matmul(A, B)
+    assert np.array_equal(got, MAC(acc="bf16", rounding="toward_zero").matmul(A, B))
+    assert mac.counts["add"] == {"user:bf16_toward_zero": 6 * 4 * 200}
+    both = MAC(mul=approx.mitchell_fp, acc=bf16_toward_zero, inputs=("fp8_e4m3fn", "fp8_e4m3fn"))
+    assert not np.array_equal(both.matmul(A, B), got)  # Mitchell's products through the same sums
+    with pytest.raises(ValueError, match="a user accumulator takes exact products"):
+        MAC(mul=approx.table("exact", 8), acc=bf16_toward_zero, inputs=("int8", "int8"))
+
+
+def test_a_user_rounding_rule_in_quantize():
+    """Round-to-nearest, ties away, written as a rule: lowprec's nearest_away, overflow and specials too."""
+    import numba
+    import torch
+
+    @numba.njit
+    def nearest_away(x, lo, hi):
+        dl, dh = x - lo, hi - x
+        if dl < dh:
+            return lo
+        if dh < dl:
+            return hi
+        return hi if x > 0 else lo
+
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal(50000) * 2.0 ** rng.integers(-12, 12, 50000)).astype(np.float32)
+    x[:6] = [np.inf, -np.inf, np.nan, 0.0, -0.0, 1e30]
+    for fmt in ("fp8_e4m3fn", "fp8_e5m2", "bf16", "q3.4", lowprec.FloatFormat(exp_bits=4, man_bits=3, specials="fn",
+                                                                               overflow="saturate")):
+        got, want = lowprec.quantize(x, fmt, nearest_away), lowprec.quantize(x, fmt, "nearest_away")
+        assert np.array_equal(got, want, equal_nan=True) and np.signbit(got[4]) == np.signbit(want[4]), fmt
+    t = torch.from_numpy(x[6:])
+    assert torch.equal(lowprec.quantize(t, "bf16", nearest_away), lowprec.quantize(t, "bf16", "nearest_away"))
+
+    @numba.njit
+    def halfway(x, lo, hi):
+        return (lo + hi) / 2
+
+    with pytest.raises(ValueError, match="rounding=halfway returned .* not one of its neighbours"):
+        lowprec.quantize(np.float32([0.3]), "bf16", halfway)
+    with pytest.raises(ValueError, match="a rounding function applies to float and fixed-point formats"):
+        lowprec.quantize(np.ones(32, np.float32), "mxfp8_e4m3", nearest_away)
+    with pytest.raises(ValueError, match="rbits"):
+        lowprec.quantize(np.ones(4, np.float32), "bf16", nearest_away, rbits=8)

@@ -135,7 +135,8 @@ def quantize(x: Any, fmt: Format | str, rounding: str = "nearest_even", *, seed:
     float, or torch tensor (float16/bfloat16 too). The result has x's type, dtype and shape; x itself
     is never written unless it is passed as `out`. float64 input is rounded once, directly.
 
-    rounding: one of lowprec.ROUNDING_MODES. "stochastic" rounds away from zero with probability
+    rounding: one of lowprec.ROUNDING_MODES, or a function rule(x, lo, hi) -> lo or hi that numba
+    compiles (float and fixed-point formats; lowprec.array.user_rounding). "stochastic" rounds away from zero with probability
     (distance to the lower neighbour) / spacing; `seed` (int or numpy Generator) fixes the random
     bits, whatever the thread count; `rbits=k` uses k random bits with the remainder rounded to k bits
     first (gfloat's RoundMode.Stochastic). rbits=None uses 32 random bits for float32 input and 64
@@ -160,6 +161,12 @@ def quantize(x: Any, fmt: Format | str, rounding: str = "nearest_even", *, seed:
     """
     fmt = as_format(fmt)
     kind = kind_of(fmt)
+    if callable(rounding):  # a user's rule, compiled (lowprec.array.user_rounding)
+        from .user_rounding import quantize_user
+
+        _keywords(kind, fmt, "quantize", frozenset({"out"}),
+                  dict(seed=seed, rbits=rbits, out=out, nan=nan, axis=axis, pad=pad, backend=backend))
+        return quantize_user(x, fmt, rounding, quantize, out=out)
     kw = _keywords(kind, fmt, "quantize", kind.quantize_keywords,
                    dict(seed=seed, rbits=rbits, out=out, nan=nan, axis=axis, pad=pad, backend=backend))
     if _arrays.is_half_tensor(x):

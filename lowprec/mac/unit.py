@@ -44,11 +44,12 @@ ORDERS = ("sequential", "pairwise", "kahan")
 _GOLDEN = 0x9E3779B97F4A7C15  # spreads per-step seeds of stochastic rounding
 
 
-def _is_user_mul(mul: Any) -> bool:
+def _is_user_mul(mul: Any, tables: bool = True) -> bool:
     """A product table (array, .npy path) or a function, not a format or a format's name."""
     if isinstance(mul, str):
-        return mul.endswith(".npy")
-    return mul is not None and (isinstance(mul, (np.ndarray, Path)) or (callable(mul) and not hasattr(mul, "bits")))
+        return tables and mul.endswith(".npy")
+    return mul is not None and ((tables and isinstance(mul, (np.ndarray, Path)))
+                                or (callable(mul) and not hasattr(mul, "bits")))
 
 
 def _user_mul(mul, inputs, acc, chunk, order, fused, rounding, out, unit, allow_python):
@@ -56,8 +57,13 @@ def _user_mul(mul, inputs, acc, chunk, order, fused, rounding, out, unit, allow_
 
     if unit is not None or chunk is not None or order != "sequential" or fused or rounding != "nearest_even" \
             or out is not None:
-        raise ValueError("a user multiplier (a product table or a function) sums sequentially in its accumulator: "
+        raise ValueError("a user multiplier or accumulator (a product table or a function) sums sequentially: "
                          "leave unit, chunk, order, fused, rounding and out at their defaults")
+    if _is_user_mul(acc, tables=False):
+        if mul is not None and not _is_user_mul(mul):
+            raise ValueError(f"a user accumulator takes exact products (mul=None) or a multiplier function; got "
+                             f"mul={mul!r}")
+        return UserMul(mul, inputs, acc=acc, allow_python=allow_python)
     name = _name(as_scalar_format(acc, "acc")) if acc is not None else None
     if name not in ACCUMULATORS:
         raise ValueError(f"a user multiplier sums in {', '.join(ACCUMULATORS)}; got acc={name!r}")
@@ -117,8 +123,9 @@ class MAC:
                  quantize_inputs: bool = False, backend: str | None = None, allow_python: bool = False):
         self.unit = None
         self.user = None
-        if _is_user_mul(mul):  # a product table or a compiled function (lowprec.mac.usermul)
-            self.user, mul = _user_mul(mul, inputs, acc, chunk, order, fused, rounding, out, unit, allow_python), None
+        if _is_user_mul(mul) or _is_user_mul(acc, tables=False):  # tables or compiled functions (lowprec.mac.usermul)
+            self.user = _user_mul(mul, inputs, acc, chunk, order, fused, rounding, out, unit, allow_python)
+            mul, acc = None, (None if self.user.acc_fn is not None else acc)
         if backend not in (None, "c", "triton"):
             raise ValueError(f"backend must be None (automatic), 'c' or 'triton'; got {backend!r}")
         if backend == "triton" and not gpu.available():
@@ -377,6 +384,8 @@ class MAC:
         n = B.shape[1]
         if self.user is not None:
             self._count(A, B, (self.user.label, m * n * k))
+            if self.user.acc_fn is not None:
+                self.counts["add"][self.user.acc_label] += m * n * k
             return self.user.matmul(A, B, _name(self.acc))
         self._count(A, B, products)
         if self.unit is not None:

@@ -55,13 +55,24 @@ def _table_kernel():
     return _TABLE_KERNEL[0]
 
 
-def _function_kernel(fn: Callable, acc: type) -> Callable:
-    """A compiled matmul calling the compiled scalar multiplier `fn`, summing in `acc`."""
-    key = (fn, acc)
+def _compiled(fn: Callable) -> Callable:
+    numba = _numba()
+    return fn if hasattr(fn, "py_func") else numba.njit(fn)
+
+
+def _function_kernel(mul: Callable | None, acc: Any) -> Callable:
+    """A compiled matmul: products by `mul` (None: exact, a * b in float64), summed by `acc`: a dtype
+    (every sum rounded to it) or a compiled step (s, p) -> s' from s = 0.0."""
+    key = (mul, acc)
     if key not in _FUNCTION_KERNELS:
         numba = _numba()
-        mul = fn if hasattr(fn, "py_func") else numba.njit(fn)
-        cast = numba.njit(lambda v: acc(v))
+        product = _compiled(mul) if mul is not None else numba.njit(lambda a, b: a * b)
+        if isinstance(acc, type):
+            step = numba.njit(lambda s, p: acc(s + acc(p)))
+            zero = numba.njit(lambda: acc(0))
+        else:
+            step = _compiled(acc)
+            zero = numba.njit(lambda: 0.0)
 
         @numba.njit(parallel=True)
         def kernel(a, bt, out):
@@ -69,9 +80,9 @@ def _function_kernel(fn: Callable, acc: type) -> Callable:
             n = bt.shape[0]
             for i in numba.prange(m):
                 for j in range(n):
-                    s = cast(0)
+                    s = zero()
                     for t in range(k):
-                        s = cast(s + cast(mul(a[i, t], bt[j, t])))
+                        s = step(s, product(a[i, t], bt[j, t]))
                     out[i, j] = s
 
         _FUNCTION_KERNELS[key] = kernel
@@ -81,7 +92,12 @@ def _function_kernel(fn: Callable, acc: type) -> Callable:
 class UserMul:
     """A user multiplier (see the module doc) for operands in `inputs` (two formats)."""
 
-    def __init__(self, mul: Any, inputs: Any, *, allow_python: bool = False) -> None:
+    def __init__(self, mul: Any, inputs: Any, *, acc: Callable | None = None, allow_python: bool = False) -> None:
+        self.acc_fn = acc
+        if mul is None and acc is not None:  # exact products into a user accumulator
+            self.inputs, self.allow_python, self.compile_seconds = None, allow_python, 0.0
+            self.kind, self.table, self.fn = "exact", None, None
+            return
         if inputs is None:
             raise ValueError("a user multiplier needs inputs=(format_a, format_b): the operands' formats "
                              "(a table is indexed by their codes; a function gets their values)")
@@ -95,6 +111,9 @@ class UserMul:
                                  "or a numba-compilable function")
             mul = np.load(path)
         if isinstance(mul, np.ndarray):
+            if acc is not None:
+                raise ValueError("a user accumulator takes exact products or a multiplier function; a product "
+                                 "table sums in fp32, fp64, int32 or int64")
             self.kind, self.table, self.fn = "table", self._check_table(mul), None
         elif callable(mul):
             self.kind, self.table, self.fn = "function", None, mul
@@ -106,7 +125,13 @@ class UserMul:
         """The counts' name of its products: lut<a>x<b> (a table read, priced as one) or the function's."""
         if self.kind == "table":
             return f"lut{self.inputs[0].bits}x{self.inputs[1].bits}"
+        if self.kind == "exact":
+            return "exact"
         return f"user:{getattr(self.fn, '__name__', 'function')}"
+
+    @property
+    def acc_label(self) -> str:
+        return f"user:{getattr(self.acc_fn, '__name__', 'function')}"
 
     def _check_table(self, table: np.ndarray) -> np.ndarray:
         want = tuple(2 ** f.bits for f in self.inputs)
@@ -121,10 +146,11 @@ class UserMul:
         return table
 
     def matmul(self, A: np.ndarray, B: np.ndarray, acc: str) -> np.ndarray:
-        """(m, k) @ (k, n) of operand values through the multiplier, summed in `acc`; float64 result."""
-        if acc not in ACCUMULATORS:
+        """(m, k) @ (k, n) of operand values through the multiplier, summed in `acc` (or the user
+        accumulator); float64 result."""
+        if self.acc_fn is None and acc not in ACCUMULATORS:
             raise ValueError(f"a user multiplier sums in {', '.join(ACCUMULATORS)}; got acc={acc!r}")
-        dtype = ACCUMULATORS[acc]
+        dtype = ACCUMULATORS[acc] if self.acc_fn is None else np.float64
         out = np.empty((A.shape[0], B.shape[1]), dtype)
         if self.kind == "table":
             if dtype in (np.int32, np.int64) and not np.array_equal(self.table, np.round(self.table)):
@@ -142,24 +168,28 @@ class UserMul:
             return out.astype(np.float64)
         a = np.ascontiguousarray(A, np.float64)
         bt = np.ascontiguousarray(B.T, np.float64)
+        accumulate = self.acc_fn if self.acc_fn is not None else dtype
         try:
-            kernel = _function_kernel(self.fn, dtype)
+            kernel = _function_kernel(self.fn, accumulate)
             t0 = time.perf_counter()
             kernel(a, bt, out)
             self.compile_seconds = self.compile_seconds or time.perf_counter() - t0
         except Exception as exc:  # numba's typing and lowering errors  # noqa: BLE001
             if not type(exc).__module__.startswith("numba"):
                 raise
-            name = getattr(self.fn, "__name__", repr(self.fn))
+            names = [f"{role}={getattr(f, '__name__', repr(f))}" for role, f in (("mul", self.fn), ("acc", self.acc_fn))
+                     if f is not None]
             if not self.allow_python:
-                raise ValueError(f"mul={name}: numba cannot compile it ({str(exc).splitlines()[0]}); fix it, or pass "
-                                 "allow_python=True to run it in plain Python (about 100x slower)") from None
-            _FUNCTION_KERNELS.pop((self.fn, dtype), None)
+                raise ValueError(f"{' and '.join(names)}: numba cannot compile it ({str(exc).splitlines()[0]}); fix "
+                                 "it, or pass allow_python=True to run it in plain Python (about 100x slower)") from None
+            _FUNCTION_KERNELS.pop((self.fn, accumulate), None)
+            mul = self.fn or (lambda x, y: x * y)
+            step = self.acc_fn or (lambda s, p: dtype(s + dtype(p)))
             for i in range(a.shape[0]):
                 for j in range(bt.shape[0]):
-                    s = dtype(0)
+                    s = dtype(0) if self.acc_fn is None else 0.0
                     for t in range(a.shape[1]):
-                        s = dtype(s + dtype(self.fn(a[i, t], bt[j, t])))
+                        s = step(s, mul(a[i, t], bt[j, t]))
                     out[i, j] = s
         return out.astype(np.float64)
 
