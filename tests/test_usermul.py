@@ -31,6 +31,26 @@ def test_an_exact_table_is_the_integer_matmul_and_int32_wraps():
     assert wrapped[0, 0] == np.int64(5 * 2**30).astype(np.int32)  # two's complement: 5 * 2**30 - 2**32
 
 
+def test_a_table_in_chunks_is_the_c_engine_s_chunked_sums():
+    """Chunks of 16 products in fp32, the chunk sums in fp32 one after another: the C engine's bits;
+    fp64 chunk sums: the fp32 chunk sums added exactly."""
+    rng = np.random.default_rng(5)
+    v = _fp8_values()
+    A = lowprec.quantize(rng.standard_normal((8, 300)).astype(np.float32), "fp8_e4m3fn")
+    B = lowprec.quantize(rng.standard_normal((300, 5)).astype(np.float32), "fp8_e4m3fn")
+    table = np.outer(v, v)
+    mac = MAC(mul=table, inputs=("fp8_e4m3fn", "fp8_e4m3fn"), acc="fp32", chunk=16, chunk_acc="fp32")
+    assert np.array_equal(mac.matmul(A, B), MAC(acc="fp32", chunk=16, chunk_acc="fp32").matmul(A, B))
+    assert mac.counts["add"]["fp32"] == 8 * 5 * (300 + 19)  # every product, then 19 chunk sums
+    wide = MAC(mul=table, inputs=("fp8_e4m3fn", "fp8_e4m3fn"), acc="fp32", chunk=7, chunk_acc="fp64")
+    parts = sum(MAC(acc="fp32").matmul(A[:, s:s + 7], B[s:s + 7]) for s in range(0, 300, 7))
+    assert np.array_equal(wide.matmul(A, B), parts)
+    Ai = rng.integers(-128, 128, (4, 100)).astype(np.float32)
+    Bi = rng.integers(-128, 128, (100, 3)).astype(np.float32)
+    ints = MAC(mul=approx.table("exact", 8), inputs=("int8", "int8"), acc="int32", chunk=10, chunk_acc="int32")
+    assert np.array_equal(ints.matmul(Ai, Bi), Ai.astype(np.int64) @ Bi.astype(np.int64))
+
+
 def test_an_fp8_table_and_a_compiled_function_are_the_c_engine_s_fp32_sums():
     rng = np.random.default_rng(1)
     A = lowprec.quantize(rng.standard_normal((12, 300)).astype(np.float32), "fp8_e4m3fn")
@@ -82,10 +102,12 @@ def test_bad_input():
         MAC(mul=nan, inputs=("int8", "int8"), acc="int32")
     with pytest.raises(ValueError, match="a user multiplier needs inputs="):
         MAC(mul=approx.table("exact", 8), acc="int32")
-    with pytest.raises(ValueError, match="a user multiplier sums in fp32, fp64, int32, int64; got acc='fp16'"):
+    with pytest.raises(ValueError, match="a user multiplier sums in fp32, fp64, int32; got acc='fp16'"):
         MAC(mul=approx.table("exact", 8), inputs=("int8", "int8"), acc="fp16")
-    with pytest.raises(ValueError, match="leave unit, chunk, order, fused, rounding and out at their defaults"):
-        MAC(mul=approx.table("exact", 8), inputs=("int8", "int8"), acc="int32", chunk=16)
+    with pytest.raises(ValueError, match="leave unit, order, fused, rounding and out at their defaults"):
+        MAC(mul=approx.table("exact", 8), inputs=("int8", "int8"), acc="int32", order="pairwise")
+    with pytest.raises(ValueError, match="and chunk for functions"):
+        MAC(mul=approx.mitchell_fp, inputs=("fp8_e4m3fn", "fp8_e4m3fn"), acc="fp32", chunk=16)
 
     def not_compilable(a, b):
         return float(json.loads(json.dumps(a))) * b  # json: a module numba cannot compile

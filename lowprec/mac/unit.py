@@ -52,21 +52,24 @@ def _is_user_mul(mul: Any, tables: bool = True) -> bool:
                                 or (callable(mul) and not hasattr(mul, "bits")))
 
 
-def _user_mul(mul, inputs, acc, chunk, order, fused, rounding, out, unit, allow_python):
+def _user_mul(mul, inputs, acc, chunk, chunk_acc, order, fused, rounding, out, unit, allow_python):
     from .usermul import ACCUMULATORS, UserMul
 
-    if unit is not None or chunk is not None or order != "sequential" or fused or rounding != "nearest_even" \
-            or out is not None:
-        raise ValueError("a user multiplier or accumulator (a product table or a function) sums sequentially: "
-                         "leave unit, chunk, order, fused, rounding and out at their defaults")
+    table = not callable(mul) and mul is not None
+    if unit is not None or (chunk is not None and not table) or order != "sequential" or fused \
+            or rounding != "nearest_even" or out is not None:
+        raise ValueError("a user multiplier or accumulator (a product table or a function) sums sequentially "
+                         "(a table also in chunks): leave unit, order, fused, rounding and out at their defaults, "
+                         "and chunk for functions")
     if _is_user_mul(acc, tables=False):
         if mul is not None and not _is_user_mul(mul):
             raise ValueError(f"a user accumulator takes exact products (mul=None) or a multiplier function; got "
                              f"mul={mul!r}")
         return UserMul(mul, inputs, acc=acc, allow_python=allow_python)
-    name = _name(as_scalar_format(acc, "acc")) if acc is not None else None
-    if name not in ACCUMULATORS:
-        raise ValueError(f"a user multiplier sums in {', '.join(ACCUMULATORS)}; got acc={name!r}")
+    for key, fmt in (("acc", acc), ("chunk_acc", chunk_acc)):
+        name = _name(as_scalar_format(fmt, key)) if fmt is not None else None
+        if (key == "acc" or fmt is not None) and name not in ACCUMULATORS:
+            raise ValueError(f"a user multiplier sums in {', '.join(ACCUMULATORS)}; got {key}={name!r}")
     return UserMul(mul, inputs, allow_python=allow_python)
 
 
@@ -124,7 +127,7 @@ class MAC:
         self.unit = None
         self.user = None
         if _is_user_mul(mul) or _is_user_mul(acc, tables=False):  # tables or compiled functions (lowprec.mac.usermul)
-            self.user = _user_mul(mul, inputs, acc, chunk, order, fused, rounding, out, unit, allow_python)
+            self.user = _user_mul(mul, inputs, acc, chunk, chunk_acc, order, fused, rounding, out, unit, allow_python)
             mul, acc = None, (None if self.user.acc_fn is not None else acc)
         if backend not in (None, "c", "triton"):
             raise ValueError(f"backend must be None (automatic), 'c' or 'triton'; got {backend!r}")
@@ -169,7 +172,8 @@ class MAC:
             self.inputs = tuple(as_scalar_format(f, "inputs") for f in inputs)
         else:
             self.inputs = (as_scalar_format(inputs, "inputs"),) * 2 if inputs is not None else None
-        self._check_formats()
+        if self.user is None:  # a user engine sums in the dtypes it checked (fp64 and int64 among them)
+            self._check_formats()
         if self.unit is not None:
             self.unit.check_operands(*self.inputs)
             if self.chunk is not None and self.chunk % self.unit.group:
@@ -386,7 +390,7 @@ class MAC:
             self._count(A, B, (self.user.label, m * n * k))
             if self.user.acc_fn is not None:
                 self.counts["add"][self.user.acc_label] += m * n * k
-            return self.user.matmul(A, B, _name(self.acc))
+            return self.user.matmul(A, B, _name(self.acc), self.chunk, _name(self.chunk_acc) if self.chunk else None)
         self._count(A, B, products)
         if self.unit is not None:
             return self._unit_matmul(A, B, initial)

@@ -2,8 +2,8 @@
 (the EvoApproxLib / AdaPT form: entry [i, j] is the product of code i of the first operand's format
 and code j of the second's; a .npy file or an array) or a numba-compilable scalar function
 (a, b) -> product of the operands' values. The products are summed in k order in the accumulator:
-"fp32" (every sum rounded to float32, nearest-even), "fp64", "int32" (two's complement, wrapping) or
-"int64". The compiled kernels are cached (tables: on disk; functions: once per function and process).
+"fp32" (every sum rounded to float32, nearest-even), "fp64" or "int32" (two's complement, wrapping);
+a table's also in chunks (chunk sums in chunk_acc, one of the same). The compiled kernels are cached (tables: on disk; functions: once per function and process).
 
 A function numba cannot compile raises naming it, with numba's message; ``allow_python=True`` runs it
 in plain Python instead (slow: a Python call per product).
@@ -20,7 +20,7 @@ import numpy as np
 from ..array import encode
 from ..formats import FloatFormat, as_scalar_format
 
-ACCUMULATORS = {"fp32": np.float32, "fp64": np.float64, "int32": np.int32, "int64": np.int64}
+ACCUMULATORS = {"fp32": np.float32, "fp64": np.float64, "int32": np.int32}
 _FUNCTION_KERNELS: dict = {}
 
 
@@ -113,7 +113,7 @@ class UserMul:
         if isinstance(mul, np.ndarray):
             if acc is not None:
                 raise ValueError("a user accumulator takes exact products or a multiplier function; a product "
-                                 "table sums in fp32, fp64, int32 or int64")
+                                 "table sums in fp32, fp64 or int32")
             self.kind, self.table, self.fn = "table", self._check_table(mul), None
         elif callable(mul):
             self.kind, self.table, self.fn = "function", None, mul
@@ -145,15 +145,17 @@ class UserMul:
                              f"{self.inputs[1].name} has; shape expected {want} of finite products")
         return table
 
-    def matmul(self, A: np.ndarray, B: np.ndarray, acc: str) -> np.ndarray:
+    def matmul(self, A: np.ndarray, B: np.ndarray, acc: str, chunk: int | None = None,
+               chunk_acc: str | None = None) -> np.ndarray:
         """(m, k) @ (k, n) of operand values through the multiplier, summed in `acc` (or the user
-        accumulator); float64 result."""
+        accumulator); a table's products in chunks of `chunk` summed in `acc`, the chunk sums then in
+        `chunk_acc`, one after another (Wang et al. 2018, as the C engine chunks); float64 result."""
         if self.acc_fn is None and acc not in ACCUMULATORS:
             raise ValueError(f"a user multiplier sums in {', '.join(ACCUMULATORS)}; got acc={acc!r}")
         dtype = ACCUMULATORS[acc] if self.acc_fn is None else np.float64
         out = np.empty((A.shape[0], B.shape[1]), dtype)
         if self.kind == "table":
-            if dtype in (np.int32, np.int64) and not np.array_equal(self.table, np.round(self.table)):
+            if dtype == np.int32 and not np.array_equal(self.table, np.round(self.table)):
                 raise ValueError(f"acc={acc!r} sums integers: the product table must hold integers")
             ca = _codes(A, self.inputs[0])
             cbt = np.ascontiguousarray(_codes(B, self.inputs[1]).T)
@@ -161,11 +163,21 @@ class UserMul:
             table = np.ascontiguousarray(self.table.astype(wide))
             kernel = _table_kernel()
             t0 = time.perf_counter()
-            res = np.empty(out.shape, wide)
-            kernel(ca, cbt, table, res, np.zeros(1, wide))
+            k = ca.shape[1]
+            span = chunk or max(k, 1)
+            total = None
+            for start in range(0, max(k, 1), span):
+                res = np.empty(out.shape, wide)
+                kernel(np.ascontiguousarray(ca[:, start:start + span]), np.ascontiguousarray(cbt[:, start:start + span]),
+                       table, res, np.zeros(1, wide))
+                part = res.astype(dtype)  # int64 -> int32: two's complement wrap
+                if chunk is None:
+                    total = part
+                else:  # the chunk sums, one after another, in chunk_acc (numpy's arithmetic in its dtype)
+                    cdt = ACCUMULATORS[chunk_acc]
+                    total = part.astype(cdt) if total is None else (total + part.astype(cdt)).astype(cdt)
             self.compile_seconds = self.compile_seconds or time.perf_counter() - t0
-            out[...] = res.astype(dtype)  # int64 -> int32: two's complement wrap
-            return out.astype(np.float64)
+            return total.astype(np.float64)
         a = np.ascontiguousarray(A, np.float64)
         bt = np.ascontiguousarray(B.T, np.float64)
         accumulate = self.acc_fn if self.acc_fn is not None else dtype
