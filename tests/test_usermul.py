@@ -93,6 +93,22 @@ def test_approximate_multipliers_follow_their_definitions():
     assert np.all(np.abs(t) <= np.abs(np.outer(v, v)))
 
 
+def test_tables_from_npy_files_and_c_headers(tmp_path):
+    t = approx.table("drum", 4, k=2)
+    np.save(tmp_path / "drum.npy", t)
+    body = ",\n".join("  {" + ", ".join(f"{int(x)}" for x in row) + "}" for row in t)
+    (tmp_path / "drum.h").write_text("// DRUM k=2, 4x4 bits\n/* exported */\nconst int16_t drum4[16][16] = {\n"
+                                     + body + "\n};\n")
+    A = np.float32([[3, -5, 7, 1]])
+    B = np.float32([[2], [6], [-7], [5]])
+    direct = MAC(mul=t, inputs=("int4", "int4"), acc="int32").matmul(A, B)
+    for source in (tmp_path / "drum.npy", str(tmp_path / "drum.h")):
+        assert np.array_equal(MAC(mul=source, inputs=("int4", "int4"), acc="int32").matmul(A, B), direct)
+    (tmp_path / "short.h").write_text("const int t[2] = {1, 2};")
+    with pytest.raises(ValueError, match="the array holds 2 numbers; inputs int4 x int4 need 16 x 16"):
+        MAC(mul=str(tmp_path / "short.h"), inputs=("int4", "int4"), acc="int32")
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match=r"product table has shape \(16, 16\); inputs int8 x int8 need \(256, 256\)"):
         MAC(mul=np.zeros((16, 16)), inputs=("int8", "int8"), acc="int32")

@@ -47,7 +47,7 @@ _GOLDEN = 0x9E3779B97F4A7C15  # spreads per-step seeds of stochastic rounding
 def _is_user_mul(mul: Any, tables: bool = True) -> bool:
     """A product table (array, .npy path) or a function, not a format or a format's name."""
     if isinstance(mul, str):
-        return tables and mul.endswith(".npy")
+        return tables and mul.endswith((".npy", ".h", ".c"))
     return mul is not None and ((tables and isinstance(mul, (np.ndarray, Path)))
                                 or (callable(mul) and not hasattr(mul, "bits")))
 

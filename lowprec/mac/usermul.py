@@ -106,10 +106,10 @@ class UserMul:
         self.allow_python, self.compile_seconds = allow_python, 0.0
         if isinstance(mul, (str, Path)):
             path = Path(mul)
-            if path.suffix != ".npy" or not path.is_file():
-                raise ValueError(f"mul={str(mul)!r}: give a product table as a .npy file that exists, an array, "
-                                 "or a numba-compilable function")
-            mul = np.load(path)
+            if path.suffix not in (".npy", ".h", ".c") or not path.is_file():
+                raise ValueError(f"mul={str(mul)!r}: give a product table as a .npy file or a C array header (.h, "
+                                 ".c) that exists, an array, or a numba-compilable function")
+            mul = np.load(path) if path.suffix == ".npy" else self._c_array(path)
         if isinstance(mul, np.ndarray):
             if acc is not None:
                 raise ValueError("a user accumulator takes exact products or a multiplier function; a product "
@@ -132,6 +132,22 @@ class UserMul:
     @property
     def acc_label(self) -> str:
         return f"user:{getattr(self.acc_fn, '__name__', 'function')}"
+
+    def _c_array(self, path: Path) -> np.ndarray:
+        """The numbers of a C array initializer (AdaPT's and EvoApproxLib's exported tables: the first
+        `{` to its last `}`, row-major), shaped as the inputs' codes ask."""
+        import re
+
+        text = re.sub(r"//[^\n]*|/\*.*?\*/", "", path.read_text(encoding="utf-8", errors="replace"), flags=re.S)
+        start, stop = text.find("{"), text.rfind("}")
+        if start < 0 or stop < start:
+            raise ValueError(f"mul={str(path)!r}: no array initializer {{...}} in the file")
+        numbers = re.findall(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?", text[start:stop])
+        want = tuple(2 ** f.bits for f in self.inputs)
+        if len(numbers) != want[0] * want[1]:
+            raise ValueError(f"mul={str(path)!r}: the array holds {len(numbers)} numbers; inputs "
+                             f"{self.inputs[0].name} x {self.inputs[1].name} need {want[0]} x {want[1]}")
+        return np.array([float(n) for n in numbers]).reshape(want)
 
     def _check_table(self, table: np.ndarray) -> np.ndarray:
         want = tuple(2 ** f.bits for f in self.inputs)
