@@ -24,7 +24,7 @@ def test_the_choice_is_within_half_a_point_of_fp32_at_less_energy_than_uniform_i
     assert choice["accuracy"] >= fp32["accuracy"] - 0.005
     assert choice["energy"] < int8["energy"]
     assert len(rows) == len(mixed.LADDER) ** len(problem.layers)
-    assert choice in front or any(r["energy"] <= choice["energy"] and r["accuracy"] >= choice["accuracy"] for r in front)
+    assert choice["assignment"] in {r["assignment"] for r in front}  # the cheapest good one: nothing beats it
     for name in ("mixed.csv", "mixed-spec.toml", "mixed.png"):
         assert (tmp_path / name).stat().st_size > 0
     # the written spec swaps the choice back in: the same accuracy

@@ -11,7 +11,6 @@ in plain Python instead (slow: a Python call per product).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -95,7 +94,7 @@ class UserMul:
     def __init__(self, mul: Any, inputs: Any, *, acc: Callable | None = None, allow_python: bool = False) -> None:
         self.acc_fn = acc
         if mul is None and acc is not None:  # exact products into a user accumulator
-            self.inputs, self.allow_python, self.compile_seconds = None, allow_python, 0.0
+            self.inputs, self.allow_python = None, allow_python
             self.kind, self.table, self.fn = "exact", None, None
             return
         if inputs is None:
@@ -103,7 +102,7 @@ class UserMul:
                              "(a table is indexed by their codes; a function gets their values)")
         pair = inputs if isinstance(inputs, (tuple, list)) else (inputs, inputs)
         self.inputs = tuple(as_scalar_format(f, "inputs") for f in pair)
-        self.allow_python, self.compile_seconds = allow_python, 0.0
+        self.allow_python = allow_python
         if isinstance(mul, (str, Path)):
             path = Path(mul)
             if path.suffix not in (".npy", ".h", ".c") or not path.is_file():
@@ -178,7 +177,6 @@ class UserMul:
             wide = np.int64 if dtype == np.int32 else dtype  # int32 wraps: sum in int64, wrap once (same bits)
             table = np.ascontiguousarray(self.table.astype(wide))
             kernel = _table_kernel()
-            t0 = time.perf_counter()
             k = ca.shape[1]
             span = chunk or max(k, 1)
             total = None
@@ -192,16 +190,13 @@ class UserMul:
                 else:  # the chunk sums, one after another, in chunk_acc (numpy's arithmetic in its dtype)
                     cdt = ACCUMULATORS[chunk_acc]
                     total = part.astype(cdt) if total is None else (total + part.astype(cdt)).astype(cdt)
-            self.compile_seconds = self.compile_seconds or time.perf_counter() - t0
             return total.astype(np.float64)
         a = np.ascontiguousarray(A, np.float64)
         bt = np.ascontiguousarray(B.T, np.float64)
         accumulate = self.acc_fn if self.acc_fn is not None else dtype
         try:
             kernel = _function_kernel(self.fn, accumulate)
-            t0 = time.perf_counter()
             kernel(a, bt, out)
-            self.compile_seconds = self.compile_seconds or time.perf_counter() - t0
         except Exception as exc:  # numba's typing and lowering errors  # noqa: BLE001
             if not type(exc).__module__.startswith("numba"):
                 raise

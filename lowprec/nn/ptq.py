@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import quantize
-from ..formats import BlockFormat, as_format
+from ..formats import BlockFormat, as_format, fit_groupwise
 
 _LAYERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)
 _NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)
@@ -152,13 +152,8 @@ def _column_format(fmt: Any, weight: np.ndarray) -> Any:
     the weight (max |row| / (2**(b-1) - 1)); otherwise the given element format."""
     if isinstance(fmt, str):
         m = re.fullmatch(r"int(\d+)", fmt)
-        if m:
-            from ..formats import IntAffineFormat
-
-            bits = int(m.group(1))
-            amax = np.abs(weight).max(axis=1)
-            scale = np.where(amax > 0, amax / (2 ** (bits - 1) - 1), 1.0)
-            return IntAffineFormat(bits, scale, 0, signed=True, axis=0)
+        if m:  # one group per row: fit_groupwise's symmetric fit
+            return fit_groupwise(weight, int(m.group(1)), weight.shape[1], symmetric=True).rows
     fmt = as_format(fmt)
     if isinstance(fmt, BlockFormat):
         raise ValueError(f"gptq rounds one column at a time: a block-scaled format ({fmt.name}) blocks along "
@@ -211,13 +206,8 @@ def gptq(weight: Any, inputs: Any, fmt: Any, *, block: int = 128, damp: float = 
 
 
 def _group_column_format(w: np.ndarray, bits: int) -> Any:
-    """Asymmetric unsigned b-bit integers per row fitted by min-max to w (out, group)."""
-    from ..formats import IntAffineFormat
-
-    lo, hi = np.minimum(w.min(axis=1), 0.0), np.maximum(w.max(axis=1), 0.0)
-    scale = np.where(hi > lo, (hi - lo) / (2**bits - 1), 1.0)
-    zp = np.clip(np.round(-lo / scale), 0, 2**bits - 1).astype(np.int64)
-    return IntAffineFormat(bits, scale, zp, signed=False, axis=0)
+    """Asymmetric unsigned b-bit integers per row fitted by min-max to w (out, group): fit_groupwise's."""
+    return fit_groupwise(w, bits, w.shape[1]).rows
 
 
 def _layer_inputs(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
