@@ -134,14 +134,9 @@ def _conv(transposed: bool):
     def handler(em, func, args, kwargs):
         p = _bind(args, kwargs, names, defaults)
         a, b, c = p["input"], p["weight"], p["bias"]
-        s = em.settings(kind)
-        if s is None or not _floating(a, b, c) or s.unchanged(a.dtype):
-            return func(*args, **kwargs)
         op = ConvOp(func, transposed, a.shape, b.shape, p["stride"], p["padding"], p["dilation"], p["groups"],
                     p["output_padding"])
-        plan = Plan(op, s, kind, em.module)
-        with _named(plan.where()):
-            return run(plan, a, b, c)
+        return em.gemm(kind, op, a, b, c, lambda: func(*args, **kwargs))
 
     return handler
 
