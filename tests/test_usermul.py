@@ -17,18 +17,28 @@ def _fp8_values():
     return np.asarray(lowprec.decode(np.arange(256, dtype=np.uint8), "fp8_e4m3fn"), np.float64)
 
 
-def test_an_exact_table_is_the_integer_matmul_and_int32_wraps():
+def test_an_exact_table_is_the_integer_matmul_and_integer_accumulators_follow_their_formats():
     rng = np.random.default_rng(0)
     A = rng.integers(-128, 128, (9, 70)).astype(np.float32)
     B = rng.integers(-128, 128, (70, 5)).astype(np.float32)
-    mac = MAC(mul=approx.table("exact", 8), inputs=("int8", "int8"), acc="int32")
+    exact = approx.table("exact", 8)
+    mac = MAC(mul=exact, inputs=("int8", "int8"), acc="int32")
     assert np.array_equal(mac.matmul(A, B), A.astype(np.int64) @ B.astype(np.int64))
-    assert mac.counts["mul"] == {"lut8x8": 9 * 5 * 70}
+    assert mac.counts["mul"] == {"lut8x8": 9 * 5 * 70} and mac.counts["overflows"] == 0
     assert cost.report(mac.counts, skip_zeros=False).total_pj > 0  # priced as table reads
-    big = np.full((256, 256), 2.0**30)  # every product 2**30: four of them wrap an int32 to -2**32 + ...
-    wrapped = MAC(mul=big, inputs=("int8", "int8"), acc="int32").matmul(np.ones((1, 5), np.float32),
-                                                                          np.ones((5, 1), np.float32))
-    assert wrapped[0, 0] == np.int64(5 * 2**30).astype(np.int32)  # two's complement: 5 * 2**30 - 2**32
+    # int16 saturates as lowprec's format says, a wrapping int16 wraps: the C engine's sums and overflow counts
+    wrap16 = lowprec.FixedFormat(16, 0, overflow="wrap")
+    for acc in ("int16", wrap16):
+        user, engine = MAC(mul=exact, inputs=("int8", "int8"), acc=acc), MAC(acc=acc, inputs=("int8", "int8"))
+        got, want = user.matmul(A, B), engine.matmul(A, B)
+        assert np.array_equal(got, want) and not np.array_equal(got, A.astype(np.int64) @ B.astype(np.int64))
+        assert user.counts["overflows"] == engine.counts["overflows"] > 0
+    big = np.full((256, 256), 2.0**30)  # every product 2**30: an int32 saturates, a wrapping one wraps
+    ones = np.ones((1, 5), np.float32), np.ones((5, 1), np.float32)
+    assert MAC(mul=big, inputs=("int8", "int8"), acc="int32").matmul(*ones)[0, 0] == 2**31 - 1
+    wrapping = MAC(mul=big, inputs=("int8", "int8"), acc=lowprec.FixedFormat(32, 0, overflow="wrap"))
+    assert wrapping.matmul(*ones)[0, 0] == np.int64(5 * 2**30).astype(np.int32)  # 5 * 2**30 - 2**32
+    assert wrapping.counts["overflows"] == 1  # the 2nd sum passes 2**31 - 1 (to -2**31), the rest climb back
 
 
 def test_a_table_in_chunks_is_the_c_engine_s_chunked_sums():
@@ -110,6 +120,8 @@ def test_tables_from_npy_files_and_c_headers(tmp_path):
 
 
 def test_bad_input():
+    import numba
+
     with pytest.raises(ValueError, match=r"product table has shape \(16, 16\); inputs int8 x int8 need \(256, 256\)"):
         MAC(mul=np.zeros((16, 16)), inputs=("int8", "int8"), acc="int32")
     nan = np.zeros((256, 256))
@@ -118,12 +130,20 @@ def test_bad_input():
         MAC(mul=nan, inputs=("int8", "int8"), acc="int32")
     with pytest.raises(ValueError, match="a user multiplier needs inputs="):
         MAC(mul=approx.table("exact", 8), acc="int32")
-    with pytest.raises(ValueError, match="a user multiplier sums in fp32, fp64, int32; got acc='fp16'"):
-        MAC(mul=approx.table("exact", 8), inputs=("int8", "int8"), acc="fp16")
-    with pytest.raises(ValueError, match="leave unit, order, fused, rounding and out at their defaults"):
-        MAC(mul=approx.table("exact", 8), inputs=("int8", "int8"), acc="int32", order="pairwise")
-    with pytest.raises(ValueError, match="and chunk for functions"):
-        MAC(mul=approx.mitchell_fp, inputs=("fp8_e4m3fn", "fp8_e4m3fn"), acc="fp32", chunk=16)
+    with pytest.raises(ValueError, match="leave unit and fused at their defaults"):
+        MAC(mul=approx.table("exact", 8), inputs=("int8", "int8"), acc="int32", fused=True)
+    with pytest.raises(ValueError, match="fp64 is too wide for the MAC simulator"):  # fp64: compiled sums only
+        MAC(mul=approx.mitchell_fp, inputs=("fp8_e4m3fn", "fp8_e4m3fn"), acc="fp64", chunk=16)
+    with pytest.raises(ValueError, match="leave chunk, chunk_acc, order, rounding and out at their defaults"):
+        MAC(acc=approx.mitchell_fp, order="kahan")
+
+    @numba.njit
+    def wide(a, b):
+        return a * b * (1.0 + 2.0**-40)
+
+    A8 = np.full((2, 3), 1.5, np.float32)
+    with pytest.raises(ValueError, match="mul=user:wide: its products have 44 significant bits"):
+        MAC(mul=wide, inputs=("fp8_e4m3fn", "fp8_e4m3fn"), acc="fp16").matmul(A8, A8.T)
 
     def not_compilable(a, b):
         return float(json.loads(json.dumps(a))) * b  # json: a module numba cannot compile
@@ -226,3 +246,148 @@ def test_a_user_rounding_rule_in_quantize():
         lowprec.quantize(np.ones(32, np.float32), "mxfp8_e4m3", nearest_away)
     with pytest.raises(ValueError, match="rbits"):
         lowprec.quantize(np.ones(4, np.float32), "bf16", nearest_away, rbits=8)
+
+
+def _fp8_operands(seed, m, k, n):
+    rng = np.random.default_rng(seed)
+    return (lowprec.quantize(rng.standard_normal((m, k)).astype(np.float32), "fp8_e4m3fn"),
+            lowprec.quantize(rng.standard_normal((k, n)).astype(np.float32), "fp8_e4m3fn"))
+
+
+@pytest.mark.parametrize("settings", [
+    {"acc": "fp16"}, {"acc": "bf16", "rounding": "toward_zero"}, {"acc": "fp16", "order": "pairwise"},
+    {"acc": "fp16", "order": "kahan"}, {"acc": "fp16", "chunk": 32, "chunk_acc": "fp32"},
+    {"acc": "fp16", "rounding": "stochastic", "seed": 7, "rbits": 8}, {"acc": "fp32", "out": "bf16"},
+    {"acc": None}, {"acc": "q8.6"}, {"acc": "fp32", "rounding": "up"}])
+def test_user_products_follow_every_accumulation_rule_as_exact_products_do(settings):
+    """An exact product table and an exact function give the C engine's bits, counts and overflows in
+    every configuration (the products' sums through the engine), over two calls (stochastic offsets)."""
+    import numba
+
+    @numba.njit
+    def exact(a, b):
+        return a * b
+
+    A, B = _fp8_operands(11, 9, 300, 5)
+    v = _fp8_values()
+    engine = MAC(**settings, inputs="fp8_e4m3fn")
+    want = [engine.matmul(A, B), engine.matmul(A[:3], B)]
+    for mul in (np.outer(v, v), exact):
+        user = MAC(mul=mul, **settings, inputs="fp8_e4m3fn")
+        got = [user.matmul(A, B), user.matmul(A[:3], B)]
+        assert all(np.array_equal(g, w, equal_nan=True) for g, w in zip(got, want)), mul
+        label = "lut8x8" if isinstance(mul, np.ndarray) else "user:exact"
+        assert dict(user.counts["mul"]) == {label: 12 * 5 * 300}
+        for key in ("add", "round", "overflows", "zero_products", "bits_read", "elements_written"):
+            assert user.counts[key] == engine.counts[key], key
+
+
+def test_an_initial_accumulator_with_a_user_multiplier():
+    A, B = _fp8_operands(12, 4, 50, 3)
+    c = lowprec.quantize(np.arange(12, dtype=np.float32).reshape(4, 3) / 3, "fp32")
+    user = MAC(mul=approx.mitchell_fp, inputs="fp8_e4m3fn", acc="fp32")
+    mt = np.array([[approx.mitchell_fp(x, y) if np.isfinite(x * y) else 0.0 for y in _fp8_values()]
+                   for x in _fp8_values()])
+    table = MAC(mul=mt, inputs="fp8_e4m3fn", acc="fp32")
+    assert np.array_equal(user.matmul(A, B, c), table.matmul(A, B, c))
+    assert not np.array_equal(user.matmul(A, B, c), user.matmul(A, B))
+
+
+def naive_fp32_sums(A, B, mul):
+    out = np.empty((A.shape[0], B.shape[1]), np.float32)
+    for i in range(A.shape[0]):
+        for j in range(B.shape[1]):
+            s = np.float32(0)
+            for t in range(A.shape[1]):
+                s = np.float32(np.float64(s) + mul(A[i, t], B[t, j]))
+            out[i, j] = s
+    return out
+
+
+def test_fp32_sums_of_wide_products_round_once():
+    """Products of 40-odd bits into fp32: every step the exact s + p rounded to nearest even once (the
+    float64 sum alone would round twice), against exact rationals; ties made on purpose."""
+    from fractions import Fraction
+
+    import numba
+
+    from lowprec._exact import rto64
+
+    @numba.njit
+    def wide(a, b):
+        return a * b * (1.0 + 2.0**-30)
+
+    rng = np.random.default_rng(13)
+    A = (rng.integers(1, 2**12, (6, 400)) * rng.choice([-1.0, 1.0], (6, 400))).astype(np.float32)
+    B = rng.integers(1, 2**10, (400, 3)).astype(np.float32) * np.float32(2.0**-9)
+    # s = 2**24 first, then p = 1 + 2**-30: float64's s + p is 2**24 + 1, a float32 tie (to 2**24), the
+    # exact sum lies above it (2**24 + 2)
+    A[:, :2], B[:2] = 1.0, 1.0
+    A[:, 0] = 2.0**24
+    got = MAC(mul=wide, inputs="fp32", acc="fp32").matmul(A, B)
+    want = np.empty_like(got)
+    for i in range(6):
+        for j in range(3):
+            s = np.float32(0)
+            for t in range(400):
+                p = Fraction(float(A[i, t]) * float(B[t, j])) * (1 + Fraction(1, 2**30))
+                s = np.float32(rto64(Fraction(float(s)) + Fraction(float(wide(A[i, t], B[t, j])))))
+                assert Fraction(float(wide(A[i, t], B[t, j]))) == p  # the product itself exact in float64
+            want[i, j] = s
+    assert np.array_equal(got, want)
+    assert (want == naive_fp32_sums(A, B, wide)).mean() < 1  # the case is not vacuous
+    from lowprec.mac.usermul import _FUNCTION_TEMPLATE
+    from lowprec.kernels import jit
+    add32 = jit.python_module(_FUNCTION_TEMPLATE, {"_mul": wide}).add32
+    tie = 2.0**24 + 1.0  # halfway between float32 2**24 and 2**24 + 2
+    assert add32(np.float32(2.0**24), 1.0 + 2.0**-40) == np.float32(2.0**24 + 2)  # float64 sum: the tie
+    assert add32(np.float32(2.0**24), 1.0 - 2.0**-40) == np.float32(2.0**24)
+    assert np.float32(np.float64(2.0**24) + (1.0 + 2.0**-40)) == np.float32(tie)  # what one rounding misses
+    top = 3.4028235677973366e38  # halfway between the largest float32 and 2**128
+    assert add32(np.float32(3.4028234663852886e38), top - 3.4028234663852886e38 - 2.0**50) == np.float32(3.4028234663852886e38)
+
+
+def test_kernels_for_a_function_are_cached_on_disk(tmp_path):
+    """A second process loads the kernel numba compiled for the same function; an edited function
+    gets a new fingerprint (never a stale kernel)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from lowprec.kernels import jit
+
+    script = tmp_path / "user_mul.py"
+    script.write_text(textwrap.dedent("""
+        import numpy as np
+        import lowprec
+        from lowprec.kernels import jit
+
+        def scaled(a, b):
+            return a * b * SCALE
+
+        SCALE = 0.5
+        mac = lowprec.MAC(mul=scaled, inputs="fp8_e4m3fn", acc="fp32")
+        print(mac.matmul(np.ones((2, 3), np.float32), np.ones((3, 2), np.float32))[0, 0])
+        module = next(iter(jit._MODULES.values()))
+        print(sum(module.sum32.stats.cache_hits.values()), sum(module.sum32.stats.cache_misses.values()))
+    """))
+    env = {**__import__("os").environ, "LOWPREC_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, check=True).stdout.split()
+            for _ in range(2)]
+    assert runs[0] == ["1.5", "0", "1"] and runs[1] == ["1.5", "1", "0"]
+    assert len(list((tmp_path / "cache" / "numba").glob("lowprec_jit_*.py"))) == 1
+
+    def f(a, b):
+        return a * b
+
+    first = jit.fingerprint(f)
+    f.__code__ = (lambda a, b: a * b * 2.0).__code__
+    assert jit.fingerprint(f) != first is not None
+    scale = 2.0
+    g = lambda a, b: a * b * scale  # noqa: E731  (a closure: its cell is part of the print)
+    before = jit.fingerprint(g)
+    scale = 3.0
+    assert jit.fingerprint(g) != before
+    assert jit.fingerprint(lambda a, b: a * object()) is not None  # names a builtin: fine
+    holder = object()
+    assert jit.fingerprint(lambda a, b: a * b * holder.x) is None  # an unknown object: no disk cache

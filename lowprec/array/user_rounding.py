@@ -13,26 +13,19 @@ from typing import Any, Callable
 import numpy as np
 
 from ..formats import FixedFormat, FloatFormat
+from ..kernels import jit
 from . import adapters as _arrays
 
-_KERNELS: dict = {}
+_TEMPLATE = """
+def apply(x, lo, hi, out):
+    for i in range(x.size):
+        out[i] = lo[i] if lo[i] == hi[i] or lo[i] != lo[i] else _rule(x[i], lo[i], hi[i])
+"""
 
 
 def _kernel(rule: Callable) -> Callable:
-    if rule not in _KERNELS:
-        try:
-            import numba
-        except ImportError:
-            raise ModuleNotFoundError("a rounding function compiles with numba: pip install numba") from None
-        compiled = rule if hasattr(rule, "py_func") else numba.njit(rule)
-
-        @numba.njit
-        def apply(x, lo, hi, out):
-            for i in range(x.size):
-                out[i] = lo[i] if lo[i] == hi[i] or lo[i] != lo[i] else compiled(x[i], lo[i], hi[i])
-
-        _KERNELS[rule] = apply
-    return _KERNELS[rule]
+    """The rounding loop specialised to the rule (compiled by numba, cached on disk)."""
+    return jit.specialise(_TEMPLATE, {"_rule": rule}, {"apply": {}}).apply
 
 
 def _beyond(fmt: Any) -> float:
@@ -63,7 +56,6 @@ def quantize_user(x: Any, fmt: Any, rule: Callable, quantize: Callable, *, out: 
     except Exception as exc:  # numba's typing and lowering errors  # noqa: BLE001
         if not type(exc).__module__.startswith("numba"):
             raise
-        _KERNELS.pop(rule, None)
         raise ValueError(f"rounding={name}: numba cannot compile it ({str(exc).splitlines()[0]})") from None
     res = np.where(over_hi & (res == beyond), hi, np.where(over_lo & (res == -beyond), lo, res))
     bad = ~((res == lo) | (res == hi) | (np.isnan(res) & (np.isnan(lo) | np.isnan(hi))))

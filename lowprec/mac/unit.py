@@ -53,23 +53,20 @@ def _is_user_mul(mul: Any, tables: bool = True) -> bool:
 
 
 def _user_mul(mul, inputs, acc, chunk, chunk_acc, order, fused, rounding, out, unit, allow_python):
-    from .usermul import ACCUMULATORS, UserMul
+    from .usermul import UserMul
 
-    table = not callable(mul) and mul is not None
-    if unit is not None or (chunk is not None and not table) or order != "sequential" or fused \
-            or rounding != "nearest_even" or out is not None:
-        raise ValueError("a user multiplier or accumulator (a product table or a function) sums sequentially "
-                         "(a table also in chunks): leave unit, order, fused, rounding and out at their defaults, "
-                         "and chunk for functions")
+    if unit is not None or fused:
+        raise ValueError("a user multiplier or accumulator (a product table or a function) makes the products "
+                         "itself: leave unit and fused at their defaults")
     if _is_user_mul(acc, tables=False):
+        if chunk is not None or order != "sequential" or rounding != "nearest_even" or out is not None \
+                or chunk_acc is not None:
+            raise ValueError("a user accumulator sums sequentially in its own arithmetic: leave chunk, chunk_acc, "
+                             "order, rounding and out at their defaults")
         if mul is not None and not _is_user_mul(mul):
             raise ValueError(f"a user accumulator takes exact products (mul=None) or a multiplier function; got "
                              f"mul={mul!r}")
         return UserMul(mul, inputs, acc=acc, allow_python=allow_python)
-    for key, fmt in (("acc", acc), ("chunk_acc", chunk_acc)):
-        name = _name(as_scalar_format(fmt, key)) if fmt is not None else None
-        if (key == "acc" or fmt is not None) and name not in ACCUMULATORS:
-            raise ValueError(f"a user multiplier sums in {', '.join(ACCUMULATORS)}; got {key}={name!r}")
     return UserMul(mul, inputs, allow_python=allow_python)
 
 
@@ -172,7 +169,9 @@ class MAC:
             self.inputs = tuple(as_scalar_format(f, "inputs") for f in inputs)
         else:
             self.inputs = (as_scalar_format(inputs, "inputs"),) * 2 if inputs is not None else None
-        if self.user is None:  # a user engine sums in the dtypes it checked (fp64 and int64 among them)
+        self.user_compiled = self.user is not None and self.user.compiled_sums(
+            self.acc, self.chunk, self.chunk_acc, self.order, self.rounding, self.out)
+        if not self.user_compiled:  # (a user kernel's one pass sums in fp64 too)
             self._check_formats()
         if self.unit is not None:
             self.unit.check_operands(*self.inputs)
@@ -387,11 +386,15 @@ class MAC:
         m, k = A.shape
         n = B.shape[1]
         if self.user is not None:
-            self._count(A, B, (self.user.label, m * n * k))
-            if self.user.acc_fn is not None:
-                self.counts["add"][self.user.acc_label] += m * n * k
-            return self.user.matmul(A, B, _name(self.acc), self.chunk, _name(self.chunk_acc) if self.chunk else None)
-        self._count(A, B, products)
+            return self._user_matmul(A, B, initial)
+        return self._engine_matmul2d(A, B, products, initial)
+
+    def _engine_matmul2d(self, A: np.ndarray, B: np.ndarray, products: tuple[str, int] | None = None,
+                         initial: np.ndarray | None = None, count: bool = True) -> np.ndarray:
+        m, k = A.shape
+        n = B.shape[1]
+        if count:
+            self._count(A, B, products)
         if self.unit is not None:
             return self._unit_matmul(A, B, initial)
         if m * n == 0:
@@ -412,6 +415,41 @@ class MAC:
             else:
                 result = ordered_matmul(self, A, B)
         self._offset += m * n
+        return result
+
+    def _user_matmul(self, A: np.ndarray, B: np.ndarray, initial: np.ndarray | None) -> np.ndarray:
+        """A user multiplier's matmul: one compiled pass where it sums as this MAC says, else its
+        products (compiled, 64 MiB at a time) summed by the engine as exact products would be."""
+        m, k = A.shape
+        n = B.shape[1]
+        user = self.user
+        if self.user_compiled and initial is None:
+            result, overflows = user.sums(A, B, self.acc, self.chunk, self.chunk_acc)
+            self._count(A, B, (user.label, m * n * k))
+            if user.acc_fn is not None:
+                self.counts["add"][user.acc_label] += m * n * k
+            self.counts["overflows"] += overflows
+            self._offset += m * n
+            return result
+        outer, self.counts = self.counts, Counts()  # the engine's overflow counts (the rest: from A and B)
+        result = np.empty((m, n))
+        rows = max(1, (1 << 23) // max(n * k, 1))
+        ones = np.broadcast_to(np.ones((1, 1)), (k, 1))
+        try:
+            for r0 in range(0, m, rows):
+                terms = user.products(A[r0:r0 + rows], B)
+                r = terms.shape[0]
+                if _sig_bits(terms) > 26:
+                    raise ValueError(f"mul={user.label}: its products have {_sig_bits(terms)} significant bits; "
+                                     "summed other than in one compiled pass (fp32/fp64 nearest-even in k order, "
+                                     "a table's integer sums) they may have at most 26: round them in the function")
+                init = None if initial is None else initial[r0:r0 + r].reshape(r * n, 1)
+                result[r0:r0 + r] = self._engine_matmul2d(terms.reshape(r * n, k), ones, initial=init,
+                                                          count=False).reshape(r, n)
+        finally:
+            inner, self.counts = self.counts, outer
+        self._count(A, B, (user.label, m * n * k))
+        self.counts["overflows"] += inner["overflows"]
         return result
 
     def _count(self, A, B, products: tuple[str, int] | None = None) -> None:

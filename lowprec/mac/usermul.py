@@ -1,12 +1,19 @@
 """User multipliers in the MAC, at compiled speed (numba): a product table over two formats' codes
 (the EvoApproxLib / AdaPT form: entry [i, j] is the product of code i of the first operand's format
-and code j of the second's; a .npy file or an array) or a numba-compilable scalar function
-(a, b) -> product of the operands' values. The products are summed in k order in the accumulator:
-"fp32" (every sum rounded to float32, nearest-even), "fp64" or "int32" (two's complement, wrapping);
-a table's also in chunks (chunk sums in chunk_acc, one of the same). The compiled kernels are cached (tables: on disk; functions: once per function and process).
+and code j of the second's; a .npy file, a C array header or an array) or a numba-compilable scalar
+function (a, b) -> product of the operands' values.
 
-A function numba cannot compile raises naming it, with numba's message; ``allow_python=True`` runs it
-in plain Python instead (slow: a Python call per product).
+The products then follow the MAC's accumulation rules (DESIGN.md section 4) as exact products would:
+any accumulator, chunks, orders, rounding modes, out=, integer wrap/saturate with overflow counts.
+Compiled kernels sum the common cases in one pass: a table into fp32/fp64 (and in chunks) or into
+an integer format, a function into fp32 or fp64, nearest-even, in k order. Every other configuration
+computes the products (compiled) and sums them in lowprec's C engine (products of at most 26
+significant bits, as every MAC operand). fp64 accumulators run only in the compiled kernels.
+
+A user accumulator, a compiled step (s, p) -> s' from s = 0.0 in float64, takes exact products or a
+multiplier function, in k order. Kernels specialised to a function are cached on disk
+(lowprec.kernels.jit). A function numba cannot compile raises naming it, with numba's message;
+``allow_python=True`` runs it in plain Python instead (slow: a Python call per product).
 """
 
 from __future__ import annotations
@@ -17,75 +24,180 @@ from typing import Any, Callable
 import numpy as np
 
 from ..array import encode
-from ..formats import FloatFormat, as_scalar_format
+from ..formats import FixedFormat, FloatFormat, as_scalar_format
+from ..kernels import jit
 
-ACCUMULATORS = {"fp32": np.float32, "fp64": np.float64, "int32": np.int32}
-_FUNCTION_KERNELS: dict = {}
+_TABLE_KERNELS: dict = {}
 
-
-def _numba():
-    try:
-        import numba
-    except ImportError:
-        raise ModuleNotFoundError("user multipliers compile with numba: pip install numba") from None
-    return numba
+# Kernels specialised to the user's functions: _mul (a, b) -> product, _step (s, p) -> s'.
+_FUNCTION_TEMPLATE = '''
+import numpy as np
 
 
-_TABLE_KERNEL: list = []
+def add32(s, p):
+    """float32(s + p) rounded once (s a float32, p a float64): the float64 sum, corrected where it
+    made a float32 tie that the exact sum does not have (TwoSum's error breaks it)."""
+    s64 = np.float64(s)
+    hi = s64 + p
+    r = np.float32(hi)
+    bb = hi - s64
+    lo = (s64 - (hi - bb)) + (p - bb)
+    if lo != 0.0 and lo == lo:
+        r64 = np.float64(r)
+        if r64 != hi:
+            if r64 == np.inf or r64 == -np.inf:  # the tie between the largest float32 and overflow
+                if abs(hi) == 3.4028235677973366e38 and (lo > 0.0) != (hi > 0.0):
+                    r = np.float32(np.copysign(3.4028234663852886e38, hi))
+            else:
+                other = np.nextafter(r, np.float32(np.inf) if hi > r64 else np.float32(-np.inf))
+                if hi == (r64 + np.float64(other)) * 0.5 and (lo > 0.0) == (np.float64(other) > r64):
+                    r = other
+    return r
 
 
-def _table_kernel():
-    """ca (m, k), cbt (n, k) codes; T the table in the accumulator's dtype; sums in k order."""
-    if not _TABLE_KERNEL:
-        numba = _numba()
+def sum32(a, bt, out):
+    m, k = a.shape
+    n = bt.shape[0]
+    for i in prange(m):
+        for j in range(n):
+            s = np.float32(0.0)
+            for t in range(k):
+                s = add32(s, np.float64(_mul(a[i, t], bt[j, t])))
+            out[i, j] = s
+
+
+def sum64(a, bt, out):
+    m, k = a.shape
+    n = bt.shape[0]
+    for i in prange(m):
+        for j in range(n):
+            s = 0.0
+            for t in range(k):
+                s = s + np.float64(_mul(a[i, t], bt[j, t]))
+            out[i, j] = s
+
+
+def products(a, bt, out):
+    m, k = a.shape
+    n = bt.shape[0]
+    for i in prange(m):
+        for j in range(n):
+            for t in range(k):
+                out[i, j, t] = _mul(a[i, t], bt[j, t])
+'''
+
+# the template's functions numba compiles, with their options (all at once: one module per function)
+_FUNCTION_JIT = {"add32": {}, "sum32": {"parallel": True}, "sum64": {"parallel": True}, "products": {"parallel": True}}
+
+_ACC_TEMPLATE = '''
+def accumulate(a, bt, out):
+    m, k = a.shape
+    n = bt.shape[0]
+    for i in prange(m):
+        for j in range(n):
+            s = 0.0
+            for t in range(k):
+                s = _step(s, _mul(a[i, t], bt[j, t]))
+            out[i, j] = s
+'''
+
+
+def exact_product(a: float, b: float) -> float:
+    """The exact product of two values of at most 26 significant bits (the default multiplier)."""
+    return a * b
+
+
+def _table_kernels():
+    """Kernels over codes: ca (m, k), cbt (n, k), the table in the sum's dtype."""
+    if not _TABLE_KERNELS:
+        numba = jit.numba_module()
 
         @numba.njit(parallel=True, cache=True)
-        def kernel(ca, cbt, table, out, zero):
+        def float_sums(ca, cbt, table, out, chunk, zero, total_zero):
+            """k-order sums in the table's dtype (zero's); with chunk > 0, the chunk sums one after
+            another in total_zero's dtype (as wide as the table's or wider: its sum rounds once)."""
             m, k = ca.shape
             n = cbt.shape[0]
             for i in numba.prange(m):
                 for j in range(n):
+                    total = total_zero[0]
                     s = zero[0]
                     for t in range(k):
                         s = s + table[ca[i, t], cbt[j, t]]
-                    out[i, j] = s
+                        if chunk > 0 and ((t + 1) % chunk == 0 or t == k - 1):
+                            total = total + s
+                            s = zero[0]
+                    out[i, j] = total if chunk > 0 else s
 
-        _TABLE_KERNEL.append(kernel)
-    return _TABLE_KERNEL[0]
+        @numba.njit(inline="always")
+        def int_step(s, p, lo, hi, saturate):
+            v = s + p
+            if lo <= v <= hi:
+                return v, 0
+            if saturate:
+                return (hi if v > hi else lo), 1
+            return (v - lo) % (hi - lo + 1) + lo, 1
 
+        @numba.njit(parallel=True, cache=True)
+        def int_sums(ca, cbt, table, out, overflows, chunk, lo, hi, sat, clo, chi, csat):
+            """k-order integer sums (int64 arithmetic), every step wrapped or saturated into [lo, hi]
+            and each overflow counted (per row of out); chunk sums likewise in [clo, chi]."""
+            m, k = ca.shape
+            n = cbt.shape[0]
+            for i in numba.prange(m):
+                count = 0
+                for j in range(n):
+                    s = 0
+                    total = 0
+                    for t in range(k):
+                        s, o = int_step(s, table[ca[i, t], cbt[j, t]], lo, hi, sat)
+                        count += o
+                        if chunk > 0 and ((t + 1) % chunk == 0 or t == k - 1):
+                            total, o = int_step(total, s, clo, chi, csat)
+                            count += o
+                            s = 0
+                    out[i, j] = total if chunk > 0 else s
+                overflows[i] = count
 
-def _compiled(fn: Callable) -> Callable:
-    numba = _numba()
-    return fn if hasattr(fn, "py_func") else numba.njit(fn)
-
-
-def _function_kernel(mul: Callable | None, acc: Any) -> Callable:
-    """A compiled matmul: products by `mul` (None: exact, a * b in float64), summed by `acc`: a dtype
-    (every sum rounded to it) or a compiled step (s, p) -> s' from s = 0.0."""
-    key = (mul, acc)
-    if key not in _FUNCTION_KERNELS:
-        numba = _numba()
-        product = _compiled(mul) if mul is not None else numba.njit(lambda a, b: a * b)
-        if isinstance(acc, type):
-            step = numba.njit(lambda s, p: acc(s + acc(p)))
-            zero = numba.njit(lambda: acc(0))
-        else:
-            step = _compiled(acc)
-            zero = numba.njit(lambda: 0.0)
-
-        @numba.njit(parallel=True)
-        def kernel(a, bt, out):
-            m, k = a.shape
-            n = bt.shape[0]
+        @numba.njit(parallel=True, cache=True)
+        def plain_int_sums(ca, cbt, table, out):
+            """k-order int64 sums where no partial sum can leave the accumulator's range."""
+            m, k = ca.shape
+            n = cbt.shape[0]
             for i in numba.prange(m):
                 for j in range(n):
-                    s = zero()
+                    s = 0
                     for t in range(k):
-                        s = step(s, product(a[i, t], bt[j, t]))
+                        s += table[ca[i, t], cbt[j, t]]
                     out[i, j] = s
 
-        _FUNCTION_KERNELS[key] = kernel
-    return _FUNCTION_KERNELS[key]
+        @numba.njit(parallel=True, cache=True)
+        def products(ca, cbt, table, out):
+            m, k = ca.shape
+            n = cbt.shape[0]
+            for i in numba.prange(m):
+                for j in range(n):
+                    for t in range(k):
+                        out[i, j, t] = table[ca[i, t], cbt[j, t]]
+
+        _TABLE_KERNELS.update(float_sums=float_sums, int_sums=int_sums, plain_int_sums=plain_int_sums,
+                              products=products)
+    return _TABLE_KERNELS
+
+
+def float_dtype(fmt: Any) -> Any:
+    """np.float32 / np.float64 where fmt is IEEE binary32 / binary64 itself (float's own sums round
+    to it), else None."""
+    if not isinstance(fmt, FloatFormat) or not (fmt.subnormals and fmt.specials == "ieee" and fmt.overflow == "inf"):
+        return None
+    return {(8, 23, -126): np.float32, (11, 52, -1022): np.float64}.get((fmt.exp_bits, fmt.man_bits, fmt.emin))
+
+
+def int_range(fmt: Any) -> tuple[int, int, bool] | None:
+    """(min, max, saturates) of an integer format (fixed point without fraction bits, <= 62 bits)."""
+    if isinstance(fmt, FixedFormat) and fmt.frac_bits == 0 and fmt.bits <= 62:
+        return int(fmt.min), int(fmt.max), fmt.overflow == "saturate"
+    return None
 
 
 class UserMul:
@@ -93,8 +205,9 @@ class UserMul:
 
     def __init__(self, mul: Any, inputs: Any, *, acc: Callable | None = None, allow_python: bool = False) -> None:
         self.acc_fn = acc
+        self.allow_python = allow_python
         if mul is None and acc is not None:  # exact products into a user accumulator
-            self.inputs, self.allow_python = None, allow_python
+            self.inputs = None
             self.kind, self.table, self.fn = "exact", None, None
             return
         if inputs is None:
@@ -102,7 +215,6 @@ class UserMul:
                              "(a table is indexed by their codes; a function gets their values)")
         pair = inputs if isinstance(inputs, (tuple, list)) else (inputs, inputs)
         self.inputs = tuple(as_scalar_format(f, "inputs") for f in pair)
-        self.allow_python = allow_python
         if isinstance(mul, (str, Path)):
             path = Path(mul)
             if path.suffix not in (".npy", ".h", ".c") or not path.is_file():
@@ -111,8 +223,8 @@ class UserMul:
             mul = np.load(path) if path.suffix == ".npy" else self._c_array(path)
         if isinstance(mul, np.ndarray):
             if acc is not None:
-                raise ValueError("a user accumulator takes exact products or a multiplier function; a product "
-                                 "table sums in fp32, fp64 or int32")
+                raise ValueError("a user accumulator takes exact products or a multiplier function, not a "
+                                 "product table")
             self.kind, self.table, self.fn = "table", self._check_table(mul), None
         elif callable(mul):
             self.kind, self.table, self.fn = "function", None, mul
@@ -131,6 +243,12 @@ class UserMul:
     @property
     def acc_label(self) -> str:
         return f"user:{getattr(self.acc_fn, '__name__', 'function')}"
+
+    @property
+    def integer_table(self) -> bool:
+        """A table of integers small enough that int64 sums of them never overflow (|p| < 2**52)."""
+        return (self.kind == "table" and bool(np.array_equal(self.table, np.round(self.table)))
+                and float(np.abs(self.table).max()) < 2.0**52)
 
     def _c_array(self, path: Path) -> np.ndarray:
         """The numbers of a C array initializer (AdaPT's and EvoApproxLib's exported tables: the first
@@ -160,66 +278,104 @@ class UserMul:
                              f"{self.inputs[1].name} has; shape expected {want} of finite products")
         return table
 
-    def matmul(self, A: np.ndarray, B: np.ndarray, acc: str, chunk: int | None = None,
-               chunk_acc: str | None = None) -> np.ndarray:
-        """(m, k) @ (k, n) of operand values through the multiplier, summed in `acc` (or the user
-        accumulator); a table's products in chunks of `chunk` summed in `acc`, the chunk sums then in
-        `chunk_acc`, one after another (Wang et al. 2018, as the C engine chunks); float64 result."""
-        if self.acc_fn is None and acc not in ACCUMULATORS:
-            raise ValueError(f"a user multiplier sums in {', '.join(ACCUMULATORS)}; got acc={acc!r}")
-        dtype = ACCUMULATORS[acc] if self.acc_fn is None else np.float64
-        out = np.empty((A.shape[0], B.shape[1]), dtype)
+    # -- which engine sums -----------------------------------------------------------------------
+    def compiled_sums(self, acc: Any, chunk: int | None, chunk_acc: Any, order: str, rounding: str,
+                      out: Any) -> bool:
+        """Whether one compiled pass sums the products as a MAC with these settings does."""
+        if self.acc_fn is not None:
+            return True
+        final = chunk_acc if chunk else acc
+        if order != "sequential" or (out is not None and out != final):
+            return False
+        if self.kind == "table" and int_range(acc) and int_range(final) and self.integer_table:
+            return True  # integer sums are exact: the rounding mode never acts
+        if rounding != "nearest_even" or float_dtype(acc) is None:
+            return False
+        if self.kind == "function":
+            return chunk is None
+        return chunk is None or np.dtype(float_dtype(final)).itemsize >= np.dtype(float_dtype(acc)).itemsize
+
+    # -- kernels -----------------------------------------------------------------------------------
+    def sums(self, A: np.ndarray, B: np.ndarray, acc: Any, chunk: int | None, chunk_acc: Any) -> tuple[np.ndarray, int]:
+        """(m, k) @ (k, n) through the multiplier in one compiled pass (compiled_sums said so):
+        (float64 result, overflow events)."""
+        out = np.empty((A.shape[0], B.shape[1]), np.float64)
+        if self.acc_fn is not None:
+            module = self._module(_ACC_TEMPLATE, {"_mul": self.fn or exact_product, "_step": self.acc_fn},
+                                  {"accumulate": {"parallel": True}})
+            self._run(module, "accumulate", _values(A), _values(B.T), out)
+            return out, 0
+        if self.kind == "function":
+            dtype = float_dtype(acc)
+            res = np.empty(out.shape, dtype)
+            name = "sum32" if dtype == np.float32 else "sum64"
+            module = self._module(_FUNCTION_TEMPLATE, {"_mul": self.fn}, _FUNCTION_JIT)
+            self._run(module, name, _values(A), _values(B.T), res)
+            return res.astype(np.float64), 0
+        kernels = _table_kernels()
+        ca, cbt = _codes(A, self.inputs[0]), np.ascontiguousarray(_codes(B, self.inputs[1]).T)
+        final = chunk_acc if chunk else acc
+        ranges = int_range(acc), int_range(final)
+        if all(ranges) and self.integer_table:
+            res = np.empty(out.shape, np.int64)
+            overflows = np.zeros(out.shape[0], np.int64)
+            (lo, hi, sat), (clo, chi, csat) = ranges
+            table = np.ascontiguousarray(self.table, np.int64)
+            bound = int(np.abs(table).max()) * ca.shape[1]  # no partial sum (nor chunk sum) passes it
+            if bound <= min(hi, -lo, chi, -clo):
+                kernels["plain_int_sums"](ca, cbt, table, res)
+            else:
+                kernels["int_sums"](ca, cbt, table, res, overflows, chunk or 0, lo, hi, sat, clo, chi, csat)
+            return res.astype(np.float64), int(overflows.sum())
+        dtype, final_dtype = float_dtype(acc), float_dtype(final)
+        res = np.empty(out.shape, final_dtype)
+        kernels["float_sums"](ca, cbt, np.ascontiguousarray(self.table, dtype), res, chunk or 0,
+                              np.zeros(1, dtype), np.zeros(1, final_dtype))
+        return res.astype(np.float64), 0
+
+    def products(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        """The (m, n, k) products of A (m, k) and B (k, n) through the multiplier, float64."""
+        out = np.empty((A.shape[0], B.shape[1], A.shape[1]), np.float64)
         if self.kind == "table":
-            if dtype == np.int32 and not np.array_equal(self.table, np.round(self.table)):
-                raise ValueError(f"acc={acc!r} sums integers: the product table must hold integers")
-            ca = _codes(A, self.inputs[0])
-            cbt = np.ascontiguousarray(_codes(B, self.inputs[1]).T)
-            wide = np.int64 if dtype == np.int32 else dtype  # int32 wraps: sum in int64, wrap once (same bits)
-            table = np.ascontiguousarray(self.table.astype(wide))
-            kernel = _table_kernel()
-            k = ca.shape[1]
-            span = chunk or max(k, 1)
-            total = None
-            for start in range(0, max(k, 1), span):
-                res = np.empty(out.shape, wide)
-                kernel(np.ascontiguousarray(ca[:, start:start + span]), np.ascontiguousarray(cbt[:, start:start + span]),
-                       table, res, np.zeros(1, wide))
-                part = res.astype(dtype)  # int64 -> int32: two's complement wrap
-                if chunk is None:
-                    total = part
-                else:  # the chunk sums, one after another, in chunk_acc (numpy's arithmetic in its dtype)
-                    cdt = ACCUMULATORS[chunk_acc]
-                    total = part.astype(cdt) if total is None else (total + part.astype(cdt)).astype(cdt)
-            return total.astype(np.float64)
-        a = np.ascontiguousarray(A, np.float64)
-        bt = np.ascontiguousarray(B.T, np.float64)
-        accumulate = self.acc_fn if self.acc_fn is not None else dtype
+            ca, cbt = _codes(A, self.inputs[0]), np.ascontiguousarray(_codes(B, self.inputs[1]).T)
+            _table_kernels()["products"](ca, cbt, np.ascontiguousarray(self.table, np.float64), out)
+            return out
+        module = self._module(_FUNCTION_TEMPLATE, {"_mul": self.fn}, _FUNCTION_JIT)
+        self._run(module, "products", _values(A), _values(B.T), out)
+        return out
+
+    def _module(self, template: str, functions: dict, compiled: dict) -> Any:
+        self._fallback = (template, functions)
         try:
-            kernel = _function_kernel(self.fn, accumulate)
-            kernel(a, bt, out)
+            return jit.specialise(template, functions, compiled)
+        except Exception as exc:  # noqa: BLE001  (numba's errors, on a function it cannot take)
+            return self._refuse(exc)
+
+    def _run(self, module: Any, name: str, *args: Any) -> None:
+        try:
+            getattr(module, name)(*args)
         except Exception as exc:  # numba's typing and lowering errors  # noqa: BLE001
-            if not type(exc).__module__.startswith("numba"):
-                raise
-            names = [f"{role}={getattr(f, '__name__', repr(f))}" for role, f in (("mul", self.fn), ("acc", self.acc_fn))
-                     if f is not None]
-            if not self.allow_python:
-                raise ValueError(f"{' and '.join(names)}: numba cannot compile it ({str(exc).splitlines()[0]}); fix "
-                                 "it, or pass allow_python=True to run it in plain Python (about 100x slower)") from None
-            _FUNCTION_KERNELS.pop((self.fn, accumulate), None)
-            mul = self.fn or (lambda x, y: x * y)
-            step = self.acc_fn or (lambda s, p: dtype(s + dtype(p)))
-            for i in range(a.shape[0]):
-                for j in range(bt.shape[0]):
-                    s = dtype(0) if self.acc_fn is None else 0.0
-                    for t in range(a.shape[1]):
-                        s = step(s, mul(a[i, t], bt[j, t]))
-                    out[i, j] = s
-        return out.astype(np.float64)
+            getattr(self._refuse(exc), name)(*args)
+
+    def _refuse(self, exc: Exception) -> Any:
+        """The plain-Python module where allowed, else a ValueError naming the functions."""
+        if not type(exc).__module__.startswith("numba"):
+            raise exc
+        names = [f"{role}={getattr(f, '__name__', repr(f))}" for role, f in (("mul", self.fn), ("acc", self.acc_fn))
+                 if f is not None]
+        if not self.allow_python:
+            raise ValueError(f"{' and '.join(names)}: numba cannot compile it ({str(exc).splitlines()[0]}); fix "
+                             "it, or pass allow_python=True to run it in plain Python (about 100x slower)") from None
+        return jit.python_module(*self._fallback)
 
 
 def _has_nan(fmt: Any) -> bool:
     """Whether a format has a NaN code (float formats but those with specials 'none'; fixed point: none)."""
     return isinstance(fmt, FloatFormat) and fmt.specials != "none"
+
+
+def _values(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x, np.float64)
 
 
 def _codes(x: np.ndarray, fmt: Any) -> np.ndarray:
