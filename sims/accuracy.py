@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from lowprec.mac import approx
 from lowprec.sims.output import atomic_text, atomic_write
 
 _FP8 = {"weight": "fp8_e4m3fn", "input": "fp8_e4m3fn", "grad": "fp8_e5m2"}
@@ -40,6 +41,11 @@ PRESETS: dict[str, tuple[Any, dict, int]] = {
                               for k in ("Conv2d", "Linear")},
                              {"weight": "fp8_e4m3fn", "input": "fp8_e4m3fn", "acc": "fp16"}, 8),
     "int8-ptq": ("ptq", {"weight": "int8-calibrated", "input": "int8-calibrated", "acc": "int32"}, 8),
+    # Mitchell's logarithmic multiplier on fp8 values, trained straight through its products (ApproxTrain,
+    # AdaPT); priced as what it is built from: one add of the operands' 8-bit log codes (Mitchell 1962)
+    "fp8-mitchell": ({k: dict(_FP8, mac={"mode": "mac", "mul": approx.mitchell_fp, "acc": "fp32"})
+                      for k in ("Conv2d", "Linear")},
+                     {"weight": "fp8_e4m3fn", "input": "fp8_e4m3fn", "acc": "fp32", "mul_as": ("add", "int8")}, 8),
     "ternary-qat": ({"Conv2d": {"weight": "ternary", "input": "fp8_e4m3fn"},
                      "Linear": {"weight": "ternary", "input": "fp8_e4m3fn"}, "0": {"weight": "fp8_e4m3fn"}},
                     {"weight": "ternary", "input": "int8-calibrated", "acc": "int32"}, 2),
@@ -139,7 +145,19 @@ def settings(name: str, epochs: int, seed: int, mnist: str | None) -> dict[str, 
     swap_spec, cost_spec, bits = PRESETS[name]
     data = "digits" if mnist is None else f"mnist:{Path(mnist).resolve()}"
     return {"spec": name, "epochs": epochs, "seed": seed, "data": data,
-            "preset": json.loads(json.dumps([swap_spec, cost_spec, bits], default=str))}
+            "preset": json.loads(json.dumps([swap_spec, cost_spec, bits], default=_stable))}
+
+
+def _stable(obj: Any) -> str:
+    """A print of a spec's function or array that is the same in every process (no addresses)."""
+    if callable(obj):
+        f = getattr(obj, "py_func", obj)
+        return f"function:{getattr(f, '__module__', '')}.{getattr(f, '__qualname__', repr(f))}"
+    if isinstance(obj, np.ndarray):
+        import hashlib
+
+        return f"array:{obj.dtype}{obj.shape}:{hashlib.sha256(np.ascontiguousarray(obj).tobytes()).hexdigest()[:16]}"
+    return str(obj)
 
 
 def _reusable(path: Path, wanted: dict) -> bool:
@@ -181,7 +199,7 @@ def run_grid(names: list[str], out: str | Path, *, epochs: int = 15, seed: int =
             context = multiprocessing.get_context("spawn")
             pool = ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context, initializer=_ignore_sigint)
             try:
-                slow_first = sorted(todo, key=lambda n: "mac" not in json.dumps(PRESETS[n][0]))  # stable
+                slow_first = sorted(todo, key=lambda n: "mac" not in json.dumps(PRESETS[n][0], default=_stable))  # stable
                 futures = {pool.submit(run_cell, n, epochs, seed, mnist): n for n in slow_first}
                 for fut in as_completed(futures):
                     atomic_text(cells_dir / f"{slug(futures[fut])}.json", json.dumps(fut.result(), indent=2))

@@ -391,3 +391,35 @@ def test_kernels_for_a_function_are_cached_on_disk(tmp_path):
     assert jit.fingerprint(lambda a, b: a * object()) is not None  # names a builtin: fine
     holder = object()
     assert jit.fingerprint(lambda a, b: a * b * holder.x) is None  # an unknown object: no disk cache
+
+
+def test_user_multipliers_are_priced_as_what_they_are_built_from():
+    """cost.report and cost.profile price a user multiplier by mul_as (no cost-table row of its own);
+    without it, report refuses rather than counting the products as free."""
+    import torch
+
+    A, B = _fp8_operands(14, 3, 20, 2)
+    mac = MAC(mul=approx.mitchell_fp, inputs="fp8_e4m3fn", acc="fp32")
+    mac.matmul(A, B)
+    with pytest.raises(ValueError, match=r"user multiplier \(user:_mitchell_fp\) have no row.*mul_as="):
+        cost.report(mac.counts)
+    priced = cost.report(mac.counts, mul_as={"user:_mitchell_fp": ("add", "int8")})
+    line = next(line for line in priced.lines if line[0] == "mul user:_mitchell_fp")
+    assert line[1] == 3 * 2 * 20 and line[2] == cost.energy("add", lowprec.formats.get("int8"))
+    model = torch.nn.Sequential(torch.nn.Linear(20, 4))
+    x = torch.randn(1, 20)
+    base = {"weight": "fp8_e4m3fn", "input": "fp8_e4m3fn", "acc": "fp32"}
+    exact, log = (cost.profile(model, x, dict(base, **extra)) for extra in ({}, {"mul_as": ("add", "int8")}))
+    assert log.layers[0].mul == "fp8_e4m3fn x fp8_e4m3fn as add int8"
+    saved = 80 * (cost.energy("mul", lowprec.formats.get("fp8_e4m3fn")) - cost.energy("add", lowprec.formats.get("int8")))
+    assert exact.total("compute_pj") - log.total("compute_pj") == pytest.approx(saved)
+    with pytest.raises(ValueError, match="mul_as must be \\(op, format\\)"):
+        cost.profile(model, x, dict(base, mul_as="int8"))
+
+
+def test_the_accuracy_study_s_mitchell_row_keeps_settings_stable_across_processes():
+    """--resume compares settings: a function in a preset prints by name, never by address."""
+    from lowprec.sims import accuracy
+
+    preset = json.dumps(accuracy.settings("fp8-mitchell", 1, 0, None)["preset"])
+    assert "function:lowprec.mac.approx._mitchell_fp" in preset and " at 0x" not in preset

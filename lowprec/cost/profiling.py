@@ -18,6 +18,8 @@ with each layer's tensor (numpy) and returns its format: ``calibrated(8)`` fits 
 IntAffineFormat by min-max. ``skip_zeros`` defaults to True for ternary weights and False otherwise.
 Multiplies of two format families follow lowprec.cost.model's MIXED_RULES. A format that rounds a
 layer's whole nonzero weight or input to zero warns (its energy would read as a saving).
+``"mul_as": (op, format)`` prices every product as that operation, for a user multiplier the table
+has no row for (Mitchell's logarithmic multiplier: ("add", "int8") for 8-bit operands).
 ``compare(model, example, specs)`` profiles several specs side by side.
 """
 
@@ -200,8 +202,8 @@ def _nonzero_pairs(module, xnz, wnz) -> int:
     return int(round(float(out.sum())))
 
 
-SPEC_KEYS = ("weight", "input", "acc", "skip_zeros", "sparse_weights", "sparse_inputs", "layers")
-LAYER_KEYS = ("weight", "input", "acc", "skip_zeros", "sparse_weights", "sparse_inputs")
+SPEC_KEYS = ("weight", "input", "acc", "skip_zeros", "sparse_weights", "sparse_inputs", "mul_as", "layers")
+LAYER_KEYS = ("weight", "input", "acc", "skip_zeros", "sparse_weights", "sparse_inputs", "mul_as")
 
 
 def _own_formats(name: str, module: Any, emulation: Any) -> dict:
@@ -242,6 +244,14 @@ def _layer_spec(name: str, own: dict, spec: dict, used: set) -> dict:
         used.add(found)
         settings.update(spec["layers"][found])
     return settings
+
+
+def _priced_as(rule: Any, table: CostTable) -> float:
+    """A user multiplier's price: (op, format), the operation the cost table prices each product as
+    (Mitchell's multiplier: ("add", an integer of the operands' width), one add of their logarithms)."""
+    if not (isinstance(rule, (tuple, list)) and len(rule) == 2 and rule[0] in ("add", "mul")):
+        raise ValueError(f"mul_as must be (op, format) with op 'add' or 'mul', e.g. ('add', 'int8'); got {rule!r}")
+    return energy(rule[0], as_format(rule[1]), table=table)
 
 
 def _check_spec(spec: dict) -> None:
@@ -306,13 +316,16 @@ def profile(model, example, spec: dict | None = None, *, table: CostTable | None
         zeros = macs - nonzero
         skip = settings.get("skip_zeros", isinstance(wfmt, TernaryFormat))
         executed = nonzero if skip else macs
-        mul = energy("mul", input_fmt, wfmt, table=table)
+        mul = _priced_as(settings["mul_as"], table) if "mul_as" in settings else energy("mul", input_fmt, wfmt,
+                                                                                          table=table)
         compute = executed * (mul + energy("add", acc_fmt, table=table))
         weight_bits = _stored(wq_np, _bits(wfmt), settings.get("sparse_weights"))
         act_bits = _stored(xq_np, _bits(input_fmt), settings.get("sparse_inputs")) + int(output.numel() * _bits(acc_fmt))
         memory = (memory_energy(weight_bits, weight_memory, size_bytes=sram_bytes, table=table)
                   + memory_energy(act_bits, "sram", size_bytes=sram_bytes, table=table))
         mul_name = f"{_label(input_fmt)} x {_label(wfmt)}"
+        if "mul_as" in settings:
+            mul_name += f" as {settings['mul_as'][0]} {_label(as_format(settings['mul_as'][1]))}"
         layer = LayerCost(name, type(module).__name__, mul_name, _label(acc_fmt), int(macs), int(zeros),
                           int(executed), weight_bits, act_bits, compute, memory)
         if dev is not None:

@@ -74,7 +74,13 @@ class CostReport:
         return buf.getvalue()
 
 
-def _mul_energy(name: str, operands: Any, table: CostTable, lut_bits: int) -> float:
+def _mul_energy(name: str, operands: Any, table: CostTable, lut_bits: int, mul_as: dict) -> float:
+    if name in mul_as:  # a user multiplier, priced as the operation it is built from
+        op, fmt = mul_as[name]
+        return energy(op, as_format(fmt), table=table)
+    if name.startswith("user:"):
+        raise ValueError(f"products of a user multiplier ({name}) have no row in the cost table: pass "
+                         f"mul_as={{{name!r}: (op, format)}}, e.g. ('add', 'int8') for Mitchell's on 8-bit operands")
     m = _LUT.match(name)
     if m:
         a, b = (int(g) for g in m.groups())
@@ -95,9 +101,11 @@ def _mul_energy(name: str, operands: Any, table: CostTable, lut_bits: int) -> fl
 
 
 def report(counts: dict, *, operands: Any = None, table: CostTable | None = None, skip_zeros: bool = False,
-           memory: str = "sram", sram_bytes: float = 32768, lut_bits: int = 16) -> CostReport:
+           memory: str = "sram", sram_bytes: float = 32768, lut_bits: int = 16,
+           mul_as: dict | None = None) -> CostReport:
     """The energy of a MAC's counts (see the module doc); raises ValueError for anything it cannot
-    price rather than counting it as free."""
+    price rather than counting it as free. mul_as: {label: (op, format)} prices a user multiplier's
+    products ("user:<function name>") as that operation."""
     table = table or default_table()
     if operands is None and counts.get("operands"):  # the MAC's inputs= (a swapped layer's formats)
         operands = tuple(as_format(name) for name in counts["operands"])
@@ -111,7 +119,7 @@ def report(counts: dict, *, operands: Any = None, table: CostTable | None = None
     top_add = max(counts["add"], key=counts["add"].get, default=None)
     for name, n in sorted(counts["mul"].items()):
         if n:
-            out.add(f"mul {name}", n - (skipped if name == top_mul else 0), _mul_energy(name, operands, table, lut_bits))
+            out.add(f"mul {name}", n - (skipped if name == top_mul else 0), _mul_energy(name, operands, table, lut_bits, mul_as or {}))
     for name, n in sorted(counts["add"].items()):
         if n:
             out.add(f"add {name}", n - (skipped if name == top_add else 0), energy("add", as_format(name), table=table))
