@@ -93,6 +93,13 @@ def test_approximate_multipliers_follow_their_definitions():
     assert approx.mitchell_fp(3.0, -3.0) == -8.0 and approx.mitchell_fp(0.75, 1.5) == 1.0  # 2**-1 (1.5) * 2**0 (1.5)
     # truncated: 3 x 3 without column 0 (1 x 1) is 8; cut=0 exact
     assert approx.truncated(3, 3, 8, 1) == 8 and np.array_equal(approx.truncated(a, b, 8, 0), a * b)
+    # broken-array: no rows, no columns broken is exact; hbl=0 is the truncated multiplier; rows below hbl
+    # dropped are the multiplier's low bits cleared; 7 x 7 with vbl=2, hbl=1 keeps a_i b_j (j >= 1, i + j >= 2)
+    assert np.array_equal(approx.broken_array(a, b, 8, 0), a * b)
+    assert np.array_equal(approx.broken_array(a, b, 8, 5), approx.truncated(a, b, 8, 5))
+    assert np.array_equal(approx.broken_array(a, b, 8, 0, hbl=3), a * (b & ~7))
+    assert approx.broken_array(7, 7, 3, vbl=2, hbl=1) == 4 + 4 + 8 + 8 + 16  # (0,2) (1,1) (1,2) (2,1) (2,2)
+    assert approx.table("broken_array", 4, vbl=3, hbl=1)[5, 5] == approx.broken_array(5, 5, 4, 3, 1)
     # DRUM: 183 = 1011 0111 keeps 1011 (its lowest bit set), shifted back: 176; exact below 2**k
     assert approx.drum(183, 1, 4) == 176 and approx.drum(0b10100000, 1, 4) == 0b10110000
     small = np.arange(16)

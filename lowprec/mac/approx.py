@@ -10,6 +10,10 @@ logarithmic multiplier on floating-point values as a numba scalar (``mitchell_fp
 - Truncated (the fixed-width multipliers of the literature, e.g. Schulte and Swartzlander, "Truncated
   multiplication with correction constant", VLSI Signal Processing VI, 1993, without the constant): the
   partial-product bits of the columns below `cut` are dropped.
+- Broken-array (BAM: Mahdiani, Ahmadi, Fakhraie and Lucas, "Bio-inspired imprecise computational
+  blocks for efficient VLSI implementation of soft-computing applications", IEEE TCAS-I, 2010): the
+  array multiplier without the carry-save cells of its lowest `hbl` partial-product rows (multiplier
+  bits) and of the columns below `vbl`; hbl=0 is the truncated multiplier with cut=vbl.
 - DRUM (Hashemi, Bahar and Reda, "DRUM: a dynamic range unbiased multiplier for approximate
   applications", ICCAD 2015): each operand keeps the k bits from its leading one, the lowest of them
   set to 1 (unbiasing the truncation), the k x k product shifted back; exact below 2**k.
@@ -21,7 +25,7 @@ import math
 
 import numpy as np
 
-__all__ = ["mitchell", "truncated", "drum", "table", "mitchell_fp"]
+__all__ = ["mitchell", "truncated", "broken_array", "drum", "table", "mitchell_fp"]
 
 
 def _magnitudes(bits: int) -> np.ndarray:
@@ -45,11 +49,17 @@ def mitchell(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def truncated(a: np.ndarray, b: np.ndarray, bits: int, cut: int) -> np.ndarray:
     """The product of nonnegative `bits`-bit integers without the partial-product bits of columns < cut."""
+    return broken_array(a, b, bits, vbl=cut)
+
+
+def broken_array(a: np.ndarray, b: np.ndarray, bits: int, vbl: int, hbl: int = 0) -> np.ndarray:
+    """BAM's product of nonnegative `bits`-bit integers: the partial-product bit a_i b_j (column i + j)
+    kept only where j >= hbl and i + j >= vbl."""
     a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
     total = np.zeros(np.broadcast(a, b).shape, np.int64)
     for i in range(bits):
-        for j in range(bits):
-            if i + j >= cut:
+        for j in range(hbl, bits):
+            if i + j >= vbl:
                 total += (((a >> i) & 1) & ((b >> j) & 1)) << (i + j)
     return total
 
@@ -70,7 +80,7 @@ def drum(a: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
 
 def table(kind: str, bits: int = 8, **params: int) -> np.ndarray:
     """The (2**bits, 2**bits) product table of an approximate multiplier over b-bit two's complement codes:
-    kind "exact", "mitchell", "truncated" (cut=), "drum" (k=)."""
+    kind "exact", "mitchell", "truncated" (cut=), "broken_array" (vbl=, hbl=), "drum" (k=)."""
     if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 12:
         raise ValueError(f"bits must be an int in [2, 12] (a table of 2**(2 bits) entries), got {bits!r}")
     v = _magnitudes(bits)
@@ -82,10 +92,12 @@ def table(kind: str, bits: int = 8, **params: int) -> np.ndarray:
         mag = mitchell(a, b)
     elif kind == "truncated":
         mag = truncated(a, b, bits, params.get("cut", bits - 1))
+    elif kind == "broken_array":
+        mag = broken_array(a, b, bits, params.get("vbl", bits - 1), params.get("hbl", 0))
     elif kind == "drum":
         mag = drum(a, b, params.get("k", math.ceil(bits / 2)))
     else:
-        raise ValueError(f"kind must be one of 'exact', 'mitchell', 'truncated', 'drum'; got {kind!r}")
+        raise ValueError(f"kind must be one of 'exact', 'mitchell', 'truncated', 'broken_array', 'drum'; got {kind!r}")
     return (sign * mag).astype(np.float64)
 
 
