@@ -48,15 +48,16 @@ class _Step:
 
 
 def _add(a, b, rounding: str):
-    """a + b exactly; zeros are floats so that their signs follow IEEE 754 (an exact zero sum is +0,
-    -0 under rounding down unless both terms are +0)."""
+    """a + b exactly; zeros are floats so that their signs follow IEEE 754: two zeros of one sign sum
+    to that zero; any other exact zero sum is +0, -0 under rounding down."""
     if isinstance(a, float) and not math.isfinite(a) or isinstance(b, float) and not math.isfinite(b):
         return float(a) + float(b)  # Inf or NaN: IEEE arithmetic
     total = Fraction(a) + Fraction(b)
     if total != 0:
         return total
-    both_plus = not math.copysign(1.0, float(a)) < 0 and not math.copysign(1.0, float(b)) < 0
-    return 0.0 if both_plus or rounding != "down" else -0.0
+    if a == 0 and b == 0 and math.copysign(1.0, float(a)) == math.copysign(1.0, float(b)):
+        return float(a)
+    return -0.0 if rounding == "down" else 0.0
 
 
 def _product(x, y):

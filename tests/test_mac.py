@@ -48,6 +48,20 @@ def test_matmul_matches_the_per_operation_reference(data, operand, acc, mul, chu
                 (i, j, g, ref)
 
 
+@pytest.mark.parametrize("rounding", lowprec.ROUNDING_MODES)
+def test_zero_sums_keep_ieee_signs(rounding):
+    """c + a*b of zeros: two zeros of one sign sum to it (-0 + -0 = -0 in every mode), opposite signs to
+    +0 (-0 under rounding down), as float arithmetic says; the engine and the reference agree."""
+    from lowprec.mac_reference import mac_dot_reference
+
+    for c, a, b in [(-0.0, 0.0, -1.0), (-0.0, 0.0, 1.0), (0.0, -0.0, 1.0), (0.0, 0.0, 1.0), (-0.0, -0.0, -1.0)]:
+        ieee = np.float32(c) + np.float32(a) * np.float32(b)
+        want = -0.0 if rounding == "down" and np.signbit(c) != np.signbit(np.float32(a) * np.float32(b)) else float(ieee)
+        got = MAC(acc="fp16", rounding=rounding, seed=1).matmul(np.float32([[a]]), np.float32([[b]]), np.float32([[c]]))
+        ref = mac_dot_reference([a], [b], acc="fp16", rounding=rounding, seed=1, initial=c)
+        assert math.copysign(1, got[0, 0]) == math.copysign(1, ref) == math.copysign(1, want), (c, a, b)
+
+
 def test_rto64_is_round_to_odd():
     from fractions import Fraction
 
