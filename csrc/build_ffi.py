@@ -5,6 +5,8 @@ Environment switches:
   LD_PRELOAD="$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0 to load it.
 - LOWPREC_PORTABLE=1: plain -O2, no per-CPU clones (what any C99 compiler on any machine gets).
 - LOWPREC_NO_OPENMP=1: no OpenMP (single-threaded kernels).
+- LOWPREC_ISA=x86-64-v4 | x86-64-v3 | generic: one instruction-set path alone, no runtime dispatch
+  (AVX-512, AVX2, plain C): .ci/isa-paths builds each and checks they give the dispatching build's bits.
 """
 
 import os
@@ -47,6 +49,13 @@ def _flags() -> tuple[list[str], list[str]]:
     if os.environ.get("LOWPREC_SANITIZE"):
         san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
         return ["-O1", "-g", "-ffp-contract=off", "-DLP_NO_CLONES", *san, *omp], [*san, *omp]
+    isa = os.environ.get("LOWPREC_ISA")
+    if isa:
+        only = {"x86-64-v4": ["-march=x86-64-v4", "-DLP_MAX_ISA=4"], "x86-64-v3": ["-march=x86-64-v3", "-DLP_MAX_ISA=3"],
+                "generic": ["-DLP_NO_DISPATCH", "-DLP_MAX_ISA=0"]}
+        if isa not in only:
+            raise SystemExit(f"LOWPREC_ISA must be one of {', '.join(only)}; got {isa!r}")
+        return ["-O3", "-ffp-contract=off", "-fno-trapping-math", "-DLP_NO_CLONES", *only[isa], *omp], omp
     if os.environ.get("LOWPREC_PORTABLE"):
         return ["-O2", "-ffp-contract=off", "-DLP_NO_CLONES", "-DLP_NO_DISPATCH", *omp], omp
     # -fno-trapping-math: no kernel reads the floating-point exception flags, and without it GCC keeps

@@ -91,14 +91,74 @@ __attribute__((target("avx2"))) static void philox_fill_avx2(uint32_t *out, int6
 }
 #endif
 
-/* philox_fill, or its AVX2 twin where the CPU has AVX2 (same output). */
+#if defined(LP_X86_DISPATCH) && LP_MAX_ISA >= 4
+/* The AVX2 routine on 512-bit vectors: 8 counters a vector, vector v of a group holding counters
+ * first + 2l + (v & 1) in lane l, so a packed pair holds 16 consecutive counters. */
+__attribute__((target("avx512f"))) static void philox_fill_avx512(uint32_t *out, int64_t nctr, uint64_t seed,
+                                                                   uint64_t ctr0)
+{
+    const __m512i m0 = _mm512_set1_epi64(PHILOX_M0), m1 = _mm512_set1_epi64(PHILOX_M1);
+    const __m512i lanes = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
+    const int64_t step = 8 * LP_PHILOX_VECS;
+    int64_t j = 0;
+    for (; j + step <= nctr; j += step) {
+        __m512i c0[LP_PHILOX_VECS], c1[LP_PHILOX_VECS], c2[LP_PHILOX_VECS], c3[LP_PHILOX_VECS];
+        for (int v = 0; v < LP_PHILOX_VECS; v++) {
+            int64_t first = j + 16 * (v / 2) + (v & 1);
+            __m512i c = _mm512_add_epi64(_mm512_set1_epi64((long long)(ctr0 + (uint64_t)first)), lanes);
+            c0[v] = c;
+            c1[v] = _mm512_srli_epi64(c, 32);
+            c2[v] = c3[v] = _mm512_setzero_si512();
+        }
+        uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+        for (int r = 0; r < 10; r++) {
+            const __m512i key0 = _mm512_set1_epi64(k0), key1 = _mm512_set1_epi64(k1);
+            for (int v = 0; v < LP_PHILOX_VECS; v++) {
+                __m512i p0 = _mm512_mul_epu32(c0[v], m0), p1 = _mm512_mul_epu32(c2[v], m1);
+                c0[v] = _mm512_xor_si512(_mm512_xor_si512(_mm512_srli_epi64(p1, 32), c1[v]), key0);
+                c2[v] = _mm512_xor_si512(_mm512_xor_si512(_mm512_srli_epi64(p0, 32), c3[v]), key1);
+                c1[v] = p1;
+                c3[v] = p0;
+            }
+            k0 += PHILOX_W0;
+            k1 += PHILOX_W1;
+        }
+        for (int v = 0; v < LP_PHILOX_VECS; v += 2) {
+            int64_t at = j + 8 * v;
+#define LP_PACK(c) _mm512_mask_blend_epi32((__mmask16)0xAAAA, c[v], _mm512_slli_epi64(c[v + 1], 32))
+            _mm512_storeu_si512((void *)(out + at), LP_PACK(c0));
+            _mm512_storeu_si512((void *)(out + nctr + at), LP_PACK(c1));
+            _mm512_storeu_si512((void *)(out + 2 * nctr + at), LP_PACK(c2));
+            _mm512_storeu_si512((void *)(out + 3 * nctr + at), LP_PACK(c3));
+#undef LP_PACK
+        }
+    }
+    if (j < nctr) { /* a ragged end: the portable loop, into a scratch block laid out the same way */
+        uint32_t tail[4 * 8 * LP_PHILOX_VECS];
+        int64_t rest = nctr - j;
+        philox_fill(tail, rest, seed, ctr0 + (uint64_t)j);
+        for (int w = 0; w < 4; w++)
+            memcpy(out + w * nctr + j, tail + w * rest, (size_t)rest * sizeof(uint32_t));
+    }
+}
+#endif
+
+/* philox_fill, or its AVX-512 / AVX2 twin where the CPU has them (same output); LP_MAX_ISA (a build
+ * setting, lowprec's ISA-path checks) caps the choice. */
 static void philox_fill_best(uint32_t *out, int64_t nctr, uint64_t seed, uint64_t ctr0)
 {
 #ifdef LP_X86_DISPATCH
-    static int have_avx2 = -1;
-    if (have_avx2 < 0)
-        have_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-    if (have_avx2) {
+    static int have = -1; /* 2: AVX-512, 1: AVX2, 0: neither */
+    if (have < 0)
+        have = (LP_MAX_ISA >= 4 && __builtin_cpu_supports("avx512f")) ? 2
+               : (LP_MAX_ISA >= 3 && __builtin_cpu_supports("avx2")) ? 1 : 0;
+#if LP_MAX_ISA >= 4
+    if (have == 2) {
+        philox_fill_avx512(out, nctr, seed, ctr0);
+        return;
+    }
+#endif
+    if (have == 1) {
         philox_fill_avx2(out, nctr, seed, ctr0);
         return;
     }

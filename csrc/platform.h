@@ -36,10 +36,15 @@ static inline int lp_team(int64_t n, int nthreads)
 #define LP_ALWAYS_INLINE
 #endif
 
-/* Runtime dispatch: x86-64 builds carry an AVX2 clone of the hot loops next to the baseline one; the
- * loader picks by CPU. Elsewhere the baseline (e.g. NEON on aarch64) is used. */
+/* Runtime dispatch: x86-64 builds carry AVX-512 (x86-64-v4) and AVX2 (x86-64-v3) clones of the hot
+ * loops next to the baseline one; the loader picks by CPU. Elsewhere the baseline (e.g. NEON on
+ * aarch64) is used. LP_MAX_ISA (4, 3 or 0; a build setting) caps the hand-written Philox routines, so
+ * that a build for one instruction set alone (LOWPREC_ISA, csrc/build_ffi.py) runs only its path. */
+#ifndef LP_MAX_ISA
+#define LP_MAX_ISA 4
+#endif
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(LP_NO_CLONES)
-#define LP_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define LP_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define LP_CLONES
 #endif

@@ -1,0 +1,78 @@
+"""The bits of a battery of C-core calls, as one digest: every C path (the float quantizer in every mode,
+block, float-scaled, codebook, log, affine, binary and ternary formats, encode/decode, the MAC engine
+and its fused and matrix-unit paths) on float32 and float64 inputs with specials, subnormals and ties.
+.ci/isa-paths runs it on builds for one instruction set each (AVX-512, AVX2, plain C) and on the
+dispatching build: every path must give the same digest.
+Usage: python tests/isa_battery.py [--verbose]  (prints the digest; --verbose one line per case)
+"""
+
+import hashlib
+import sys
+
+import numpy as np
+
+import lowprec
+from lowprec import MAC
+
+
+def _inputs():
+    rng = np.random.default_rng(2024)
+    x = (rng.standard_normal(70001) * 2.0 ** rng.integers(-30, 30, 70001)).astype(np.float64)
+    x[:12] = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 5e-324, 448.0, 464.0, -65520.0, 2.5]
+    ties = np.arange(-300, 300) * 0.25  # many exact ties for the narrow formats
+    return np.concatenate([x, ties])
+
+
+def cases():
+    x64 = _inputs()
+    x32 = x64.astype(np.float32)
+    modes = lowprec.ROUNDING_MODES
+    for fmt in ("fp16", "bf16", "fp8_e4m3fn", "fp8_e5m2", "fp4_e2m1fn", "q8.8", "binary8p3", "fp8_e4m3fnuz"):
+        for mode in modes:
+            for x in (x32, x64):
+                yield f"{fmt} {mode} {x.dtype}", lowprec.quantize(x, fmt, mode, seed=3)
+    yield "fp8 stochastic rbits=6", lowprec.quantize(x32, "fp8_e4m3fn", "stochastic", seed=5, rbits=6)
+    blocks = x32[:65536].reshape(256, 256)
+    for fmt in ("mxfp8_e4m3", "mxfp4_e2m1", "mxint8", "nvfp4", lowprec.bfp(12, 16)):
+        for mode in ("nearest_even", "stochastic", "toward_zero"):
+            yield f"{fmt} {mode}", lowprec.quantize(np.nan_to_num(blocks), fmt, mode, seed=7)
+    book = lowprec.LUTFormat(np.sort(np.random.default_rng(1).standard_normal(256)))
+    small = lowprec.LUTFormat(np.sort(np.random.default_rng(2).standard_normal(16)))
+    for fmt in (book, small, lowprec.LogFormat(4), lowprec.LogFormat(8)):
+        yield f"{fmt!r}", lowprec.quantize(x32, fmt)
+    yield "lut encode", np.asarray(lowprec.encode(np.nan_to_num(x32), small), np.float64)
+    for mode in ("nearest_even", "down", "stochastic"):
+        yield f"int8 affine {mode}", lowprec.quantize(x32, lowprec.IntAffineFormat(8, 0.05, 3), mode, seed=9)
+    chan = lowprec.IntAffineFormat(8, np.linspace(0.01, 0.2, 256), np.arange(256) % 7 - 3, axis=0)
+    yield "int8 affine per channel", lowprec.quantize(blocks, chan)
+    yield "binary", lowprec.quantize(x32, lowprec.fit_binary(np.nan_to_num(x32[:4096])))
+    yield "binary stochastic", lowprec.quantize(np.nan_to_num(x32), lowprec.fit_binary(np.nan_to_num(x32[:4096])),
+                                                "stochastic", seed=2)
+    yield "ternary", lowprec.quantize(x32, lowprec.fit_twn(np.nan_to_num(x32[:4096])))
+    codes = np.arange(256, dtype=np.uint8)
+    yield "decode fp8", np.asarray(lowprec.decode(codes, "fp8_e4m3fn"), np.float64)
+    yield "encode fp8", np.asarray(lowprec.encode(np.nan_to_num(x32, posinf=0, neginf=0), "fp8_e4m3fn"), np.float64)
+    rng = np.random.default_rng(3)
+    A = lowprec.quantize(rng.standard_normal((37, 300)).astype(np.float32), "fp8_e4m3fn")
+    B = lowprec.quantize(rng.standard_normal((300, 29)).astype(np.float32), "fp8_e4m3fn")
+    for kw in ({"acc": "fp16"}, {"acc": "fp16", "chunk": 32, "chunk_acc": "fp32"}, {"acc": "fp16", "fused": True},
+               {"acc": "bf16", "rounding": "stochastic", "seed": 4}, {"acc": "fp32"}, {"acc": "bf16", "rounding": "up"},
+               {"mul": "bf16", "acc": "fp16", "order": "pairwise"}, {"acc": "q8.8"}, {"unit": "h100_fp8"},
+               {"unit": "h100_fp8", "chunk": 128, "chunk_acc": "fp32"}):
+        yield f"mac {kw}", MAC(**kw).matmul(A, B)
+    yield "mac sum", MAC(acc="fp16").sum(A, axis=1)
+
+
+def main():
+    digest = hashlib.sha256()
+    for name, value in cases():
+        arr = np.ascontiguousarray(np.asarray(value, np.float64))
+        part = hashlib.sha256(arr.tobytes()).hexdigest()
+        digest.update(name.encode() + part.encode())
+        if "--verbose" in sys.argv:
+            print(f"{part[:16]}  {name}")
+    print(digest.hexdigest())
+
+
+if __name__ == "__main__":
+    main()
