@@ -121,6 +121,9 @@ void lp_lut_f32(const float *in, int64_t n, const float *thr, int32_t nthr, cons
                 uint16_t *idx, int nthreads);
 void lp_lut_f64(const double *in, int64_t n, const double *thr, int32_t nthr, const double *table, double *out,
                 uint16_t *idx, int nthreads);
+/* lp_lut_f32 through a bucket index: buckets[65536], lo | hi << 16 (see csrc/lut_impl.h); same results. */
+void lp_lut_bucket_f32(const float *in, int64_t n, const float *thr, int32_t nthr, const uint32_t *buckets,
+                       const float *table, float *out, uint16_t *idx, int nthreads);
 
 /* Integer-affine quantization of n contiguous values (see csrc/affine_impl.h): out = (q - zp) * scale,
  * q = clamp(round(x / scale) + zp, qmin, qmax), with ip the parameters of 64-bit integers for mode. */

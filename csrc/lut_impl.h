@@ -45,24 +45,104 @@ LP_CLONES static void CAT(lut_scan_, SFX)(const FT *restrict in, int64_t n, cons
     }
 }
 
-LP_CLONES static void CAT(lut_search_, SFX)(const FT *in, int64_t n, const FT *thr, int32_t nthr, const FT *table,
-                                            FT *out, uint16_t *idx)
+/* The binary search tile by tile, one halving step for every element of a tile at a time: the steps
+ * depend only on the table's size, so each is a gather, a compare and a select per lane (vectorized),
+ * and every element takes the path the one-at-a-time search takes. */
+LP_CLONES static void CAT(lut_search_, SFX)(const FT *restrict in, int64_t n, const FT *restrict thr, int32_t nthr,
+                                            const FT *restrict table, FT *restrict out, uint16_t *restrict idx)
 {
-    for (int64_t i = 0; i < n; i++) {
-        FT x = in[i];
-        int32_t base = 0, len = nthr;
-        while (len > 1) { /* invariant: the answer lies in [base, base + len] */
-            int32_t half = len / 2;
-            base = thr[base + half - 1] <= x ? base + half : base;
-            len -= half;
+    int32_t halves[32], nsteps = 0, len = nthr;
+    while (len > 1) { /* invariant: the answer lies in [base, base + len] */
+        halves[nsteps++] = len / 2;
+        len -= len / 2;
+    }
+    for (int64_t s = 0; s < n; s += LP_LUT_TILE) {
+        const int64_t m = n - s < LP_LUT_TILE ? n - s : LP_LUT_TILE;
+        const FT *restrict x = in + s;
+        int32_t base[LP_LUT_TILE];
+        for (int64_t i = 0; i < m; i++)
+            base[i] = 0;
+        for (int32_t st = 0; st < nsteps; st++) {
+            const int32_t half = halves[st];
+            for (int64_t i = 0; i < m; i++) {
+                const int32_t b = base[i];
+                base[i] = thr[b + half - 1] <= x[i] ? b + half : b;
+            }
         }
-        int32_t k = base + (len == 1 && thr[base] <= x);
-        if (out)
-            out[i] = x != x ? x : table[k];
-        if (idx)
-            idx[i] = (uint16_t)k;
+        for (int64_t i = 0; i < m; i++) {
+            const int32_t k = base[i] + (len == 1 && thr[base[i]] <= x[i]);
+            if (out)
+                out[s + i] = x[i] != x[i] ? x[i] : table[k];
+            if (idx)
+                idx[s + i] = (uint16_t)k;
+        }
     }
 }
+
+#if WBITS == 32
+/* Large float32 tables through a bucket index: a float's bits, mapped to an order-preserving key, name
+ * one of 65536 buckets (1/128 of a binade each), which holds lo | hi << 16: the counts of thresholds
+ * <= the bucket's smallest and largest value (lowprec.array.codebook builds it). Most buckets hold no
+ * threshold (lo == hi); one or two thresholds are compares; more (rare) are counted one by one. */
+static inline uint32_t lp_order_key_f32(float x)
+{
+    const uint32_t u = to_bits_f32(x);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+LP_CLONES static void lut_bucket_tile_f32(const float *restrict x, int64_t m, const float *restrict thr,
+                                          int32_t nthr, const uint32_t *restrict buckets,
+                                          const float *restrict table, float *restrict out, uint16_t *restrict idx)
+{
+    int32_t k[LP_LUT_TILE];
+    int32_t wide = 0;
+    for (int64_t i = 0; i < m; i++) {
+        const uint32_t b = buckets[lp_order_key_f32(x[i]) >> 16];
+        const int32_t lo = (int32_t)(b & 0xFFFFu), hi = (int32_t)(b >> 16);
+        const int32_t j0 = lo < nthr ? lo : nthr - 1, j1 = lo + 1 < nthr ? lo + 1 : nthr - 1;
+        const float t0 = thr[j0], t1 = thr[j1]; /* loaded unconditionally: the loop vectorizes (gathers) */
+        k[i] = lo + ((hi > lo) & (t0 <= x[i])) + ((hi > lo + 1) & (t1 <= x[i]));
+        wide |= hi - lo > 2;
+    }
+    if (wide) /* buckets with more thresholds: count them all */
+        for (int64_t i = 0; i < m; i++) {
+            const uint32_t b = buckets[lp_order_key_f32(x[i]) >> 16];
+            const int32_t lo = (int32_t)(b & 0xFFFFu), hi = (int32_t)(b >> 16);
+            if (hi - lo > 2) {
+                int32_t c = lo;
+                for (int32_t t = lo; t < hi; t++)
+                    c += thr[t] <= x[i];
+                k[i] = c;
+            }
+        }
+    for (int64_t i = 0; i < m; i++)
+        k[i] = x[i] != x[i] ? 0 : k[i];
+    if (out)
+        for (int64_t i = 0; i < m; i++) {
+            const float v = table[k[i]]; /* unconditional: a gather */
+            out[i] = x[i] != x[i] ? x[i] : v;
+        }
+    if (idx)
+        for (int64_t i = 0; i < m; i++)
+            idx[i] = (uint16_t)k[i];
+}
+
+void lp_lut_bucket_f32(const float *in, int64_t n, const float *thr, int32_t nthr, const uint32_t *buckets,
+                       const float *table, float *out, uint16_t *idx, int nthreads)
+{
+    const int64_t chunk = 16384;
+    const int64_t nchunks = (n + chunk - 1) / chunk;
+    nthreads = lp_team(n, nthreads);
+    LP_PARALLEL_FOR
+    for (int64_t c = 0; c < nchunks; c++) {
+        const int64_t s = c * chunk, len = n - s < chunk ? n - s : chunk;
+        for (int64_t t = s; t < s + len; t += LP_LUT_TILE) {
+            const int64_t m = s + len - t < LP_LUT_TILE ? s + len - t : LP_LUT_TILE;
+            lut_bucket_tile_f32(in + t, m, thr, nthr, buckets, table, out ? out + t : 0, idx ? idx + t : 0);
+        }
+    }
+}
+#endif
 
 void CAT(lp_lut_, SFX)(const FT *in, int64_t n, const FT *thr, int32_t nthr, const FT *table, FT *out,
                        uint16_t *idx, int nthreads)

@@ -184,3 +184,28 @@ def test_bad_log_and_kmeans_parameters():
         kmeans_codebook(np.zeros(0), 2)
     with pytest.raises(ValueError, match="codes"):
         lowprec.decode(np.array([7]), LUTFormat([0.0, 1.0]))
+
+
+def test_the_bucket_index_finds_what_the_binary_search_finds():
+    """Large float32 tables go through a bucket index (csrc/lut_impl.h): the same code as numpy's
+    searchsorted (#{t <= x}) for every input, with thresholds clustered (buckets holding many), at
+    zero, tiny and huge, with ties on thresholds, signed zeros, Inf and NaN."""
+    from lowprec.array import codebook as cb
+    from lowprec.kernels.native import ffi, lib
+
+    rng = np.random.default_rng(8)
+    thr = np.sort(np.concatenate([rng.standard_normal(150), 1.0 + np.arange(40) * 2.0**-20, [0.0, -0.0, 1e-40, -1e-40],
+                                  [3e38, -3e38], rng.standard_normal(60) * 1e-30])).astype(np.float32)
+    x = np.concatenate([rng.standard_normal(200000), thr, np.nextafter(thr, np.inf), np.nextafter(thr, -np.inf),
+                        1.0 + np.arange(-100, 100) * 2.0**-21, [0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 1e-45]])
+    x = x.astype(np.float32)
+    table = np.arange(thr.size + 1, dtype=np.float32)
+    buckets = cb.bucket_index(thr)
+    assert ((buckets >> 16) - (buckets & 0xFFFF)).max() > 2  # buckets with many thresholds (the slow lane)
+    out, idx = np.empty_like(x), np.empty(x.shape, np.uint16)
+    lib.lp_lut_bucket_f32(ffi.from_buffer("float[]", x), x.size, ffi.from_buffer("float[]", thr), thr.size,
+                          ffi.from_buffer("uint32_t[]", buckets), ffi.from_buffer("float[]", table),
+                          ffi.from_buffer("float[]", out), ffi.from_buffer("uint16_t[]", idx), 2)
+    want = np.where(np.isnan(x), 0, np.searchsorted(thr, x, side="right"))
+    assert np.array_equal(idx, want)
+    assert np.array_equal(out, np.where(np.isnan(x), x, table[want]), equal_nan=True)

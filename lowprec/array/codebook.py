@@ -104,19 +104,47 @@ def _tables(fmt: LUTFormat, dtype: np.dtype, rounding: str) -> list[tuple[np.nda
     return [(thresholds(r, dtype, rounding, fmt), r.astype(dtype)) for r in rows]
 
 
+_SCAN_MAX = 64  # csrc/lut_impl.h's LP_LUT_SCAN_MAX: larger float32 tables go through a bucket index
+_BUCKETS: dict = {}
+
+
+def bucket_index(thr: np.ndarray) -> np.ndarray:
+    """For float32 thresholds: per bucket of 2**16 consecutive order keys (the float's bits, negatives
+    flipped), lo | hi << 16 with lo, hi the counts of thresholds <= its smallest and largest value
+    (NaN patterns stand for the infinity beside them: NaN inputs are handled apart)."""
+    key = thr.tobytes()
+    if key not in _BUCKETS:
+        first = np.arange(65536, dtype=np.uint64) << np.uint64(16)
+        ends = []
+        for keys in (first, first | np.uint64(0xFFFF)):
+            keys = keys.astype(np.uint32)
+            bits = np.where(keys & np.uint32(0x80000000), keys & np.uint32(0x7FFFFFFF), ~keys)
+            values = bits.view(np.float32)
+            values = np.where(np.isnan(values), np.where(keys & np.uint32(0x80000000), np.inf, -np.inf), values)
+            ends.append(np.searchsorted(thr, values.astype(np.float32), side="right").astype(np.uint32))
+        _BUCKETS[key] = np.ascontiguousarray(ends[0] | (ends[1] << np.uint32(16)))
+        if len(_BUCKETS) > 64:  # a bounded cache (256 KiB each)
+            _BUCKETS.pop(next(iter(_BUCKETS)))
+    return _BUCKETS[key]
+
+
 def _run(x: np.ndarray, thr: np.ndarray, table: np.ndarray, want_values: bool, want_codes: bool,
          values: np.ndarray | None = None):
     """(values, codes) of contiguous x by the C search; `values` (contiguous, x's shape) receives them."""
     ctype = "float[]" if x.dtype == np.float32 else "double[]"
-    fn = lib.lp_lut_f32 if x.dtype == np.float32 else lib.lp_lut_f64
     if want_values and values is None:
         values = np.empty_like(x)
     codes = np.empty(x.shape, np.uint16) if want_codes else None
     if x.size:
-        fn(ffi.from_buffer(ctype, x), x.size, ffi.from_buffer(ctype, thr), thr.size, ffi.from_buffer(ctype, table),
-           ffi.from_buffer(ctype, values, require_writable=True) if want_values else ffi.NULL,
-           ffi.from_buffer("uint16_t[]", codes, require_writable=True) if want_codes else ffi.NULL,
-           get_num_threads())
+        io = (ffi.from_buffer(ctype, values, require_writable=True) if want_values else ffi.NULL,
+              ffi.from_buffer("uint16_t[]", codes, require_writable=True) if want_codes else ffi.NULL, get_num_threads())
+        if x.dtype == np.float32 and thr.size > _SCAN_MAX:
+            lib.lp_lut_bucket_f32(ffi.from_buffer(ctype, x), x.size, ffi.from_buffer(ctype, thr), thr.size,
+                                  ffi.from_buffer("uint32_t[]", bucket_index(thr)), ffi.from_buffer(ctype, table), *io)
+        else:
+            fn = lib.lp_lut_f32 if x.dtype == np.float32 else lib.lp_lut_f64
+            fn(ffi.from_buffer(ctype, x), x.size, ffi.from_buffer(ctype, thr), thr.size, ffi.from_buffer(ctype, table),
+               *io)
     return values, codes
 
 
