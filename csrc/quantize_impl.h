@@ -166,15 +166,21 @@ static inline LP_ALWAYS_INLINE UT CAT(round_one_, SFX)(UT bits, const lp_qparams
 }
 
 
-/* The random draw of in-block element i from the word-major Philox block (see lowprec.h). */
-static inline UT CAT(word_, SFX)(const UT *rnd, int64_t i)
+/* The random draws of a block's elements, in element order, from the word-major Philox block (see
+ * lowprec.h): float32 reads it as it is; float64's draw of element h C + j (C = counters) joins words
+ * 2h and 2h + 1 of counter j, gathered here once so that the rounding loops read draws[i]. */
+static inline const UT *CAT(draws_, SFX)(const UT *rnd, UT *draws)
 {
 #if WBITS == 32
-    return rnd[i];
+    (void)draws;
+    return rnd;
 #else
     const uint32_t *w = (const uint32_t *)rnd;
-    int64_t C = LP_WORK_UNIT / PER_CTR, h = i / C, j = i % C;
-    return (UT)w[2 * h * C + j] | ((UT)w[(2 * h + 1) * C + j] << 32);
+    const int64_t C = LP_WORK_UNIT / PER_CTR;
+    for (int64_t h = 0; h < PER_CTR; h++)
+        for (int64_t j = 0; j < C; j++)
+            draws[h * C + j] = (UT)w[2 * h * C + j] | ((UT)w[(2 * h + 1) * C + j] << 32);
+    return draws;
 #endif
 }
 
@@ -232,12 +238,18 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
         break;
     }
     philox_fill_best((uint32_t *)rnd, LP_WORK_UNIT / PER_CTR, seed, ctr0);
+#if WBITS == 64
+    UT joined[LP_WORK_UNIT];
+#else
+    UT *joined = 0;
+#endif
+    const UT *restrict draw = CAT(draws_, SFX)(rnd, joined);
     if (p->rbits == WBITS) {
         for (int64_t i = 0; i < len; i++)
-            dst[i] = CAT(round_one_, SFX)(src[i], p, LP_SR_EXACT_FAST, DEEP, 1, CAT(word_, SFX)(rnd, i));
+            dst[i] = CAT(round_one_, SFX)(src[i], p, LP_SR_EXACT_FAST, DEEP, 1, draw[i]);
     } else {
         for (int64_t i = 0; i < len; i++)
-            dst[i] = CAT(round_one_, SFX)(src[i], p, LP_SR_K_FAST, DEEP, 1, CAT(word_, SFX)(rnd, i));
+            dst[i] = CAT(round_one_, SFX)(src[i], p, LP_SR_K_FAST, DEEP, 1, draw[i]);
     }
     UT tiny_m1 = p->tiny ? (UT)p->tiny - 1 : 0;
     for (int64_t c = 0; c < len; c += 16) {
@@ -248,7 +260,7 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
         if (any)
             for (int64_t i = c; i < end; i++)
                 if (CAT(exceptional_, SFX)(src[i], tiny_m1))
-                    dst[i] = CAT(round_one_, SFX)(src[i], p, LP_STOCHASTIC, DEEP, 0, CAT(word_, SFX)(rnd, i));
+                    dst[i] = CAT(round_one_, SFX)(src[i], p, LP_STOCHASTIC, DEEP, 0, draw[i]);
     }
 }
 
