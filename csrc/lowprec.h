@@ -76,6 +76,8 @@ typedef struct {
     int chunk_native; /* 1: chunk_acc is the working type's own format (IEEE, Inf on overflow) and the
                          mode nearest even: chunk totals are FT's own sums, correctly rounded */
     int acc_native;   /* 1: the same for acc: every accumulation is FT's own sum */
+    int acc_half;     /* 1: acc is IEEE binary16 itself, nearest even, fast set: the float kernel rounds its
+                         sums to half precision by bit arithmetic (the same values as the general rule) */
     int b_broadcast;  /* 1: B is one row (1 x n) standing for all k rows (a sum's ones: no k-long copy) */
     const void *init; /* NULL, or the initial accumulator (D = A @ B + C): m x n in C's layout and the
                          working type; the sum starts from it (the chunk total, when chunking) */

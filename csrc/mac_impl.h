@@ -51,6 +51,20 @@ static inline LP_ALWAYS_INLINE FT CAT(add_rto_, SFX)(FT s, FT p, const int down_
     return CAT(from_bits_, SFX)(rb + (step & (down | 1)));
 }
 
+#if WBITS == 32
+/* x (a float32 round-to-odd sum, finite, below fp16's overflow threshold) rounded to nearest even on
+ * IEEE binary16's grid: at and above 2**-14 the pattern keeps 10 fraction bits (the carry moves into
+ * the exponent), below it 0.5 + |x| has float32 spacing 2**-24, fp16's subnormal step. */
+static inline LP_ALWAYS_INLINE float lp_half_rne_f32(float x)
+{
+    const uint32_t u = to_bits_f32(x), a = u & 0x7FFFFFFFu;
+    const uint32_t normal = (a + 0xFFFu + ((a >> 13) & 1u)) & ~0x1FFFu;
+    const float mag = from_bits_f32(a);
+    const uint32_t sub = to_bits_f32((mag + 0.5f) - 0.5f);
+    return from_bits_f32((a < 0x38800000u ? sub : normal) | (u & 0x80000000u));
+}
+#endif
+
 /* Round x to a format. `fast` (a constant) leaves out the rules for tiny nonzero values, Inf and NaN:
  * the caller has proved that none can occur (mp->fast). */
 static inline LP_ALWAYS_INLINE FT CAT(mac_q_, SFX)(FT x, const lp_qparams *p, const int mode, const int fast,
@@ -94,8 +108,12 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
                 FT p = av * brow[j];
                 if (has_mul)
                     p = CAT(mac_q_, SFX)(p, &mulp, mode, fast, sr ? lp_draw32(mp->seed, ctr, 0) : 0);
-                if (native) /* acc is FT's own format, nearest even: FT's sum is the rounded one */
+                if (native == 1) /* acc is FT's own format, nearest even: FT's sum is the rounded one */
                     s[r][j] += p;
+#if WBITS == 32
+                else if (native == 2) /* acc is binary16, nearest even, no tiny value, Inf or NaN */
+                    s[r][j] = lp_half_rne_f32(CAT(add_rto_, SFX)(s[r][j], p, 0));
+#endif
                 else
                     s[r][j] = CAT(mac_q_, SFX)(CAT(add_rto_, SFX)(s[r][j], p, mode == LP_DOWN), &accp, mode, fast,
                                                sr ? lp_draw32(mp->seed, ctr, 1) : 0);
@@ -144,6 +162,8 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
 #define LP_MAC_ROWS_RNE(MUL, CHUNKED, FAST)                                                         \
     if (MAC_FAST && mp->acc_native) {                                                               \
         LP_MAC_ROWS_N(LP_NEAREST_EVEN, MUL, CHUNKED, FAST, MAC_FAST)                                \
+    } else if (MAC_FAST && FAST && mp->acc_half) {                                                  \
+        LP_MAC_ROWS_N(LP_NEAREST_EVEN, MUL, CHUNKED, FAST, 2 * MAC_FAST)                            \
     } else {                                                                                        \
         LP_MAC_ROWS_N(LP_NEAREST_EVEN, MUL, CHUNKED, FAST, 0)                                       \
     }

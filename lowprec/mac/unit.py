@@ -534,10 +534,14 @@ class MAC:
         if ops.empty or not ops.finite:
             return False
         lsb = (math.floor(math.log2(ops.a_min)) - ops.sig_a + 1) + (math.floor(math.log2(ops.b_min)) - ops.sig_b + 1)
-        feeding = [f for f in (self.mul, self.acc, self.chunk_acc if self.chunk else None) if f is not None]
-        quantum = min([lsb] + [layout(f)[2] for f in feeding])
-        if any(layout(f)[2] > quantum for f in fmts):
-            return False
+        # the products and partial sums are multiples of 2**quantum; chunk totals (fed by partial sums
+        # only) and the output of 2**total, so a finer chunk_acc does not hold acc to its quantum
+        quantum = min([lsb] + [layout(f)[2] for f in (self.mul, self.acc) if f is not None])
+        total = min(quantum, layout(self.chunk_acc)[2]) if self.chunk else quantum
+        for f, q in ((self.mul, quantum), (self.acc, quantum), (self.chunk_acc if self.chunk else None, total),
+                     (self.out, total)):
+            if f is not None and layout(f)[2] > q:
+                return False
         # in logs: (1 + 2**-m) ** (K + 2) overflows a float for long sums in narrow formats
         log2_growth = (A.shape[1] + 2) * math.log1p(2.0 ** -min(layout(f)[0] for f in fmts)) / math.log(2)
         if log2_growth > 1000:
@@ -568,6 +572,8 @@ class MAC:
         mp.chunk = self.chunk or 0
         mp.chunk_native = int(use32 and self._chunk_native())
         mp.acc_native = int(use32 and self._acc_native())
+        mp.acc_half = int(use32 and _is_binary16(self.acc) and self.rounding == "nearest_even"
+                          and self.order == "sequential")  # the kernel takes it only where fast is set
         mp.mode = self.mode
         mp.seed = self.seed
         mp.offset = self._offset
