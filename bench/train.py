@@ -69,8 +69,9 @@ def main():
         base = None
         for label, spec in SPECS.items():
             model = build(0)
-            if spec:
-                lnn.swap(model, copy.deepcopy(spec))
+            if spec:  # the keys of the layer types this model has
+                kinds = {type(m).__name__ for m in model.modules()}
+                lnn.swap(model, {k: copy.deepcopy(v) for k, v in spec.items() if k in kinds})
             t = step_time(model, x, y, args.steps)
             base = base or t
             print(f"  {name:<10} {label:<8} {t * 1e3:9.2f} ms   {t / base:6.2f}x fp32")

@@ -61,6 +61,7 @@ def cases():
                {"unit": "h100_fp8", "chunk": 128, "chunk_acc": "fp32"}):
         yield f"mac {kw}", MAC(**kw).matmul(A, B)
     yield "mac sum", MAC(acc="fp16").sum(A, axis=1)
+    yield "mac narrow", MAC(acc="fp16", chunk=16, chunk_acc="fp32").matmul(A, B[:, :5])
 
 
 def main():

@@ -70,6 +70,28 @@ def test_chunked_sums_with_a_finer_chunk_accumulator_match_the_reference(data, a
                 (math.isnan(got[i, j]) and math.isnan(ref)), (i, j, got[i, j], ref)
 
 
+@pytest.mark.parametrize("kw", [{"acc": "fp16"}, {"acc": "bf16", "rounding": "toward_zero"},
+                                {"mul": "bf16", "acc": "fp16", "chunk": 7, "chunk_acc": "fp32"}, {"acc": "fp16", "fused": True}])
+def test_narrow_products_are_summed_as_wide_ones(kw):
+    """Few output columns (a 10-channel layer): the engine sums the transposed problem (whole tiles),
+    each output the same products in the same order; initial accumulators follow it."""
+    from lowprec.mac_reference import mac_dot_reference
+
+    rng = np.random.default_rng(21)
+    a = lowprec.quantize(rng.standard_normal((40, 30)) * 8, "fp8_e4m3fn").astype(np.float32)
+    b = lowprec.quantize(rng.standard_normal((30, 5)), "fp8_e4m3fn").astype(np.float32)
+    c = lowprec.quantize(rng.standard_normal((40, 5)), kw["acc"]).astype(np.float32)
+    fused = kw.get("fused", False)
+    for init in (None, c) if not fused and "chunk" not in kw else (None,):
+        got = MAC(**kw).matmul(a, b, init)
+        ref_kw = {key: v for key, v in kw.items() if key != "fused"}
+        for i in range(40):
+            for j in range(5):
+                ref = mac_dot_reference(a[i], b[:, j], **ref_kw, output_index=i * 5 + j,
+                                        initial=0.0 if init is None else float(init[i, j]))
+                assert got[i, j] == ref, (i, j, got[i, j], ref)
+
+
 @pytest.mark.parametrize("rounding", lowprec.ROUNDING_MODES)
 def test_zero_sums_keep_ieee_signs(rounding):
     """c + a*b of zeros: two zeros of one sign sum to it (-0 + -0 = -0 in every mode), opposite signs to

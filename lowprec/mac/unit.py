@@ -554,6 +554,15 @@ class MAC:
 
     def _sequential(self, A: np.ndarray, B: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
         """Sequential float accumulation by the C or Triton engine; start: the initial accumulator."""
+        m, k = A.shape
+        n = B.shape[1]
+        cols = lib.lp_mac_tile(1)
+        if n < cols <= m and k and B.strides[0] != 0 and self.rounding != "stochastic" and self._engine() == "c":
+            # narrow (few output columns: the kernel would go one output at a time): C = (B^T A^T)^T, whose
+            # every output is the same products (a * b == b * a exactly) summed in the same k order; the
+            # deterministic modes do not depend on an output's index
+            t = self._sequential(np.ascontiguousarray(B.T), np.ascontiguousarray(A.T), None if start is None else start.T)
+            return np.ascontiguousarray(t.T)
         ops = _Operands(A, B)
         use32 = self._fits_float32(ops)
         if not use32 and (ops.sig_a > 26 or ops.sig_b > 26):

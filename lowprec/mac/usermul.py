@@ -55,26 +55,8 @@ def add32(s, p):
     return r
 
 
-def sum32(a, bt, out):
-    m, k = a.shape
-    n = bt.shape[0]
-    for i in prange(m):
-        for j in range(n):
-            s = np.float32(0.0)
-            for t in range(k):
-                s = add32(s, np.float64(_mul(a[i, t], bt[j, t])))
-            out[i, j] = s
-
-
-def sum64(a, bt, out):
-    m, k = a.shape
-    n = bt.shape[0]
-    for i in prange(m):
-        for j in range(n):
-            s = 0.0
-            for t in range(k):
-                s = s + np.float64(_mul(a[i, t], bt[j, t]))
-            out[i, j] = s
+def add64(s, p):
+    return s + p
 
 
 def products(a, bt, out):
@@ -86,20 +68,27 @@ def products(a, bt, out):
                 out[i, j, t] = _mul(a[i, t], bt[j, t])
 '''
 
-# the template's functions numba compiles, with their options (all at once: one module per function)
-_FUNCTION_JIT = {"add32": {}, "sum32": {"parallel": True}, "sum64": {"parallel": True}, "products": {"parallel": True}}
+# k-order sums of the products from a zero, one kernel per accumulator (its add rounds once)
+_SUMS = '''
 
-_ACC_TEMPLATE = '''
-def accumulate(a, bt, out):
+def {name}(a, bt, out):
     m, k = a.shape
     n = bt.shape[0]
     for i in prange(m):
         for j in range(n):
-            s = 0.0
+            s = {zero}
             for t in range(k):
-                s = _step(s, _mul(a[i, t], bt[j, t]))
+                s = {add}(s, np.float64(_mul(a[i, t], bt[j, t])))
             out[i, j] = s
 '''
+_FUNCTION_TEMPLATE += _SUMS.format(name="sum32", zero="np.float32(0.0)", add="add32")
+_FUNCTION_TEMPLATE += _SUMS.format(name="sum64", zero="0.0", add="add64")
+
+# the template's functions numba compiles, with their options (all at once: one module per function)
+_FUNCTION_JIT = {"add32": {}, "add64": {}, "sum32": {"parallel": True}, "sum64": {"parallel": True},
+                 "products": {"parallel": True}}
+
+_ACC_TEMPLATE = "import numpy as np\n" + _SUMS.format(name="accumulate", zero="0.0", add="_step")
 
 
 def exact_product(a: float, b: float) -> float:
