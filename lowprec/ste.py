@@ -49,8 +49,8 @@ ESTIMATORS = ("ste", "clipped")
 
 
 def _q(x: torch.Tensor, fmt: Any, rounding: str, seed: Any, axis: int = -1) -> torch.Tensor:
-    if (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and rounding != "stochastic"
-            and isinstance(fmt, (FloatFormat, FixedFormat)) and fmt.overflow != "wrap"):
+    if (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and isinstance(rounding, str)
+            and rounding != "stochastic" and isinstance(fmt, (FloatFormat, FixedFormat)) and fmt.overflow != "wrap"):
         # the common training case, without lowprec.quantize's argument handling (same kernel)
         src = x.detach()
         if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):

@@ -430,3 +430,28 @@ def test_the_accuracy_study_s_mitchell_row_keeps_settings_stable_across_processe
 
     preset = json.dumps(accuracy.settings("fp8-mitchell", 1, 0, None)["preset"])
     assert "function:lowprec.mac.approx._mitchell_fp" in preset and " at 0x" not in preset
+
+
+def test_swap_specs_take_a_compiled_rounding_rule():
+    """"rounding" and "grad_rounding" in a swap spec may be a compiled rule (quantize(rounding=rule)):
+    toward zero written as a rule trains exactly as the built-in mode does."""
+    import numba
+    import torch
+
+    from lowprec import nn as lnn
+
+    @numba.njit
+    def toward_zero(x, lo, hi):
+        return lo if abs(lo) < abs(hi) else hi
+
+    grads = []
+    for rounding in (toward_zero, "toward_zero", "nearest_even"):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+        lnn.swap(model, {"Linear": {"weight": "fp8_e4m3fn", "input": "fp8_e4m3fn", "grad": "fp8_e5m2",
+                                    "rounding": rounding, "grad_rounding": rounding}})
+        x = torch.randn(16, 8, generator=torch.Generator().manual_seed(1), requires_grad=True)
+        model(x).pow(2).sum().backward()
+        grads.append((x.grad.clone(), model[0].weight.grad.clone()))
+    assert all(torch.equal(a, b) for a, b in zip(grads[0], grads[1]))
+    assert not torch.equal(grads[0][1], grads[2][1])  # the rule acted: nearest-even trains otherwise
