@@ -9,6 +9,7 @@ G emulated MAC/s and as ratios. Usage: python bench/mac.py [--repeat R]
 import argparse
 import time
 
+import numba
 import numpy as np
 
 import lowprec
@@ -71,12 +72,21 @@ def main():
         ("h100_fp8 unit, promoted to fp32 every 128", dict(unit="h100_fp8", inputs="fp8_e4m3fn", chunk=128,
                                                           chunk_acc="fp32")),
     ]
+    # integer accumulators take int8 operands (their usual ones): ai, bi
+    ai = rng.integers(-128, 128, (M, K)).astype(np.float32)
+    bi = rng.integers(-128, 128, (K, N)).astype(np.float32)
+    int_configs = [("int8 operands, int32 accumulator", dict(acc="int32")),
+                   ("int8 operands, int16 accumulator (saturating, overflows)", dict(acc="int16")),
+                   ("int8 operands, q8.8 accumulator (saturating, overflows)", dict(acc="q8.8"))]
     results = {}
     for threads in (1, 2):
         lowprec.set_num_threads(threads)
-        for label, kw in configs:
+        numba.set_num_threads(threads)
+        for label, kw in configs + int_configs:
             mac = lowprec.MAC(**kw)
-            r = macs / best(lambda: mac.matmul(a, b), args.repeat)
+            x, y = (ai, bi) if "int8 operands" in label else (a, b)
+            mac.matmul(x[:4], y)  # compile (numba) outside the timing
+            r = macs / best(lambda: mac.matmul(x, y), args.repeat)
             results[(threads, label)] = r
             rows.append((f"lowprec {label} ({threads} thread{'s' if threads > 1 else ''})", r))
     width = max(len(r[0]) for r in rows)
@@ -89,6 +99,8 @@ def main():
           f"{seq2 / loop:.1f}x the numpy loop (>= 10)")
     unit2 = results[(2, "h100_fp16 matrix unit (fp8 values as fp16)")]
     print(f"target: h100_fp16 matrix unit, 2 threads: {unit2 / 1e9:.2f} G MAC/s (>= 1)")
+    int2 = results[(2, "int8 operands, int32 accumulator")]
+    print(f"target: int8 operands into int32, 2 threads: {int2 / 1e9:.2f} G MAC/s (>= 10)")
 
 
 if __name__ == "__main__":

@@ -428,3 +428,33 @@ def test_exact_accumulation_rounds_to_nearest_float64():
     a = rng.standard_normal((3, 30)) * np.exp2(rng.integers(-40, 40, (3, 30)))
     got = lowprec.MAC(acc=None).sum(a)
     assert [float(v) for v in got] == [math.fsum(r) for r in a]
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), acc=st.sampled_from(["int8", "int16", "int32", "q8.8", "q4.4", "uq8.0", "q12.3"]),
+       wrap=st.booleans(), rounding=st.sampled_from(["nearest_even", "nearest_away", "toward_zero", "up", "down", "odd"]),
+       operand=st.sampled_from(["int8", "q3.4", "fp8_e4m3fn", "int4"]), k=st.integers(0, 60))
+def test_compiled_fixed_point_sums_are_the_numpy_rule_s(data, acc, wrap, rounding, operand, k):
+    """lowprec.mac.fixed (exact int64 steps, or BLAS where no partial sum can leave the range) gives the
+    numpy rule's values and overflow counts: every mode, wrap and saturate, products finer than the
+    grid (rounded each step), coarser (scaled) and on it."""
+    from dataclasses import replace
+
+    from lowprec.mac import unit
+
+    fmt = lowprec.formats.as_format(acc)
+    if wrap:
+        fmt = replace(fmt, overflow="wrap")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    scale = data.draw(st.sampled_from([1.0, 8.0, 64.0]))
+    a = lowprec.quantize(rng.standard_normal((5, k)) * scale, operand)
+    b = lowprec.quantize(rng.standard_normal((k, 4)) * scale, operand)
+    fast = MAC(acc=fmt, rounding=rounding)
+    got = fast.matmul(a, b)
+    compiled, unit.fixed_matmul = unit.fixed_matmul, lambda *args: None  # the numpy rule alone
+    try:
+        slow = MAC(acc=fmt, rounding=rounding)
+        want = slow.matmul(a, b)
+    finally:
+        unit.fixed_matmul = compiled
+    assert np.array_equal(got, want) and fast.counts["overflows"] == slow.counts["overflows"]

@@ -37,6 +37,7 @@ from ..kernels.rounding import check_rbits, mode_index, seed_key
 from ..kernels.threads import get_num_threads
 from . import units
 from .counts import Counts
+from .fixed import fixed_matmul
 from .fused import check_operand, fused_matmul
 from .orders import ordered_matmul
 
@@ -661,6 +662,12 @@ class MAC:
         acc = self.acc
         if self.chunk or self.order != "sequential":
             raise ValueError("fixed-point accumulators take order='sequential' without chunks")
+        if self.mul is None:  # integer operands (after a power-of-two scaling): exact int64 sums, compiled
+            fast = fixed_matmul(A, B, acc, self.rounding)
+            if fast is not None:
+                s, overflows = fast
+                self.counts["overflows"] += overflows
+                return s if self.out is None or self.out == acc else quantize(s, self.out, self.rounding, seed=self.seed)
         grid = FixedFormat(min(64 - acc.frac_bits, 62), acc.frac_bits, signed=True)  # unbounded, for rounding
         s = np.zeros((A.shape[0], B.shape[1]))
         overflows = 0

@@ -1,0 +1,124 @@
+"""Integer and fixed-point accumulation at compiled speed (numba): the MAC's fixed-point rule (every
+step s + p rounded to the accumulator's grid in the MAC's mode, then wrapped or saturated as its
+format says, each overflow counted) in exact int64 arithmetic, for operands that are integers
+after a power-of-two scaling (int8 values, fixed-point values, low-precision floats of a narrow
+range). Where the products' units are finer than the grid, each step rounds in integers.
+
+``fixed_matmul`` returns None where this does not apply (stochastic rounding, a product format,
+operands that do not scale to integers of at most 26 bits, sums that leave float64's exact range):
+the caller's numpy rule runs then, with the same results (both are exact where this one applies).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..formats import FixedFormat
+from ..kernels import jit
+
+_KERNELS: dict = {}
+MODES = {"nearest_even": 0, "nearest_away": 1, "toward_zero": 2, "up": 3, "down": 4, "odd": 5}
+
+
+def _kernels() -> dict:
+    if not _KERNELS:
+        numba = jit.numba_module()
+
+        @numba.njit(inline="always")
+        def round_units(t, shift, mode):
+            """t * 2**-shift rounded to an integer in the mode (shift >= 1)."""
+            q = t >> shift  # floor
+            r = t - (q << shift)
+            if r == 0:
+                return q
+            half = np.int64(1) << (shift - 1)
+            if mode == 0:
+                return q + 1 if r > half or (r == half and (q & 1) == 1) else q
+            if mode == 1:
+                return q + 1 if r > half or (r == half and t >= 0) else q
+            trunc = q + 1 if t < 0 else q  # toward zero
+            if mode == 2:
+                return trunc
+            if mode == 3:
+                return q + 1
+            if mode == 4:
+                return q
+            if (trunc & 1) == 0:  # odd: the odd one of the two neighbours
+                return trunc - 1 if t < 0 else trunc + 1
+            return trunc
+
+        @numba.njit(parallel=True, cache=True)
+        def sums(a, bt, out, overflows, shift, lo, hi, saturate, mode):
+            m, k = a.shape
+            n = bt.shape[0]
+            span = hi - lo + 1
+            for i in numba.prange(m):
+                count = 0
+                for j in range(n):
+                    s = np.int64(0)
+                    for t in range(k):
+                        p = a[i, t] * bt[j, t]
+                        v = s + p if shift == 0 else round_units((s << shift) + p, shift, mode)
+                        if v < lo or v > hi:
+                            count += 1
+                            if saturate:
+                                v = hi if v > hi else lo
+                            else:
+                                v = (v - lo) % span + lo
+                        s = v
+                    out[i, j] = s
+                overflows[i] = count
+
+        _KERNELS.update(sums=sums)
+    return _KERNELS
+
+
+def _integer_scale(x: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """(x * 2**f, f) with the smallest f >= 0 making every value an integer (float64, exact), or None
+    (a non-finite value, or a scaled value of more than 26 bits)."""
+    big = float(np.abs(x).max(initial=0))
+    if not math.isfinite(big) or big >= 2.0**26:
+        return None
+    if np.array_equal(x, np.rint(x)):  # integers already (the common case): f = 0
+        return x, 0
+    nz = x[x != 0]
+    _, exps = np.frexp(nz)  # |v| in [2**(e-1), 2**e)
+    mant = np.ldexp(nz, 53 - exps).astype(np.int64)  # the 53-bit significands as integers, exact
+    low = np.abs(mant) & -np.abs(mant)  # each one's lowest set bit
+    units = (exps.astype(np.int64) - 53) + np.log2(low.astype(np.float64)).astype(np.int64)
+    f = max(0, -int(units.min()))
+    scaled = np.ldexp(x, f)
+    if float(np.abs(scaled).max()) >= 2.0**26:
+        return None
+    return scaled, f
+
+
+def fixed_matmul(A: np.ndarray, B: np.ndarray, acc: FixedFormat, rounding: str) -> tuple[np.ndarray, int] | None:
+    """(A @ B under the fixed-point rule as float64, overflow events), or None (see the module doc)."""
+    if rounding not in MODES or acc.bits > 53:
+        return None
+    sa, sb = _integer_scale(np.asarray(A, np.float64)), _integer_scale(np.asarray(B, np.float64))  # (copies)
+    if sa is None or sb is None:
+        return None
+    (ai, fa), (bi, fb) = sa, sb
+    shift = fa + fb - acc.frac_bits  # the products' unit is 2**-(fa + fb); the grid's 2**-frac_bits
+    lo, hi = int(round(acc.min * 2**acc.frac_bits)), int(round(acc.max * 2**acc.frac_bits))
+    if shift < 0:  # products coarser than the grid: in grid units, exact
+        ai = np.ldexp(ai, -shift)
+        shift = 0
+    # every value exact in float64 (as the numpy rule computes it) and in int64 here
+    if acc.bits + max(shift, 0) > 52 or float(np.abs(ai).max(initial=0)) * float(np.abs(bi).max(initial=0)) >= 2.0**52:
+        return None
+    out = np.empty((A.shape[0], B.shape[1]), np.int64)
+    overflows = np.zeros(A.shape[0], np.int64)
+    bound = float(np.abs(ai).sum(axis=1).max(initial=0)) * float(np.abs(bi).max(initial=0))
+    if shift == 0 and bound <= hi and -bound >= lo:
+        # no partial sum leaves the range: the exact dot products, which float64 BLAS computes exactly
+        # in any order (every product and partial sum an integer below 2**52)
+        return np.ldexp(np.matmul(ai, bi), -acc.frac_bits), 0
+    _kernels()["sums"](ai.astype(np.int64), np.ascontiguousarray(bi.T.astype(np.int64)), out, overflows, shift, lo, hi,
+                       acc.overflow == "saturate", MODES[rounding])
+    return np.ldexp(out.astype(np.float64), -acc.frac_bits), int(overflows.sum())
+
