@@ -127,9 +127,67 @@ LP_CLONES static void lut_bucket_tile_f32(const float *restrict x, int64_t m, co
             idx[i] = (uint16_t)k[i];
 }
 
+#if defined(LP_X86_DISPATCH) && LP_MAX_ISA >= 4
+/* The same tile with AVX-512 gathers (GCC emulates gathers lane by lane in the portable loop): 16
+ * elements a step, the rare buckets with more than two thresholds counted one by one. */
+__attribute__((target("avx512f"))) static void lut_bucket_tile_avx512(const float *x, int64_t m, const float *thr,
+                                                                       int32_t nthr, const uint32_t *buckets,
+                                                                       const float *table, float *out, uint16_t *idx)
+{
+    const __m512i last = _mm512_set1_epi32(nthr - 1), low16 = _mm512_set1_epi32(0xFFFF), one = _mm512_set1_epi32(1);
+    const __m512i top = _mm512_set1_epi32((int)0x80000000u), two = _mm512_set1_epi32(2);
+    for (int64_t i = 0; i < m; i += 16) {
+        const __mmask16 live = m - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (m - i)) - 1u);
+        const __m512 v = _mm512_maskz_loadu_ps(live, x + i);
+        const __m512i u = _mm512_castps_si512(v);
+        const __m512i key = _mm512_xor_si512(u, _mm512_or_si512(_mm512_srai_epi32(u, 31), top));
+        const __m512i b = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, _mm512_srli_epi32(key, 16),
+                                                      (const int *)buckets, 4);
+        const __m512i lo = _mm512_and_si512(b, low16), hi = _mm512_srli_epi32(b, 16);
+        const __m512i j0 = _mm512_min_epi32(lo, last), j1 = _mm512_min_epi32(_mm512_add_epi32(lo, one), last);
+        const __m512 t0 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, j0, thr, 4);
+        const __m512 t1 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, j1, thr, 4);
+        const __m512i width = _mm512_sub_epi32(hi, lo);
+        const __mmask16 c0 = _mm512_cmpgt_epi32_mask(width, _mm512_setzero_si512()) & _mm512_cmp_ps_mask(t0, v, _CMP_LE_OQ);
+        const __mmask16 c1 = _mm512_cmpgt_epi32_mask(width, one) & _mm512_cmp_ps_mask(t1, v, _CMP_LE_OQ);
+        __m512i k = _mm512_mask_add_epi32(lo, c0, lo, one);
+        k = _mm512_mask_add_epi32(k, c1, k, one);
+        const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        k = _mm512_mask_mov_epi32(k, nan, _mm512_setzero_si512());
+        int32_t kk[16];
+        _mm512_storeu_si512((void *)kk, k);
+        __mmask16 wide = _mm512_cmpgt_epi32_mask(width, two) & live & (__mmask16)~nan;
+        while (wide) { /* more than two thresholds in the bucket: count them */
+            const int l = __builtin_ctz(wide);
+            const uint32_t bb = buckets[lp_order_key_f32(x[i + l]) >> 16];
+            int32_t c = (int32_t)(bb & 0xFFFFu);
+            for (int32_t t = (int32_t)(bb & 0xFFFFu); t < (int32_t)(bb >> 16); t++)
+                c += thr[t] <= x[i + l];
+            kk[l] = c;
+            wide &= (__mmask16)(wide - 1);
+        }
+        k = _mm512_loadu_si512((const void *)kk);
+        if (out) {
+            const __m512 val = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, k, table, 4);
+            _mm512_mask_storeu_ps(out + i, live, _mm512_mask_mov_ps(val, nan, v));
+        }
+        if (idx) {
+            uint16_t k16[16];
+            _mm256_storeu_si256((__m256i *)k16, _mm512_cvtepi32_epi16(k));
+            memcpy(idx + i, k16, (size_t)(m - i < 16 ? m - i : 16) * sizeof(uint16_t));
+        }
+    }
+}
+#endif
+
 void lp_lut_bucket_f32(const float *in, int64_t n, const float *thr, int32_t nthr, const uint32_t *buckets,
                        const float *table, float *out, uint16_t *idx, int nthreads)
 {
+#if defined(LP_X86_DISPATCH) && LP_MAX_ISA >= 4
+    static int avx512 = -1;
+    if (avx512 < 0)
+        avx512 = __builtin_cpu_supports("avx512f") ? 1 : 0;
+#endif
     const int64_t chunk = 16384;
     const int64_t nchunks = (n + chunk - 1) / chunk;
     nthreads = lp_team(n, nthreads);
@@ -138,6 +196,12 @@ void lp_lut_bucket_f32(const float *in, int64_t n, const float *thr, int32_t nth
         const int64_t s = c * chunk, len = n - s < chunk ? n - s : chunk;
         for (int64_t t = s; t < s + len; t += LP_LUT_TILE) {
             const int64_t m = s + len - t < LP_LUT_TILE ? s + len - t : LP_LUT_TILE;
+#if defined(LP_X86_DISPATCH) && LP_MAX_ISA >= 4
+            if (avx512) {
+                lut_bucket_tile_avx512(in + t, m, thr, nthr, buckets, table, out ? out + t : 0, idx ? idx + t : 0);
+                continue;
+            }
+#endif
             lut_bucket_tile_f32(in + t, m, thr, nthr, buckets, table, out ? out + t : 0, idx ? idx + t : 0);
         }
     }
