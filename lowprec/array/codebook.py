@@ -104,7 +104,8 @@ def _tables(fmt: LUTFormat, dtype: np.dtype, rounding: str) -> list[tuple[np.nda
     return [(thresholds(r, dtype, rounding, fmt), r.astype(dtype)) for r in rows]
 
 
-_SCAN_MAX = 64  # csrc/lut_impl.h's LP_LUT_SCAN_MAX: larger float32 tables go through a bucket index
+_SCAN_MAX = 64  # csrc/lut_impl.h's LP_LUT_SCAN_MAX: larger float32 tables may use a bucket index
+_BUCKET_MIN = 1 << 20  # elements in a call that pay for building one (about 5 ms; then cached)
 _BUCKETS: dict = {}
 
 
@@ -138,7 +139,9 @@ def _run(x: np.ndarray, thr: np.ndarray, table: np.ndarray, want_values: bool, w
     if x.size:
         io = (ffi.from_buffer(ctype, values, require_writable=True) if want_values else ffi.NULL,
               ffi.from_buffer("uint16_t[]", codes, require_writable=True) if want_codes else ffi.NULL, get_num_threads())
-        if x.dtype == np.float32 and thr.size > _SCAN_MAX:
+        # a bucket index where the call pays for building it, or it is built already (small per-channel
+        # rows would each build one: they search)
+        if x.dtype == np.float32 and thr.size > _SCAN_MAX and (x.size >= _BUCKET_MIN or thr.tobytes() in _BUCKETS):
             lib.lp_lut_bucket_f32(ffi.from_buffer(ctype, x), x.size, ffi.from_buffer(ctype, thr), thr.size,
                                   ffi.from_buffer("uint32_t[]", bucket_index(thr)), ffi.from_buffer(ctype, table), *io)
         else:

@@ -22,7 +22,8 @@ _KERNELS: dict = {}
 MODES = {"nearest_even": 0, "nearest_away": 1, "toward_zero": 2, "up": 3, "down": 4, "odd": 5}
 
 
-def _kernels() -> dict:
+def kernels() -> dict:
+    """The compiled pieces (built on first use: importing lowprec does not import numba)."""
     if not _KERNELS:
         numba = jit.numba_module()
 
@@ -49,11 +50,19 @@ def _kernels() -> dict:
                 return trunc - 1 if t < 0 else trunc + 1
             return trunc
 
+        @numba.njit(inline="always")
+        def into_range(v, lo, hi, saturate):
+            """(v wrapped or saturated into [lo, hi], 1 if it was outside else 0)."""
+            if lo <= v <= hi:
+                return v, 0
+            if saturate:
+                return (hi if v > hi else lo), 1
+            return (v - lo) % (hi - lo + 1) + lo, 1
+
         @numba.njit(parallel=True, cache=True)
         def sums(a, bt, out, overflows, shift, lo, hi, saturate, mode):
             m, k = a.shape
             n = bt.shape[0]
-            span = hi - lo + 1
             for i in numba.prange(m):
                 count = 0
                 for j in range(n):
@@ -61,17 +70,12 @@ def _kernels() -> dict:
                     for t in range(k):
                         p = a[i, t] * bt[j, t]
                         v = s + p if shift == 0 else round_units((s << shift) + p, shift, mode)
-                        if v < lo or v > hi:
-                            count += 1
-                            if saturate:
-                                v = hi if v > hi else lo
-                            else:
-                                v = (v - lo) % span + lo
-                        s = v
+                        s, o = into_range(v, lo, hi, saturate)
+                        count += o
                     out[i, j] = s
                 overflows[i] = count
 
-        _KERNELS.update(sums=sums)
+        _KERNELS.update(sums=sums, into_range=into_range)
     return _KERNELS
 
 
@@ -111,14 +115,14 @@ def fixed_matmul(A: np.ndarray, B: np.ndarray, acc: FixedFormat, rounding: str) 
     # every value exact in float64 (as the numpy rule computes it) and in int64 here
     if acc.bits + max(shift, 0) > 52 or float(np.abs(ai).max(initial=0)) * float(np.abs(bi).max(initial=0)) >= 2.0**52:
         return None
-    out = np.empty((A.shape[0], B.shape[1]), np.int64)
-    overflows = np.zeros(A.shape[0], np.int64)
     bound = float(np.abs(ai).sum(axis=1).max(initial=0)) * float(np.abs(bi).max(initial=0))
     if shift == 0 and bound <= hi and -bound >= lo:
         # no partial sum leaves the range: the exact dot products, which float64 BLAS computes exactly
         # in any order (every product and partial sum an integer below 2**52)
         return np.ldexp(np.matmul(ai, bi), -acc.frac_bits), 0
-    _kernels()["sums"](ai.astype(np.int64), np.ascontiguousarray(bi.T.astype(np.int64)), out, overflows, shift, lo, hi,
+    out = np.empty((A.shape[0], B.shape[1]), np.int64)
+    overflows = np.zeros(A.shape[0], np.int64)
+    kernels()["sums"](ai.astype(np.int64), np.ascontiguousarray(bi.T.astype(np.int64)), out, overflows, shift, lo, hi,
                        acc.overflow == "saturate", MODES[rounding])
     return np.ldexp(out.astype(np.float64), -acc.frac_bits), int(overflows.sum())
 

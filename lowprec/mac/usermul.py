@@ -26,6 +26,7 @@ import numpy as np
 from ..array import encode
 from ..formats import FixedFormat, FloatFormat, as_scalar_format
 from ..kernels import jit
+from . import fixed
 
 _TABLE_KERNELS: dict = {}
 
@@ -118,14 +119,7 @@ def _table_kernels():
                             s = zero[0]
                     out[i, j] = total if chunk > 0 else s
 
-        @numba.njit(inline="always")
-        def int_step(s, p, lo, hi, saturate):
-            v = s + p
-            if lo <= v <= hi:
-                return v, 0
-            if saturate:
-                return (hi if v > hi else lo), 1
-            return (v - lo) % (hi - lo + 1) + lo, 1
+        into_range = fixed.kernels()["into_range"]  # wrap or saturate, as the MAC's fixed-point sums
 
         @numba.njit(parallel=True, cache=True)
         def int_sums(ca, cbt, table, out, overflows, chunk, lo, hi, sat, clo, chi, csat):
@@ -139,10 +133,10 @@ def _table_kernels():
                     s = 0
                     total = 0
                     for t in range(k):
-                        s, o = int_step(s, table[ca[i, t], cbt[j, t]], lo, hi, sat)
+                        s, o = into_range(s + table[ca[i, t], cbt[j, t]], lo, hi, sat)
                         count += o
                         if chunk > 0 and ((t + 1) % chunk == 0 or t == k - 1):
-                            total, o = int_step(total, s, clo, chi, csat)
+                            total, o = into_range(total + s, clo, chi, csat)
                             count += o
                             s = 0
                     out[i, j] = total if chunk > 0 else s
@@ -195,6 +189,7 @@ class UserMul:
     def __init__(self, mul: Any, inputs: Any, *, acc: Callable | None = None, allow_python: bool = False) -> None:
         self.acc_fn = acc
         self.allow_python = allow_python
+        self.integer_table = False
         if mul is None and acc is not None:  # exact products into a user accumulator
             self.inputs = None
             self.kind, self.table, self.fn = "exact", None, None
@@ -215,6 +210,9 @@ class UserMul:
                 raise ValueError("a user accumulator takes exact products or a multiplier function, not a "
                                  "product table")
             self.kind, self.table, self.fn = "table", self._check_table(mul), None
+            # integers small enough that int64 sums of them never overflow (|p| < 2**52)
+            self.integer_table = (bool(np.array_equal(self.table, np.round(self.table)))
+                                  and float(np.abs(self.table).max()) < 2.0**52)
         elif callable(mul):
             self.kind, self.table, self.fn = "function", None, mul
         else:
@@ -232,12 +230,6 @@ class UserMul:
     @property
     def acc_label(self) -> str:
         return f"user:{getattr(self.acc_fn, '__name__', 'function')}"
-
-    @property
-    def integer_table(self) -> bool:
-        """A table of integers small enough that int64 sums of them never overflow (|p| < 2**52)."""
-        return (self.kind == "table" and bool(np.array_equal(self.table, np.round(self.table)))
-                and float(np.abs(self.table).max()) < 2.0**52)
 
     def _c_array(self, path: Path) -> np.ndarray:
         """The numbers of a C array initializer (AdaPT's and EvoApproxLib's exported tables: the first
@@ -288,26 +280,25 @@ class UserMul:
     def sums(self, A: np.ndarray, B: np.ndarray, acc: Any, chunk: int | None, chunk_acc: Any) -> tuple[np.ndarray, int]:
         """(m, k) @ (k, n) through the multiplier in one compiled pass (compiled_sums said so):
         (float64 result, overflow events)."""
-        out = np.empty((A.shape[0], B.shape[1]), np.float64)
+        shape = (A.shape[0], B.shape[1])
         if self.acc_fn is not None:
-            module = self._module(_ACC_TEMPLATE, {"_mul": self.fn or exact_product, "_step": self.acc_fn},
-                                  {"accumulate": {"parallel": True}})
-            self._run(module, "accumulate", _values(A), _values(B.T), out)
+            out = np.empty(shape)
+            self._run(_ACC_TEMPLATE, {"_mul": self.fn or exact_product, "_step": self.acc_fn},
+                      {"accumulate": {"parallel": True}}, "accumulate", _values(A), _values(B.T), out)
             return out, 0
         if self.kind == "function":
             dtype = float_dtype(acc)
-            res = np.empty(out.shape, dtype)
-            name = "sum32" if dtype == np.float32 else "sum64"
-            module = self._module(_FUNCTION_TEMPLATE, {"_mul": self.fn}, _FUNCTION_JIT)
-            self._run(module, name, _values(A), _values(B.T), res)
+            res = np.empty(shape, dtype)
+            self._run(_FUNCTION_TEMPLATE, {"_mul": self.fn}, _FUNCTION_JIT, "sum32" if dtype == np.float32 else "sum64",
+                      _values(A), _values(B.T), res)
             return res.astype(np.float64), 0
         kernels = _table_kernels()
         ca, cbt = _codes(A, self.inputs[0]), np.ascontiguousarray(_codes(B, self.inputs[1]).T)
         final = chunk_acc if chunk else acc
         ranges = int_range(acc), int_range(final)
         if all(ranges) and self.integer_table:
-            res = np.empty(out.shape, np.int64)
-            overflows = np.zeros(out.shape[0], np.int64)
+            res = np.empty(shape, np.int64)
+            overflows = np.zeros(shape[0], np.int64)
             (lo, hi, sat), (clo, chi, csat) = ranges
             table = np.ascontiguousarray(self.table, np.int64)
             bound = int(np.abs(table).max()) * ca.shape[1]  # no partial sum (nor chunk sum) passes it
@@ -317,7 +308,7 @@ class UserMul:
                 kernels["int_sums"](ca, cbt, table, res, overflows, chunk or 0, lo, hi, sat, clo, chi, csat)
             return res.astype(np.float64), int(overflows.sum())
         dtype, final_dtype = float_dtype(acc), float_dtype(final)
-        res = np.empty(out.shape, final_dtype)
+        res = np.empty(shape, final_dtype)
         kernels["float_sums"](ca, cbt, np.ascontiguousarray(self.table, dtype), res, chunk or 0,
                               np.zeros(1, dtype), np.zeros(1, final_dtype))
         return res.astype(np.float64), 0
@@ -329,33 +320,27 @@ class UserMul:
             ca, cbt = _codes(A, self.inputs[0]), np.ascontiguousarray(_codes(B, self.inputs[1]).T)
             _table_kernels()["products"](ca, cbt, np.ascontiguousarray(self.table, np.float64), out)
             return out
-        module = self._module(_FUNCTION_TEMPLATE, {"_mul": self.fn}, _FUNCTION_JIT)
-        self._run(module, "products", _values(A), _values(B.T), out)
+        self._run(_FUNCTION_TEMPLATE, {"_mul": self.fn}, _FUNCTION_JIT, "products", _values(A), _values(B.T), out)
         return out
 
-    def _module(self, template: str, functions: dict, compiled: dict) -> Any:
-        self._fallback = (template, functions)
+    def _run(self, template: str, functions: dict, compiled: dict, name: str, *args: Any) -> None:
+        """Kernel `name` of the template specialised to the functions (numba compiles it on its first
+        call); where numba cannot, the plain-Python twin if allowed, else a ValueError."""
         try:
-            return jit.specialise(template, functions, compiled)
-        except Exception as exc:  # noqa: BLE001  (numba's errors, on a function it cannot take)
-            return self._refuse(exc)
-
-    def _run(self, module: Any, name: str, *args: Any) -> None:
-        try:
-            getattr(module, name)(*args)
+            getattr(jit.specialise(template, functions, compiled), name)(*args)
         except Exception as exc:  # numba's typing and lowering errors  # noqa: BLE001
-            getattr(self._refuse(exc), name)(*args)
+            if not type(exc).__module__.startswith("numba"):
+                raise
+            getattr(self._refuse(exc, template, functions), name)(*args)
 
-    def _refuse(self, exc: Exception) -> Any:
+    def _refuse(self, exc: Exception, template: str, functions: dict) -> Any:
         """The plain-Python module where allowed, else a ValueError naming the functions."""
-        if not type(exc).__module__.startswith("numba"):
-            raise exc
         names = [f"{role}={getattr(f, '__name__', repr(f))}" for role, f in (("mul", self.fn), ("acc", self.acc_fn))
                  if f is not None]
         if not self.allow_python:
             raise ValueError(f"{' and '.join(names)}: numba cannot compile it ({str(exc).splitlines()[0]}); fix "
                              "it, or pass allow_python=True to run it in plain Python (about 100x slower)") from None
-        return jit.python_module(*self._fallback)
+        return jit.python_module(template, functions)
 
 
 def _has_nan(fmt: Any) -> bool:
