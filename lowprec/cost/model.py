@@ -232,6 +232,15 @@ def _bits_of(fmt: Any) -> float:
     return float(fmt.bits)
 
 
+def priced_as(rule: Any, *, table: CostTable | None = None) -> float:
+    """The energy (pJ) of a user multiplier's product priced as the operation it is built from:
+    rule = (op, format), op "add" or "mul" (Mitchell's multiplier: ("add", an integer of the operands'
+    width), one add of their logarithms)."""
+    if not (isinstance(rule, (tuple, list)) and len(rule) == 2 and rule[0] in ("add", "mul")):
+        raise ValueError(f"mul_as must be (op, format) with op 'add' or 'mul', e.g. ('add', 'int8'); got {rule!r}")
+    return energy(rule[0], as_format(rule[1]), table=table)
+
+
 def energy(op: str, a: Any, b: Any = None, *, table: CostTable | None = None, lut_bits: int = 16) -> float:
     """Energy in pJ of one operation ``op`` (see OPS) on formats a (and b: the second operand of a
     mul, the accumulator of fma/mac), by the module's scaling laws; e.g. energy("mul", "int8") = 0.2."""

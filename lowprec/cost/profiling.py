@@ -39,7 +39,7 @@ from ..array import quantize
 from ..formats import BinaryFormat, TernaryFormat, fit_binary, fit_twn
 from .._patterns import specificity
 from . import timing
-from .model import area, energy, memory_energy
+from .model import area, energy, memory_energy, priced_as
 from .storage import speedup_rate
 from .table import CostTable, default_table
 
@@ -246,14 +246,6 @@ def _layer_spec(name: str, own: dict, spec: dict, used: set) -> dict:
     return settings
 
 
-def _priced_as(rule: Any, table: CostTable) -> float:
-    """A user multiplier's price: (op, format), the operation the cost table prices each product as
-    (Mitchell's multiplier: ("add", an integer of the operands' width), one add of their logarithms)."""
-    if not (isinstance(rule, (tuple, list)) and len(rule) == 2 and rule[0] in ("add", "mul")):
-        raise ValueError(f"mul_as must be (op, format) with op 'add' or 'mul', e.g. ('add', 'int8'); got {rule!r}")
-    return energy(rule[0], as_format(rule[1]), table=table)
-
-
 def _check_spec(spec: dict) -> None:
     unknown = set(spec) - set(SPEC_KEYS)
     if unknown:
@@ -316,7 +308,7 @@ def profile(model, example, spec: dict | None = None, *, table: CostTable | None
         zeros = macs - nonzero
         skip = settings.get("skip_zeros", isinstance(wfmt, TernaryFormat))
         executed = nonzero if skip else macs
-        mul = _priced_as(settings["mul_as"], table) if "mul_as" in settings else energy("mul", input_fmt, wfmt,
+        mul = priced_as(settings["mul_as"], table=table) if "mul_as" in settings else energy("mul", input_fmt, wfmt,
                                                                                           table=table)
         compute = executed * (mul + energy("add", acc_fmt, table=table))
         weight_bits = _stored(wq_np, _bits(wfmt), settings.get("sparse_weights"))

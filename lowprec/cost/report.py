@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..formats import BinaryFormat, FixedFormat, TernaryFormat, as_format
-from .model import energy, memory_energy
+from .model import energy, memory_energy, priced_as
 from .table import CostTable, default_table
 
 __all__ = ["report", "CostReport"]
@@ -76,8 +76,7 @@ class CostReport:
 
 def _mul_energy(name: str, operands: Any, table: CostTable, lut_bits: int, mul_as: dict) -> float:
     if name in mul_as:  # a user multiplier, priced as the operation it is built from
-        op, fmt = mul_as[name]
-        return energy(op, as_format(fmt), table=table)
+        return priced_as(mul_as[name], table=table)
     if name.startswith("user:"):
         raise ValueError(f"products of a user multiplier ({name}) have no row in the cost table: pass "
                          f"mul_as={{{name!r}: (op, format)}}, e.g. ('add', 'int8') for Mitchell's on 8-bit operands")
