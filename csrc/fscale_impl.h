@@ -38,26 +38,82 @@ static inline double lp_odd_quotient(double a, double b)
 }
 #endif
 
-/* The largest |x| of a block as a double (NaN if it holds a NaN, Inf if an Inf and no NaN). */
+/* The largest |x| of a block as a double (NaN if it holds a NaN, Inf if an Inf and no NaN): a max
+ * over magnitude patterns, which order as the values do (below 2**31 / 2**63: signed order is
+ * theirs, and vectorizes). */
 static inline double CAT(fscale_amax_, SFX)(const FT *blk, int64_t len)
 {
-    int64_t m = 0; /* magnitude patterns are below 2**63: signed order is theirs (and vectorizes) */
+    if (sizeof(FT) == 4) {
+        const int32_t *bits = (const int32_t *)blk;
+        int32_t m = 0;
+        for (int64_t i = 0; i < len; i++) {
+            const int32_t a = bits[i] & 0x7FFFFFFF;
+            m = a > m ? a : m;
+        }
+        return (double)from_bits_f32((uint32_t)m);
+    }
+    const int64_t *bits = (const int64_t *)blk;
+    int64_t m = 0;
     for (int64_t i = 0; i < len; i++) {
-        const int64_t a = (int64_t)(to_bits_f64((double)blk[i]) & 0x7FFFFFFFFFFFFFFFull);
+        const int64_t a = bits[i] & 0x7FFFFFFFFFFFFFFFll;
         m = a > m ? a : m;
     }
     return from_bits_f64((uint64_t)m);
 }
 
-/* The largest block amax among the blocks without NaN or Inf (0 if none): the per-tensor scale's. */
-double CAT(lp_fscale_amax_, SFX)(const FT *in, int64_t n, int64_t block)
+/* The largest block amax among the blocks without NaN or Inf (0 if none): the per-tensor scale's.
+ * Without NaN or Inf anywhere that is the largest magnitude, a vertical max (no per-block
+ * reduction) over magnitude patterns, which order as the values do. */
+LP_CLONES double CAT(lp_fscale_amax_, SFX)(const FT *in, int64_t n, int64_t block)
 {
+    if (sizeof(FT) == 4) {
+        const int32_t *bits = (const int32_t *)in;
+        int32_t m = 0; /* magnitude patterns are below 2**31: signed order is theirs (and vectorizes) */
+        for (int64_t i = 0; i < n; i++) {
+            const int32_t a = bits[i] & 0x7FFFFFFF;
+            m = a > m ? a : m;
+        }
+        if (m < 0x7F800000)
+            return (double)from_bits_f32((uint32_t)m);
+    }
     double top = 0.0;
     for (int64_t b = 0; b + block <= n; b += block) {
         double a = CAT(fscale_amax_, SFX)(in + b, block);
         top = (a == a && a != INFINITY && a > top) ? a : top;
     }
     return top;
+}
+
+/* The scales of blocks b0 .. b0 + nb - 1 (whole, in `in`): per block, bsg (the divisor scale * g;
+ * 1.0 where the block is unusable, NaN where it holds NaN or Inf), bkeep (all ones where its
+ * quotients are used, else 0) and bscale (the scale; NaN for NaN or Inf). Vector loops over the
+ * blocks, the scale's rounding by the float32 block routine. */
+static inline LP_ALWAYS_INLINE void CAT(fscale_scales_, SFX)(const FT *in, int64_t b0, int64_t nb, int64_t block,
+                                                              const lp_qparams *sp, double elem_max, double g,
+                                                              double smallest, double *bsg, int64_t *bkeep,
+                                                              double *bscale)
+{
+    double amax[LP_WORK_UNIT + 2];
+    float raw[LP_WORK_UNIT + 2], sc[LP_WORK_UNIT + 2];
+    for (int64_t j = 0; j < nb; j++)
+        amax[j] = CAT(fscale_amax_, SFX)(in + (b0 + j) * block, block);
+    const double denom = elem_max * g;
+    for (int64_t j = 0; j < nb; j++) {
+        const double a = amax[j];
+        const int finite = a == a && a != INFINITY;
+        raw[j] = lp_odd32(lp_odd_quotient(finite ? a : 0.0, denom));
+    }
+    block_f32(raw, sc, nb, sp, LP_NEAREST_EVEN, 0, 0);
+    for (int64_t j = 0; j < nb; j++) {
+        const double a = amax[j];
+        const int finite = a == a && a != INFINITY;
+        double scale = (double)sc[j];
+        scale = (a > 0 && scale < smallest) ? smallest : scale;
+        const int usable = finite && scale > 0;
+        bkeep[j] = usable ? -1 : 0;
+        bsg[j] = usable ? scale * g : (finite ? 1.0 : NAN);
+        bscale[j] = finite ? scale : NAN;
+    }
 }
 
 LP_CLONES void CAT(lp_fscale_quantize_, SFX)(const FT *in, FT *out, double *elements, double *scales, int64_t n,
@@ -70,43 +126,40 @@ LP_CLONES void CAT(lp_fscale_quantize_, SFX)(const FT *in, FT *out, double *elem
     nthreads = lp_team(n, nthreads);
     LP_PARALLEL_FOR
     for (int64_t c = 0; c < nchunks; c++) {
-        double quot[LP_WORK_UNIT], whole[LP_WORK_UNIT], bsg[LP_WORK_UNIT + 2];
+        double quot[LP_WORK_UNIT], whole[LP_WORK_UNIT], sgx[LP_WORK_UNIT], bsg[LP_WORK_UNIT + 2],
+            bscale[LP_WORK_UNIT + 2];
+        int64_t keep[LP_WORK_UNIT], bkeep[LP_WORK_UNIT + 2];
         float q32[LP_WORK_UNIT], r32[LP_WORK_UNIT];
-        unsigned char bfinite[LP_WORK_UNIT + 2], busable[LP_WORK_UNIT + 2];
         const int64_t start = c * LP_WORK_UNIT;
         const int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
         const int64_t b0 = start / block, b1 = (start + len - 1) / block;
-        for (int64_t b = b0; b <= b1; b++) { /* the scales of the blocks this chunk touches */
-            const double amax = CAT(fscale_amax_, SFX)(in + b * block, block);
-            const int finite = amax == amax && amax != INFINITY;
-            float raw = lp_odd32(lp_odd_quotient(finite ? amax : 0.0, elem_max * g));
-            double scale = (double)from_bits_f32(round_one_f32(to_bits_f32(raw), sp, LP_NEAREST_EVEN, 0, 0, 0));
-            scale = (amax > 0 && scale < smallest) ? smallest : scale;
-            bfinite[b - b0] = (unsigned char)finite;
-            busable[b - b0] = (unsigned char)(finite && scale > 0);
-            bsg[b - b0] = busable[b - b0] ? scale * g : 1.0;
-            if (scales && b * block >= start) /* stored by the chunk the block starts in */
-                scales[b] = finite ? scale : NAN;
-        }
-        for (int64_t s = 0; s < len;) { /* segments of one block each: the quotients */
-            const int64_t b = (start + s) / block, seg_end = (b + 1) * block - start < len ? (b + 1) * block - start : len;
+        /* the scales of the blocks this chunk touches; each is stored by the chunk it starts in */
+        CAT(fscale_scales_, SFX)(in, b0, b1 - b0 + 1, block, sp, elem_max, g, smallest, bsg, bkeep, bscale);
+        if (scales)
+            for (int64_t b = b0 * block >= start ? b0 : b0 + 1; b <= b1; b++)
+                scales[b] = bscale[b - b0];
+        for (int64_t b = b0; b <= b1; b++) { /* each element's divisor and keep mask, a block at a time */
+            const int64_t lo = b * block > start ? b * block - start : 0;
+            const int64_t hi = (b + 1) * block - start < len ? (b + 1) * block - start : len;
             const double sgb = bsg[b - b0];
-            if (busable[b - b0])
-                for (int64_t i = s; i < seg_end; i++)
-                    quot[i] = lp_odd_quotient((double)in[start + i], sgb);
-            else
-                for (int64_t i = s; i < seg_end; i++)
-                    quot[i] = 0.0;
-            s = seg_end;
+            const int64_t kb = bkeep[b - b0];
+            for (int64_t i = lo; i < hi; i++) {
+                sgx[i] = sgb;
+                keep[i] = kb;
+            }
         }
+        const FT *src = in + start;
         if (stochastic) {
+            for (int64_t i = 0; i < len; i++) /* +0 for an unusable block, as the reference */
+                quot[i] = from_bits_f64(to_bits_f64(lp_odd_quotient((double)src[i], sgx[i])) & (uint64_t)keep[i]);
             if (ep->sub_exp < 1)
                 block_deep_f64(quot, whole, len, ep, mode, seed, offset + (uint64_t)c * (LP_WORK_UNIT / 2));
             else
                 block_f64(quot, whole, len, ep, mode, seed, offset + (uint64_t)c * (LP_WORK_UNIT / 2));
         } else {
             for (int64_t i = 0; i < len; i++)
-                q32[i] = lp_odd32(quot[i]);
+                q32[i] = lp_odd32(from_bits_f64(to_bits_f64(lp_odd_quotient((double)src[i], sgx[i]))
+                                                & (uint64_t)keep[i]));
             if (ep->sub_exp < 1)
                 block_deep_f32(q32, r32, len, ep, mode, 0, 0);
             else
@@ -115,19 +168,9 @@ LP_CLONES void CAT(lp_fscale_quantize_, SFX)(const FT *in, FT *out, double *elem
                 whole[i] = (double)r32[i];
         }
         if (elements)
+            memcpy(elements + start, whole, (size_t)len * sizeof(double));
+        if (out) /* value = element * scale * g, rounded once to FT; NaN for a block with NaN or Inf */
             for (int64_t i = 0; i < len; i++)
-                elements[start + i] = whole[i];
-        if (out)
-            for (int64_t s = 0; s < len;) { /* value = element * scale * g, rounded once to FT */
-                const int64_t b = (start + s) / block, seg_end = (b + 1) * block - start < len ? (b + 1) * block - start : len;
-                const double sgb = bsg[b - b0];
-                if (bfinite[b - b0])
-                    for (int64_t i = s; i < seg_end; i++)
-                        out[start + i] = (FT)(whole[i] * sgb);
-                else
-                    for (int64_t i = s; i < seg_end; i++)
-                        out[start + i] = (FT)NAN;
-                s = seg_end;
-            }
+                out[start + i] = (FT)(whole[i] * sgx[i]);
     }
 }

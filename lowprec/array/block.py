@@ -185,10 +185,11 @@ def float_scale_quantize(blocks: np.ndarray, fmt: BlockFormat, rounding: str, ke
 
 def float_scale_quantize_c(blocks: np.ndarray, fmt: BlockFormat, rounding: str, key: int, rbits: int | None,
                            g: float | None = None, start: int = 0, want_values: bool = True,
-                           want_elements: bool = False) -> tuple[np.ndarray | None, np.ndarray, float, np.ndarray | None]:
+                           want_elements: bool = False, values: np.ndarray | None = None
+                           ) -> tuple[np.ndarray | None, np.ndarray, float, np.ndarray | None]:
     """float_scale_quantize by the C core (csrc/fscale_impl.h), the same bits, for element and scale
     formats that round through float32 (lowprec.array.backend.rounds_through_float32); values and
-    elements only where asked for (None otherwise)."""
+    elements only where asked for (None otherwise). values: as e8m0_quantize's."""
     blocks = np.ascontiguousarray(blocks)
     n = blocks.size
     ctype = "float[]" if blocks.dtype == np.float32 else "double[]"
@@ -196,7 +197,8 @@ def float_scale_quantize_c(blocks: np.ndarray, fmt: BlockFormat, rounding: str, 
     if g is None:
         t_amax = getattr(lib, f"lp_fscale_amax_{sfx}")(ffi.from_buffer(ctype, blocks), n, fmt.block) if n else 0.0
         g = tensor_scale_of(t_amax if t_amax > 0 else None, fmt)
-    values = np.empty_like(blocks) if want_values else None
+    if values is None and want_values:
+        values = np.empty_like(blocks)
     elements = np.empty(blocks.shape) if want_elements else None
     scales = np.empty(blocks.shape[0])
     if n:
@@ -205,7 +207,7 @@ def float_scale_quantize_c(blocks: np.ndarray, fmt: BlockFormat, rounding: str, 
         sp = qparams(dataclasses.replace(fmt.scale, overflow="saturate"), np.dtype(np.float32), "nearest_even", None)
         smallest = fmt.scale.min_subnormal or fmt.scale.min_normal
         getattr(lib, f"lp_fscale_quantize_{sfx}")(
-            ffi.from_buffer(ctype, blocks), ffi.from_buffer(ctype, values, require_writable=True) if want_values
+            ffi.from_buffer(ctype, blocks), ffi.from_buffer(ctype, values, require_writable=True) if values is not None
             else ffi.NULL, ffi.from_buffer("double[]", elements, require_writable=True) if want_elements else ffi.NULL,
             ffi.from_buffer("double[]", scales, require_writable=True), n, fmt.block, ep, sp, float(fmt.element.max),
             float(g), float(smallest), mode_index(rounding), key, counter_offset(start, np.dtype(np.float64)),
@@ -213,12 +215,17 @@ def float_scale_quantize_c(blocks: np.ndarray, fmt: BlockFormat, rounding: str, 
     return values, scales, g, elements
 
 
-def _float_scaled(blocks, fmt, rounding, key, rbits, g=None, start=0, want_elements=False):
+def _float_scaled(blocks, fmt, rounding, key, rbits, g=None, start=0, want_elements=False, values=None):
     """(values, scales, tensor scale, elements) of float-scaled blocks: the C core where the formats
-    round through float32, else float_scale_quantize (numpy)."""
+    round through float32, else float_scale_quantize (numpy). values: as e8m0_quantize's."""
     if rounds_through_float32(fmt.element) and rounds_through_float32(fmt.scale):
-        return float_scale_quantize_c(blocks, fmt, rounding, key, rbits, g, start, want_elements=want_elements)
-    return float_scale_quantize(blocks, fmt, rounding, key, rbits, g, start)
+        return float_scale_quantize_c(blocks, fmt, rounding, key, rbits, g, start, want_elements=want_elements,
+                                      values=values)
+    result = float_scale_quantize(blocks, fmt, rounding, key, rbits, g, start)
+    if values is None:
+        return result
+    values[...] = result[0]
+    return (values,) + result[1:]
 
 
 # -- the public entry points (through lowprec.quantize / encode / decode) -----------------------------
@@ -299,12 +306,12 @@ def quantize_blocks(x: Any, fmt: BlockFormat, rounding: str, *, axis: int, seed:
     key = seed_key(seed) if rounding == "stochastic" else 0
     direct = (target is not None and ax == arr.ndim - 1 and target.flags.c_contiguous
               and blocks.size == arr.size and not np.may_share_memory(target, blocks))
+    into = target.reshape(blocks.shape) if direct else None
     if fmt.scale == E8M0:
-        values, _ = e8m0_quantize(blocks, fmt, rounding, key, rbits,
-                                  values=target.reshape(blocks.shape) if direct else None)
+        values, _ = e8m0_quantize(blocks, fmt, rounding, key, rbits, values=into)
     else:
-        values = _float_scaled(blocks, fmt, rounding, key, rbits)[0]
-    if direct and fmt.scale == E8M0:
+        values = _float_scaled(blocks, fmt, rounding, key, rbits, values=into)[0]
+    if direct:
         return out
     return _arrays.deliver(back(values), out, target, restore)
 
