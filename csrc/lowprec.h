@@ -26,6 +26,8 @@ typedef struct {
                            exponent's), else 0 */
     uint64_t par_xor;   /* par_mask if the format's and the input's exponent biases differ in parity */
     int32_t rbits;      /* stochastic: random bits per decision, 1..32 (float32) or 1..64 (float64) */
+    uint64_t one;       /* 1, as data: GCC does not vectorize a constant shifted by a per-lane count in
+                           64-bit lanes, and does a loop-invariant variable (csrc/quantize_impl.h) */
 } lp_qparams;
 
 /* Rounding modes (order matters: the Python side uses the same numbers, lowprec.ROUNDING_MODES). */

@@ -18,15 +18,15 @@
 #define ABS_MASK (SIGN_BIT - 1)
 #define INF_BITS (ABS_MASK ^ ((ONE << MANT) - 1))
 
-/* round-to-nearest-even of v * 2**t for a (clamped) shift t, as an integer. */
-static inline UT CAT(rtne_shift_, SFX)(UT v, IT t)
+/* round-to-nearest-even of v * 2**t for a (clamped) shift t, as an integer; one: 1 (lp_qparams.one). */
+static inline UT CAT(rtne_shift_, SFX)(UT v, IT t, UT one)
 {
     IT tl = t < 0 ? 0 : (t > WBITS - 1 ? WBITS - 1 : t);
     IT tr = t > -1 ? 1 : (-t > WBITS - 1 ? WBITS - 1 : -t);
     UT up = v << (UT)tl;
     UT q = v >> (UT)tr;
     UT round_bit = (v >> (UT)(tr - 1)) & 1;
-    UT sticky = (v & ((ONE << (UT)(tr - 1)) - 1)) != 0;
+    UT sticky = (v & ((one << (UT)(tr - 1)) - 1)) != 0;
     UT down = q + (round_bit & (sticky | (q & 1)));
     return t >= 0 ? up : down;
 }
@@ -67,7 +67,7 @@ static inline LP_ALWAYS_INLINE CAT(lp_grid_, SFX) CAT(grid_of_, SFX)(UT bits, co
     IT below = p->sub_exp - ex; /* binades below the format's min normal, if positive */
     IT d = p->drop0 + ex - g.ec + (below & -(IT)(below > 0));
     g.d = d < 0 ? 0 : (d > MANT + 1 ? MANT + 1 : d); /* d > MANT only on tiny lanes, discarded */
-    g.unit = ONE << (UT)g.d;
+    g.unit = (UT)p->one << (UT)g.d;
     g.mask = g.unit - 1;
     g.rem = g.a & g.mask;
     g.trunc = g.a & ~g.mask;
@@ -116,7 +116,7 @@ static inline LP_ALWAYS_INLINE UT CAT(round_in_mode_, SFX)(const CAT(lp_grid_, S
     }
     case LP_SR_K_FAST: { /* LP_STOCHASTIC with k < W, tiny inputs left to a fix-up pass */
         IT k = p->rbits;
-        UT frac_k = CAT(rtne_shift_, SFX)(g.rem, k - g.d);
+        UT frac_k = CAT(rtne_shift_, SFX)(g.rem, k - g.d, (UT)p->one);
         *inc_tiny = 0;
         return g.trunc + (((frac_k + (rnd >> (UT)(WBITS - k))) >> (UT)k) << (UT)g.d);
     }
@@ -124,7 +124,7 @@ static inline LP_ALWAYS_INLINE UT CAT(round_in_mode_, SFX)(const CAT(lp_grid_, S
                   nearest even, plus k random bits; round away on a carry out of k bits. */
         IT k = p->rbits;
         IT t_tiny = g.ec - (IT)((1 << (WBITS - MANT - 2)) - 1) - MANT - p->q_exp + k;
-        UT frac_k = CAT(rtne_shift_, SFX)(g.is_tiny ? g.sig : g.rem, g.is_tiny ? t_tiny : k - g.d);
+        UT frac_k = CAT(rtne_shift_, SFX)(g.is_tiny ? g.sig : g.rem, g.is_tiny ? t_tiny : k - g.d, (UT)p->one);
         UT inc;
         if (k == WBITS) /* frac_k < 2**W here: carry iff rnd + frac_k >= 2**W */
             inc = (UT)(rnd > (UT)~frac_k);

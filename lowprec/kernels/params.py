@@ -41,6 +41,7 @@ def qparams(fmt: Format, dtype: np.dtype, rounding: str, rbits: int | None):
         raise ValueError(f"{fmt} has no nonzero value representable in {dtype}; use float64 input")
 
     p = ffi.new("lp_qparams *")
+    p.one = 1
     p.drop0 = mant - m
     p.sub_exp = emin + bias
     p.q_exp = q_exp
