@@ -58,31 +58,51 @@ static inline LP_ALWAYS_INLINE double lp_to_integer(double q, const int mode)
 }
 #endif
 
+/* A chunk's per-element parameters (the channel of element i: (i / inner) % channels): sc the scale,
+ * lo and hi the clamp bounds of the rounded quotient k, qmin - zp and qmax - zp (clamp(k + zp, qmin,
+ * qmax) - zp is clamp(k, qmin - zp, qmax - zp): exact in double for an integer k, as those bounds
+ * have at most 34 bits, so no 64-bit integer conversion, which AVX2 lacks). */
+static inline LP_ALWAYS_INLINE void CAT(affine_params_, SFX)(int64_t start, int64_t len, const double *scale,
+                                                              const int64_t *zp, int64_t channels, int64_t inner,
+                                                              int64_t qmin, int64_t qmax, double *sc, double *lo,
+                                                              double *hi)
+{
+#define LP_AFFINE_RUN(s, l, ch)                                                                     \
+    {                                                                                               \
+        const double s1 = scale[ch], lo1 = (double)(qmin - zp[ch]), hi1 = (double)(qmax - zp[ch]); \
+        for (int64_t i = (s); i < (s) + (l); i++) {                                                 \
+            sc[i] = s1;                                                                             \
+            lo[i] = lo1;                                                                            \
+            hi[i] = hi1;                                                                            \
+        }                                                                                           \
+    }
+    LP_CHANNEL_RUNS(start, len, inner, channels, LP_AFFINE_RUN)
+#undef LP_AFFINE_RUN
+}
+
 /* One chunk's quotients x / scale rounded to odd (NaN counts as 0). */
-static inline LP_ALWAYS_INLINE void CAT(affine_quotients_, SFX)(const FT *in, double *quot, int64_t len, double scale)
+static inline LP_ALWAYS_INLINE void CAT(affine_quotients_, SFX)(const FT *in, double *quot, int64_t len,
+                                                                 const double *sc)
 {
     for (int64_t i = 0; i < len; i++) {
         double x = (double)in[i];
         x = x != x ? 0.0 : x;
-        double q = x / scale;
-        quot[i] = lp_odd_fix(q, fma(-q, scale, x));
+        double q = x / sc[i];
+        quot[i] = lp_odd_fix(q, fma(-q, sc[i], x));
     }
 }
 
-/* One chunk's values from the rounded quotients k (integers as doubles): clamp(k + zp, qmin, qmax) -
- * zp, times scale, rounded once. */
+/* One chunk's values from the rounded quotients k (integers as doubles): clamp(k, lo, hi) times the
+ * scale, rounded once; NaN stays NaN. */
 static inline LP_ALWAYS_INLINE void CAT(affine_values_, SFX)(const FT *in, FT *out, const double *whole, int64_t len,
-                                                              double scale, int64_t zp, int64_t qmin, int64_t qmax)
+                                                              const double *sc, const double *lo, const double *hi)
 {
-    /* clamp(k + zp, qmin, qmax) - zp is clamp(k, qmin - zp, qmax - zp): exact in double for an integer
-       k (those bounds have at most 34 bits), so no 64-bit integer conversion (which AVX2 lacks) */
-    const double lo = (double)(qmin - zp), hi = (double)(qmax - zp);
     for (int64_t i = 0; i < len; i++) {
         double k = whole[i];
-        double m = (k < lo ? lo : (k > hi ? hi : k)) + 0.0; /* + 0.0: an integer has no -0 */
-        double p = m * scale;
+        double m = (k < lo[i] ? lo[i] : (k > hi[i] ? hi[i] : k)) + 0.0; /* + 0.0: an integer has no -0 */
+        double p = m * sc[i];
 #if WBITS == 32
-        p = lp_odd_fix(p, fma(m, scale, -p));
+        p = lp_odd_fix(p, fma(m, sc[i], -p));
 #endif
         const FT x = in[i], v = (FT)p;
         out[i] = x != x ? x : v;
@@ -90,17 +110,19 @@ static inline LP_ALWAYS_INLINE void CAT(affine_values_, SFX)(const FT *in, FT *o
 }
 
 /* A deterministic mode, the chunk loop specialised on it */
-LP_CLONES static void CAT(affine_det_, SFX)(const FT *in, FT *out, int64_t n, double scale, int64_t zp, int64_t qmin,
-                                            int64_t qmax, const int mode, int nthreads)
+LP_CLONES static void CAT(affine_det_, SFX)(const FT *in, FT *out, int64_t n, const double *scale, const int64_t *zp,
+                                            int64_t channels, int64_t inner, int64_t qmin, int64_t qmax,
+                                            const int mode, int nthreads)
 {
     const int64_t nchunks = (n + LP_WORK_UNIT - 1) / LP_WORK_UNIT;
     nthreads = lp_team(n, nthreads);
     LP_PARALLEL_FOR
     for (int64_t c = 0; c < nchunks; c++) {
-        double quot[LP_WORK_UNIT];
+        double quot[LP_WORK_UNIT], sc[LP_WORK_UNIT], lo[LP_WORK_UNIT], hi[LP_WORK_UNIT];
         const int64_t start = c * LP_WORK_UNIT;
         const int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
-        CAT(affine_quotients_, SFX)(in + start, quot, len, scale);
+        CAT(affine_params_, SFX)(start, len, scale, zp, channels, inner, qmin, qmax, sc, lo, hi);
+        CAT(affine_quotients_, SFX)(in + start, quot, len, sc);
         switch (mode) { /* a constant per loop: each case vectorizes */
         case LP_NEAREST_EVEN: for (int64_t i = 0; i < len; i++) quot[i] = lp_to_integer(quot[i], LP_NEAREST_EVEN); break;
         case LP_NEAREST_AWAY: for (int64_t i = 0; i < len; i++) quot[i] = lp_to_integer(quot[i], LP_NEAREST_AWAY); break;
@@ -109,16 +131,16 @@ LP_CLONES static void CAT(affine_det_, SFX)(const FT *in, FT *out, int64_t n, do
         case LP_DOWN: for (int64_t i = 0; i < len; i++) quot[i] = lp_to_integer(quot[i], LP_DOWN); break;
         default: for (int64_t i = 0; i < len; i++) quot[i] = lp_to_integer(quot[i], LP_ODD); break;
         }
-        CAT(affine_values_, SFX)(in + start, out + start, quot, len, scale, zp, qmin, qmax);
+        CAT(affine_values_, SFX)(in + start, out + start, quot, len, sc, lo, hi);
     }
 }
 
-LP_CLONES void CAT(lp_affine_, SFX)(const FT *in, FT *out, int64_t n, double scale, int64_t zp, int64_t qmin,
-                                    int64_t qmax, const lp_qparams *ip, lp_rounding mode, uint64_t seed, uint64_t offset,
-                                    int nthreads)
+LP_CLONES void CAT(lp_affine_, SFX)(const FT *in, FT *out, int64_t n, const double *scale, const int64_t *zp,
+                                    int64_t channels, int64_t inner, int64_t qmin, int64_t qmax, const lp_qparams *ip,
+                                    lp_rounding mode, uint64_t seed, uint64_t offset, int nthreads)
 {
     if (mode != LP_STOCHASTIC) {
-        CAT(affine_det_, SFX)(in, out, n, scale, zp, qmin, qmax, mode, nthreads);
+        CAT(affine_det_, SFX)(in, out, n, scale, zp, channels, inner, qmin, qmax, mode, nthreads);
         return;
     }
     /* stochastic: the core quantizer's block routine on the quotients (ip: 64-bit integers), its
@@ -127,11 +149,12 @@ LP_CLONES void CAT(lp_affine_, SFX)(const FT *in, FT *out, int64_t n, double sca
     nthreads = lp_team(n, nthreads);
     LP_PARALLEL_FOR
     for (int64_t c = 0; c < nchunks; c++) {
-        double quot[LP_WORK_UNIT], whole[LP_WORK_UNIT];
+        double quot[LP_WORK_UNIT], whole[LP_WORK_UNIT], sc[LP_WORK_UNIT], lo[LP_WORK_UNIT], hi[LP_WORK_UNIT];
         const int64_t start = c * LP_WORK_UNIT;
         const int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
-        CAT(affine_quotients_, SFX)(in + start, quot, len, scale);
+        CAT(affine_params_, SFX)(start, len, scale, zp, channels, inner, qmin, qmax, sc, lo, hi);
+        CAT(affine_quotients_, SFX)(in + start, quot, len, sc);
         block_f64(quot, whole, len, ip, mode, seed, offset + (uint64_t)c * (LP_WORK_UNIT / 2));
-        CAT(affine_values_, SFX)(in + start, out + start, whole, len, scale, zp, qmin, qmax);
+        CAT(affine_values_, SFX)(in + start, out + start, whole, len, sc, lo, hi);
     }
 }

@@ -130,11 +130,15 @@ void lp_lut_bucket_f32(const float *in, int64_t n, const float *thr, int32_t nth
                        const float *table, float *out, uint16_t *idx, int nthreads);
 
 /* Integer-affine quantization of n contiguous values (see csrc/affine_impl.h): out = (q - zp) * scale,
- * q = clamp(round(x / scale) + zp, qmin, qmax), with ip the parameters of 64-bit integers for mode. */
-void lp_affine_f32(const float *in, float *out, int64_t n, double scale, int64_t zp, int64_t qmin, int64_t qmax,
-                   const lp_qparams *ip, lp_rounding mode, uint64_t seed, uint64_t offset, int nthreads);
-void lp_affine_f64(const double *in, double *out, int64_t n, double scale, int64_t zp, int64_t qmin, int64_t qmax,
-                   const lp_qparams *ip, lp_rounding mode, uint64_t seed, uint64_t offset, int nthreads);
+ * q = clamp(round(x / scale) + zp, qmin, qmax), with ip the parameters of 64-bit integers for mode;
+ * scale and zp per tensor (channels = 1) or per channel (element i's channel: (i / inner) % channels).
+ * out may be in. */
+void lp_affine_f32(const float *in, float *out, int64_t n, const double *scale, const int64_t *zp, int64_t channels,
+                   int64_t inner, int64_t qmin, int64_t qmax, const lp_qparams *ip, lp_rounding mode, uint64_t seed,
+                   uint64_t offset, int nthreads);
+void lp_affine_f64(const double *in, double *out, int64_t n, const double *scale, const int64_t *zp, int64_t channels,
+                   int64_t inner, int64_t qmin, int64_t qmax, const lp_qparams *ip, lp_rounding mode, uint64_t seed,
+                   uint64_t offset, int nthreads);
 
 /* Float-scaled block quantization (NVFP4: an element format, a float scale per block, a per-tensor
  * float32 scale g; see csrc/fscale_impl.h) of n elements in the blocked layout (n a multiple of

@@ -30,6 +30,19 @@ static inline int lp_team(int64_t n, int nthreads)
 #define LP_PARALLEL_FOR
 #endif
 
+/* The elements [start, start + len) of a contiguous array whose element i is in channel
+ * (i / inner) % channels, in runs of one channel each: calls RUN(offset in the span, its length,
+ * channel). */
+#define LP_CHANNEL_RUNS(start, len, inner, channels, RUN)                                           \
+    for (int64_t s_ = 0; s_ < (len);) {                                                             \
+        const int64_t g_ = (start) + s_;                                                            \
+        const int64_t ch_ = (channels) == 1 ? 0 : (g_ / (inner)) % (channels);                      \
+        const int64_t e_ = (channels) == 1 ? (len) : (g_ / (inner) + 1) * (inner) - (start);        \
+        const int64_t end_ = e_ < (len) ? e_ : (len);                                               \
+        RUN(s_, end_ - s_, ch_);                                                                    \
+        s_ = end_;                                                                                  \
+    }
+
 #if defined(__GNUC__)
 #define LP_ALWAYS_INLINE __attribute__((always_inline))
 #else

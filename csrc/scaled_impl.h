@@ -46,18 +46,6 @@ static inline LP_ALWAYS_INLINE void CAT(ternary_run_, SFX)(const FT *in, FT *out
     }
 }
 
-/* The elements [start, start + len) in runs of one channel each: calls run(offset in the span, its
- * length, channel). */
-#define LP_CHANNEL_RUNS(start, len, inner, channels, RUN)                                           \
-    for (int64_t s_ = 0; s_ < (len);) {                                                             \
-        const int64_t g_ = (start) + s_;                                                            \
-        const int64_t ch_ = (channels) == 1 ? 0 : (g_ / (inner)) % (channels);                      \
-        const int64_t e_ = (channels) == 1 ? (len) : (g_ / (inner) + 1) * (inner) - (start);        \
-        const int64_t end_ = e_ < (len) ? e_ : (len);                                               \
-        RUN(s_, end_ - s_, ch_);                                                                    \
-        s_ = end_;                                                                                  \
-    }
-
 LP_CLONES void CAT(lp_binary_, SFX)(const FT *in, FT *out, int64_t n, const double *alpha, int64_t channels,
                                     int64_t inner, int stochastic, uint64_t seed, uint64_t offset, int nthreads)
 {
@@ -93,4 +81,3 @@ LP_CLONES void CAT(lp_ternary_, SFX)(const FT *in, FT *out, int64_t n, const dou
     }
 }
 
-#undef LP_CHANNEL_RUNS

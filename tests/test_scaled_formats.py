@@ -165,6 +165,9 @@ def test_per_channel_shape_mismatch():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("mode", ["nearest_even", "nearest_away", "toward_zero", "up", "down", "odd", "stochastic"])
 def test_affine_c_kernel_equals_the_numpy_path(mode, dtype):
+    """csrc/affine_impl.h against lowprec.array.scaled's numpy rule (_affine): per tensor and per
+    channel along the last axis (each element its own channel), every mode with the same stochastic
+    draws, ties, NaN, Inf, zeros of both signs, quotients past 2**52 and 2**62."""
     from lowprec.scaled import _affine
 
     rng = np.random.default_rng(8)
@@ -175,11 +178,37 @@ def test_affine_c_kernel_equals_the_numpy_path(mode, dtype):
         x = np.concatenate([ties, rng.standard_normal(3000) * 20, [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e30],
                             rng.standard_normal(300) * 2.0 ** rng.integers(20, 50, 300)])
         x = x[: len(x) // 3 * 3].reshape(-1, 3).astype(dtype)
-        if mode == "stochastic" and np.ndim(fmt.scale):
-            continue  # per-channel stochastic stays on the numpy path
         got = lowprec.quantize(x, fmt, mode, seed=4)
         expected = _affine(x, fmt, mode, 4)[0].astype(dtype)
         assert_same(got, expected, f"{fmt} {mode}")
+
+
+@pytest.mark.parametrize("mode", ["nearest_even", "up", "stochastic"])
+def test_affine_c_kernel_per_channel_on_every_axis_and_out(mode):
+    """Per-channel parameters on the first, a middle and the last axis of an array spanning several
+    of the kernel's 1024-element units (channel runs crossing them), against the numpy rule; and
+    out=: in place, a separate array, and an overlapping view (the same values each time)."""
+    from lowprec.array.scaled import _affine
+
+    rng = np.random.default_rng(31)
+    x = (rng.standard_normal((6, 7, 300)) * 4).astype(np.float32)
+    for axis, size in ((0, 6), (1, 7), (2, 300), (-1, 300)):
+        fmt = IntAffineFormat(8, np.linspace(0.01, 0.2, size), rng.integers(-5, 5, size), axis=axis)
+        expected = _affine(x, fmt, mode, 9)[0].astype(np.float32)
+        assert_same(lowprec.quantize(x, fmt, mode, seed=9), expected, f"axis {axis} {mode}")
+    fmt = IntAffineFormat(8, np.linspace(0.01, 0.2, 7), np.arange(7) - 3, axis=1)
+    expected = _affine(x, fmt, mode, 9)[0].astype(np.float32)
+    inplace = x.copy()
+    assert lowprec.quantize(inplace, fmt, mode, seed=9, out=inplace) is inplace
+    assert_same(inplace, expected, "in place")
+    apart = np.empty_like(x)
+    assert lowprec.quantize(x, fmt, mode, seed=9, out=apart) is apart
+    assert_same(apart, expected, "out apart")
+    buf = np.concatenate([x.reshape(-1), np.zeros(1, np.float32)])
+    src, dst = buf[1:].reshape(x.shape), buf[:-1].reshape(x.shape)  # dst overlaps src shifted by one
+    src_copy = src.copy()
+    lowprec.quantize(src, fmt, mode, seed=9, out=dst)
+    assert_same(dst, _affine(src_copy, fmt, mode, 9)[0].astype(np.float32), "overlapping out")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -139,6 +139,12 @@ def c_contiguous(arr: np.ndarray) -> np.ndarray:
     return arr if arr.flags.c_contiguous else np.array(arr, order="C", copy=True)
 
 
+def address(arr: np.ndarray) -> int:
+    """The address of arr's first element (two C-contiguous arrays of one shape and dtype at one
+    address are the same memory)."""
+    return arr.__array_interface__["data"][0]
+
+
 def deliver(values: np.ndarray, out: Any, target: np.ndarray | None, restore: Callable) -> Any:
     """A quantizer's result: written into `out` (whose ndarray view is target) if given, else values
     in the caller's kind."""

@@ -118,59 +118,48 @@ def _affine(arr: np.ndarray, fmt: IntAffineFormat, rounding: str, seed: Any) -> 
     return np.where(np.isnan(arr), np.nan, values), q
 
 
-def _affine_c(arr: np.ndarray, fmt: IntAffineFormat, rounding: str, seed: Any) -> np.ndarray | None:
-    """The values of _affine by the C kernel (csrc/affine_impl.h), or None where it does not apply
-    (stochastic rounding with per-channel parameters: the numpy path keeps its draws)."""
+def _channels(fmt: Any, arr: np.ndarray, names: tuple, dtypes: tuple) -> tuple[list, int, int]:
+    """fmt's parameters `names` as contiguous per-channel arrays of `dtypes` (one entry per tensor),
+    the channel count and `inner` (the C kernels' channel of element i: (i / inner) % channels)."""
+    channels = max(np.size(getattr(fmt, n)) for n in names)
+    params = [np.ascontiguousarray(np.broadcast_to(np.asarray(getattr(fmt, n), dt), (channels,)))
+              for n, dt in zip(names, dtypes)]
+    inner = math.prod(arr.shape[fmt.axis % arr.ndim + 1:]) if channels > 1 else 1
+    return params, channels, inner
 
-    per_channel = np.ndim(fmt.scale) == 1 or np.ndim(fmt.zero_point) == 1
-    if per_channel and rounding == "stochastic":
-        return None
-    mode = mode_index(rounding)
+
+def _affine_c(src: np.ndarray, fmt: IntAffineFormat, rounding: str, seed: Any, dst: np.ndarray) -> None:
+    """The values of _affine by the C kernel (csrc/affine_impl.h) into dst (C-contiguous, src's shape
+    and dtype; src itself or not overlapping it): per tensor or per channel, every mode."""
+    _along(fmt.scale, fmt.axis, src, "scale")  # the shape checks, with their messages
+    _along(fmt.zero_point, fmt.axis, src, "zero_point")
+    (scale, zp), channels, inner = _channels(fmt, src, ("scale", "zero_point"), (np.float64, np.int64))
+    if not src.size:
+        return
+    ctype = "float[]" if src.dtype == np.float32 else "double[]"
+    fn = lib.lp_affine_f32 if src.dtype == np.float32 else lib.lp_affine_f64
     key = seed_key(seed) if rounding == "stochastic" else 0
     ip = qparams(_INTEGER, np.dtype(np.float64), rounding, None)
-    ctype = "float[]" if arr.dtype == np.float32 else "double[]"
-    fn = lib.lp_affine_f32 if arr.dtype == np.float32 else lib.lp_affine_f64
-
-    def run(src: np.ndarray, scale: float, zp: int) -> np.ndarray:
-        out = np.empty_like(src)
-        if src.size:
-            fn(ffi.from_buffer(ctype, src), ffi.from_buffer(ctype, out, require_writable=True), src.size, float(scale),
-               int(zp), fmt.qmin, fmt.qmax, ip, mode, key, 0, get_num_threads())
-        return out
-
-    if not per_channel:
-        return run(np.ascontiguousarray(arr), fmt.scale, fmt.zero_point)
-    _along(fmt.scale, fmt.axis, arr, "scale")  # the shape checks, with their messages
-    _along(fmt.zero_point, fmt.axis, arr, "zero_point")
-    ax = fmt.axis % arr.ndim
-    rows = np.ascontiguousarray(np.moveaxis(arr, ax, 0))
-    scales = np.broadcast_to(np.asarray(fmt.scale, np.float64), (rows.shape[0],))
-    zps = np.broadcast_to(np.asarray(fmt.zero_point, np.int64), (rows.shape[0],))
-    done = np.stack([run(rows[c], scales[c], zps[c]) for c in range(rows.shape[0])]) if rows.shape[0] else rows
-    return np.ascontiguousarray(np.moveaxis(done, 0, ax))
+    fn(ffi.from_buffer(ctype, src), ffi.from_buffer(ctype, dst, require_writable=True), src.size,
+       ffi.from_buffer("double[]", scale), ffi.from_buffer("int64_t[]", zp), channels, inner, fmt.qmin, fmt.qmax,
+       ip, mode_index(rounding), key, 0, get_num_threads())
 
 
-def _binary_ternary_c(arr: np.ndarray, fmt: Any, rounding: str, seed: Any) -> np.ndarray:
-    """The values of _binary / _ternary by the C kernels (csrc/scaled_impl.h), in arr's dtype."""
-    _check_channels(fmt, arr)
+def _binary_ternary_c(src: np.ndarray, fmt: Any, rounding: str, seed: Any, dst: np.ndarray) -> None:
+    """The values of _binary / _ternary by the C kernels (csrc/scaled_impl.h) into dst (as _affine_c's)."""
+    _check_channels(fmt, src)
     names = _PARAMS[type(fmt)]
-    channels = max(np.size(getattr(fmt, n)) for n in names)
-    params = [np.ascontiguousarray(np.broadcast_to(np.asarray(getattr(fmt, n), np.float64), (channels,)))
-              for n in names]
-    src = np.ascontiguousarray(arr)
-    inner = math.prod(src.shape[fmt.axis % src.ndim + 1:]) if channels > 1 else 1
-    out = np.empty_like(src)
+    params, channels, inner = _channels(fmt, src, names, (np.float64,) * len(names))
     if src.size:
         sfx, ctype = ("f32", "float[]") if src.dtype == np.float32 else ("f64", "double[]")
         ptrs = [ffi.from_buffer("double[]", p) for p in params]
-        io = (ffi.from_buffer(ctype, src), ffi.from_buffer(ctype, out, require_writable=True), src.size)
+        io = (ffi.from_buffer(ctype, src), ffi.from_buffer(ctype, dst, require_writable=True), src.size)
         if isinstance(fmt, BinaryFormat):
             stochastic = rounding == "stochastic"
             getattr(lib, f"lp_binary_{sfx}")(*io, ptrs[0], channels, inner, int(stochastic),
                                              seed_key(seed) if stochastic else 0, 0, get_num_threads())
         else:
             getattr(lib, f"lp_ternary_{sfx}")(*io, *ptrs, channels, inner, get_num_threads())
-    return out
 
 
 def _round(arr: np.ndarray, fmt: Any, rounding: str, seed: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -205,12 +194,14 @@ def quantize_scaled(x: Any, fmt: Any, rounding: str = "nearest_even", *, seed: A
     target = _arrays.out_array(out, x, arr) if out is not None else None
     if isinstance(fmt, IntAffineFormat):
         mode_index(rounding)
-        values = _affine_c(arr, fmt, rounding, seed)
-        if values is not None:
-            return _arrays.deliver(values, out, target, restore)
-    if isinstance(fmt, IntAffineFormat):  # per-channel stochastic rounding: the numpy path keeps its draws
-        return _arrays.deliver(_round(arr, fmt, rounding, seed)[0].astype(arr.dtype), out, target, restore)
-    return _arrays.deliver(_binary_ternary_c(arr, fmt, rounding, seed), out, target, restore)
+    src = np.ascontiguousarray(arr)
+    # the kernels write element i after reading it: into out= directly where it is src or apart from it
+    direct = target is not None and target.flags.c_contiguous and (
+        _arrays.address(target) == _arrays.address(src) or not np.may_share_memory(target, src))
+    dst = target if direct else np.empty_like(src)
+    kernel = _affine_c if isinstance(fmt, IntAffineFormat) else _binary_ternary_c
+    kernel(src, fmt, rounding, seed, dst)
+    return out if direct else _arrays.deliver(dst, out, target, restore)
 
 
 def encode_scaled(x: Any, fmt: Any, rounding: str = "nearest_even", *, seed: Any = None) -> Any:
