@@ -79,7 +79,9 @@ typedef struct {
                          mode nearest even: chunk totals are FT's own sums, correctly rounded */
     int acc_native;   /* 1: the same for acc: every accumulation is FT's own sum */
     int acc_half;     /* 1: acc is IEEE binary16 itself, nearest even, fast set: the float kernel rounds its
-                         sums to half precision by bit arithmetic (the same values as the general rule) */
+                         sums to half precision by bit arithmetic (the same values as the general rule);
+                         2: besides, every product has at most 11 significant bits, so float's own sum
+                         rounded to half is the correct rounding (see csrc/mac_impl.h) */
     int b_broadcast;  /* 1: B is one row (1 x n) standing for all k rows (a sum's ones: no k-long copy) */
     const void *init; /* NULL, or the initial accumulator (D = A @ B + C): m x n in C's layout and the
                          working type; the sum starts from it (the chunk total, when chunking) */

@@ -113,6 +113,9 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
 #if WBITS == 32
                 else if (native == 2) /* acc is binary16, nearest even, no tiny value, Inf or NaN */
                     s[r][j] = lp_half_rne_f32(CAT(add_rto_, SFX)(s[r][j], p, 0));
+                else if (native == 3) /* ... and s, p have at most 11 significant bits: float's nearest-even
+                                         sum (24 >= 2 * 11 + 2 bits) rounds to half as the exact sum does */
+                    s[r][j] = lp_half_rne_f32(s[r][j] + p);
 #endif
                 else
                     s[r][j] = CAT(mac_q_, SFX)(CAT(add_rto_, SFX)(s[r][j], p, mode == LP_DOWN), &accp, mode, fast,
@@ -162,6 +165,8 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
 #define LP_MAC_ROWS_RNE(MUL, CHUNKED, FAST)                                                         \
     if (MAC_FAST && mp->acc_native) {                                                               \
         LP_MAC_ROWS_N(LP_NEAREST_EVEN, MUL, CHUNKED, FAST, MAC_FAST)                                \
+    } else if (MAC_FAST && FAST && mp->acc_half == 2) {                                             \
+        LP_MAC_ROWS_N(LP_NEAREST_EVEN, MUL, CHUNKED, FAST, 3 * MAC_FAST)                            \
     } else if (MAC_FAST && FAST && mp->acc_half) {                                                  \
         LP_MAC_ROWS_N(LP_NEAREST_EVEN, MUL, CHUNKED, FAST, 2 * MAC_FAST)                            \
     } else {                                                                                        \

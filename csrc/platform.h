@@ -10,7 +10,7 @@
 #endif
 
 /* the MAC kernel's tile (mac_impl.h): rows x columns of outputs advanced together */
-#define LP_MAC_TILE_ROWS 4
+#define LP_MAC_TILE_ROWS 8
 #define LP_MAC_TILE_COLS 16
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(LP_NO_DISPATCH)
 #include <immintrin.h>

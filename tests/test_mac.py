@@ -458,3 +458,49 @@ def test_compiled_fixed_point_sums_are_the_numpy_rule_s(data, acc, wrap, roundin
     finally:
         unit.fixed_matmul = compiled
     assert np.array_equal(got, want) and fast.counts["overflows"] == slow.counts["overflows"]
+
+
+def test_float_sums_of_half_precision_terms_round_to_half_correctly():
+    """The premise of the fp16 accumulator's fastest path (lp_macparams.acc_half == 2): for every finite
+    fp16 accumulator value s and every product p of two fp8 values (e4m3fn, e5m2, mixed) below fp16's
+    overflow threshold, float32's nearest-even sum rounded to fp16 is the exact sum rounded to fp16
+    (the sum is exact in float64 here). Exhaustive: 287 million pairs."""
+    import ml_dtypes
+
+    h = np.arange(1 << 16, dtype=np.uint16).view(np.float16)
+    s32 = h[np.isfinite(h)].astype(np.float32)
+    s64 = s32.astype(np.float64)
+
+    def finite_values(dtype):
+        v = np.arange(256, dtype=np.uint8).view(dtype).astype(np.float64)
+        return v[np.isfinite(v)]
+
+    pairs = [(ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e4m3fn), (ml_dtypes.float8_e5m2, ml_dtypes.float8_e5m2),
+             (ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e5m2)]
+    with np.errstate(over="ignore"):
+        for da, db in pairs:
+            p = np.unique(np.multiply.outer(finite_values(da), finite_values(db)).ravel())
+            p = p[np.abs(p) < 65504]
+            for part in np.array_split(p, len(p) // 64):
+                want = (s64[None, :] + part[:, None]).astype(np.float16)
+                got = (s32[None, :] + part[:, None].astype(np.float32)).astype(np.float16)
+                same = np.isinf(want) | (want.view(np.uint16) == got.view(np.uint16))
+                assert same.all(), (da, db, part[np.nonzero(~same)[0][0]])
+
+
+@pytest.mark.parametrize("operands", [("fp8_e4m3fn", "fp8_e4m3fn"), ("fp8_e5m2", "fp8_e5m2"),
+                                      ("fp8_e4m3fn", "fp8_e5m2"), ("fp16", "fp8_e4m3fn")])
+@pytest.mark.parametrize("chunk", [None, 16])
+def test_fp16_accumulator_fast_paths_equal_the_general_rule(operands, chunk):
+    """fp8 operands into an fp16 accumulator take the float kernel's fastest paths (no tiny value or
+    overflow provable; float's own sums where products have at most 11 bits); an initial accumulator
+    of zeros turns them off. Both give the same bits, on sums that cross fp16's subnormal range and
+    reach toward its largest values."""
+    rng = np.random.default_rng(5)
+    for scale in (2.0**-8, 1.0, 16.0):
+        a = lowprec.quantize(rng.standard_normal((9, 300)) * scale, operands[0])
+        b = lowprec.quantize(rng.standard_normal((300, 40)), operands[1])
+        mac = MAC(acc="fp16", chunk=chunk)
+        fast = mac.matmul(a, b)
+        general = mac.matmul(a, b, np.zeros((9, 40)))
+        assert np.array_equal(fast.view(np.uint64), general.view(np.uint64)), (operands, chunk, scale)

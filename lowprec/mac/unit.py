@@ -582,8 +582,12 @@ class MAC:
         mp.chunk = self.chunk or 0
         mp.chunk_native = int(use32 and self._chunk_native())
         mp.acc_native = int(use32 and self._acc_native())
-        mp.acc_half = int(use32 and _is_binary16(self.acc) and self.rounding == "nearest_even"
-                          and self.order == "sequential")  # the kernel takes it only where fast is set
+        # (the kernel takes it only where fast is set; 2: products of at most 11 bits, half's own
+        # precision, so float's own sum rounds to half correctly: 24 >= 2 * 11 + 2, Figueroa's bound
+        # for innocuous double rounding; below half's normal range no float sum of such terms lands on a
+        # midpoint of half's grid unless the exact sum is that midpoint; tests/test_mac.py checks all)
+        half = use32 and _is_binary16(self.acc) and self.rounding == "nearest_even" and self.order == "sequential"
+        mp.acc_half = (2 if ops.product_bits <= 11 else 1) if half else 0
         mp.mode = self.mode
         mp.seed = self.seed
         mp.offset = self._offset
