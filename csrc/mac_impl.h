@@ -17,6 +17,7 @@
 
 #ifndef LP_MAC_ONCE /* what does not depend on the working type */
 #define LP_MAC_ONCE
+enum { LP_MAC_KB = 64 }; /* k-steps whose stochastic draws a tile makes at once */
 /* The 32-bit Philox word `word` of counter ctr. */
 static inline uint32_t lp_draw32(uint64_t seed, uint64_t ctr, int word)
 {
@@ -98,16 +99,33 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
             s[r][j] = chunked ? (FT)0.0 : start;
             tot[r][j] = chunked ? start : (FT)0.0;
         }
+    /* stochastic: the product and accumulation draws of LP_MAC_KB steps at a time, step-major with
+       the tile's outputs contiguous (so that the column loop vectorizes); Philox in bulk per output */
+    uint32_t draws0[LP_MAC_KB * LP_MAC_TILE_ROWS * LP_MAC_TILE_COLS], draws1[LP_MAC_KB * LP_MAC_TILE_ROWS * LP_MAC_TILE_COLS];
     for (int64_t t = 0; t < k; t++) {
         const FT *brow = b + (mp->b_broadcast ? 0 : t * n) + j0;
+        const int64_t tt = t % LP_MAC_KB;
+        if (sr && tt == 0) {
+            const int64_t kb = k - t < LP_MAC_KB ? k - t : LP_MAC_KB;
+            uint32_t words[4 * LP_MAC_KB];
+            for (int r = 0; r < R; r++)
+                for (int j = 0; j < tw; j++) {
+                    const uint64_t o = mp->offset + (uint64_t)((i0 + r) * ldo + j0 + j);
+                    philox_fill_best(words, kb, mp->seed, o * steps + (uint64_t)t);
+                    for (int64_t u = 0; u < kb; u++) {
+                        draws1[(u * R + r) * tw + j] = words[kb + u];
+                        if (has_mul)
+                            draws0[(u * R + r) * tw + j] = words[u];
+                    }
+                }
+        }
         for (int r = 0; r < R; r++) {
             const FT av = a[(i0 + r) * k + t];
-            const uint64_t o0 = mp->offset + (uint64_t)((i0 + r) * ldo + j0);
+            const uint32_t *d0 = draws0 + (tt * R + r) * tw, *d1 = draws1 + (tt * R + r) * tw;
             for (int j = 0; j < tw; j++) {
-                uint64_t ctr = (o0 + (uint64_t)j) * steps + (uint64_t)t;
                 FT p = av * brow[j];
                 if (has_mul)
-                    p = CAT(mac_q_, SFX)(p, &mulp, mode, fast, sr ? lp_draw32(mp->seed, ctr, 0) : 0);
+                    p = CAT(mac_q_, SFX)(p, &mulp, mode, fast, sr ? d0[j] : 0);
                 if (native == 1) /* acc is FT's own format, nearest even: FT's sum is the rounded one */
                     s[r][j] += p;
 #if WBITS == 32
@@ -119,7 +137,7 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
 #endif
                 else
                     s[r][j] = CAT(mac_q_, SFX)(CAT(add_rto_, SFX)(s[r][j], p, mode == LP_DOWN), &accp, mode, fast,
-                                               sr ? lp_draw32(mp->seed, ctr, 1) : 0);
+                                               sr ? d1[j] : 0);
             }
         }
         if (chunked && ((t + 1) % mp->chunk == 0 || t + 1 == k) && mp->chunk_native) {

@@ -41,7 +41,7 @@ int lp_have_openmp(void)
 #include "quantize_impl.h"
 #include "block_impl.h"
 #include "lut_impl.h"
-#define MAC_CLONES /* scalar: 64-bit lanes do not vectorize well on AVX2 */
+#define MAC_CLONES LP_CLONES
 #define MAC_FAST 0
 #include "mac_impl.h"
 

@@ -504,3 +504,20 @@ def test_fp16_accumulator_fast_paths_equal_the_general_rule(operands, chunk):
         fast = mac.matmul(a, b)
         general = mac.matmul(a, b, np.zeros((9, 40)))
         assert np.array_equal(fast.view(np.uint64), general.view(np.uint64)), (operands, chunk, scale)
+
+
+@pytest.mark.parametrize("mul,chunk", [(None, None), ("bf16", 16)])
+def test_stochastic_draws_across_the_kernels_blocks_of_steps(mul, chunk):
+    """The C kernel makes its stochastic draws 64 steps at a time per output (Philox in bulk): sums of
+    150 steps (two whole blocks and a ragged one) in a tiled, padded shape, with a product rounding
+    and chunks, match the per-operation reference, which draws one counter per event."""
+    rng = np.random.default_rng(17)
+    a = lowprec.quantize(rng.standard_normal((9, 150)), "fp8_e4m3fn")
+    b = lowprec.quantize(rng.standard_normal((150, 20)), "fp8_e5m2")
+    mac = MAC(mul=mul, acc="fp16", chunk=chunk, rounding="stochastic", seed=23, rbits=11)
+    got = mac.matmul(a, b)
+    for i in range(9):
+        for j in range(0, 20, 3):
+            ref = mac_dot_reference(a[i], b[:, j], mul=mul, acc="fp16", chunk=chunk, rounding="stochastic",
+                                    seed=23, rbits=11, output_index=i * 20 + j)
+            assert got[i, j] == ref, (i, j, got[i, j], ref)
