@@ -223,3 +223,35 @@ void CAT(lp_lut_, SFX)(const FT *in, int64_t n, const FT *thr, int32_t nthr, con
             CAT(lut_search_, SFX)(in + s, len, thr, nthr, table, out ? out + s : 0, idx ? idx + s : 0);
     }
 }
+
+/* Stochastic rounding to a codebook (lowprec.array.codebook's rule): from the index k of the entry
+ * below x (codes, in), up to k + 1 where r < (x - lo) / (hi - lo) * 2**32 (float64; r the element's
+ * 32-bit Philox draw, laid out as lp_quantize_f32's from counter `offset`) and x > lo; codes receive
+ * the chosen index, out (nullable) its table entry (NaN stays NaN). */
+LP_CLONES void CAT(lp_lut_sr_, SFX)(const FT *in, int64_t n, uint16_t *codes, const double *cb, int32_t entries,
+                                    const FT *table, FT *out, uint64_t seed, uint64_t offset, int nthreads)
+{
+    const int64_t nunits = (n + LP_WORK_UNIT - 1) / LP_WORK_UNIT;
+    const int32_t top = entries - 1;
+    nthreads = lp_team(n, nthreads);
+    LP_PARALLEL_FOR
+    for (int64_t c = 0; c < nunits; c++) {
+        uint32_t rnd[LP_WORK_UNIT];
+        const int64_t start = c * LP_WORK_UNIT;
+        const int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
+        philox_fill_best(rnd, LP_WORK_UNIT / 4, seed, offset + (uint64_t)c * (LP_WORK_UNIT / 4));
+        for (int64_t i = 0; i < len; i++) {
+            const int32_t k = codes[start + i];
+            const int32_t has_up = k < top;
+            const double x = (double)in[start + i], lo = cb[k], hi = cb[has_up ? k + 1 : top];
+            const double p = has_up ? (x - lo) / (hi - lo) : 0.0;
+            const int32_t up = ((double)rnd[i] < p * 4294967296.0) & has_up & (x > lo);
+            codes[start + i] = (uint16_t)(k + up);
+        }
+        if (out)
+            for (int64_t i = 0; i < len; i++) {
+                const FT x = in[start + i];
+                out[start + i] = x != x ? x : table[codes[start + i]];
+            }
+    }
+}

@@ -209,3 +209,29 @@ def test_the_bucket_index_finds_what_the_binary_search_finds():
     want = np.where(np.isnan(x), 0, np.searchsorted(thr, x, side="right"))
     assert np.array_equal(idx, want)
     assert np.array_equal(out, np.where(np.isnan(x), x, table[want]), equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stochastic_c_kernel_is_the_numpy_rule(dtype):
+    """Per-tensor stochastic rounding to a codebook in C (csrc/lut_impl.h) against the numpy statement
+    of the rule (_stochastic_step, the same draws): a LUT and a log format, values beyond both ends,
+    entries themselves, NaN, Inf, zeros of both signs; quantize (into out= and not) and encode, whose
+    chunks start deep into the draw stream (arrays past 65536 elements)."""
+    from lowprec.array.codebook import _run, _stochastic_step, _tables
+
+    rng = np.random.default_rng(41)
+    for fmt in (LUTFormat(np.sort(rng.standard_normal(200))), lowprec.LogFormat(4)):
+        x = (rng.standard_normal(70000) * 3).astype(dtype)
+        x[:8] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e30, -1e30, fmt.codebook[3]]
+        thr, table = _tables(fmt, np.dtype(dtype), "stochastic")[0]
+        _, down = _run(x, thr, table, False, True)
+        codes = _stochastic_step(x[None], down[None], fmt, 5)[0]
+        want = np.where(np.isnan(x), x, table[codes])
+        assert_same(lowprec.quantize(x, fmt, "stochastic", seed=5), want, repr(fmt))
+        out = np.empty_like(x)
+        assert lowprec.quantize(x, fmt, "stochastic", seed=5, out=out) is out
+        assert_same(out, want, repr(fmt) + " out=")
+        finite = np.isfinite(x)
+        got_codes = lowprec.encode(x[finite], fmt, "stochastic", seed=5)
+        _, down = _run(x[finite], thr, table, False, True)
+        assert np.array_equal(got_codes, _stochastic_step(x[finite][None], down[None], fmt, 5)[0].astype(got_codes.dtype))

@@ -193,7 +193,9 @@ def lut_round(arr: np.ndarray, fmt: LUTFormat, rounding: str, seed: Any, want_va
             vals[c] = v
         if k is not None:
             codes[c] = k
-    if sr:
+    if sr and not fmt.per_channel:  # the C kernel: codes in place, values straight from the table
+        _stochastic_step_c(rows[0], codes[0], fmt, tables[0][1], vals[0] if want_values else None, seed, start)
+    elif sr:
         codes = _stochastic_step(rows, codes, fmt, seed, start)
         if want_values:
             for c, (_, table) in enumerate(tables):
@@ -226,6 +228,22 @@ def _stochastic_step(rows: np.ndarray, down: np.ndarray, fmt: LUTFormat, seed: A
     return (k + up).astype(np.uint16)
 
 
+def _stochastic_step_c(x: np.ndarray, codes: np.ndarray, fmt: LUTFormat, table: np.ndarray,
+                       values: np.ndarray | None, seed: Any, start: int = 0) -> None:
+    """_stochastic_step for a per-tensor codebook by the C kernel (csrc/lut_impl.h), the same draws:
+    x contiguous 1-D, codes (uint16, the 'down' indices) updated in place, values (x's shape and dtype,
+    or None) receive the entries."""
+    if not x.size:
+        return
+    sfx, ctype = ("f32", "float[]") if x.dtype == np.float32 else ("f64", "double[]")
+    cb = np.ascontiguousarray(fmt.codebook, np.float64)
+    getattr(lib, f"lp_lut_sr_{sfx}")(
+        ffi.from_buffer(ctype, x), x.size, ffi.from_buffer("uint16_t[]", codes, require_writable=True),
+        ffi.from_buffer("double[]", cb), cb.size, ffi.from_buffer(ctype, table),
+        ffi.from_buffer(ctype, values, require_writable=True) if values is not None else ffi.NULL,
+        seed_key(seed), counter_offset(start, np.float32), get_num_threads())
+
+
 # -- array API ----------------------------------------------------------------------------------------
 def quantize_lut(x: Any, fmt: LUTFormat, rounding: str, seed: Any, out: Any, backend: str | None = None) -> Any:
     """lowprec.quantize for a LUTFormat (tensors on a GPU: the Triton kernel, lowprec.array.backend)."""
@@ -239,12 +257,17 @@ def quantize_lut(x: Any, fmt: LUTFormat, rounding: str, seed: Any, out: Any, bac
     arr, restore = _arrays.to_numpy(x)
     target = _arrays.out_array(out, x, arr) if out is not None else None
     _check_mode(rounding)
-    if not fmt.per_channel and rounding != "stochastic":  # one search, straight into the result
+    if not fmt.per_channel:  # one search (and a stochastic step), straight into the result
         src = np.ascontiguousarray(arr)
         direct = target is not None and target.flags.c_contiguous and not np.may_share_memory(target, src)
         thr, table = _tables(fmt, arr.dtype, rounding)[0]
-        values, _ = _run(src.reshape(-1), thr, table, True, False,
-                         values=target.reshape(-1) if direct else None)
+        into = target.reshape(-1) if direct else None
+        if rounding == "stochastic":
+            _, codes = _run(src.reshape(-1), thr, table, False, True)
+            values = into if direct else np.empty(src.size, src.dtype)
+            _stochastic_step_c(src.reshape(-1), codes, fmt, table, values, seed)
+        else:
+            values, _ = _run(src.reshape(-1), thr, table, True, False, values=into)
         if direct:
             return out
         values = values.reshape(arr.shape)
