@@ -237,21 +237,28 @@ LP_CLONES void CAT(lp_lut_sr_, SFX)(const FT *in, int64_t n, uint16_t *codes, co
     LP_PARALLEL_FOR
     for (int64_t c = 0; c < nunits; c++) {
         uint32_t rnd[LP_WORK_UNIT];
+        int32_t kk[LP_WORK_UNIT]; /* the indices in a local array: no aliasing, the loop vectorizes */
         const int64_t start = c * LP_WORK_UNIT;
         const int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
+        const FT *restrict x_ = in + start;
+        const double *restrict book = cb;
         philox_fill_best(rnd, LP_WORK_UNIT / 4, seed, offset + (uint64_t)c * (LP_WORK_UNIT / 4));
-        for (int64_t i = 0; i < len; i++) {
-            const int32_t k = codes[start + i];
+        for (int64_t i = 0; i < len; i++)
+            kk[i] = codes[start + i];
+        for (int64_t i = 0; i < len; i++) { /* unconditional gathers and a signed conversion: it vectorizes */
+            const int32_t k = kk[i];
             const int32_t has_up = k < top;
-            const double x = (double)in[start + i], lo = cb[k], hi = cb[has_up ? k + 1 : top];
-            const double p = has_up ? (x - lo) / (hi - lo) : 0.0;
-            const int32_t up = ((double)rnd[i] < p * 4294967296.0) & has_up & (x > lo);
-            codes[start + i] = (uint16_t)(k + up);
+            const double x = (double)x_[i], lo = book[k], hi = book[k + has_up];
+            const double r = (double)(int32_t)(rnd[i] ^ 0x80000000u) + 2147483648.0; /* exact */
+            const double p = (x - lo) / (hi - lo); /* only read where has_up */
+            kk[i] = k + ((r < p * 4294967296.0) & has_up & (x > lo));
         }
+        for (int64_t i = 0; i < len; i++)
+            codes[start + i] = (uint16_t)kk[i];
         if (out)
             for (int64_t i = 0; i < len; i++) {
-                const FT x = in[start + i];
-                out[start + i] = x != x ? x : table[codes[start + i]];
+                const FT x = x_[i], v = table[kk[i]];
+                out[start + i] = x != x ? x : v;
             }
     }
 }
