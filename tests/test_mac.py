@@ -521,3 +521,18 @@ def test_stochastic_draws_across_the_kernels_blocks_of_steps(mul, chunk):
             ref = mac_dot_reference(a[i], b[:, j], mul=mul, acc="fp16", chunk=chunk, rounding="stochastic",
                                     seed=23, rbits=11, output_index=i * 20 + j)
             assert got[i, j] == ref, (i, j, got[i, j], ref)
+
+
+def test_a_product_rounding_that_changes_nothing_is_left_out_with_the_same_bits():
+    """fp8 products rounded to fp16 (mul="fp16") are fp16 values where no product is tiny or past
+    fp16's range: the kernel then skips that rounding. Same bits as the general path (an initial
+    accumulator of zeros turns the fast paths off), and as a product rounding that does change values
+    (fp8_e5m2 products into bf16, whose rounding keeps it)."""
+    rng = np.random.default_rng(6)
+    a = lowprec.quantize(rng.standard_normal((16, 200)), "fp8_e4m3fn")
+    b = lowprec.quantize(rng.standard_normal((200, 32)), "fp8_e4m3fn")
+    for mul, acc in (("fp16", "fp16"), ("fp16", "fp32"), ("bf16", "fp16"), ("fp8_e5m2", "fp16")):
+        mac = MAC(mul=mul, acc=acc)
+        got = mac.matmul(a, b)
+        general = mac.matmul(a, b, np.zeros((16, 32)))
+        assert np.array_equal(got.view(np.uint64), general.view(np.uint64)), (mul, acc)

@@ -594,6 +594,10 @@ class MAC:
         # (an initial accumulator is outside the bound's premises: no fast variant then)
         mp.fast = int(use32 and self.rounding != "stochastic" and start is None
                       and self._no_tiny_and_no_overflow(A, ops))
+        if mp.fast and self.mul is not None and ops.product_bits <= layout(self.mul)[0] + 1:
+            # every product is a value of mul (the proof behind fast puts it on mul's grid and below its
+            # largest value; it has no more bits than mul's precision): rounding it changes nothing
+            mp.mul = ffi.NULL
         m, k = A.shape
         n = B.shape[1]
         b_broadcast = k > 0 and B.strides[0] == 0  # every row of B is its first (a sum's ones)
