@@ -82,34 +82,60 @@ static inline LP_ALWAYS_INLINE void CAT(affine_params_, SFX)(int64_t start, int6
 
 /* One chunk's quotients x / scale rounded to odd (NaN counts as 0). */
 static inline LP_ALWAYS_INLINE void CAT(affine_quotients_, SFX)(const FT *in, double *quot, int64_t len,
-                                                                 const double *sc)
+                                                                 const double *sc, const int pc)
 {
     for (int64_t i = 0; i < len; i++) {
+        const double s1 = sc[pc ? i : 0];
         double x = (double)in[i];
         x = x != x ? 0.0 : x;
-        double q = x / sc[i];
-        quot[i] = lp_odd_fix(q, fma(-q, sc[i], x));
+        double q = x / s1;
+        quot[i] = lp_odd_fix(q, fma(-q, s1, x));
     }
 }
 
 /* One chunk's values from the rounded quotients k (integers as doubles): clamp(k, lo, hi) times the
- * scale, rounded once; NaN stays NaN. */
+ * scale, rounded once; NaN stays NaN. pc (a constant): per-element parameters, else element 0's. */
 static inline LP_ALWAYS_INLINE void CAT(affine_values_, SFX)(const FT *in, FT *out, const double *whole, int64_t len,
-                                                              const double *sc, const double *lo, const double *hi)
+                                                              const double *sc, const double *lo, const double *hi,
+                                                              const int pc)
 {
     for (int64_t i = 0; i < len; i++) {
+        const int64_t at = pc ? i : 0;
         double k = whole[i];
-        double m = (k < lo[i] ? lo[i] : (k > hi[i] ? hi[i] : k)) + 0.0; /* + 0.0: an integer has no -0 */
-        double p = m * sc[i];
+        double m = (k < lo[at] ? lo[at] : (k > hi[at] ? hi[at] : k)) + 0.0; /* + 0.0: an integer has no -0 */
+        double p = m * sc[at];
 #if WBITS == 32
-        p = lp_odd_fix(p, fma(m, sc[i], -p));
+        p = lp_odd_fix(p, fma(m, sc[at], -p));
 #endif
         const FT x = in[i], v = (FT)p;
         out[i] = x != x ? x : v;
     }
 }
 
-/* A deterministic mode, the chunk loop specialised on it */
+/* One chunk in a deterministic mode (mode and pc: constants after inlining): per-tensor parameters
+ * (pc = 0) are one entry, per-channel ones (pc = 1) one per element. */
+static inline LP_ALWAYS_INLINE void CAT(affine_det_chunk_, SFX)(const FT *in, FT *out, int64_t start, int64_t len,
+                                                                 const double *sc, const double *lo, const double *hi,
+                                                                 const int mode, const int pc)
+{
+    double quot[LP_WORK_UNIT];
+    CAT(affine_quotients_, SFX)(in + start, quot, len, sc, pc);
+    for (int64_t i = 0; i < len; i++)
+        quot[i] = lp_to_integer(quot[i], mode);
+    CAT(affine_values_, SFX)(in + start, out + start, quot, len, sc, lo, hi, pc);
+}
+
+#define LP_AFFINE_MODES(PC)                                                                         \
+    switch (mode) { /* a constant per loop: each case vectorizes */                                \
+    case LP_NEAREST_EVEN: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, lo, hi, LP_NEAREST_EVEN, PC); break; \
+    case LP_NEAREST_AWAY: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, lo, hi, LP_NEAREST_AWAY, PC); break; \
+    case LP_TOWARD_ZERO: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, lo, hi, LP_TOWARD_ZERO, PC); break;   \
+    case LP_UP: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, lo, hi, LP_UP, PC); break;                     \
+    case LP_DOWN: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, lo, hi, LP_DOWN, PC); break;                 \
+    default: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, lo, hi, LP_ODD, PC); break;                       \
+    }
+
+/* A deterministic mode */
 LP_CLONES static void CAT(affine_det_, SFX)(const FT *in, FT *out, int64_t n, const double *scale, const int64_t *zp,
                                             int64_t channels, int64_t inner, int64_t qmin, int64_t qmax,
                                             const int mode, int nthreads)
@@ -118,22 +144,19 @@ LP_CLONES static void CAT(affine_det_, SFX)(const FT *in, FT *out, int64_t n, co
     nthreads = lp_team(n, nthreads);
     LP_PARALLEL_FOR
     for (int64_t c = 0; c < nchunks; c++) {
-        double quot[LP_WORK_UNIT], sc[LP_WORK_UNIT], lo[LP_WORK_UNIT], hi[LP_WORK_UNIT];
+        double sc[LP_WORK_UNIT], lo[LP_WORK_UNIT], hi[LP_WORK_UNIT];
         const int64_t start = c * LP_WORK_UNIT;
         const int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
-        CAT(affine_params_, SFX)(start, len, scale, zp, channels, inner, qmin, qmax, sc, lo, hi);
-        CAT(affine_quotients_, SFX)(in + start, quot, len, sc);
-        switch (mode) { /* a constant per loop: each case vectorizes */
-        case LP_NEAREST_EVEN: for (int64_t i = 0; i < len; i++) quot[i] = lp_to_integer(quot[i], LP_NEAREST_EVEN); break;
-        case LP_NEAREST_AWAY: for (int64_t i = 0; i < len; i++) quot[i] = lp_to_integer(quot[i], LP_NEAREST_AWAY); break;
-        case LP_TOWARD_ZERO: for (int64_t i = 0; i < len; i++) quot[i] = lp_to_integer(quot[i], LP_TOWARD_ZERO); break;
-        case LP_UP: for (int64_t i = 0; i < len; i++) quot[i] = lp_to_integer(quot[i], LP_UP); break;
-        case LP_DOWN: for (int64_t i = 0; i < len; i++) quot[i] = lp_to_integer(quot[i], LP_DOWN); break;
-        default: for (int64_t i = 0; i < len; i++) quot[i] = lp_to_integer(quot[i], LP_ODD); break;
+        if (channels == 1) {
+            CAT(affine_params_, SFX)(start, 1, scale, zp, 1, 1, qmin, qmax, sc, lo, hi);
+            LP_AFFINE_MODES(0)
+        } else {
+            CAT(affine_params_, SFX)(start, len, scale, zp, channels, inner, qmin, qmax, sc, lo, hi);
+            LP_AFFINE_MODES(1)
         }
-        CAT(affine_values_, SFX)(in + start, out + start, quot, len, sc, lo, hi);
     }
 }
+#undef LP_AFFINE_MODES
 
 LP_CLONES void CAT(lp_affine_, SFX)(const FT *in, FT *out, int64_t n, const double *scale, const int64_t *zp,
                                     int64_t channels, int64_t inner, int64_t qmin, int64_t qmax, const lp_qparams *ip,
@@ -152,9 +175,16 @@ LP_CLONES void CAT(lp_affine_, SFX)(const FT *in, FT *out, int64_t n, const doub
         double quot[LP_WORK_UNIT], whole[LP_WORK_UNIT], sc[LP_WORK_UNIT], lo[LP_WORK_UNIT], hi[LP_WORK_UNIT];
         const int64_t start = c * LP_WORK_UNIT;
         const int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
-        CAT(affine_params_, SFX)(start, len, scale, zp, channels, inner, qmin, qmax, sc, lo, hi);
-        CAT(affine_quotients_, SFX)(in + start, quot, len, sc);
+        const int pc = channels > 1;
+        CAT(affine_params_, SFX)(start, pc ? len : 1, scale, zp, channels, pc ? inner : 1, qmin, qmax, sc, lo, hi);
+        if (pc)
+            CAT(affine_quotients_, SFX)(in + start, quot, len, sc, 1);
+        else
+            CAT(affine_quotients_, SFX)(in + start, quot, len, sc, 0);
         block_f64(quot, whole, len, ip, mode, seed, offset + (uint64_t)c * (LP_WORK_UNIT / 2));
-        CAT(affine_values_, SFX)(in + start, out + start, whole, len, sc, lo, hi);
+        if (pc)
+            CAT(affine_values_, SFX)(in + start, out + start, whole, len, sc, lo, hi, 1);
+        else
+            CAT(affine_values_, SFX)(in + start, out + start, whole, len, sc, lo, hi, 0);
     }
 }
