@@ -536,3 +536,22 @@ def test_a_product_rounding_that_changes_nothing_is_left_out_with_the_same_bits(
         got = mac.matmul(a, b)
         general = mac.matmul(a, b, np.zeros((16, 32)))
         assert np.array_equal(got.view(np.uint64), general.view(np.uint64)), (mul, acc)
+
+
+@pytest.mark.parametrize("chunk,chunk_acc", [(16, "fp32"), (64, "fp16"), (None, None)])
+def test_long_sums_in_chunks_take_the_fast_paths_with_the_same_bits(chunk, chunk_acc):
+    """The no-overflow proof bounds a chunk's partial sums by the growth of its own length (a chunk
+    restarts) and chunk totals by the number of chunks: long chunked sums (k = 5000) take the fast
+    paths; an initial accumulator of zeros takes the general rule; the bits agree. Narrow outputs
+    (8 columns) are padded to a tile, not summed one at a time."""
+    rng = np.random.default_rng(9)
+    a = lowprec.quantize(rng.standard_normal((9, 5000)), "fp8_e4m3fn")
+    b = lowprec.quantize(rng.standard_normal((5000, 8)) * 0.25, "fp8_e4m3fn")
+    mac = MAC(acc="fp16", chunk=chunk, chunk_acc=chunk_acc)
+    got = mac.matmul(a, b)
+    general = mac.matmul(a, b, np.zeros((9, 8)))
+    assert np.array_equal(got.view(np.uint64), general.view(np.uint64))
+    if chunk:
+        from lowprec.mac.unit import _Operands
+
+        assert mac._no_tiny_and_no_overflow(a, _Operands(a, b))  # the fast path was open to it

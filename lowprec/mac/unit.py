@@ -531,7 +531,6 @@ class MAC:
         those rules. Every product and partial sum is a multiple of the smallest quantum of the
         products and the accumulating formats; the partial sums are bounded by the largest row sum
         of |A| times max |B|, times the growth of rounding up at every step."""
-        fmts = [f for f in (self.mul, self.acc, self.chunk_acc if self.chunk else None, self.out) if f is not None]
         if ops.empty or not ops.finite:
             return False
         lsb = (math.floor(math.log2(ops.a_min)) - ops.sig_a + 1) + (math.floor(math.log2(ops.b_min)) - ops.sig_b + 1)
@@ -543,15 +542,25 @@ class MAC:
                      (self.out, total)):
             if f is not None and layout(f)[2] > q:
                 return False
-        # in logs: (1 + 2**-m) ** (K + 2) overflows a float for long sums in narrow formats
-        log2_growth = (A.shape[1] + 2) * math.log1p(2.0 ** -min(layout(f)[0] for f in fmts)) / math.log(2)
-        if log2_growth > 1000:
+        # in logs: each rounding grows a partial sum by at most (1 + 2**-m); acc rounds at most K + 2
+        # times in a row (a chunk's length when chunked: it restarts), chunk totals once per chunk
+        def log2_growth(f, steps):
+            return (steps + 2) * math.log1p(2.0 ** -layout(f)[0]) / math.log(2)
+
+        k = A.shape[1]
+        # a product rounds once (mul), then acc's steps
+        grow_acc = log2_growth(self.acc, min(self.chunk or k, k)) + (log2_growth(self.mul, -1) if self.mul else 0.0)
+        grow_total = grow_acc + (log2_growth(self.chunk_acc, -(-k // self.chunk)) if self.chunk else 0.0)
+        if grow_total > 1000:
             return False
-        # |partial sum| <= max row sum of |A| * max |B| (cheaper than max(|A| @ |B|), and enough)
-        bound = _max_abs_row_sum(A) * ops.b_max * 2.0**log2_growth * 1.01
+        # |partial sum| <= max row sum of |A| * max |B| (cheaper than max(|A| @ |B|), and enough), times
+        # the growth: within a chunk for acc, over all of them for chunk totals and the output
+        sums = _max_abs_row_sum(A) * ops.b_max * 1.01
         if self.mul is not None and float(ops.a_max * ops.b_max) * 1.01 >= self.mul.max:
             return False
-        return math.isfinite(bound) and bound < min(f.max for f in fmts)
+        totals = [f for f in (self.chunk_acc if self.chunk else None, self.out) if f is not None]
+        return (math.isfinite(sums * 2.0**grow_total) and sums * 2.0**grow_acc < self.acc.max
+                and all(sums * 2.0**grow_total < f.max for f in totals))
 
     def _sequential(self, A: np.ndarray, B: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
         """Sequential float accumulation by the C or Triton engine; start: the initial accumulator."""
@@ -605,7 +614,9 @@ class MAC:
             return self._sequential_triton(A, B, dtype, keep, mp, b_broadcast, start)
         # the kernel takes whole tiles of rows x columns: pad with zeros, drop the padding
         tr, tc = lib.lp_mac_tile(0), lib.lp_mac_tile(1)
-        if n < tc:  # narrow: the kernel goes one output at a time, nothing to pad
+        if n < tc and (n < tc // 4 or self.rounding == "stochastic" or b_broadcast):
+            # narrow: the kernel goes one output at a time, nothing to pad (padding a few columns to a
+            # tile would copy B several times over, and draw Philox words for every padding output)
             tr = tc = 1
         mp_, np_ = -(-m // tr) * tr, -(-n // tc) * tc
         a = _padded(A, (mp_, k), dtype)  # copies only where needed
