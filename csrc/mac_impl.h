@@ -55,7 +55,8 @@ static inline LP_ALWAYS_INLINE FT CAT(add_rto_, SFX)(FT s, FT p, const int down_
 #if WBITS == 32
 /* x (a float32 round-to-odd sum, finite, below fp16's overflow threshold) rounded to nearest even on
  * IEEE binary16's grid: at and above 2**-14 the pattern keeps 10 fraction bits (the carry moves into
- * the exponent), below it 0.5 + |x| has float32 spacing 2**-24, fp16's subnormal step. */
+ * the exponent), below it 0.5 + |x| has float32 spacing 2**-24, fp16's subnormal step (so values
+ * below fp16's smallest subnormal round right too, to 0 or to it). */
 static inline LP_ALWAYS_INLINE float lp_half_rne_f32(float x)
 {
     const uint32_t u = to_bits_f32(x), a = u & 0x7FFFFFFFu;
@@ -129,7 +130,8 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
                 if (native == 1) /* acc is FT's own format, nearest even: FT's sum is the rounded one */
                     s[r][j] += p;
 #if WBITS == 32
-                else if (native == 2) /* acc is binary16, nearest even, no tiny value, Inf or NaN */
+                else if (native == 2) /* acc is binary16, nearest even, no Inf or NaN (tiny values are
+                                         rounded right: lp_half_rne_f32) */
                     s[r][j] = lp_half_rne_f32(CAT(add_rto_, SFX)(s[r][j], p, 0));
                 else if (native == 3) /* ... and s, p have at most 11 significant bits: float's nearest-even
                                          sum (24 >= 2 * 11 + 2 bits) rounds to half as the exact sum does */

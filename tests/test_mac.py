@@ -555,3 +555,24 @@ def test_long_sums_in_chunks_take_the_fast_paths_with_the_same_bits(chunk, chunk
         from lowprec.mac.unit import _Operands
 
         assert mac._no_tiny_and_no_overflow(a, _Operands(a, b))  # the fast path was open to it
+
+
+@pytest.mark.parametrize("chunk", [None, 16])
+def test_fp16_accumulation_of_products_below_its_grid_takes_the_fast_path(chunk):
+    """Gradient-like products (e5m2 x e4m3, many below fp16's smallest subnormal) into an fp16
+    accumulator: the fast kernel's half rounding is exact there too, so it needs only the
+    no-overflow proof. Same bits as the general rule (initial accumulator of zeros), with sums that
+    live in fp16's subnormal range and ties there."""
+    rng = np.random.default_rng(13)
+    a = lowprec.quantize(rng.standard_normal((16, 300)) * 2.0**-12, "fp8_e5m2")
+    b = lowprec.quantize(rng.standard_normal((300, 32)) * 2.0**-6, "fp8_e4m3fn")
+    a[0, :4], b[:4, 0] = 2.0**-16, 2.0**-9  # products of 2**-25: half of fp16's smallest subnormal
+    mac = MAC(acc="fp16", chunk=chunk, chunk_acc="fp32" if chunk else None)
+    from lowprec.mac.unit import _Operands
+
+    ops = _Operands(a, b)
+    assert not mac._on_grids(ops) and mac._bounded(a, ops) and mac._tiny_safe_half()
+    got = mac.matmul(a, b)
+    general = mac.matmul(a, b, np.zeros((16, 32)))
+    assert np.array_equal(got.view(np.uint64), general.view(np.uint64))
+    assert np.count_nonzero(np.abs(got) < 2.0**-14) > 0  # some outputs are fp16 subnormals

@@ -528,9 +528,12 @@ class MAC:
     def _no_tiny_and_no_overflow(self, A: np.ndarray, ops: "_Operands") -> bool:
         """Whether this call provably never rounds a nonzero value below a format's smallest nonzero
         magnitude, nor overflows one (so neither Inf nor NaN appears): then the kernel may leave out
-        those rules. Every product and partial sum is a multiple of the smallest quantum of the
-        products and the accumulating formats; the partial sums are bounded by the largest row sum
-        of |A| times max |B|, times the growth of rounding up at every step."""
+        those rules."""
+        return self._on_grids(ops) and self._bounded(A, ops)
+
+    def _on_grids(self, ops: "_Operands") -> bool:
+        """Every product and partial sum is a multiple of the smallest quantum of the products and the
+        accumulating formats: no nonzero value falls below a format's smallest one."""
         if ops.empty or not ops.finite:
             return False
         lsb = (math.floor(math.log2(ops.a_min)) - ops.sig_a + 1) + (math.floor(math.log2(ops.b_min)) - ops.sig_b + 1)
@@ -542,6 +545,14 @@ class MAC:
                      (self.out, total)):
             if f is not None and layout(f)[2] > q:
                 return False
+        return True
+
+    def _bounded(self, A: np.ndarray, ops: "_Operands") -> bool:
+        """No product or partial sum reaches a format's largest value: the partial sums are bounded
+        by the largest row sum of |A| times max |B|, times the growth of rounding up at every step."""
+        if ops.empty or not ops.finite:
+            return False
+
         # in logs: each rounding grows a partial sum by at most (1 + 2**-m); acc rounds at most K + 2
         # times in a row (a chunk's length when chunked: it restarts), chunk totals once per chunk
         def log2_growth(f, steps):
@@ -561,6 +572,13 @@ class MAC:
         totals = [f for f in (self.chunk_acc if self.chunk else None, self.out) if f is not None]
         return (math.isfinite(sums * 2.0**grow_total) and sums * 2.0**grow_acc < self.acc.max
                 and all(sums * 2.0**grow_total < f.max for f in totals))
+
+    def _tiny_safe_half(self) -> bool:
+        """Whether the fast kernel is right even where values fall below formats' grids: an fp16
+        accumulator rounded by bit arithmetic (exact below half's normal range too), no product
+        rounding, chunk totals float's own sums, the output a format those values already belong to."""
+        return (self.mul is None and (not self.chunk or self._chunk_native())
+                and (_is_float32(self.out) or self.out == self.acc))
 
     def _sequential(self, A: np.ndarray, B: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
         """Sequential float accumulation by the C or Triton engine; start: the initial accumulator."""
@@ -601,9 +619,11 @@ class MAC:
         mp.seed = self.seed
         mp.offset = self._offset
         # (an initial accumulator is outside the bound's premises: no fast variant then)
-        mp.fast = int(use32 and self.rounding != "stochastic" and start is None
-                      and self._no_tiny_and_no_overflow(A, ops))
-        if mp.fast and self.mul is not None and ops.product_bits <= layout(self.mul)[0] + 1:
+        # (the fp16 accumulator's bit-arithmetic rounding needs no proof that values stay on the grids)
+        on_grids = use32 and self._on_grids(ops)
+        mp.fast = int(use32 and self.rounding != "stochastic" and start is None and self._bounded(A, ops)
+                      and (on_grids or (half and self._tiny_safe_half())))
+        if mp.fast and on_grids and self.mul is not None and ops.product_bits <= layout(self.mul)[0] + 1:
             # every product is a value of mul (the proof behind fast puts it on mul's grid and below its
             # largest value; it has no more bits than mul's precision): rounding it changes nothing
             mp.mul = ffi.NULL
