@@ -91,7 +91,7 @@ typedef struct {
  * if mp->chunk > 0), arithmetic in float or double: the caller checks that products are exact in it
  * and that every format is at least two bits narrower (see csrc/mac_impl.h). Unless n < lp_mac_tile(1)
  * (one output at a time), m must be a multiple of lp_mac_tile(0) and n of lp_mac_tile(1) (pad with zeros); output (i, j) draws random bits as output offset + i * ldo + j.
- * Returns 0, or -1 for shapes it does not take. */
+ * Returns 0, -1 for shapes it does not take, -2 when memory runs out (stochastic draw buffers). */
 int lp_mac_matmul_f32(const float *a, const float *b, float *c, int64_t m, int64_t k, int64_t n, int64_t ldo,
                       const lp_macparams *mp, int nthreads);
 int lp_mac_matmul_f64(const double *a, const double *b, double *c, int64_t m, int64_t k, int64_t n, int64_t ldo,

@@ -18,6 +18,8 @@
 #ifndef LP_MAC_ONCE /* what does not depend on the working type */
 #define LP_MAC_ONCE
 enum { LP_MAC_KB = 64 }; /* k-steps whose stochastic draws a tile makes at once */
+/* words of a tile's stochastic draw buffers: two step-major blocks and one output's Philox words */
+#define LP_MAC_DRAWS (2 * LP_MAC_KB * LP_MAC_TILE_ROWS * LP_MAC_TILE_COLS + 4 * LP_MAC_KB)
 /* The 32-bit Philox word `word` of counter ctr. */
 static inline uint32_t lp_draw32(uint64_t seed, uint64_t ctr, int word)
 {
@@ -82,7 +84,7 @@ static inline LP_ALWAYS_INLINE FT CAT(mac_q_, SFX)(FT x, const lp_qparams *p, co
  * latencies. Output (i, j) draws its random bits as output offset + i * ldo + j. */
 static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b, FT *c, int64_t i0, int64_t k,
                                                         int64_t n, int64_t j0, int64_t ldo,
-                                                        const lp_macparams *mp, const int mode,
+                                                        const lp_macparams *mp, uint32_t *draws, const int mode,
                                                         const int has_mul, const int chunked, const int R,
                                                         const int tw, const int fast, const int native)
 {
@@ -101,14 +103,16 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
             tot[r][j] = chunked ? start : (FT)0.0;
         }
     /* stochastic: the product and accumulation draws of LP_MAC_KB steps at a time, step-major with
-       the tile's outputs contiguous (so that the column loop vectorizes); Philox in bulk per output */
-    uint32_t draws0[LP_MAC_KB * LP_MAC_TILE_ROWS * LP_MAC_TILE_COLS], draws1[LP_MAC_KB * LP_MAC_TILE_ROWS * LP_MAC_TILE_COLS];
+       the tile's outputs contiguous (so that the column loop vectorizes); Philox in bulk per output.
+       The buffers come from the caller (the heap: LP_MAC_DRAWS words), not from this frame, which is
+       inlined once per variant. */
+    uint32_t *draws0 = draws, *draws1 = draws + LP_MAC_KB * LP_MAC_TILE_ROWS * LP_MAC_TILE_COLS;
     for (int64_t t = 0; t < k; t++) {
         const FT *brow = b + (mp->b_broadcast ? 0 : t * n) + j0;
         const int64_t tt = t % LP_MAC_KB;
         if (sr && tt == 0) {
             const int64_t kb = k - t < LP_MAC_KB ? k - t : LP_MAC_KB;
-            uint32_t words[4 * LP_MAC_KB];
+            uint32_t *words = draws + 2 * LP_MAC_KB * LP_MAC_TILE_ROWS * LP_MAC_TILE_COLS;
             for (int r = 0; r < R; r++)
                 for (int j = 0; j < tw; j++) {
                     const uint64_t o = mp->offset + (uint64_t)((i0 + r) * ldo + j0 + j);
@@ -175,10 +179,10 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
 #define LP_MAC_ROWS_N(MODE, MUL, CHUNKED, FAST, NATIVE)                                             \
     if (narrow)                                                                                     \
         for (int64_t j0 = 0; j0 < n; j0++)                                                          \
-            CAT(mac_tile_, SFX)(a, b, c, i0, k, n, j0, ldo, mp, MODE, MUL, CHUNKED, 1, 1, FAST, NATIVE); \
+            CAT(mac_tile_, SFX)(a, b, c, i0, k, n, j0, ldo, mp, draws, MODE, MUL, CHUNKED, 1, 1, FAST, NATIVE); \
     else                                                                                            \
         for (int64_t j0 = 0; j0 < n; j0 += LP_MAC_TILE_COLS)                                             \
-            CAT(mac_tile_, SFX)(a, b, c, i0, k, n, j0, ldo, mp, MODE, MUL, CHUNKED,                 \
+            CAT(mac_tile_, SFX)(a, b, c, i0, k, n, j0, ldo, mp, draws, MODE, MUL, CHUNKED,          \
                                 LP_MAC_TILE_ROWS, LP_MAC_TILE_COLS, FAST, NATIVE);
 #define LP_MAC_ROWS(MODE, MUL, CHUNKED, FAST) LP_MAC_ROWS_N(MODE, MUL, CHUNKED, FAST, 0)
 /* nearest even: FT's own accumulation where acc is FT's format (the float kernel only) */
@@ -217,7 +221,7 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
     }
 
 MAC_CLONES static void CAT(mac_rows_, SFX)(const FT *a, const FT *b, FT *c, int64_t i0, int64_t k, int64_t n,
-                                            int64_t ldo, const lp_macparams *mp, int narrow)
+                                            int64_t ldo, const lp_macparams *mp, int narrow, uint32_t *draws)
 {
     const int has_mul = mp->mul != NULL, chunked = mp->chunk > 0;
     if (has_mul && chunked)
@@ -241,12 +245,24 @@ int CAT(lp_mac_matmul_, SFX)(const FT *a, const FT *b, FT *c, int64_t m, int64_t
         return -1;
     if (nthreads < 1 || m * n * k < 65536)
         nthreads = 1;
+    int failed = 0;
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
 #endif
-    for (int64_t i0 = 0; i0 < m; i0 += rows)
-        CAT(mac_rows_, SFX)(a, b, c, i0, k, n, ldo, mp, narrow);
-    return 0;
+    for (int64_t i0 = 0; i0 < m; i0 += rows) {
+        /* stochastic rounding's draw buffers, per call (so per thread) */
+        uint32_t *draws = mp->mode == LP_STOCHASTIC ? (uint32_t *)malloc(LP_MAC_DRAWS * sizeof(uint32_t)) : NULL;
+        if (mp->mode == LP_STOCHASTIC && !draws) {
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+            failed = 1;
+            continue;
+        }
+        CAT(mac_rows_, SFX)(a, b, c, i0, k, n, ldo, mp, narrow, draws);
+        free(draws);
+    }
+    return failed ? -2 : 0;
 }
 
 #undef LP_MAC_ROWS

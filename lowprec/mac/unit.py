@@ -649,6 +649,8 @@ class MAC:
         fn = lib.lp_mac_matmul_f32 if use32 else lib.lp_mac_matmul_f64
         rc = fn(ffi.from_buffer(ctype, a), ffi.from_buffer(ctype, b), ffi.from_buffer(ctype, c, require_writable=True),
                 mp_, k, np_, n, mp, get_num_threads())
+        if rc == -2:
+            raise MemoryError("the MAC kernel could not allocate its stochastic draw buffers")
         if rc:
             raise RuntimeError("lp_mac_matmul refused the padded shapes (a bug in lowprec)")
         return c[:m, :n].astype(np.float64)
