@@ -214,7 +214,7 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
     /* Deterministic modes: one branch-free pass, instantiated per mode (a constant in each call).
      * Stochastic: a faster pass that is right but for the exceptional inputs (nonzero tiny ones,
      * Inf, NaN), then a fix-up of those by the full rule, looked for 16 elements at a time so that
-     * a rare one costs little. */
+     * a rare one costs little; where they are not rare (over 1 in 32), the full rule's pass. */
     switch (mode) {
     case LP_NEAREST_EVEN:
         CAT(pass_, SFX)(src, dst, len, p, LP_NEAREST_EVEN, DEEP);
@@ -244,6 +244,15 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
     UT *joined = 0;
 #endif
     const UT *restrict draw = CAT(draws_, SFX)(rnd, joined);
+    UT tiny_m1 = p->tiny ? (UT)p->tiny - 1 : 0;
+    int64_t nexc = 0;
+    for (int64_t i = 0; i < len; i++)
+        nexc += CAT(exceptional_, SFX)(src[i], tiny_m1);
+    if (nexc * 32 > len) { /* many tiny inputs (a narrow format's range): the full rule, vectorized */
+        for (int64_t i = 0; i < len; i++)
+            dst[i] = CAT(round_one_, SFX)(src[i], p, LP_STOCHASTIC, DEEP, 0, draw[i]);
+        return;
+    }
     if (p->rbits == WBITS) {
         for (int64_t i = 0; i < len; i++)
             dst[i] = CAT(round_one_, SFX)(src[i], p, LP_SR_EXACT_FAST, DEEP, 1, draw[i]);
@@ -251,8 +260,7 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
         for (int64_t i = 0; i < len; i++)
             dst[i] = CAT(round_one_, SFX)(src[i], p, LP_SR_K_FAST, DEEP, 1, draw[i]);
     }
-    UT tiny_m1 = p->tiny ? (UT)p->tiny - 1 : 0;
-    for (int64_t c = 0; c < len; c += 16) {
+    for (int64_t c = 0; nexc && c < len; c += 16) {
         int64_t end = c + 16 < len ? c + 16 : len;
         UT any = 0;
         for (int64_t i = c; i < end; i++)
