@@ -504,6 +504,11 @@ def test_fp16_accumulator_fast_paths_equal_the_general_rule(operands, chunk):
         fast = mac.matmul(a, b)
         general = mac.matmul(a, b, np.zeros((9, 40)))
         assert np.array_equal(fast.view(np.uint64), general.view(np.uint64)), (operands, chunk, scale)
+        if chunk is None and scale <= 1:  # the fast kernel took these (else the check compares a path to itself)
+            from lowprec.mac.unit import _Operands
+
+            ops = _Operands(a, b)
+            assert mac._bounded(a, ops) and (mac._on_grids(ops) or mac._tiny_safe_half()), (operands, scale)
 
 
 @pytest.mark.parametrize("mul,chunk", [(None, None), ("bf16", 16)])
@@ -531,11 +536,16 @@ def test_a_product_rounding_that_changes_nothing_is_left_out_with_the_same_bits(
     rng = np.random.default_rng(6)
     a = lowprec.quantize(rng.standard_normal((16, 200)), "fp8_e4m3fn")
     b = lowprec.quantize(rng.standard_normal((200, 32)), "fp8_e4m3fn")
+    from lowprec.mac.unit import _Operands
+
+    ops = _Operands(a, b)
     for mul, acc in (("fp16", "fp16"), ("fp16", "fp32"), ("bf16", "fp16"), ("fp8_e5m2", "fp16")):
         mac = MAC(mul=mul, acc=acc)
         got = mac.matmul(a, b)
         general = mac.matmul(a, b, np.zeros((16, 32)))
         assert np.array_equal(got.view(np.uint64), general.view(np.uint64)), (mul, acc)
+        if (mul, acc) == ("fp16", "fp16"):  # the proof that lets the kernel leave the rounding out holds here
+            assert mac._on_grids(ops) and mac._bounded(a, ops), (mul, acc)
 
 
 @pytest.mark.parametrize("chunk,chunk_acc", [(16, "fp32"), (64, "fp16"), (None, None)])
@@ -554,7 +564,8 @@ def test_long_sums_in_chunks_take_the_fast_paths_with_the_same_bits(chunk, chunk
     if chunk:
         from lowprec.mac.unit import _Operands
 
-        assert mac._no_tiny_and_no_overflow(a, _Operands(a, b))  # the fast path was open to it
+        ops = _Operands(a, b)
+        assert mac._on_grids(ops) and mac._bounded(a, ops)  # the fast path was open to it
 
 
 @pytest.mark.parametrize("chunk", [None, 16])

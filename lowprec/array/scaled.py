@@ -131,8 +131,7 @@ def _channels(fmt: Any, arr: np.ndarray, names: tuple, dtypes: tuple) -> tuple[l
 def _affine_c(src: np.ndarray, fmt: IntAffineFormat, rounding: str, seed: Any, dst: np.ndarray) -> None:
     """The values of _affine by the C kernel (csrc/affine_impl.h) into dst (C-contiguous, src's shape
     and dtype; src itself or not overlapping it): per tensor or per channel, every mode."""
-    _along(fmt.scale, fmt.axis, src, "scale")  # the shape checks, with their messages
-    _along(fmt.zero_point, fmt.axis, src, "zero_point")
+    _check_channels(fmt, src)
     (scale, zp), channels, inner = _channels(fmt, src, ("scale", "zero_point"), (np.float64, np.int64))
     if not src.size:
         return

@@ -525,12 +525,9 @@ class MAC:
         # products within float32's normal range, so that float products are exact
         return ops.empty or (ops.a_min * ops.b_min >= 2.0**-126 and ops.a_max * ops.b_max < 2.0**100)
 
-    def _no_tiny_and_no_overflow(self, A: np.ndarray, ops: "_Operands") -> bool:
-        """Whether this call provably never rounds a nonzero value below a format's smallest nonzero
-        magnitude, nor overflows one (so neither Inf nor NaN appears): then the kernel may leave out
-        those rules."""
-        return self._on_grids(ops) and self._bounded(A, ops)
-
+    # The fast kernel leaves out the rules for tiny values, Inf and NaN where this call provably needs
+    # them not: _on_grids (no nonzero value below a format's smallest) and _bounded (no overflow), or
+    # _bounded alone for an fp16 accumulator that _tiny_safe_half admits.
     def _on_grids(self, ops: "_Operands") -> bool:
         """Every product and partial sum is a multiple of the smallest quantum of the products and the
         accumulating formats: no nonzero value falls below a format's smallest one."""
