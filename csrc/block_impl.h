@@ -5,13 +5,15 @@
  * patterns: they order as the values do, Inf above every finite value and NaN above Inf) and from it
  * the scale exponent e by the rule (a block straddling two chunks is measured by both; the one it
  * starts in stores its exponent); then y = x * 2**-e (by normal powers of two, so exact unless y
- * falls below the normal range; no overflow, since e follows the block max), y rounded to the element format by the core quantizer's block routine (so
- * stochastic draws follow lp_quantize's layout over the element order), then y * 2**e (exact: the
- * Python side admits only element formats whose values times 2**-127 stay in the input type).
+ * falls below the normal range; no overflow, since e follows the block max), y rounded to the element
+ * format by the core quantizer's rules (so stochastic draws follow lp_quantize's layout over the
+ * element order), then y * 2**e (exact: the Python side admits only element formats whose values
+ * times 2**-127 stay in the input type). A y below the input type's smallest normal is replaced by
+ * that normal with y's sign (see scaled_input_ in quantize_impl.h).
  *
- * A y below the input type's smallest normal is replaced by that normal with y's sign: the element
- * formats the Python side admits have their smallest nonzero value at least 2**33 times larger, and
- * every rounding mode (stochastic with <= 32 bits included) treats both values alike. */
+ * Where every block of a chunk has e in [-126, 126] (one normal power of two each way) and the element
+ * format's normal range starts within the input type's, the three steps run as one pass (round_span_
+ * with per-element exponents); elsewhere as three, the powers in two steps where needed. */
 
 #define ONE ((UT)1)
 #define ABS_MASK ((ONE << (WBITS - 1)) - 1)
@@ -34,10 +36,8 @@ static inline UT CAT(bump_threshold_, SFX)(const lp_blockparams *bp)
     }
 }
 
-/* The scale exponent of the len elements at blk (LP_E8M0_NAN_EXP if one is NaN or Inf). A zero or
- * subnormal amax gives -127: its exact exponent is below -126 - elem_emax <= -126 (elem_emax >= 0). */
-static inline LP_ALWAYS_INLINE int32_t CAT(block_exponent_, SFX)(const FT *blk, int64_t len, int32_t elem_emax,
-                                                                  UT thr)
+/* The largest magnitude pattern of the len elements at blk. */
+static inline LP_ALWAYS_INLINE UT CAT(amax_bits_, SFX)(const FT *blk, int64_t len)
 {
     const UT *src = (const UT *)blk;
     UT m = 0;
@@ -45,6 +45,14 @@ static inline LP_ALWAYS_INLINE int32_t CAT(block_exponent_, SFX)(const FT *blk, 
         UT a = src[i] & ABS_MASK;
         m = a > m ? a : m;
     }
+    return m;
+}
+
+/* The scale exponent of a block of largest magnitude pattern m (LP_E8M0_NAN_EXP if it holds a NaN or
+ * an Inf). A zero or subnormal amax gives -127: its exact exponent is below -126 - elem_emax <= -126
+ * (elem_emax >= 0). */
+static inline int32_t CAT(block_exponent_, SFX)(UT m, int32_t elem_emax, UT thr)
+{
     if (m >= INF_BITS)
         return LP_E8M0_NAN_EXP;
     int32_t il = (int32_t)(m >> MANT) - (WBITS == 32 ? 127 : 1023);
@@ -54,72 +62,92 @@ static inline LP_ALWAYS_INLINE int32_t CAT(block_exponent_, SFX)(const FT *blk, 
 }
 
 /* 2**k as FT for a k where that is a normal number of FT */
-static inline FT CAT(pow2_, SFX)(int k)
+static inline FT CAT(pow2_of_, SFX)(IT k)
 {
     return CAT(from_bits_, SFX)((UT)(k + (WBITS == 32 ? 127 : 1023)) << MANT);
 }
 
-/* x * 2**k for |k| <= 127, exact unless the result falls below FT's normal range; in two steps when
- * 2**k itself is not a normal FT (k = -127 for float). */
-static inline FT CAT(scale_pow2_, SFX)(FT x, FT f1, FT f2)
+/* The pattern of x * f1 * f2 (powers of two: exact unless below FT's normal range), where that is
+ * below FT's smallest normal replaced by that normal with x's sign (0 stays 0). Compared as patterns:
+ * 0/1 values vectorize. */
+static inline LP_ALWAYS_INLINE UT CAT(scaled_input2_, SFX)(FT x, FT f1, FT f2)
 {
-    return x * f1 * f2;
+    const UT y = CAT(to_bits_, SFX)(x * f1 * f2), bits = CAT(to_bits_, SFX)(x);
+    const UT tiny = ONE << MANT;
+    const UT replace = (UT)((y & ABS_MASK) < tiny) & (UT)((bits & ABS_MASK) != 0);
+    return replace ? (bits & ~ABS_MASK) | tiny : y;
 }
 
-/* One chunk of at most LP_WORK_UNIT elements starting at element `start`: scale, round, scale back. */
+/* scaled_input2_ by 2**-e, -126 <= e <= 126 (one normal power). */
+static inline LP_ALWAYS_INLINE UT CAT(scaled_input_, SFX)(FT x, IT e)
+{
+    return CAT(scaled_input2_, SFX)(x, CAT(pow2_of_, SFX)(-e), (FT)1);
+}
+
+/* One chunk of at most LP_WORK_UNIT elements starting at element `start`: scale, round, scale back (in
+ * one pass where every block's scale allows it). */
 static inline LP_ALWAYS_INLINE void CAT(block_chunk_body_, SFX)(const FT *in, FT *out, int64_t n, int64_t start,
                                                                  int64_t len, const lp_blockparams *bp,
                                                                  int32_t *scale_exp_all, const lp_qparams *ep,
                                                                  int mode, uint64_t seed, uint64_t ctr)
 {
-    FT tmp[LP_WORK_UNIT], rounded[LP_WORK_UNIT]; /* apart: the block routine's input and output are restrict */
+    FT tmp[LP_WORK_UNIT]; /* the block routine's input and output are restrict: in may be out */
+    IT shift[LP_WORK_UNIT];                      /* each element's block exponent (0 in a NaN block) */
     int32_t local[LP_WORK_UNIT + 2];
-    const FT tiny = CAT(pow2_, SFX)(WBITS == 32 ? -126 : -1022);
     const int64_t bs = bp->block, b0 = start / bs;
     const UT thr = CAT(bump_threshold_, SFX)(bp);
-    /* the exponents of the blocks this chunk touches; each is stored by the chunk it starts in */
+    /* the exponents of the blocks this chunk touches; each is stored by the chunk it starts in. An
+       all-zero block is scaled by e = 0 (zeros round to themselves on any grid; -127 is stored). */
+    int normal = 1, nan_blocks = 0; /* normal: every block's 2**e and 2**-e are normal FT values */
     for (int64_t b = b0; b * bs < start + len; b++) {
         const int64_t end = (b + 1) * bs < n ? (b + 1) * bs : n;
-        local[b - b0] = CAT(block_exponent_, SFX)(in + b * bs, end - b * bs, bp->elem_emax, thr);
+        const UT m = CAT(amax_bits_, SFX)(in + b * bs, end - b * bs);
+        const int32_t e = CAT(block_exponent_, SFX)(m, bp->elem_emax, thr);
         if (b * bs >= start)
-            scale_exp_all[b] = local[b - b0];
+            scale_exp_all[b] = e;
+        const int32_t es = e == LP_E8M0_NAN_EXP || m == 0 ? 0 : e;
+        local[b - b0] = e;
+        normal &= (es >= -126) & (es <= 126);
+        nan_blocks |= e == LP_E8M0_NAN_EXP;
+        const int64_t s = b * bs > start ? b * bs - start : 0;
+        const int64_t stop = end - start < len ? end - start : len;
+        for (int64_t i = s; i < stop; i++)
+            shift[i] = es;
     }
-    const int32_t *scale_exp = local - b0;
-    for (int64_t s = 0; s < len;) { /* segments of one block each */
-        const int64_t g = start + s, b = g / bs;
-        const int64_t seg = (b + 1) * bs - g < len - s ? (b + 1) * bs - g : len - s;
-        const int32_t e = scale_exp[b] == LP_E8M0_NAN_EXP ? 0 : scale_exp[b];
-        const FT f1 = CAT(pow2_, SFX)(e > 64 ? -64 : -e), f2 = CAT(pow2_, SFX)(e > 64 ? 64 - e : 0);
-        for (int64_t i = s; i < s + seg; i++) {
-            FT x = in[start + i];
-            FT y = CAT(scale_pow2_, SFX)(x, f1, f2);
-            FT mag = y < 0 ? -y : y;
-            FT signed_tiny = x < 0 ? -tiny : tiny;
-            tmp[i] = (mag < tiny) & (x != 0) ? signed_tiny : y;
+    if (normal) { /* one power of two per element each way (the usual case) */
+        for (int64_t i = 0; i < len; i++)
+            tmp[i] = CAT(from_bits_, SFX)(CAT(scaled_input_, SFX)(in[start + i], shift[i]));
+    } else {
+        for (int64_t i = 0; i < len; i++) {
+            const IT e = shift[i];
+            const FT f1 = CAT(pow2_of_, SFX)(e > 64 ? -64 : -e), f2 = CAT(pow2_of_, SFX)(e > 64 ? 64 - e : 0);
+            tmp[i] = CAT(from_bits_, SFX)(CAT(scaled_input2_, SFX)(in[start + i], f1, f2));
         }
-        s += seg;
     }
+    /* rounded straight into out (its stores spread over the rounding, not in one burst after it),
+       scaled back there */
+    FT *res = out + start;
     if (ep->sub_exp < 1)
-        CAT(block_deep_, SFX)(tmp, rounded, len, ep, mode, seed, ctr);
+        CAT(block_deep_, SFX)(tmp, res, len, ep, mode, seed, ctr);
     else
-        CAT(block_, SFX)(tmp, rounded, len, ep, mode, seed, ctr);
-    for (int64_t s = 0; s < len;) {
-        const int64_t g = start + s, b = g / bs;
-        const int64_t seg = (b + 1) * bs - g < len - s ? (b + 1) * bs - g : len - s;
-        const int32_t e = scale_exp[b];
-        if (e == LP_E8M0_NAN_EXP) {
-            const FT nan = CAT(from_bits_, SFX)(INF_BITS | (ONE << (MANT - 1)));
-            for (int64_t i = s; i < s + seg; i++)
-                out[start + i] = nan;
-        } else if (bp->elements) {
-            for (int64_t i = s; i < s + seg; i++)
-                out[start + i] = rounded[i];
-        } else {
-            const FT f1 = CAT(pow2_, SFX)(e < -64 ? -64 : e), f2 = CAT(pow2_, SFX)(e < -64 ? e + 64 : 0);
-            for (int64_t i = s; i < s + seg; i++)
-                out[start + i] = CAT(scale_pow2_, SFX)(rounded[i], f1, f2);
+        CAT(block_, SFX)(tmp, res, len, ep, mode, seed, ctr);
+    if (bp->elements) { /* the elements, unscaled */
+    } else if (normal) {
+        for (int64_t i = 0; i < len; i++)
+            res[i] = res[i] * CAT(pow2_of_, SFX)(shift[i]);
+    } else {
+        for (int64_t i = 0; i < len; i++) {
+            const IT e = shift[i];
+            const FT f1 = CAT(pow2_of_, SFX)(e < -64 ? -64 : e), f2 = CAT(pow2_of_, SFX)(e < -64 ? e + 64 : 0);
+            res[i] = res[i] * f1 * f2;
         }
-        s += seg;
+    }
+    for (int64_t b = b0; nan_blocks && b * bs < start + len; b++) {
+        const int64_t s = b * bs > start ? b * bs - start : 0;
+        const int64_t stop = (b + 1) * bs - start < len ? (b + 1) * bs - start : len;
+        if (local[b - b0] == LP_E8M0_NAN_EXP)
+            for (int64_t i = s; i < stop; i++)
+                out[start + i] = CAT(from_bits_, SFX)(INF_BITS | (ONE << (MANT - 1)));
     }
 }
 

@@ -123,6 +123,35 @@ def test_every_rule_and_mode_matches_the_reference(name, rule, dtype):
         assert scales.ravel().tolist() == [255 if e is None else e + 127 for e in exps]
 
 
+def _extreme_blocks(top, dtype, rng=RNG):
+    """A block of largest magnitude about 2**top, with dtype subnormals and midpoints of the element
+    grids among its members, and an all-zero block."""
+    info = np.finfo(dtype)
+    b = rng.standard_normal(32) * 2.0 ** (top - 2)
+    b[:4] = [2.0 ** top * 1.5, -(2.0 ** top) * 1.75, 2.0 ** top * 1.03125, 0.0]
+    b[4:10] = info.smallest_subnormal * rng.integers(-40, 41, 6)  # flush or round against the block
+    b[10:16] = (2.0 ** (top - 3)) * (1 + rng.integers(0, 8, 6) / 8 + 1 / 16)  # midpoints
+    return np.array([b, np.zeros(32)]).astype(dtype)
+
+
+# the ends of the scale range, where the kernel's one-pass route (2**e and 2**-e normal for every
+# block of a 1024-element chunk) hands over to the two-step one
+@pytest.mark.parametrize("top", [-126, -122, -118, -100, 100, 120, 124, 126, 127])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", MX)
+def test_blocks_at_the_ends_of_the_scale_range_match_the_reference(name, dtype, top):
+    x = _extreme_blocks(top, dtype)
+    for rule in SCALE_RULES:
+        fmt = formats.get(name).with_(rule=rule)
+        for mode in MODES:
+            seed = 3 if mode == "stochastic" else None
+            ref, _ = quantize_blocks_reference(x, fmt, mode, seed=seed)
+            assert_same(lowprec.quantize(x, fmt, mode, seed=seed), ref, f"{fmt} {mode}")
+            inplace = x.copy()
+            lowprec.quantize(inplace, fmt, mode, seed=seed, out=inplace)
+            assert_same(inplace, ref, f"{fmt} {mode} in place")
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.sampled_from(MX), st.sampled_from(SCALE_RULES), st.sampled_from(MODES),
        st.integers(1, 40), st.sampled_from([np.float32, np.float64]), st.data())
