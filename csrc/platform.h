@@ -2,6 +2,7 @@
  * thread teams, and the MAC kernel's tile. Included once, by quantize.c. */
 #ifndef LP_PLATFORM_H
 #define LP_PLATFORM_H
+#include <float.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

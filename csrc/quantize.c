@@ -6,8 +6,9 @@
 #include "lowprec.h"
 #include "philox.h"
 
-/* internal modes: stochastic rounding split by random width, tiny inputs handled apart */
-enum { LP_SR_EXACT_FAST = 100, LP_SR_K_FAST = 101 };
+/* internal modes: stochastic rounding split by random width, tiny inputs handled apart; nearest even
+ * by the input type's own addition (quantize_impl.h) */
+enum { LP_SR_EXACT_FAST = 100, LP_SR_K_FAST = 101, LP_NEAREST_EVEN_ADD = 102 };
 
 void lp_philox_words(uint32_t *out, int64_t nctr, uint64_t seed, uint64_t offset)
 {

@@ -94,6 +94,16 @@ static inline LP_ALWAYS_INLINE UT CAT(round_in_mode_, SFX)(const CAT(lp_grid_, S
         *inc_tiny = (UT)(g.a > half_q);
         return (g.a + (half - 1) + lsb) & ~g.mask;
     }
+    case LP_NEAREST_EVEN_ADD: { /* nearest even for params that pass ne_by_addition_ (see there) */
+        const UT exp_bits = ONE << MANT, sub = (UT)p->sub_exp << MANT;
+        const UT cap = (UT)((INF_BITS >> MANT) - 1 - (UT)p->drop0) << MANT;
+        UT eb = g.a & INF_BITS;
+        eb = eb > sub ? eb : sub;
+        eb = eb < cap ? eb : cap;
+        const FT c = CAT(from_bits_, SFX)(eb + (UT)p->drop0 * exp_bits + (exp_bits >> 1));
+        *inc_tiny = (UT)(g.a > half_q);
+        return CAT(to_bits_, SFX)((CAT(from_bits_, SFX)(g.a) + c) - c);
+    }
     case LP_NEAREST_AWAY:
         *inc_tiny = (UT)(g.a >= half_q);
         return (g.a + half) & ~g.mask;
@@ -194,6 +204,26 @@ static inline int CAT(exceptional_, SFX)(UT bits, UT tiny_m1)
     return (a - 1 < tiny_m1) | (a >= INF_BITS);
 }
 
+/* Whether nearest even may take FT's own addition: |x| + c - c with c = 1.5 * 2**(q + MANT), q the
+ * exponent of the format's quantum at x (its normal binade's, or the subnormal one's), puts x + c in
+ * c's binade, whose spacing is 2**q, so FT's round-to-nearest-even (the default mode; the build never
+ * contracts or reassociates) rounds |x| to the grid, and subtracting c is exact. That needs x < 2**(q +
+ * MANT - 1): at least two bits dropped; the ties of the format's codes those of the significand (not
+ * so without mantissa bits); the normal range starting within FT's (not 'deep'). For |x| whose c would
+ * pass FT's largest exponent, c is capped: such x lie at least 4x above the largest result (the check
+ * on the limits), so x + c - c stays above it (or Inf) and overflows as it must. Inf and NaN inputs
+ * are patched after, tiny ones take q or 0; q is a normal FT value, so every input that is rounded and
+ * every result is normal or zero (flush-to-zero settings of the FPU cannot change them). */
+static inline int CAT(ne_by_addition_, SFX)(const lp_qparams *p)
+{
+#if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
+    return 0; /* wider evaluation (x87) would add without rounding */
+#endif
+    const int64_t top = (int64_t)(INF_BITS >> MANT) - 1 - p->drop0 - 2;
+    return p->par_mask == 0 && p->drop0 >= 2 && p->sub_exp >= 1 && (UT)p->tiny >= (ONE << MANT) &&
+           (int64_t)((UT)p->lim_pos >> MANT) <= top && (int64_t)((UT)p->lim_neg >> MANT) <= top;
+}
+
 /* One deterministic pass over a work unit (mode and deep: constants after inlining). */
 static inline LP_ALWAYS_INLINE void CAT(pass_, SFX)(const UT *restrict src, UT *restrict dst, int64_t len,
                                                      const lp_qparams *p, const int mode, const int deep)
@@ -217,7 +247,10 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
      * a rare one costs little; where they are not rare (over 1 in 32), the full rule's pass. */
     switch (mode) {
     case LP_NEAREST_EVEN:
-        CAT(pass_, SFX)(src, dst, len, p, LP_NEAREST_EVEN, DEEP);
+        if (!DEEP && CAT(ne_by_addition_, SFX)(p))
+            CAT(pass_, SFX)(src, dst, len, p, LP_NEAREST_EVEN_ADD, DEEP);
+        else
+            CAT(pass_, SFX)(src, dst, len, p, LP_NEAREST_EVEN, DEEP);
         return;
     case LP_NEAREST_AWAY:
         CAT(pass_, SFX)(src, dst, len, p, LP_NEAREST_AWAY, DEEP);

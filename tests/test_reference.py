@@ -2,6 +2,7 @@
 and the Philox stream against its published known-answer vectors."""
 
 import numpy as np
+import pytest
 from hypothesis import given, strategies as st
 
 import lowprec
@@ -111,3 +112,20 @@ def test_block_layout_of_random_bits_spans_blocks():
     assert_same(ours, quantize_reference(x, "bf16", "stochastic", seed=5))
     assert_same(lowprec.quantize(x[:1000], "bf16", "stochastic", seed=5), ours[:1000])
     assert element_random(10, np.float64, 3).dtype == np.uint64
+
+
+# nearest even by the input type's own addition (csrc/quantize_impl.h, ne_by_addition_): every binade
+# of the input type, where the addend is capped near the top, and the formats at the edges of its use
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("fmt", ["fp8_e4m3fn", "fp8_e5m2", "fp16", "bf16", "int8", "q8.8", "uint8",
+                                 FloatFormat(7, 2), FloatFormat(7, 2, overflow="saturate"), FloatFormat(6, 21),
+                                 FloatFormat(6, 22), FloatFormat(3, 0, specials="fn"), FloatFormat(8, 1, specials="fnuz")])
+def test_nearest_even_in_every_binade_matches_reference(fmt, dtype):
+    info = np.finfo(dtype)
+    rng = np.random.default_rng(11)
+    exps = np.arange(info.minexp - info.nmant, info.maxexp)
+    frac = np.concatenate([[1.0, 1.5, 1.25, 1.75, 1.0 + 2.0**-info.nmant], 1 + rng.random(11)])
+    x = np.ldexp(frac[None, :], exps[:, None]).ravel()
+    x = np.concatenate([x, np.nextafter(x, 0), -x, [0.0, -0.0, np.inf, -np.inf, np.nan]]).astype(dtype)
+    ours = lowprec.quantize(x, fmt, "nearest_even")
+    assert_same(ours, quantize_reference(x, fmt, "nearest_even"), str(fmt))
