@@ -278,10 +278,10 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
 #endif
     const UT *restrict draw = CAT(draws_, SFX)(rnd, joined);
     UT tiny_m1 = p->tiny ? (UT)p->tiny - 1 : 0;
-    int64_t nexc = 0;
+    UT nexc = 0; /* as wide as the lanes (len <= LP_WORK_UNIT), not widened to 64 bits per lane */
     for (int64_t i = 0; i < len; i++)
-        nexc += CAT(exceptional_, SFX)(src[i], tiny_m1);
-    if (nexc * 32 > len) { /* many tiny inputs (a narrow format's range): the full rule, vectorized */
+        nexc += (UT)CAT(exceptional_, SFX)(src[i], tiny_m1);
+    if ((int64_t)nexc * 32 > len) { /* many tiny inputs (a narrow format's range): the full rule, vectorized */
         for (int64_t i = 0; i < len; i++)
             dst[i] = CAT(round_one_, SFX)(src[i], p, LP_STOCHASTIC, DEEP, 0, draw[i]);
         return;
