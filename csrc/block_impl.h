@@ -84,6 +84,36 @@ static inline LP_ALWAYS_INLINE UT CAT(scaled_input_, SFX)(FT x, IT e)
     return CAT(scaled_input2_, SFX)(x, CAT(pow2_of_, SFX)(-e), (FT)1);
 }
 
+/* The exponents of the blocks a chunk touches, each stored by the chunk it starts in, and each
+ * element's in shift (0 in a NaN block; an all-zero block is scaled by e = 0: zeros round to themselves
+ * on any grid, and -127 is stored). Returns whether every block's 2**e and 2**-e are normal FT values.
+ * bs: a constant where it is 16 or 32, with whole (n a multiple of bs): the block loops unroll. */
+static inline LP_ALWAYS_INLINE int CAT(chunk_exponents_, SFX)(const FT *in, int64_t n, int64_t start, int64_t len,
+                                                              const int64_t bs, const int whole,
+                                                              const lp_blockparams *bp, UT thr,
+                                                              int32_t *scale_exp_all, int32_t *local, IT *shift,
+                                                              int *nan_blocks)
+{
+    const int64_t b0 = start / bs;
+    int normal = 1;
+    for (int64_t b = b0; b * bs < start + len; b++) {
+        const int64_t end = whole ? (b + 1) * bs : ((b + 1) * bs < n ? (b + 1) * bs : n);
+        const UT m = CAT(amax_bits_, SFX)(in + b * bs, end - b * bs);
+        const int32_t e = CAT(block_exponent_, SFX)(m, bp->elem_emax, thr);
+        if (b * bs >= start)
+            scale_exp_all[b] = e;
+        const int32_t es = e == LP_E8M0_NAN_EXP || m == 0 ? 0 : e;
+        local[b - b0] = e;
+        normal &= (es >= -126) & (es <= 126);
+        *nan_blocks |= e == LP_E8M0_NAN_EXP;
+        const int64_t s = b * bs > start ? b * bs - start : 0;
+        const int64_t stop = end - start < len ? end - start : len;
+        for (int64_t i = s; i < stop; i++)
+            shift[i] = es;
+    }
+    return normal;
+}
+
 /* One chunk of at most LP_WORK_UNIT elements starting at element `start`: scale, round, scale back (in
  * one pass where every block's scale allows it). */
 static inline LP_ALWAYS_INLINE void CAT(block_chunk_body_, SFX)(const FT *in, FT *out, int64_t n, int64_t start,
@@ -96,24 +126,13 @@ static inline LP_ALWAYS_INLINE void CAT(block_chunk_body_, SFX)(const FT *in, FT
     int32_t local[LP_WORK_UNIT + 2];
     const int64_t bs = bp->block, b0 = start / bs;
     const UT thr = CAT(bump_threshold_, SFX)(bp);
-    /* the exponents of the blocks this chunk touches; each is stored by the chunk it starts in. An
-       all-zero block is scaled by e = 0 (zeros round to themselves on any grid; -127 is stored). */
-    int normal = 1, nan_blocks = 0; /* normal: every block's 2**e and 2**-e are normal FT values */
-    for (int64_t b = b0; b * bs < start + len; b++) {
-        const int64_t end = (b + 1) * bs < n ? (b + 1) * bs : n;
-        const UT m = CAT(amax_bits_, SFX)(in + b * bs, end - b * bs);
-        const int32_t e = CAT(block_exponent_, SFX)(m, bp->elem_emax, thr);
-        if (b * bs >= start)
-            scale_exp_all[b] = e;
-        const int32_t es = e == LP_E8M0_NAN_EXP || m == 0 ? 0 : e;
-        local[b - b0] = e;
-        normal &= (es >= -126) & (es <= 126);
-        nan_blocks |= e == LP_E8M0_NAN_EXP;
-        const int64_t s = b * bs > start ? b * bs - start : 0;
-        const int64_t stop = end - start < len ? end - start : len;
-        for (int64_t i = s; i < stop; i++)
-            shift[i] = es;
-    }
+    int nan_blocks = 0, normal;
+    if (bs == 32 && n % 32 == 0)
+        normal = CAT(chunk_exponents_, SFX)(in, n, start, len, 32, 1, bp, thr, scale_exp_all, local, shift, &nan_blocks);
+    else if (bs == 16 && n % 16 == 0)
+        normal = CAT(chunk_exponents_, SFX)(in, n, start, len, 16, 1, bp, thr, scale_exp_all, local, shift, &nan_blocks);
+    else
+        normal = CAT(chunk_exponents_, SFX)(in, n, start, len, bs, 0, bp, thr, scale_exp_all, local, shift, &nan_blocks);
     if (normal) { /* one power of two per element each way (the usual case) */
         for (int64_t i = 0; i < len; i++)
             tmp[i] = CAT(from_bits_, SFX)(CAT(scaled_input_, SFX)(in[start + i], shift[i]));
