@@ -9,6 +9,9 @@
 /* internal modes: stochastic rounding split by random width, tiny inputs handled apart; nearest even
  * by the input type's own addition (quantize_impl.h) */
 enum { LP_SR_EXACT_FAST = 100, LP_SR_K_FAST = 101, LP_NEAREST_EVEN_ADD = 102 };
+/* grid_of_'s `deep` beyond 0 and 1: the format's normal range reaches FT's smallest normal (sub_exp <= 1,
+ * not below it), so every input is rounded at the same bit (quantize_impl.h) */
+enum { LP_FLAT = 2 };
 
 void lp_philox_words(uint32_t *out, int64_t nctr, uint64_t seed, uint64_t offset)
 {
