@@ -9,11 +9,11 @@
  * format by the core quantizer's rules (so stochastic draws follow lp_quantize's layout over the
  * element order), then y * 2**e (exact: the Python side admits only element formats whose values
  * times 2**-127 stay in the input type). A y below the input type's smallest normal is replaced by
- * that normal with y's sign (see scaled_input_ in quantize_impl.h).
+ * that normal with y's sign (scaled_input2_).
  *
- * Where every block of a chunk has e in [-126, 126] (one normal power of two each way) and the element
- * format's normal range starts within the input type's, the three steps run as one pass (round_span_
- * with per-element exponents); elsewhere as three, the powers in two steps where needed. */
+ * Each step is one pass over the chunk with per-element block exponents: scaling in (into a buffer),
+ * rounding (straight into out), scaling back (in out). Where every block of the chunk has e in
+ * [-126, 126] the powers are one normal power of two each way; elsewhere they are taken in two steps. */
 
 #define ONE ((UT)1)
 #define ABS_MASK ((ONE << (WBITS - 1)) - 1)
@@ -121,8 +121,8 @@ static inline LP_ALWAYS_INLINE void CAT(block_chunk_body_, SFX)(const FT *in, FT
                                                                  int32_t *scale_exp_all, const lp_qparams *ep,
                                                                  int mode, uint64_t seed, uint64_t ctr)
 {
-    FT tmp[LP_WORK_UNIT]; /* the block routine's input and output are restrict: in may be out */
-    IT shift[LP_WORK_UNIT];                      /* each element's block exponent (0 in a NaN block) */
+    FT tmp[LP_WORK_UNIT]; /* the scaled inputs: the block routine's input and output are restrict */
+    IT shift[LP_WORK_UNIT]; /* each element's block exponent (0 in a NaN block) */
     int32_t local[LP_WORK_UNIT + 2];
     const int64_t bs = bp->block, b0 = start / bs;
     const UT thr = CAT(bump_threshold_, SFX)(bp);
@@ -150,11 +150,10 @@ static inline LP_ALWAYS_INLINE void CAT(block_chunk_body_, SFX)(const FT *in, FT
         CAT(block_deep_, SFX)(tmp, res, len, ep, mode, seed, ctr);
     else
         CAT(block_, SFX)(tmp, res, len, ep, mode, seed, ctr);
-    if (bp->elements) { /* the elements, unscaled */
-    } else if (normal) {
+    if (!bp->elements && normal) { /* (bp->elements: out keeps the elements, unscaled) */
         for (int64_t i = 0; i < len; i++)
             res[i] = res[i] * CAT(pow2_of_, SFX)(shift[i]);
-    } else {
+    } else if (!bp->elements) {
         for (int64_t i = 0; i < len; i++) {
             const IT e = shift[i];
             const FT f1 = CAT(pow2_of_, SFX)(e < -64 ? -64 : e), f2 = CAT(pow2_of_, SFX)(e < -64 ? e + 64 : 0);

@@ -9,9 +9,10 @@
 /* internal modes: stochastic rounding split by random width, tiny inputs handled apart; nearest even
  * by the input type's own addition (quantize_impl.h) */
 enum { LP_SR_EXACT_FAST = 100, LP_SR_K_FAST = 101, LP_NEAREST_EVEN_ADD = 102 };
-/* grid_of_'s `deep` beyond 0 and 1: the format's normal range reaches FT's smallest normal (sub_exp <= 1,
- * not below it), so every input is rounded at the same bit (quantize_impl.h) */
-enum { LP_FLAT = 2 };
+/* grid_of_'s `deep` (a constant): where the format's normal range starts against FT's. LP_DEEP: below FT's
+ * normal range (sub_exp < 1); LP_FLAT: at FT's smallest normal (sub_exp == 1: every input is rounded at
+ * the same bit); 0: above it. */
+enum { LP_DEEP = 1, LP_FLAT = 2 };
 
 void lp_philox_words(uint32_t *out, int64_t nctr, uint64_t seed, uint64_t offset)
 {

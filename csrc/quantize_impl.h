@@ -62,11 +62,11 @@ static inline LP_ALWAYS_INLINE CAT(lp_grid_, SFX) CAT(grid_of_, SFX)(UT bits, co
     /* ex: the input's binade as a biased exponent. For subnormal inputs it is needed only when the
        format's normal range reaches below the input type's ('deep': sub_exp < 1). */
     IT ex = g.ec;
-    if (deep == 1) /* a compile-time constant: the loops are instantiated with and without */
+    if (deep == LP_DEEP) /* a compile-time constant (quantize.c): the loops are instantiated per value */
         ex = e == 0 ? CAT(subnormal_exponent_, SFX)(g.a) : g.ec;
     IT below = p->sub_exp - ex; /* binades below the format's min normal, if positive */
     IT d = p->drop0 + ex - g.ec + (below & -(IT)(below > 0));
-    if (deep == LP_FLAT) /* sub_exp <= 1: no input lies below the format's min normal */
+    if (deep == LP_FLAT) /* no input lies below the format's min normal */
         d = p->drop0;
     g.d = d < 0 ? 0 : (d > MANT + 1 ? MANT + 1 : d); /* d > MANT only on tiny lanes, discarded */
     g.unit = (UT)p->one << (UT)g.d;
@@ -251,7 +251,7 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
     case LP_NEAREST_EVEN:
         if (!DEEP && CAT(ne_by_addition_, SFX)(p))
             CAT(pass_, SFX)(src, dst, len, p, LP_NEAREST_EVEN_ADD, DEEP);
-        else if (!DEEP && p->sub_exp <= 1) /* bf16 on float32: one shift for every input */
+        else if (!DEEP && p->sub_exp == 1) /* bf16 on float32: one shift for every input */
             CAT(pass_, SFX)(src, dst, len, p, LP_NEAREST_EVEN, LP_FLAT);
         else
             CAT(pass_, SFX)(src, dst, len, p, LP_NEAREST_EVEN, DEEP);
@@ -320,7 +320,7 @@ LP_CLONES static void CAT(block_, SFX)(const FT *in, FT *out, int64_t len, const
 LP_CLONES static void CAT(block_deep_, SFX)(const FT *in, FT *out, int64_t len, const lp_qparams *p,
                                             int mode, uint64_t seed, uint64_t ctr0)
 {
-    CAT(block_body_, SFX)(in, out, len, p, mode, seed, ctr0, 1);
+    CAT(block_body_, SFX)(in, out, len, p, mode, seed, ctr0, LP_DEEP);
 }
 
 void CAT(lp_quantize_, SFX)(const FT *in, FT *out, int64_t n, const lp_qparams *p, lp_rounding mode,
