@@ -121,16 +121,24 @@ static inline LP_ALWAYS_INLINE UT CAT(round_in_mode_, SFX)(const CAT(lp_grid_, S
     case LP_ODD: /* truncate, then make the last kept bit 1 if anything was dropped */
         *inc_tiny = (UT)(g.a != 0);
         return g.trunc + (g.dropped & ~g.count_odd);
-    case LP_SR_EXACT_FAST: { /* LP_STOCHASTIC with k == W, tiny inputs left to a fix-up pass */
-        UT frac = (g.rem << (UT)(WBITS - 1 - g.d)) << 1; /* the remainder, exact, left-aligned */
+    case LP_SR_EXACT_FAST: { /* LP_STOCHASTIC with k == W, tiny inputs left to a fix-up pass. The rule's
+                                carry out of rem * 2**(W - d) + rnd is that of rem + (rnd's top d bits):
+                                the low W - d bits of the first term are 0 */
         *inc_tiny = 0;
-        return g.trunc + ((UT)(rnd > (UT)~frac) << (UT)g.d);
+        return (g.a + ((rnd >> 1) >> (UT)(WBITS - 1 - g.d))) & ~g.mask;
     }
-    case LP_SR_K_FAST: { /* LP_STOCHASTIC with k < W, tiny inputs left to a fix-up pass */
-        IT k = p->rbits;
-        UT frac_k = CAT(rtne_shift_, SFX)(g.rem, k - g.d, (UT)p->one);
+    case LP_SR_K_FAST: { /* LP_STOCHASTIC with k < W, tiny inputs left to a fix-up pass. The rule rounds
+                            rem to k bits (nearest even), then carries on adding the k-bit draw: for
+                            d > k that is a rounded to nearest even at bit d - k (the bias below; its low
+                            bits are garbage the mask drops), plus the draw at that bit; for d <= k the
+                            exact case's sum with the draw's top d bits */
+        const IT k = p->rbits;
+        const UT top_k = ~((ONE << (UT)(WBITS - k)) - 1);
+        const IT s = g.d - k > 0 ? g.d - k : 0;
+        const UT half = (ONE << (UT)s) >> 1;
+        const UT bias = half ? half - 1 + ((g.a >> (UT)s) & 1) : 0;
         *inc_tiny = 0;
-        return g.trunc + (((frac_k + (rnd >> (UT)(WBITS - k))) >> (UT)k) << (UT)g.d);
+        return (g.a + bias + (((rnd & top_k) >> 1) >> (UT)(WBITS - 1 - g.d))) & ~g.mask;
     }
     default: { /* LP_STOCHASTIC: gfloat's rule. The remainder, as a k-bit fraction rounded to
                   nearest even, plus k random bits; round away on a carry out of k bits. */
@@ -245,8 +253,9 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
     UT rnd[LP_WORK_UNIT]; /* stochastic only: word-major Philox output, see lowprec.h */
     /* Deterministic modes: one branch-free pass, instantiated per mode (a constant in each call).
      * Stochastic: a faster pass that is right but for the exceptional inputs (nonzero tiny ones,
-     * Inf, NaN), then a fix-up of those by the full rule, looked for 16 elements at a time so that
-     * a rare one costs little; where they are not rare (over 1 in 32), the full rule's pass. */
+     * Inf, NaN), then a fix-up of those by the full rule, flagged by the counting pass and looked for
+     * eight at a time so that a rare one costs little; where they are not rare (over 1 in 32), the
+     * full rule's pass. */
     switch (mode) {
     case LP_NEAREST_EVEN:
         if (!DEEP && CAT(ne_by_addition_, SFX)(p))
@@ -283,8 +292,13 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
     const UT *restrict draw = CAT(draws_, SFX)(rnd, joined);
     UT tiny_m1 = p->tiny ? (UT)p->tiny - 1 : 0;
     UT nexc = 0; /* as wide as the lanes (len <= LP_WORK_UNIT), not widened to 64 bits per lane */
-    for (int64_t i = 0; i < len; i++)
-        nexc += (UT)CAT(exceptional_, SFX)(src[i], tiny_m1);
+    uint8_t exc[LP_WORK_UNIT + 8]; /* 1 where the input is exceptional, zero-padded to whole words */
+    for (int64_t i = 0; i < len; i++) {
+        const UT e = (UT)CAT(exceptional_, SFX)(src[i], tiny_m1);
+        exc[i] = (uint8_t)e;
+        nexc += e;
+    }
+    memset(exc + len, 0, 8);
     if ((int64_t)nexc * 32 > len) { /* many tiny inputs (a narrow format's range): the full rule, vectorized */
         for (int64_t i = 0; i < len; i++)
             dst[i] = CAT(round_one_, SFX)(src[i], p, LP_STOCHASTIC, DEEP, 0, draw[i]);
@@ -297,14 +311,12 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
         for (int64_t i = 0; i < len; i++)
             dst[i] = CAT(round_one_, SFX)(src[i], p, LP_SR_K_FAST, DEEP, 1, draw[i]);
     }
-    for (int64_t c = 0; nexc && c < len; c += 16) {
-        int64_t end = c + 16 < len ? c + 16 : len;
-        UT any = 0;
-        for (int64_t i = c; i < end; i++)
-            any |= (UT)CAT(exceptional_, SFX)(src[i], tiny_m1);
+    for (int64_t c = 0; nexc && c < len; c += 8) { /* eight flags a word: a rare exceptional input costs little */
+        uint64_t any;
+        memcpy(&any, exc + c, 8);
         if (any)
-            for (int64_t i = c; i < end; i++)
-                if (CAT(exceptional_, SFX)(src[i], tiny_m1))
+            for (int64_t i = c; i < c + 8 && i < len; i++)
+                if (exc[i])
                     dst[i] = CAT(round_one_, SFX)(src[i], p, LP_STOCHASTIC, DEEP, 0, draw[i]);
     }
 }
