@@ -460,6 +460,50 @@ def test_compiled_fixed_point_sums_are_the_numpy_rule_s(data, acc, wrap, roundin
     assert np.array_equal(got, want) and fast.counts["overflows"] == slow.counts["overflows"]
 
 
+@pytest.mark.parametrize("acc", ["int32", "int16", "q8.8", "int8"])
+@pytest.mark.parametrize("wrap", [False, True])
+def test_compiled_fixed_point_sums_of_float32_integer_operands_are_exact(acc, wrap):
+    """float32 operands go to the compiled sums without a float64 copy: int8 values whose exact sums
+    pass float32's 2**24 (int32: the no-overflow branch, BLAS in float64) or that leave the accumulator's
+    range (int16, q8.8 saturate or wrap in float32 lanes; int8 wraps by products over its span: int64
+    lanes), against exact integer arithmetic in Python."""
+    from dataclasses import replace
+
+    fmt = lowprec.formats.as_format(acc)
+    if wrap:
+        fmt = replace(fmt, overflow="wrap")
+    rng = np.random.default_rng(11)
+    k = 1500
+    a = rng.integers(100, 128, (3, k)).astype(np.float32)
+    a[1] = -a[1]
+    a[2, ::3] = -128
+    b = rng.integers(-128, 128, (k, 5)).astype(np.float32)
+    b[:, 0] = 127
+    mac = MAC(acc=fmt)
+    got = mac.matmul(a, b)
+    unit = 2 ** -fmt.frac_bits
+    lo, hi = round(fmt.min / unit), round(fmt.max / unit)
+    want, overflows = np.zeros((3, 5)), 0
+    for i in range(3):
+        for j in range(5):
+            s = 0
+            for t in range(k):
+                v = s + int(a[i, t]) * int(b[t, j]) * round(1 / unit)
+                if not lo <= v <= hi:
+                    overflows += 1
+                    v = min(max(v, lo), hi) if not wrap else (v - lo) % (hi - lo + 1) + lo
+                s = v
+            want[i, j] = s * unit
+    assert got.dtype == np.float32 and np.array_equal(got, want.astype(np.float32))  # the result in a's dtype
+    assert mac.counts["overflows"] == overflows
+    if acc == "int32":
+        assert np.abs(want).max() > 2**24 and overflows == 0
+        # products of 29 bits: float32 arithmetic would round them (and does, to -459334080)
+        a2 = np.array([[22439, 8765, 712]], np.float32)
+        b2 = np.array([[-14734], [-12299], [-29378]], np.float32)
+        assert MAC(acc=fmt).matmul(a2, b2)[0, 0] == np.float32(22439 * -14734 + 8765 * -12299 + 712 * -29378)
+
+
 def test_float_sums_of_half_precision_terms_round_to_half_correctly():
     """The premise of the fp16 accumulator's fastest path (lp_macparams.acc_half == 2): for every finite
     fp16 accumulator value s and every product p of two fp8 values (e4m3fn, e5m2, mixed) below fp16's

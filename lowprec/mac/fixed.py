@@ -103,13 +103,46 @@ def kernels() -> dict:
                     out[i, j] = s[j]
                 overflows[i] = count
 
-        _KERNELS.update(sums=sums, sums_units=sums_units, into_range=into_range)
+        @numba.njit(parallel=True, cache=True)
+        def sums_units_f32(a, b, out, overflows, lo, hi, saturate, span):
+            """sums_units in float32 lanes (twice as many a vector as int64's), for integers where every
+            product, partial sum and out-of-range sum is below 2**24 (exact) and, when wrapping, no
+            product exceeds the span (one step of +-span brings a sum back into range); the overflow
+            counts per lane in float32 too (exact: at most k < 2**24 each)."""
+            m, k = a.shape
+            n = b.shape[1]
+            for i in numba.prange(m):
+                s = np.zeros(n, np.float32)
+                c = np.zeros(n, np.float32)
+                for t in range(k):
+                    av = a[i, t]
+                    for j in range(n):
+                        v = s[j] + av * b[t, j]
+                        inside = (v >= lo) & (v <= hi)
+                        if saturate:
+                            w = min(max(v, lo), hi)
+                        else:
+                            w = v - span if v > hi else v + span
+                        s[j] = v if inside else w
+                        c[j] += np.float32(0.0) if inside else np.float32(1.0)
+                count = 0
+                for j in range(n):
+                    out[i, j] = np.int64(s[j])
+                    count += np.int64(c[j])
+                overflows[i] = count
+
+        _KERNELS.update(sums=sums, sums_units=sums_units, sums_units_f32=sums_units_f32, into_range=into_range)
     return _KERNELS
 
 
+def _exact_float(x: np.ndarray) -> np.ndarray:
+    """x itself if float32, else as float64 (a copy where it is not float64 already)."""
+    return x if x.dtype == np.float32 else np.asarray(x, np.float64)
+
+
 def _integer_scale(x: np.ndarray) -> tuple[np.ndarray, int] | None:
-    """(x * 2**f, f) with the smallest f >= 0 making every value an integer (float64, exact), or None
-    (a non-finite value, or a scaled value of more than 26 bits)."""
+    """(x * 2**f, f) with the smallest f >= 0 making every value an integer (exact, in x's float type:
+    float32 or float64), or None (a non-finite value, or a scaled value of more than 26 bits)."""
     big = float(np.abs(x).max(initial=0))
     if not math.isfinite(big) or big >= 2.0**26:
         return None
@@ -131,7 +164,8 @@ def fixed_matmul(A: np.ndarray, B: np.ndarray, acc: FixedFormat, rounding: str) 
     """(A @ B under the fixed-point rule as float64, overflow events), or None (see the module doc)."""
     if rounding not in MODES or acc.bits > 53:
         return None
-    sa, sb = _integer_scale(np.asarray(A, np.float64)), _integer_scale(np.asarray(B, np.float64))  # (copies)
+    # float32 operands stay float32 (every value and its power-of-two scaling exact there); others in float64
+    sa, sb = _integer_scale(_exact_float(A)), _integer_scale(_exact_float(B))
     if sa is None or sb is None:
         return None
     (ai, fa), (bi, fb) = sa, sb
@@ -143,18 +177,24 @@ def fixed_matmul(A: np.ndarray, B: np.ndarray, acc: FixedFormat, rounding: str) 
     # every value exact in float64 (as the numpy rule computes it) and in int64 here
     if acc.bits + max(shift, 0) > 52 or float(np.abs(ai).max(initial=0)) * float(np.abs(bi).max(initial=0)) >= 2.0**52:
         return None
-    bound = float(np.abs(ai).sum(axis=1).max(initial=0)) * float(np.abs(bi).max(initial=0))
+    bound = float(np.abs(ai).sum(axis=1, dtype=np.float64).max(initial=0)) * float(np.abs(bi).max(initial=0))
     if shift == 0 and bound <= hi and -bound >= lo:
         # no partial sum leaves the range: the exact dot products, which float64 BLAS computes exactly
         # in any order (every product and partial sum an integer below 2**52)
-        return np.ldexp(np.matmul(ai, bi), -acc.frac_bits), 0
+        return np.ldexp(np.matmul(np.asarray(ai, np.float64), np.asarray(bi, np.float64)), -acc.frac_bits), 0
     out = np.empty((A.shape[0], B.shape[1]), np.int64)
     overflows = np.zeros(A.shape[0], np.int64)
-    if shift == 0:
+    saturate = acc.overflow == "saturate"
+    pmax = float(np.abs(ai).max(initial=0)) * float(np.abs(bi).max(initial=0))
+    span = hi - lo + 1
+    if shift == 0 and max(-lo, hi) + pmax < 2.0**24 and (saturate or pmax <= span) and ai.shape[1] < 2**24:
+        kernels()["sums_units_f32"](ai.astype(np.float32, copy=False), np.ascontiguousarray(bi, np.float32), out,
+                                    overflows, np.float32(lo), np.float32(hi), saturate, np.float32(span))
+    elif shift == 0:
         kernels()["sums_units"](ai.astype(np.int64), np.ascontiguousarray(bi, np.int64), out, overflows, lo, hi,
-                                acc.overflow == "saturate")
+                                saturate)
     else:
         kernels()["sums"](ai.astype(np.int64), np.ascontiguousarray(bi.T.astype(np.int64)), out, overflows, shift, lo,
-                          hi, acc.overflow == "saturate", MODES[rounding])
+                          hi, saturate, MODES[rounding])
     return np.ldexp(out.astype(np.float64), -acc.frac_bits), int(overflows.sum())
 

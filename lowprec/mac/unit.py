@@ -407,11 +407,11 @@ class MAC:
             return empty if self.out is None else quantize(empty, self.out, self.rounding, seed=self.seed)
         if self._takes_initial():
             result = self._sequential(A, B, start)  # takes float32 operands as they are
+        elif isinstance(self.acc, FixedFormat):
+            result = self._fixed(A, B)  # takes float32 operands as they are
         else:
             A, B = A.astype(np.float64), B.astype(np.float64)  # exact products from here on
-            if isinstance(self.acc, FixedFormat):
-                result = self._fixed(A, B)
-            elif self.acc is None:
+            if self.acc is None:
                 result = self._exact(A, B)
             else:
                 result = ordered_matmul(self, A, B)
@@ -696,7 +696,7 @@ class MAC:
 
     def _fixed(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
         """Integer/fixed-point accumulators: exact products, every step rounded to the accumulator's
-        grid, then wrapped or saturated; overflow events counted."""
+        grid, then wrapped or saturated; overflow events counted. A, B: float32 or float64."""
         acc = self.acc
         if self.chunk or self.order != "sequential":
             raise ValueError("fixed-point accumulators take order='sequential' without chunks")
@@ -706,6 +706,7 @@ class MAC:
                 s, overflows = fast
                 self.counts["overflows"] += overflows
                 return s if self.out is None or self.out == acc else quantize(s, self.out, self.rounding, seed=self.seed)
+        A, B = A.astype(np.float64), B.astype(np.float64)  # exact products from here on
         grid = FixedFormat(min(64 - acc.frac_bits, 62), acc.frac_bits, signed=True)  # unbounded, for rounding
         s = np.zeros((A.shape[0], B.shape[1]))
         overflows = 0
