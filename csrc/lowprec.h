@@ -73,8 +73,8 @@ typedef struct {
     lp_rounding mode;
     uint64_t seed;
     uint64_t offset;
-    int fast; /* 1: the caller proved that no tiny nonzero value, Inf or NaN can occur (deterministic
-                 modes): the roundings leave out those rules */
+    int fast; /* 1: the caller proved that no tiny nonzero value, Inf or NaN can occur: the roundings
+                 leave out those rules (deterministic modes; stochastic in the double kernel only) */
     int chunk_native; /* 1: chunk_acc is the working type's own format (IEEE, Inf on overflow) and the
                          mode nearest even: chunk totals are FT's own sums, correctly rounded */
     int acc_native;   /* 1: the same for acc: every accumulation is FT's own sum */

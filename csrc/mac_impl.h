@@ -89,7 +89,7 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
                                                         const int tw, const int fast, const int native)
 {
     FT s[LP_MAC_TILE_ROWS][LP_MAC_TILE_COLS], tot[LP_MAC_TILE_ROWS][LP_MAC_TILE_COLS];
-    const int sr = mode == LP_STOCHASTIC;
+    const int sr = mode == LP_STOCHASTIC || mode == LP_SR_K_FAST;
     /* local copies: the rounding selects between their fields per lane, which vectorizes only for
        values the compiler knows cannot change */
     const lp_qparams mulp = has_mul ? *mp->mul : *mp->acc, accp = *mp->acc, chunkp = *mp->chunk_acc,
@@ -197,7 +197,8 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
         LP_MAC_ROWS_N(LP_NEAREST_EVEN, MUL, CHUNKED, FAST, 0)                                       \
     }
 
-/* the fast variants exist where MAC_FAST is 1 (the float kernel), for the deterministic modes */
+/* the fast variants exist where MAC_FAST is 1 (the float kernel), for the deterministic modes; the
+ * double kernel has one for stochastic rounding */
 #define LP_MAC_MODES(MUL, CHUNKED)                                                                  \
     if (MAC_FAST && mp->fast) {                                                                     \
         switch (mp->mode) {                                                                         \
@@ -208,6 +209,9 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
         case LP_DOWN: LP_MAC_ROWS(LP_DOWN, MUL, CHUNKED, MAC_FAST); break;                          \
         default: LP_MAC_ROWS(LP_ODD, MUL, CHUNKED, MAC_FAST); break;                                \
         }                                                                                           \
+    } else if (WBITS == 64 && mp->fast && mp->mode == LP_STOCHASTIC) {                              \
+        /* the k-bit rule without its tiny-range arm (k <= 32 < 64): values never tiny, as fast says */ \
+        LP_MAC_ROWS(LP_SR_K_FAST, MUL, CHUNKED, 1);                                                 \
     } else {                                                                                        \
         switch (mp->mode) {                                                                         \
         case LP_NEAREST_EVEN: LP_MAC_ROWS_RNE(MUL, CHUNKED, 0); break;                               \
@@ -238,8 +242,8 @@ int CAT(lp_mac_matmul_, SFX)(const FT *a, const FT *b, FT *c, int64_t m, int64_t
                              const lp_macparams *mp, int nthreads)
 {
     const int narrow = n < LP_MAC_TILE_COLS; /* one output at a time; no padding needed */
-    if (mp->fast && mp->mode == LP_STOCHASTIC)
-        return -1; /* the fast variants are deterministic only */
+    if (WBITS == 32 && mp->fast && mp->mode == LP_STOCHASTIC)
+        return -1; /* the float kernel's fast variants are deterministic only */
     const int64_t rows = narrow ? 1 : LP_MAC_TILE_ROWS;
     if (m < 0 || k < 0 || n < 0 || ldo < 0 || m % rows || (!narrow && n % LP_MAC_TILE_COLS))
         return -1;

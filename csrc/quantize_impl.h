@@ -135,8 +135,9 @@ static inline LP_ALWAYS_INLINE UT CAT(round_in_mode_, SFX)(const CAT(lp_grid_, S
         const IT k = p->rbits;
         const UT top_k = ~((ONE << (UT)(WBITS - k)) - 1);
         const IT s = g.d - k > 0 ? g.d - k : 0;
-        const UT half = (ONE << (UT)s) >> 1;
-        const UT bias = half ? half - 1 + ((g.a >> (UT)s) & 1) : 0;
+        const UT half = ((UT)p->one << (UT)s) >> 1; /* p->one, not ONE: see lp_qparams.one */
+        const UT rounds = (UT)0 - (UT)(s > 0); /* a mask, not a branch: the loops stay vectorizable */
+        const UT bias = (half - 1 + ((g.a >> (UT)s) & 1)) & rounds;
         *inc_tiny = 0;
         return (g.a + bias + (((rnd & top_k) >> 1) >> (UT)(WBITS - 1 - g.d))) & ~g.mask;
     }

@@ -617,8 +617,10 @@ class MAC:
         mp.offset = self._offset
         # (an initial accumulator is outside the bound's premises: no fast variant then)
         # (the fp16 accumulator's bit-arithmetic rounding needs no proof that values stay on the grids)
-        on_grids = use32 and self._on_grids(ops)
-        mp.fast = int(use32 and self.rounding != "stochastic" and start is None and self._bounded(A, ops)
+        # (stochastic: the double kernel's fast variant; float never runs stochastic rounding)
+        stochastic = self.rounding == "stochastic"
+        on_grids = (use32 or stochastic) and self._on_grids(ops)
+        mp.fast = int((use32 or stochastic) and start is None and self._bounded(A, ops)
                       and (on_grids or (half and self._tiny_safe_half())))
         if mp.fast and on_grids and self.mul is not None and ops.product_bits <= layout(self.mul)[0] + 1:
             # every product is a value of mul (the proof behind fast puts it on mul's grid and below its
