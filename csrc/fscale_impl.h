@@ -30,6 +30,24 @@ static inline float lp_odd32(double q)
     return from_bits_f32((uint32_t)bits);
 }
 
+/* q (double, rounded to odd at its own precision) rounded to odd at float precision, for |q| in
+ * float's normal range or 0 (lp_odd32_outside says where not): its 29 low significand bits dropped,
+ * their OR kept in the last bit that stays, which float then holds exactly. Bit arithmetic on the
+ * double's pattern: no conversion back and forth (lp_odd32's cost). */
+static inline float lp_odd32_normal(double q)
+{
+    const int64_t bits = (int64_t)to_bits_f64(q), low = (1ll << 29) - 1;
+    const int64_t sticky = (bits & low) != 0 ? (1ll << 29) : 0;
+    return (float)from_bits_f64((uint64_t)((bits & ~low) | sticky));
+}
+
+/* whether q is nonzero and outside float's normal range (1 / 0) */
+static inline int64_t lp_odd32_outside(double q)
+{
+    const int64_t e = ((int64_t)to_bits_f64(q) >> 52) & 0x7FF; /* biased exponent: 897 = 2**-126's */
+    return ((e < 897) | (e > 1150)) & (q != 0);
+}
+
 /* a / b rounded to odd (b > 0 finite): affine_impl.h's rule */
 static inline double lp_odd_quotient(double a, double b)
 {
@@ -95,8 +113,12 @@ static inline LP_ALWAYS_INLINE void CAT(fscale_scales_, SFX)(const FT *in, int64
 {
     double amax[LP_WORK_UNIT + 2];
     float raw[LP_WORK_UNIT + 2], sc[LP_WORK_UNIT + 2];
-    for (int64_t j = 0; j < nb; j++)
-        amax[j] = CAT(fscale_amax_, SFX)(in + (b0 + j) * block, block);
+    if (block == 16) /* NVFP4's: a constant length, each block's max one vector and a reduction */
+        for (int64_t j = 0; j < nb; j++)
+            amax[j] = CAT(fscale_amax_, SFX)(in + (b0 + j) * 16, 16);
+    else
+        for (int64_t j = 0; j < nb; j++)
+            amax[j] = CAT(fscale_amax_, SFX)(in + (b0 + j) * block, block);
     const double denom = elem_max * g;
     for (int64_t j = 0; j < nb; j++) {
         const double a = amax[j];
@@ -157,9 +179,17 @@ LP_CLONES void CAT(lp_fscale_quantize_, SFX)(const FT *in, FT *out, double *elem
             else
                 block_f64(quot, whole, len, ep, mode, seed, offset + (uint64_t)c * (LP_WORK_UNIT / 2));
         } else {
-            for (int64_t i = 0; i < len; i++)
-                q32[i] = lp_odd32(from_bits_f64(to_bits_f64(lp_odd_quotient((double)src[i], sgx[i]))
-                                                & (uint64_t)keep[i]));
+            int64_t outside = 0; /* quotients beyond float's normal range (rare): lp_odd32's pass */
+            for (int64_t i = 0; i < len; i++) {
+                const double q = from_bits_f64(to_bits_f64(lp_odd_quotient((double)src[i], sgx[i])) & (uint64_t)keep[i]);
+                q32[i] = lp_odd32_normal(q);
+                outside += lp_odd32_outside(q);
+            }
+            for (int64_t i = 0; outside && i < len; i++) {
+                const double q = from_bits_f64(to_bits_f64(lp_odd_quotient((double)src[i], sgx[i])) & (uint64_t)keep[i]);
+                if (lp_odd32_outside(q))
+                    q32[i] = lp_odd32(q);
+            }
             if (ep->sub_exp < 1)
                 block_deep_f32(q32, r32, len, ep, mode, 0, 0);
             else

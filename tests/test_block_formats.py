@@ -248,7 +248,8 @@ def test_float_scaled_blocks_in_c_are_the_numpy_rule(dtype):
     numpy statement of the rule: values, element values, scales and the tensor scale, every mode (and
     rbits), NVFP4 and kin (no tensor scale; 8-element blocks of fp6 with e5m2 scales; blocks of 7 that
     straddle the kernel's 1024-element chunks), NaN and Inf blocks, zero blocks, tiny blocks that take
-    the smallest scale, blocks beyond the largest one."""
+    the smallest scale, blocks beyond the largest one, members whose quotients leave float's normal
+    range (subnormal members; a tiny given tensor scale)."""
     from lowprec.array.block import float_scale_quantize, float_scale_quantize_c
 
     formats_ = [lowprec.formats.get("nvfp4"), BlockFormat("fp4_e2m1fn", block=16, scale="fp8_e4m3fn"),
@@ -258,10 +259,13 @@ def test_float_scaled_blocks_in_c_are_the_numpy_rule(dtype):
         x = _blocks(3000 // fmt.block, fmt.block, dtype)
         x[3, 0], x[4, 1], x[5] = np.inf, np.nan, 1e-30
         x[6] = np.finfo(np.float32).max
-        for mode, rbits in [(m, None) for m in MODES] + [("stochastic", 5)]:
-            v0, s0, g0, e0 = float_scale_quantize(x, fmt, mode, 9, rbits, start=2048)
-            v1, s1, g1, e1 = float_scale_quantize_c(x, fmt, mode, 9, rbits, start=2048, want_elements=True)
-            context = f"{fmt!r} {mode} rbits={rbits}"
+        x[7, :3] = 1.0, 1e-40, -3e-39  # quotients below float's normal range (float32's subnormal members)
+        cases = [(m, None, None) for m in MODES] + [("stochastic", 5, None)]
+        cases += [(m, None, 1e-30) for m in ("nearest_even", "up", "odd")]  # a given tensor scale: huge quotients
+        for mode, rbits, g in cases:
+            v0, s0, g0, e0 = float_scale_quantize(x, fmt, mode, 9, rbits, g, start=2048)
+            v1, s1, g1, e1 = float_scale_quantize_c(x, fmt, mode, 9, rbits, g, start=2048, want_elements=True)
+            context = f"{fmt!r} {mode} rbits={rbits} g={g}"
             assert g0 == g1, context
             assert_same(v1, v0, context)
             assert_same(s1, s0, context + " scales")
