@@ -294,10 +294,15 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
     UT tiny_m1 = p->tiny ? (UT)p->tiny - 1 : 0;
     UT nexc = 0; /* as wide as the lanes (len <= LP_WORK_UNIT), not widened to 64 bits per lane */
     uint8_t exc[LP_WORK_UNIT + 8]; /* 1 where the input is exceptional, zero-padded to whole words */
+    /* nonzero inputs below the format's smallest normal (tiny ones too): where a block has none, every
+       input is rounded at the same bit (LP_FLAT: a loop-invariant shift) */
+    const UT low_m1 = ((UT)(p->sub_exp > 0 ? p->sub_exp : 0) << MANT) - 1;
+    UT nlow = 0;
     for (int64_t i = 0; i < len; i++) {
         const UT e = (UT)CAT(exceptional_, SFX)(src[i], tiny_m1);
         exc[i] = (uint8_t)e;
         nexc += e;
+        nlow += (UT)((src[i] & ABS_MASK) - 1 < low_m1);
     }
     memset(exc + len, 0, 8);
     if ((int64_t)nexc * 32 > len) { /* many tiny inputs (a narrow format's range): the full rule, vectorized */
@@ -305,7 +310,13 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
             dst[i] = CAT(round_one_, SFX)(src[i], p, LP_STOCHASTIC, DEEP, 0, draw[i]);
         return;
     }
-    if (p->rbits == WBITS) {
+    if (!DEEP && nlow == 0 && p->rbits == WBITS) {
+        for (int64_t i = 0; i < len; i++)
+            dst[i] = CAT(round_one_, SFX)(src[i], p, LP_SR_EXACT_FAST, LP_FLAT, 1, draw[i]);
+    } else if (!DEEP && nlow == 0) {
+        for (int64_t i = 0; i < len; i++)
+            dst[i] = CAT(round_one_, SFX)(src[i], p, LP_SR_K_FAST, LP_FLAT, 1, draw[i]);
+    } else if (p->rbits == WBITS) {
         for (int64_t i = 0; i < len; i++)
             dst[i] = CAT(round_one_, SFX)(src[i], p, LP_SR_EXACT_FAST, DEEP, 1, draw[i]);
     } else {

@@ -71,8 +71,8 @@ def test_same_seed_same_bits_on_one_and_two_threads():
 def test_blocks_of_mostly_tiny_inputs_take_the_full_rule_with_the_same_bits(name, dtype):
     """The C kernel rounds a 1024-element block whose inputs are mostly below the format's smallest
     nonzero value by the full stochastic rule in one vectorized pass; blocks with a few such inputs by
-    the fast pass and a fix-up; blocks with none by the fast pass alone; a ragged last block with
-    exceptional inputs at its end. All against the pure numpy reference, with 32 and 5 random bits."""
+    the fast pass and a fix-up; blocks with none by the fast pass alone (at one shift for all where
+    no input is below the smallest normal); a ragged last block with exceptional inputs at its end. All against the pure numpy reference, with 32 and 5 random bits."""
     from lowprec.reference import quantize_reference
 
     rng = np.random.default_rng(3)
@@ -84,7 +84,10 @@ def test_blocks_of_mostly_tiny_inputs_take_the_full_rule_with_the_same_bits(name
     ragged = (rng.standard_normal(1029) + 4) * 4 * smallest  # a last block of 5, its flags past a word
     ragged[[-1, -6, 1021]] = smallest / 3, -smallest / 5, smallest / 7
     ragged[-4], ragged[-2] = np.inf, np.nan
-    x = np.concatenate([tiny, few, none, -tiny, ragged]).astype(dtype)
+    fmt = lowprec.formats.get(name)  # a block at and above the smallest normal only (one shift for all)
+    normal = np.where(rng.random(1024) < 0.5, -1, 1) * fmt.min_normal * (1 + rng.random(1024) * (fmt.max / fmt.min_normal / 4))
+    normal[::97] = 0.0  # zeros do not break the rule
+    x = np.concatenate([tiny, few, none, -tiny, normal, ragged]).astype(dtype)
     for rbits in (None, 5):
         got = lowprec.quantize(x, name, "stochastic", seed=8, rbits=rbits)
         want = quantize_reference(x, name, "stochastic", seed=8, rbits=rbits)
