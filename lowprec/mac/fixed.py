@@ -1,6 +1,7 @@
 """Integer and fixed-point accumulation at compiled speed (numba): the MAC's fixed-point rule (every
 step s + p rounded to the accumulator's grid in the MAC's mode, then wrapped or saturated as its
-format says, each overflow counted) in exact int64 arithmetic, for operands that are integers
+format says, each overflow counted) in exact int64 arithmetic (float32 lanes where every value stays
+below 2**24, so exact there too), for operands that are integers
 after a power-of-two scaling (int8 values, fixed-point values, low-precision floats of a narrow
 range). Where the products' units are finer than the grid, each step rounds in integers.
 
