@@ -28,11 +28,14 @@ def test_every_configuration_runs_and_writes_its_row(tmp_path):
 
 
 def test_the_emulated_configurations_change_the_arithmetic():
-    """Each configuration but fp32 gives another loss than fp32 after one step (its formats act)."""
-    rows, _ = training_recipes.run(list(training_recipes.CONFIGS), steps=1, eval_every=1, width=16, context=8, batch=4,
-                                   val_batches=2)
-    losses = [r["val_loss"] for r in rows]
-    assert all(loss != losses[0] for loss in losses[1:]), losses
+    """Each configuration but fp32 gives another loss than fp32 after one step (its formats act). The
+    unrounded losses: nvfp4_training rounds gradients stochastically from fresh entropy (the recipe
+    sets no seed), so its 4-decimal row can meet fp32's by chance."""
+    configs = list(training_recipes.CONFIGS)
+    _, curves = training_recipes.run(configs, steps=1, eval_every=1, width=16, context=8, batch=4, val_batches=2)
+    final = {c["configuration"]: c["val_loss"] for c in curves}  # each configuration's last evaluation
+    assert list(final) == configs
+    assert all(final[name] != final["fp32"] for name in configs[1:]), final
 
 
 def test_names_with_commas_and_bad_settings(capsys):
