@@ -296,7 +296,8 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
     uint8_t exc[LP_WORK_UNIT + 8]; /* 1 where the input is exceptional, zero-padded to whole words */
     /* nonzero inputs below the format's smallest normal (tiny ones too): where a block has none, every
        input is rounded at the same bit (LP_FLAT: a loop-invariant shift) */
-    const UT low_m1 = ((UT)(p->sub_exp > 0 ? p->sub_exp : 0) << MANT) - 1;
+    const int64_t top_exp = (int64_t)(INF_BITS >> MANT); /* sub_exp clamped: no shift past UT's width */
+    const UT low_m1 = ((UT)(p->sub_exp > 0 ? (p->sub_exp < top_exp ? p->sub_exp : top_exp) : 0) << MANT) - 1;
     UT nlow = 0;
     for (int64_t i = 0; i < len; i++) {
         const UT e = (UT)CAT(exceptional_, SFX)(src[i], tiny_m1);
