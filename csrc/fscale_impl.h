@@ -56,6 +56,13 @@ static inline double lp_odd_quotient(double a, double b)
 }
 #endif
 
+/* Element i's quotient x / (scale * g) rounded to odd, +0 where its block is unusable (keep 0), as
+ * the reference has it */
+static inline double CAT(fscale_quotient_, SFX)(const FT *src, const double *sgx, const int64_t *keep, int64_t i)
+{
+    return from_bits_f64(to_bits_f64(lp_odd_quotient((double)src[i], sgx[i])) & (uint64_t)keep[i]);
+}
+
 /* The largest |x| of a block as a double (NaN if it holds a NaN, Inf if an Inf and no NaN): a max
  * over magnitude patterns, which order as the values do (below 2**31 / 2**63: signed order is
  * theirs, and vectorizes). */
@@ -172,8 +179,8 @@ LP_CLONES void CAT(lp_fscale_quantize_, SFX)(const FT *in, FT *out, double *elem
         }
         const FT *src = in + start;
         if (stochastic) {
-            for (int64_t i = 0; i < len; i++) /* +0 for an unusable block, as the reference */
-                quot[i] = from_bits_f64(to_bits_f64(lp_odd_quotient((double)src[i], sgx[i])) & (uint64_t)keep[i]);
+            for (int64_t i = 0; i < len; i++)
+                quot[i] = CAT(fscale_quotient_, SFX)(src, sgx, keep, i);
             if (ep->sub_exp < 1)
                 block_deep_f64(quot, whole, len, ep, mode, seed, offset + (uint64_t)c * (LP_WORK_UNIT / 2));
             else
@@ -181,12 +188,12 @@ LP_CLONES void CAT(lp_fscale_quantize_, SFX)(const FT *in, FT *out, double *elem
         } else {
             int64_t outside = 0; /* quotients beyond float's normal range (rare): lp_odd32's pass */
             for (int64_t i = 0; i < len; i++) {
-                const double q = from_bits_f64(to_bits_f64(lp_odd_quotient((double)src[i], sgx[i])) & (uint64_t)keep[i]);
+                const double q = CAT(fscale_quotient_, SFX)(src, sgx, keep, i);
                 q32[i] = lp_odd32_normal(q);
                 outside += lp_odd32_outside(q);
             }
-            for (int64_t i = 0; outside && i < len; i++) {
-                const double q = from_bits_f64(to_bits_f64(lp_odd_quotient((double)src[i], sgx[i])) & (uint64_t)keep[i]);
+            for (int64_t i = 0; outside && i < len; i++) { /* the quotient again: not stored on the hot path */
+                const double q = CAT(fscale_quotient_, SFX)(src, sgx, keep, i);
                 if (lp_odd32_outside(q))
                     q32[i] = lp_odd32(q);
             }

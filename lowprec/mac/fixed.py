@@ -175,10 +175,12 @@ def fixed_matmul(A: np.ndarray, B: np.ndarray, acc: FixedFormat, rounding: str) 
     if shift < 0:  # products coarser than the grid: in grid units, exact
         ai = np.ldexp(ai, -shift)
         shift = 0
+    b_max = float(np.abs(bi).max(initial=0))
+    pmax = float(np.abs(ai).max(initial=0)) * b_max  # the largest product's magnitude
     # every value exact in float64 (as the numpy rule computes it) and in int64 here
-    if acc.bits + max(shift, 0) > 52 or float(np.abs(ai).max(initial=0)) * float(np.abs(bi).max(initial=0)) >= 2.0**52:
+    if acc.bits + max(shift, 0) > 52 or pmax >= 2.0**52:
         return None
-    bound = float(np.abs(ai).sum(axis=1, dtype=np.float64).max(initial=0)) * float(np.abs(bi).max(initial=0))
+    bound = float(np.abs(ai).sum(axis=1, dtype=np.float64).max(initial=0)) * b_max
     if shift == 0 and bound <= hi and -bound >= lo:
         # no partial sum leaves the range: the exact dot products, which float64 BLAS computes exactly
         # in any order (every product and partial sum an integer below 2**52)
@@ -186,7 +188,6 @@ def fixed_matmul(A: np.ndarray, B: np.ndarray, acc: FixedFormat, rounding: str) 
     out = np.empty((A.shape[0], B.shape[1]), np.int64)
     overflows = np.zeros(A.shape[0], np.int64)
     saturate = acc.overflow == "saturate"
-    pmax = float(np.abs(ai).max(initial=0)) * float(np.abs(bi).max(initial=0))
     span = hi - lo + 1
     if shift == 0 and max(-lo, hi) + pmax < 2.0**24 and (saturate or pmax <= span) and ai.shape[1] < 2**24:
         kernels()["sums_units_f32"](ai.astype(np.float32, copy=False), np.ascontiguousarray(bi, np.float32), out,
