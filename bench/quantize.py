@@ -2,7 +2,8 @@
 
 Prints elements/s and the ratio to a numpy copy (the memory-bandwidth floor) for: numpy's float16
 round trip, ml_dtypes' fp8/bf16 round trips, torch's float8/float16 round trips, and lowprec for
-fp16, bf16, fp8_e4m3fn, fp8_e5m2 and q8.8 in nearest_even and stochastic, on 1 and 2 threads.
+fp16, bf16, fp8_e4m3fn, fp8_e5m2 and q8.8 in nearest_even and stochastic (32 random bits, and 8: a
+byte a draw), on 1 and 2 threads.
 Usage: python bench/quantize.py [--n LOG2] [--repeat R]
 """
 
@@ -14,6 +15,8 @@ import numpy as np
 
 import lowprec
 
+MODES = ("nearest_even", "stochastic", "stochastic rbits=8")
+RBITS = {"stochastic rbits=8": 8}
 
 def best_times(cases: dict, repeat: int) -> dict:
     """Best wall time of each case over `repeat` rounds; the rounds go through every case in turn,
@@ -60,10 +63,10 @@ def main():
     names = ("fp16", "bf16", "fp8_e4m3fn", "fp8_e5m2", "q8.8")
     for threads in (1, 2):
         for name in names:
-            for mode in ("nearest_even", "stochastic"):
+            for mode in MODES:
                 def run(name=name, mode=mode, threads=threads):
                     lowprec.set_num_threads(threads)
-                    lowprec.quantize(x, name, mode, seed=1, out=out)
+                    lowprec.quantize(x, name, mode.split()[0], seed=1, rbits=RBITS.get(mode), out=out)
 
                 cases[f"lowprec {name} {mode} ({threads} thread{'s' if threads > 1 else ''})"] = run
     best = best_times(cases, args.repeat)
@@ -74,7 +77,7 @@ def main():
     results = {}
     for threads in (1, 2):
         for name in names:
-            for mode in ("nearest_even", "stochastic"):
+            for mode in MODES:
                 results[(threads, name, mode)] = rates[f"lowprec {name} {mode} ({threads} thread{'s' if threads > 1 else ''})"]
 
     print(f"{n} float32 values, {os.cpu_count()} CPUs; rates in G elements/s, ratio to the numpy copy")
@@ -84,10 +87,11 @@ def main():
     print()
     for name in names:
         ne1, sr1 = results[(1, name, "nearest_even")], results[(1, name, "stochastic")]
+        sr8 = results[(1, name, "stochastic rbits=8")]
         ne2 = results[(2, name, "nearest_even")]
         vs_torch = f", {ne1 / torch_rate:.2f}x torch fp8 cast" if torch_rate else ""
         print(f"{name:<11} nearest_even {ne1 / copy:.2f}x copy{vs_torch}; stochastic/nearest "
-              f"{sr1 / ne1:.2f}; 2 threads/1 thread {ne2 / ne1:.2f}")
+              f"{sr1 / ne1:.2f} (rbits=8: {sr8 / ne1:.2f}); 2 threads/1 thread {ne2 / ne1:.2f}")
 
 
 if __name__ == "__main__":

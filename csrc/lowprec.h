@@ -46,12 +46,18 @@ typedef enum {
  * from here (lowprec._philox). */
 enum { LP_WORK_UNIT = 1024 };
 
+/* Stochastic rounding with rbits <= 8 draws a byte an element: a unit takes the first
+ * LP_BYTE_DRAW_COUNTERS counters from its base (below), whose 256 words give its 1024 bytes. */
+enum { LP_BYTE_DRAW_COUNTERS = 64 }; /* LP_WORK_UNIT / 16: 4 words of 4 bytes a counter */
+
 /* Quantize n contiguous values. Stochastic rounding draws Philox4x32-10 words keyed by `seed`.
  * Elements go in blocks of LP_WORK_UNIT = 1024 from index 0; block b uses the counters
  * offset + b * C + j, j < C, with C = 256 (float32: 4 words a counter, one word an element) or
  * C = 512 (float64: two words an element). In-block element i takes, for float32, word i / 256 of
  * counter j = i % 256; for float64, words 2h (low half) and 2h + 1 (high half), h = i / 512, of
- * counter j = i % 512. Results therefore do not depend on the thread count. in == out is allowed. */
+ * counter j = i % 512. With rbits <= 8 element i takes byte i / 256 of word (i % 256) / 64 of counter
+ * j = i % 64 (the byte as its draw's top bits). Results therefore do not depend on the thread count.
+ * in == out is allowed. */
 void lp_quantize_f32(const float *in, float *out, int64_t n, const lp_qparams *p, lp_rounding mode,
                         uint64_t seed, uint64_t offset, int nthreads);
 void lp_quantize_f64(const double *in, double *out, int64_t n, const lp_qparams *p, lp_rounding mode,

@@ -205,6 +205,18 @@ static inline const UT *CAT(draws_, SFX)(const UT *rnd, UT *draws)
 #endif
 }
 
+/* The draws of rbits <= 8: element i takes byte i / 256 of word i % 256 of the word-major block of
+ * LP_BYTE_DRAW_COUNTERS counters (see lowprec.h), as the top byte of its draw (the rules read the
+ * draw's top rbits bits). Four passes of one shift each: the loops vectorize. */
+static inline const UT *CAT(byte_draws_, SFX)(const uint32_t *restrict w, UT *restrict draws)
+{
+    const int64_t W = 4 * LP_BYTE_DRAW_COUNTERS;
+    for (int64_t h = 0; h < 4; h++)
+        for (int64_t j = 0; j < W; j++)
+            draws[h * W + j] = (UT)((w[j] >> (8 * h)) & 0xFF) << (WBITS - 8);
+    return draws;
+}
+
 /* One block of at most LP_WORK_UNIT elements starting at global element index `start` (a multiple of
  * PER_CTR). Compiled for several instruction sets (runtime dispatch) where the compiler can. */
 /* An input the fast loops get wrong: nonzero below the smallest nonzero result, Inf or NaN (zero is
@@ -284,13 +296,15 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
     default:
         break;
     }
-    philox_fill_best((uint32_t *)rnd, LP_WORK_UNIT / PER_CTR, seed, ctr0);
-#if WBITS == 64
-    UT joined[LP_WORK_UNIT];
-#else
-    UT *joined = 0;
-#endif
-    const UT *restrict draw = CAT(draws_, SFX)(rnd, joined);
+    UT drawn[LP_WORK_UNIT]; /* the draws in element order where rnd is not that already */
+    const UT *restrict draw;
+    if (p->rbits <= 8) { /* a byte a draw: a quarter of a word an element (see lowprec.h) */
+        philox_fill_best((uint32_t *)rnd, LP_BYTE_DRAW_COUNTERS, seed, ctr0);
+        draw = CAT(byte_draws_, SFX)((const uint32_t *)rnd, drawn);
+    } else {
+        philox_fill_best((uint32_t *)rnd, LP_WORK_UNIT / PER_CTR, seed, ctr0);
+        draw = CAT(draws_, SFX)(rnd, drawn);
+    }
     UT tiny_m1 = p->tiny ? (UT)p->tiny - 1 : 0;
     UT nexc = 0; /* as wide as the lanes (len <= LP_WORK_UNIT), not widened to 64 bits per lane */
     uint8_t exc[LP_WORK_UNIT + 8]; /* 1 where the input is exceptional, zero-padded to whole words */

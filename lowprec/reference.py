@@ -47,21 +47,28 @@ def philox4x32(counters: np.ndarray, seed: int) -> np.ndarray:
     return np.stack(c).astype(np.uint32)
 
 
-def element_random(n: int, dtype, seed: int, offset: int = 0) -> np.ndarray:
+def element_random(n: int, dtype, seed: int, offset: int = 0, rbits: int | None = None) -> np.ndarray:
     """The random draw of each of n elements in the C core's layout (see csrc/lowprec.h):
-    uint32 per element for float32 input, uint64 for float64."""
+    uint32 per element for float32 input, uint64 for float64. With rbits <= 8 a draw is one byte,
+    held as the draw's top byte: element i of a block takes byte i // 256 of word (i % 256) // 64 of
+    counter i % 64 (from the block's counter base, as for wider draws)."""
     i = np.arange(n, dtype=np.int64)
     block, local = np.divmod(i, _BLOCK)
-    if np.dtype(dtype) == np.float32:
-        per_block = _BLOCK // 4
-        ctr = offset + block * per_block + local % per_block
-        words = philox4x32(ctr.astype(np.uint64), seed)
-        return words[local // per_block, np.arange(n)]
-    per_block = _BLOCK // 2
-    ctr = offset + block * per_block + local % per_block
-    words = philox4x32(ctr.astype(np.uint64), seed).astype(np.uint64)
-    h = local // per_block
+    width = 32 if np.dtype(dtype) == np.float32 else 64
+    per_block = _BLOCK // (4 if width == 32 else 2)
     cols = np.arange(n)
+    if rbits is not None and rbits <= 8:
+        j = local % 256
+        words = philox4x32((offset + block * per_block + j % 64).astype(np.uint64), seed)
+        byte = (words[j // 64, cols].astype(np.uint64) >> (np.uint64(8) * (local // 256).astype(np.uint64))) & np.uint64(0xFF)
+        top = byte << np.uint64(width - 8)
+        return top.astype(np.uint32) if width == 32 else top
+    ctr = offset + block * per_block + local % per_block
+    words = philox4x32(ctr.astype(np.uint64), seed)
+    if width == 32:
+        return words[local // per_block, cols]
+    words = words.astype(np.uint64)
+    h = local // per_block
     return words[2 * h, cols] | (words[2 * h + 1, cols] << np.uint64(32))
 
 
@@ -127,7 +134,7 @@ def _quantize_reference(x, fmt, rounding, rbits, seed, offset, random) -> np.nda
         elif seed is None:
             raise ValueError("seed (or random) is required for the reference's stochastic rounding")
         else:
-            rand = element_random(v.size, dtype, seed, offset)
+            rand = element_random(v.size, dtype, seed, offset, rbits)
         k = width if rbits is None else min(rbits, width)
     inexact = (frac > 0) | (finite_nonzero & (s == 0))  # s == 0: |x| * 2**-qe underflowed float64
     odd = np.fmod(floor_s, 2) == 1

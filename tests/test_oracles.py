@@ -153,7 +153,7 @@ def test_stochastic_matches_gfloat_with_the_same_random_bits(name, rbits, dtype)
     if k > 62:
         k = rbits = 62  # gfloat adds the random bits in int64
     seed = 1234 + (rbits or 0)
-    rand = element_random(x.size, dtype, seed).astype(np.uint64) >> np.uint64(width - k)
+    rand = element_random(x.size, dtype, seed, rbits=rbits).astype(np.uint64) >> np.uint64(width - k)
     theirs = gfloat.round_ndarray(_gfloat_info(info_name), x.astype(np.float64),
                                   gfloat.RoundMode.Stochastic, sat=sat, srbits=rand.astype(np.int64),
                                   srnumbits=k)

@@ -40,12 +40,39 @@ def test_the_python_draw_layout_is_the_references():
             off = _philox.counter_offset(start, dtype)
             np.testing.assert_array_equal(_philox.element_random(n, dtype, 0x1234ABCD, off),
                                           element_random(n, dtype, 0x1234ABCD, off))
+            for rbits in (1, 8):  # the byte layout
+                np.testing.assert_array_equal(_philox.element_random(n, dtype, 0x1234ABCD, off, rbits),
+                                              element_random(n, dtype, 0x1234ABCD, off, rbits))
     x = np.random.default_rng(3).standard_normal(5000).astype(np.float32)
     whole = lowprec.quantize(x, "fp8_e4m3fn", "stochastic", seed=9)
     from lowprec.quantize import quantize_at
 
     part = quantize_at(x[2048:], lowprec.formats.get("fp8_e4m3fn"), "stochastic", 9, None, 2048)
     assert_same(part, whole[2048:])
+    whole = lowprec.quantize(x, "fp8_e4m3fn", "stochastic", seed=9, rbits=4)
+    part = quantize_at(x[2048:], lowprec.formats.get("fp8_e4m3fn"), "stochastic", 9, 4, 2048)
+    assert_same(part, whole[2048:])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rbits_up_to_8_draw_a_byte_an_element(dtype):
+    # element i of a unit: byte i // 256 of word (i % 256) // 64 of counter base + i % 64, the draw's top byte;
+    # unit b's base is b * 256 (float32) or b * 512 (float64) counters from the offset, as for wider draws
+    width = 32 if dtype == np.float32 else 64
+    per_unit = 1024 // (4 if width == 32 else 2)
+    off, n = 5, 3000
+    got = element_random(n, dtype, 77, off, rbits=8).astype(np.uint64)
+    for i in (0, 1, 63, 64, 255, 256, 700, 1023, 1024, 2999):
+        b, k = divmod(i, 1024)
+        word = int(philox4x32(np.array([off + b * per_unit + k % 64], np.uint64), 77)[(k % 256) // 64, 0])
+        assert int(got[i]) == ((word >> (8 * (k // 256))) & 0xFF) << (width - 8), i
+    assert np.array_equal(element_random(n, dtype, 77, off, rbits=3), element_random(n, dtype, 77, off, rbits=8))
+    wide = element_random(n, dtype, 77, off, rbits=9).astype(np.uint64) >> np.uint64(width - 8)
+    assert not np.array_equal(wide, got >> np.uint64(width - 8))  # 9 bits and more: a word (two) an element
+    # the bytes are uniform: each value about n / 256 times over many units
+    counts = np.bincount((element_random(2**18, dtype, 3, 0, rbits=8).astype(np.uint64) >> np.uint64(width - 8))
+                         .astype(np.int64), minlength=256)
+    assert counts.min() > 800 and counts.max() < 1250
 
 
 def test_production_code_never_imports_the_oracles():

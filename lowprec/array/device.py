@@ -54,13 +54,18 @@ def philox_words(counters: torch.Tensor, seed: int) -> torch.Tensor:
     return torch.stack([c0, c1, c2, c3])
 
 
-def _element_random(n: int, width: int, seed: int, device) -> torch.Tensor:
+def _element_random(n: int, width: int, seed: int, device, rbits: int | None = None) -> torch.Tensor:
     """Each element's draw in the C core's layout (lowprec.h): 32 bits (float32) or 64 (float64, as an
-    int64 bit pattern)."""
+    int64 bit pattern); with rbits <= 8, a byte as the draw's top byte."""
     i = torch.arange(n, device=device, dtype=torch.int64)
     block, local = i // WORK_UNIT, i % WORK_UNIT
     per_ctr = 4 if width == 32 else 2
     per_block = WORK_UNIT // per_ctr
+    if rbits is not None and rbits <= 8:  # byte local // 256 of word j // 64 of counter j % 64, j = local % 256
+        j = local % 256
+        words = philox_words(block * per_block + j % 64, seed)
+        byte = (words.gather(0, (j // 64).unsqueeze(0)).squeeze(0) >> (8 * (local // 256))) & 0xFF
+        return byte << (width - 8)
     ctr = block * per_block + local % per_block
     words = philox_words(ctr, seed)
     if width == 32:
@@ -200,7 +205,7 @@ def quantize_torch(x: torch.Tensor, fmt: Any, rounding: str = "nearest_even", *,
         bits = flat.view(torch.int64)
     rnd = None
     if rounding == "stochastic":
-        rnd = _element_random(flat.numel(), width, seed_key(seed), x.device)
+        rnd = _element_random(flat.numel(), width, seed_key(seed), x.device, rbits)
     out = _round_bits(bits, p, mode, width, rnd)
     if width == 32:
         out = torch.where(out >= 2**31, out - 2**32, out).to(torch.int32).view(torch.float32)

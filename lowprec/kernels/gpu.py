@@ -94,17 +94,23 @@ def _halves(value: int) -> tuple[int, int]:
     return (value & 0xFFFFFFFF) - (1 << 31), (value >> 32) - (1 << 31)
 
 
+def byte_draws(params, mode: int) -> bool:
+    """Whether a launch draws a byte an element (stochastic with rbits <= 8, lowprec.kernels.philox)."""
+    return mode == 6 and int(params.rbits) <= 8
+
+
 @lru_cache(maxsize=256)
 def _launch_settings(width: int, mode: int, deep: bool, units: int | None, num_warps: int | None,
-                     join: bool | None) -> tuple[int, dict]:
+                     join: bool | None, byte_draws: bool = False) -> tuple[int, dict]:
     """(elements per program, the kernel's constexpr and launch keywords) of one launch shape."""
     mant, bias, per_counter = _WIDTHS[width]
     stochastic = mode == 6
     units = 1 if stochastic else (units or _TUNED["units"])
     warps = num_warps or _TUNED["stochastic_warps" if stochastic else "num_warps"]
-    return WORK_UNIT * units, dict(WIDTH=width, MANT=mant, BIAS=bias, ROWS=per_counter * units,
-                                   COLS=WORK_UNIT // per_counter, MODE=mode, DEEP=deep,
-                                   JOIN=_TUNED["join"] if join is None else join, num_warps=warps)
+    rows, cols = (16, 64) if byte_draws else (per_counter * units, WORK_UNIT // per_counter)
+    return WORK_UNIT * units, dict(WIDTH=width, MANT=mant, BIAS=bias, ROWS=rows, COLS=cols, MODE=mode, DEEP=deep,
+                                   JOIN=_TUNED["join"] if join is None else join, BYTES=byte_draws,
+                                   num_warps=warps)
 
 
 def quantize_float(src, dst, params, mode: int, width: int, key: int, offset: int = 0, *, units: int | None = None,
@@ -117,7 +123,8 @@ def quantize_float(src, dst, params, mode: int, width: int, key: int, offset: in
     n = src.numel()
     if n == 0:
         return
-    per_program, settings = _launch_settings(width, mode, params.sub_exp < 1, units, num_warps, join)
+    per_program, settings = _launch_settings(width, mode, params.sub_exp < 1, units, num_warps, join,
+                                             byte_draws(params, mode))
     kernel = _module("triton_float", src.device.type == "cpu").quantize_float
     key_lo, key_hi = _halves(key)
     ctr_lo, ctr_hi = _halves(offset)
@@ -154,7 +161,7 @@ def quantize_e8m0(src, dst, params, mode: int, key: int, *, block: int, elem_ema
     kernel = _module("triton_block", src.device.type == "cpu").quantize_e8m0
     key_lo, key_hi = _halves(key)
     kernel[grid](src, dst, _params_on(params, src.device), *geometry, elem_emax, threshold, key_lo, key_hi,
-                 MODE=mode, DEEP=params.sub_exp < 1, num_warps=num_warps, **tile)
+                 MODE=mode, DEEP=params.sub_exp < 1, BYTES=byte_draws(params, mode), num_warps=num_warps, **tile)
 
 
 def quantize_fscale(src, dst, element_params, scale_params, mode: int, key: int, *, block: int,
@@ -179,7 +186,8 @@ def quantize_fscale(src, dst, element_params, scale_params, mode: int, key: int,
     module.quantize_fscale[grid](src, dst, _params_on(element_params, src.device), _params_on(scale_params, src.device),
                                  _constants_on(constants, src.device), amax, *geometry, key_lo, key_hi, MODE=mode,
                                  EDEEP=element_params.sub_exp < 1, SDEEP=scale_params.sub_exp < 1,
-                                 TENSOR_SCALE=tensor_scale, num_warps=4, **tile)
+                                 TENSOR_SCALE=tensor_scale, BYTES=byte_draws(element_params, mode), num_warps=4,
+                                 **tile)
 
 
 @lru_cache(maxsize=512)

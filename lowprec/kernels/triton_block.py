@@ -46,7 +46,8 @@ def _block_view(NB: tl.constexpr, BP: tl.constexpr, IT: tl.constexpr, total_bloc
 
 @triton.jit(do_not_specialize=["key_lo", "key_hi"])
 def quantize_e8m0(x_ptr, y_ptr, p_ptr, total_blocks, nbl, L, inner, B, elem_emax, thr, key_lo, key_hi,
-                  NB: tl.constexpr, BP: tl.constexpr, IT: tl.constexpr, MODE: tl.constexpr, DEEP: tl.constexpr):
+                  NB: tl.constexpr, BP: tl.constexpr, IT: tl.constexpr, MODE: tl.constexpr, DEEP: tl.constexpr,
+                  BYTES: tl.constexpr):
     """y = x quantized to an e8m0 block format; nbl blocks a line of L positions (B a block),
     total_blocks = lines * nbl; p_ptr: the element format's parameter vector (triton_float's layout).
     The key as in triton_float.quantize_float."""
@@ -65,7 +66,7 @@ def quantize_e8m0(x_ptr, y_ptr, p_ptr, total_blocks, nbl, L, inner, B, elem_emax
     y = tl.where((tl.abs(y) < 1.1754943508222875e-38) & (x != 0), tiny, y)
     ybits = y.to(tl.uint32, bitcast=True)
     if MODE == 6:  # the draw of layout position p = line * padded length + l, as lp_quantize lays them out
-        rnd = _draw32((o * inner + i) * (nbl * B) + lpos, key_lo, key_hi)
+        rnd = _draw32((o * inner + i) * (nbl * B) + lpos, key_lo, key_hi, BYTES)
     else:
         rnd = ybits
     rounded = _round_one(ybits, rnd, p_ptr, 32, 23, 127, MODE, DEEP).to(tl.float32, bitcast=True)
@@ -95,7 +96,7 @@ def finite_amax(x_ptr, amax_ptr, total_blocks, nbl, L, inner, B, NB: tl.constexp
 @triton.jit(do_not_specialize=["key_lo", "key_hi"])
 def quantize_fscale(x_ptr, y_ptr, ep_ptr, sp_ptr, c_ptr, amax_ptr, total_blocks, nbl, L, inner, B, key_lo, key_hi,
                     NB: tl.constexpr, BP: tl.constexpr, IT: tl.constexpr, MODE: tl.constexpr, EDEEP: tl.constexpr,
-                    SDEEP: tl.constexpr, TENSOR_SCALE: tl.constexpr):
+                    SDEEP: tl.constexpr, TENSOR_SCALE: tl.constexpr, BYTES: tl.constexpr):
     """y = x quantized to a float-scaled block format: ep_ptr the element format's parameter vector
     in MODE (for float64 when stochastic, float32 otherwise), sp_ptr the saturating scale format's
     (nearest even, float32); EDEEP, SDEEP: their DEEP. c_ptr: the float64 constants (element max,
@@ -125,7 +126,7 @@ def quantize_fscale(x_ptr, y_ptr, ep_ptr, sp_ptr, c_ptr, amax_ptr, total_blocks,
     q = tl.where(usable, _odd_quotient(x64, sg), 0.0)
     if MODE == 6:  # the draw of layout position p = line * padded length + l, 64 bits (float64 quotients)
         qbits = q.to(tl.uint64, bitcast=True)
-        rnd = _draw64((o * inner + i) * (nbl * B) + lpos, key_lo, key_hi)
+        rnd = _draw64((o * inner + i) * (nbl * B) + lpos, key_lo, key_hi, BYTES)
         element = _round_one(qbits, rnd, ep_ptr, 64, 52, 1023, MODE, EDEEP).to(tl.float64, bitcast=True)
     else:
         q32 = _odd32(q)

@@ -39,7 +39,7 @@ def lut(x_ptr, y_ptr, thr_ptr, table_ptr, book_ptr, n, inner, channels, entries,
         p = tl.where(k < top, (x64 - lo) / tl.where(k < top, hi - lo, 1.0), 0.0)
         rest = n // channels  # the element's place with its channel's row first
         place = ch * rest + (idx // (inner * channels)) * inner + idx % inner
-        r = _draw32(place, key_lo, key_hi).to(tl.float64)
+        r = _draw32(place, key_lo, key_hi, False).to(tl.float64)
         k = k + ((r < p * 4294967296.0) & (k < top) & (x64 > lo)).to(tl.int64)
     value = tl.load(table_ptr + row + k, mask=inside, other=0.0)
     tl.store(y_ptr + idx, tl.where(x != x, x, value), mask=inside)

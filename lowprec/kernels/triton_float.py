@@ -71,9 +71,30 @@ def _unbias(h):
 
 
 @triton.jit
-def _draw32(p, key_lo, key_hi):
+def _byte(w0, w1, w2, w3, r):
+    """Byte r // 4 of word r % 4 (r in 0..15): a byte-layout draw (lowprec.kernels.philox)."""
+    w = r % 4
+    word = tl.where(w == 0, w0, tl.where(w == 1, w1, tl.where(w == 2, w2, w3)))
+    return (word >> (8 * (r // 4)).to(tl.uint32)) & 0xFF
+
+
+@triton.jit
+def _byte_draw(p, key_lo, key_hi, UNIT_CTRS: tl.constexpr):
+    """The byte (rbits <= 8) of element p of an array whose work units start UNIT_CTRS counters apart:
+    byte k // 256 of word (k % 256) // 64 of counter k % 64, k = p % 1024, counters from 0."""
+    k = p % 1024
+    ctr = ((p // 1024) * UNIT_CTRS + k % 64).to(tl.uint64)
+    w0, w1, w2, w3 = _philox(ctr.to(tl.uint32), (ctr >> 32).to(tl.uint32), _unbias(key_lo), _unbias(key_hi))
+    return _byte(w0, w1, w2, w3, (k // 256) * 4 + (k % 256) // 64)
+
+
+@triton.jit
+def _draw32(p, key_lo, key_hi, BYTES: tl.constexpr):
     """The 32-bit draw of element p of an array in the C core's float32 layout (lowprec.kernels.philox:
-    counter (p // 1024) * 256 + p % 256, word (p % 1024) // 256), counters from 0."""
+    counter (p // 1024) * 256 + p % 256, word (p % 1024) // 256), counters from 0; BYTES (rbits <= 8):
+    the byte layout's byte as the top byte."""
+    if BYTES:
+        return _byte_draw(p, key_lo, key_hi, 256) << 24
     k = p % 1024
     ctr = ((p // 1024) * 256 + k % 256).to(tl.uint64)
     w0, w1, w2, w3 = _philox(ctr.to(tl.uint32), (ctr >> 32).to(tl.uint32), _unbias(key_lo), _unbias(key_hi))
@@ -82,9 +103,12 @@ def _draw32(p, key_lo, key_hi):
 
 
 @triton.jit
-def _draw64(p, key_lo, key_hi):
+def _draw64(p, key_lo, key_hi, BYTES: tl.constexpr):
     """The 64-bit draw of element p of an array in the C core's float64 layout (counter
-    (p // 1024) * 512 + p % 512, words 2h (low half) and 2h + 1 with h = (p % 1024) // 512)."""
+    (p // 1024) * 512 + p % 512, words 2h (low half) and 2h + 1 with h = (p % 1024) // 512); BYTES as
+    _draw32's."""
+    if BYTES:
+        return _byte_draw(p, key_lo, key_hi, 512).to(tl.uint64) << 56
     k = p % 1024
     ctr = ((p // 1024) * 512 + k % 512).to(tl.uint64)
     w0, w1, w2, w3 = _philox(ctr.to(tl.uint32), (ctr >> 32).to(tl.uint32), _unbias(key_lo), _unbias(key_hi))
@@ -223,14 +247,15 @@ def _round_one(bits, rnd, p_ptr, WIDTH: tl.constexpr, MANT: tl.constexpr, BIAS: 
 @triton.jit(do_not_specialize=["key_lo", "key_hi", "ctr_lo", "ctr_hi"])
 def quantize_float(x_ptr, y_ptr, p_ptr, n, key_lo, key_hi, ctr_lo, ctr_hi, WIDTH: tl.constexpr,
                    MANT: tl.constexpr, BIAS: tl.constexpr, ROWS: tl.constexpr, COLS: tl.constexpr,
-                   MODE: tl.constexpr, DEEP: tl.constexpr, JOIN: tl.constexpr):
+                   MODE: tl.constexpr, DEEP: tl.constexpr, JOIN: tl.constexpr, BYTES: tl.constexpr):
     """y[i] = x[i] rounded, for n elements, ROWS x COLS of them per program (stochastic: exactly one
     work unit, ROWS = elements per Philox counter). The key and the counter offset come as 32-bit
     halves shifted into int32 range (h - 2**31), so that Triton gives every call the same argument
     types. JOIN (stochastic): the tile is held transposed, each counter's words joined beside each
-    other, so that no thread computes a counter another thread also computes."""
+    other, so that no thread computes a counter another thread also computes. BYTES (stochastic with
+    rbits <= 8): a byte a draw, the tile 16 x 64 (row r: byte r // 4 of word r % 4 of counter col)."""
     prog = tl.program_id(0).to(tl.int64)
-    if MODE == 6 and JOIN:
+    if MODE == 6 and JOIN and not BYTES:
         cols = tl.arange(0, COLS)[:, None]
         rows = tl.arange(0, ROWS)[None, :]
     else:
@@ -252,7 +277,14 @@ def quantize_float(x_ptr, y_ptr, p_ptr, n, key_lo, key_hi, ctr_lo, ctr_hi, WIDTH
     if MODE == 6:
         k0, k1 = _unbias(key_lo), _unbias(key_hi)
         base = (_unbias(ctr_hi).to(tl.uint64) << 32) | _unbias(ctr_lo).to(tl.uint64)
-        if JOIN:
+        if BYTES:  # the unit's first 64 counters from its usual base (256 or 512 counters a unit)
+            ctr = base + prog.to(tl.uint64) * (1024 // (4 if WIDTH == 32 else 2)) + cols.to(tl.uint64)
+            w0, w1, w2, w3 = _philox(ctr.to(tl.uint32), (ctr >> 32).to(tl.uint32), k0, k1)
+            if WIDTH == 32:
+                rnd = _byte(w0, w1, w2, w3, rows) << 24
+            else:
+                rnd = _byte(w0, w1, w2, w3, rows).to(tl.uint64) << 56
+        elif JOIN:
             ctr = base + prog.to(tl.uint64) * COLS + tl.arange(0, COLS).to(tl.uint64)
             w0, w1, w2, w3 = _philox(ctr.to(tl.uint32), (ctr >> 32).to(tl.uint32), k0, k1)
             if WIDTH == 32:  # [j, t, s] = word 2t + s, read row-major as [j, r]: word r

@@ -27,7 +27,7 @@ def binary(x_ptr, y_ptr, alpha_ptr, n, inner, channels, key_lo, key_hi, BLOCK: t
     x = tl.load(x_ptr + idx, mask=inside, other=0.0).to(tl.float64)
     alpha = tl.load(alpha_ptr + _channel(idx, inner, channels), mask=inside, other=1.0)
     if STOCHASTIC:
-        u = _draw32(idx, key_lo, key_hi).to(tl.float64) / 4294967296.0
+        u = _draw32(idx, key_lo, key_hi, False).to(tl.float64) / 4294967296.0
         p = tl.minimum(tl.maximum((x / alpha + 1.0) / 2.0, 0.0), 1.0)
         plus = u < p
     else:
@@ -92,7 +92,7 @@ def affine(x_ptr, y_ptr, scale_ptr, zp_ptr, ip_ptr, n, inner, channels, qmin, qm
     q = _odd_quotient(tl.where(x64 != x64, 0.0, x64), scale)
     if MODE == 6:  # the float kernel's rule on the 64-bit pattern, with the C core's 64-bit draws
         qbits = q.to(tl.uint64, bitcast=True)
-        k = _round_one(qbits, _draw64(idx, key_lo, key_hi), ip_ptr, 64, 52, 1023, MODE, DEEP).to(tl.float64,
+        k = _round_one(qbits, _draw64(idx, key_lo, key_hi, False), ip_ptr, 64, 52, 1023, MODE, DEEP).to(tl.float64,
                                                                                                   bitcast=True)
         k = tl.minimum(tl.maximum(k, -4611686018427387904.0), 4611686018427387904.0).to(tl.int64)
     else:
