@@ -13,6 +13,9 @@ enum { LP_SR_EXACT_FAST = 100, LP_SR_K_FAST = 101, LP_NEAREST_EVEN_ADD = 102 };
  * normal range (sub_exp < 1); LP_FLAT: at FT's smallest normal (sub_exp == 1: every input is rounded at
  * the same bit); 0: above it. */
 enum { LP_DEEP = 1, LP_FLAT = 2 };
+/* finish_'s `fast` (a constant): 0 the whole rule; 1 a fast pass (tiny, Inf and NaN inputs fixed up after);
+ * LP_FAST_SYM a fast pass for a format whose limits are alike for both signs and that keeps -0. */
+enum { LP_FAST_SYM = 2 };
 
 void lp_philox_words(uint32_t *out, int64_t nctr, uint64_t seed, uint64_t offset)
 {

@@ -162,6 +162,8 @@ static inline LP_ALWAYS_INLINE UT CAT(round_in_mode_, SFX)(const CAT(lp_grid_, S
 static inline LP_ALWAYS_INLINE UT CAT(finish_, SFX)(const CAT(lp_grid_, SFX) g, UT r, UT inc_tiny,
                                                     const lp_qparams *p, const int fast)
 {
+    if (fast == LP_FAST_SYM) /* limits alike for both signs, -0 kept: fewer selects a lane */
+        return (r > (UT)p->lim_pos ? (UT)p->ovf_pos : r) | g.sign;
     if (!fast)
         r = g.is_tiny ? ((UT)p->q & ((UT)0 - inc_tiny)) : r;
     UT lim = g.sign ? (UT)p->lim_neg : (UT)p->lim_pos;
@@ -325,19 +327,26 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
             dst[i] = CAT(round_one_, SFX)(src[i], p, LP_STOCHASTIC, DEEP, 0, draw[i]);
         return;
     }
-    if (!DEEP && nlow == 0 && p->rbits == WBITS) {
-        for (int64_t i = 0; i < len; i++)
-            dst[i] = CAT(round_one_, SFX)(src[i], p, LP_SR_EXACT_FAST, LP_FLAT, 1, draw[i]);
-    } else if (!DEEP && nlow == 0) {
-        for (int64_t i = 0; i < len; i++)
-            dst[i] = CAT(round_one_, SFX)(src[i], p, LP_SR_K_FAST, LP_FLAT, 1, draw[i]);
-    } else if (p->rbits == WBITS) {
-        for (int64_t i = 0; i < len; i++)
-            dst[i] = CAT(round_one_, SFX)(src[i], p, LP_SR_EXACT_FAST, DEEP, 1, draw[i]);
-    } else {
-        for (int64_t i = 0; i < len; i++)
-            dst[i] = CAT(round_one_, SFX)(src[i], p, LP_SR_K_FAST, DEEP, 1, draw[i]);
-    }
+    /* formats whose limits do not depend on the sign and that keep -0 (most) finish with fewer selects */
+    const int sym = p->lim_neg == p->lim_pos && p->ovf_neg == p->ovf_pos && p->keep_neg_zero;
+#define LP_SR_FAST_PASS(RULE, SHIFTS)                                                                 \
+    do {                                                                                              \
+        if (sym)                                                                                      \
+            for (int64_t i = 0; i < len; i++)                                                         \
+                dst[i] = CAT(round_one_, SFX)(src[i], p, RULE, SHIFTS, LP_FAST_SYM, draw[i]);         \
+        else                                                                                          \
+            for (int64_t i = 0; i < len; i++)                                                         \
+                dst[i] = CAT(round_one_, SFX)(src[i], p, RULE, SHIFTS, 1, draw[i]);                   \
+    } while (0)
+    if (!DEEP && nlow == 0 && p->rbits == WBITS)
+        LP_SR_FAST_PASS(LP_SR_EXACT_FAST, LP_FLAT);
+    else if (!DEEP && nlow == 0)
+        LP_SR_FAST_PASS(LP_SR_K_FAST, LP_FLAT);
+    else if (p->rbits == WBITS)
+        LP_SR_FAST_PASS(LP_SR_EXACT_FAST, DEEP);
+    else
+        LP_SR_FAST_PASS(LP_SR_K_FAST, DEEP);
+#undef LP_SR_FAST_PASS
     for (int64_t c = 0; nexc && c < len; c += 8) { /* eight flags a word: a rare exceptional input costs little */
         uint64_t any;
         memcpy(&any, exc + c, 8);

@@ -32,6 +32,9 @@ def cases():
             for x in (x32, x64):
                 yield f"{fmt} {mode} {x.dtype}", lowprec.quantize(x, fmt, mode, seed=3)
     yield "fp8 stochastic rbits=6", lowprec.quantize(x32, "fp8_e4m3fn", "stochastic", seed=5, rbits=6)
+    for x in (x32, x64):  # a byte a draw (rbits <= 8): a flat-shift format and a sign-dependent one
+        yield f"bf16 stochastic rbits=8 {x.dtype}", lowprec.quantize(x, "bf16", "stochastic", seed=6, rbits=8)
+        yield f"q8.8 stochastic rbits=3 {x.dtype}", lowprec.quantize(x, "q8.8", "stochastic", seed=6, rbits=3)
     blocks = x32[:65536].reshape(256, 256)
     for fmt in ("mxfp8_e4m3", "mxfp4_e2m1", "mxint8", "nvfp4", lowprec.bfp(12, 16)):
         for mode in ("nearest_even", "stochastic", "toward_zero"):
