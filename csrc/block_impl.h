@@ -114,6 +114,43 @@ static inline LP_ALWAYS_INLINE int CAT(chunk_exponents_, SFX)(const FT *in, int6
     return normal;
 }
 
+/* chunk_exponents_ where every block lies whole in the chunk (bs, a constant, divides LP_WORK_UNIT and n):
+ * the maxima first, then the exponents of all the chunk's blocks in one branch-free loop (it vectorizes
+ * over blocks), then each element's. */
+static inline LP_ALWAYS_INLINE int CAT(chunk_exponents_whole_, SFX)(const FT *in, int64_t start, int64_t len,
+                                                                    const int64_t bs, const lp_blockparams *bp,
+                                                                    UT thr, int32_t *scale_exp_all, int32_t *local,
+                                                                    IT *shift, int *nan_blocks)
+{
+    const int64_t nb = len / bs, b0 = start / bs;
+    const int32_t emax = bp->elem_emax;
+    UT m[LP_WORK_UNIT / 16];
+    IT es[LP_WORK_UNIT / 16];
+    for (int64_t b = 0; b < nb; b++)
+        m[b] = CAT(amax_bits_, SFX)(in + start + b * bs, bs);
+    int32_t normal = 1, nan = 0;
+    for (int64_t b = 0; b < nb; b++) { /* block_exponent_, as selects */
+        const UT mb = m[b];
+        const int32_t special = mb >= INF_BITS;
+        int32_t e = (int32_t)(mb >> MANT) - (WBITS == 32 ? 127 : 1023) - emax +
+                    (int32_t)((mb & ((ONE << MANT) - 1)) >= thr);
+        e = (mb >> MANT) == 0 ? LP_E8M0_MIN : e;
+        e = e < LP_E8M0_MIN ? LP_E8M0_MIN : (e > LP_E8M0_MAX ? LP_E8M0_MAX : e);
+        e = special ? LP_E8M0_NAN_EXP : e;
+        scale_exp_all[b0 + b] = e;
+        local[b] = e;
+        const int32_t es1 = special | (mb == 0) ? 0 : e;
+        es[b] = es1;
+        normal &= (es1 >= -126) & (es1 <= 126);
+        nan |= special;
+    }
+    for (int64_t b = 0; b < nb; b++)
+        for (int64_t j = 0; j < bs; j++)
+            shift[b * bs + j] = es[b];
+    *nan_blocks |= nan;
+    return normal;
+}
+
 /* One chunk of at most LP_WORK_UNIT elements starting at element `start`: scale, round, scale back (in
  * one pass where every block's scale allows it). */
 static inline LP_ALWAYS_INLINE void CAT(block_chunk_body_, SFX)(const FT *in, FT *out, int64_t n, int64_t start,
@@ -127,10 +164,10 @@ static inline LP_ALWAYS_INLINE void CAT(block_chunk_body_, SFX)(const FT *in, FT
     const int64_t bs = bp->block, b0 = start / bs;
     const UT thr = CAT(bump_threshold_, SFX)(bp);
     int nan_blocks = 0, normal;
-    if (bs == 32 && n % 32 == 0)
-        normal = CAT(chunk_exponents_, SFX)(in, n, start, len, 32, 1, bp, thr, scale_exp_all, local, shift, &nan_blocks);
+    if (bs == 32 && n % 32 == 0) /* (LP_WORK_UNIT is a multiple of 32: a chunk holds whole blocks) */
+        normal = CAT(chunk_exponents_whole_, SFX)(in, start, len, 32, bp, thr, scale_exp_all, local, shift, &nan_blocks);
     else if (bs == 16 && n % 16 == 0)
-        normal = CAT(chunk_exponents_, SFX)(in, n, start, len, 16, 1, bp, thr, scale_exp_all, local, shift, &nan_blocks);
+        normal = CAT(chunk_exponents_whole_, SFX)(in, start, len, 16, bp, thr, scale_exp_all, local, shift, &nan_blocks);
     else
         normal = CAT(chunk_exponents_, SFX)(in, n, start, len, bs, 0, bp, thr, scale_exp_all, local, shift, &nan_blocks);
     if (normal) { /* one power of two per element each way (the usual case) */
