@@ -87,17 +87,16 @@ static inline LP_ALWAYS_INLINE UT CAT(scaled_input_, SFX)(FT x, IT e)
 /* The exponents of the blocks a chunk touches, each stored by the chunk it starts in, and each
  * element's in shift (0 in a NaN block; an all-zero block is scaled by e = 0: zeros round to themselves
  * on any grid, and -127 is stored). Returns whether every block's 2**e and 2**-e are normal FT values.
- * bs: a constant where it is 16 or 32, with whole (n a multiple of bs): the block loops unroll. */
+ * Any block size and length (blocks may straddle chunks; the last may be partial). */
 static inline LP_ALWAYS_INLINE int CAT(chunk_exponents_, SFX)(const FT *in, int64_t n, int64_t start, int64_t len,
-                                                              const int64_t bs, const int whole,
-                                                              const lp_blockparams *bp, UT thr,
+                                                              const int64_t bs, const lp_blockparams *bp, UT thr,
                                                               int32_t *scale_exp_all, int32_t *local, IT *shift,
                                                               int *nan_blocks)
 {
     const int64_t b0 = start / bs;
     int normal = 1;
     for (int64_t b = b0; b * bs < start + len; b++) {
-        const int64_t end = whole ? (b + 1) * bs : ((b + 1) * bs < n ? (b + 1) * bs : n);
+        const int64_t end = (b + 1) * bs < n ? (b + 1) * bs : n;
         const UT m = CAT(amax_bits_, SFX)(in + b * bs, end - b * bs);
         const int32_t e = CAT(block_exponent_, SFX)(m, bp->elem_emax, thr);
         if (b * bs >= start)
@@ -169,7 +168,7 @@ static inline LP_ALWAYS_INLINE void CAT(block_chunk_body_, SFX)(const FT *in, FT
     else if (bs == 16 && n % 16 == 0)
         normal = CAT(chunk_exponents_whole_, SFX)(in, start, len, 16, bp, thr, scale_exp_all, local, shift, &nan_blocks);
     else
-        normal = CAT(chunk_exponents_, SFX)(in, n, start, len, bs, 0, bp, thr, scale_exp_all, local, shift, &nan_blocks);
+        normal = CAT(chunk_exponents_, SFX)(in, n, start, len, bs, bp, thr, scale_exp_all, local, shift, &nan_blocks);
     if (normal) { /* one power of two per element each way (the usual case) */
         for (int64_t i = 0; i < len; i++)
             tmp[i] = CAT(from_bits_, SFX)(CAT(scaled_input_, SFX)(in[start + i], shift[i]));

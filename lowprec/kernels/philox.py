@@ -7,8 +7,8 @@ i of the unit takes word i // 256 of counter i % 256. A float64 array's unit use
 words an element: words 2h and 2h + 1, low half first, of counter i % 512, h = i // 512). See
 csrc/lowprec.h. Stochastic rounding with rbits <= 8 draws a byte an element instead: element i of a
 unit takes byte i // 256 of word (i % 256) // 64 of counter i % 64 from the unit's base (the same base
-as above), as its draw's top byte. The words come from the C core (lp_philox_words); lowprec.reference has an
-independent numpy Philox the tests hold this to.
+as above), as its draw's top byte. The words come from the C core (lp_philox_words);
+lowprec.reference has an independent numpy Philox the tests hold this to.
 """
 
 from __future__ import annotations

@@ -278,7 +278,10 @@ def quantize_float(x_ptr, y_ptr, p_ptr, n, key_lo, key_hi, ctr_lo, ctr_hi, WIDTH
         k0, k1 = _unbias(key_lo), _unbias(key_hi)
         base = (_unbias(ctr_hi).to(tl.uint64) << 32) | _unbias(ctr_lo).to(tl.uint64)
         if BYTES:  # the unit's first 64 counters from its usual base (256 or 512 counters a unit)
-            ctr = base + prog.to(tl.uint64) * (1024 // (4 if WIDTH == 32 else 2)) + cols.to(tl.uint64)
+            if WIDTH == 32:
+                ctr = base + prog.to(tl.uint64) * 256 + cols.to(tl.uint64)
+            else:
+                ctr = base + prog.to(tl.uint64) * 512 + cols.to(tl.uint64)
             w0, w1, w2, w3 = _philox(ctr.to(tl.uint32), (ctr >> 32).to(tl.uint32), k0, k1)
             if WIDTH == 32:
                 rnd = _byte(w0, w1, w2, w3, rows) << 24
