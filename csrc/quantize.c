@@ -8,7 +8,7 @@
 
 /* internal modes: stochastic rounding split by random width, tiny inputs handled apart; nearest even
  * by the input type's own addition (quantize_impl.h) */
-enum { LP_SR_EXACT_FAST = 100, LP_SR_K_FAST = 101, LP_NEAREST_EVEN_ADD = 102 };
+enum { LP_SR_EXACT_FAST = 100, LP_SR_K_FAST = 101, LP_NEAREST_EVEN_ADD = 102, LP_SR_EXACT_TINY = 103, LP_SR_K_TINY = 104 };
 /* grid_of_'s `deep` (a constant): where the format's normal range starts against FT's. LP_DEEP: below FT's
  * normal range (sub_exp < 1); LP_FLAT: at FT's smallest normal (sub_exp == 1: every input is rounded at
  * the same bit); 0: above it. */

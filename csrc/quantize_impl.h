@@ -83,6 +83,58 @@ static inline LP_ALWAYS_INLINE CAT(lp_grid_, SFX) CAT(grid_of_, SFX)(UT bits, co
     return g;
 }
 
+/* Whether sr_tiny_inc_ may run: FT evaluates in its own precision, and 2**(rbits - q_exp) is a product
+ * of two normal powers of two at least 1. */
+static inline int CAT(sr_tiny_float_ok_, SFX)(const lp_qparams *p)
+{
+#if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
+    return 0;
+#endif
+    const int64_t e = (int64_t)p->rbits - (int64_t)p->q_exp, emax = (1 << (WBITS - MANT - 2)) - 1;
+    return e >= 0 && e <= 2 * emax;
+}
+
+/* Stochastic rounding's carry for a tiny input (|x| < q = 2**q_exp: the result is 0 or q), as the full
+ * rule computes it: the k-bit fraction |x| / q rounded to nearest even, plus the draw's top k bits,
+ * carries out of k bits. Here |x| * 2**(k - q_exp) is exact in FT (a scaling up by normal powers of two,
+ * below 2**k), FT's own addition rounds it to an integer below 2**MANT (ties to even; above, it is one),
+ * and the conversion is exact. Other lanes take 0, so no conversion leaves the type's range.
+ * sr_tiny_float_ok_ must hold. */
+static inline LP_ALWAYS_INLINE UT CAT(sr_tiny_inc_, SFX)(const CAT(lp_grid_, SFX) g, const lp_qparams *p, UT rnd)
+{
+    const IT k = p->rbits, emax = (IT)((1 << (WBITS - MANT - 2)) - 1);
+    const IT e = k - (IT)p->q_exp, e1 = e < emax ? e : emax;
+    const FT s1 = CAT(from_bits_, SFX)((UT)(e1 + emax) << MANT), s2 = CAT(from_bits_, SFX)((UT)(e - e1 + emax) << MANT);
+    const FT big = CAT(from_bits_, SFX)((UT)(MANT + emax) << MANT); /* 2**MANT */
+    FT v = CAT(from_bits_, SFX)(g.a) * s1 * s2;
+    v = g.is_tiny ? v : (FT)0;
+    const UT frac_k = (UT)(v < big ? (v + big) - big : v);
+    if (k == WBITS)
+        return (UT)(rnd > (UT)~frac_k);
+    return (frac_k + (rnd >> (UT)(WBITS - k))) >> (UT)k;
+}
+
+/* Stochastic rounding with k == W for an input that is not tiny: the rule's carry out of
+ * rem * 2**(W - d) + rnd is that of rem + (rnd's top d bits): the low W - d bits of the first term are 0 */
+static inline LP_ALWAYS_INLINE UT CAT(sr_exact_fast_, SFX)(const CAT(lp_grid_, SFX) g, UT rnd)
+{
+    return (g.a + ((rnd >> 1) >> (UT)(WBITS - 1 - g.d))) & ~g.mask;
+}
+
+/* ... with k < W: the rule rounds rem to k bits (nearest even), then carries on adding the k-bit draw:
+ * for d > k that is a rounded to nearest even at bit d - k (the bias below; its low bits are garbage the
+ * mask drops), plus the draw at that bit; for d <= k the exact case's sum with the draw's top d bits */
+static inline LP_ALWAYS_INLINE UT CAT(sr_k_fast_, SFX)(const CAT(lp_grid_, SFX) g, const lp_qparams *p, UT rnd)
+{
+    const IT k = p->rbits;
+    const UT top_k = ~((ONE << (UT)(WBITS - k)) - 1);
+    const IT s = g.d - k > 0 ? g.d - k : 0;
+    const UT half = ((UT)p->one << (UT)s) >> 1; /* p->one, not ONE: see lp_qparams.one */
+    const UT rounds = (UT)0 - (UT)(s > 0); /* a mask, not a branch: the loops stay vectorizable */
+    const UT bias = (half - 1 + ((g.a >> (UT)s) & 1)) & rounds;
+    return (g.a + bias + (((rnd & top_k) >> 1) >> (UT)(WBITS - 1 - g.d))) & ~g.mask;
+}
+
 /* The rounded magnitude pattern r for the shifted range in one mode, and (*inc_tiny) whether a tiny
  * input becomes q. Pure arithmetic on purpose: GCC's vectorizer gives up on 0/1 values it turns into
  * booleans. */
@@ -121,26 +173,18 @@ static inline LP_ALWAYS_INLINE UT CAT(round_in_mode_, SFX)(const CAT(lp_grid_, S
     case LP_ODD: /* truncate, then make the last kept bit 1 if anything was dropped */
         *inc_tiny = (UT)(g.a != 0);
         return g.trunc + (g.dropped & ~g.count_odd);
-    case LP_SR_EXACT_FAST: { /* LP_STOCHASTIC with k == W, tiny inputs left to a fix-up pass. The rule's
-                                carry out of rem * 2**(W - d) + rnd is that of rem + (rnd's top d bits):
-                                the low W - d bits of the first term are 0 */
+    case LP_SR_EXACT_FAST: /* LP_STOCHASTIC with k == W, tiny inputs left to a fix-up pass */
         *inc_tiny = 0;
-        return (g.a + ((rnd >> 1) >> (UT)(WBITS - 1 - g.d))) & ~g.mask;
-    }
-    case LP_SR_K_FAST: { /* LP_STOCHASTIC with k < W, tiny inputs left to a fix-up pass. The rule rounds
-                            rem to k bits (nearest even), then carries on adding the k-bit draw: for
-                            d > k that is a rounded to nearest even at bit d - k (the bias below; its low
-                            bits are garbage the mask drops), plus the draw at that bit; for d <= k the
-                            exact case's sum with the draw's top d bits */
-        const IT k = p->rbits;
-        const UT top_k = ~((ONE << (UT)(WBITS - k)) - 1);
-        const IT s = g.d - k > 0 ? g.d - k : 0;
-        const UT half = ((UT)p->one << (UT)s) >> 1; /* p->one, not ONE: see lp_qparams.one */
-        const UT rounds = (UT)0 - (UT)(s > 0); /* a mask, not a branch: the loops stay vectorizable */
-        const UT bias = (half - 1 + ((g.a >> (UT)s) & 1)) & rounds;
+        return CAT(sr_exact_fast_, SFX)(g, rnd);
+    case LP_SR_K_FAST: /* LP_STOCHASTIC with k < W, tiny inputs left to a fix-up pass */
         *inc_tiny = 0;
-        return (g.a + bias + (((rnd & top_k) >> 1) >> (UT)(WBITS - 1 - g.d))) & ~g.mask;
-    }
+        return CAT(sr_k_fast_, SFX)(g, p, rnd);
+    case LP_SR_EXACT_TINY: /* the fast rules, with the tiny inputs' carry from FT arithmetic */
+        *inc_tiny = CAT(sr_tiny_inc_, SFX)(g, p, rnd);
+        return CAT(sr_exact_fast_, SFX)(g, rnd);
+    case LP_SR_K_TINY:
+        *inc_tiny = CAT(sr_tiny_inc_, SFX)(g, p, rnd);
+        return CAT(sr_k_fast_, SFX)(g, p, rnd);
     default: { /* LP_STOCHASTIC: gfloat's rule. The remainder, as a k-bit fraction rounded to
                   nearest even, plus k random bits; round away on a carry out of k bits. */
         IT k = p->rbits;
@@ -269,8 +313,8 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
     /* Deterministic modes: one branch-free pass, instantiated per mode (a constant in each call).
      * Stochastic: a faster pass that is right but for the exceptional inputs (nonzero tiny ones,
      * Inf, NaN), then a fix-up of those by the full rule, flagged by the counting pass and looked for
-     * eight at a time so that a rare one costs little; where they are not rare (over 1 in 32), the
-     * full rule's pass. */
+     * eight at a time so that a rare one costs little; where they are not rare (over 1 in 32), one
+     * pass of the fast rule that takes the tiny inputs' carry from FT arithmetic (or the full rule's). */
     switch (mode) {
     case LP_NEAREST_EVEN:
         if (!DEEP && CAT(ne_by_addition_, SFX)(p))
@@ -322,9 +366,20 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
         nlow += (UT)((src[i] & ABS_MASK) - 1 < low_m1);
     }
     memset(exc + len, 0, 8);
-    if ((int64_t)nexc * 32 > len) { /* many tiny inputs (a narrow format's range): the full rule, vectorized */
-        for (int64_t i = 0; i < len; i++)
-            dst[i] = CAT(round_one_, SFX)(src[i], p, LP_STOCHASTIC, DEEP, 0, draw[i]);
+    /* many tiny inputs (a narrow format's range): one pass of the fast rule with the tiny carry in FT
+       arithmetic (over 1 in 128: a scalar fix-up costs what that pass adds to some 8 inputs' rounding),
+       or of the full rule (over 1 in 32) */
+    const int tiny_pass = CAT(sr_tiny_float_ok_, SFX)(p);
+    if ((int64_t)nexc * (tiny_pass ? 128 : 32) > len) {
+        if (tiny_pass && p->rbits == WBITS)
+            for (int64_t i = 0; i < len; i++)
+                dst[i] = CAT(round_one_, SFX)(src[i], p, LP_SR_EXACT_TINY, DEEP, 0, draw[i]);
+        else if (tiny_pass)
+            for (int64_t i = 0; i < len; i++)
+                dst[i] = CAT(round_one_, SFX)(src[i], p, LP_SR_K_TINY, DEEP, 0, draw[i]);
+        else
+            for (int64_t i = 0; i < len; i++)
+                dst[i] = CAT(round_one_, SFX)(src[i], p, LP_STOCHASTIC, DEEP, 0, draw[i]);
         return;
     }
     /* formats whose limits do not depend on the sign and that keep -0 (most) finish with fewer selects */

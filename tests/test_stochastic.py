@@ -72,14 +72,19 @@ def test_blocks_of_mostly_tiny_inputs_take_the_full_rule_with_the_same_bits(name
     """The C kernel rounds a 1024-element block whose inputs are mostly below the format's smallest
     nonzero value by the full stochastic rule in one vectorized pass; blocks with a few such inputs by
     the fast pass and a fix-up; blocks with none by the fast pass alone (at one shift for all where
-    no input is below the smallest normal); a ragged last block with exceptional inputs at its end. All against the pure numpy reference, with 32 and 5 random bits."""
+    no input is below the smallest normal); a ragged last block with exceptional inputs at its end. All
+    against the pure numpy reference, with 32 and 5 random bits (tiny inputs whose 5-bit fraction is a
+    tie among them)."""
     from lowprec.reference import quantize_reference
 
     rng = np.random.default_rng(3)
     smallest = lowprec.formats.get(name).min_subnormal or lowprec.formats.get(name).min_normal
     tiny = rng.standard_normal(1024) * smallest  # mostly below the smallest nonzero value
-    few = rng.standard_normal(1024) * 8 * smallest
-    few[::100] = smallest / 3  # a few tiny ones
+    tiny[:64] = np.tile((np.arange(32) + 0.5) / 32, 2) * smallest * np.repeat([1, -1], 32)  # 5-bit ties
+    few = rng.standard_normal(1024) * 8 * smallest  # about 1 in 10 tiny
+    rare = (rng.standard_normal(2048) + 4) * 4 * smallest
+    rare[:1024:64] = smallest / 3  # 1 in 64 tiny: over 1 in 128, the tiny pass
+    rare[1024::200] = -smallest / 3  # 1 in 200: the fast pass and a fix-up
     none = (rng.standard_normal(1024) + 4) * 4 * smallest
     ragged = (rng.standard_normal(1029) + 4) * 4 * smallest  # a last block of 5, its flags past a word
     ragged[[-1, -6, 1021]] = smallest / 3, -smallest / 5, smallest / 7
@@ -87,7 +92,7 @@ def test_blocks_of_mostly_tiny_inputs_take_the_full_rule_with_the_same_bits(name
     fmt = lowprec.formats.get(name)  # a block at and above the smallest normal only (one shift for all)
     normal = np.where(rng.random(1024) < 0.5, -1, 1) * fmt.min_normal * (1 + rng.random(1024) * (fmt.max / fmt.min_normal / 4))
     normal[::97] = 0.0  # zeros do not break the rule
-    x = np.concatenate([tiny, few, none, -tiny, normal, ragged]).astype(dtype)
+    x = np.concatenate([tiny, few, none, -tiny, normal, rare, ragged]).astype(dtype)
     for rbits in (None, 5):
         got = lowprec.quantize(x, name, "stochastic", seed=8, rbits=rbits)
         want = quantize_reference(x, name, "stochastic", seed=8, rbits=rbits)
