@@ -51,14 +51,14 @@ static inline LP_ALWAYS_INLINE UT CAT(amax_bits_, SFX)(const FT *blk, int64_t le
 /* The scale exponent of a block of largest magnitude pattern m (LP_E8M0_NAN_EXP if it holds a NaN or
  * an Inf). A zero or subnormal amax gives -127: its exact exponent is below -126 - elem_emax <= -126
  * (elem_emax >= 0). */
-static inline int32_t CAT(block_exponent_, SFX)(UT m, int32_t elem_emax, UT thr)
+static inline LP_ALWAYS_INLINE int32_t CAT(block_exponent_, SFX)(UT m, int32_t elem_emax, UT thr)
 {
-    if (m >= INF_BITS)
-        return LP_E8M0_NAN_EXP;
-    int32_t il = (int32_t)(m >> MANT) - (WBITS == 32 ? 127 : 1023);
-    int32_t e = il - elem_emax + (int32_t)((m & ((ONE << MANT) - 1)) >= thr);
+    /* selects, not an early return: chunk_exponents_whole_ vectorizes it over blocks */
+    int32_t e = (int32_t)(m >> MANT) - (WBITS == 32 ? 127 : 1023) - elem_emax +
+                (int32_t)((m & ((ONE << MANT) - 1)) >= thr);
     e = (m >> MANT) == 0 ? LP_E8M0_MIN : e;
-    return e < LP_E8M0_MIN ? LP_E8M0_MIN : (e > LP_E8M0_MAX ? LP_E8M0_MAX : e);
+    e = e < LP_E8M0_MIN ? LP_E8M0_MIN : (e > LP_E8M0_MAX ? LP_E8M0_MAX : e);
+    return m >= INF_BITS ? LP_E8M0_NAN_EXP : e;
 }
 
 /* 2**k as FT for a k where that is a normal number of FT */
@@ -128,14 +128,10 @@ static inline LP_ALWAYS_INLINE int CAT(chunk_exponents_whole_, SFX)(const FT *in
     for (int64_t b = 0; b < nb; b++)
         m[b] = CAT(amax_bits_, SFX)(in + start + b * bs, bs);
     int32_t normal = 1, nan = 0;
-    for (int64_t b = 0; b < nb; b++) { /* block_exponent_, as selects */
+    for (int64_t b = 0; b < nb; b++) {
         const UT mb = m[b];
         const int32_t special = mb >= INF_BITS;
-        int32_t e = (int32_t)(mb >> MANT) - (WBITS == 32 ? 127 : 1023) - emax +
-                    (int32_t)((mb & ((ONE << MANT) - 1)) >= thr);
-        e = (mb >> MANT) == 0 ? LP_E8M0_MIN : e;
-        e = e < LP_E8M0_MIN ? LP_E8M0_MIN : (e > LP_E8M0_MAX ? LP_E8M0_MAX : e);
-        e = special ? LP_E8M0_NAN_EXP : e;
+        const int32_t e = CAT(block_exponent_, SFX)(mb, emax, thr);
         scale_exp_all[b0 + b] = e;
         local[b] = e;
         const int32_t es1 = special | (mb == 0) ? 0 : e;

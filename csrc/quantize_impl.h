@@ -83,6 +83,15 @@ static inline LP_ALWAYS_INLINE CAT(lp_grid_, SFX) CAT(grid_of_, SFX)(UT bits, co
     return g;
 }
 
+/* The k-bit stochastic rule's carry: frac_k (< 2**k, the fraction as k bits) plus the draw's top k bits
+ * reaches 2**k */
+static inline LP_ALWAYS_INLINE UT CAT(sr_carry_, SFX)(UT frac_k, UT rnd, IT k)
+{
+    if (k == WBITS) /* frac_k < 2**W here: carry iff rnd + frac_k >= 2**W */
+        return (UT)(rnd > (UT)~frac_k);
+    return (frac_k + (rnd >> (UT)(WBITS - k))) >> (UT)k;
+}
+
 /* Whether sr_tiny_inc_ may run: FT evaluates in its own precision, and 2**(rbits - q_exp) is a product
  * of two normal powers of two at least 1. */
 static inline int CAT(sr_tiny_float_ok_, SFX)(const lp_qparams *p)
@@ -108,10 +117,7 @@ static inline LP_ALWAYS_INLINE UT CAT(sr_tiny_inc_, SFX)(const CAT(lp_grid_, SFX
     const FT big = CAT(from_bits_, SFX)((UT)(MANT + emax) << MANT); /* 2**MANT */
     FT v = CAT(from_bits_, SFX)(g.a) * s1 * s2;
     v = g.is_tiny ? v : (FT)0;
-    const UT frac_k = (UT)(v < big ? (v + big) - big : v);
-    if (k == WBITS)
-        return (UT)(rnd > (UT)~frac_k);
-    return (frac_k + (rnd >> (UT)(WBITS - k))) >> (UT)k;
+    return CAT(sr_carry_, SFX)((UT)(v < big ? (v + big) - big : v), rnd, k);
 }
 
 /* Stochastic rounding with k == W for an input that is not tiny: the rule's carry out of
@@ -190,11 +196,7 @@ static inline LP_ALWAYS_INLINE UT CAT(round_in_mode_, SFX)(const CAT(lp_grid_, S
         IT k = p->rbits;
         IT t_tiny = g.ec - (IT)((1 << (WBITS - MANT - 2)) - 1) - MANT - p->q_exp + k;
         UT frac_k = CAT(rtne_shift_, SFX)(g.is_tiny ? g.sig : g.rem, g.is_tiny ? t_tiny : k - g.d, (UT)p->one);
-        UT inc;
-        if (k == WBITS) /* frac_k < 2**W here: carry iff rnd + frac_k >= 2**W */
-            inc = (UT)(rnd > (UT)~frac_k);
-        else
-            inc = (frac_k + (rnd >> (UT)(WBITS - k))) >> (UT)k;
+        const UT inc = CAT(sr_carry_, SFX)(frac_k, rnd, k);
         *inc_tiny = inc;
         return g.trunc + (inc << (UT)g.d);
     }
@@ -313,8 +315,9 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
     /* Deterministic modes: one branch-free pass, instantiated per mode (a constant in each call).
      * Stochastic: a faster pass that is right but for the exceptional inputs (nonzero tiny ones,
      * Inf, NaN), then a fix-up of those by the full rule, flagged by the counting pass and looked for
-     * eight at a time so that a rare one costs little; where they are not rare (over 1 in 32), one
-     * pass of the fast rule that takes the tiny inputs' carry from FT arithmetic (or the full rule's). */
+     * eight at a time so that a rare one costs little; where they are not rare (over 1 in 128), one
+     * pass of the fast rule that takes the tiny inputs' carry from FT arithmetic (or, where FT cannot
+     * form it, over 1 in 32, the full rule's). */
     switch (mode) {
     case LP_NEAREST_EVEN:
         if (!DEEP && CAT(ne_by_addition_, SFX)(p))

@@ -60,11 +60,10 @@ def element_random(n: int, dtype, key: int, offset: int = 0, rbits: int | None =
 def _byte_draws(n: int, dtype, key: int, offset: int, units: int, per: int) -> np.ndarray:
     """rbits <= 8: element i of a unit takes byte i // 256 of word i % 256 of the unit's first
     BYTE_DRAW_COUNTERS counters, word-major (csrc/lowprec.h)."""
-    w = np.empty((units, 4 * BYTE_DRAW_COUNTERS), np.uint32)
-    for u in range(units):  # each unit's counters start at its base; only the first 64 are used
-        w[u] = words(BYTE_DRAW_COUNTERS, key, offset + u * per).reshape(-1)
+    w = words(units * per, key, offset).reshape(4, units, per)[:, :, :BYTE_DRAW_COUNTERS]
+    w = np.ascontiguousarray(w.transpose(1, 0, 2)).reshape(units, 1, -1)  # (unit, 1, word j = 64 w + counter)
     shifts = np.arange(4, dtype=np.uint32)[None, :, None] * np.uint32(8)
-    b = (w[:, None, :] >> shifts) & np.uint32(0xFF)  # (units, byte h, word j): element h * 256 + j
+    b = (w >> shifts) & np.uint32(0xFF)  # (unit, byte h, word j): element h * 256 + j
     width = 32 if np.dtype(dtype) == np.float32 else 64
     top = b.reshape(-1)[:n].astype(np.uint32 if width == 32 else np.uint64)
     return top << (np.uint32(24) if width == 32 else np.uint64(56))
