@@ -14,15 +14,17 @@
 #ifndef LP_AFFINE_COMMON
 #define LP_AFFINE_COMMON
 /* q moved to its odd neighbour toward the exact value when the residual (exact - q, or its sign) is
- * nonzero and q is even (finite, nonzero): round to odd. Bit arithmetic, no libm call: it vectorizes. */
+ * nonzero and q is even (finite): round to odd. A q that underflowed to 0 (its sign the exact value's)
+ * becomes the smallest subnormal of that sign, so a nonzero exact value stays nonzero (a directed
+ * rounding of it to any format then leaves 0). Bit arithmetic, no libm call: it vectorizes. */
 static inline double lp_odd_fix(double q, double residual)
 {
     /* signed 64-bit lanes and selects (not unsigned products): the form GCC vectorizes */
     const int64_t bits = (int64_t)to_bits_f64(q);
     const int64_t even = ~bits & 1;
     const int64_t special = (bits & 0x7FF0000000000000ll) == 0x7FF0000000000000ll;
-    const int64_t fix = (residual != 0 && q != 0 && !special) ? even : 0;
-    const int64_t step = ((residual > 0) == (q > 0)) ? fix : -fix; /* away from 0, or toward it */
+    const int64_t fix = (residual != 0 && !special) ? even : 0;
+    const int64_t step = ((residual > 0) == (bits >= 0)) ? fix : -fix; /* away from 0, or toward it */
     return from_bits_f64((uint64_t)(bits + step));
 }
 

@@ -86,6 +86,43 @@ static inline double CAT(fscale_amax_, SFX)(const FT *blk, int64_t len)
     return from_bits_f64((uint64_t)m);
 }
 
+/* fscale_amax_ of nb (at most LP_WORK_UNIT / 16 + 2) whole blocks of 16 at blk: adjacent pairs
+ * reduced in four halving passes over all the blocks at once (contiguous pairs: the loops vectorize,
+ * where one reduction per block would not). Magnitude patterns order as the values do. */
+#define LP_PAIR_MAX(dst, src, count)                                                     \
+    for (int64_t i = 0; i < (count); i++)                                                \
+        dst[i] = src[2 * i] > src[2 * i + 1] ? src[2 * i] : src[2 * i + 1];
+static inline void CAT(fscale_amax16_, SFX)(const FT *blk, int64_t nb, double *amax)
+{
+    if (sizeof(FT) == 4) {
+        const int32_t *bits = (const int32_t *)blk;
+        int32_t h8[LP_WORK_UNIT / 2 + 16], h4[LP_WORK_UNIT / 4 + 8], h2[LP_WORK_UNIT / 8 + 4],
+            h1[LP_WORK_UNIT / 16 + 2];
+        for (int64_t i = 0; i < nb * 8; i++) {
+            const int32_t a = bits[2 * i] & 0x7FFFFFFF, b = bits[2 * i + 1] & 0x7FFFFFFF;
+            h8[i] = a > b ? a : b;
+        }
+        LP_PAIR_MAX(h4, h8, nb * 4)
+        LP_PAIR_MAX(h2, h4, nb * 2)
+        LP_PAIR_MAX(h1, h2, nb)
+        for (int64_t b = 0; b < nb; b++)
+            amax[b] = (double)from_bits_f32((uint32_t)h1[b]);
+        return;
+    }
+    const int64_t *bits = (const int64_t *)blk;
+    int64_t h8[LP_WORK_UNIT / 2 + 16], h4[LP_WORK_UNIT / 4 + 8], h2[LP_WORK_UNIT / 8 + 4], h1[LP_WORK_UNIT / 16 + 2];
+    for (int64_t i = 0; i < nb * 8; i++) {
+        const int64_t a = bits[2 * i] & 0x7FFFFFFFFFFFFFFFll, b = bits[2 * i + 1] & 0x7FFFFFFFFFFFFFFFll;
+        h8[i] = a > b ? a : b;
+    }
+    LP_PAIR_MAX(h4, h8, nb * 4)
+    LP_PAIR_MAX(h2, h4, nb * 2)
+    LP_PAIR_MAX(h1, h2, nb)
+    for (int64_t b = 0; b < nb; b++)
+        amax[b] = from_bits_f64((uint64_t)h1[b]);
+}
+#undef LP_PAIR_MAX
+
 /* The largest block amax among the blocks without NaN or Inf (0 if none): the per-tensor scale's.
  * Without NaN or Inf anywhere that is the largest magnitude, a vertical max (no per-block
  * reduction) over magnitude patterns, which order as the values do. */
@@ -120,9 +157,8 @@ static inline LP_ALWAYS_INLINE void CAT(fscale_scales_, SFX)(const FT *in, int64
 {
     double amax[LP_WORK_UNIT + 2];
     float raw[LP_WORK_UNIT + 2], sc[LP_WORK_UNIT + 2];
-    if (block == 16) /* NVFP4's: a constant length, each block's max one vector and a reduction */
-        for (int64_t j = 0; j < nb; j++)
-            amax[j] = CAT(fscale_amax_, SFX)(in + (b0 + j) * 16, 16);
+    if (block == 16) /* NVFP4's */
+        CAT(fscale_amax16_, SFX)(in + b0 * 16, nb, amax);
     else
         for (int64_t j = 0; j < nb; j++)
             amax[j] = CAT(fscale_amax_, SFX)(in + (b0 + j) * block, block);
@@ -145,13 +181,144 @@ static inline LP_ALWAYS_INLINE void CAT(fscale_scales_, SFX)(const FT *in, int64
     }
 }
 
+/* -- deterministic modes as steps: |x| against threshold * scale * g, no division ------------------- */
+#if WBITS == 32
+#define FS_SI int32_t
+#define FS_UT uint32_t
+#define FS_ABS INT32_MAX
+#define FS_MIN INT32_MIN
+#else
+#define FS_SI int64_t
+#define FS_UT uint64_t
+#define FS_ABS INT64_MAX
+#define FS_MIN INT64_MIN
+#endif
+#define LP_FSCALE_NB (LP_WORK_UNIT / 8 + 2) /* the blocks a chunk touches, blocks of at least 8 */
+
+/* The smallest magnitude pattern v of FT with |x| >= v exactly where the quotient |x| / sg >= t (excl:
+ * > t), for a usable block: t * sg is exact in double (rounding_steps admits thresholds of at most 24
+ * bits; sg has at most 28), "> d" is ">= the next double", and ">= d" for a float x is ">= the
+ * smallest float at or above d". Patterns of nonnegative values order as the values do. */
+static inline FS_SI CAT(fscale_step_bound_, SFX)(double t, double sg, int32_t excl)
+{
+    const int64_t db = (int64_t)to_bits_f64(t * sg);
+    const double d = from_bits_f64((uint64_t)(excl ? db + 1 : db));
+#if WBITS == 32
+    const float f = (float)d;
+    const int32_t fb = (int32_t)to_bits_f32(f);
+    return (double)f < d ? fb + 1 : fb;
+#else
+    return (int64_t)to_bits_f64(d);
+#endif
+}
+
+/* A row of the steps path for one divisor sg = scale * g: [0, 15) the bounds for positive inputs,
+ * [16, 31) for negative ones, [32, 48) the FT patterns of code[k] * sg. An unusable block (usable = 0;
+ * sg 1.0 for an all-zero block, NaN for one holding NaN or Inf) passes no bound and has the value of
+ * 0 * sg throughout: +0 or NaN, as the division path gives. */
+#define LP_FSCALE_ROW 48
+static void CAT(fscale_row_, SFX)(FS_SI *row, double sg, int usable, const lp_fscale_steps *st)
+{
+    for (int j = 0; j < 15; j++) {
+        const int on = usable && j < st->steps;
+        row[j] = on ? CAT(fscale_step_bound_, SFX)(st->pos[j], sg, st->pos_excl[j]) : FS_ABS;
+        row[16 + j] = on ? CAT(fscale_step_bound_, SFX)(st->neg[j], sg, st->neg_excl[j]) : FS_ABS;
+    }
+    row[15] = row[31] = FS_ABS;
+    for (int k = 0; k < 16; k++) {
+        const FT v = (FT)((usable && k <= st->steps ? st->code[k] : 0.0) * sg);
+        row[32 + k] = (FS_SI)CAT(to_bits_, SFX)(v);
+    }
+}
+
+/* The rows of every scale value, indexed by key: a positive scale's float32 pattern >> shift, less
+ * kmin (the smallest scale's); then the all-zero and the NaN block's rows. NULL where the scale
+ * format's keys span more than 1024 rows or memory runs out (the chunks then build their blocks'
+ * rows). */
+static FS_SI *CAT(fscale_rows_, SFX)(const lp_qparams *sp, double smallest, double g, const lp_fscale_steps *st,
+                                     int *shift, int64_t *kmin, int64_t *span)
+{
+    *shift = sp->drop0; /* float32's mantissa bits less the scale format's */
+    if (*shift < 0 || *shift > 23)
+        return NULL;
+    *kmin = (int64_t)(to_bits_f32((float)smallest) >> *shift);
+    *span = (int64_t)(sp->lim_pos >> *shift) - *kmin + 1;
+    if (*span < 1 || *span > 1024)
+        return NULL;
+    FS_SI *rows = (FS_SI *)malloc((size_t)(*span + 2) * LP_FSCALE_ROW * sizeof(FS_SI));
+    if (!rows)
+        return NULL;
+    for (int64_t k = 0; k < *span; k++) {
+        const double scale = (double)from_bits_f32((uint32_t)((k + *kmin) << *shift));
+        CAT(fscale_row_, SFX)(rows + k * LP_FSCALE_ROW, scale * g, 1, st);
+    }
+    CAT(fscale_row_, SFX)(rows + *span * LP_FSCALE_ROW, 1.0, 0, st);
+    CAT(fscale_row_, SFX)(rows + (*span + 1) * LP_FSCALE_ROW, NAN, 0, st);
+    return rows;
+}
+
+/* One chunk by steps: each element's count of its block's bounds passed, its value by a select per
+ * step, the sign OR-ed in (a zero result keeps it where neg_zero); row[b] is block b0 + b's row.
+ * steps, sym, blk (16, or 0 for any block size) and neg_zero (st's) are constants after inlining
+ * where the caller names them. */
+static inline LP_ALWAYS_INLINE void CAT(fscale_steps_chunk_, SFX)(const FT *src, FT *dst, double *elements,
+                                                                   int64_t start, int64_t len, int64_t b0,
+                                                                   int64_t nb, int64_t block,
+                                                                   const FS_SI *const *row, const int64_t *bkeep,
+                                                                   const lp_fscale_steps *st, const int steps,
+                                                                   const int sym, const int blk,
+                                                                   const FS_SI neg_zero)
+{
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t lo = (b0 + b) * block - start, hi = lo + block;
+        lo = lo > 0 ? lo : 0;
+        hi = hi < len ? hi : len;
+        FS_SI r[LP_FSCALE_ROW]; /* a local copy (a few vector moves): the element loop then vectorizes */
+        memcpy(r, row[b], sizeof r);
+        const FS_SI *tb = r, *ub = r + 16, *wb = r + 32;
+        const FS_SI sm = bkeep[b] ? FS_MIN : 0;
+        const int64_t m = blk ? blk : hi - lo; /* blk: whole blocks aligned with the chunk */
+        const FT *x = src + lo;
+        if (dst) {
+            FT *y = dst + lo;
+            LP_KEEP_LOOP
+            for (int64_t i = 0; i < m; i++) { /* the lanes are the elements, the steps unrolled */
+                const FS_SI xb = (FS_SI)CAT(to_bits_, SFX)(x[i]), a = xb & FS_ABS;
+                FS_SI v = wb[0], k = 0;
+                LP_UNROLL_ALL
+                for (int j = 0; j < steps; j++) {
+                    const FS_SI c = a >= (sym ? tb[j] : (xb < 0 ? ub[j] : tb[j]));
+                    v = c ? wb[j + 1] : v;
+                    k += c;
+                }
+                y[i] = CAT(from_bits_, SFX)((FS_UT)(v | ((k | neg_zero) ? xb & sm : 0)));
+            }
+        }
+        if (elements)
+            for (int64_t i = 0; i < m; i++) {
+                const FS_SI xb = (FS_SI)CAT(to_bits_, SFX)(x[i]), a = xb & FS_ABS;
+                FS_SI k = 0;
+                for (int j = 0; j < steps; j++)
+                    k += a >= (xb < 0 ? ub[j] : tb[j]);
+                const uint64_t e = to_bits_f64(sm ? st->code[k] : 0.0);
+                const uint64_t neg = ((xb & sm) && (k | neg_zero)) ? (1ull << 63) : 0;
+                elements[lo + i] = from_bits_f64(e | neg);
+            }
+    }
+}
+
 LP_CLONES void CAT(lp_fscale_quantize_, SFX)(const FT *in, FT *out, double *elements, double *scales, int64_t n,
                                              int64_t block,
                                    const lp_qparams *ep, const lp_qparams *sp, double elem_max, double g,
-                                   double smallest, lp_rounding mode, uint64_t seed, uint64_t offset, int nthreads)
+                                   double smallest, lp_rounding mode, uint64_t seed, uint64_t offset,
+                                   const lp_fscale_steps *steps, int nthreads)
 {
     const int64_t nchunks = (n + LP_WORK_UNIT - 1) / LP_WORK_UNIT;
     const int stochastic = mode == LP_STOCHASTIC;
+    const int by_steps = steps && !stochastic && block >= 8 && steps->steps >= 1 && steps->steps <= 15;
+    int shift = 0;
+    int64_t kmin = 0, span = 0;
+    FS_SI *rows = by_steps ? CAT(fscale_rows_, SFX)(sp, smallest, g, steps, &shift, &kmin, &span) : NULL;
     nthreads = lp_team(n, nthreads);
     LP_PARALLEL_FOR
     for (int64_t c = 0; c < nchunks; c++) {
@@ -167,6 +334,33 @@ LP_CLONES void CAT(lp_fscale_quantize_, SFX)(const FT *in, FT *out, double *elem
         if (scales)
             for (int64_t b = b0 * block >= start ? b0 : b0 + 1; b <= b1; b++)
                 scales[b] = bscale[b - b0];
+        const FT *src = in + start;
+        if (by_steps) { /* no per-element divisors */
+            double *el = elements ? elements + start : 0;
+            FT *dst = out ? out + start : 0;
+            const int64_t nb = b1 - b0 + 1;
+            const FS_SI *row[LP_WORK_UNIT + 2];
+            FS_SI local[LP_FSCALE_NB * LP_FSCALE_ROW];
+            if (rows)
+                for (int64_t b = 0; b < nb; b++) {
+                    const int64_t key = (int64_t)(to_bits_f32((float)bscale[b]) >> shift) - kmin;
+                    const int64_t at = bkeep[b] ? key : (bscale[b] == bscale[b] ? span : span + 1);
+                    row[b] = rows + at * LP_FSCALE_ROW;
+                }
+            else
+                for (int64_t b = 0; b < nb; b++) {
+                    CAT(fscale_row_, SFX)(local + b * LP_FSCALE_ROW, bsg[b], bkeep[b] != 0, steps);
+                    row[b] = local + b * LP_FSCALE_ROW;
+                }
+            if (block == 16 && steps->steps == 7 && steps->neg_zero && steps->sym) /* NVFP4's nearest, toward 0 */
+                CAT(fscale_steps_chunk_, SFX)(src, dst, el, start, len, b0, nb, 16, row, bkeep, steps, 7, 1, 16, 1);
+            else if (block == 16 && steps->steps == 7 && steps->neg_zero) /* up, down */
+                CAT(fscale_steps_chunk_, SFX)(src, dst, el, start, len, b0, nb, 16, row, bkeep, steps, 7, 0, 16, 1);
+            else
+                CAT(fscale_steps_chunk_, SFX)(src, dst, el, start, len, b0, nb, block, row, bkeep, steps,
+                                              steps->steps, 0, 0, steps->neg_zero);
+            continue;
+        }
         for (int64_t b = b0; b <= b1; b++) { /* each element's divisor and keep mask, a block at a time */
             const int64_t lo = b * block > start ? b * block - start : 0;
             const int64_t hi = (b + 1) * block - start < len ? (b + 1) * block - start : len;
@@ -177,7 +371,6 @@ LP_CLONES void CAT(lp_fscale_quantize_, SFX)(const FT *in, FT *out, double *elem
                 keep[i] = kb;
             }
         }
-        const FT *src = in + start;
         if (stochastic) {
             for (int64_t i = 0; i < len; i++)
                 quot[i] = CAT(fscale_quotient_, SFX)(src, sgx, keep, i);
@@ -210,4 +403,11 @@ LP_CLONES void CAT(lp_fscale_quantize_, SFX)(const FT *in, FT *out, double *elem
             for (int64_t i = 0; i < len; i++)
                 out[start + i] = (FT)(whole[i] * sgx[i]);
     }
+    free(rows);
 }
+#undef FS_SI
+#undef FS_UT
+#undef FS_ABS
+#undef FS_MIN
+#undef LP_FSCALE_NB
+#undef LP_FSCALE_ROW

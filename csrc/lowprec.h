@@ -154,19 +154,35 @@ void lp_affine_f64(const double *in, double *out, int64_t n, const double *scale
                    int64_t inner, int64_t qmin, int64_t qmax, const lp_qparams *ip, lp_rounding mode, uint64_t seed,
                    uint64_t offset, int nthreads);
 
+/* The element rounding of a deterministic mode as steps (lp_fscale_quantize_f32 below). */
+typedef struct {
+    int32_t steps;        /* element magnitudes above 0 (1..15) */
+    int32_t sym;          /* neg and neg_excl equal pos and pos_excl */
+    int32_t neg_zero;     /* a negative input rounding to 0 gives -0 */
+    double code[16];      /* the element magnitudes, code[0] = 0 < code[1] < ... < code[steps] */
+    double pos[15];       /* a positive quotient q takes at least code[j + 1] where q >= pos[j] ... */
+    int32_t pos_excl[15]; /* ... or q > pos[j] where pos_excl[j] */
+    double neg[15];       /* the same for the magnitude of a negative quotient */
+    int32_t neg_excl[15];
+} lp_fscale_steps;
+
 /* Float-scaled block quantization (NVFP4: an element format, a float scale per block, a per-tensor
  * float32 scale g; see csrc/fscale_impl.h) of n elements in the blocked layout (n a multiple of
  * block): out (nullable) the values in the input type, elements (nullable, n) the rounded element
  * values, scales (nullable, n / block) each block's scale (NaN for a block with NaN or Inf). ep: the
  * element format's parameters (float32's for deterministic modes, float64's for stochastic), sp: the
  * saturating scale format's for float32, nearest even. lp_fscale_amax: the largest amax among the
- * blocks without NaN or Inf (0 if none). */
+ * blocks without NaN or Inf (0 if none). steps (nullable; deterministic modes, blocks of at least 8):
+ * the element rounding as thresholds on the quotient (lowprec.array.block.rounding_steps derives them by
+ * probing the element rounding), |x| compared with threshold * scale * g (exact in double): no division. */
 void lp_fscale_quantize_f32(const float *in, float *out, double *elements, double *scales, int64_t n, int64_t block,
                             const lp_qparams *ep, const lp_qparams *sp, double elem_max, double g, double smallest,
-                            lp_rounding mode, uint64_t seed, uint64_t offset, int nthreads);
+                            lp_rounding mode, uint64_t seed, uint64_t offset, const lp_fscale_steps *steps,
+                            int nthreads);
 void lp_fscale_quantize_f64(const double *in, double *out, double *elements, double *scales, int64_t n,
                             int64_t block, const lp_qparams *ep, const lp_qparams *sp, double elem_max, double g,
-                            double smallest, lp_rounding mode, uint64_t seed, uint64_t offset, int nthreads);
+                            double smallest, lp_rounding mode, uint64_t seed, uint64_t offset,
+                            const lp_fscale_steps *steps, int nthreads);
 double lp_fscale_amax_f32(const float *in, int64_t n, int64_t block);
 double lp_fscale_amax_f64(const double *in, int64_t n, int64_t block);
 

@@ -46,8 +46,14 @@ static inline int lp_team(int64_t n, int nthreads)
 
 #if defined(__GNUC__)
 #define LP_ALWAYS_INLINE __attribute__((always_inline))
+/* before a loop of a small constant trip count: kept a loop, for the loop vectorizer (GCC unrolls it
+ * completely first otherwise, and its straight-line vectorizer misses the select chains) */
+#define LP_KEEP_LOOP _Pragma("GCC unroll 1")
+#define LP_UNROLL_ALL _Pragma("GCC unroll 16") /* a short inner loop unrolled, its lanes the outer loop's */
 #else
 #define LP_ALWAYS_INLINE
+#define LP_KEEP_LOOP
+#define LP_UNROLL_ALL
 #endif
 
 /* Runtime dispatch: x86-64 builds carry AVX-512 (x86-64-v4) and AVX2 (x86-64-v3) clones of the hot

@@ -73,11 +73,13 @@ int lp_have_openmp(void)
  * and ternary ones (scaled_impl.h). */
 #define FT float
 #define SFX f32
+#define WBITS 32
 #include "fscale_impl.h"
 #include "scaled_impl.h"
 #include "type_macros_end.h"
 #define FT double
 #define SFX f64
+#define WBITS 64
 #include "fscale_impl.h"
 #include "scaled_impl.h"
 #include "type_macros_end.h"

@@ -71,7 +71,9 @@ def split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def divide_round_odd(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
     """a / b in float64 rounded to odd: the nearest quotient, moved to its odd neighbour toward the
     exact value when inexact. Rounding it to any format of at most 51 significant bits is then the
-    same as rounding a / b exactly (b finite nonzero, a/b normal). b may be a scalar."""
+    same as rounding a / b exactly (b finite nonzero, a/b normal). A quotient that underflows to 0
+    becomes the smallest subnormal of the exact quotient's sign, so that a directed rounding of a
+    nonzero quotient leaves 0. b may be a scalar."""
     with np.errstate(all="ignore"):
         q = np.asarray(a / b, np.float64)
         qh, ql = split(q)
@@ -80,10 +82,12 @@ def divide_round_odd(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
         err = ((qh * bh - p) + qh * bl + ql * bh) + ql * bl  # q*b = p + err exactly (Dekker)
         r = (a - p) - err  # the residual a - q*b, exact in float64 here
         fix = (r != 0) & ((q.view(np.int64) & 1) == 0) & np.isfinite(q) & (q != 0)
-        if fix.any():
+        under = (q == 0) & (np.asarray(a) != 0) & np.isfinite(b)
+        if fix.any() or under.any():
             up = (r * np.sign(b) > 0)[fix]  # the exact quotient lies above q
             q = q.copy()
             q[fix] = np.nextafter(q[fix], np.where(up, np.inf, -np.inf))
+            q[under] = np.copysign(np.nextafter(0.0, 1.0), (np.sign(a) * np.sign(b) * np.ones_like(q))[under])
     return q
 
 

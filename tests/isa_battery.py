@@ -39,6 +39,10 @@ def cases():
     for fmt in ("mxfp8_e4m3", "mxfp4_e2m1", "mxint8", "nvfp4", lowprec.bfp(12, 16)):
         for mode in ("nearest_even", "stochastic", "toward_zero"):
             yield f"{fmt} {mode}", lowprec.quantize(np.nan_to_num(blocks), fmt, mode, seed=7)
+    fp4_8 = lowprec.BlockFormat("fp4_e2m1fn", block=8, scale="fp8_e4m3fn")
+    for b in (blocks, x64[:65536].reshape(256, 256)):  # float-scaled steps: signed bounds, any block size
+        yield f"nvfp4 up {b.dtype}", lowprec.quantize(b, "nvfp4", "up")
+        yield f"fp4 x 8 nearest_even {b.dtype}", lowprec.quantize(b, fp4_8, "nearest_even")
     book = lowprec.LUTFormat(np.sort(np.random.default_rng(1).standard_normal(256)))
     small = lowprec.LUTFormat(np.sort(np.random.default_rng(2).standard_normal(16)))
     for fmt in (book, small, lowprec.LogFormat(4), lowprec.LogFormat(8)):

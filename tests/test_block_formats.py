@@ -272,6 +272,94 @@ def test_float_scaled_blocks_in_c_are_the_numpy_rule(dtype):
             assert_same(e1, e0.astype(np.float64), context + " elements")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_scaled_steps_at_every_threshold(dtype):
+    """The steps path of the C kernel (thresholds times scale * g, no division: csrc/fscale_impl.h) on
+    inputs at every code and midpoint of fp4_e2m1fn times each block's divisor, and their neighbours
+    in the input type, both signs, every deterministic mode: the numpy rule's values and elements.
+    NVFP4 (blocks of 16, the unrolled loops), blocks of 8 and of 24 (straddling the 1024-element
+    chunks; e5m2 scales, a tensor scale)."""
+    from lowprec.array.block import float_scale_quantize, float_scale_quantize_c
+    from lowprec.array.rounding_steps import rounding_steps
+
+    rng = np.random.default_rng(11)
+    e2m1 = formats.get("fp4_e2m1fn")
+    code = e2m1.values()[e2m1.values() >= 0]
+    points = np.concatenate([code, (code[:-1] + code[1:]) / 2])
+    for fmt in [formats.get("nvfp4"), BlockFormat("fp4_e2m1fn", block=8, scale="fp8_e4m3fn"),
+                BlockFormat("fp4_e2m1fn", block=24, scale="fp8_e5m2", tensor_scale=True)]:
+        nb = 3000 // fmt.block
+        top = (rng.standard_normal(nb) * np.exp2(rng.integers(-20, 20, nb))).astype(dtype)
+        big = np.argmax(np.abs(top))  # the tensor scale a power of two: exact ties in float32 too
+        top[big] = 2688.0 * 2.0 ** np.ceil(np.log2(np.abs(top[big]) / 2688.0))
+        x = np.zeros((nb, fmt.block), dtype)
+        x[:, 0] = top  # each block's amax: the others stay at or below it
+        _, scales, g, _ = float_scale_quantize(x, fmt, "nearest_even", 0, None)
+        sg = scales * g
+        t = rng.choice(points, x[:, 1:].shape) * sg[:, None]
+        t = t.astype(dtype)
+        t = np.where(rng.random(t.shape) < 0.5, t, np.nextafter(t, rng.choice([-np.inf, np.inf], t.shape)).astype(dtype))
+        t = np.where(np.abs(t) <= np.abs(top)[:, None], t, 0).astype(dtype)
+        x[:, 1:] = t * rng.choice([-1, 1], t.shape).astype(dtype)
+        for mode in MODES[:-1]:
+            assert rounding_steps(fmt.element, mode) is not None, mode
+            v0, s0, g0, e0 = float_scale_quantize(x, fmt, mode, 0, None)
+            assert_same(s0, scales, f"{fmt!r}: the scales moved")
+            v1, s1, g1, e1 = float_scale_quantize_c(x, fmt, mode, 0, None, want_elements=True)
+            context = f"{fmt!r} {mode}"
+            assert_same(v1, v0, context)
+            assert_same(e1, e0.astype(np.float64), context + " elements")
+
+
+def test_rounding_steps_read_off_the_format():
+    """The thresholds are the format's own rounding: ties of nearest_even to the even code (exclusive
+    where the lower code is even), nearest_away inclusive, the directed modes at the codes; None for
+    stochastic rounding and for formats of more than 16 magnitudes."""
+    from lowprec.array.rounding_steps import rounding_steps
+
+    e2m1 = formats.get("fp4_e2m1fn")
+    ne = rounding_steps(e2m1, "nearest_even")
+    assert ne.steps == 7 and ne.sym == 1 and ne.neg_zero == 1
+    assert [ne.pos[j] for j in range(7)] == [0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0]
+    assert [ne.pos_excl[j] for j in range(7)] == [1, 0, 1, 0, 1, 0, 1]
+    away = rounding_steps(e2m1, "nearest_away")
+    assert [away.pos_excl[j] for j in range(7)] == [0] * 7
+    up = rounding_steps(e2m1, "up")
+    assert up.sym == 0 and [up.pos[j] for j in range(7)] == [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0]
+    assert [up.neg[j] for j in range(7)] == [0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
+    assert rounding_steps(e2m1, "stochastic") is None
+    assert rounding_steps(formats.get("fp6_e2m3fn"), "nearest_even") is None  # 32 magnitudes
+
+
+def test_a_quotient_below_doubles_range_is_not_zero():
+    """x / (scale * g) far below float64's smallest subnormal still rounds up under mode "up" (the
+    exact quotient is positive): divide_round_odd gives the smallest subnormal, not 0, in numpy, the C
+    division path (fp6 elements) and the C steps path (fp4)."""
+    from lowprec._exact import divide_round_odd
+    from lowprec.array.block import float_scale_quantize, float_scale_quantize_c
+
+    assert divide_round_odd(np.array([5e-324, -5e-324]), 1e300).tolist() == [5e-324, -5e-324]
+    for element in ("fp4_e2m1fn", "fp6_e3m2fn"):
+        fmt = BlockFormat(element, block=16, scale="fp8_e4m3fn", tensor_scale=True)
+        x = np.zeros((2, 16))
+        x[0, 0] = 1e300  # a huge tensor scale
+        x[1, :2] = 1e-320, -1e-320
+        v0, _, _, e0 = float_scale_quantize(x, fmt, "up", 0, None)
+        v1, _, _, e1 = float_scale_quantize_c(x, fmt, "up", 0, None, want_elements=True)
+        smallest = float(lowprec.formats.get(element).values()[lowprec.formats.get(element).values() > 0][0])
+        assert e0[1, 0] == smallest and e0[1, 1] == -0.0 and np.signbit(e0[1, 1]), element
+        assert_same(e1, e0.astype(np.float64), element)
+        assert_same(v1, v0, element)
+    # integer affine: the C kernel and the numpy rule (encode's codes) take the quotient's sign too
+    from lowprec.array.scaled import _affine
+
+    fmt = lowprec.IntAffineFormat(8, 1e10, 0)
+    x = np.array([5e-324, -5e-324, 0.0])
+    v0, q0 = _affine(x, fmt, "up", None)
+    assert q0.tolist() == [1, 0, 0] and v0.tolist() == [1e10, -0.0, 0.0]
+    assert_same(lowprec.quantize(x, fmt, "up"), v0)
+
+
 def test_divide_round_odd_is_exact_enough():
     from fractions import Fraction
 

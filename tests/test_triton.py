@@ -357,6 +357,23 @@ def test_integer_affine_every_mode(dtype, device):
             assert_same(got.numpy(), expected.numpy(), f"{fmt} {mode}")
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_quotients_below_doubles_range_keep_their_sign(device):
+    """x / scale below float64's smallest subnormal, directed up or down: an affine format and float
+    scales (a huge tensor scale) give the host path's bits (the smallest subnormal, not 0, rounded)."""
+    x = torch.tensor([5e-324, -5e-324, 1e-320, -1e-320, 0.0], dtype=torch.float64)
+    blocks = torch.zeros(2, 16, dtype=torch.float64)
+    blocks[0, 0], blocks[1, :4] = 1e300, x[:4]
+    cases = [(x, lowprec.IntAffineFormat(8, 1e10)), (blocks, lowprec.BlockFormat("fp6_e3m2fn", block=16,
+                                                                                 scale="fp8_e4m3fn", tensor_scale=True))]
+    for arr, fmt in cases:
+        for mode in ("up", "down"):
+            expected = lowprec.quantize(arr, fmt, mode, backend="c")
+            got = lowprec.quantize(arr.to(device), fmt, mode, backend="triton").cpu()
+            assert_same(got.numpy(), expected.numpy(), f"{fmt} {mode}")
+    assert lowprec.quantize(x[:1], lowprec.IntAffineFormat(8, 1e10), "up", backend="triton").item() == 1e10
+
+
 def _around(points):
     """Each point and its float32 neighbours."""
     p = np.asarray(points, np.float32)

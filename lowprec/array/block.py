@@ -31,6 +31,7 @@ from ..formats import layout
 from ..kernels.rounding import check_rbits, mode_index, seed_key
 from ..kernels.threads import get_num_threads
 from .backend import choose_for_blocks, rounds_through_float32
+from .rounding_steps import rounding_steps
 from .scalar import quantize_at, quantize_scalar
 
 PAD_POLICIES = ("zeros", "raise")
@@ -211,7 +212,7 @@ def float_scale_quantize_c(blocks: np.ndarray, fmt: BlockFormat, rounding: str, 
             else ffi.NULL, ffi.from_buffer("double[]", elements, require_writable=True) if want_elements else ffi.NULL,
             ffi.from_buffer("double[]", scales, require_writable=True), n, fmt.block, ep, sp, float(fmt.element.max),
             float(g), float(smallest), mode_index(rounding), key, counter_offset(start, np.dtype(np.float64)),
-            get_num_threads())
+            rounding_steps(fmt.element, rounding) or ffi.NULL, get_num_threads())
     return values, scales, g, elements
 
 

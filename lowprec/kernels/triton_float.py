@@ -120,12 +120,13 @@ def _draw64(p, key_lo, key_hi, BYTES: tl.constexpr):
 @triton.jit
 def _odd_quotient(a, b):
     """a / b (float64, b > 0) rounded to odd: the nearest quotient moved to its odd neighbour toward
-    the exact one when inexact (the residual exact from an fma), as lowprec._exact.divide_round_odd."""
+    the exact one when inexact (the residual exact from an fma), an underflow to 0 the smallest
+    subnormal of the exact quotient's sign; as lowprec._exact.divide_round_odd."""
     q = a / b
     r = tl.fma(-q, b, a)
     bits = q.to(tl.int64, bitcast=True)
-    fix = (r != 0) & ((bits & 1) == 0) & (q != 0) & (tl.abs(q) < float("inf"))
-    step = tl.where((r > 0) == (q > 0), 1, -1)
+    fix = (r != 0) & ((bits & 1) == 0) & (tl.abs(q) < float("inf"))  # a zero q too: it underflowed
+    step = tl.where((r > 0) == (bits >= 0), 1, -1)  # the sign bit: a zero's is the exact value's
     return tl.where(fix, bits + step, bits).to(tl.float64, bitcast=True)
 
 
@@ -135,8 +136,8 @@ def _odd_product(a, b):
     p = a * b
     r = tl.fma(a, b, -p)
     bits = p.to(tl.int64, bitcast=True)
-    fix = (r != 0) & ((bits & 1) == 0) & (p != 0) & (tl.abs(p) < float("inf"))
-    step = tl.where((r > 0) == (p > 0), 1, -1)
+    fix = (r != 0) & ((bits & 1) == 0) & (tl.abs(p) < float("inf"))  # a zero p too: it underflowed
+    step = tl.where((r > 0) == (bits >= 0), 1, -1)  # the sign bit: a zero's is the exact value's
     return tl.where(fix, bits + step, bits).to(tl.float64, bitcast=True)
 
 
