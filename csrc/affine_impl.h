@@ -3,9 +3,10 @@
  * q = clamp(round(x / s) + zp, qmin, qmax), value = (q - zp) * s, each rounded once: x / s is formed in
  * double and moved to its odd neighbour toward the exact quotient when inexact (the residual comes
  * exactly from fma), which any rounding to an integer treats as the exact quotient; the integer
- * rounding is float arithmetic in the deterministic modes (lp_to_integer) and the core quantizer's
- * block routine on those doubles for stochastic rounding (params ip: 64-bit integers, so its draws
- * follow lp_quantize_f64's layout over the n quotients); the product (q - zp) * s is
+ * rounding is float arithmetic in the deterministic modes (lp_to_integer) and in stochastic rounding
+ * with 64 random bits (lp_sr_integer: the core quantizer's rule for a 64-bit integer format, its draws
+ * laid out as lp_quantize_f64's over the n quotients; other draw widths take the core's block routine
+ * on those doubles, params ip); the product (q - zp) * s is
  * rounded to odd likewise before its one rounding to float (float32 input) or is double's own product
  * (float64 input). NaN stays NaN. */
 
@@ -57,6 +58,48 @@ static inline LP_ALWAYS_INLINE double lp_to_integer(double q, const int mode)
     }
     const double minus = -m;
     return q < 0 ? minus : m;
+}
+
+/* q (double) rounded stochastically to an integer as the core quantizer rounds it to a 64-bit
+ * integer format with 64 random bits r = hi * 2**32 + lo (gfloat's rule): away from zero iff f + r *
+ * 2**-64 >= 1, f the fraction |q| - floor(|q|) rounded to a multiple of 2**-64 (nearest even; only
+ * |q| < 2**-12 has bits below); clamped to +-2**62 as lp_to_integer. In double arithmetic, no step
+ * rounding what decides: u = 1 - hi * 2**-32 and -lo * 2**-64 come exactly from the words' bits under
+ * an exponent (no unsigned conversion, which AVX2 lacks), and f - u >= -lo * 2**-64 decides: f - u is
+ * a multiple of 2**-64, exact below 2**-11 in size or where f >= u / 2 (Sterbenz), and otherwise at
+ * most -2**-11 (rounding keeps it there), below -lo * 2**-64 > -2**-32 as the exact value is. */
+static inline LP_ALWAYS_INLINE double lp_sr_integer(double q, uint32_t lo, uint32_t hi)
+{
+    const double big = 4503599627370496.0, top = 4611686018427387904.0, fine = 1.0 / 4096.0;
+    double a = fabs(q);
+    a = a < top ? a : top;
+    const double shifted = (a + big) - big;
+    const double near = a < big ? shifted : a;
+    const double below = near - 1.0;
+    const double low = near > a ? below : near; /* floor(|q|) */
+    const double frac = a - low;
+    const double f = frac < fine ? (frac + fine) - fine : frac; /* the sum's spacing there: 2**-64 */
+    const double v = from_bits_f64(0x4130000000000000ull | (uint64_t)hi); /* 2**20 + hi * 2**-32 */
+    const double w = from_bits_f64(0x3F30000000000000ull | (uint64_t)lo); /* 2**-12 + lo * 2**-64 */
+    const double u = 1048577.0 - v, minus_r_lo = fine - w;
+    const double m = low + (f - u >= minus_r_lo ? 1.0 : 0.0);
+    const double minus = -m;
+    return q < 0 ? minus : m;
+}
+
+/* A work unit's quotients rounded by lp_sr_integer with lp_quantize_f64's draws (64 random bits): the
+ * draw of element h C + j (C = LP_WORK_UNIT / 2 counters) is words 2h (low) and 2h + 1 (high) of
+ * counter j of the word-major Philox block w. */
+static inline LP_ALWAYS_INLINE void lp_sr_integers(const double *quot, double *whole, int64_t len,
+                                                   const uint32_t *w)
+{
+    const int64_t C = LP_WORK_UNIT / 2;
+    for (int64_t h = 0; h < 2; h++) {
+        const uint32_t *lo = w + 2 * h * C, *hi = w + (2 * h + 1) * C;
+        const int64_t m = len - h * C < C ? len - h * C : C;
+        for (int64_t j = 0; j < m; j++)
+            whole[h * C + j] = lp_sr_integer(quot[h * C + j], lo[j], hi[j]);
+    }
 }
 #endif
 
@@ -183,7 +226,14 @@ LP_CLONES void CAT(lp_affine_, SFX)(const FT *in, FT *out, int64_t n, const doub
             CAT(affine_quotients_, SFX)(in + start, quot, len, sc, 1);
         else
             CAT(affine_quotients_, SFX)(in + start, quot, len, sc, 0);
-        block_f64(quot, whole, len, ip, mode, seed, offset + (uint64_t)c * (LP_WORK_UNIT / 2));
+        const uint64_t ctr = offset + (uint64_t)c * (LP_WORK_UNIT / 2);
+        if (ip->rbits == 64) {
+            uint32_t w[2 * LP_WORK_UNIT];
+            philox_fill_best(w, LP_WORK_UNIT / 2, seed, ctr);
+            lp_sr_integers(quot, whole, len, w);
+        } else {
+            block_f64(quot, whole, len, ip, mode, seed, ctr);
+        }
         if (pc)
             CAT(affine_values_, SFX)(in + start, out + start, whole, len, sc, lo, hi, 1);
         else

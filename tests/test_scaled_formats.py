@@ -233,3 +233,50 @@ def test_binary_and_ternary_c_kernels_equal_the_numpy_rules(dtype):
             else:
                 expected = _ternary(x, fmt)[0]
             assert_same(got, expected.astype(dtype), f"{fmt} {mode}")
+
+
+def test_affine_stochastic_at_every_draws_threshold():
+    """Stochastic rounding of x / scale to an integer against exact integers: round away from zero iff
+    F + r >= 2**64, F the fraction |x / scale| - floor times 2**64 rounded to nearest even, r the 64-bit
+    draw (lowprec.reference's Philox, the core's layout). Inputs sit at each element's own threshold:
+    F = 2**64 - r rounded up and down to the grid of q in [1, 2), the exact threshold and a tie of F's
+    rounding on either side of it for tiny quotients (the largest draws, where 2**64 - r < 2**52), and
+    quotients below 2**-12, at 2**52 and beyond the clamp; both signs, across 1024-element units."""
+    from lowprec.kernels.rounding import seed_key
+    from lowprec.reference import element_random
+
+    n, seed = 1 << 16, 77
+    r = [int(v) for v in element_random(n, np.float64, seed_key(seed))]
+    rng = np.random.default_rng(3)
+    x = []
+    for i, ri in enumerate(r):
+        gap = (1 << 64) - ri  # F reaching this carries
+        kind = i % 8
+        if gap < 1 << 52:  # tiny quotients at the threshold and at ties of F's rounding next to it
+            x.append(float(Fraction(gap - (i % 3), 1 << 64)) if i % 2 else float(Fraction(2 * gap - 1 - 2 * (i % 3 == 1), 1 << 65)))
+        elif kind < 2:  # q in [1, 2): F a multiple of 2**12, just above or below the threshold
+            f = -(-gap >> 12) if kind == 0 else gap >> 12
+            x.append(1.0 + f * 2.0**-52 if f < 1 << 52 else 1.5)
+        elif kind == 2:
+            x.append(float(rng.uniform(0, 1)) * 2.0 ** int(rng.integers(-80, -10)))
+        elif kind == 3:
+            x.append(float(rng.uniform(0, 1)))
+        elif kind == 4:
+            x.append(float(rng.standard_normal() * 2.0 ** int(rng.integers(0, 30))))
+        elif kind == 5:
+            x.append(float(rng.choice([2.0**52 + 1, 2.0**52 - 0.5, 2.0**62 * 3, 2.0**31 - 0.25, 0.0, 5e-324])))
+        else:
+            x.append(float(rng.standard_normal() * 10))
+    x = np.array(x) * np.where(np.arange(n) % 16 < 8, 1.0, -1.0)
+    fmt = IntAffineFormat(32, 1.0, 0)  # x / 1 is exact: the quotient is x
+    got = lowprec.quantize(x, fmt, "stochastic", seed=seed)
+    expected = []
+    for xi, ri in zip(x.tolist(), r):
+        q = abs(Fraction(xi))
+        whole = math.floor(q)
+        frac = round((q - whole) * (1 << 64))  # Python rounds halves to even
+        k = whole + (frac + ri >= 1 << 64)
+        expected.append(min(max(-k if xi < 0 else k, fmt.qmin), fmt.qmax))
+    assert_same(got, np.array(expected, np.float64))
+    near = sum(1 for ri in r if (1 << 64) - ri < 1 << 52)
+    assert near >= 4  # the threshold cases exist (about 16 expected)
