@@ -24,7 +24,7 @@ setup(
         "plot": ["matplotlib"],
         "studies": ["torch", "matplotlib", "scikit-learn", "dask[distributed]"],
         "gpu": ["triton>=3.2; platform_system == 'Linux'"],
-        "test": ["pytest", "hypothesis", "ml_dtypes>=0.5", "gfloat>=0.5", "gmpy2>=2.1", "matplotlib", "scikit-learn",
+        "test": ["pytest", "pytest-xdist", "hypothesis", "ml_dtypes>=0.5", "gfloat>=0.5", "gmpy2>=2.1", "matplotlib", "scikit-learn",
                  "dask[distributed]", "triton>=3.2; platform_system == 'Linux'", "transformers"],
     },
     entry_points={"console_scripts": ["lowprec=lowprec.cli:main"]},

@@ -9,9 +9,10 @@
  * Quotients are formed in double and rounded to odd (the residual exact from fma), so one rounding
  * later is the correct rounding of the exact quotient. The deterministic modes round them to odd
  * once more at float precision and then by the float32 block routine (the Python side admits element
- * and scale formats of at most 22 significant bits, whose rounding that preserves); stochastic
- * rounding rounds the doubles by the float64 block routine, whose draws follow lp_quantize_f64's
- * layout over the n quotients from `offset`. The input is the blocked layout: n a multiple of the
+ * and scale formats of at most 22 significant bits, whose rounding that preserves), or, given the
+ * element rounding as steps (lp_fscale_steps), compare |x| with thresholds times scale * g; stochastic
+ * rounding rounds the doubles as the float64 block routine does, whose draws follow lp_quantize_f64's
+ * layout over the n quotients from `offset` (by steps, lp_sr_steps, where they describe it). The input is the blocked layout: n a multiple of the
  * block size, block b holding elements b * block ... (b + 1) * block - 1. */
 
 #include <math.h>
@@ -46,6 +47,48 @@ static inline int64_t lp_odd32_outside(double q)
 {
     const int64_t e = ((int64_t)to_bits_f64(q) >> 52) & 0x7FF; /* biased exponent: 897 = 2**-126's */
     return ((e < 897) | (e > 1150)) & (q != 0);
+}
+
+/* Stochastic rounding of a work unit's quotients to an element format of few magnitudes (steps,
+ * mode LP_STOCHASTIC: code[0] = 0 < ... < code[n], n = steps, a float grid whose gap above code[j] is
+ * the format's quantum there, a power of two; saturating above code[n]), as the core quantizer rounds
+ * them with 64 random bits: |q| in [code[j], code[j + 1]) goes up iff p + r * 2**-64 >= 1, p = (|q| -
+ * code[j]) / gap (exact: Sterbenz, a power of two) rounded to a multiple of 2**-64, decided as
+ * lp_sr_integer decides; a zero result keeps q's sign where neg_zero. up[j] and inv[j]: code[j + 1]
+ * and 1 / gap, code[n] and 0 for j = n. The draws: lp_sr_integers' layout (words w). */
+static inline LP_ALWAYS_INLINE void lp_sr_steps(const double *quot, double *whole, int64_t len, const uint32_t *w,
+                                                const double *code, const double *up, const double *inv,
+                                                const int steps, const int64_t neg_zero)
+{
+    const int64_t C = LP_WORK_UNIT / 2;
+    const double fine = 1.0 / 4096.0;
+    double cl[16], ul[16], il[16]; /* local copies: the stores to whole cannot alias them (it vectorizes) */
+    memcpy(cl, code, sizeof cl);
+    memcpy(ul, up, sizeof ul);
+    memcpy(il, inv, sizeof il);
+    for (int64_t h = 0; h < 2; h++) {
+        const uint32_t *lo = w + 2 * h * C, *hi = w + (2 * h + 1) * C;
+        const int64_t m = len - h * C < C ? len - h * C : C;
+        LP_KEEP_LOOP
+        for (int64_t j = 0; j < m; j++) {
+            const double q = quot[h * C + j], a = fabs(q);
+            double low = 0.0, high = ul[0], ig = il[0];
+            LP_UNROLL_ALL
+            for (int s = 1; s <= steps; s++) { /* selects on the comparison itself: 0/1 ints stop GCC */
+                low = a >= cl[s] ? cl[s] : low;
+                high = a >= cl[s] ? ul[s] : high;
+                ig = a >= cl[s] ? il[s] : ig;
+            }
+            const double p = (a - low) * ig;
+            const double f = p < fine ? (p + fine) - fine : p;
+            const double v = from_bits_f64(0x4130000000000000ull | (uint64_t)hi[j]); /* 2**20 + hi * 2**-32 */
+            const double x = from_bits_f64(0x3F30000000000000ull | (uint64_t)lo[j]); /* 2**-12 + lo * 2**-64 */
+            const double r = f - (1048577.0 - v) >= fine - x ? high : low;
+            const int64_t sign = (int64_t)(to_bits_f64(q) & 0x8000000000000000ull);
+            const int64_t keep = (r != 0.0) | neg_zero ? sign : 0;
+            whole[h * C + j] = from_bits_f64(to_bits_f64(r) | (uint64_t)keep);
+        }
+    }
 }
 
 /* a / b rounded to odd (b > 0 finite): affine_impl.h's rule */
@@ -319,6 +362,13 @@ LP_CLONES void CAT(lp_fscale_quantize_, SFX)(const FT *in, FT *out, double *elem
     int shift = 0;
     int64_t kmin = 0, span = 0;
     FS_SI *rows = by_steps ? CAT(fscale_rows_, SFX)(sp, smallest, g, steps, &shift, &kmin, &span) : NULL;
+    /* stochastic rounding by steps (64 random bits): lp_sr_steps' tables */
+    const int by_sr = steps && stochastic && ep->rbits == 64 && steps->steps >= 1 && steps->steps <= 15;
+    double sr_up[16] = {0}, sr_inv[16] = {0};
+    for (int j = 0; by_sr && j <= steps->steps; j++) {
+        sr_up[j] = j < steps->steps ? steps->code[j + 1] : steps->code[j];
+        sr_inv[j] = j < steps->steps ? 1.0 / (steps->code[j + 1] - steps->code[j]) : 0.0;
+    }
     nthreads = lp_team(n, nthreads);
     LP_PARALLEL_FOR
     for (int64_t c = 0; c < nchunks; c++) {
@@ -374,10 +424,19 @@ LP_CLONES void CAT(lp_fscale_quantize_, SFX)(const FT *in, FT *out, double *elem
         if (stochastic) {
             for (int64_t i = 0; i < len; i++)
                 quot[i] = CAT(fscale_quotient_, SFX)(src, sgx, keep, i);
-            if (ep->sub_exp < 1)
-                block_deep_f64(quot, whole, len, ep, mode, seed, offset + (uint64_t)c * (LP_WORK_UNIT / 2));
-            else
-                block_f64(quot, whole, len, ep, mode, seed, offset + (uint64_t)c * (LP_WORK_UNIT / 2));
+            const uint64_t ctr = offset + (uint64_t)c * (LP_WORK_UNIT / 2);
+            if (by_sr) {
+                uint32_t w[2 * LP_WORK_UNIT];
+                philox_fill_best(w, LP_WORK_UNIT / 2, seed, ctr);
+                if (steps->steps == 7) /* fp4_e2m1: a constant trip count */
+                    lp_sr_steps(quot, whole, len, w, steps->code, sr_up, sr_inv, 7, steps->neg_zero);
+                else
+                    lp_sr_steps(quot, whole, len, w, steps->code, sr_up, sr_inv, steps->steps, steps->neg_zero);
+            } else if (ep->sub_exp < 1) {
+                block_deep_f64(quot, whole, len, ep, mode, seed, ctr);
+            } else {
+                block_f64(quot, whole, len, ep, mode, seed, ctr);
+            }
         } else {
             int64_t outside = 0; /* quotients beyond float's normal range (rare): lp_odd32's pass */
             for (int64_t i = 0; i < len; i++) {

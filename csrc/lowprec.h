@@ -154,7 +154,8 @@ void lp_affine_f64(const double *in, double *out, int64_t n, const double *scale
                    int64_t inner, int64_t qmin, int64_t qmax, const lp_qparams *ip, lp_rounding mode, uint64_t seed,
                    uint64_t offset, int nthreads);
 
-/* The element rounding of a deterministic mode as steps (lp_fscale_quantize_f32 below). */
+/* The element rounding of a deterministic mode as steps (lp_fscale_quantize_f32 below); for stochastic
+ * rounding (64 random bits) only steps, neg_zero and code: a float grid, saturating (lp_sr_steps). */
 typedef struct {
     int32_t steps;        /* element magnitudes above 0 (1..15) */
     int32_t sym;          /* neg and neg_excl equal pos and pos_excl */
@@ -174,7 +175,8 @@ typedef struct {
  * saturating scale format's for float32, nearest even. lp_fscale_amax: the largest amax among the
  * blocks without NaN or Inf (0 if none). steps (nullable; deterministic modes, blocks of at least 8):
  * the element rounding as thresholds on the quotient (lowprec.array.block.rounding_steps derives them by
- * probing the element rounding), |x| compared with threshold * scale * g (exact in double): no division. */
+ * probing the element rounding), |x| compared with threshold * scale * g (exact in double): no division;
+ * (stochastic, ep's rbits 64) the element grid, the quotient rounded without the core's block routine. */
 void lp_fscale_quantize_f32(const float *in, float *out, double *elements, double *scales, int64_t n, int64_t block,
                             const lp_qparams *ep, const lp_qparams *sp, double elem_max, double g, double smallest,
                             lp_rounding mode, uint64_t seed, uint64_t offset, const lp_fscale_steps *steps,

@@ -43,6 +43,9 @@ def cases():
     for b in (blocks, x64[:65536].reshape(256, 256)):  # float-scaled steps: signed bounds, any block size
         yield f"nvfp4 up {b.dtype}", lowprec.quantize(b, "nvfp4", "up")
         yield f"fp4 x 8 nearest_even {b.dtype}", lowprec.quantize(b, fp4_8, "nearest_even")
+        yield f"fp4 x 8 stochastic {b.dtype}", lowprec.quantize(b, fp4_8, "stochastic", seed=3)  # lp_sr_steps
+        yield f"int8 affine stochastic {b.dtype}", lowprec.quantize(b, lowprec.IntAffineFormat(8, 0.01, 3), "stochastic",
+                                                                    seed=3)  # lp_sr_integer
     book = lowprec.LUTFormat(np.sort(np.random.default_rng(1).standard_normal(256)))
     small = lowprec.LUTFormat(np.sort(np.random.default_rng(2).standard_normal(16)))
     for fmt in (book, small, lowprec.LogFormat(4), lowprec.LogFormat(8)):

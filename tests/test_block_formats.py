@@ -1,6 +1,9 @@
 """Block-scaled formats (OCP MX, BFP, NVFP4): the spec's rules by hand, gfloat's MX block encoding,
 the exact-rational reference on generated blocks, encode/decode, axes, padding and bad input."""
 
+import dataclasses
+from fractions import Fraction
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -314,7 +317,7 @@ def test_float_scaled_steps_at_every_threshold(dtype):
 def test_rounding_steps_read_off_the_format():
     """The thresholds are the format's own rounding: ties of nearest_even to the even code (exclusive
     where the lower code is even), nearest_away inclusive, the directed modes at the codes; None for
-    stochastic rounding and for formats of more than 16 magnitudes."""
+    formats of more than 16 magnitudes; stochastic rounding's grid where the format saturates."""
     from lowprec.array.rounding_steps import rounding_steps
 
     e2m1 = formats.get("fp4_e2m1fn")
@@ -327,8 +330,13 @@ def test_rounding_steps_read_off_the_format():
     up = rounding_steps(e2m1, "up")
     assert up.sym == 0 and [up.pos[j] for j in range(7)] == [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0]
     assert [up.neg[j] for j in range(7)] == [0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
-    assert rounding_steps(e2m1, "stochastic") is None
+    sr = rounding_steps(e2m1, "stochastic")  # the grid: probed with explicit draws
+    assert sr.steps == 7 and sr.neg_zero == 1 and [sr.code[j] for j in range(8)] == [0, 0.5, 1, 1.5, 2, 3, 4, 6]
+    ieee = formats.get("e2m1")  # overflows to Inf, not to its largest value: not the steps' rule
+    assert rounding_steps(ieee, "stochastic") is None
+    assert rounding_steps(dataclasses.replace(ieee, overflow="saturate"), "stochastic").steps == 5
     assert rounding_steps(formats.get("fp6_e2m3fn"), "nearest_even") is None  # 32 magnitudes
+    assert rounding_steps(formats.get("fp6_e2m3fn"), "stochastic") is None
 
 
 def test_a_quotient_below_doubles_range_is_not_zero():
@@ -408,3 +416,61 @@ def test_bad_calls():
         lowprec.MAC(acc="mxfp8_e4m3")
     with pytest.raises(ValueError, match="float64 input"):
         lowprec.quantize(x, BlockFormat(formats.get("q2.30"), 32))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_float_scaled_stochastic_at_every_draws_threshold(dtype):
+    """NVFP4's stochastic rounding by steps (lp_sr_steps: the quotient's place between two codes
+    against the element's 64-bit draw, csrc/fscale_impl.h) against the numpy rule (the core quantizer
+    on the quotients). Scales are powers of two (block maxima 6 * 2**k, tensor scale 1), so a float64
+    member holds its quotient exactly: quotients at their own draw's threshold between each pair of
+    fp4 codes and one step either side; exactly at it where a double holds it (draws with 11 low zero
+    bits), and at a tie of p's rounding to 2**-64 and at the threshold for tiny quotients (the largest
+    draws); both signs. float32 members: the nearest float to each. Values, scales and elements."""
+    from lowprec.array.block import float_scale_quantize, float_scale_quantize_c
+    from lowprec.array.rounding_steps import rounding_steps
+    from lowprec.kernels.rounding import seed_key
+    from lowprec.reference import element_random
+
+    rng = np.random.default_rng(12)
+    fmt = formats.get("nvfp4")
+    e2m1 = formats.get("fp4_e2m1fn")
+    assert rounding_steps(e2m1, "stochastic") is not None  # the steps path runs
+    code = e2m1.values()[e2m1.values() >= 0]
+    nb, seed = 4096, 21
+    n = nb * fmt.block
+    sg = np.exp2(rng.integers(-9, 9, nb)).astype(np.float64)  # the scales: powers of two in e4m3
+    sg[0] = 448.0  # the tensor's largest block: tensor scale 2688 / (6 * 448) = 1
+    r = element_random(n, np.float64, seed_key(seed)).reshape(nb, fmt.block)
+    need = [[(1 << 64) - int(v) for v in row] for row in r.tolist()]  # F reaching this carries
+    k = rng.integers(0, code.size - 1, (nb, fmt.block))
+    q = np.zeros((nb, fmt.block))
+    exact = tie = 0
+    for b in range(1, nb):
+        for i in range(1, fmt.block):
+            lo, gap = Fraction(code[k[b, i]]), Fraction(code[k[b, i] + 1] - code[k[b, i]])
+            t = lo + Fraction(need[b][i], 1 << 64) * gap
+            if need[b][i] < 1 << 52:  # a tiny p: a tie of its rounding to 2**-64, or the threshold
+                t = Fraction(2 * need[b][i] - (i % 2), 1 << 65) * Fraction(code[1])
+                tie += 1
+            elif r[b, i] % np.uint64(1 << 11) == 0 and float(Fraction(need[b][i], 1 << 64) * Fraction(code[1])) \
+                    == Fraction(need[b][i], 1 << 64) * Fraction(code[1]):  # the exact threshold of the first gap
+                t = Fraction(need[b][i], 1 << 64) * Fraction(code[1])
+                exact += 1
+            q[b, i] = float(t)
+    q = np.where(rng.random(q.shape) < 0.5, q, np.nextafter(q, rng.choice([-np.inf, np.inf], q.shape)))
+    x = q * sg[:, None] * rng.choice([-1, 1], q.shape)
+    x[:, 0] = 6 * sg
+    x[0] = 0
+    x[0, 0] = 2688.0
+    x = x.astype(dtype)
+    v0, s0, g0, e0 = float_scale_quantize(x, fmt, "stochastic", seed_key(seed), None)
+    assert g0 == 1.0 and np.array_equal(s0[1:], sg[1:])  # the constructed scales
+    v1, s1, g1, e1 = float_scale_quantize_c(x, fmt, "stochastic", seed_key(seed), None, want_elements=True)
+    assert g0 == g1
+    assert_same(s1, s0, "scales")
+    assert_same(v1, v0, "values")
+    assert_same(e1, e0.astype(np.float64), "elements")
+    assert exact >= 8 and tie >= 4  # about 32 and 16 expected
+    went_up = np.abs(e0[1:, 1:]) == code[k[1:, 1:] + 1]
+    assert min(went_up.sum(), (~went_up).sum()) > n // 10  # at the thresholds: both outcomes, often
