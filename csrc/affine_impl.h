@@ -60,29 +60,36 @@ static inline LP_ALWAYS_INLINE double lp_to_integer(double q, const int mode)
     return q < 0 ? minus : m;
 }
 
+/* Stochastic rounding's choice between low and high with 64 random bits r = hi * 2**32 + lo (gfloat's
+ * rule, as the core quantizer decides it): high iff f + r * 2**-64 >= 1, f the place p in [0, 1)
+ * rounded to a multiple of 2**-64 (nearest even; only p < 2**-12 has bits below). In double
+ * arithmetic, no step rounding what decides: u = 1 - hi * 2**-32 and -lo * 2**-64 come exactly from
+ * the words' bits under an exponent (no unsigned conversion, which AVX2 lacks), and f - u >= -lo *
+ * 2**-64 decides: f - u is a multiple of 2**-64, exact below 2**-11 in size or where f >= u / 2
+ * (Sterbenz), and otherwise at most -2**-11 (rounding keeps it there), below -lo * 2**-64 > -2**-32
+ * as the exact value is. */
+static inline LP_ALWAYS_INLINE double lp_sr_pick(double p, uint32_t lo, uint32_t hi, double low, double high)
+{
+    const double fine = 1.0 / 4096.0;
+    const double f = p < fine ? (p + fine) - fine : p; /* the sum's spacing there: 2**-64 */
+    const double v = from_bits_f64(0x4130000000000000ull | (uint64_t)hi); /* 2**20 + hi * 2**-32 */
+    const double w = from_bits_f64(0x3F30000000000000ull | (uint64_t)lo); /* 2**-12 + lo * 2**-64 */
+    return f - (1048577.0 - v) >= fine - w ? high : low;
+}
+
 /* q (double) rounded stochastically to an integer as the core quantizer rounds it to a 64-bit
- * integer format with 64 random bits r = hi * 2**32 + lo (gfloat's rule): away from zero iff f + r *
- * 2**-64 >= 1, f the fraction |q| - floor(|q|) rounded to a multiple of 2**-64 (nearest even; only
- * |q| < 2**-12 has bits below); clamped to +-2**62 as lp_to_integer. In double arithmetic, no step
- * rounding what decides: u = 1 - hi * 2**-32 and -lo * 2**-64 come exactly from the words' bits under
- * an exponent (no unsigned conversion, which AVX2 lacks), and f - u >= -lo * 2**-64 decides: f - u is
- * a multiple of 2**-64, exact below 2**-11 in size or where f >= u / 2 (Sterbenz), and otherwise at
- * most -2**-11 (rounding keeps it there), below -lo * 2**-64 > -2**-32 as the exact value is. */
+ * integer format with 64 random bits (lp_sr_pick on the fraction |q| - floor(|q|)); clamped to
+ * +-2**62 as lp_to_integer. */
 static inline LP_ALWAYS_INLINE double lp_sr_integer(double q, uint32_t lo, uint32_t hi)
 {
-    const double big = 4503599627370496.0, top = 4611686018427387904.0, fine = 1.0 / 4096.0;
+    const double big = 4503599627370496.0, top = 4611686018427387904.0;
     double a = fabs(q);
     a = a < top ? a : top;
     const double shifted = (a + big) - big;
     const double near = a < big ? shifted : a;
     const double below = near - 1.0;
     const double low = near > a ? below : near; /* floor(|q|) */
-    const double frac = a - low;
-    const double f = frac < fine ? (frac + fine) - fine : frac; /* the sum's spacing there: 2**-64 */
-    const double v = from_bits_f64(0x4130000000000000ull | (uint64_t)hi); /* 2**20 + hi * 2**-32 */
-    const double w = from_bits_f64(0x3F30000000000000ull | (uint64_t)lo); /* 2**-12 + lo * 2**-64 */
-    const double u = 1048577.0 - v, minus_r_lo = fine - w;
-    const double m = low + (f - u >= minus_r_lo ? 1.0 : 0.0);
+    const double m = lp_sr_pick(a - low, lo, hi, low, low + 1.0);
     const double minus = -m;
     return q < 0 ? minus : m;
 }

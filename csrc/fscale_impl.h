@@ -52,16 +52,14 @@ static inline int64_t lp_odd32_outside(double q)
 /* Stochastic rounding of a work unit's quotients to an element format of few magnitudes (steps,
  * mode LP_STOCHASTIC: code[0] = 0 < ... < code[n], n = steps, a float grid whose gap above code[j] is
  * the format's quantum there, a power of two; saturating above code[n]), as the core quantizer rounds
- * them with 64 random bits: |q| in [code[j], code[j + 1]) goes up iff p + r * 2**-64 >= 1, p = (|q| -
- * code[j]) / gap (exact: Sterbenz, a power of two) rounded to a multiple of 2**-64, decided as
- * lp_sr_integer decides; a zero result keeps q's sign where neg_zero. up[j] and inv[j]: code[j + 1]
- * and 1 / gap, code[n] and 0 for j = n. The draws: lp_sr_integers' layout (words w). */
+ * them with 64 random bits: |q| in [code[j], code[j + 1]) goes up by lp_sr_pick on p = (|q| - code[j])
+ * / gap (exact: Sterbenz, a power of two); a zero result keeps q's sign where neg_zero. up[j] and
+ * inv[j]: code[j + 1] and 1 / gap, code[n] and 0 for j = n. The draws: lp_sr_integers' layout (w). */
 static inline LP_ALWAYS_INLINE void lp_sr_steps(const double *quot, double *whole, int64_t len, const uint32_t *w,
                                                 const double *code, const double *up, const double *inv,
                                                 const int steps, const int64_t neg_zero)
 {
     const int64_t C = LP_WORK_UNIT / 2;
-    const double fine = 1.0 / 4096.0;
     double cl[16], ul[16], il[16]; /* local copies: the stores to whole cannot alias them (it vectorizes) */
     memcpy(cl, code, sizeof cl);
     memcpy(ul, up, sizeof ul);
@@ -79,11 +77,7 @@ static inline LP_ALWAYS_INLINE void lp_sr_steps(const double *quot, double *whol
                 high = a >= cl[s] ? ul[s] : high;
                 ig = a >= cl[s] ? il[s] : ig;
             }
-            const double p = (a - low) * ig;
-            const double f = p < fine ? (p + fine) - fine : p;
-            const double v = from_bits_f64(0x4130000000000000ull | (uint64_t)hi[j]); /* 2**20 + hi * 2**-32 */
-            const double x = from_bits_f64(0x3F30000000000000ull | (uint64_t)lo[j]); /* 2**-12 + lo * 2**-64 */
-            const double r = f - (1048577.0 - v) >= fine - x ? high : low;
+            const double r = lp_sr_pick((a - low) * ig, lo[j], hi[j], low, high);
             const int64_t sign = (int64_t)(to_bits_f64(q) & 0x8000000000000000ull);
             const int64_t keep = (r != 0.0) | neg_zero ? sign : 0;
             whole[h * C + j] = from_bits_f64(to_bits_f64(r) | (uint64_t)keep);
