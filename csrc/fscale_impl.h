@@ -100,81 +100,69 @@ static inline double CAT(fscale_quotient_, SFX)(const FT *src, const double *sgx
     return from_bits_f64(to_bits_f64(lp_odd_quotient((double)src[i], sgx[i])) & (uint64_t)keep[i]);
 }
 
-/* The largest |x| of a block as a double (NaN if it holds a NaN, Inf if an Inf and no NaN): a max
- * over magnitude patterns, which order as the values do (below 2**31 / 2**63: signed order is
- * theirs, and vectorizes). */
+/* The input's patterns as signed integers of its width: magnitude patterns (below 2**31 / 2**63) order
+ * as the values do, in signed order (which vectorizes). */
+#if WBITS == 32
+#define FS_SI int32_t
+#define FS_UT uint32_t
+#define FS_ABS INT32_MAX
+#define FS_MIN INT32_MIN
+#define FS_INF 0x7F800000
+#else
+#define FS_SI int64_t
+#define FS_UT uint64_t
+#define FS_ABS INT64_MAX
+#define FS_MIN INT64_MIN
+#define FS_INF 0x7FF0000000000000ll
+#endif
+
+/* The largest |x| of a block as a double (NaN if it holds a NaN, Inf if an Inf and no NaN) */
 static inline double CAT(fscale_amax_, SFX)(const FT *blk, int64_t len)
 {
-    if (sizeof(FT) == 4) {
-        const int32_t *bits = (const int32_t *)blk;
-        int32_t m = 0;
-        for (int64_t i = 0; i < len; i++) {
-            const int32_t a = bits[i] & 0x7FFFFFFF;
-            m = a > m ? a : m;
-        }
-        return (double)from_bits_f32((uint32_t)m);
-    }
-    const int64_t *bits = (const int64_t *)blk;
-    int64_t m = 0;
+    const FS_SI *bits = (const FS_SI *)blk;
+    FS_SI m = 0;
     for (int64_t i = 0; i < len; i++) {
-        const int64_t a = bits[i] & 0x7FFFFFFFFFFFFFFFll;
+        const FS_SI a = bits[i] & FS_ABS;
         m = a > m ? a : m;
     }
-    return from_bits_f64((uint64_t)m);
+    return (double)CAT(from_bits_, SFX)((FS_UT)m);
 }
 
 /* fscale_amax_ of nb (at most LP_WORK_UNIT / 16 + 2) whole blocks of 16 at blk: adjacent pairs
  * reduced in four halving passes over all the blocks at once (contiguous pairs: the loops vectorize,
- * where one reduction per block would not). Magnitude patterns order as the values do. */
+ * where one reduction per block would not). */
 #define LP_PAIR_MAX(dst, src, count)                                                     \
     for (int64_t i = 0; i < (count); i++)                                                \
         dst[i] = src[2 * i] > src[2 * i + 1] ? src[2 * i] : src[2 * i + 1];
 static inline void CAT(fscale_amax16_, SFX)(const FT *blk, int64_t nb, double *amax)
 {
-    if (sizeof(FT) == 4) {
-        const int32_t *bits = (const int32_t *)blk;
-        int32_t h8[LP_WORK_UNIT / 2 + 16], h4[LP_WORK_UNIT / 4 + 8], h2[LP_WORK_UNIT / 8 + 4],
-            h1[LP_WORK_UNIT / 16 + 2];
-        for (int64_t i = 0; i < nb * 8; i++) {
-            const int32_t a = bits[2 * i] & 0x7FFFFFFF, b = bits[2 * i + 1] & 0x7FFFFFFF;
-            h8[i] = a > b ? a : b;
-        }
-        LP_PAIR_MAX(h4, h8, nb * 4)
-        LP_PAIR_MAX(h2, h4, nb * 2)
-        LP_PAIR_MAX(h1, h2, nb)
-        for (int64_t b = 0; b < nb; b++)
-            amax[b] = (double)from_bits_f32((uint32_t)h1[b]);
-        return;
-    }
-    const int64_t *bits = (const int64_t *)blk;
-    int64_t h8[LP_WORK_UNIT / 2 + 16], h4[LP_WORK_UNIT / 4 + 8], h2[LP_WORK_UNIT / 8 + 4], h1[LP_WORK_UNIT / 16 + 2];
+    const FS_SI *bits = (const FS_SI *)blk;
+    FS_SI h8[LP_WORK_UNIT / 2 + 16], h4[LP_WORK_UNIT / 4 + 8], h2[LP_WORK_UNIT / 8 + 4], h1[LP_WORK_UNIT / 16 + 2];
     for (int64_t i = 0; i < nb * 8; i++) {
-        const int64_t a = bits[2 * i] & 0x7FFFFFFFFFFFFFFFll, b = bits[2 * i + 1] & 0x7FFFFFFFFFFFFFFFll;
+        const FS_SI a = bits[2 * i] & FS_ABS, b = bits[2 * i + 1] & FS_ABS;
         h8[i] = a > b ? a : b;
     }
     LP_PAIR_MAX(h4, h8, nb * 4)
     LP_PAIR_MAX(h2, h4, nb * 2)
     LP_PAIR_MAX(h1, h2, nb)
     for (int64_t b = 0; b < nb; b++)
-        amax[b] = from_bits_f64((uint64_t)h1[b]);
+        amax[b] = (double)CAT(from_bits_, SFX)((FS_UT)h1[b]);
 }
 #undef LP_PAIR_MAX
 
 /* The largest block amax among the blocks without NaN or Inf (0 if none): the per-tensor scale's.
  * Without NaN or Inf anywhere that is the largest magnitude, a vertical max (no per-block
- * reduction) over magnitude patterns, which order as the values do. */
+ * reduction); else block by block. */
 LP_CLONES double CAT(lp_fscale_amax_, SFX)(const FT *in, int64_t n, int64_t block)
 {
-    if (sizeof(FT) == 4) {
-        const int32_t *bits = (const int32_t *)in;
-        int32_t m = 0; /* magnitude patterns are below 2**31: signed order is theirs (and vectorizes) */
-        for (int64_t i = 0; i < n; i++) {
-            const int32_t a = bits[i] & 0x7FFFFFFF;
-            m = a > m ? a : m;
-        }
-        if (m < 0x7F800000)
-            return (double)from_bits_f32((uint32_t)m);
+    const FS_SI *bits = (const FS_SI *)in;
+    FS_SI m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const FS_SI a = bits[i] & FS_ABS;
+        m = a > m ? a : m;
     }
+    if (m < FS_INF)
+        return (double)CAT(from_bits_, SFX)((FS_UT)m);
     double top = 0.0;
     for (int64_t b = 0; b + block <= n; b += block) {
         double a = CAT(fscale_amax_, SFX)(in + b, block);
@@ -219,17 +207,6 @@ static inline LP_ALWAYS_INLINE void CAT(fscale_scales_, SFX)(const FT *in, int64
 }
 
 /* -- deterministic modes as steps: |x| against threshold * scale * g, no division ------------------- */
-#if WBITS == 32
-#define FS_SI int32_t
-#define FS_UT uint32_t
-#define FS_ABS INT32_MAX
-#define FS_MIN INT32_MIN
-#else
-#define FS_SI int64_t
-#define FS_UT uint64_t
-#define FS_ABS INT64_MAX
-#define FS_MIN INT64_MIN
-#endif
 #define LP_FSCALE_NB (LP_WORK_UNIT / 8 + 2) /* the blocks a chunk touches, blocks of at least 8 */
 
 /* The smallest magnitude pattern v of FT with |x| >= v exactly where the quotient |x| / sg >= t (excl:
@@ -462,5 +439,6 @@ LP_CLONES void CAT(lp_fscale_quantize_, SFX)(const FT *in, FT *out, double *elem
 #undef FS_UT
 #undef FS_ABS
 #undef FS_MIN
+#undef FS_INF
 #undef LP_FSCALE_NB
 #undef LP_FSCALE_ROW
