@@ -280,3 +280,47 @@ def test_affine_stochastic_at_every_draws_threshold():
     assert_same(got, np.array(expected, np.float64))
     near = sum(1 for ri in r if (1 << 64) - ri < 1 << 52)
     assert near >= 4  # the threshold cases exist (about 16 expected)
+
+
+def _float32_of(v: Fraction) -> np.float32:
+    """v rounded once to float32 (nearest, ties to even): not float32(float(v)), which rounds twice."""
+    d = np.float32(float(v))
+    cands = [np.nextafter(d, np.float32(-np.inf)), d, np.nextafter(d, np.float32(np.inf))]
+    return min(cands, key=lambda c: (abs(Fraction(float(c)) - v), int(c.view(np.uint32)) & 1))
+
+
+def test_affine_products_that_double_rounding_would_get_wrong():
+    """(q - zp) * scale rounded once to float32: products whose nearest double is a float32 midpoint
+    while the exact product is not (rounding to double, then to float, would tie to even the wrong
+    way), per tensor and per channel, against exact rationals; and x / scale landing on half-integers
+    that the exact quotient misses, both ways."""
+    cases = []
+    for mid in (1 + 2.0**-24, 1.5 + 2.0**-24, 1.75 - 2.0**-24):  # float32 midpoints
+        for m in range(3, 128, 2):
+            s = float(Fraction(mid) / m)
+            exact = Fraction(m) * Fraction(s)
+            if float(exact) == mid and exact != mid:  # the nearest double is the midpoint, the product is not
+                cases.append((m, s, exact))
+    assert len(cases) > 20
+    m, s, exact = (np.array(c) for c in zip(*cases))
+    x = (m * s).astype(np.float32)  # x / s rounds to m
+    expected = np.array([_float32_of(e) for e in exact], np.float32)
+    assert np.any(expected != np.array([np.float32(float(e)) for e in exact], np.float32))  # twice would differ
+    for i, si in enumerate(s.tolist()):
+        got = lowprec.quantize(x[i:i + 1], IntAffineFormat(8, si, 0))
+        assert_same(got, expected[i:i + 1], f"m={m[i]} s={si!r}")
+    per_channel = IntAffineFormat(8, s, np.zeros(len(s), np.int64), axis=1)
+    assert_same(lowprec.quantize(x[None, :], per_channel), expected[None, :], "per channel")
+    # quotients a half-integer in double but not exactly: the odd fix decides, nearest even and away
+    scale = 0.1
+    ties = (np.arange(-2000, 2000) + 0.5) * scale
+    fmt = IntAffineFormat(16, scale, 0)
+    for mode in ("nearest_even", "nearest_away"):
+        for xs in (ties, ties.astype(np.float32)):
+            want = [_exact_affine(v, scale, 0, fmt.qmin, fmt.qmax, mode) for v in xs.tolist()]
+            values = [Fraction(k) * Fraction(scale) for k in want]
+            expected = (np.array([float(v) for v in values]) if xs.dtype == np.float64
+                        else np.array([_float32_of(v) for v in values], np.float32))
+            assert_same(lowprec.quantize(xs, fmt, mode), expected, f"{mode} {xs.dtype}")
+            q = xs.astype(np.float64) / scale
+            assert np.any(q % 1 == 0.5) and np.any(np.array(want) != np.where(q > 0, np.floor(q + 0.5), np.ceil(q - 0.5)))
