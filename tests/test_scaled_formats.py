@@ -111,7 +111,7 @@ def test_affine_rounds_x_over_scale_once(mode, signed, narrow, zp):
         values = lowprec.quantize(xd, fmt, mode)
         exact = [(Fraction(int(k) - zp) * Fraction(scale)) for k in expected]
         assert_same(values, np.array([float(v) for v in exact]).astype(dtype) if dtype == np.float64
-                    else np.array([np.float32(v) for v in exact], np.float32))
+                    else np.array([_float32_of(v) for v in exact], np.float32))  # rounded once
 
 
 def test_affine_matches_torch_fake_quantize_away_from_ties():
@@ -283,9 +283,10 @@ def test_affine_stochastic_at_every_draws_threshold():
 
 
 def _float32_of(v: Fraction) -> np.float32:
-    """v rounded once to float32 (nearest, ties to even): not float32(float(v)), which rounds twice."""
+    """v (within float32's finite range) rounded once to float32, nearest even: not float32(float(v)),
+    which rounds twice."""
     d = np.float32(float(v))
-    cands = [np.nextafter(d, np.float32(-np.inf)), d, np.nextafter(d, np.float32(np.inf))]
+    cands = [c for c in (np.nextafter(d, np.float32(-np.inf)), d, np.nextafter(d, np.float32(np.inf))) if np.isfinite(c)]
     return min(cands, key=lambda c: (abs(Fraction(float(c)) - v), int(c.view(np.uint32)) & 1))
 
 
