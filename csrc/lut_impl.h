@@ -94,7 +94,7 @@ LP_CLONES static void lut_bucket_tile_f32(const float *restrict x, int64_t m, co
                                           int32_t nthr, const uint32_t *restrict buckets,
                                           const float *restrict table, float *restrict out, uint16_t *restrict idx)
 {
-    int32_t k[LP_LUT_TILE];
+    int32_t k[LP_LUT_TILE], w[LP_LUT_TILE];
     int32_t wide = 0;
     for (int64_t i = 0; i < m; i++) {
         const uint32_t b = buckets[lp_order_key_f32(x[i]) >> 16];
@@ -102,19 +102,19 @@ LP_CLONES static void lut_bucket_tile_f32(const float *restrict x, int64_t m, co
         const int32_t j0 = lo < nthr ? lo : nthr - 1, j1 = lo + 1 < nthr ? lo + 1 : nthr - 1;
         const float t0 = thr[j0], t1 = thr[j1]; /* loaded unconditionally: the loop vectorizes (gathers) */
         k[i] = lo + ((hi > lo) & (t0 <= x[i])) + ((hi > lo + 1) & (t1 <= x[i]));
-        wide |= hi - lo > 2;
+        w[i] = hi - lo > 2;
+        wide |= w[i];
     }
-    if (wide) /* buckets with more thresholds: count them all */
-        for (int64_t i = 0; i < m; i++) {
-            const uint32_t b = buckets[lp_order_key_f32(x[i]) >> 16];
-            const int32_t lo = (int32_t)(b & 0xFFFFu), hi = (int32_t)(b >> 16);
-            if (hi - lo > 2) {
-                int32_t c = lo;
-                for (int32_t t = lo; t < hi; t++)
+    if (wide) /* buckets with more thresholds (a third of the tiles of a random 256-entry codebook hold
+                 one or two such elements): count those elements' thresholds */
+        for (int64_t i = 0; i < m; i++)
+            if (w[i]) {
+                const uint32_t b = buckets[lp_order_key_f32(x[i]) >> 16];
+                int32_t c = (int32_t)(b & 0xFFFFu);
+                for (int32_t t = (int32_t)(b & 0xFFFFu); t < (int32_t)(b >> 16); t++)
                     c += thr[t] <= x[i];
                 k[i] = c;
             }
-        }
     for (int64_t i = 0; i < m; i++)
         k[i] = x[i] != x[i] ? 0 : k[i];
     if (out)
@@ -226,39 +226,49 @@ void CAT(lp_lut_, SFX)(const FT *in, int64_t n, const FT *thr, int32_t nthr, con
 
 /* Stochastic rounding to a codebook (lowprec.array.codebook's rule): from the index k of the entry
  * below x (codes, in), up to k + 1 where r < (x - lo) / (hi - lo) * 2**32 (float64; r the element's
- * 32-bit Philox draw, laid out as lp_quantize_f32's from counter `offset`) and x > lo; codes receive
+ * 32-bit Philox draw, laid out as lp_quantize_f32's from counter `offset`) and x > lo (gaps: hi - lo in
+ * float64, as the rule computes it, entry by entry; the top entry's is never read); codes receive
  * the chosen index, out (nullable) its table entry (NaN stays NaN). */
-LP_CLONES void CAT(lp_lut_sr_, SFX)(const FT *in, int64_t n, uint16_t *codes, const double *cb, int32_t entries,
-                                    const FT *table, FT *out, uint64_t seed, uint64_t offset, int nthreads)
+/* One work unit (len <= LP_WORK_UNIT elements, their draws in rnd) of lp_lut_sr_: a function of its own, whose
+ * restrict arguments let the loops vectorize (inside the parallel loop's body the pointers were reloaded every
+ * element). */
+static inline LP_ALWAYS_INLINE void CAT(lut_sr_unit_, SFX)(const FT *restrict x, int64_t len, const uint32_t *restrict rnd,
+                                                          uint16_t *restrict codes, const double *restrict book,
+                                                          const double *restrict gap, int32_t top,
+                                                          const FT *restrict table, FT *restrict out)
+{
+    int32_t kk[LP_WORK_UNIT]; /* the indices in a local array: no aliasing, the loop vectorizes */
+    for (int64_t i = 0; i < len; i++)
+        kk[i] = codes[i];
+    for (int64_t i = 0; i < len; i++) { /* unconditional gathers and a signed conversion: it vectorizes */
+        const int32_t k = kk[i];
+        const double xd = (double)x[i], lo = book[k];
+        const double r = (double)(int32_t)(rnd[i] ^ 0x80000000u) + 2147483648.0; /* exact */
+        const double p = (xd - lo) / gap[k];                                     /* only read where k < top */
+        kk[i] = k + ((r < p * 4294967296.0) & (k < top) & (xd > lo));
+    }
+    for (int64_t i = 0; i < len; i++)
+        codes[i] = (uint16_t)kk[i];
+    if (out)
+        for (int64_t i = 0; i < len; i++) { /* NaN stays NaN: a select, not a branch */
+            const FT v = table[kk[i]];
+            out[i] = x[i] != x[i] ? x[i] : v;
+        }
+}
+
+LP_CLONES void CAT(lp_lut_sr_, SFX)(const FT *in, int64_t n, uint16_t *codes, const double *cb, const double *gaps,
+                                    int32_t entries, const FT *table, FT *out, uint64_t seed, uint64_t offset,
+                                    int nthreads)
 {
     const int64_t nunits = (n + LP_WORK_UNIT - 1) / LP_WORK_UNIT;
-    const int32_t top = entries - 1;
     nthreads = lp_team(n, nthreads);
     LP_PARALLEL_FOR
     for (int64_t c = 0; c < nunits; c++) {
         uint32_t rnd[LP_WORK_UNIT];
-        int32_t kk[LP_WORK_UNIT]; /* the indices in a local array: no aliasing, the loop vectorizes */
         const int64_t start = c * LP_WORK_UNIT;
         const int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
-        const FT *restrict x_ = in + start;
-        const double *restrict book = cb;
         philox_fill_best(rnd, LP_WORK_UNIT / 4, seed, offset + (uint64_t)c * (LP_WORK_UNIT / 4));
-        for (int64_t i = 0; i < len; i++)
-            kk[i] = codes[start + i];
-        for (int64_t i = 0; i < len; i++) { /* unconditional gathers and a signed conversion: it vectorizes */
-            const int32_t k = kk[i];
-            const int32_t has_up = k < top;
-            const double x = (double)x_[i], lo = book[k], hi = book[k + has_up];
-            const double r = (double)(int32_t)(rnd[i] ^ 0x80000000u) + 2147483648.0; /* exact */
-            const double p = (x - lo) / (hi - lo); /* only read where has_up */
-            kk[i] = k + ((r < p * 4294967296.0) & has_up & (x > lo));
-        }
-        for (int64_t i = 0; i < len; i++)
-            codes[start + i] = (uint16_t)kk[i];
-        if (out)
-            for (int64_t i = 0; i < len; i++) {
-                const FT x = x_[i], v = table[kk[i]];
-                out[start + i] = x != x ? x : v;
-            }
+        CAT(lut_sr_unit_, SFX)(in + start, len, rnd, codes + start, cb, gaps, entries - 1, table,
+                               out ? out + start : NULL);
     }
 }

@@ -235,3 +235,19 @@ def test_stochastic_c_kernel_is_the_numpy_rule(dtype):
         got_codes = lowprec.encode(x[finite], fmt, "stochastic", seed=5)
         _, down = _run(x[finite], thr, table, False, True)
         assert np.array_equal(got_codes, _stochastic_step(x[finite][None], down[None], fmt, 5)[0].astype(got_codes.dtype))
+
+
+def test_stochastic_rounding_of_a_large_array_is_the_numpy_rule():
+    """quantize searches and steps a large array in pieces (codebook._SR_PIECE elements, each from its
+    own place in the draw stream), float32 over 2**20 elements through the bucket index: the numpy rule
+    on the whole array, ragged end included."""
+    from lowprec.array import codebook as cb
+
+    rng = np.random.default_rng(43)
+    fmt = LUTFormat(np.sort(rng.standard_normal(200)))
+    x = (rng.standard_normal((1 << 20) + 1500) * 2).astype(np.float32)
+    assert x.size > 4 * cb._SR_PIECE and x.size % cb._SR_PIECE
+    thr, table = cb._tables(fmt, np.dtype(np.float32), "stochastic")[0]
+    down = np.searchsorted(thr, x, side="right").astype(np.uint16)
+    want = table[cb._stochastic_step(x[None], down[None], fmt, 9)[0]]
+    assert_same(lowprec.quantize(x, fmt, "stochastic", seed=9), want)

@@ -107,6 +107,7 @@ def _tables(fmt: LUTFormat, dtype: np.dtype, rounding: str) -> list[tuple[np.nda
 _SCAN_MAX = 64  # csrc/lut_impl.h's LP_LUT_SCAN_MAX: larger float32 tables may use a bucket index
 _BUCKET_MIN = 1 << 20  # elements in a call that pay for building one (about 5 ms; then cached)
 _BUCKETS: dict = {}
+_SR_PIECE = 1 << 18  # elements a stochastic rounding searches and steps at a time (a multiple of 1024)
 
 
 def bucket_index(thr: np.ndarray) -> np.ndarray:
@@ -130,18 +131,21 @@ def bucket_index(thr: np.ndarray) -> np.ndarray:
 
 
 def _run(x: np.ndarray, thr: np.ndarray, table: np.ndarray, want_values: bool, want_codes: bool,
-         values: np.ndarray | None = None):
-    """(values, codes) of contiguous x by the C search; `values` (contiguous, x's shape) receives them."""
+         values: np.ndarray | None = None, codes: np.ndarray | None = None, whole: int = 0):
+    """(values, codes) of contiguous x by the C search; `values` and `codes` (contiguous, x's shape), where
+    given, receive them. whole: the size of the array x is a piece of (whether a bucket index pays)."""
     ctype = "float[]" if x.dtype == np.float32 else "double[]"
     if want_values and values is None:
         values = np.empty_like(x)
-    codes = np.empty(x.shape, np.uint16) if want_codes else None
+    if want_codes and codes is None:
+        codes = np.empty(x.shape, np.uint16)
     if x.size:
         io = (ffi.from_buffer(ctype, values, require_writable=True) if want_values else ffi.NULL,
               ffi.from_buffer("uint16_t[]", codes, require_writable=True) if want_codes else ffi.NULL, get_num_threads())
         # a bucket index where the call pays for building it, or it is built already (small per-channel
         # rows would each build one: they search)
-        if x.dtype == np.float32 and thr.size > _SCAN_MAX and (x.size >= _BUCKET_MIN or thr.tobytes() in _BUCKETS):
+        if x.dtype == np.float32 and thr.size > _SCAN_MAX and (max(x.size, whole) >= _BUCKET_MIN
+                                                              or thr.tobytes() in _BUCKETS):
             lib.lp_lut_bucket_f32(ffi.from_buffer(ctype, x), x.size, ffi.from_buffer(ctype, thr), thr.size,
                                   ffi.from_buffer("uint32_t[]", bucket_index(thr)), ffi.from_buffer(ctype, table), *io)
         else:
@@ -237,9 +241,10 @@ def _stochastic_step_c(x: np.ndarray, codes: np.ndarray, fmt: LUTFormat, table: 
         return
     sfx, ctype = ("f32", "float[]") if x.dtype == np.float32 else ("f64", "double[]")
     cb = np.ascontiguousarray(fmt.codebook, np.float64)
+    gaps = np.append(np.diff(cb), 1.0)  # hi - lo as the rule rounds it; the top entry has none
     getattr(lib, f"lp_lut_sr_{sfx}")(
         ffi.from_buffer(ctype, x), x.size, ffi.from_buffer("uint16_t[]", codes, require_writable=True),
-        ffi.from_buffer("double[]", cb), cb.size, ffi.from_buffer(ctype, table),
+        ffi.from_buffer("double[]", cb), ffi.from_buffer("double[]", gaps), cb.size, ffi.from_buffer(ctype, table),
         ffi.from_buffer(ctype, values, require_writable=True) if values is not None else ffi.NULL,
         seed_key(seed), counter_offset(start, np.float32), get_num_threads())
 
@@ -262,10 +267,14 @@ def quantize_lut(x: Any, fmt: LUTFormat, rounding: str, seed: Any, out: Any, bac
         direct = target is not None and target.flags.c_contiguous and not np.may_share_memory(target, src)
         thr, table = _tables(fmt, arr.dtype, rounding)[0]
         into = target.reshape(-1) if direct else None
-        if rounding == "stochastic":
-            _, codes = _run(src.reshape(-1), thr, table, False, True)
+        if rounding == "stochastic":  # the search and the step in pieces: their codes stay in cache
+            flat = src.reshape(-1)
             values = into if direct else np.empty(src.size, src.dtype)
-            _stochastic_step_c(src.reshape(-1), codes, fmt, table, values, seed)
+            codes = np.empty(min(flat.size, _SR_PIECE), np.uint16)
+            for s in range(0, flat.size, _SR_PIECE):
+                piece, k = flat[s:s + _SR_PIECE], codes[:flat.size - s]
+                _run(piece, thr, table, False, True, codes=k, whole=flat.size)
+                _stochastic_step_c(piece, k, fmt, table, values[s:s + _SR_PIECE], seed, s)
         else:
             values, _ = _run(src.reshape(-1), thr, table, True, False, values=into)
         if direct:
