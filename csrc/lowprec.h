@@ -133,7 +133,8 @@ void lp_lut_f32(const float *in, int64_t n, const float *thr, int32_t nthr, cons
                 uint16_t *idx, int nthreads);
 void lp_lut_f64(const double *in, int64_t n, const double *thr, int32_t nthr, const double *table, double *out,
                 uint16_t *idx, int nthreads);
-/* lp_lut_f32 through a bucket index: buckets[65536], lo | hi << 16 (see csrc/lut_impl.h); same results. */
+/* lp_lut_f32 through a bucket index: buckets[65536], lo | hi << 16 | first threshold's bits << 32 (see
+ * csrc/lut_impl.h); same results. */
 /* Stochastic rounding to a codebook from the index of the entry below each value (see csrc/lut_impl.h):
  * codes in and out, cb the codebook (float64, `entries`), gaps cb[k + 1] - cb[k] (float64, `entries`: the last
  * one any finite value), out (nullable) the chosen entries of table. */
@@ -141,7 +142,7 @@ void lp_lut_sr_f32(const float *in, int64_t n, uint16_t *codes, const double *cb
                    const float *table, float *out, uint64_t seed, uint64_t offset, int nthreads);
 void lp_lut_sr_f64(const double *in, int64_t n, uint16_t *codes, const double *cb, const double *gaps, int32_t entries,
                    const double *table, double *out, uint64_t seed, uint64_t offset, int nthreads);
-void lp_lut_bucket_f32(const float *in, int64_t n, const float *thr, int32_t nthr, const uint32_t *buckets,
+void lp_lut_bucket_f32(const float *in, int64_t n, const float *thr, int32_t nthr, const uint64_t *buckets,
                        const float *table, float *out, uint16_t *idx, int nthreads);
 
 /* Integer-affine quantization of n contiguous values (see csrc/affine_impl.h): out = (q - zp) * scale,

@@ -81,9 +81,10 @@ LP_CLONES static void CAT(lut_search_, SFX)(const FT *restrict in, int64_t n, co
 
 #if WBITS == 32
 /* Large float32 tables through a bucket index: a float's bits, mapped to an order-preserving key, name
- * one of 65536 buckets (1/128 of a binade each), which holds lo | hi << 16: the counts of thresholds
- * <= the bucket's smallest and largest value (lowprec.array.codebook builds it). Most buckets hold no
- * threshold (lo == hi); one or two thresholds are compares; more (rare) are counted one by one. */
+ * one of 65536 buckets (1/128 of a binade each), which holds lo | hi << 16 | t << 32: lo and hi the counts
+ * of thresholds <= the bucket's smallest and largest value, t the bits of the first threshold it may hold,
+ * thr[min(lo, nthr - 1)] (lowprec.array.codebook builds it). Most buckets hold no threshold (lo == hi);
+ * one is a compare with t, read with lo (one gather); more (rare) are counted one by one. */
 static inline uint32_t lp_order_key_f32(float x)
 {
     const uint32_t u = to_bits_f32(x);
@@ -91,30 +92,35 @@ static inline uint32_t lp_order_key_f32(float x)
 }
 
 LP_CLONES static void lut_bucket_tile_f32(const float *restrict x, int64_t m, const float *restrict thr,
-                                          int32_t nthr, const uint32_t *restrict buckets,
+                                          int32_t nthr, const uint64_t *restrict buckets,
                                           const float *restrict table, float *restrict out, uint16_t *restrict idx)
 {
-    int32_t k[LP_LUT_TILE], w[LP_LUT_TILE];
-    int32_t wide = 0;
+    (void)nthr;
+    int32_t k[LP_LUT_TILE];
+    uint8_t w[LP_LUT_TILE + 8]; /* 1 where the bucket holds more thresholds, zero-padded to whole words */
     for (int64_t i = 0; i < m; i++) {
-        const uint32_t b = buckets[lp_order_key_f32(x[i]) >> 16];
-        const int32_t lo = (int32_t)(b & 0xFFFFu), hi = (int32_t)(b >> 16);
-        const int32_t j0 = lo < nthr ? lo : nthr - 1, j1 = lo + 1 < nthr ? lo + 1 : nthr - 1;
-        const float t0 = thr[j0], t1 = thr[j1]; /* loaded unconditionally: the loop vectorizes (gathers) */
-        k[i] = lo + ((hi > lo) & (t0 <= x[i])) + ((hi > lo + 1) & (t1 <= x[i]));
-        w[i] = hi - lo > 2;
-        wide |= w[i];
+        const uint64_t b = buckets[lp_order_key_f32(x[i]) >> 16]; /* one gather: the counts and t */
+        const int32_t lo = (int32_t)(b & 0xFFFFu), hi = (int32_t)((b >> 16) & 0xFFFFu);
+        const float t0 = from_bits_f32((uint32_t)(b >> 32));
+        k[i] = lo + ((hi > lo) & (t0 <= x[i]));
+        w[i] = (uint8_t)(hi - lo > 1);
     }
-    if (wide) /* buckets with more thresholds (a third of the tiles of a random 256-entry codebook hold
-                 one or two such elements): count those elements' thresholds */
-        for (int64_t i = 0; i < m; i++)
-            if (w[i]) {
-                const uint32_t b = buckets[lp_order_key_f32(x[i]) >> 16];
-                int32_t c = (int32_t)(b & 0xFFFFu);
-                for (int32_t t = (int32_t)(b & 0xFFFFu); t < (int32_t)(b >> 16); t++)
-                    c += thr[t] <= x[i];
-                k[i] = c;
-            }
+    memset(w + m, 0, 8);
+    /* buckets with more thresholds (most tiles of a random 256-entry codebook hold an element or two
+       in one): those elements' thresholds counted, looked for eight at a time */
+    for (int64_t c = 0; c < m; c += 8) {
+        uint64_t any;
+        memcpy(&any, w + c, 8);
+        if (any)
+            for (int64_t i = c; i < c + 8 && i < m; i++)
+                if (w[i]) {
+                    const uint64_t b = buckets[lp_order_key_f32(x[i]) >> 16];
+                    int32_t n = (int32_t)(b & 0xFFFFu);
+                    for (int32_t t = (int32_t)(b & 0xFFFFu); t < (int32_t)((b >> 16) & 0xFFFFu); t++)
+                        n += thr[t] <= x[i];
+                    k[i] = n;
+                }
+    }
     for (int64_t i = 0; i < m; i++)
         k[i] = x[i] != x[i] ? 0 : k[i];
     if (out)
@@ -131,7 +137,7 @@ LP_CLONES static void lut_bucket_tile_f32(const float *restrict x, int64_t m, co
 /* The same tile with AVX-512 gathers (GCC emulates gathers lane by lane in the portable loop): 16
  * elements a step, the rare buckets with more than two thresholds counted one by one. */
 __attribute__((target("avx512f"))) static void lut_bucket_tile_avx512(const float *x, int64_t m, const float *thr,
-                                                                       int32_t nthr, const uint32_t *buckets,
+                                                                       int32_t nthr, const uint64_t *buckets,
                                                                        const float *table, float *out, uint16_t *idx)
 {
     const __m512i last = _mm512_set1_epi32(nthr - 1), low16 = _mm512_set1_epi32(0xFFFF), one = _mm512_set1_epi32(1);
@@ -141,8 +147,9 @@ __attribute__((target("avx512f"))) static void lut_bucket_tile_avx512(const floa
         const __m512 v = _mm512_maskz_loadu_ps(live, x + i);
         const __m512i u = _mm512_castps_si512(v);
         const __m512i key = _mm512_xor_si512(u, _mm512_or_si512(_mm512_srai_epi32(u, 31), top));
+        /* the entries' low words (lo | hi << 16): 32-bit gathers at 8-byte strides */
         const __m512i b = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, _mm512_srli_epi32(key, 16),
-                                                      (const int *)buckets, 4);
+                                                      (const int *)buckets, 8);
         const __m512i lo = _mm512_and_si512(b, low16), hi = _mm512_srli_epi32(b, 16);
         const __m512i j0 = _mm512_min_epi32(lo, last), j1 = _mm512_min_epi32(_mm512_add_epi32(lo, one), last);
         const __m512 t0 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, j0, thr, 4);
@@ -159,7 +166,7 @@ __attribute__((target("avx512f"))) static void lut_bucket_tile_avx512(const floa
         __mmask16 wide = _mm512_cmpgt_epi32_mask(width, two) & live & (__mmask16)~nan;
         while (wide) { /* more than two thresholds in the bucket: count them */
             const int l = __builtin_ctz(wide);
-            const uint32_t bb = buckets[lp_order_key_f32(x[i + l]) >> 16];
+            const uint32_t bb = (uint32_t)buckets[lp_order_key_f32(x[i + l]) >> 16];
             int32_t c = (int32_t)(bb & 0xFFFFu);
             for (int32_t t = (int32_t)(bb & 0xFFFFu); t < (int32_t)(bb >> 16); t++)
                 c += thr[t] <= x[i + l];
@@ -180,7 +187,7 @@ __attribute__((target("avx512f"))) static void lut_bucket_tile_avx512(const floa
 }
 #endif
 
-void lp_lut_bucket_f32(const float *in, int64_t n, const float *thr, int32_t nthr, const uint32_t *buckets,
+void lp_lut_bucket_f32(const float *in, int64_t n, const float *thr, int32_t nthr, const uint64_t *buckets,
                        const float *table, float *out, uint16_t *idx, int nthreads)
 {
 #if defined(LP_X86_DISPATCH) && LP_MAX_ISA >= 4

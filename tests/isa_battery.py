@@ -51,6 +51,9 @@ def cases():
     for fmt in (book, small, lowprec.LogFormat(4), lowprec.LogFormat(8)):
         yield f"{fmt!r}", lowprec.quantize(x32, fmt)
     yield "lut encode", np.asarray(lowprec.encode(np.nan_to_num(x32), small), np.float64)
+    big = np.resize(x32, 1 << 20)  # the bucket index (csrc/lut_impl.h), searched and stepped in pieces
+    for mode in ("nearest_even", "stochastic"):
+        yield f"lut bucket {mode}", lowprec.quantize(big, book, mode, seed=4)
     for mode in ("nearest_even", "down", "stochastic"):
         yield f"int8 affine {mode}", lowprec.quantize(x32, lowprec.IntAffineFormat(8, 0.05, 3), mode, seed=9)
     chan = lowprec.IntAffineFormat(8, np.linspace(0.01, 0.2, 256), np.arange(256) % 7 - 3, axis=0)

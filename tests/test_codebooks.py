@@ -201,10 +201,12 @@ def test_the_bucket_index_finds_what_the_binary_search_finds():
     x = x.astype(np.float32)
     table = np.arange(thr.size + 1, dtype=np.float32)
     buckets = cb.bucket_index(thr)
-    assert ((buckets >> 16) - (buckets & 0xFFFF)).max() > 2  # buckets with many thresholds (the slow lane)
+    lo, hi = buckets & 0xFFFF, (buckets >> 16) & 0xFFFF
+    assert (hi - lo).max() > 2 and ((hi - lo) == 2).any()  # buckets with several thresholds (the slow lanes)
+    assert np.array_equal(buckets >> 32, thr.view(np.uint32)[np.minimum(lo, thr.size - 1)])
     out, idx = np.empty_like(x), np.empty(x.shape, np.uint16)
     lib.lp_lut_bucket_f32(ffi.from_buffer("float[]", x), x.size, ffi.from_buffer("float[]", thr), thr.size,
-                          ffi.from_buffer("uint32_t[]", buckets), ffi.from_buffer("float[]", table),
+                          ffi.from_buffer("uint64_t[]", buckets), ffi.from_buffer("float[]", table),
                           ffi.from_buffer("float[]", out), ffi.from_buffer("uint16_t[]", idx), 2)
     want = np.where(np.isnan(x), 0, np.searchsorted(thr, x, side="right"))
     assert np.array_equal(idx, want)

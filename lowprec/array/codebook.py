@@ -112,8 +112,9 @@ _SR_PIECE = 1 << 18  # elements a stochastic rounding searches and steps at a ti
 
 def bucket_index(thr: np.ndarray) -> np.ndarray:
     """For float32 thresholds: per bucket of 2**16 consecutive order keys (the float's bits, negatives
-    flipped), lo | hi << 16 with lo, hi the counts of thresholds <= its smallest and largest value
-    (NaN patterns stand for the infinity beside them: NaN inputs are handled apart)."""
+    flipped), lo | hi << 16 | t << 32 (uint64) with lo, hi the counts of thresholds <= its smallest and
+    largest value (NaN patterns stand for the infinity beside them: NaN inputs are handled apart) and t
+    the bits of thr[min(lo, thr.size - 1)], the first threshold it may hold."""
     key = thr.tobytes()
     if key not in _BUCKETS:
         first = np.arange(65536, dtype=np.uint64) << np.uint64(16)
@@ -123,9 +124,10 @@ def bucket_index(thr: np.ndarray) -> np.ndarray:
             bits = np.where(keys & np.uint32(0x80000000), keys & np.uint32(0x7FFFFFFF), ~keys)
             values = bits.view(np.float32)
             values = np.where(np.isnan(values), np.where(keys & np.uint32(0x80000000), np.inf, -np.inf), values)
-            ends.append(np.searchsorted(thr, values.astype(np.float32), side="right").astype(np.uint32))
-        _BUCKETS[key] = np.ascontiguousarray(ends[0] | (ends[1] << np.uint32(16)))
-        if len(_BUCKETS) > 64:  # a bounded cache (256 KiB each)
+            ends.append(np.searchsorted(thr, values.astype(np.float32), side="right").astype(np.uint64))
+        t = np.ascontiguousarray(thr, np.float32).view(np.uint32)[np.minimum(ends[0], thr.size - 1)].astype(np.uint64)
+        _BUCKETS[key] = np.ascontiguousarray(ends[0] | (ends[1] << np.uint64(16)) | (t << np.uint64(32)))
+        if len(_BUCKETS) > 64:  # a bounded cache (512 KiB each)
             _BUCKETS.pop(next(iter(_BUCKETS)))
     return _BUCKETS[key]
 
@@ -147,7 +149,7 @@ def _run(x: np.ndarray, thr: np.ndarray, table: np.ndarray, want_values: bool, w
         if x.dtype == np.float32 and thr.size > _SCAN_MAX and (max(x.size, whole) >= _BUCKET_MIN
                                                               or thr.tobytes() in _BUCKETS):
             lib.lp_lut_bucket_f32(ffi.from_buffer(ctype, x), x.size, ffi.from_buffer(ctype, thr), thr.size,
-                                  ffi.from_buffer("uint32_t[]", bucket_index(thr)), ffi.from_buffer(ctype, table), *io)
+                                  ffi.from_buffer("uint64_t[]", bucket_index(thr)), ffi.from_buffer(ctype, table), *io)
         else:
             fn = lib.lp_lut_f32 if x.dtype == np.float32 else lib.lp_lut_f64
             fn(ffi.from_buffer(ctype, x), x.size, ffi.from_buffer(ctype, thr), thr.size, ffi.from_buffer(ctype, table),
