@@ -103,10 +103,53 @@ def test_torch_tensors():
 
 
 @pytest.mark.parametrize("bad", [np.arange(4), np.ones(3, complex), np.array(["a"]), np.array([object()]),
-                                 np.ones(2, bool), np.ones(2, np.float16)])
+                                 np.ones(2, bool), np.ones(2, np.longdouble)])
 def test_non_float_arrays_raise_type_error(bad):
-    with pytest.raises(TypeError, match="float32 or float64"):
+    with pytest.raises(TypeError, match="float16, bfloat16, float32 or float64"):
         lowprec.quantize(bad, "fp16")
+
+
+@pytest.mark.parametrize("half", ["float16", "bfloat16"])
+def test_numpy_half_arrays_in_and_out(half):
+    """numpy float16 arrays (and ml_dtypes' bfloat16) are read exactly through float32 and, where the
+    format's values fit their dtype, written in it: the float32 path's values bit for bit, NaN signs
+    and -0 included, in every mode; a format they cannot hold raises TypeError naming the remedy;
+    encode, decode and the MAC take them as float32."""
+    dtype = np.dtype(np.float16) if half == "float16" else np.dtype(pytest.importorskip("ml_dtypes").bfloat16)
+    rng = np.random.default_rng(17)
+    x = (rng.standard_normal(4000) * 2.0 ** rng.integers(-12, 12, 4000)).astype(dtype)
+    x[:6] = np.array([np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0]).astype(dtype)
+    wide, before = x.astype(np.float32), x.copy()
+    for fmt in ("fp8_e4m3fn", "fp8_e5m2", "fp4_e2m1fn", "q4.3", {"float16": "fp16", "bfloat16": "bf16"}[half]):
+        for mode in ("nearest_even", "stochastic", "down"):
+            got = lowprec.quantize(x, fmt, mode, seed=3)
+            want = lowprec.quantize(wide, fmt, mode, seed=3)
+            assert got.dtype == dtype, (fmt, mode)
+            assert np.array_equal(got.astype(np.float32).view(np.uint32), want.view(np.uint32)), (fmt, mode)
+    blocks = (np.abs(wide[6:3974].reshape(-1, 32)) + 1.0).astype(dtype)  # block values within float16's range
+    got = lowprec.quantize(blocks, "mxfp8_e4m3")
+    want = lowprec.quantize(blocks.astype(np.float32), "mxfp8_e4m3")
+    assert got.dtype == dtype and np.array_equal(got.astype(np.float32), want)
+    scalar = lowprec.quantize(x[10], "fp8_e4m3fn")
+    assert isinstance(scalar, np.generic) and scalar.dtype == dtype and scalar == lowprec.quantize(wide[10], "fp8_e4m3fn")
+    out = np.empty_like(x)
+    assert lowprec.quantize(x, "fp8_e4m3fn", out=out) is out
+    assert np.array_equal(out.astype(np.float32), lowprec.quantize(wide, "fp8_e4m3fn"), equal_nan=True)
+    with pytest.raises(TypeError, match="out must be a numpy array of x's shape and dtype"):
+        lowprec.quantize(x, "fp8_e4m3fn", out=np.empty(x.shape, np.float32))
+    other = "bf16" if half == "float16" else "fp16"
+    with pytest.raises(TypeError, match=rf"{half} array and '{other}' has values {half} cannot hold.*astype\(np.float32\)"):
+        lowprec.quantize(x, other)
+    with pytest.raises(TypeError, match="not all"):  # codebook entries the dtype cannot hold
+        lowprec.quantize(x, lowprec.LUTFormat([0.1, 0.7]))
+    finite = np.where(np.isfinite(wide), wide, 0.0).astype(dtype)
+    codes = lowprec.encode(finite, "fp8_e4m3fn")
+    assert np.array_equal(codes, lowprec.encode(finite.astype(np.float32), "fp8_e4m3fn"))
+    a, b = finite[:60].reshape(6, 10), finite[60:140].reshape(10, 8)
+    mac = lowprec.MAC(acc="fp32")
+    got = mac.matmul(a, b)
+    assert got.dtype == np.float32 and np.array_equal(got, mac.matmul(a.astype(np.float32), b.astype(np.float32)))
+    assert np.array_equal(x.view(np.uint16), before.view(np.uint16))  # the caller's array untouched
 
 
 def test_bad_parameters_raise_value_error():

@@ -40,7 +40,7 @@ CATALOGUE = [
     ("quantize", "format of the wrong type", lambda: lowprec.quantize(X, 8), (TypeError, "fmt must be")),
     ("quantize", "unknown rounding mode", lambda: lowprec.quantize(X, "fp16", "banker"), (ValueError, "rounding must be one of")),
     ("quantize", "rbits out of range", lambda: lowprec.quantize(X, "fp16", "stochastic", rbits=0), (ValueError, "rbits")),
-    ("quantize", "integer array", lambda: lowprec.quantize(np.ones(3, np.int32), "fp16"), (TypeError, "x must hold float32 or float64")),
+    ("quantize", "integer array", lambda: lowprec.quantize(np.ones(3, np.int32), "fp16"), (TypeError, "x must hold float16, bfloat16, float32 or float64")),
     ("quantize", "None", lambda: lowprec.quantize(None, "fp16"), (TypeError, "x must be")),
     ("quantize", "out of another shape", lambda: lowprec.quantize(X, "fp16", out=np.empty(3, np.float32)), (ValueError, "out has shape")),
     ("quantize", "out of another dtype", lambda: lowprec.quantize(X, "fp16", out=np.empty(4)), (TypeError, "out has dtype")),

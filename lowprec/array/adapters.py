@@ -22,19 +22,39 @@ def is_tensor(x: Any) -> bool:
     return t is not None and isinstance(x, t)
 
 
+def half_dtype_name(dtype: np.dtype) -> str | None:
+    """"float16" or "bfloat16" (ml_dtypes' numpy type) for those dtypes, else None."""
+    if dtype.itemsize != 2:
+        return None
+    if dtype.kind == "f":
+        return "float16"
+    return "bfloat16" if dtype.name == "bfloat16" else None
+
+
+def is_half_array(x: Any) -> bool:
+    """A numpy float16 or bfloat16 array or scalar (taken through float32, which holds it)."""
+    return isinstance(x, (np.ndarray, np.generic)) and half_dtype_name(x.dtype) is not None
+
+
 def _check_float_dtype(dtype: np.dtype, name: str) -> np.dtype:
+    """The native-byte-order dtype the C core reads for `dtype`: float32/float64 as they are, float16
+    and bfloat16 as float32 (exact); anything else raises TypeError."""
+    if half_dtype_name(dtype):
+        return np.dtype(np.float32)
     if dtype.kind != "f" or dtype.itemsize not in (4, 8):
         kind = {"i": "integer", "u": "unsigned integer", "b": "boolean", "c": "complex", "O": "object",
                 "U": "string", "S": "bytes"}.get(dtype.kind, str(dtype))
         article = "an" if kind[0] in "aeiou" else "a"
-        raise TypeError(f"{name} must hold float32 or float64 values, got {article} {kind} array ({dtype}); "
-                        f"convert it first, e.g. with .astype(np.float32)")
+        raise TypeError(f"{name} must hold float16, bfloat16, float32 or float64 values, got {article} {kind} "
+                        f"array ({dtype}); convert it first, e.g. with .astype(np.float32)")
     return dtype.newbyteorder("=")
 
 
 def to_numpy(x: Any, name: str = "x") -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:
     """(a native-byte-order float32/float64 ndarray viewing or holding x, a function that turns a
-    result array of the same shape back into x's kind: ndarray, numpy scalar, float or tensor)."""
+    result array of the same shape back into x's kind: ndarray, numpy scalar, float or tensor).
+    float16/bfloat16 arrays come as float32 (exact; results then float32: quantize keeps their dtype
+    itself, where the format fits it)."""
     if isinstance(x, np.ndarray):
         dtype = _check_float_dtype(x.dtype, name)
         arr = x if x.dtype == dtype else x.astype(dtype)
@@ -50,8 +70,7 @@ def to_numpy(x: Any, name: str = "x") -> tuple[np.ndarray, Callable[[np.ndarray]
         arr = np.asarray(x)
         if arr.dtype.kind in "iu":
             arr = arr.astype(np.float64)
-        _check_float_dtype(arr.dtype, name)
-        return arr, lambda r: r
+        return arr.astype(_check_float_dtype(arr.dtype, name), copy=False), lambda r: r
     raise TypeError(f"{name} must be a float32/float64 numpy array or torch tensor, a Python float or a "
                     f"list of floats; got {type(x).__name__}")
 

@@ -169,7 +169,7 @@ def quantize(x: Any, fmt: Format | str, rounding: str = "nearest_even", *, seed:
         return quantize_user(x, fmt, rounding, quantize, out=out)
     kw = _keywords(kind, fmt, "quantize", kind.quantize_keywords,
                    dict(seed=seed, rbits=rbits, out=out, nan=nan, axis=axis, pad=pad, backend=backend))
-    if _arrays.is_half_tensor(x):
+    if _arrays.is_half_tensor(x) or _arrays.is_half_array(x):
         return _quantize_half(x, fmt, rounding, **kw)
     return kind.quantize(x, fmt, rounding, **kw)
 
@@ -217,26 +217,44 @@ def fits(fmt: Format, dtype_name: str) -> bool:
 
 
 def _quantize_half(x: Any, fmt: Format, rounding: str, *, out: Any, **kwargs: Any) -> Any:
-    """float16/bfloat16 tensors: exact in float32, quantized there, the result in x's dtype, which
-    must hold every value of the format (else a clear error, never a second rounding)."""
-    import torch  # a tensor came in: torch is loaded
-
-    dtype_name = str(x.dtype).rsplit(".", 1)[-1]
+    """float16/bfloat16 tensors and numpy arrays (bfloat16: ml_dtypes'): exact in float32, quantized
+    there, the result in x's dtype, which must hold every value of the format (else a clear error,
+    never a second rounding)."""
+    tensor = _arrays.is_tensor(x)
+    dtype_name = str(x.dtype).rsplit(".", 1)[-1] if tensor else _arrays.half_dtype_name(x.dtype)
+    kind = f"{dtype_name} tensor" if tensor else f"{dtype_name} array"
+    widen = "x.float()" if tensor else "x.astype(np.float32)"
     if isinstance(fmt, (FloatFormat, FixedFormat)):
         if not fits(fmt, dtype_name):
-            raise TypeError(f"x is a {dtype_name} tensor and {fmt.name or fmt!r} has values {dtype_name} cannot "
-                            "hold; pass x.float() (the result is then float32)")
-        if choose(kwargs.get("backend"), x, fmt) == "triton":  # the kernel reads and writes halves itself
+            raise TypeError(f"x is a {kind} and {fmt.name or fmt!r} has values {dtype_name} cannot "
+                            f"hold; pass {widen} (the result is then float32)")
+        if tensor and choose(kwargs.get("backend"), x, fmt) == "triton":  # the kernel reads and writes halves itself
             return quantize_scalar(x, fmt, rounding, out=out, **kwargs)
-    q = quantize(x.float(), fmt, rounding, **kwargs)
-    result = _arrays.narrowed(q, x.dtype) if isinstance(fmt, (FloatFormat, FixedFormat)) else q.to(x.dtype)
-    if not isinstance(fmt, (FloatFormat, FixedFormat)):  # scaled, block, codebook values: check them
-        if not bool(((result.float() == q) | torch.isnan(q)).all()):
-            raise TypeError(f"x is a {dtype_name} tensor and its values in {fmt!r} are not all {dtype_name} "
-                            "values; pass x.float() (the result is then float32)")
+    if tensor:
+        import torch  # a tensor came in: torch is loaded
+
+        q = quantize(x.float(), fmt, rounding, **kwargs)
+        result = _arrays.narrowed(q, x.dtype) if isinstance(fmt, (FloatFormat, FixedFormat)) else q.to(x.dtype)
+        exact = isinstance(fmt, (FloatFormat, FixedFormat)) or bool(((result.float() == q) | torch.isnan(q)).all())
+    else:
+        q = quantize(x.astype(np.float32), fmt, rounding, **kwargs)
+        result = q.astype(x.dtype)  # NaN signs kept (numpy's and ml_dtypes' conversions)
+        with np.errstate(invalid="ignore"):
+            exact = isinstance(fmt, (FloatFormat, FixedFormat)) or bool(
+                ((np.asarray(result, np.float32) == q) | np.isnan(q)).all())
+    if not exact:  # scaled, block, codebook values: checked
+        raise TypeError(f"x is a {kind} and its values in {fmt!r} are not all {dtype_name} "
+                        f"values; pass {widen} (the result is then float32)")
     if out is not None:
-        if not _arrays.is_tensor(out) or out.shape != x.shape or out.dtype != x.dtype:
-            raise TypeError("out must be a tensor of x's shape and dtype")
-        out.copy_(result)
+        if tensor:
+            if not _arrays.is_tensor(out) or out.shape != x.shape or out.dtype != x.dtype:
+                raise TypeError("out must be a tensor of x's shape and dtype")
+            out.copy_(result)
+        else:
+            if not isinstance(out, np.ndarray) or out.shape != np.shape(x) or out.dtype != x.dtype:
+                raise TypeError("out must be a numpy array of x's shape and dtype")
+            if not out.flags.writeable:
+                raise ValueError("out is read-only")
+            np.copyto(out, result)
         return out
     return result
