@@ -84,6 +84,8 @@ typedef struct {
     int chunk_native; /* 1: chunk_acc is the working type's own format (IEEE, Inf on overflow) and the
                          mode nearest even: chunk totals are FT's own sums, correctly rounded */
     int acc_native;   /* 1: the same for acc: every accumulation is FT's own sum */
+    int acc_fma;      /* 1 (with acc_native, float kernel, no product rounding): products need not be exact in
+                         float; each step is float's fused multiply-add, the one rounding of s + a * b */
     int acc_half;     /* 1: acc is IEEE binary16 itself, nearest even, fast set: the float kernel rounds its
                          sums to half precision by bit arithmetic (the same values as the general rule);
                          2: besides, every product has at most 11 significant bits, so float's own sum

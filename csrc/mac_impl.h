@@ -3,7 +3,8 @@
  * WBITS, SFX as for quantize_impl.h), after quantize_impl.h, whose round_one_SFX it uses.
  *
  * Arithmetic in FT: the Python side picks float only where that is exact enough (products exact in
- * float, formats of at most 21 bits), else double (operands of at most 26 significant bits, formats
+ * float, formats of at most 21 bits; or float32 operands summed into a float32 accumulator in nearest
+ * even by fused multiply-adds, acc_fma), else double (operands of at most 26 significant bits, formats
  * of at most 51). A product is then exact. A sum s + p is computed in FT with TwoSum's exact error
  * and rounded to odd (sticky in the last bit); rounding that to a format at least two bits narrower
  * than FT is the correct rounding of the exact sum in every mode (round-to-odd's double-rounding
@@ -17,6 +18,7 @@
 
 #ifndef LP_MAC_ONCE /* what does not depend on the working type */
 #define LP_MAC_ONCE
+#include <math.h> /* fmaf */
 enum { LP_MAC_KB = 64 }; /* k-steps whose stochastic draws a tile makes at once */
 /* words of a tile's stochastic draw buffers: two step-major blocks and one output's Philox words */
 #define LP_MAC_DRAWS (2 * LP_MAC_KB * LP_MAC_TILE_ROWS * LP_MAC_TILE_COLS + 4 * LP_MAC_KB)
@@ -134,6 +136,9 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
                 if (native == 1) /* acc is FT's own format, nearest even: FT's sum is the rounded one */
                     s[r][j] += p;
 #if WBITS == 32
+                else if (native == 4) /* ... and the exact product (float32 operands: up to 48 bits) is
+                                         summed by an FMA, rounded once */
+                    s[r][j] = fmaf(av, brow[j], s[r][j]);
                 else if (native == 2) /* acc is binary16, nearest even, no Inf or NaN (tiny values are
                                          rounded right: lp_half_rne_f32) */
                     s[r][j] = lp_half_rne_f32(CAT(add_rto_, SFX)(s[r][j], p, 0));
@@ -187,7 +192,9 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
 #define LP_MAC_ROWS(MODE, MUL, CHUNKED, FAST) LP_MAC_ROWS_N(MODE, MUL, CHUNKED, FAST, 0)
 /* nearest even: FT's own accumulation where acc is FT's format (the float kernel only) */
 #define LP_MAC_ROWS_RNE(MUL, CHUNKED, FAST)                                                         \
-    if (MAC_FAST && mp->acc_native) {                                                               \
+    if (MAC_FAST && !(MUL) && mp->acc_native && mp->acc_fma) {                                      \
+        LP_MAC_ROWS_N(LP_NEAREST_EVEN, 0, CHUNKED, FAST, 4 * MAC_FAST)                              \
+    } else if (MAC_FAST && mp->acc_native) {                                                        \
         LP_MAC_ROWS_N(LP_NEAREST_EVEN, MUL, CHUNKED, FAST, MAC_FAST)                                \
     } else if (MAC_FAST && FAST && mp->acc_half == 2) {                                             \
         LP_MAC_ROWS_N(LP_NEAREST_EVEN, MUL, CHUNKED, FAST, 3 * MAC_FAST)                            \

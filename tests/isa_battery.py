@@ -75,6 +75,10 @@ def cases():
         yield f"mac {kw}", MAC(**kw).matmul(A, B)
     yield "mac sum", MAC(acc="fp16").sum(A, axis=1)
     yield "mac narrow", MAC(acc="fp16", chunk=16, chunk_acc="fp32").matmul(A, B[:, :5])
+    wide = rng.standard_normal((37, 300)) * 2.0 ** rng.integers(-40, 40, (37, 300))
+    F = wide.astype(np.float32)  # float32 operands into fp32: fused multiply-adds
+    for kw in ({"acc": "fp32"}, {"acc": "fp32", "chunk": 32, "chunk_acc": "fp32"}):
+        yield f"mac float32 {kw}", MAC(**kw).matmul(F, np.ascontiguousarray(F.T[:, :29]))
 
 
 def main():

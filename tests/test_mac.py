@@ -631,3 +631,62 @@ def test_fp16_accumulation_of_products_below_its_grid_takes_the_fast_path(chunk)
     general = mac.matmul(a, b, np.zeros((16, 32)))
     assert np.array_equal(got.view(np.uint64), general.view(np.uint64))
     assert np.count_nonzero(np.abs(got) < 2.0**-14) > 0  # some outputs are fp16 subnormals
+
+
+def _sf32_fma_chain(sf, a, b, init):
+    """SoftFloat's f32_mulAdd chain s = a[t] * b[t] + s (one rounding each, nearest even) from init."""
+    def f32(x):
+        v = sf.float32_t()
+        v.v = int(np.array(x, np.float32).view(np.uint32))
+        return v
+
+    s = f32(init)
+    for x, y in zip(a, b):
+        s = sf.f32_mulAdd(f32(x), f32(y), s)
+    return float(np.array(s.v, np.uint32).view(np.float32))
+
+
+@pytest.mark.parametrize("n", [5, 20])  # narrow (summed as the transpose) and tiled
+@pytest.mark.parametrize("chunk", [None, 7])
+def test_float32_operands_into_fp32_are_fused_multiply_add_chains(n, chunk):
+    """float32 operands (24-bit significands: 48-bit products, which float cannot hold) summed into an
+    fp32 accumulator in nearest even run in the float kernel by fused multiply-adds, each step the one
+    rounding of s + a * b: the exact reference's bits, and SoftFloat's f32_mulAdd chain's (no chunks),
+    with products down in float32's subnormal range and below it, cancellations, an initial
+    accumulator and partial sums that overflow to Inf."""
+    from lowprec.mac.unit import _Operands
+
+    rng = np.random.default_rng(29)
+    m, k = 3, 200
+    a = (rng.standard_normal((m, k)) * 2.0 ** rng.integers(-60, 60, (m, k))).astype(np.float32)
+    b = (rng.standard_normal((k, n)) * 2.0 ** rng.integers(-60, 60, (k, n))).astype(np.float32)
+    a[0, :40] = np.float32(1 + 2**-23) * 2.0**-70  # products far below float32's smallest subnormal
+    b[:40, 0] = np.float32(1 - 2**-24) * 2.0**-75
+    a[1, :4], b[:4, 1] = [3e38, 3e38, -3e38, 1.0], [2.0, 1.0, 1.0, 1.0]  # Inf, then Inf stays
+    c = (rng.standard_normal((m, n)) * 1e3).astype(np.float32)
+    a[2], b[0, 2], c[2, 2] = 0.0, np.float32(1 - 2**-23), -1.0  # (1 + 2**-23)(1 - 2**-23) - 1: -2**-46, exact;
+    a[2, 0] = np.float32(1 + 2**-23)  # a rounded product would give 0
+    mac = MAC(acc="fp32", chunk=chunk, chunk_acc="fp32" if chunk else None)
+    assert mac._fma_float32(_Operands(a.astype(np.float64), b.astype(np.float64)))  # the path under test
+    got = mac.matmul(a, b, c)
+    sf = None if chunk else _softfloat()
+    for i in range(m):
+        for j in range(n):
+            ref = mac_dot_reference(a[i], b[:, j], acc="fp32", chunk=chunk, chunk_acc="fp32" if chunk else None,
+                                    initial=float(c[i, j]))
+            g = float(got[i, j])
+            assert g == ref and math.copysign(1, g) == math.copysign(1, ref), (i, j, g, ref)
+            if sf is not None:
+                assert g == _sf32_fma_chain(sf, a[i], b[:, j], c[i, j]), (i, j)
+    assert math.isinf(got[1, 1])  # the overflow happened
+    # the cancellation: in one chain the fused step keeps -2**-46; in chunks the chunk's sum (1.0, the
+    # product rounded once) meets the initial -1 in the chunk total
+    assert got[2, 2] == (0.0 if chunk else -(2.0**-46))
+
+
+def _softfloat():
+    try:
+        import softfloat
+    except ImportError:
+        return None
+    return softfloat

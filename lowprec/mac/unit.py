@@ -501,7 +501,18 @@ class MAC:
         exact on the float path, so an FMA step is the same one rounding)."""
         return _is_float32(self.acc) and self.rounding == "nearest_even" and self.order == "sequential"
 
-    def _fits_float32(self, ops: "_Operands") -> bool:
+    def _fma_float32(self, ops: "_Operands") -> bool:
+        """Whether the float kernel may sum float32 operands whose products float cannot hold by fused
+        multiply-adds (C engine): exact products into a float32 accumulator in nearest even, every step
+        the one rounding of s + a * b, chunk totals float's own sums; finite operands, float32 values
+        (normal: at most 24 significant bits is then exact)."""
+        if (self.mul is not None or not self._acc_native() or (self.chunk and not self._chunk_native())
+                or not ops.finite or ops.empty or max(ops.sig_a, ops.sig_b) > 24):
+            return False
+        top = float(np.finfo(np.float32).max)
+        return min(ops.a_min, ops.b_min) >= 2.0**-126 and max(ops.a_max, ops.b_max) <= top and self._fits_float32(ops, True)
+
+    def _fits_float32(self, ops: "_Operands", fma: bool = False) -> bool:
         """Whether float arithmetic (products and round-to-odd sums) is exact enough for this call."""
         if self.rounding == "stochastic":
             return False  # stochastic draws read more remainder bits than float keeps
@@ -520,6 +531,8 @@ class MAC:
             m, emin, q_exp = layout(f)
             if m > 21 or emin < -126 or q_exp < -147 or f.max >= 2.0**126:
                 return False
+        if fma:  # products exact inside the fused multiply-add: the formats alone decide
+            return True
         if ops.product_bits > 24 or not ops.finite:
             return False
         # products within float32's normal range, so that float products are exact
@@ -590,6 +603,8 @@ class MAC:
             return np.ascontiguousarray(t.T)
         ops = _Operands(A, B)
         use32 = self._fits_float32(ops)
+        fma = not use32 and self._engine() == "c" and self._fma_float32(ops)
+        use32 = use32 or fma
         if not use32 and (ops.sig_a > 26 or ops.sig_b > 26):
             raise ValueError("MAC operands must have at most 26 significant bits (products exact in float64); "
                              "quantize them to a format first")
@@ -606,6 +621,7 @@ class MAC:
         mp.chunk = self.chunk or 0
         mp.chunk_native = int(use32 and self._chunk_native())
         mp.acc_native = int(use32 and self._acc_native())
+        mp.acc_fma = int(fma)
         # (the kernel takes it only where fast is set; 2: products of at most 11 bits, half's own
         # precision, so float's own sum rounds to half correctly: 24 >= 2 * 11 + 2, Figueroa's bound
         # for innocuous double rounding; below half's normal range no float sum of such terms lands on a
