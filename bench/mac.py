@@ -83,6 +83,10 @@ def main():
     # integer accumulators take int8 operands (their usual ones): ai, bi
     ai = rng.integers(-128, 128, (M, K)).astype(np.float32)
     bi = rng.integers(-128, 128, (K, N)).astype(np.float32)
+    # float32 operands (24-bit products, which float cannot hold): af, bf
+    af = rng.standard_normal((M, K)).astype(np.float32)
+    bf = rng.standard_normal((K, N)).astype(np.float32)
+    f32_configs = [("float32 operands, fp32 accumulator nearest_even", dict(acc="fp32"))]
     int_configs = [("int8 operands, int32 accumulator", dict(acc="int32")),
                    ("int8 operands, int16 accumulator (saturating, overflows)", dict(acc="int16")),
                    ("int8 operands, q8.8 accumulator (saturating, overflows)", dict(acc="q8.8"))]
@@ -90,9 +94,9 @@ def main():
     for threads in (1, 2):
         lowprec.set_num_threads(threads)
         numba.set_num_threads(threads)
-        for label, kw in configs + int_configs:
+        for label, kw in configs + f32_configs + int_configs:
             mac = lowprec.MAC(**kw)
-            x, y = (ai, bi) if "int8 operands" in label else (a, b)
+            x, y = (ai, bi) if "int8 operands" in label else (af, bf) if "float32 operands" in label else (a, b)
             mac.matmul(x[:4], y)  # compile (numba) outside the timing
             r = macs / best(lambda: mac.matmul(x, y), args.repeat)
             results[(threads, label)] = r
@@ -107,6 +111,8 @@ def main():
           f"{seq2 / loop:.1f}x the numpy loop (>= 10)")
     unit2 = results[(2, "h100_fp16 matrix unit (fp8 values as fp16)")]
     print(f"target: h100_fp16 matrix unit, 2 threads: {unit2 / 1e9:.2f} G MAC/s (>= 1)")
+    f32 = results[(2, "float32 operands, fp32 accumulator nearest_even")]
+    print(f"target: float32 operands, fp32 accumulator, 2 threads: {f32 / 1e9:.2f} G MAC/s (>= 2)")
     for label in ("int8 operands, int32 accumulator", "int8 operands, int16 accumulator (saturating, overflows)",
                   "int8 operands, q8.8 accumulator (saturating, overflows)"):
         print(f"target: {label}, 2 threads: {results[(2, label)] / 1e9:.2f} G MAC/s (>= 10)")
