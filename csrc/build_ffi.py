@@ -72,6 +72,9 @@ ffibuilder.set_source(
     '#include "lowprec.h"\n',
     # relative to the project root, where setup.py runs this script (setuptools rejects absolute paths)
     sources=[f"csrc/{s}" for s in SOURCES],
+    # the headers quantize.c includes: an edited one rebuilds the module (else build_ext --inplace in
+    # a used tree keeps the old one, its timestamps being the .c file's)
+    depends=sorted(f"csrc/{p.name}" for p in HERE.glob("*.h")),
     include_dirs=["csrc"],
     extra_compile_args=["-std=c99", *_compile],
     extra_link_args=_link,

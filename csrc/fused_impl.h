@@ -36,13 +36,15 @@ static inline double lp_fused_pow2(int32_t k)
     return from_bits_f64((uint64_t)(k + 1023) << 52);
 }
 
-LP_CLONES static void lp_fused_tile(const float *a, const float *b, const float *c, double *out, const int32_t *ea,
-                                    const int32_t *eb, int64_t i, int64_t j0, int64_t k, int64_t n,
-                                    const lp_fusedparams *fp)
+/* One row i and LP_FUSED_LANES columns from j0; full (a constant): every lane a real column, so the
+ * loops read without a per-lane test and vectorize (with the tests GCC unrolled them lane by lane). */
+static inline LP_ALWAYS_INLINE void lp_fused_tile_body(const float *a, const float *b, const float *c, double *out,
+                                                       const int32_t *ea, const int32_t *eb, int64_t i, int64_t j0,
+                                                       int64_t k, int64_t n, const lp_fusedparams *fp, const int full)
 {
     double acc[LP_FUSED_LANES], sum[LP_FUSED_LANES], scale[LP_FUSED_LANES], unscale[LP_FUSED_LANES];
     int32_t ref[LP_FUSED_LANES];
-    const int64_t lanes = n - j0 < LP_FUSED_LANES ? n - j0 : LP_FUSED_LANES;
+    const int64_t lanes = full ? LP_FUSED_LANES : (n - j0 < LP_FUSED_LANES ? n - j0 : LP_FUSED_LANES);
     const double overflow = lp_fused_pow2(fp->acc_emax + 1);
     for (int64_t t = 0; t < LP_FUSED_LANES; t++)
         acc[t] = (c != NULL && t < lanes) ? (double)c[i * n + j0 + t] : 0.0;
@@ -55,8 +57,9 @@ LP_CLONES static void lp_fused_tile(const float *a, const float *b, const float 
         for (int64_t kk = g0; kk < g1; kk++) {
             const int32_t e_a = ea[i * k + kk];
             const int32_t *e_b = eb + kk * n + j0;
+            LP_VECTOR_LOOP
             for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
-                int32_t e = e_a + (t < lanes ? e_b[t] : LP_FUSED_NONE);
+                int32_t e = e_a + ((full || t < lanes) ? e_b[t] : LP_FUSED_NONE);
                 ref[t] = e > ref[t] ? e : ref[t];
             }
         }
@@ -69,8 +72,9 @@ LP_CLONES static void lp_fused_tile(const float *a, const float *b, const float 
         for (int64_t kk = g0; kk < g1; kk++) {
             const double x = (double)a[i * k + kk];
             const float *brow = b + kk * n + j0;
+            LP_VECTOR_LOOP
             for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
-                double p = x * (double)(t < lanes ? brow[t] : 0.0f);
+                double p = x * (double)((full || t < lanes) ? brow[t] : 0.0f);
                 sum[t] += __builtin_trunc(p * scale[t]);
             }
         }
@@ -83,6 +87,16 @@ LP_CLONES static void lp_fused_tile(const float *a, const float *b, const float 
     }
     for (int64_t t = 0; t < lanes; t++)
         out[i * n + j0 + t] = acc[t];
+}
+
+LP_CLONES static void lp_fused_tile(const float *a, const float *b, const float *c, double *out, const int32_t *ea,
+                                    const int32_t *eb, int64_t i, int64_t j0, int64_t k, int64_t n,
+                                    const lp_fusedparams *fp)
+{
+    if (n - j0 >= LP_FUSED_LANES)
+        lp_fused_tile_body(a, b, c, out, ea, eb, i, j0, k, n, fp, 1);
+    else
+        lp_fused_tile_body(a, b, c, out, ea, eb, i, j0, k, n, fp, 0);
 }
 
 int lp_fused_matmul(const float *a, const float *b, const float *c, double *out, int64_t m, int64_t k, int64_t n,

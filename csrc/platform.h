@@ -18,6 +18,14 @@
 #define LP_X86_DISPATCH 1
 #endif
 
+/* Before a loop over a small constant count of lanes: GCC would unroll it completely, lane by lane in
+ * scalar code, before its vectorizer saw the loop (csrc/fused_impl.h's tile ran so). */
+#if defined(__GNUC__)
+#define LP_VECTOR_LOOP _Pragma("GCC unroll 1")
+#else
+#define LP_VECTOR_LOOP
+#endif
+
 /* The team for a loop over n elements: one thread below 65536 elements (not worth a team). */
 static inline int lp_team(int64_t n, int nthreads)
 {
