@@ -231,11 +231,6 @@ void CAT(lp_lut_, SFX)(const FT *in, int64_t n, const FT *thr, int32_t nthr, con
     }
 }
 
-/* Stochastic rounding to a codebook (lowprec.array.codebook's rule): from the index k of the entry
- * below x (codes, in), up to k + 1 where r < (x - lo) / (hi - lo) * 2**32 (float64; r the element's
- * 32-bit Philox draw, laid out as lp_quantize_f32's from counter `offset`) and x > lo (gaps: hi - lo in
- * float64, as the rule computes it, entry by entry; the top entry's is never read); codes receive
- * the chosen index, out (nullable) its table entry (NaN stays NaN). */
 /* One work unit (len <= LP_WORK_UNIT elements, their draws in rnd) of lp_lut_sr_: a function of its own, whose
  * restrict arguments let the loops vectorize (inside the parallel loop's body the pointers were reloaded every
  * element). */
@@ -263,6 +258,11 @@ static inline LP_ALWAYS_INLINE void CAT(lut_sr_unit_, SFX)(const FT *restrict x,
         }
 }
 
+/* Stochastic rounding to a codebook (lowprec.array.codebook's rule): from the index k of the entry
+ * below x (codes, in), up to k + 1 where r < (x - lo) / (hi - lo) * 2**32 (float64; r the element's
+ * 32-bit Philox draw, laid out as lp_quantize_f32's from counter `offset`) and x > lo (gaps: hi - lo in
+ * float64, as the rule computes it, entry by entry; the top entry's is never read); codes receive
+ * the chosen index, out (nullable) its table entry (NaN stays NaN). */
 LP_CLONES void CAT(lp_lut_sr_, SFX)(const FT *in, int64_t n, uint16_t *codes, const double *cb, const double *gaps,
                                     int32_t entries, const FT *table, FT *out, uint64_t seed, uint64_t offset,
                                     int nthreads)

@@ -132,10 +132,19 @@ def bucket_index(thr: np.ndarray) -> np.ndarray:
     return _BUCKETS[key]
 
 
+def _index_for(thr: np.ndarray, dtype: np.dtype, size: int) -> np.ndarray | None:
+    """The bucket index a search of `size` elements of dtype uses, or None (it scans or searches): float32
+    tables past a scan's size, where the call pays for building one or it is built already (small
+    per-channel rows would each build one: they search)."""
+    if dtype == np.float32 and thr.size > _SCAN_MAX and (size >= _BUCKET_MIN or thr.tobytes() in _BUCKETS):
+        return bucket_index(thr)
+    return None
+
+
 def _run(x: np.ndarray, thr: np.ndarray, table: np.ndarray, want_values: bool, want_codes: bool,
-         values: np.ndarray | None = None, codes: np.ndarray | None = None, whole: int = 0):
+         values: np.ndarray | None = None, codes: np.ndarray | None = None, index: Any = "auto"):
     """(values, codes) of contiguous x by the C search; `values` and `codes` (contiguous, x's shape), where
-    given, receive them. whole: the size of the array x is a piece of (whether a bucket index pays)."""
+    given, receive them. index: _index_for's answer for the array x is a piece of ("auto": for x)."""
     ctype = "float[]" if x.dtype == np.float32 else "double[]"
     if want_values and values is None:
         values = np.empty_like(x)
@@ -144,12 +153,11 @@ def _run(x: np.ndarray, thr: np.ndarray, table: np.ndarray, want_values: bool, w
     if x.size:
         io = (ffi.from_buffer(ctype, values, require_writable=True) if want_values else ffi.NULL,
               ffi.from_buffer("uint16_t[]", codes, require_writable=True) if want_codes else ffi.NULL, get_num_threads())
-        # a bucket index where the call pays for building it, or it is built already (small per-channel
-        # rows would each build one: they search)
-        if x.dtype == np.float32 and thr.size > _SCAN_MAX and (max(x.size, whole) >= _BUCKET_MIN
-                                                              or thr.tobytes() in _BUCKETS):
+        if isinstance(index, str):
+            index = _index_for(thr, x.dtype, x.size)
+        if index is not None:
             lib.lp_lut_bucket_f32(ffi.from_buffer(ctype, x), x.size, ffi.from_buffer(ctype, thr), thr.size,
-                                  ffi.from_buffer("uint64_t[]", bucket_index(thr)), ffi.from_buffer(ctype, table), *io)
+                                  ffi.from_buffer("uint64_t[]", index), ffi.from_buffer(ctype, table), *io)
         else:
             fn = lib.lp_lut_f32 if x.dtype == np.float32 else lib.lp_lut_f64
             fn(ffi.from_buffer(ctype, x), x.size, ffi.from_buffer(ctype, thr), thr.size, ffi.from_buffer(ctype, table),
@@ -234,16 +242,21 @@ def _stochastic_step(rows: np.ndarray, down: np.ndarray, fmt: LUTFormat, seed: A
     return (k + up).astype(np.uint16)
 
 
+def _step_book(fmt: LUTFormat) -> tuple[np.ndarray, np.ndarray]:
+    """The C step's codebook (float64) and gaps hi - lo as the rule rounds them (the top entry has none)."""
+    cb = np.ascontiguousarray(fmt.codebook, np.float64)
+    return cb, np.append(np.diff(cb), 1.0)
+
+
 def _stochastic_step_c(x: np.ndarray, codes: np.ndarray, fmt: LUTFormat, table: np.ndarray,
-                       values: np.ndarray | None, seed: Any, start: int = 0) -> None:
+                       values: np.ndarray | None, seed: Any, start: int = 0, book: tuple | None = None) -> None:
     """_stochastic_step for a per-tensor codebook by the C kernel (csrc/lut_impl.h), the same draws:
     x contiguous 1-D, codes (uint16, the 'down' indices) updated in place, values (x's shape and dtype,
     or None) receive the entries."""
     if not x.size:
         return
     sfx, ctype = ("f32", "float[]") if x.dtype == np.float32 else ("f64", "double[]")
-    cb = np.ascontiguousarray(fmt.codebook, np.float64)
-    gaps = np.append(np.diff(cb), 1.0)  # hi - lo as the rule rounds it; the top entry has none
+    cb, gaps = book if book is not None else _step_book(fmt)
     getattr(lib, f"lp_lut_sr_{sfx}")(
         ffi.from_buffer(ctype, x), x.size, ffi.from_buffer("uint16_t[]", codes, require_writable=True),
         ffi.from_buffer("double[]", cb), ffi.from_buffer("double[]", gaps), cb.size, ffi.from_buffer(ctype, table),
@@ -273,10 +286,11 @@ def quantize_lut(x: Any, fmt: LUTFormat, rounding: str, seed: Any, out: Any, bac
             flat = src.reshape(-1)
             values = into if direct else np.empty(src.size, src.dtype)
             codes = np.empty(min(flat.size, _SR_PIECE), np.uint16)
+            index, book = _index_for(thr, flat.dtype, flat.size), _step_book(fmt)  # once, not per piece
             for s in range(0, flat.size, _SR_PIECE):
                 piece, k = flat[s:s + _SR_PIECE], codes[:flat.size - s]
-                _run(piece, thr, table, False, True, codes=k, whole=flat.size)
-                _stochastic_step_c(piece, k, fmt, table, values[s:s + _SR_PIECE], seed, s)
+                _run(piece, thr, table, False, True, codes=k, index=index)
+                _stochastic_step_c(piece, k, fmt, table, values[s:s + _SR_PIECE], seed, s, book)
         else:
             values, _ = _run(src.reshape(-1), thr, table, True, False, values=into)
         if direct:
