@@ -224,5 +224,24 @@ int lp_fused_matmul(const float *a, const float *b, const float *c, double *out,
 
 int lp_mac_tile(int which);
 
+/* What the MAC's choice of kernel path reads of an operand x (rows x cols, row i at x + i * ld, its
+ * elements contiguous), in one pass (lowprec/mac/operand_stats.py: the numpy rule), combined into what
+ * the arrays and st hold already (so that blocks of an operand add up): finite: no Inf or NaN.
+ * min_nonzero, max_abs: the least nonzero and the largest magnitude among finite elements (start
+ * them at +Inf and 0). sig_or: the OR over every element of its fraction bits and its implicit bit
+ * (1 << mantissa bits where the exponent field is nonzero). Per row: the sum of |x| (double; eight
+ * partial sums) and the count of nonzero elements; per column: the count of nonzero elements (NaN is
+ * nonzero). Returns 0, or -1 for bad arguments. */
+typedef struct {
+    int32_t finite;
+    double min_nonzero;
+    double max_abs;
+    uint64_t sig_or;
+} lp_opstats;
+int lp_operand_stats_f32(const float *x, int64_t rows, int64_t cols, int64_t ld, lp_opstats *st,
+                         double *row_abs_sums, int64_t *row_nonzeros, int64_t *col_nonzeros);
+int lp_operand_stats_f64(const double *x, int64_t rows, int64_t cols, int64_t ld, lp_opstats *st,
+                         double *row_abs_sums, int64_t *row_nonzeros, int64_t *col_nonzeros);
+
 /* Whether the library was built with OpenMP (1) or runs single-threaded (0). */
 int lp_have_openmp(void);

@@ -19,6 +19,12 @@
 #ifndef LP_MAC_ONCE /* what does not depend on the working type */
 #define LP_MAC_ONCE
 #include <math.h> /* fmaf */
+#include "mac_half_f16c.h"
+#ifdef LP_MAC_F16C
+#define LP_HAVE_F16C lp_have_f16c()
+#else
+#define LP_HAVE_F16C 0
+#endif
 enum { LP_MAC_KB = 64 }; /* k-steps whose stochastic draws a tile makes at once */
 /* words of a tile's stochastic draw buffers: two step-major blocks and one output's Philox words */
 #define LP_MAC_DRAWS (2 * LP_MAC_KB * LP_MAC_TILE_ROWS * LP_MAC_TILE_COLS + 4 * LP_MAC_KB)
@@ -57,17 +63,18 @@ static inline LP_ALWAYS_INLINE FT CAT(add_rto_, SFX)(FT s, FT p, const int down_
 }
 
 #if WBITS == 32
-/* x (a float32 round-to-odd sum, finite, below fp16's overflow threshold) rounded to nearest even on
- * IEEE binary16's grid: at and above 2**-14 the pattern keeps 10 fraction bits (the carry moves into
- * the exponent), below it 0.5 + |x| has float32 spacing 2**-24, fp16's subnormal step (so values
- * below fp16's smallest subnormal round right too, to 0 or to it). */
+/* x (a float32 sum, finite, below fp16's overflow threshold) rounded to nearest even on IEEE binary16's
+ * grid, in float arithmetic alone (so that it vectorizes on every instruction set): big = 1.5 * 2**13
+ * * 2**e, with 2**e x's binade or fp16's normal one, 2**-14, if lower, has float spacing 2**(e - 10),
+ * fp16's spacing at x; x + big is x rounded onto it in nearest even (big is an even multiple of it),
+ * and subtracting big is exact. x's sign is kept where the result is zero. (Equal to F16C's
+ * float-to-half-to-float round trip on every float32 value below the threshold; half the integer
+ * operations of a bit-pattern rounding. tests/test_mac.py checks the rule against numpy's cast.) */
 static inline LP_ALWAYS_INLINE float lp_half_rne_f32(float x)
 {
-    const uint32_t u = to_bits_f32(x), a = u & 0x7FFFFFFFu;
-    const uint32_t normal = (a + 0xFFFu + ((a >> 13) & 1u)) & ~0x1FFFu;
-    const float mag = from_bits_f32(a);
-    const uint32_t sub = to_bits_f32((mag + 0.5f) - 0.5f);
-    return from_bits_f32((a < 0x38800000u ? sub : normal) | (u & 0x80000000u));
+    const uint32_t u = to_bits_f32(x), binade = u & 0x7F800000u;
+    const float big = from_bits_f32(binade > 0x38800000u ? binade : 0x38800000u) * 0x1.8p13f; /* 2**-14 */
+    return from_bits_f32(to_bits_f32((x + big) - big) | (u & 0x80000000u));
 }
 #endif
 
@@ -110,45 +117,61 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
        inlined once per variant. */
     uint32_t *draws0 = draws, *draws1 = draws + LP_MAC_KB * LP_MAC_TILE_ROWS * LP_MAC_TILE_COLS;
     for (int64_t t = 0; t < k; t++) {
-        const FT *brow = b + (mp->b_broadcast ? 0 : t * n) + j0;
-        const int64_t tt = t % LP_MAC_KB;
-        if (sr && tt == 0) {
-            const int64_t kb = k - t < LP_MAC_KB ? k - t : LP_MAC_KB;
-            uint32_t *words = draws + 2 * LP_MAC_KB * LP_MAC_TILE_ROWS * LP_MAC_TILE_COLS;
-            for (int r = 0; r < R; r++)
-                for (int j = 0; j < tw; j++) {
-                    const uint64_t o = mp->offset + (uint64_t)((i0 + r) * ldo + j0 + j);
-                    philox_fill_best(words, kb, mp->seed, o * steps + (uint64_t)t);
-                    for (int64_t u = 0; u < kb; u++) {
-                        draws1[(u * R + r) * tw + j] = words[kb + u];
-                        if (has_mul)
-                            draws0[(u * R + r) * tw + j] = words[u];
-                    }
-                }
-        }
-        for (int r = 0; r < R; r++) {
-            const FT av = a[(i0 + r) * k + t];
-            const uint32_t *d0 = draws0 + (tt * R + r) * tw, *d1 = draws1 + (tt * R + r) * tw;
-            for (int j = 0; j < tw; j++) {
-                FT p = av * brow[j];
-                if (has_mul)
-                    p = CAT(mac_q_, SFX)(p, &mulp, mode, fast, sr ? d0[j] : 0);
-                if (native == 1) /* acc is FT's own format, nearest even: FT's sum is the rounded one */
-                    s[r][j] += p;
-#if WBITS == 32
-                else if (native == 4) /* ... and the exact product (float32 operands: up to 48 bits) is
-                                         summed by an FMA, rounded once */
-                    s[r][j] = fmaf(av, brow[j], s[r][j]);
-                else if (native == 2) /* acc is binary16, nearest even, no Inf or NaN (tiny values are
-                                         rounded right: lp_half_rne_f32) */
-                    s[r][j] = lp_half_rne_f32(CAT(add_rto_, SFX)(s[r][j], p, 0));
-                else if (native == 3) /* ... and s, p have at most 11 significant bits: float's nearest-even
-                                         sum (24 >= 2 * 11 + 2 bits) rounds to half as the exact sum does */
-                    s[r][j] = lp_half_rne_f32(s[r][j] + p);
+#if WBITS == 32 && defined(LP_MAC_F16C)
+        if (native == 5 && R % 4 == 0 && tw == 16) { /* the steps up to the chunk's end (or k's), in
+                                                        registers, four rows at a time */
+            const int64_t t1 = chunked && (t / mp->chunk + 1) * mp->chunk < k ? (t / mp->chunk + 1) * mp->chunk : k;
+            for (int r = 0; r < R; r += 4)
+                lp_mac_half_span_f16c(a + (i0 + r) * k, k, b + j0, mp->b_broadcast ? 0 : n, t, t1, &s[r][0],
+                                      LP_MAC_TILE_COLS);
+            t = t1 - 1; /* the chunk's end, below */
+        } else
 #endif
-                else
-                    s[r][j] = CAT(mac_q_, SFX)(CAT(add_rto_, SFX)(s[r][j], p, mode == LP_DOWN), &accp, mode, fast,
-                                               sr ? d1[j] : 0);
+        {
+            const FT *brow = b + (mp->b_broadcast ? 0 : t * n) + j0;
+            const int64_t tt = t % LP_MAC_KB;
+            if (sr && tt == 0) {
+                const int64_t kb = k - t < LP_MAC_KB ? k - t : LP_MAC_KB;
+                uint32_t *words = draws + 2 * LP_MAC_KB * LP_MAC_TILE_ROWS * LP_MAC_TILE_COLS;
+                for (int r = 0; r < R; r++)
+                    for (int j = 0; j < tw; j++) {
+                        const uint64_t o = mp->offset + (uint64_t)((i0 + r) * ldo + j0 + j);
+                        philox_fill_best(words, kb, mp->seed, o * steps + (uint64_t)t);
+                        for (int64_t u = 0; u < kb; u++) {
+                            draws1[(u * R + r) * tw + j] = words[kb + u];
+                            if (has_mul)
+                                draws0[(u * R + r) * tw + j] = words[u];
+                        }
+                    }
+            }
+            for (int r = 0; r < R; r++) {
+                const FT av = a[(i0 + r) * k + t];
+                const uint32_t *d0 = draws0 + (tt * R + r) * tw, *d1 = draws1 + (tt * R + r) * tw;
+                /* a loop for the vectorizer (unrolled lane by lane first, a short step's columns were
+                   vectorized across the rows instead, with a permute per lane) */
+                LP_VECTOR_LOOP
+                for (int j = 0; j < tw; j++) {
+                    FT p = av * brow[j];
+                    if (has_mul)
+                        p = CAT(mac_q_, SFX)(p, &mulp, mode, fast, sr ? d0[j] : 0);
+                    if (native == 1) /* acc is FT's own format, nearest even: FT's sum is the rounded one */
+                        s[r][j] += p;
+#if WBITS == 32
+                    else if (native == 4) /* ... and the exact product (float32 operands: up to 48 bits) is
+                                             summed by an FMA, rounded once */
+                        s[r][j] = fmaf(av, brow[j], s[r][j]);
+                    else if (native == 2) /* acc is binary16, nearest even, no Inf or NaN (tiny values are
+                                             rounded right: lp_half_rne_f32) */
+                        s[r][j] = lp_half_rne_f32(CAT(add_rto_, SFX)(s[r][j], p, 0));
+                    else if (native == 3 || native == 5) /* ... and s, p have at most 11 significant
+                                             bits: float's nearest-even sum (24 >= 2 * 11 + 2 bits) rounds to
+                                             half as the exact sum does (5: by F16C where the tile is whole) */
+                        s[r][j] = lp_half_rne_f32(s[r][j] + p);
+#endif
+                    else
+                        s[r][j] = CAT(mac_q_, SFX)(CAT(add_rto_, SFX)(s[r][j], p, mode == LP_DOWN), &accp, mode, fast,
+                                                   sr ? d1[j] : 0);
+                }
             }
         }
         if (chunked && ((t + 1) % mp->chunk == 0 || t + 1 == k) && mp->chunk_native) {
@@ -196,6 +219,8 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
         LP_MAC_ROWS_N(LP_NEAREST_EVEN, 0, CHUNKED, FAST, 4 * MAC_FAST)                              \
     } else if (MAC_FAST && mp->acc_native) {                                                        \
         LP_MAC_ROWS_N(LP_NEAREST_EVEN, MUL, CHUNKED, FAST, MAC_FAST)                                \
+    } else if (MAC_FAST && FAST && mp->acc_half == 2 && !(MUL) && LP_HAVE_F16C) {                   \
+        LP_MAC_ROWS_N(LP_NEAREST_EVEN, 0, CHUNKED, FAST, 5 * MAC_FAST)                              \
     } else if (MAC_FAST && FAST && mp->acc_half == 2) {                                             \
         LP_MAC_ROWS_N(LP_NEAREST_EVEN, MUL, CHUNKED, FAST, 3 * MAC_FAST)                            \
     } else if (MAC_FAST && FAST && mp->acc_half) {                                                  \

@@ -43,6 +43,7 @@ int lp_have_openmp(void)
 #define MAC_CLONES LP_CLONES
 #define MAC_FAST 1
 #include "mac_impl.h"
+#include "stats_impl.h"
 #include "type_macros_end.h"
 
 #include "type_f64.h"
@@ -52,6 +53,7 @@ int lp_have_openmp(void)
 #define MAC_CLONES LP_CLONES
 #define MAC_FAST 0
 #include "mac_impl.h"
+#include "stats_impl.h"
 
 #include "type_macros_end.h"
 

@@ -75,6 +75,11 @@ def cases():
         yield f"mac {kw}", MAC(**kw).matmul(A, B)
     yield "mac sum", MAC(acc="fp16").sum(A, axis=1)
     yield "mac narrow", MAC(acc="fp16", chunk=16, chunk_acc="fp32").matmul(A, B[:, :5])
+    # products below fp16's grid (the half rounding's subnormal range), two row tiles and a ragged one
+    G = lowprec.quantize(rng.standard_normal((37, 300)) * 2.0**-12, "fp8_e5m2")
+    H = lowprec.quantize(rng.standard_normal((300, 29)) * 2.0**-6, "fp8_e4m3fn")
+    for kw in ({"acc": "fp16"}, {"acc": "fp16", "chunk": 16, "chunk_acc": "fp32"}, {"acc": "fp16", "chunk": 64}):
+        yield f"mac tiny {kw}", MAC(**kw).matmul(G, H)
     wide = rng.standard_normal((37, 300)) * 2.0 ** rng.integers(-40, 40, (37, 300))
     F = wide.astype(np.float32)  # float32 operands into fp32: fused multiply-adds
     for kw in ({"acc": "fp32"}, {"acc": "fp32", "chunk": 32, "chunk_acc": "fp32"}):

@@ -39,6 +39,7 @@ from . import units
 from .counts import Counts
 from .fixed import fixed_matmul
 from .fused import check_operand, fused_matmul
+from .operand_stats import matmul_operand_stats, sig_bits
 from .orders import ordered_matmul
 
 ORDERS = ("sequential", "pairwise", "kahan")
@@ -394,8 +395,10 @@ class MAC:
                          initial: np.ndarray | None = None, count: bool = True) -> np.ndarray:
         m, k = A.shape
         n = B.shape[1]
+        # the sequential kernel's path reads the operands' statistics; the counts share them
+        ops = _Operands(A, B) if self.unit is None and m * n and k and self._takes_initial() else None
         if count:
-            self._count(A, B, products)
+            self._count(A, B, products, ops)
         if self.unit is not None:
             return self._unit_matmul(A, B, initial)
         if m * n == 0:
@@ -406,7 +409,7 @@ class MAC:
             empty = np.full((m, n), zero) if start is None else start
             return empty if self.out is None else quantize(empty, self.out, self.rounding, seed=self.seed)
         if self._takes_initial():
-            result = self._sequential(A, B, start)  # takes float32 operands as they are
+            result = self._sequential(A, B, start, ops)  # takes float32 operands as they are
         elif isinstance(self.acc, FixedFormat):
             result = self._fixed(A, B)  # takes float32 operands as they are
         else:
@@ -440,8 +443,8 @@ class MAC:
             for r0 in range(0, m, rows):
                 terms = user.products(A[r0:r0 + rows], B)
                 r = terms.shape[0]
-                if _sig_bits(terms) > 26:
-                    raise ValueError(f"mul={user.label}: its products have {_sig_bits(terms)} significant bits; "
+                if sig_bits(terms) > 26:
+                    raise ValueError(f"mul={user.label}: its products have {sig_bits(terms)} significant bits; "
                                      "summed other than in one compiled pass (fp32/fp64 nearest-even in k order, "
                                      "a table's integer sums) they may have at most 26: round them in the function")
                 init = None if initial is None else initial[r0:r0 + r].reshape(r * n, 1)
@@ -453,7 +456,7 @@ class MAC:
         self.counts["overflows"] += inner["overflows"]
         return result
 
-    def _count(self, A, B, products: tuple[str, int] | None = None) -> None:
+    def _count(self, A, B, products: tuple[str, int] | None = None, ops: "_Operands | None" = None) -> None:
         m, k = A.shape
         n = B.shape[1]
         c = self.counts
@@ -483,7 +486,12 @@ class MAC:
                 c["round"][_name(self.chunk_acc)] += chunk_sums
         if self.out is not None:
             c["round"][_name(self.out)] += m * n
-        nonzero_pairs = _nonzero_pairs(A, B) if macs else 0
+        if not macs:
+            nonzero_pairs = 0
+        elif ops is not None:
+            nonzero_pairs = ops.nonzero_pairs
+        else:
+            nonzero_pairs = matmul_operand_stats(A, B)[2]
         c["zero_products"] += macs - nonzero_pairs
         c["elements_read"] += A.size + B.size
         c["elements_written"] += m * n
@@ -557,7 +565,7 @@ class MAC:
                 return False
         return True
 
-    def _bounded(self, A: np.ndarray, ops: "_Operands") -> bool:
+    def _bounded(self, ops: "_Operands") -> bool:
         """No product or partial sum reaches a format's largest value: the partial sums are bounded
         by the largest row sum of |A| times max |B|, times the growth of rounding up at every step."""
         if ops.empty or not ops.finite:
@@ -568,7 +576,7 @@ class MAC:
         def log2_growth(f, steps):
             return (steps + 2) * math.log1p(2.0 ** -layout(f)[0]) / math.log(2)
 
-        k = A.shape[1]
+        k = ops.k
         # a product rounds once (mul), then acc's steps
         grow_acc = log2_growth(self.acc, min(self.chunk or k, k)) + (log2_growth(self.mul, -1) if self.mul else 0.0)
         grow_total = grow_acc + (log2_growth(self.chunk_acc, -(-k // self.chunk)) if self.chunk else 0.0)
@@ -576,7 +584,7 @@ class MAC:
             return False
         # |partial sum| <= max row sum of |A| * max |B| (cheaper than max(|A| @ |B|), and enough), times
         # the growth: within a chunk for acc, over all of them for chunk totals and the output
-        sums = _max_abs_row_sum(A) * ops.b_max * 1.01
+        sums = ops.max_abs_row_sum * ops.b_max * 1.01
         if self.mul is not None and float(ops.a_max * ops.b_max) * 1.01 >= self.mul.max:
             return False
         totals = [f for f in (self.chunk_acc if self.chunk else None, self.out) if f is not None]
@@ -590,7 +598,8 @@ class MAC:
         return (self.mul is None and (not self.chunk or self._chunk_native())
                 and (_is_float32(self.out) or self.out == self.acc))
 
-    def _sequential(self, A: np.ndarray, B: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
+    def _sequential(self, A: np.ndarray, B: np.ndarray, start: np.ndarray | None = None,
+                    ops: "_Operands | None" = None) -> np.ndarray:
         """Sequential float accumulation by the C or Triton engine; start: the initial accumulator."""
         m, k = A.shape
         n = B.shape[1]
@@ -601,7 +610,7 @@ class MAC:
             # deterministic modes do not depend on an output's index
             t = self._sequential(np.ascontiguousarray(B.T), np.ascontiguousarray(A.T), None if start is None else start.T)
             return np.ascontiguousarray(t.T)
-        ops = _Operands(A, B)
+        ops = _Operands(A, B) if ops is None else ops
         use32 = self._fits_float32(ops)
         fma = not use32 and self._engine() == "c" and self._fma_float32(ops)
         use32 = use32 or fma
@@ -636,7 +645,7 @@ class MAC:
         # (stochastic: the double kernel's fast variant; float never runs stochastic rounding)
         stochastic = self.rounding == "stochastic"
         on_grids = (use32 or stochastic) and self._on_grids(ops)
-        mp.fast = int((use32 or stochastic) and start is None and self._bounded(A, ops)
+        mp.fast = int((use32 or stochastic) and start is None and self._bounded(ops)
                       and (on_grids or (half and self._tiny_safe_half())))
         if mp.fast and on_grids and self.mul is not None and ops.product_bits <= layout(self.mul)[0] + 1:
             # every product is a value of mul (the proof behind fast puts it on mul's grid and below its
@@ -755,23 +764,6 @@ def _device_of(*operands) -> Any:
     return None
 
 
-def _nonzero_pairs(A: np.ndarray, B: np.ndarray) -> int:
-    """Products a[i, t] * b[t, j] with both operands nonzero, summed over k in slices (bounded memory
-    for long reductions)."""
-    step = max(1, _arrays.CHUNK // max(A.shape[0], B.shape[1], 1))
-    return sum(int(np.count_nonzero(A[:, t:t + step], axis=0) @ np.count_nonzero(B[t:t + step], axis=1))
-               for t in range(0, A.shape[1], step))
-
-
-def _max_abs_row_sum(A: np.ndarray) -> float:
-    """max_i sum_t |A[i, t]|, over column slices (bounded scratch)."""
-    sums = np.zeros(A.shape[0])
-    step = max(1, _arrays.CHUNK // max(A.shape[0], 1))
-    for t in range(0, A.shape[1], step):
-        sums += np.abs(A[:, t:t + step]).sum(axis=1)
-    return float(sums.max()) if sums.size else 0.0
-
-
 def _padded(A: np.ndarray, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
     """2-D A zero-padded to `shape`, C-contiguous, in dtype: A itself where it already is."""
     if A.shape == shape and A.dtype == dtype and A.flags.c_contiguous:
@@ -827,51 +819,22 @@ def _is_binary16(fmt: Format | None) -> bool:
             and fmt.subnormals and fmt.specials == "ieee" and fmt.overflow == "inf")
 
 
-_BIT_LAYOUT = {np.dtype(np.float32): (np.uint32, 0x7F800000, 23), np.dtype(np.float64): (np.uint64, 0x7FF0000000000000, 52)}
-
-
-def _sig_bits(x: np.ndarray) -> int:
-    """The most significant bits any element of x has (24 for full float32, 53 for float64), from
-    the lowest set bit of all significands OR-ed together: one pass over x's own bits."""
-    x = np.asarray(x)
-    if x.dtype not in _BIT_LAYOUT:
-        x = x.astype(np.float64)
-    utype, exp_mask, mant = _BIT_LAYOUT[x.dtype]
-    combined = 0
-    for _, _, chunk in _arrays.flat_chunks(x):  # bounded scratch
-        bits = chunk.view(utype)
-        frac = bits & utype((1 << mant) - 1)
-        implicit = ((bits & utype(exp_mask)) != 0).astype(utype) << utype(mant)
-        combined |= int(np.bitwise_or.reduce(frac | implicit, axis=None))
-    if combined == 0:
-        return 1
-    trailing = (combined & -combined).bit_length() - 1
-    return mant + 1 - trailing
-
-
 class _Operands:
-    """What the sequential kernel's choice of path needs to know of the operands, read once:
-    finiteness, significant bits, the smallest and largest nonzero magnitudes."""
+    """What the sequential kernel's choice of path needs to know of the operands, read once (one C
+    pass each: operand_stats): finiteness, significant bits, the smallest and largest nonzero
+    magnitudes, the largest row sum of |A| and the count of nonzero products."""
 
     def __init__(self, A: np.ndarray, B: np.ndarray):
-        (fa, self.a_min, self.a_max), (fb, self.b_min, self.b_max) = _magnitudes(A), _magnitudes(B)
-        self.finite = fa and fb
-        self.sig_a, self.sig_b = _sig_bits(A), _sig_bits(B)
+        sa, sb, self.nonzero_pairs = matmul_operand_stats(A, B)
+        self.k = A.shape[1]
+        self.a_min, self.a_max, self.b_min, self.b_max = sa.min_nonzero, sa.max_abs, sb.min_nonzero, sb.max_abs
+        self.finite = sa.finite and sb.finite
+        self.sig_a, self.sig_b = sa.sig_bits, sb.sig_bits
         self.empty = self.a_max == 0 or self.b_max == 0
         # significant bits of any product: p + q, but p alone when every b is a power of two (a sum's
         # ones), so float32 data sums in float
         self.product_bits = (self.sig_a + self.sig_b) if min(self.sig_a, self.sig_b) > 1 else max(self.sig_a, self.sig_b)
-
-
-def _magnitudes(x: np.ndarray) -> tuple[bool, float, float]:
-    """(all finite, smallest nonzero |x|, largest |x|) ((True, 0, 0) without nonzeros), in chunks."""
-    finite, lo, hi = True, math.inf, 0.0
-    for _, _, chunk in _arrays.flat_chunks(x):
-        finite = finite and bool(np.isfinite(chunk).all())
-        a = np.abs(chunk[chunk != 0])
-        if a.size:
-            lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
-    return finite, (lo if hi else 0.0), hi
+        self.max_abs_row_sum = float(sa.row_abs_sums.max()) if sa.row_abs_sums.size else 0.0
 
 
 def _exact_span(A, B) -> int:
@@ -882,8 +845,8 @@ def _exact_span(A, B) -> int:
         return 0
     if not (np.isfinite(A).all() and np.isfinite(B).all()):
         return 10**6
-    qa = np.frexp(a)[1] - _sig_bits(a)
-    qb = np.frexp(b)[1] - _sig_bits(b)
+    qa = np.frexp(a)[1] - sig_bits(a)
+    qb = np.frexp(b)[1] - sig_bits(b)
     quantum = int(qa.min() + qb.min())
     top = math.log2(np.abs(a).max() * np.abs(b).max() * A.shape[1]) + 1
     return int(math.ceil(top)) - quantum
