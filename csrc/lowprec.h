@@ -243,5 +243,14 @@ int lp_operand_stats_f32(const float *x, int64_t rows, int64_t cols, int64_t ld,
 int lp_operand_stats_f64(const double *x, int64_t rows, int64_t cols, int64_t ld, lp_opstats *st,
                          double *row_abs_sums, int64_t *row_nonzeros, int64_t *col_nonzeros);
 
+/* Integer sums (lowprec/mac/fixed.py's rule for products on the accumulator's grid), in float32
+ * lanes: out[i * n + j] = the sum over t of a[i * k + t] * b[t * n + j] in k order, every step wrapped
+ * into [lo, hi] (by one +-span) or saturated (saturate = 1), overflows[i] = row i's out-of-range
+ * steps. The caller guarantees integers whose products, partial sums and out-of-range sums are below
+ * 2**24 (and, wrapping, products of at most span). Returns 0, or -1 for bad arguments (k >= 2**24, lo > 0,
+ * hi < 0, span <= 0). */
+int lp_fixed_sums_f32(const float *a, const float *b, double *out, int64_t *overflows, int64_t m, int64_t k,
+                      int64_t n, float lo, float hi, float span, int saturate, int nthreads);
+
 /* Whether the library was built with OpenMP (1) or runs single-threaded (0). */
 int lp_have_openmp(void);

@@ -85,3 +85,5 @@ int lp_have_openmp(void)
 #include "fscale_impl.h"
 #include "scaled_impl.h"
 #include "type_macros_end.h"
+
+#include "fixed_impl.h" /* integer accumulators in float32 lanes */

@@ -84,6 +84,16 @@ def cases():
     F = wide.astype(np.float32)  # float32 operands into fp32: fused multiply-adds
     for kw in ({"acc": "fp32"}, {"acc": "fp32", "chunk": 32, "chunk_acc": "fp32"}):
         yield f"mac float32 {kw}", MAC(**kw).matmul(F, np.ascontiguousarray(F.T[:, :29]))
+    # int8 operands into 16-bit accumulators that overflow (C float32 lanes), saturating and wrapping
+    from dataclasses import replace
+
+    I = rng.integers(-128, 128, (37, 300)).astype(np.float32)
+    J = rng.integers(-128, 128, (300, 29)).astype(np.float32)
+    for acc in (lowprec.formats.get("int16"), replace(lowprec.formats.get("int16"), overflow="wrap"),
+                lowprec.formats.get("q8.8")):
+        mac = MAC(acc=acc)
+        yield f"mac int8 into {acc}", mac.matmul(I, J)
+        yield f"mac int8 into {acc}: overflows", [mac.counts["overflows"]]
 
 
 def main():

@@ -433,11 +433,13 @@ def test_exact_accumulation_rounds_to_nearest_float64():
 @settings(max_examples=80, deadline=None)
 @given(data=st.data(), acc=st.sampled_from(["int8", "int16", "int32", "q8.8", "q4.4", "uq8.0", "q12.3"]),
        wrap=st.booleans(), rounding=st.sampled_from(["nearest_even", "nearest_away", "toward_zero", "up", "down", "odd"]),
-       operand=st.sampled_from(["int8", "q3.4", "fp8_e4m3fn", "int4"]), k=st.integers(0, 60))
-def test_compiled_fixed_point_sums_are_the_numpy_rule_s(data, acc, wrap, rounding, operand, k):
-    """lowprec.mac.fixed (exact int64 steps, or BLAS where no partial sum can leave the range) gives the
-    numpy rule's values and overflow counts: every mode, wrap and saturate, products finer than the
-    grid (rounded each step), coarser (scaled) and on it."""
+       operand=st.sampled_from(["int8", "q3.4", "fp8_e4m3fn", "int4"]), k=st.integers(0, 60),
+       m=st.integers(1, 9), n=st.integers(1, 19))
+def test_compiled_fixed_point_sums_are_the_numpy_rule_s(data, acc, wrap, rounding, operand, k, m, n):
+    """lowprec.mac.fixed (float32 lanes in C or exact int64 steps, or BLAS where no partial sum can leave
+    the range) gives the numpy rule's values and overflow counts: every mode, wrap and saturate,
+    products finer than the grid (rounded each step), coarser (scaled) and on it; shapes with whole C
+    tiles (4 rows x 8 columns) and remainders."""
     from dataclasses import replace
 
     from lowprec.mac import unit
@@ -447,8 +449,8 @@ def test_compiled_fixed_point_sums_are_the_numpy_rule_s(data, acc, wrap, roundin
         fmt = replace(fmt, overflow="wrap")
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     scale = data.draw(st.sampled_from([1.0, 8.0, 64.0]))
-    a = lowprec.quantize(rng.standard_normal((5, k)) * scale, operand)
-    b = lowprec.quantize(rng.standard_normal((k, 4)) * scale, operand)
+    a = lowprec.quantize(rng.standard_normal((m, k)) * scale, operand)
+    b = lowprec.quantize(rng.standard_normal((k, n)) * scale, operand)
     fast = MAC(acc=fmt, rounding=rounding)
     got = fast.matmul(a, b)
     compiled, unit.fixed_matmul = unit.fixed_matmul, lambda *args: None  # the numpy rule alone
@@ -473,19 +475,23 @@ def test_compiled_fixed_point_sums_of_float32_integer_operands_are_exact(acc, wr
     if wrap:
         fmt = replace(fmt, overflow="wrap")
     rng = np.random.default_rng(11)
-    k = 1500
-    a = rng.integers(100, 128, (3, k)).astype(np.float32)
+    k, m, n = 1500, 6, 11  # the C kernel's tiles: one of 4 rows and 8 columns, and the rest
+    a = rng.integers(100, 128, (m, k)).astype(np.float32)
     a[1] = -a[1]
     a[2, ::3] = -128
-    b = rng.integers(-128, 128, (k, 5)).astype(np.float32)
+    a[3] = rng.integers(-128, 128, k)
+    a[4] = 0
+    a[5, 1::2] = -a[5, 1::2]
+    b = rng.integers(-128, 128, (k, n)).astype(np.float32)
     b[:, 0] = 127
+    b[:, 9] = -128
     mac = MAC(acc=fmt)
     got = mac.matmul(a, b)
     unit = 2 ** -fmt.frac_bits
     lo, hi = round(fmt.min / unit), round(fmt.max / unit)
-    want, overflows = np.zeros((3, 5)), 0
-    for i in range(3):
-        for j in range(5):
+    want, overflows = np.zeros((m, n)), 0
+    for i in range(m):
+        for j in range(n):
             s = 0
             for t in range(k):
                 v = s + int(a[i, t]) * int(b[t, j]) * round(1 / unit)
@@ -502,6 +508,25 @@ def test_compiled_fixed_point_sums_of_float32_integer_operands_are_exact(acc, wr
         a2 = np.array([[22439, 8765, 712]], np.float32)
         b2 = np.array([[-14734], [-12299], [-29378]], np.float32)
         assert MAC(acc=fmt).matmul(a2, b2)[0, 0] == np.float32(22439 * -14734 + 8765 * -12299 + 712 * -29378)
+
+
+def test_integer_sums_that_cannot_overflow_are_exact_past_float32s_integers():
+    """Where no partial sum can leave the accumulator's range, BLAS sums: in float32 while every partial
+    sum is bounded by 2**24 (an integer float32 holds), in float64 past it. At the bound: 1024 products
+    of -128 * -128 make 2**24 exactly; one more term of 1 makes 2**24 + 1, which float32 would round."""
+    k = 1024
+    a = np.full((2, k), -128.0)
+    a[1, ::2] = 127.0
+    b = np.full((k, 3), -128.0)
+    b[:, 1] = 127.0
+    b[::3, 2] = 1.0
+    want = np.array([[sum(int(x) * int(y) for x, y in zip(a[i], b[:, j])) for j in range(3)] for i in range(2)])
+    assert np.abs(a).sum(axis=1).max() * np.abs(b).max() == 2**24 and want[0, 0] == 2**24
+    assert np.array_equal(MAC(acc="int32").matmul(a, b), want)
+    a1 = np.concatenate([a, np.ones((2, 1))], axis=1)
+    b1 = np.concatenate([b, np.ones((1, 3))])
+    got = MAC(acc="int32").matmul(a1, b1)
+    assert got.dtype == np.float64 and got[0, 0] == 2**24 + 1 and np.array_equal(got, want + 1)
 
 
 def test_float_sums_of_half_precision_terms_round_to_half_correctly():

@@ -1,9 +1,10 @@
-"""Integer and fixed-point accumulation at compiled speed (numba): the MAC's fixed-point rule (every
-step s + p rounded to the accumulator's grid in the MAC's mode, then wrapped or saturated as its
-format says, each overflow counted) in exact int64 arithmetic (float32 lanes where every value stays
-below 2**24, so exact there too), for operands that are integers
-after a power-of-two scaling (int8 values, fixed-point values, low-precision floats of a narrow
-range). Where the products' units are finer than the grid, each step rounds in integers.
+"""Integer and fixed-point accumulation at compiled speed: the MAC's fixed-point rule (every step
+s + p rounded to the accumulator's grid in the MAC's mode, then wrapped or saturated as its format
+says, each overflow counted) in exact arithmetic, for operands that are integers after a power-of-two
+scaling (int8 values, fixed-point values, low-precision floats of a narrow range): float32 lanes in C
+(lp_fixed_sums_f32) where every value stays below 2**24, int64 lanes (numba) elsewhere; BLAS where no
+partial sum can leave the range. Where the products' units are finer than the grid, each step rounds
+in integers (numba).
 
 ``fixed_matmul`` returns None where this does not apply (stochastic rounding, a product format,
 operands that do not scale to integers of at most 26 bits, sums that leave float64's exact range):
@@ -18,6 +19,8 @@ import numpy as np
 
 from ..formats import FixedFormat
 from ..kernels import jit
+from ..kernels.native import ffi, lib
+from ..kernels.threads import get_num_threads
 
 _KERNELS: dict = {}
 MODES = {"nearest_even": 0, "nearest_away": 1, "toward_zero": 2, "up": 3, "down": 4, "odd": 5}
@@ -104,35 +107,7 @@ def kernels() -> dict:
                     out[i, j] = s[j]
                 overflows[i] = count
 
-        @numba.njit(parallel=True, cache=True)
-        def sums_units_f32(a, b, out, overflows, lo, hi, saturate, span):
-            """sums_units in float32 lanes (twice as many a vector as int64's), for integers where every
-            product, partial sum and out-of-range sum is below 2**24 (exact) and, when wrapping, no
-            product exceeds the span (one step of +-span brings a sum back into range); the overflow
-            counts per lane in float32 too (exact: at most k < 2**24 each)."""
-            m, k = a.shape
-            n = b.shape[1]
-            for i in numba.prange(m):
-                s = np.zeros(n, np.float32)
-                c = np.zeros(n, np.float32)
-                for t in range(k):
-                    av = a[i, t]
-                    for j in range(n):
-                        v = s[j] + av * b[t, j]
-                        inside = (v >= lo) & (v <= hi)
-                        if saturate:
-                            w = min(max(v, lo), hi)
-                        else:
-                            w = v - span if v > hi else v + span
-                        s[j] = v if inside else w
-                        c[j] += np.float32(0.0) if inside else np.float32(1.0)
-                count = 0
-                for j in range(n):
-                    out[i, j] = np.int64(s[j])
-                    count += np.int64(c[j])
-                overflows[i] = count
-
-        _KERNELS.update(sums=sums, sums_units=sums_units, sums_units_f32=sums_units_f32, into_range=into_range)
+        _KERNELS.update(sums=sums, sums_units=sums_units, into_range=into_range)
     return _KERNELS
 
 
@@ -161,6 +136,30 @@ def _integer_scale(x: np.ndarray) -> tuple[np.ndarray, int] | None:
     return scaled, f
 
 
+def _scaled(x: np.ndarray, e: int) -> np.ndarray:
+    """x * 2**e in x's dtype: exact for the integers and grid values here (|e| <= 53: nothing leaves the
+    normal range); a multiplication, 10x numpy's ldexp."""
+    return x * x.dtype.type(2.0**e)
+
+
+def _sums_f32(ai: np.ndarray, bi: np.ndarray, lo: int, hi: int, span: int, saturate: bool) -> tuple[np.ndarray, int]:
+    """(The sums on the grid as float64, overflow events) by lp_fixed_sums_f32: integers whose products,
+    partial sums and out-of-range sums stay below 2**24 (exact in float32), k < 2**24."""
+    a = np.ascontiguousarray(ai, np.float32)
+    b = np.ascontiguousarray(bi, np.float32)
+    m, k = a.shape
+    n = b.shape[1]
+    out = np.empty((m, n))
+    overflows = np.zeros(m, np.int64)
+    status = lib.lp_fixed_sums_f32(ffi.from_buffer("float[]", a), ffi.from_buffer("float[]", b),
+                                   ffi.from_buffer("double[]", out, require_writable=True),
+                                   ffi.from_buffer("int64_t[]", overflows, require_writable=True), m, k, n, lo, hi,
+                                   span, int(saturate), get_num_threads())
+    if status != 0:
+        raise RuntimeError(f"lp_fixed_sums_f32 refused lo={lo}, hi={hi}, span={span}, k={k} (a bug in lowprec)")
+    return out, int(overflows.sum())
+
+
 def fixed_matmul(A: np.ndarray, B: np.ndarray, acc: FixedFormat, rounding: str) -> tuple[np.ndarray, int] | None:
     """(A @ B under the fixed-point rule as float64, overflow events), or None (see the module doc)."""
     if rounding not in MODES or acc.bits > 53:
@@ -173,7 +172,7 @@ def fixed_matmul(A: np.ndarray, B: np.ndarray, acc: FixedFormat, rounding: str) 
     shift = fa + fb - acc.frac_bits  # the products' unit is 2**-(fa + fb); the grid's 2**-frac_bits
     lo, hi = int(round(acc.min * 2**acc.frac_bits)), int(round(acc.max * 2**acc.frac_bits))
     if shift < 0:  # products coarser than the grid: in grid units, exact
-        ai = np.ldexp(ai, -shift)
+        ai = _scaled(ai, -shift)
         shift = 0
     b_max = float(np.abs(bi).max(initial=0))
     pmax = float(np.abs(ai).max(initial=0)) * b_max  # the largest product's magnitude
@@ -182,21 +181,24 @@ def fixed_matmul(A: np.ndarray, B: np.ndarray, acc: FixedFormat, rounding: str) 
         return None
     bound = float(np.abs(ai).sum(axis=1, dtype=np.float64).max(initial=0)) * b_max
     if shift == 0 and bound <= hi and -bound >= lo:
-        # no partial sum leaves the range: the exact dot products, which float64 BLAS computes exactly
-        # in any order (every product and partial sum an integer below 2**52)
-        return np.ldexp(np.matmul(np.asarray(ai, np.float64), np.asarray(bi, np.float64)), -acc.frac_bits), 0
-    out = np.empty((A.shape[0], B.shape[1]), np.int64)
-    overflows = np.zeros(A.shape[0], np.int64)
+        # no partial sum leaves the range: the exact dot products, which BLAS computes exactly in any
+        # order: float32 where every operand, product and partial sum is an integer of at most 2**24
+        # (bound covers them all; a zero operand makes every product zero), else float64 (below 2**52)
+        work = np.float32 if bound <= 2.0**24 else np.float64
+        exact = np.matmul(ai.astype(work, copy=False), bi.astype(work, copy=False))
+        return _scaled(exact.astype(np.float64, copy=False), -acc.frac_bits), 0
     saturate = acc.overflow == "saturate"
     span = hi - lo + 1
     if shift == 0 and max(-lo, hi) + pmax < 2.0**24 and (saturate or pmax <= span) and ai.shape[1] < 2**24:
-        kernels()["sums_units_f32"](ai.astype(np.float32, copy=False), np.ascontiguousarray(bi, np.float32), out,
-                                    overflows, np.float32(lo), np.float32(hi), saturate, np.float32(span))
-    elif shift == 0:
+        s, overflows = _sums_f32(ai, bi, lo, hi, span, saturate)
+        return _scaled(s, -acc.frac_bits), overflows
+    out = np.empty((A.shape[0], B.shape[1]), np.int64)
+    overflows = np.zeros(A.shape[0], np.int64)
+    if shift == 0:
         kernels()["sums_units"](ai.astype(np.int64), np.ascontiguousarray(bi, np.int64), out, overflows, lo, hi,
                                 saturate)
     else:
         kernels()["sums"](ai.astype(np.int64), np.ascontiguousarray(bi.T.astype(np.int64)), out, overflows, shift, lo,
                           hi, saturate, MODES[rounding])
-    return np.ldexp(out.astype(np.float64), -acc.frac_bits), int(overflows.sum())
+    return _scaled(out.astype(np.float64), -acc.frac_bits), int(overflows.sum())
 
