@@ -439,7 +439,7 @@ def test_compiled_fixed_point_sums_are_the_numpy_rule_s(data, acc, wrap, roundin
     """lowprec.mac.fixed (float32 lanes in C or exact int64 steps, or BLAS where no partial sum can leave
     the range) gives the numpy rule's values and overflow counts: every mode, wrap and saturate,
     products finer than the grid (rounded each step), coarser (scaled) and on it; shapes with whole C
-    tiles (4 rows x 8 columns) and remainders."""
+    tiles (6 rows x 8 columns) and remainders."""
     from dataclasses import replace
 
     from lowprec.mac import unit
@@ -475,13 +475,14 @@ def test_compiled_fixed_point_sums_of_float32_integer_operands_are_exact(acc, wr
     if wrap:
         fmt = replace(fmt, overflow="wrap")
     rng = np.random.default_rng(11)
-    k, m, n = 1500, 6, 11  # the C kernel's tiles: one of 4 rows and 8 columns, and the rest
+    k, m, n = 1500, 8, 11  # the C kernel's tiles: one of 6 rows and 8 columns, and the rest
     a = rng.integers(100, 128, (m, k)).astype(np.float32)
     a[1] = -a[1]
     a[2, ::3] = -128
     a[3] = rng.integers(-128, 128, k)
     a[4] = 0
     a[5, 1::2] = -a[5, 1::2]
+    a[7] = -128
     b = rng.integers(-128, 128, (k, n)).astype(np.float32)
     b[:, 0] = 127
     b[:, 9] = -128
