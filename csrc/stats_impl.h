@@ -49,7 +49,8 @@ int CAT(lp_operand_stats_, SFX)(const FT *x, int64_t rows, int64_t cols, int64_t
 {
     if (rows < 0 || cols < 0 || !st || !row_abs_sums || !row_nonzeros || !col_nonzeros)
         return -1;
-    UT sig_or = 0, lo = ((UT)1 << (WBITS - 1)) - 1, hi = 0, special = 0;
+    const UT none = ((UT)1 << (WBITS - 1)) - 1; /* the least magnitude while no finite nonzero is seen */
+    UT sig_or = 0, lo = none, hi = 0, special = 0;
     for (int64_t i = 0; i < rows; i++) {
         double sum;
         int64_t nz;
@@ -61,7 +62,7 @@ int CAT(lp_operand_stats_, SFX)(const FT *x, int64_t rows, int64_t cols, int64_t
     st->sig_or |= sig_or;
     const double top = (double)CAT(from_bits_, SFX)(hi);
     st->max_abs = top > st->max_abs ? top : st->max_abs;
-    if (lo != ((UT)1 << (WBITS - 1)) - 1) { /* a finite nonzero element */
+    if (lo != none) { /* a finite nonzero element */
         const double least = (double)CAT(from_bits_, SFX)(lo);
         st->min_nonzero = least < st->min_nonzero ? least : st->min_nonzero;
     }

@@ -584,7 +584,7 @@ class MAC:
             return False
         # |partial sum| <= max row sum of |A| * max |B| (cheaper than max(|A| @ |B|), and enough), times
         # the growth: within a chunk for acc, over all of them for chunk totals and the output
-        sums = ops.max_abs_row_sum * ops.b_max * 1.01
+        sums = ops.sum_bound * 1.01
         if self.mul is not None and float(ops.a_max * ops.b_max) * 1.01 >= self.mul.max:
             return False
         totals = [f for f in (self.chunk_acc if self.chunk else None, self.out) if f is not None]
@@ -608,7 +608,9 @@ class MAC:
             # narrow (few output columns: the kernel would go one output at a time): C = (B^T A^T)^T, whose
             # every output is the same products (a * b == b * a exactly) summed in the same k order; the
             # deterministic modes do not depend on an output's index
-            t = self._sequential(np.ascontiguousarray(B.T), np.ascontiguousarray(A.T), None if start is None else start.T)
+            # (the operands' statistics are the same: every use of them is symmetric in A and B)
+            t = self._sequential(np.ascontiguousarray(B.T), np.ascontiguousarray(A.T), None if start is None else start.T,
+                                 ops)
             return np.ascontiguousarray(t.T)
         ops = _Operands(A, B) if ops is None else ops
         use32 = self._fits_float32(ops)
@@ -822,7 +824,8 @@ def _is_binary16(fmt: Format | None) -> bool:
 class _Operands:
     """What the sequential kernel's choice of path needs to know of the operands, read once (one C
     pass each: operand_stats): finiteness, significant bits, the smallest and largest nonzero
-    magnitudes, the largest row sum of |A| and the count of nonzero products."""
+    magnitudes, a bound on every partial sum's magnitude and the count of nonzero products. Symmetric
+    in A and B: (B^T, A^T) has the same ones."""
 
     def __init__(self, A: np.ndarray, B: np.ndarray):
         sa, sb, self.nonzero_pairs = matmul_operand_stats(A, B)
@@ -834,7 +837,8 @@ class _Operands:
         # significant bits of any product: p + q, but p alone when every b is a power of two (a sum's
         # ones), so float32 data sums in float
         self.product_bits = (self.sig_a + self.sig_b) if min(self.sig_a, self.sig_b) > 1 else max(self.sig_a, self.sig_b)
-        self.max_abs_row_sum = float(sa.row_abs_sums.max()) if sa.row_abs_sums.size else 0.0
+        # the largest row sum of |A| times the largest |b|
+        self.sum_bound = (float(sa.row_abs_sums.max()) if sa.row_abs_sums.size else 0.0) * self.b_max
 
 
 def _exact_span(A, B) -> int:
