@@ -91,7 +91,7 @@ def test_unit_registry():
     unit = lowprec.mac_units.unit("h200_fp8")
     assert unit is lowprec.mac_units.unit("h100_fp8") and unit.source
     assert (unit.group, unit.kept_bits, unit.acc.man_bits, unit.acc_rounding) == (32, 13, 13, "toward_zero")
-    with pytest.raises(ValueError, match="unknown matrix unit 'v100'; known: h100_bf16"):
+    with pytest.raises(ValueError, match="unknown matrix unit 'v100'; known: a100_bf16, a100_fp16"):
         lowprec.mac_units.unit("v100")
     with pytest.raises(ValueError, match="unit h100_fp8 takes operands in fp8_e4m3fn, fp8_e5m2; got 'fp16'"):
         unit.check_operands("fp16", "fp8_e5m2")
@@ -114,10 +114,72 @@ def test_long_reductions_chain_and_cublas(kind):
         assert not np.array_equal(other.matmul(a, b), data[f"{case}_cublas"])
 
 
-UNITS = ["h100_fp16", "h100_fp16_acc16", "h100_bf16", "h100_tf32", "h100_fp8"]
+UNITS = ["h100_fp16", "h100_fp16_acc16", "h100_bf16", "h100_tf32", "h100_fp8", "v100_fp16", "v100_fp16_acc16",
+         "a100_fp16", "a100_fp16_acc16", "a100_bf16", "a100_tf32", "b200_fp16", "b200_bf16", "b200_tf32", "b200_fp8"]
 
 
-@settings(max_examples=40, deadline=None)
+def test_other_generations_carry_their_published_parameters():
+    """V100, A100 and B200 as Khattak and Mikaitis's models set them (formats/mac_units/nvidia.toml):
+    products per step, bits kept below the reference (23 + their extra alignment bits), rounding."""
+    want = {"v100_fp16": (4, 23, "toward_zero"), "v100_fp16_acc16": (4, 23, "nearest_even"),
+            "a100_fp16": (8, 24, "toward_zero"), "a100_fp16_acc16": (8, 24, "nearest_even"),
+            "a100_bf16": (8, 24, "toward_zero"), "a100_tf32": (4, 24, "toward_zero"),
+            "b200_fp16": (16, 25, "toward_zero"), "b200_bf16": (16, 25, "toward_zero"),
+            "b200_tf32": (8, 25, "toward_zero"), "b200_fp8": (32, 25, "toward_zero")}
+    for name, params in want.items():
+        spec = lowprec.mac_units.unit(name)
+        assert (spec.group, spec.kept_bits, spec.acc_rounding) == params and "2512.07004" in spec.source
+        assert spec.acc.name == ("fp16" if name.endswith("acc16") else "fp32")
+    assert lowprec.mac_units.unit("b200_fp8").operands == lowprec.mac_units.unit("h100_fp8").operands
+
+
+T24, T25, T26 = 2.0**-24, 2.0**-25, 2.0**-26
+# (operand pairs (a_t, b_t) of one dot product, in k order; the result on V100, A100, B200 and H100),
+# worked by hand from the units' rules: c = 0; a step aligns its products and accumulator to the
+# largest exponent and truncates each below 2**-kept_bits of it, sums exactly, rounds into acc
+FEATURE_VECTORS = {
+    # extra alignment bits: two products of 2**-24 beside 1 survive 24 kept bits, not 23
+    "alignment 2**-24": ([(1, 1), (2**-12, 2**-12), (2**-12, 2**-12)], (1.0, 1 + 2 * T24, 1 + 2 * T24, 1 + 2 * T24)),
+    # ... four of 2**-25 survive 25, not 24
+    "alignment 2**-25": ([(1, 1)] + [(2**-12, 2**-13)] * 4, (1.0, 1.0, 1 + 4 * T25, 1 + 4 * T25)),
+    # products per step: small terms summed in a step of their own before 1 arrives survive (V100's 4)
+    "group of 4": ([(2**-12, 2**-13)] * 4 + [(1, 1)], (1 + 4 * T25, 1.0, 1 + 4 * T25, 1 + 4 * T25)),
+    # ... eight of them (V100 in two steps, A100 in one, B200 and H100 with 1 in theirs: truncated)
+    "group of 8": ([(2**-13, 2**-13)] * 8 + [(1, 1)], (1 + 8 * T26, 1 + 8 * T26, 1.0, 1.0)),
+    # the sum into fp32 toward zero: 1 + 1.5 ulp is 1 + 1 ulp
+    "toward zero": ([(1, 1)] + [(2**-12, 2**-12)] * 3, (1.0, 1 + 2 * T24, 1 + 2 * T24, 1 + 2 * T24)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FEATURE_VECTORS))
+def test_generations_differ_where_their_features_say(case):
+    """Test vectors in the papers' method (one feature at a time), on fp16 operands into fp32, through
+    the C engine and the numpy oracle; the worked results above."""
+    pairs, results = FEATURE_VECTORS[case]
+    a = np.array([[p[0] for p in pairs]], np.float32)
+    b = np.array([[p[1] for p in pairs]], np.float32).T
+    for name, want in zip(("v100_fp16", "a100_fp16", "b200_fp16", "h100_fp16"), results):
+        spec = lowprec.mac_units.unit(name)
+        got = lowprec.mac_units.get(name).matmul(a, b)
+        ref = fused_matmul_reference(a, b, np.zeros((1, 1)), spec)
+        assert got[0, 0] == ref[0, 0] == np.float32(want), (case, name, float(got[0, 0]), want)
+
+
+def test_fp16_accumulators_round_to_nearest_and_b200_keeps_fp8_bits_h100_drops():
+    """acc16 units round a step's sum to nearest even (1 + 0.75 ulp of fp16 is 1 + 1 ulp; toward zero
+    would give 1); B200's fp8 unit keeps 25 bits below the reference where H100's keeps 13."""
+    a = np.array([[1.0, 2.0**-6, 2.0**-6]], np.float32)
+    b = np.array([[1.0, 2.0**-5, 2.0**-6]], np.float32).T  # products 1, 2**-11, 2**-12
+    for name in ("v100_fp16_acc16", "a100_fp16_acc16", "h100_fp16_acc16"):
+        assert lowprec.mac_units.get(name).matmul(a, b)[0, 0] == 1 + 2.0**-10, name
+    for name in ("v100_fp16", "a100_fp16", "b200_fp16"):
+        assert lowprec.mac_units.get(name).matmul(a, b)[0, 0] == 1 + 3 * 2.0**-12, name
+    a8 = np.array([[1.0, 2.0**-7, 2.0**-7]], np.float32)  # fp8_e4m3fn values; products 1, 2**-14, 2**-14
+    assert lowprec.mac_units.get("b200_fp8", inputs="fp8_e4m3fn").matmul(a8, a8.T)[0, 0] == 1 + 2.0**-13
+    assert lowprec.mac_units.get("h100_fp8", inputs="fp8_e4m3fn").matmul(a8, a8.T)[0, 0] == 1.0
+
+
+@settings(max_examples=60, deadline=None)
 @given(st.sampled_from(UNITS), st.integers(1, 5), st.integers(0, 70), st.integers(1, 5), st.data())
 def test_the_c_engine_is_the_reference(name, m, k, n, data):
     """Random shapes (K not a multiple of the group included), values near every exponent of the
