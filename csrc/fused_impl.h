@@ -78,11 +78,26 @@ static inline LP_ALWAYS_INLINE void lp_fused_tile_body(const float *a, const flo
                 sum[t] += __builtin_trunc(p * scale[t]);
             }
         }
+        double exact[LP_FUSED_LANES];
+        int64_t normal = fp->rz_drop > 0; /* toward zero, every lane's sum 0 or of a normal magnitude */
         for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
-            double exact = sum[t] * unscale[t];
-            double r = from_bits_f64(round_one_f64(to_bits_f64(exact), fp->acc, fp->mode, 0, 0, 0));
-            r = (exact >= overflow) ? __builtin_inf() : ((exact <= -overflow) ? -__builtin_inf() : r);
-            acc[t] = r + 0.0; /* a zero result is +0 */
+            exact[t] = sum[t] * unscale[t];
+            const double mag = exact[t] < 0 ? -exact[t] : exact[t];
+            normal &= (mag >= fp->rz_min) | (exact[t] == 0);
+        }
+        if (normal) { /* the fraction bits below acc's dropped (a matmul's usual steps: no rounding call) */
+            const uint64_t keep = ~((1ull << fp->rz_drop) - 1);
+            for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
+                double r = from_bits_f64(to_bits_f64(exact[t]) & keep);
+                r = (exact[t] >= overflow) ? __builtin_inf() : ((exact[t] <= -overflow) ? -__builtin_inf() : r);
+                acc[t] = r + 0.0; /* a zero result is +0 */
+            }
+        } else {
+            for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
+                double r = from_bits_f64(round_one_f64(to_bits_f64(exact[t]), fp->acc, fp->mode, 0, 0, 0));
+                r = (exact[t] >= overflow) ? __builtin_inf() : ((exact[t] <= -overflow) ? -__builtin_inf() : r);
+                acc[t] = r + 0.0; /* a zero result is +0 */
+            }
         }
     }
     for (int64_t t = 0; t < lanes; t++)
@@ -102,7 +117,8 @@ LP_CLONES static void lp_fused_tile(const float *a, const float *b, const float 
 int lp_fused_matmul(const float *a, const float *b, const float *c, double *out, int64_t m, int64_t k, int64_t n,
                     const lp_fusedparams *fp, int nthreads)
 {
-    if (fp->group < 1 || fp->kept_bits < 1 || fp->kept_bits > 45 || fp->mode == LP_STOCHASTIC)
+    if (fp->group < 1 || fp->kept_bits < 1 || fp->kept_bits > 45 || fp->mode == LP_STOCHASTIC || fp->rz_drop < 0 ||
+        fp->rz_drop > 52 || (fp->rz_drop > 0 && fp->mode != LP_TOWARD_ZERO))
         return -1;
     int32_t *ea = malloc(sizeof(int32_t) * (size_t)(m * k + 1));
     int32_t *eb = malloc(sizeof(int32_t) * (size_t)(k * n + 1));

@@ -218,6 +218,10 @@ typedef struct {
     int32_t acc_emax;      /* sums of magnitude >= 2**(acc_emax + 1) are Inf */
     int32_t a_emin;        /* the operand formats' minimum normal exponents */
     int32_t b_emin;
+    int32_t rz_drop;       /* > 0: mode is toward zero and acc an IEEE-style format with 52 - rz_drop
+                              fraction bits (its largest value (2 - ulp) * 2**acc_emax): a sum of
+                              magnitude in [rz_min, 2**(acc_emax + 1)) rounds by dropping rz_drop bits */
+    double rz_min;         /* acc's smallest normal magnitude */
 } lp_fusedparams;
 int lp_fused_matmul(const float *a, const float *b, const float *c, double *out, int64_t m, int64_t k, int64_t n,
                     const lp_fusedparams *fp, int nthreads);

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..array import quantize
-from ..formats import Format
+from ..formats import FloatFormat, Format
 from ..kernels.native import ffi, lib
 from ..kernels.params import qparams
 from ..kernels.rounding import mode_index
@@ -38,6 +38,12 @@ def _run(A: np.ndarray, B: np.ndarray, C: np.ndarray | None, unit: MatrixUnit, f
     fp.acc, fp.group, fp.kept_bits = acc_params, unit.group, unit.kept_bits
     fp.mode, fp.acc_emax = mode_index(unit.acc_rounding), unit.acc.emax
     fp.a_emin, fp.b_emin = fa.emin, fb.emin
+    acc = unit.acc
+    # toward zero into an IEEE-style grid (a normal magnitude truncates to a value of it): the kernel's
+    # shortcut for sums in the normal range; other steps take the full rounding
+    ieee_top = isinstance(acc, FloatFormat) and acc.max == (2 - 2.0**-acc.man_bits) * 2.0**acc.emax
+    fp.rz_drop = 52 - acc.man_bits if unit.acc_rounding == "toward_zero" and ieee_top and acc.man_bits <= 52 else 0
+    fp.rz_min = 2.0**acc.emin if fp.rz_drop else 0.0
     c_ptr = ffi.from_buffer("float[]", C) if C is not None else ffi.NULL
     status = lib.lp_fused_matmul(ffi.from_buffer("float[]", A), ffi.from_buffer("float[]", B), c_ptr,
                                  ffi.from_buffer("double[]", out, require_writable=True), m, k, n, fp, get_num_threads())
