@@ -134,9 +134,11 @@ int lp_fused_matmul(const float *a, const float *b, const float *c, double *out,
     const int64_t tiles = (n + LP_FUSED_LANES - 1) / LP_FUSED_LANES;
     const int64_t work = m * tiles;
     nthreads = lp_team(m * n * (k + 1), nthreads);
+    /* a column strip's rows one after another: the strip of b and its exponents (8 bytes x k x 16
+       columns) stay in the cache for every row, where row by row they came from memory each time */
     LP_PARALLEL_FOR
     for (int64_t w = 0; w < work; w++)
-        lp_fused_tile(a, b, c, out, ea, eb, w / tiles, (w % tiles) * LP_FUSED_LANES, k, n, fp);
+        lp_fused_tile(a, b, c, out, ea, eb, w % m, (w / m) * LP_FUSED_LANES, k, n, fp);
     free(ea);
     free(eb);
     return 0;
