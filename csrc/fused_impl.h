@@ -12,6 +12,7 @@
  * a time so that the loops vectorize. */
 
 #define LP_FUSED_LANES 16
+#define LP_FUSED_ROWS 4
 #define LP_FUSED_NONE (-(1 << 24)) /* the exponent of a zero: below every real one */
 
 /* floor(log2 |x|) of a float32 pattern, at least emin; LP_FUSED_NONE for zero */
@@ -36,82 +37,110 @@ static inline double lp_fused_pow2(int32_t k)
     return from_bits_f64((uint64_t)(k + 1023) << 52);
 }
 
-/* One row i and LP_FUSED_LANES columns from j0; full (a constant): every lane a real column, so the
- * loops read without a per-lane test and vectorize (with the tests GCC unrolled them lane by lane). */
+/* Rows i0 .. i0 + R - 1 and LP_FUSED_LANES columns from j0 (R a constant: the rows share each step's
+ * loads and conversions of b); full (a constant): every lane a real column, so the loops read without
+ * a per-lane test and vectorize (with the tests GCC unrolled them lane by lane). */
 static inline LP_ALWAYS_INLINE void lp_fused_tile_body(const float *a, const float *b, const float *c, double *out,
-                                                       const int32_t *ea, const int32_t *eb, int64_t i, int64_t j0,
-                                                       int64_t k, int64_t n, const lp_fusedparams *fp, const int full)
+                                                       const int32_t *ea, const int32_t *eb, int64_t i0, int64_t j0,
+                                                       int64_t k, int64_t n, const lp_fusedparams *fp, const int R,
+                                                       const int full)
 {
-    double acc[LP_FUSED_LANES], sum[LP_FUSED_LANES], scale[LP_FUSED_LANES], unscale[LP_FUSED_LANES];
-    int32_t ref[LP_FUSED_LANES];
+    double acc[LP_FUSED_ROWS][LP_FUSED_LANES], sum[LP_FUSED_ROWS][LP_FUSED_LANES];
+    double scale[LP_FUSED_ROWS][LP_FUSED_LANES], unscale[LP_FUSED_ROWS][LP_FUSED_LANES];
+    int32_t ref[LP_FUSED_ROWS][LP_FUSED_LANES];
     const int64_t lanes = full ? LP_FUSED_LANES : (n - j0 < LP_FUSED_LANES ? n - j0 : LP_FUSED_LANES);
     const double overflow = lp_fused_pow2(fp->acc_emax + 1);
-    for (int64_t t = 0; t < LP_FUSED_LANES; t++)
-        acc[t] = (c != NULL && t < lanes) ? (double)c[i * n + j0 + t] : 0.0;
+    for (int r = 0; r < R; r++)
+        for (int64_t t = 0; t < LP_FUSED_LANES; t++)
+            acc[r][t] = (c != NULL && t < lanes) ? (double)c[(i0 + r) * n + j0 + t] : 0.0;
     for (int64_t g0 = 0; g0 < k; g0 += fp->group) {
         const int64_t g1 = g0 + fp->group < k ? g0 + fp->group : k;
-        for (int64_t t = 0; t < LP_FUSED_LANES; t++) { /* the accumulator's exponent */
-            uint64_t bits = to_bits_f64(acc[t]) & 0x7FFFFFFFFFFFFFFFull;
-            ref[t] = bits ? (int32_t)(bits >> 52) - 1023 : 2 * LP_FUSED_NONE;
-        }
+        for (int r = 0; r < R; r++)
+            for (int64_t t = 0; t < LP_FUSED_LANES; t++) { /* the accumulator's exponent */
+                uint64_t bits = to_bits_f64(acc[r][t]) & 0x7FFFFFFFFFFFFFFFull;
+                ref[r][t] = bits ? (int32_t)(bits >> 52) - 1023 : 2 * LP_FUSED_NONE;
+            }
         for (int64_t kk = g0; kk < g1; kk++) {
-            const int32_t e_a = ea[i * k + kk];
             const int32_t *e_b = eb + kk * n + j0;
-            LP_VECTOR_LOOP
-            for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
-                int32_t e = e_a + ((full || t < lanes) ? e_b[t] : LP_FUSED_NONE);
-                ref[t] = e > ref[t] ? e : ref[t];
+            int32_t eb_row[LP_FUSED_LANES];
+            for (int64_t t = 0; t < LP_FUSED_LANES; t++)
+                eb_row[t] = (full || t < lanes) ? e_b[t] : LP_FUSED_NONE;
+            for (int r = 0; r < R; r++) {
+                const int32_t e_a = ea[(i0 + r) * k + kk];
+                LP_VECTOR_LOOP
+                for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
+                    int32_t e = e_a + eb_row[t];
+                    ref[r][t] = e > ref[r][t] ? e : ref[r][t];
+                }
             }
         }
-        for (int64_t t = 0; t < LP_FUSED_LANES; t++) { /* no nonzero term: nothing to add */
-            int32_t shift = ref[t] > LP_FUSED_NONE / 2 ? fp->kept_bits - ref[t] : 0;
-            scale[t] = lp_fused_pow2(shift);
-            unscale[t] = lp_fused_pow2(-shift);
-            sum[t] = __builtin_trunc(acc[t] * scale[t]);
-        }
+        for (int r = 0; r < R; r++)
+            for (int64_t t = 0; t < LP_FUSED_LANES; t++) { /* no nonzero term: nothing to add */
+                int32_t shift = ref[r][t] > LP_FUSED_NONE / 2 ? fp->kept_bits - ref[r][t] : 0;
+                scale[r][t] = lp_fused_pow2(shift);
+                unscale[r][t] = lp_fused_pow2(-shift);
+                sum[r][t] = __builtin_trunc(acc[r][t] * scale[r][t]);
+            }
         for (int64_t kk = g0; kk < g1; kk++) {
-            const double x = (double)a[i * k + kk];
             const float *brow = b + kk * n + j0;
-            LP_VECTOR_LOOP
-            for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
-                double p = x * (double)((full || t < lanes) ? brow[t] : 0.0f);
-                sum[t] += __builtin_trunc(p * scale[t]);
+            double bd[LP_FUSED_LANES];
+            for (int64_t t = 0; t < LP_FUSED_LANES; t++)
+                bd[t] = (double)((full || t < lanes) ? brow[t] : 0.0f);
+            for (int r = 0; r < R; r++) {
+                const double x = (double)a[(i0 + r) * k + kk];
+                LP_VECTOR_LOOP
+                for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
+                    double p = x * bd[t];
+                    sum[r][t] += __builtin_trunc(p * scale[r][t]);
+                }
             }
         }
-        double exact[LP_FUSED_LANES];
-        int64_t normal = fp->rz_drop > 0; /* toward zero, every lane's sum 0 or of a normal magnitude */
-        for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
-            exact[t] = sum[t] * unscale[t];
-            const double mag = exact[t] < 0 ? -exact[t] : exact[t];
-            normal &= (mag >= fp->rz_min) | (exact[t] == 0);
-        }
-        if (normal) { /* the fraction bits below acc's dropped (a matmul's usual steps: no rounding call) */
-            const uint64_t keep = ~((1ull << fp->rz_drop) - 1);
+        for (int r = 0; r < R; r++) {
+            double exact[LP_FUSED_LANES];
+            int64_t normal = fp->rz_drop > 0; /* toward zero, every lane's sum 0 or of a normal magnitude */
             for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
-                double r = from_bits_f64(to_bits_f64(exact[t]) & keep);
-                r = (exact[t] >= overflow) ? __builtin_inf() : ((exact[t] <= -overflow) ? -__builtin_inf() : r);
-                acc[t] = r + 0.0; /* a zero result is +0 */
+                exact[t] = sum[r][t] * unscale[r][t];
+                const double mag = exact[t] < 0 ? -exact[t] : exact[t];
+                normal &= (mag >= fp->rz_min) | (exact[t] == 0);
             }
-        } else {
-            for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
-                double r = from_bits_f64(round_one_f64(to_bits_f64(exact[t]), fp->acc, fp->mode, 0, 0, 0));
-                r = (exact[t] >= overflow) ? __builtin_inf() : ((exact[t] <= -overflow) ? -__builtin_inf() : r);
-                acc[t] = r + 0.0; /* a zero result is +0 */
+            if (normal) { /* the fraction bits below acc's dropped (a matmul's usual steps: no rounding call) */
+                const uint64_t keep = ~((1ull << fp->rz_drop) - 1);
+                for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
+                    double v = from_bits_f64(to_bits_f64(exact[t]) & keep);
+                    v = (exact[t] >= overflow) ? __builtin_inf() : ((exact[t] <= -overflow) ? -__builtin_inf() : v);
+                    acc[r][t] = v + 0.0; /* a zero result is +0 */
+                }
+            } else {
+                for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
+                    double v = from_bits_f64(round_one_f64(to_bits_f64(exact[t]), fp->acc, fp->mode, 0, 0, 0));
+                    v = (exact[t] >= overflow) ? __builtin_inf() : ((exact[t] <= -overflow) ? -__builtin_inf() : v);
+                    acc[r][t] = v + 0.0; /* a zero result is +0 */
+                }
             }
         }
     }
-    for (int64_t t = 0; t < lanes; t++)
-        out[i * n + j0 + t] = acc[t];
+    for (int r = 0; r < R; r++)
+        for (int64_t t = 0; t < lanes; t++)
+            out[(i0 + r) * n + j0 + t] = acc[r][t];
 }
 
+/* rows i0 .. i0 + rows - 1 (rows <= LP_FUSED_ROWS) of the strip from j0 */
 LP_CLONES static void lp_fused_tile(const float *a, const float *b, const float *c, double *out, const int32_t *ea,
-                                    const int32_t *eb, int64_t i, int64_t j0, int64_t k, int64_t n,
+                                    const int32_t *eb, int64_t i0, int64_t rows, int64_t j0, int64_t k, int64_t n,
                                     const lp_fusedparams *fp)
 {
-    if (n - j0 >= LP_FUSED_LANES)
-        lp_fused_tile_body(a, b, c, out, ea, eb, i, j0, k, n, fp, 1);
+    const int full = n - j0 >= LP_FUSED_LANES;
+    if (rows == LP_FUSED_ROWS && full)
+        lp_fused_tile_body(a, b, c, out, ea, eb, i0, j0, k, n, fp, LP_FUSED_ROWS, 1);
+    else if (rows == LP_FUSED_ROWS)
+        lp_fused_tile_body(a, b, c, out, ea, eb, i0, j0, k, n, fp, LP_FUSED_ROWS, 0);
     else
-        lp_fused_tile_body(a, b, c, out, ea, eb, i, j0, k, n, fp, 0);
+        for (int64_t i = i0; i < i0 + rows; i++) {
+            if (full)
+                lp_fused_tile_body(a, b, c, out, ea, eb, i, j0, k, n, fp, 1, 1);
+            else
+                lp_fused_tile_body(a, b, c, out, ea, eb, i, j0, k, n, fp, 1, 0);
+        }
 }
 
 int lp_fused_matmul(const float *a, const float *b, const float *c, double *out, int64_t m, int64_t k, int64_t n,
@@ -132,17 +161,22 @@ int lp_fused_matmul(const float *a, const float *b, const float *c, double *out,
     for (int64_t x = 0; x < k * n; x++)
         eb[x] = lp_fused_exponent(b[x], fp->b_emin);
     const int64_t tiles = (n + LP_FUSED_LANES - 1) / LP_FUSED_LANES;
-    const int64_t work = m * tiles;
+    const int64_t blocks = (m + LP_FUSED_ROWS - 1) / LP_FUSED_ROWS;
+    const int64_t work = blocks * tiles;
     nthreads = lp_team(m * n * (k + 1), nthreads);
-    /* a column strip's rows one after another: the strip of b and its exponents (8 bytes x k x 16
-       columns) stay in the cache for every row, where row by row they came from memory each time */
+    /* a column strip's row blocks one after another: the strip of b and its exponents (8 bytes x k x
+       16 columns) stay in the cache for every row, where row by row they came from memory each time */
     LP_PARALLEL_FOR
-    for (int64_t w = 0; w < work; w++)
-        lp_fused_tile(a, b, c, out, ea, eb, w % m, (w / m) * LP_FUSED_LANES, k, n, fp);
+    for (int64_t w = 0; w < work; w++) {
+        const int64_t i0 = (w % blocks) * LP_FUSED_ROWS;
+        lp_fused_tile(a, b, c, out, ea, eb, i0, m - i0 < LP_FUSED_ROWS ? m - i0 : LP_FUSED_ROWS,
+                      (w / blocks) * LP_FUSED_LANES, k, n, fp);
+    }
     free(ea);
     free(eb);
     return 0;
 }
 
 #undef LP_FUSED_LANES
+#undef LP_FUSED_ROWS
 #undef LP_FUSED_NONE
