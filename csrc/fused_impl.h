@@ -97,18 +97,28 @@ static inline LP_ALWAYS_INLINE void lp_fused_tile_body(const float *a, const flo
         }
         for (int r = 0; r < R; r++) {
             double exact[LP_FUSED_LANES];
-            int64_t normal = fp->rz_drop > 0; /* toward zero, every lane's sum 0 or of a normal magnitude */
+            int64_t normal = fp->drop_bits > 0; /* every lane's sum 0 or of a normal magnitude */
             for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
                 exact[t] = sum[r][t] * unscale[r][t];
                 const double mag = exact[t] < 0 ? -exact[t] : exact[t];
-                normal &= (mag >= fp->rz_min) | (exact[t] == 0);
+                normal &= (mag >= fp->normal_min) | (exact[t] == 0);
             }
-            if (normal) { /* the fraction bits below acc's dropped (a matmul's usual steps: no rounding call) */
-                const uint64_t keep = ~((1ull << fp->rz_drop) - 1);
+            /* a matmul's usual steps: the rounding on the double's bit pattern, no rounding call; a
+               magnitude rounded up to 2**(acc_emax + 1) overflows (nearest even) */
+            const uint64_t low = (1ull << (fp->drop_bits > 0 ? fp->drop_bits : 1)) - 1;
+            if (normal && fp->mode == LP_TOWARD_ZERO) { /* the fraction bits below acc's dropped */
                 for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
-                    double v = from_bits_f64(to_bits_f64(exact[t]) & keep);
+                    double v = from_bits_f64(to_bits_f64(exact[t]) & ~low);
                     v = (exact[t] >= overflow) ? __builtin_inf() : ((exact[t] <= -overflow) ? -__builtin_inf() : v);
                     acc[r][t] = v + 0.0; /* a zero result is +0 */
+                }
+            } else if (normal) { /* nearest even on the magnitude: add half an ulp less one, plus its lsb */
+                for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
+                    const uint64_t u = to_bits_f64(exact[t]), sign = u & 0x8000000000000000ull;
+                    const uint64_t mag = u ^ sign, lsb = (mag >> fp->drop_bits) & 1;
+                    double v = from_bits_f64(sign | ((mag + (low >> 1) + lsb) & ~low));
+                    v = (v >= overflow) ? __builtin_inf() : ((v <= -overflow) ? -__builtin_inf() : v);
+                    acc[r][t] = v + 0.0;
                 }
             } else {
                 for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
@@ -146,8 +156,8 @@ LP_CLONES static void lp_fused_tile(const float *a, const float *b, const float 
 int lp_fused_matmul(const float *a, const float *b, const float *c, double *out, int64_t m, int64_t k, int64_t n,
                     const lp_fusedparams *fp, int nthreads)
 {
-    if (fp->group < 1 || fp->kept_bits < 1 || fp->kept_bits > 45 || fp->mode == LP_STOCHASTIC || fp->rz_drop < 0 ||
-        fp->rz_drop > 52 || (fp->rz_drop > 0 && fp->mode != LP_TOWARD_ZERO))
+    if (fp->group < 1 || fp->kept_bits < 1 || fp->kept_bits > 45 || fp->mode == LP_STOCHASTIC || fp->drop_bits < 0 ||
+        fp->drop_bits > 52 || (fp->drop_bits > 0 && fp->mode != LP_TOWARD_ZERO && fp->mode != LP_NEAREST_EVEN))
         return -1;
     int32_t *ea = malloc(sizeof(int32_t) * (size_t)(m * k + 1));
     int32_t *eb = malloc(sizeof(int32_t) * (size_t)(k * n + 1));

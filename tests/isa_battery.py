@@ -71,7 +71,7 @@ def cases():
     for kw in ({"acc": "fp16"}, {"acc": "fp16", "chunk": 32, "chunk_acc": "fp32"}, {"acc": "fp16", "fused": True},
                {"acc": "bf16", "rounding": "stochastic", "seed": 4}, {"acc": "fp32"}, {"acc": "bf16", "rounding": "up"},
                {"mul": "bf16", "acc": "fp16", "order": "pairwise"}, {"acc": "q8.8"}, {"unit": "h100_fp8"},
-               {"unit": "h100_fp8", "chunk": 128, "chunk_acc": "fp32"}):
+               {"unit": "h100_fp8", "chunk": 128, "chunk_acc": "fp32"}, {"unit": "h100_fp16_acc16"}):
         yield f"mac {kw}", MAC(**kw).matmul(A, B)
     yield "mac sum", MAC(acc="fp16").sum(A, axis=1)
     yield "mac narrow", MAC(acc="fp16", chunk=16, chunk_acc="fp32").matmul(A, B[:, :5])

@@ -39,11 +39,12 @@ def _run(A: np.ndarray, B: np.ndarray, C: np.ndarray | None, unit: MatrixUnit, f
     fp.mode, fp.acc_emax = mode_index(unit.acc_rounding), unit.acc.emax
     fp.a_emin, fp.b_emin = fa.emin, fb.emin
     acc = unit.acc
-    # toward zero into an IEEE-style grid (a normal magnitude truncates to a value of it): the kernel's
-    # shortcut for sums in the normal range; other steps take the full rounding
+    # toward zero or nearest even into an IEEE-style grid (a normal magnitude rounds onto it by its
+    # double's bits): the kernel's shortcut for sums in the normal range; other steps take the full rounding
     ieee_top = isinstance(acc, FloatFormat) and acc.max == (2 - 2.0**-acc.man_bits) * 2.0**acc.emax
-    fp.rz_drop = 52 - acc.man_bits if unit.acc_rounding == "toward_zero" and ieee_top and acc.man_bits <= 52 else 0
-    fp.rz_min = 2.0**acc.emin if fp.rz_drop else 0.0
+    shortcut = unit.acc_rounding in ("toward_zero", "nearest_even") and ieee_top and 1 <= acc.man_bits <= 51
+    fp.drop_bits = 52 - acc.man_bits if shortcut else 0
+    fp.normal_min = 2.0**acc.emin if shortcut else 0.0
     c_ptr = ffi.from_buffer("float[]", C) if C is not None else ffi.NULL
     status = lib.lp_fused_matmul(ffi.from_buffer("float[]", A), ffi.from_buffer("float[]", B), c_ptr,
                                  ffi.from_buffer("double[]", out, require_writable=True), m, k, n, fp, get_num_threads())
