@@ -37,6 +37,19 @@ static inline double lp_fused_pow2(int32_t k)
     return from_bits_f64((uint64_t)(k + 1023) << 52);
 }
 
+/* A step's exact sums into the accumulator format (round_one_f64; fast: the caller has proved every
+ * one zero or of a finite magnitude the format's normal range holds); a sum beyond the format's
+ * largest binade is Inf, whatever the rounding; a zero result is +0. */
+static inline LP_ALWAYS_INLINE void lp_fused_round(const double *exact, double *acc, const lp_qparams *p,
+                                                   const int mode, const int fast, double overflow)
+{
+    for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
+        double v = from_bits_f64(round_one_f64(to_bits_f64(exact[t]), p, mode, 0, fast, 0));
+        v = (exact[t] >= overflow) ? __builtin_inf() : ((exact[t] <= -overflow) ? -__builtin_inf() : v);
+        acc[t] = v + 0.0;
+    }
+}
+
 /* Rows i0 .. i0 + R - 1 and LP_FUSED_LANES columns from j0 (R a constant: the rows share each step's
  * loads and conversions of b); full (a constant): every lane a real column, so the loops read without
  * a per-lane test and vectorize (with the tests GCC unrolled them lane by lane). */
@@ -50,6 +63,7 @@ static inline LP_ALWAYS_INLINE void lp_fused_tile_body(const float *a, const flo
     int32_t ref[LP_FUSED_ROWS][LP_FUSED_LANES];
     const int64_t lanes = full ? LP_FUSED_LANES : (n - j0 < LP_FUSED_LANES ? n - j0 : LP_FUSED_LANES);
     const double overflow = lp_fused_pow2(fp->acc_emax + 1);
+    const lp_qparams accp = *fp->acc; /* a local copy: fields the compiler knows cannot change */
     for (int r = 0; r < R; r++)
         for (int64_t t = 0; t < LP_FUSED_LANES; t++)
             acc[r][t] = (c != NULL && t < lanes) ? (double)c[(i0 + r) * n + j0 + t] : 0.0;
@@ -97,36 +111,19 @@ static inline LP_ALWAYS_INLINE void lp_fused_tile_body(const float *a, const flo
         }
         for (int r = 0; r < R; r++) {
             double exact[LP_FUSED_LANES];
-            int64_t normal = fp->drop_bits > 0; /* every lane's sum 0 or of a normal magnitude */
+            int64_t normal = fp->fast_min > 0; /* every lane's sum 0 or of a finite normal magnitude */
             for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
                 exact[t] = sum[r][t] * unscale[r][t];
                 const double mag = exact[t] < 0 ? -exact[t] : exact[t];
-                normal &= (mag >= fp->normal_min) | (exact[t] == 0);
+                normal &= ((mag >= fp->fast_min) & (mag < overflow)) | (exact[t] == 0);
             }
-            /* a matmul's usual steps: the rounding on the double's bit pattern, no rounding call; a
-               magnitude rounded up to 2**(acc_emax + 1) overflows (nearest even) */
-            const uint64_t low = (1ull << (fp->drop_bits > 0 ? fp->drop_bits : 1)) - 1;
-            if (normal && fp->mode == LP_TOWARD_ZERO) { /* the fraction bits below acc's dropped */
-                for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
-                    double v = from_bits_f64(to_bits_f64(exact[t]) & ~low);
-                    v = (exact[t] >= overflow) ? __builtin_inf() : ((exact[t] <= -overflow) ? -__builtin_inf() : v);
-                    acc[r][t] = v + 0.0; /* a zero result is +0 */
-                }
-            } else if (normal) { /* nearest even on the magnitude: add half an ulp less one, plus its lsb */
-                for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
-                    const uint64_t u = to_bits_f64(exact[t]), sign = u & 0x8000000000000000ull;
-                    const uint64_t mag = u ^ sign, lsb = (mag >> fp->drop_bits) & 1;
-                    double v = from_bits_f64(sign | ((mag + (low >> 1) + lsb) & ~low));
-                    v = (v >= overflow) ? __builtin_inf() : ((v <= -overflow) ? -__builtin_inf() : v);
-                    acc[r][t] = v + 0.0;
-                }
-            } else {
-                for (int64_t t = 0; t < LP_FUSED_LANES; t++) {
-                    double v = from_bits_f64(round_one_f64(to_bits_f64(exact[t]), fp->acc, fp->mode, 0, 0, 0));
-                    v = (exact[t] >= overflow) ? __builtin_inf() : ((exact[t] <= -overflow) ? -__builtin_inf() : v);
-                    acc[r][t] = v + 0.0; /* a zero result is +0 */
-                }
-            }
+            /* a matmul's usual steps: the rounding's fast form with its mode a constant (it vectorizes) */
+            if (normal && fp->mode == LP_TOWARD_ZERO)
+                lp_fused_round(exact, acc[r], &accp, LP_TOWARD_ZERO, 1, overflow);
+            else if (normal)
+                lp_fused_round(exact, acc[r], &accp, LP_NEAREST_EVEN, 1, overflow);
+            else
+                lp_fused_round(exact, acc[r], &accp, fp->mode, 0, overflow);
         }
     }
     for (int r = 0; r < R; r++)
@@ -156,8 +153,7 @@ LP_CLONES static void lp_fused_tile(const float *a, const float *b, const float 
 int lp_fused_matmul(const float *a, const float *b, const float *c, double *out, int64_t m, int64_t k, int64_t n,
                     const lp_fusedparams *fp, int nthreads)
 {
-    if (fp->group < 1 || fp->kept_bits < 1 || fp->kept_bits > 45 || fp->mode == LP_STOCHASTIC || fp->drop_bits < 0 ||
-        fp->drop_bits > 52 || (fp->drop_bits > 0 && fp->mode != LP_TOWARD_ZERO && fp->mode != LP_NEAREST_EVEN))
+    if (fp->group < 1 || fp->kept_bits < 1 || fp->kept_bits > 45 || fp->mode == LP_STOCHASTIC || !(fp->fast_min >= 0))
         return -1;
     int32_t *ea = malloc(sizeof(int32_t) * (size_t)(m * k + 1));
     int32_t *eb = malloc(sizeof(int32_t) * (size_t)(k * n + 1));

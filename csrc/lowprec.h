@@ -218,11 +218,8 @@ typedef struct {
     int32_t acc_emax;      /* sums of magnitude >= 2**(acc_emax + 1) are Inf */
     int32_t a_emin;        /* the operand formats' minimum normal exponents */
     int32_t b_emin;
-    int32_t drop_bits;     /* > 0: mode is toward zero or nearest even and acc an IEEE-style format with
-                              52 - drop_bits fraction bits (its largest value (2 - ulp) * 2**acc_emax): a
-                              sum of magnitude in [normal_min, 2**(acc_emax + 1)) rounds on its double's
-                              bit pattern, drop_bits bits dropped */
-    double normal_min;     /* acc's smallest normal magnitude */
+    double fast_min;       /* > 0: acc's smallest normal magnitude, where sums of at least it (or zero)
+                              may take the rounding's fast form; 0: never */
 } lp_fusedparams;
 int lp_fused_matmul(const float *a, const float *b, const float *c, double *out, int64_t m, int64_t k, int64_t n,
                     const lp_fusedparams *fp, int nthreads);

@@ -38,13 +38,8 @@ def _run(A: np.ndarray, B: np.ndarray, C: np.ndarray | None, unit: MatrixUnit, f
     fp.acc, fp.group, fp.kept_bits = acc_params, unit.group, unit.kept_bits
     fp.mode, fp.acc_emax = mode_index(unit.acc_rounding), unit.acc.emax
     fp.a_emin, fp.b_emin = fa.emin, fb.emin
-    acc = unit.acc
-    # toward zero or nearest even into an IEEE-style grid (a normal magnitude rounds onto it by its
-    # double's bits): the kernel's shortcut for sums in the normal range; other steps take the full rounding
-    ieee_top = isinstance(acc, FloatFormat) and acc.max == (2 - 2.0**-acc.man_bits) * 2.0**acc.emax
-    shortcut = unit.acc_rounding in ("toward_zero", "nearest_even") and ieee_top and 1 <= acc.man_bits <= 51
-    fp.drop_bits = 52 - acc.man_bits if shortcut else 0
-    fp.normal_min = 2.0**acc.emin if shortcut else 0.0
+    # a float accumulator's normal range: where its steps may take the rounding's fast form
+    fp.fast_min = 2.0**unit.acc.emin if isinstance(unit.acc, FloatFormat) else 0.0
     c_ptr = ffi.from_buffer("float[]", C) if C is not None else ffi.NULL
     status = lib.lp_fused_matmul(ffi.from_buffer("float[]", A), ffi.from_buffer("float[]", B), c_ptr,
                                  ffi.from_buffer("double[]", out, require_writable=True), m, k, n, fp, get_num_threads())
