@@ -179,6 +179,43 @@ def test_fp16_accumulators_round_to_nearest_and_b200_keeps_fp8_bits_h100_drops()
     assert lowprec.mac_units.get("h100_fp8", inputs="fp8_e4m3fn").matmul(a8, a8.T)[0, 0] == 1.0
 
 
+def _published_case(name, pairs, c=0.0):
+    """One dot product on `name`: (a_t, b_t) pairs in k order (zero-padded to a group) plus c, through
+    the C engine and the numpy oracle, which must agree; the C result."""
+    spec = lowprec.mac_units.unit(name)
+    k = max(len(pairs), spec.group)
+    a, b = np.zeros((1, k), np.float32), np.zeros((k, 1), np.float32)
+    for t, (x, y) in enumerate(pairs):
+        a[0, t], b[t, 0] = x, y
+    fmt = next(f for f in spec.operands if f.name != "fp8_e4m3fn")  # one with Inf
+    cc = np.array([[c]], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref = fused_matmul_reference(a, b, cc, spec, fmt, fmt)
+        got = lowprec.mac_units.get(name, inputs=fmt).matmul(a, b, cc)
+    assert_same(got, ref.astype(np.float32), name)
+    return float(got[0, 0])
+
+
+def test_the_published_exceptional_cases():
+    """The Inf and NaN test vectors of Khattak and Mikaitis's models (model_validation/
+    ExceptionalCasesTest.m in github.com/north-numerical-computing/MATLAB-tensor-core), on every unit
+    whose formats they fit: a sum past fp32 (c = 2**127 plus 2**127 * 1) is +Inf; (+Inf) x (-Inf) is
+    -Inf; -Inf + Inf is NaN; two products of fp16's largest value overflow an fp16 accumulator to Inf
+    of their sign. (Their fp8-into-fp16 vectors need a unit with fp8 operands and an fp16 accumulator:
+    none is modelled.)"""
+    inf = float("inf")
+    for name in UNITS:
+        spec = lowprec.mac_units.unit(name)
+        if spec.acc.name == "fp32" and all(f.name in ("bf16", "tf32") for f in spec.operands):
+            assert _published_case(name, [(2.0**127, 1.0)], c=2.0**127) == inf, name
+        assert _published_case(name, [(inf, -inf)]) == -inf, name
+        assert np.isnan(_published_case(name, [(-inf, 1.0), (inf, 1.0)])), name
+        if spec.acc.name == "fp16":
+            assert _published_case(name, [(65504.0, 1.0), (65504.0, 1.0)]) == inf, name
+            assert _published_case(name, [(-65504.0, 1.0), (-65504.0, 1.0)]) == -inf, name
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.sampled_from(UNITS), st.integers(1, 5), st.integers(0, 70), st.integers(1, 5), st.data())
 def test_the_c_engine_is_the_reference(name, m, k, n, data):
