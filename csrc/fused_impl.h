@@ -1,6 +1,7 @@
 /* Matrix units (tensor cores) as fused multi-term adders: d = a @ b + c, K taken `group` products at a
  * time; per step and output the reference exponent is the largest of the products' exponent sums
- * (operand exponents, a subnormal operand's being its format's minimum) and the accumulator's; every
+ * (operand exponents, a subnormal operand's being its format's minimum) and the accumulator's, and
+ * at least the unit's floor ref_min; every
  * product and the accumulator are truncated toward zero to a multiple of 2**(ref - kept_bits); the
  * exact sum of those integers is rounded into the accumulator format (round_one_f64, the step's
  * mode); a sum beyond the accumulator's largest binade is Inf; a zero result is +0. The oracle is
@@ -72,7 +73,8 @@ static inline LP_ALWAYS_INLINE void lp_fused_tile_body(const float *a, const flo
         for (int r = 0; r < R; r++)
             for (int64_t t = 0; t < LP_FUSED_LANES; t++) { /* the accumulator's exponent */
                 uint64_t bits = to_bits_f64(acc[r][t]) & 0x7FFFFFFFFFFFFFFFull;
-                ref[r][t] = bits ? (int32_t)(bits >> 52) - 1023 : 2 * LP_FUSED_NONE;
+                const int32_t e = bits ? (int32_t)(bits >> 52) - 1023 : 2 * LP_FUSED_NONE;
+                ref[r][t] = e > fp->ref_min ? e : fp->ref_min; /* the unit's floor, if any */
             }
         for (int64_t kk = g0; kk < g1; kk++) {
             const int32_t *e_b = eb + kk * n + j0;
@@ -153,7 +155,8 @@ LP_CLONES static void lp_fused_tile(const float *a, const float *b, const float 
 int lp_fused_matmul(const float *a, const float *b, const float *c, double *out, int64_t m, int64_t k, int64_t n,
                     const lp_fusedparams *fp, int nthreads)
 {
-    if (fp->group < 1 || fp->kept_bits < 1 || fp->kept_bits > 45 || fp->mode == LP_STOCHASTIC || !(fp->fast_min >= 0))
+    if (fp->group < 1 || fp->kept_bits < 1 || fp->kept_bits > 45 || fp->mode == LP_STOCHASTIC || !(fp->fast_min >= 0) ||
+        fp->ref_min < 2 * LP_FUSED_NONE || fp->ref_min > 1024)
         return -1;
     int32_t *ea = malloc(sizeof(int32_t) * (size_t)(m * k + 1));
     int32_t *eb = malloc(sizeof(int32_t) * (size_t)(k * n + 1));

@@ -5,7 +5,8 @@ The model (Fasi, Higham, Mikaitis and Pranesh 2021; Khattak and Mikaitis 2025; f
 H200 outputs, ../shared/oracles/h200-mma/README.md): d = a @ b + c is computed over K in consecutive
 groups of ``group`` products. For each output and group, the reference exponent is the largest of
 the products' exponent sums (exponent of a plus exponent of b, before the product's significand is
-normalised) and the accumulator's exponent; every product and the accumulator are truncated toward
+normalised) and the accumulator's exponent, and at least the unit's ``ref_exp_min`` where it has one
+(Khattak and Mikaitis's min_exp_limit); every product and the accumulator are truncated toward
 zero to a multiple of 2**(reference - kept_bits); the truncated terms are summed exactly; the sum is
 rounded to the accumulator format (``acc_rounding``) and becomes the accumulator of the next group.
 The first group's accumulator is c.
@@ -59,6 +60,8 @@ def fused_matmul_reference(a: np.ndarray, b: np.ndarray, c: np.ndarray, unit, a_
         esum = np.where(products != 0, esum, _NO_EXPONENT)
         e_acc = np.where(acc != 0, np.frexp(acc)[1].astype(np.int64) - 1, _NO_EXPONENT)
         ref = np.maximum(esum.max(axis=-1), e_acc)
+        if getattr(unit, "ref_exp_min", None) is not None:  # the unit's floor under the reference
+            ref = np.maximum(ref, unit.ref_exp_min)
         shift = unit.kept_bits - ref  # terms in units of 2**(ref - kept_bits)
         terms = np.trunc(np.ldexp(products, shift[..., None]))
         total = terms.sum(axis=-1) + np.trunc(np.ldexp(acc, shift))  # integers below 2**53: exact

@@ -80,6 +80,7 @@ def cases():
     H = lowprec.quantize(rng.standard_normal((300, 29)) * 2.0**-6, "fp8_e4m3fn")
     for kw in ({"acc": "fp16"}, {"acc": "fp16", "chunk": 16, "chunk_acc": "fp32"}, {"acc": "fp16", "chunk": 64}):
         yield f"mac tiny {kw}", MAC(**kw).matmul(G, H)
+    yield "mac tiny b200_fp16_acc16", MAC(unit="b200_fp16_acc16").matmul(G, H)  # steps under its floor 2**-15
     wide = rng.standard_normal((37, 300)) * 2.0 ** rng.integers(-40, 40, (37, 300))
     F = wide.astype(np.float32)  # float32 operands into fp32: fused multiply-adds
     for kw in ({"acc": "fp32"}, {"acc": "fp32", "chunk": 32, "chunk_acc": "fp32"}):

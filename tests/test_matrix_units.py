@@ -95,6 +95,14 @@ def test_unit_registry():
         lowprec.mac_units.unit("v100")
     with pytest.raises(ValueError, match="unit h100_fp8 takes operands in fp8_e4m3fn, fp8_e5m2; got 'fp16'"):
         unit.check_operands("fp16", "fp8_e5m2")
+    from lowprec.mac.units import _build
+
+    entry = {"operands": ["bf16"], "acc": "fp32", "group": 8, "kept_bits": 24, "acc_rounding": "toward_zero",
+             "source": "test"}
+    assert _build("u", {**entry, "ref_exp_min": -20}, "t.toml").ref_exp_min == -20
+    for bad in (-2000, 1.5, "low"):
+        with pytest.raises(ValueError, match=r"t.toml: \[u\] ref_exp_min must be an integer in -1074..1023"):
+            _build("u", {**entry, "ref_exp_min": bad}, "t.toml")
 
 
 @pytest.mark.skipif(not (ORACLES / "long-k").is_dir(), reason=f"the long-K recordings are not at {ORACLES / 'long-k'}")
@@ -115,7 +123,8 @@ def test_long_reductions_chain_and_cublas(kind):
 
 
 UNITS = ["h100_fp16", "h100_fp16_acc16", "h100_bf16", "h100_tf32", "h100_fp8", "v100_fp16", "v100_fp16_acc16",
-         "a100_fp16", "a100_fp16_acc16", "a100_bf16", "a100_tf32", "b200_fp16", "b200_bf16", "b200_tf32", "b200_fp8"]
+         "a100_fp16", "a100_fp16_acc16", "a100_bf16", "a100_tf32", "b200_fp16", "b200_fp16_acc16", "b200_bf16",
+         "b200_tf32", "b200_fp8"]
 
 
 def test_other_generations_carry_their_published_parameters():
@@ -124,13 +133,42 @@ def test_other_generations_carry_their_published_parameters():
     want = {"v100_fp16": (4, 23, "toward_zero"), "v100_fp16_acc16": (4, 23, "nearest_even"),
             "a100_fp16": (8, 24, "toward_zero"), "a100_fp16_acc16": (8, 24, "nearest_even"),
             "a100_bf16": (8, 24, "toward_zero"), "a100_tf32": (4, 24, "toward_zero"),
-            "b200_fp16": (16, 25, "toward_zero"), "b200_bf16": (16, 25, "toward_zero"),
+            "b200_fp16": (16, 25, "toward_zero"), "b200_fp16_acc16": (16, 25, "nearest_even"),
+            "b200_bf16": (16, 25, "toward_zero"),
             "b200_tf32": (8, 25, "toward_zero"), "b200_fp8": (32, 25, "toward_zero")}
     for name, params in want.items():
         spec = lowprec.mac_units.unit(name)
         assert (spec.group, spec.kept_bits, spec.acc_rounding) == params and "2512.07004" in spec.source
         assert spec.acc.name == ("fp16" if name.endswith("acc16") else "fp32")
     assert lowprec.mac_units.unit("b200_fp8").operands == lowprec.mac_units.unit("h100_fp8").operands
+    floors = {name: lowprec.mac_units.unit(name).ref_exp_min for name in UNITS}  # their min_exp_limit
+    assert floors == {**dict.fromkeys(UNITS), "b200_fp16_acc16": -15, "b200_bf16": -133, "b200_tf32": -133,
+                      "h100_bf16": -133, "h100_tf32": -133}
+
+
+def test_the_floor_under_the_reference_exponent_truncates_tiny_steps():
+    """B200 into fp16 aligns a step to at least 2**-15 (min_exp_limit): with products 2**-25 and 2**-48
+    (fp16 subnormals 2**-24 squared), 2**-48 falls below the 25 kept bits and the sum is the tie
+    2**-25, which rounds to even 0; without the floor it is kept and the sum rounds up to 2**-24.
+    The same for bf16 with the floor 2**-133: 2**-140 - 2**-160 keeps its small term on A100 (rounded
+    toward zero: 2**-140 - 2**-149), not on B200 or H100 (2**-140)."""
+    a = np.array([[2.0**-12, 2.0**-24]], np.float32)
+    b = np.array([[2.0**-13, 2.0**-24]], np.float32).T
+    for name, want in (("b200_fp16_acc16", 0.0), ("h100_fp16_acc16", 2.0**-24), ("a100_fp16_acc16", 2.0**-24),
+                       ("v100_fp16_acc16", 2.0**-24)):
+        spec = lowprec.mac_units.unit(name)
+        got = lowprec.mac_units.get(name).matmul(a, b)
+        assert got[0, 0] == fused_matmul_reference(a, b, np.zeros((1, 1)), spec)[0, 0] == want, name
+        if TRITON:
+            assert lowprec.MAC(unit=name, backend="triton").matmul(a, b)[0, 0] == want, name
+    a = np.array([[2.0**-70, -(2.0**-80)]], np.float32)
+    b = np.array([[2.0**-70, 2.0**-80]], np.float32).T
+    for name, want in (("b200_bf16", 2.0**-140), ("h100_bf16", 2.0**-140), ("a100_bf16", 2.0**-140 - 2.0**-149)):
+        spec = lowprec.mac_units.unit(name)
+        got = lowprec.mac_units.get(name).matmul(a, b)
+        assert got[0, 0] == fused_matmul_reference(a, b, np.zeros((1, 1)), spec)[0, 0] == np.float32(want), name
+        if TRITON:
+            assert lowprec.MAC(unit=name, backend="triton").matmul(a, b)[0, 0] == np.float32(want), name
 
 
 T24, T25, T26 = 2.0**-24, 2.0**-25, 2.0**-26

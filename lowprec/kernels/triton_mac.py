@@ -165,12 +165,12 @@ def _trunc(x):
 
 @triton.jit
 def mac_fused(a_ptr, b_ptr, c_ptr, d_ptr, acc_ptr, chunk_ptr, m, k, n, group, kept, a_emin, b_emin, acc_emax,
-              chunk, MODE: tl.constexpr, HAS_C: tl.constexpr, CHUNKED: tl.constexpr, BM: tl.constexpr,
+              chunk, ref_min, MODE: tl.constexpr, HAS_C: tl.constexpr, CHUNKED: tl.constexpr, BM: tl.constexpr,
               BN: tl.constexpr):
     """d = a @ b (+ c) as a matrix unit computes it (csrc/fused_impl.h): float32 a (m x k), b (k x n),
     c (m x n, the initial accumulator); d float64. Every `group` products and the accumulator are
     truncated to multiples of 2**(ref - kept) (ref: the largest exponent among the products' exponent
-    sums and the accumulator's) and their exact sum rounded into the accumulator by acc_ptr's
+    sums and the accumulator's, at least ref_min) and their exact sum rounded into the accumulator by acc_ptr's
     parameters in MODE; beyond 2**(acc_emax + 1): Inf; a zero result +0. CHUNKED: every `chunk`
     products (a multiple of group) the unit's sum is added in float64 to a total (from c) and rounded
     to nearest even by chunk_ptr's parameters, the unit restarting from 0."""
@@ -191,7 +191,7 @@ def mac_fused(a_ptr, b_ptr, c_ptr, d_ptr, acc_ptr, chunk_ptr, m, k, n, group, ke
     overflow = _pow2_64(acc_emax + 1)
     for g0 in range(0, k, group):
         abits = acc.to(tl.int64, bitcast=True) & 0x7FFFFFFFFFFFFFFF
-        ref = tl.where(abits != 0, (abits >> 52).to(tl.int32) - 1023, -33554432)
+        ref = tl.maximum(tl.where(abits != 0, (abits >> 52).to(tl.int32) - 1023, -33554432), ref_min)
         for kk in range(g0, tl.minimum(g0 + group, k)):
             ea = _exponent(tl.load(a_ptr + i * k + kk, mask=rows, other=0.0), a_emin)
             eb = _exponent(tl.load(b_ptr + kk * n + j, mask=cols, other=0.0), b_emin)

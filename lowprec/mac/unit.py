@@ -361,7 +361,8 @@ class MAC:
         chunk_params = qparams(self.chunk_acc, np.dtype(np.float64), "nearest_even", None) if self.chunk else None
         gpu.mac_fused(a, b, c, d, qparams(unit.acc, np.dtype(np.float64), unit.acc_rounding, None),
                       mode_index(unit.acc_rounding), group=unit.group, kept_bits=unit.kept_bits, a_emin=fa.emin,
-                      b_emin=fb.emin, acc_emax=unit.acc.emax, chunk=self.chunk or 0, chunk_params=chunk_params)
+                      b_emin=fb.emin, acc_emax=unit.acc.emax, chunk=self.chunk or 0, chunk_params=chunk_params,
+                      ref_min=units.NO_REF_FLOOR if unit.ref_exp_min is None else unit.ref_exp_min)
         return d.cpu().numpy()
 
     # -- the engine --------------------------------------------------------------------------------

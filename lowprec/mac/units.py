@@ -22,13 +22,16 @@ from ..kernels.rounding import ROUNDING_MODES
 
 __all__ = ["MatrixUnit", "unit", "names"]
 
-_FIELDS = {"aliases", "operands", "acc", "registers", "group", "kept_bits", "acc_rounding", "source"}
+_FIELDS = {"aliases", "operands", "acc", "registers", "group", "kept_bits", "acc_rounding", "ref_exp_min", "source"}
+NO_REF_FLOOR = -(1 << 25)  # the engines' "no floor" (below every exponent a term or zero can have)
 
 
 @dataclass(frozen=True)
 class MatrixUnit:
     """A matrix unit's arithmetic: the formats its operands may hold, its accumulator, products per
-    step, bits kept below a step's reference exponent, and the rounding of a step's sum."""
+    step, bits kept below a step's reference exponent, and the rounding of a step's sum;
+    ref_exp_min: a floor under the reference exponent (None: none), so that where every term is
+    smaller the terms are truncated below 2**(ref_exp_min - kept_bits)."""
 
     name: str
     operands: tuple[Format, ...]
@@ -38,6 +41,7 @@ class MatrixUnit:
     acc_rounding: str
     source: str
     registers: Format  # the format c (the initial accumulator) and the result are held in
+    ref_exp_min: int | None = None
 
     def check_operands(self, a_format: Format | str, b_format: Format | str) -> tuple[Format, Format]:
         """The two operand formats, or ValueError naming them and the unit's."""
@@ -58,8 +62,11 @@ def _build(name: str, entry: dict, filename: str) -> MatrixUnit:
     if entry["acc_rounding"] not in ROUNDING_MODES:
         raise ValueError(f"{filename}: [{name}] acc_rounding must be one of {', '.join(ROUNDING_MODES)}")
     registers = as_format(entry["registers"]) if "registers" in entry else acc
+    floor = entry.get("ref_exp_min")
+    if floor is not None and not (isinstance(floor, int) and -1074 <= floor <= 1023):
+        raise ValueError(f"{filename}: [{name}] ref_exp_min must be an integer in -1074..1023; got {floor!r}")
     return MatrixUnit(name, tuple(as_format(f) for f in entry["operands"]), acc, int(entry["group"]),
-                      int(entry["kept_bits"]), entry["acc_rounding"], entry["source"], registers)
+                      int(entry["kept_bits"]), entry["acc_rounding"], entry["source"], registers, floor)
 
 
 @lru_cache(maxsize=1)
