@@ -136,7 +136,7 @@ LP_CLONES static void lut_bucket_tile_f32(const float *restrict x, int64_t m, co
 #if defined(LP_X86_DISPATCH) && LP_MAX_ISA >= 4
 /* The same tile with AVX-512 gathers (GCC emulates gathers lane by lane in the portable loop): 16
  * elements a step, the rare buckets with more than two thresholds counted one by one. */
-__attribute__((target("avx512f"))) static void lut_bucket_tile_avx512(const float *x, int64_t m, const float *thr,
+__attribute__((target("avx512f"))) static inline LP_ALWAYS_INLINE void lut_bucket_tile_avx512(const float *x, int64_t m, const float *thr,
                                                                        int32_t nthr, const uint64_t *buckets,
                                                                        const float *table, float *out, uint16_t *idx)
 {
@@ -152,11 +152,17 @@ __attribute__((target("avx512f"))) static void lut_bucket_tile_avx512(const floa
                                                       (const int *)buckets, 8);
         const __m512i lo = _mm512_and_si512(b, low16), hi = _mm512_srli_epi32(b, 16);
         const __m512i j0 = _mm512_min_epi32(lo, last), j1 = _mm512_min_epi32(_mm512_add_epi32(lo, one), last);
-        const __m512 t0 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, j0, thr, 4);
-        const __m512 t1 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, j1, thr, 4);
         const __m512i width = _mm512_sub_epi32(hi, lo);
-        const __mmask16 c0 = _mm512_cmpgt_epi32_mask(width, _mm512_setzero_si512()) & _mm512_cmp_ps_mask(t0, v, _CMP_LE_OQ);
-        const __mmask16 c1 = _mm512_cmpgt_epi32_mask(width, one) & _mm512_cmp_ps_mask(t1, v, _CMP_LE_OQ);
+        /* only the lanes whose bucket holds a threshold (a second one: rare) load it */
+        const __mmask16 has0 = _mm512_mask_cmpgt_epi32_mask(live, width, _mm512_setzero_si512());
+        const __mmask16 has1 = _mm512_mask_cmpgt_epi32_mask(has0, width, one);
+        const __m512 t0 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), has0, j0, thr, 4);
+        const __mmask16 c0 = _mm512_mask_cmp_ps_mask(has0, t0, v, _CMP_LE_OQ);
+        __mmask16 c1 = 0;
+        if (has1) {
+            const __m512 t1 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), has1, j1, thr, 4);
+            c1 = _mm512_mask_cmp_ps_mask(has1, t1, v, _CMP_LE_OQ);
+        }
         __m512i k = _mm512_mask_add_epi32(lo, c0, lo, one);
         k = _mm512_mask_add_epi32(k, c1, k, one);
         const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
@@ -185,6 +191,19 @@ __attribute__((target("avx512f"))) static void lut_bucket_tile_avx512(const floa
         }
     }
 }
+
+/* A chunk's tiles in one AVX-512 function, the tile inlined (called tile by tile it ran at half the
+ * speed: 2.3 against 1.25 ns an element for a 256-entry table, one thread) */
+__attribute__((target("avx512f"))) static void lut_bucket_chunk_avx512(const float *in, int64_t s, int64_t len,
+                                                                        const float *thr, int32_t nthr,
+                                                                        const uint64_t *buckets, const float *table,
+                                                                        float *out, uint16_t *idx)
+{
+    for (int64_t t = s; t < s + len; t += LP_LUT_TILE) {
+        const int64_t m = s + len - t < LP_LUT_TILE ? s + len - t : LP_LUT_TILE;
+        lut_bucket_tile_avx512(in + t, m, thr, nthr, buckets, table, out ? out + t : 0, idx ? idx + t : 0);
+    }
+}
 #endif
 
 void lp_lut_bucket_f32(const float *in, int64_t n, const float *thr, int32_t nthr, const uint64_t *buckets,
@@ -201,14 +220,14 @@ void lp_lut_bucket_f32(const float *in, int64_t n, const float *thr, int32_t nth
     LP_PARALLEL_FOR
     for (int64_t c = 0; c < nchunks; c++) {
         const int64_t s = c * chunk, len = n - s < chunk ? n - s : chunk;
+#if defined(LP_X86_DISPATCH) && LP_MAX_ISA >= 4
+        if (avx512) {
+            lut_bucket_chunk_avx512(in, s, len, thr, nthr, buckets, table, out, idx);
+            continue;
+        }
+#endif
         for (int64_t t = s; t < s + len; t += LP_LUT_TILE) {
             const int64_t m = s + len - t < LP_LUT_TILE ? s + len - t : LP_LUT_TILE;
-#if defined(LP_X86_DISPATCH) && LP_MAX_ISA >= 4
-            if (avx512) {
-                lut_bucket_tile_avx512(in + t, m, thr, nthr, buckets, table, out ? out + t : 0, idx ? idx + t : 0);
-                continue;
-            }
-#endif
             lut_bucket_tile_f32(in + t, m, thr, nthr, buckets, table, out ? out + t : 0, idx ? idx + t : 0);
         }
     }
