@@ -156,7 +156,7 @@ int lp_fused_matmul(const float *a, const float *b, const float *c, double *out,
                     const lp_fusedparams *fp, int nthreads)
 {
     if (fp->group < 1 || fp->kept_bits < 1 || fp->kept_bits > 45 || fp->mode == LP_STOCHASTIC || !(fp->fast_min >= 0) ||
-        fp->ref_min < 2 * LP_FUSED_NONE || fp->ref_min > 1024)
+        (fp->ref_min != 2 * LP_FUSED_NONE && (fp->ref_min < -512 || fp->ref_min > 512)))
         return -1;
     int32_t *ea = malloc(sizeof(int32_t) * (size_t)(m * k + 1));
     int32_t *eb = malloc(sizeof(int32_t) * (size_t)(k * n + 1));

@@ -220,7 +220,7 @@ typedef struct {
     int32_t b_emin;
     double fast_min;       /* > 0: acc's smallest normal magnitude, where sums of at least it (or zero)
                               may take the rounding's fast form; 0: never */
-    int32_t ref_min;       /* the reference exponent is at least this (a unit's floor; -2**25: none) */
+    int32_t ref_min;       /* the reference exponent is at least this (a unit's floor, -512..512; -2**25: none) */
 } lp_fusedparams;
 int lp_fused_matmul(const float *a, const float *b, const float *c, double *out, int64_t m, int64_t k, int64_t n,
                     const lp_fusedparams *fp, int nthreads);

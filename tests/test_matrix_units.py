@@ -100,8 +100,8 @@ def test_unit_registry():
     entry = {"operands": ["bf16"], "acc": "fp32", "group": 8, "kept_bits": 24, "acc_rounding": "toward_zero",
              "source": "test"}
     assert _build("u", {**entry, "ref_exp_min": -20}, "t.toml").ref_exp_min == -20
-    for bad in (-2000, 1.5, "low"):
-        with pytest.raises(ValueError, match=r"t.toml: \[u\] ref_exp_min must be an integer in -1074..1023"):
+    for bad in (-1074, 1.5, "low", True):
+        with pytest.raises(ValueError, match=r"t.toml: \[u\] ref_exp_min must be an integer in -512..512"):
             _build("u", {**entry, "ref_exp_min": bad}, "t.toml")
 
 

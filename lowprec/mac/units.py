@@ -63,8 +63,9 @@ def _build(name: str, entry: dict, filename: str) -> MatrixUnit:
         raise ValueError(f"{filename}: [{name}] acc_rounding must be one of {', '.join(ROUNDING_MODES)}")
     registers = as_format(entry["registers"]) if "registers" in entry else acc
     floor = entry.get("ref_exp_min")
-    if floor is not None and not (isinstance(floor, int) and -1074 <= floor <= 1023):
-        raise ValueError(f"{filename}: [{name}] ref_exp_min must be an integer in -1074..1023; got {floor!r}")
+    # bounded so that the engines' scalings 2**(kept_bits - reference) stay normal doubles
+    if floor is not None and not (isinstance(floor, int) and not isinstance(floor, bool) and -512 <= floor <= 512):
+        raise ValueError(f"{filename}: [{name}] ref_exp_min must be an integer in -512..512; got {floor!r}")
     return MatrixUnit(name, tuple(as_format(f) for f in entry["operands"]), acc, int(entry["group"]),
                       int(entry["kept_bits"]), entry["acc_rounding"], entry["source"], registers, floor)
 
