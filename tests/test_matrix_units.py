@@ -122,7 +122,8 @@ def test_long_reductions_chain_and_cublas(kind):
         assert not np.array_equal(other.matmul(a, b), data[f"{case}_cublas"])
 
 
-UNITS = ["h100_fp16", "h100_fp16_acc16", "h100_bf16", "h100_tf32", "h100_fp8", "v100_fp16", "v100_fp16_acc16",
+UNITS = ["h100_fp16", "h100_fp16_acc16", "h100_bf16", "h100_tf32", "h100_fp8", "h100_fp8_acc16", "v100_fp16",
+         "v100_fp16_acc16",
          "a100_fp16", "a100_fp16_acc16", "a100_bf16", "a100_tf32", "b200_fp16", "b200_fp16_acc16", "b200_bf16",
          "b200_tf32", "b200_fp8"]
 
@@ -135,7 +136,8 @@ def test_other_generations_carry_their_published_parameters():
             "a100_bf16": (8, 24, "toward_zero"), "a100_tf32": (4, 24, "toward_zero"),
             "b200_fp16": (16, 25, "toward_zero"), "b200_fp16_acc16": (16, 25, "nearest_even"),
             "b200_bf16": (16, 25, "toward_zero"),
-            "b200_tf32": (8, 25, "toward_zero"), "b200_fp8": (32, 25, "toward_zero")}
+            "b200_tf32": (8, 25, "toward_zero"), "b200_fp8": (32, 25, "toward_zero"),
+            "h100_fp8_acc16": (32, 13, "nearest_even")}
     for name, params in want.items():
         spec = lowprec.mac_units.unit(name)
         assert (spec.group, spec.kept_bits, spec.acc_rounding) == params and "2512.07004" in spec.source
@@ -210,6 +212,7 @@ def test_fp16_accumulators_round_to_nearest_and_b200_keeps_fp8_bits_h100_drops()
     b = np.array([[1.0, 2.0**-5, 2.0**-6]], np.float32).T  # products 1, 2**-11, 2**-12
     for name in ("v100_fp16_acc16", "a100_fp16_acc16", "h100_fp16_acc16"):
         assert lowprec.mac_units.get(name).matmul(a, b)[0, 0] == 1 + 2.0**-10, name
+    assert lowprec.mac_units.get("h100_fp8_acc16", inputs="fp8_e4m3fn").matmul(a, b)[0, 0] == 1 + 2.0**-10
     for name in ("v100_fp16", "a100_fp16", "b200_fp16"):
         assert lowprec.mac_units.get(name).matmul(a, b)[0, 0] == 1 + 3 * 2.0**-12, name
     a8 = np.array([[1.0, 2.0**-7, 2.0**-7]], np.float32)  # fp8_e4m3fn values; products 1, 2**-14, 2**-14
@@ -239,9 +242,8 @@ def test_the_published_exceptional_cases():
     """The Inf and NaN test vectors of Khattak and Mikaitis's models (model_validation/
     ExceptionalCasesTest.m in github.com/north-numerical-computing/MATLAB-tensor-core), on every unit
     whose formats they fit: a sum past fp32 (c = 2**127 plus 2**127 * 1) is +Inf; (+Inf) x (-Inf) is
-    -Inf; -Inf + Inf is NaN; two products of fp16's largest value overflow an fp16 accumulator to Inf
-    of their sign. (Their fp8-into-fp16 vectors need a unit with fp8 operands and an fp16 accumulator:
-    none is modelled.)"""
+    -Inf; -Inf + Inf is NaN; two products of the operand format's largest value (fp16's, e5m2's) overflow
+    an fp16 accumulator to Inf of their sign."""
     inf = float("inf")
     for name in UNITS:
         spec = lowprec.mac_units.unit(name)
@@ -250,8 +252,9 @@ def test_the_published_exceptional_cases():
         assert _published_case(name, [(inf, -inf)]) == -inf, name
         assert np.isnan(_published_case(name, [(-inf, 1.0), (inf, 1.0)])), name
         if spec.acc.name == "fp16":
-            assert _published_case(name, [(65504.0, 1.0), (65504.0, 1.0)]) == inf, name
-            assert _published_case(name, [(-65504.0, 1.0), (-65504.0, 1.0)]) == -inf, name
+            big = next(f for f in spec.operands if f.name != "fp8_e4m3fn").max
+            assert _published_case(name, [(big, 1.0), (big, 1.0)]) == inf, name
+            assert _published_case(name, [(big, -1.0), (big, -1.0)]) == -inf, name
 
 
 @settings(max_examples=60, deadline=None)
