@@ -288,12 +288,12 @@ def mac_matmul(a, b, c, params: dict, mode: int, *, chunk: int, key: int, offset
 
 
 def mac_fused(a, b, c, d, acc_params, mode: int, *, group: int, kept_bits: int, a_emin: int, b_emin: int,
-              acc_emax: int, chunk: int = 0, chunk_params=None, ref_min: int = -(1 << 25)) -> None:
+              acc_emax: int, ref_min: int, chunk: int = 0, chunk_params=None) -> None:
     """d (float64, m x n) = a @ b (+ c) as a matrix unit computes it (triton_mac.mac_fused; the C
     engine csrc/fused_impl.h): float32 a (m x k), b (k x n), c (m x n) or None, contiguous on one
     device; acc_params: the accumulator's parameter block for float64 (the unit's mode); chunk > 0
     (a multiple of group): promotion to the chunk accumulator (chunk_params, nearest even, float64)
-    every chunk products; ref_min: the unit's floor under the reference exponent (-2**25: none)."""
+    every chunk products; ref_min: the unit's floor under the reference exponent (MatrixUnit.engine_ref_min)."""
     m, k = a.shape
     n = b.shape[1]
     if m * n == 0:

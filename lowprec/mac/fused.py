@@ -13,7 +13,7 @@ from ..kernels.native import ffi, lib
 from ..kernels.params import qparams
 from ..kernels.rounding import mode_index
 from ..kernels.threads import get_num_threads
-from .units import NO_REF_FLOOR, MatrixUnit
+from .units import MatrixUnit
 
 __all__ = ["fused_matmul", "check_operand"]
 
@@ -40,7 +40,7 @@ def _run(A: np.ndarray, B: np.ndarray, C: np.ndarray | None, unit: MatrixUnit, f
     fp.a_emin, fp.b_emin = fa.emin, fb.emin
     # a float accumulator's normal range: where its steps may take the rounding's fast form
     fp.fast_min = 2.0**unit.acc.emin if isinstance(unit.acc, FloatFormat) else 0.0
-    fp.ref_min = NO_REF_FLOOR if unit.ref_exp_min is None else unit.ref_exp_min
+    fp.ref_min = unit.engine_ref_min
     c_ptr = ffi.from_buffer("float[]", C) if C is not None else ffi.NULL
     status = lib.lp_fused_matmul(ffi.from_buffer("float[]", A), ffi.from_buffer("float[]", B), c_ptr,
                                  ffi.from_buffer("double[]", out, require_writable=True), m, k, n, fp, get_num_threads())

@@ -362,7 +362,7 @@ class MAC:
         gpu.mac_fused(a, b, c, d, qparams(unit.acc, np.dtype(np.float64), unit.acc_rounding, None),
                       mode_index(unit.acc_rounding), group=unit.group, kept_bits=unit.kept_bits, a_emin=fa.emin,
                       b_emin=fb.emin, acc_emax=unit.acc.emax, chunk=self.chunk or 0, chunk_params=chunk_params,
-                      ref_min=units.NO_REF_FLOOR if unit.ref_exp_min is None else unit.ref_exp_min)
+                      ref_min=unit.engine_ref_min)
         return d.cpu().numpy()
 
     # -- the engine --------------------------------------------------------------------------------

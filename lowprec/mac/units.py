@@ -43,6 +43,11 @@ class MatrixUnit:
     registers: Format  # the format c (the initial accumulator) and the result are held in
     ref_exp_min: int | None = None
 
+    @property
+    def engine_ref_min(self) -> int:
+        """ref_exp_min as the C and Triton engines take it (NO_REF_FLOOR: none)."""
+        return NO_REF_FLOOR if self.ref_exp_min is None else self.ref_exp_min
+
     def check_operands(self, a_format: Format | str, b_format: Format | str) -> tuple[Format, Format]:
         """The two operand formats, or ValueError naming them and the unit's."""
         fa, fb = as_format(a_format), as_format(b_format)
