@@ -11,9 +11,10 @@
  * property). Each output column advances one k-step at a time, so a tile of columns vectorizes.
  *
  * Stochastic rounding: the rounding event of kind e (0 product, 1 accumulation, 2 chunk total,
- * 3 output) at step t of output o = offset + i * n + j uses word e of Philox4x32-10(seed, counter
- * o * (k + 1) + t) (t = k for the output rounding), as a k-bit draw with k = rbits <= 32: its top
- * k bits, whatever FT is.
+ * 3 output) at step t of output o = offset + i * n + j uses word t % 4 of Philox4x32-10(seed, counter
+ * (4 o + e) Q + floor(t / 4)), Q = floor(k / 4) + 1 (t = k for the output rounding), as a k-bit draw
+ * with k = rbits <= 32: its top k bits, whatever FT is. (Each kind of each output has its own run of
+ * counters, and a counter's four words serve four steps: a quarter of a Philox call per rounding.)
  */
 
 #ifndef LP_MAC_ONCE /* what does not depend on the working type */
@@ -25,15 +26,16 @@
 #else
 #define LP_HAVE_F16C 0
 #endif
-enum { LP_MAC_KB = 64 }; /* k-steps whose stochastic draws a tile makes at once */
-/* words of a tile's stochastic draw buffers: two step-major blocks and one output's Philox words */
-#define LP_MAC_DRAWS (2 * LP_MAC_KB * LP_MAC_TILE_ROWS * LP_MAC_TILE_COLS + 4 * LP_MAC_KB)
-/* The 32-bit Philox word `word` of counter ctr. */
-static inline uint32_t lp_draw32(uint64_t seed, uint64_t ctr, int word)
+#define LP_MAC_OUTS (LP_MAC_TILE_ROWS * LP_MAC_TILE_COLS)
+/* 32-bit words of a tile's stochastic draw buffer: the product and accumulation draws of four steps
+ * (step-major, the tile's outputs contiguous), then the two kinds' counters (uint64) */
+#define LP_MAC_DRAWS (2 * 4 * LP_MAC_OUTS + 2 * 2 * LP_MAC_OUTS)
+/* The draw of event kind e at step t of output o (k steps): see the header. */
+static inline uint32_t lp_mac_draw(uint64_t seed, uint64_t o, int64_t k, int e, int64_t t)
 {
     uint32_t w[4];
-    philox_fill(w, 1, seed, ctr);
-    return w[word];
+    philox_fill(w, 1, seed, (4 * o + (uint64_t)e) * (uint64_t)(k / 4 + 1) + (uint64_t)(t / 4));
+    return w[t % 4];
 }
 #endif
 
@@ -103,7 +105,6 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
        values the compiler knows cannot change */
     const lp_qparams mulp = has_mul ? *mp->mul : *mp->acc, accp = *mp->acc, chunkp = *mp->chunk_acc,
                      outp = *mp->out;
-    const uint64_t steps = (uint64_t)(k + 1);
     const FT *init = (const FT *)mp->init;
     for (int r = 0; r < R; r++)
         for (int j = 0; j < tw; j++) {
@@ -111,11 +112,22 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
             s[r][j] = chunked ? (FT)0.0 : start;
             tot[r][j] = chunked ? start : (FT)0.0;
         }
-    /* stochastic: the product and accumulation draws of LP_MAC_KB steps at a time, step-major with
-       the tile's outputs contiguous (so that the column loop vectorizes); Philox in bulk per output.
-       The buffers come from the caller (the heap: LP_MAC_DRAWS words), not from this frame, which is
-       inlined once per variant. */
-    uint32_t *draws0 = draws, *draws1 = draws + LP_MAC_KB * LP_MAC_TILE_ROWS * LP_MAC_TILE_COLS;
+    /* stochastic: the product and accumulation draws of four steps at a time, one Philox counter per
+       output and kind, step-major with the tile's outputs contiguous: Philox's word-major output is
+       that layout, so the column loop reads it as it is. The buffer comes from the caller (the heap:
+       LP_MAC_DRAWS words), not from this frame, which is inlined once per variant. */
+    const int outs = R * tw;
+    uint32_t *draws0 = draws, *draws1 = draws + 4 * LP_MAC_OUTS;
+    uint64_t *ctr0 = (uint64_t *)(draws + 8 * LP_MAC_OUTS), *ctr1 = ctr0 + LP_MAC_OUTS;
+    if (sr) {
+        const uint64_t q = (uint64_t)(k / 4 + 1);
+        for (int r = 0; r < R; r++)
+            for (int j = 0; j < tw; j++) {
+                const uint64_t o = mp->offset + (uint64_t)((i0 + r) * ldo + j0 + j);
+                ctr0[r * tw + j] = 4 * o * q;
+                ctr1[r * tw + j] = (4 * o + 1) * q;
+            }
+    }
     for (int64_t t = 0; t < k; t++) {
 #if WBITS == 32 && defined(LP_MAC_F16C)
         if (native == 5 && R % 4 == 0 && tw == 16) { /* the steps up to the chunk's end (or k's), in
@@ -129,20 +141,15 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
 #endif
         {
             const FT *brow = b + (mp->b_broadcast ? 0 : t * n) + j0;
-            const int64_t tt = t % LP_MAC_KB;
+            const int64_t tt = t % 4;
             if (sr && tt == 0) {
-                const int64_t kb = k - t < LP_MAC_KB ? k - t : LP_MAC_KB;
-                uint32_t *words = draws + 2 * LP_MAC_KB * LP_MAC_TILE_ROWS * LP_MAC_TILE_COLS;
-                for (int r = 0; r < R; r++)
-                    for (int j = 0; j < tw; j++) {
-                        const uint64_t o = mp->offset + (uint64_t)((i0 + r) * ldo + j0 + j);
-                        philox_fill_best(words, kb, mp->seed, o * steps + (uint64_t)t);
-                        for (int64_t u = 0; u < kb; u++) {
-                            draws1[(u * R + r) * tw + j] = words[kb + u];
-                            if (has_mul)
-                                draws0[(u * R + r) * tw + j] = words[u];
-                        }
-                    }
+                philox_fill_best_at(draws1, outs, mp->seed, 0, ctr1);
+                if (has_mul)
+                    philox_fill_best_at(draws0, outs, mp->seed, 0, ctr0);
+                for (int u = 0; u < outs; u++) {
+                    ctr0[u]++;
+                    ctr1[u]++;
+                }
             }
             for (int r = 0; r < R; r++) {
                 const FT av = a[(i0 + r) * k + t];
@@ -168,6 +175,8 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
                                              half as the exact sum does (5: by F16C where the tile is whole) */
                         s[r][j] = lp_half_rne_f32(s[r][j] + p);
 #endif
+                    else if (native == 6) /* the sum is exact (mp->exact_sums) */
+                        s[r][j] = CAT(mac_q_, SFX)(s[r][j] + p, &accp, mode, fast, sr ? d1[j] : 0);
                     else
                         s[r][j] = CAT(mac_q_, SFX)(CAT(add_rto_, SFX)(s[r][j], p, mode == LP_DOWN), &accp, mode, fast,
                                                    sr ? d1[j] : 0);
@@ -184,9 +193,10 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
             for (int r = 0; r < R; r++) {
                 const uint64_t o0 = mp->offset + (uint64_t)((i0 + r) * ldo + j0);
                 for (int j = 0; j < tw; j++) {
-                    uint64_t ctr = (o0 + (uint64_t)j) * steps + (uint64_t)t;
-                    tot[r][j] = CAT(mac_q_, SFX)(CAT(add_rto_, SFX)(tot[r][j], s[r][j], mode == LP_DOWN), &chunkp,
-                                                 mode, fast, sr ? lp_draw32(mp->seed, ctr, 2) : 0);
+                    const FT sum = native == 6 ? tot[r][j] + s[r][j]
+                                               : CAT(add_rto_, SFX)(tot[r][j], s[r][j], mode == LP_DOWN);
+                    tot[r][j] = CAT(mac_q_, SFX)(sum, &chunkp,
+                                                 mode, fast, sr ? lp_mac_draw(mp->seed, o0 + (uint64_t)j, k, 2, t) : 0);
                     s[r][j] = 0.0;
                 }
             }
@@ -195,9 +205,9 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
     for (int r = 0; r < R; r++) {
         const uint64_t o0 = mp->offset + (uint64_t)((i0 + r) * ldo + j0);
         for (int j = 0; j < tw; j++) {
-            uint64_t ctr = (o0 + (uint64_t)j) * steps + (uint64_t)k;
             FT v = chunked ? tot[r][j] : s[r][j];
-            c[(i0 + r) * n + j0 + j] = CAT(mac_q_, SFX)(v, &outp, mode, fast, sr ? lp_draw32(mp->seed, ctr, 3) : 0);
+            c[(i0 + r) * n + j0 + j] = CAT(mac_q_, SFX)(v, &outp, mode, fast,
+                                                        sr ? lp_mac_draw(mp->seed, o0 + (uint64_t)j, k, 3, k) : 0);
         }
     }
 }
@@ -243,7 +253,11 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
         }                                                                                           \
     } else if (WBITS == 64 && mp->fast && mp->mode == LP_STOCHASTIC) {                              \
         /* the k-bit rule without its tiny-range arm (k <= 32 < 64): values never tiny, as fast says */ \
-        LP_MAC_ROWS(LP_SR_K_FAST, MUL, CHUNKED, 1);                                                 \
+        if (mp->exact_sums) {                                                                       \
+            LP_MAC_ROWS_N(LP_SR_K_FAST, MUL, CHUNKED, 1, 6)                                         \
+        } else {                                                                                    \
+            LP_MAC_ROWS(LP_SR_K_FAST, MUL, CHUNKED, 1);                                             \
+        }                                                                                           \
     } else {                                                                                        \
         switch (mp->mode) {                                                                         \
         case LP_NEAREST_EVEN: LP_MAC_ROWS_RNE(MUL, CHUNKED, 0); break;                               \

@@ -4,16 +4,18 @@
 #define LP_PHILOX_H
 
 /* Philox4x32-10 (Salmon et al., SC'11), key = seed, counters (ctr0 + j, 0) for j < nctr, written
- * word-major: out[w * nctr + j] is word w of counter j (so the loop vectorizes across counters). */
+ * word-major: out[w * nctr + j] is word w of counter j (so the loop vectorizes across counters).
+ * The *_at variants take the counters from an array instead: counter j is (ctrs[j], 0). */
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u
 #define PHILOX_W0 0x9E3779B9u
 #define PHILOX_W1 0xBB67AE85u
 
-static inline LP_ALWAYS_INLINE void philox_fill(uint32_t *out, int64_t nctr, uint64_t seed, uint64_t ctr0)
+static inline LP_ALWAYS_INLINE void philox_fill_at(uint32_t *out, int64_t nctr, uint64_t seed, uint64_t ctr0,
+                                                    const uint64_t *ctrs)
 {
     for (int64_t j = 0; j < nctr; j++) {
-        uint64_t c = ctr0 + (uint64_t)j;
+        uint64_t c = ctrs ? ctrs[j] : ctr0 + (uint64_t)j;
         uint32_t c0 = (uint32_t)c, c1 = (uint32_t)(c >> 32), c2 = 0, c3 = 0;
         uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
         for (int r = 0; r < 10; r++) {
@@ -35,6 +37,11 @@ static inline LP_ALWAYS_INLINE void philox_fill(uint32_t *out, int64_t nctr, uin
     }
 }
 
+static inline LP_ALWAYS_INLINE void philox_fill(uint32_t *out, int64_t nctr, uint64_t seed, uint64_t ctr0)
+{
+    philox_fill_at(out, nctr, seed, ctr0, NULL);
+}
+
 #ifdef LP_X86_DISPATCH
 /* The same stream with AVX2. Each 32-bit state word of a counter lives in a 64-bit lane, so one
  * vpmuludq gives the whole 32 x 32 -> 64-bit product (high half by a shift, low half in place; the
@@ -44,7 +51,7 @@ static inline LP_ALWAYS_INLINE void philox_fill(uint32_t *out, int64_t nctr, uin
  * flight the state spilled to the stack: 0.62 -> 0.56 ns a word on Zen 4). */
 #define LP_PHILOX_VECS 2
 __attribute__((target("avx2"))) static void philox_fill_avx2(uint32_t *out, int64_t nctr, uint64_t seed,
-                                                              uint64_t ctr0)
+                                                              uint64_t ctr0, const uint64_t *ctrs)
 {
     const __m256i m0 = _mm256_set1_epi64x(PHILOX_M0), m1 = _mm256_set1_epi64x(PHILOX_M1);
     const int64_t step = 4 * LP_PHILOX_VECS;
@@ -53,8 +60,15 @@ __attribute__((target("avx2"))) static void philox_fill_avx2(uint32_t *out, int6
         __m256i c0[LP_PHILOX_VECS], c1[LP_PHILOX_VECS], c2[LP_PHILOX_VECS], c3[LP_PHILOX_VECS];
         for (int v = 0; v < LP_PHILOX_VECS; v++) {
             int64_t first = j + 8 * (v / 2) + (v & 1);
-            __m256i c = _mm256_add_epi64(_mm256_set1_epi64x((long long)(ctr0 + (uint64_t)first)),
-                                         _mm256_setr_epi64x(0, 2, 4, 6));
+            __m256i c;
+            if (ctrs) { /* counters first + 2l of the array: the even or odd ones of eight */
+                __m256i lo = _mm256_loadu_si256((const __m256i *)(ctrs + first - (v & 1))),
+                        hi = _mm256_loadu_si256((const __m256i *)(ctrs + first - (v & 1) + 4));
+                c = _mm256_permute4x64_epi64(v & 1 ? _mm256_unpackhi_epi64(lo, hi) : _mm256_unpacklo_epi64(lo, hi),
+                                             0xD8);
+            } else
+                c = _mm256_add_epi64(_mm256_set1_epi64x((long long)(ctr0 + (uint64_t)first)),
+                                     _mm256_setr_epi64x(0, 2, 4, 6));
             c0[v] = c;
             c1[v] = _mm256_srli_epi64(c, 32);
             c2[v] = c3[v] = _mm256_setzero_si256();
@@ -85,7 +99,7 @@ __attribute__((target("avx2"))) static void philox_fill_avx2(uint32_t *out, int6
     if (j < nctr) { /* a ragged end: the portable loop, into a scratch block laid out the same way */
         uint32_t tail[4 * 4 * LP_PHILOX_VECS];
         int64_t rest = nctr - j;
-        philox_fill(tail, rest, seed, ctr0 + (uint64_t)j);
+        philox_fill_at(tail, rest, seed, ctr0 + (uint64_t)j, ctrs ? ctrs + j : NULL);
         for (int w = 0; w < 4; w++)
             memcpy(out + w * nctr + j, tail + w * rest, (size_t)rest * sizeof(uint32_t));
     }
@@ -98,17 +112,24 @@ __attribute__((target("avx2"))) static void philox_fill_avx2(uint32_t *out, int6
  * flight, all in registers (eight spilled: 0.54 -> 0.36 ns a word on Zen 4). */
 #define LP_PHILOX_VECS512 4
 __attribute__((target("avx512f"))) static void philox_fill_avx512(uint32_t *out, int64_t nctr, uint64_t seed,
-                                                                   uint64_t ctr0)
+                                                                   uint64_t ctr0, const uint64_t *ctrs)
 {
     const __m512i m0 = _mm512_set1_epi64(PHILOX_M0), m1 = _mm512_set1_epi64(PHILOX_M1);
     const __m512i lanes = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set1_epi64(1);
     const int64_t step = 8 * LP_PHILOX_VECS512;
     int64_t j = 0;
     for (; j + step <= nctr; j += step) {
         __m512i c0[LP_PHILOX_VECS512], c1[LP_PHILOX_VECS512], c2[LP_PHILOX_VECS512], c3[LP_PHILOX_VECS512];
         for (int v = 0; v < LP_PHILOX_VECS512; v++) {
             int64_t first = j + 16 * (v / 2) + (v & 1);
-            __m512i c = _mm512_add_epi64(_mm512_set1_epi64((long long)(ctr0 + (uint64_t)first)), lanes);
+            __m512i c;
+            if (ctrs) { /* counters first + 2l of the array: the even or odd ones of sixteen */
+                const uint64_t *at = ctrs + first - (v & 1);
+                c = _mm512_permutex2var_epi64(_mm512_loadu_si512((const void *)at), v & 1 ? _mm512_add_epi64(lanes, odd) : lanes,
+                                              _mm512_loadu_si512((const void *)(at + 8)));
+            } else
+                c = _mm512_add_epi64(_mm512_set1_epi64((long long)(ctr0 + (uint64_t)first)), lanes);
             c0[v] = c;
             c1[v] = _mm512_srli_epi64(c, 32);
             c2[v] = c3[v] = _mm512_setzero_si512();
@@ -139,16 +160,16 @@ __attribute__((target("avx512f"))) static void philox_fill_avx512(uint32_t *out,
     if (j < nctr) { /* a ragged end: the portable loop, into a scratch block laid out the same way */
         uint32_t tail[4 * 8 * LP_PHILOX_VECS512];
         int64_t rest = nctr - j;
-        philox_fill(tail, rest, seed, ctr0 + (uint64_t)j);
+        philox_fill_at(tail, rest, seed, ctr0 + (uint64_t)j, ctrs ? ctrs + j : NULL);
         for (int w = 0; w < 4; w++)
             memcpy(out + w * nctr + j, tail + w * rest, (size_t)rest * sizeof(uint32_t));
     }
 }
 #endif
 
-/* philox_fill, or its AVX-512 / AVX2 twin where the CPU has them (same output); LP_MAX_ISA (a build
- * setting, lowprec's ISA-path checks) caps the choice. */
-static void philox_fill_best(uint32_t *out, int64_t nctr, uint64_t seed, uint64_t ctr0)
+/* philox_fill_at, or its AVX-512 / AVX2 twin where the CPU has them (same output); LP_MAX_ISA (a
+ * build setting, lowprec's ISA-path checks) caps the choice. */
+static void philox_fill_best_at(uint32_t *out, int64_t nctr, uint64_t seed, uint64_t ctr0, const uint64_t *ctrs)
 {
 #ifdef LP_X86_DISPATCH
     static int have = -1; /* 2: AVX-512, 1: AVX2, 0: neither */
@@ -157,16 +178,21 @@ static void philox_fill_best(uint32_t *out, int64_t nctr, uint64_t seed, uint64_
                : (LP_MAX_ISA >= 3 && __builtin_cpu_supports("avx2")) ? 1 : 0;
 #if LP_MAX_ISA >= 4
     if (have == 2) {
-        philox_fill_avx512(out, nctr, seed, ctr0);
+        philox_fill_avx512(out, nctr, seed, ctr0, ctrs);
         return;
     }
 #endif
     if (have == 1) {
-        philox_fill_avx2(out, nctr, seed, ctr0);
+        philox_fill_avx2(out, nctr, seed, ctr0, ctrs);
         return;
     }
 #endif
-    philox_fill(out, nctr, seed, ctr0);
+    philox_fill_at(out, nctr, seed, ctr0, ctrs);
+}
+
+static void philox_fill_best(uint32_t *out, int64_t nctr, uint64_t seed, uint64_t ctr0)
+{
+    philox_fill_best_at(out, nctr, seed, ctr0, NULL);
 }
 
 #endif

@@ -39,7 +39,8 @@ class _Step:
         else:
             x = np.array([rto64(Fraction(value))])
         if self.rounding == "stochastic":
-            draw = _draw(self.seed, o * (self.k + 1) + t, kind) << 32
+            # word t % 4 of counter (4 o + kind) Q + t // 4, Q = k // 4 + 1 (csrc/mac_impl.h)
+            draw = _draw(self.seed, (4 * o + kind) * (self.k // 4 + 1) + t // 4, t % 4) << 32
             r = quantize_reference(x, fmt, "stochastic", rbits=self.rbits, random=np.array([draw], np.uint64))
         else:
             r = quantize(x, fmt, self.rounding)

@@ -69,7 +69,8 @@ def cases():
     A = lowprec.quantize(rng.standard_normal((37, 300)).astype(np.float32), "fp8_e4m3fn")
     B = lowprec.quantize(rng.standard_normal((300, 29)).astype(np.float32), "fp8_e4m3fn")
     for kw in ({"acc": "fp16"}, {"acc": "fp16", "chunk": 32, "chunk_acc": "fp32"}, {"acc": "fp16", "fused": True},
-               {"acc": "bf16", "rounding": "stochastic", "seed": 4}, {"acc": "fp32"}, {"acc": "bf16", "rounding": "up"},
+               {"acc": "bf16", "rounding": "stochastic", "seed": 4},
+               {"mul": "bf16", "acc": "fp16", "chunk": 32, "rounding": "stochastic", "seed": 5}, {"acc": "fp32"}, {"acc": "bf16", "rounding": "up"},
                {"mul": "bf16", "acc": "fp16", "order": "pairwise"}, {"acc": "q8.8"}, {"unit": "h100_fp8"},
                {"unit": "h100_fp8", "chunk": 128, "chunk_acc": "fp32"}, {"unit": "h100_fp16_acc16"}):
         yield f"mac {kw}", MAC(**kw).matmul(A, B)

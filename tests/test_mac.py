@@ -608,9 +608,10 @@ def test_fp16_accumulator_fast_paths_equal_the_general_rule(operands, chunk):
 
 @pytest.mark.parametrize("mul,chunk", [(None, None), ("bf16", 16)])
 def test_stochastic_draws_across_the_kernels_blocks_of_steps(mul, chunk):
-    """The C kernel makes its stochastic draws 64 steps at a time per output (Philox in bulk): sums of
-    150 steps (two whole blocks and a ragged one) in a tiled, padded shape, with a product rounding
-    and chunks, match the per-operation reference, which draws one counter per event."""
+    """The C kernel makes its stochastic draws four steps at a time for a whole tile (a Philox counter
+    per output and kind, its four words four steps): sums of 150 steps (a ragged last block of two)
+    in a tiled, padded shape, with a product rounding and chunks, match the per-operation reference,
+    which draws one counter per event."""
     rng = np.random.default_rng(17)
     a = lowprec.quantize(rng.standard_normal((9, 150)), "fp8_e4m3fn")
     b = lowprec.quantize(rng.standard_normal((150, 20)), "fp8_e5m2")
@@ -741,3 +742,51 @@ def _softfloat():
     except ImportError:
         return None
     return softfloat
+
+
+@pytest.mark.parametrize("kwargs,exact", [
+    (dict(acc="fp16"), True),
+    (dict(mul="bf16", acc="fp16", chunk=16), True),  # a finer product format: still on the grids
+    (dict(acc="fp32", rbits=13), True),
+    (dict(acc="fp32"), False),  # operands spanning 2**-24 .. 2**15: sums past float64's 53 bits of 2**L
+])
+def test_stochastic_fast_paths_equal_the_reference(kwargs, exact):
+    """Stochastic rounding's fast kernel (no tiny value or overflow provable) with float64's own sums
+    where every one is provably exact, and with sums rounded to odd where not: the per-operation
+    reference's bits, on sums that cross fp16's subnormal range. The paths are asserted taken."""
+    from lowprec.mac.unit import _Operands
+
+    rng = np.random.default_rng(8)
+    if exact:
+        a = lowprec.quantize(rng.standard_normal((9, 70)) * 2.0**-8, "fp8_e4m3fn")
+        b = lowprec.quantize(rng.standard_normal((70, 20)), "fp8_e5m2")
+    else:
+        a = lowprec.quantize(rng.standard_normal((9, 70)), "fp16")
+        a[:, 0] = 2.0**-24
+        a[:, 1] = 2.0**15
+        b = lowprec.quantize(rng.standard_normal((70, 20)), "fp8_e4m3fn")
+    mac = MAC(rounding="stochastic", seed=12, **kwargs)
+    ops = _Operands(a, b)
+    assert mac._bounded(ops) and mac._on_grids(ops) and mac._exact_in_double(ops) == exact
+    got = mac.matmul(a, b)
+    for i in range(0, 9, 2):
+        for j in range(0, 20, 3):
+            ref = mac_dot_reference(a[i], b[:, j], rounding="stochastic", seed=12, output_index=i * 20 + j, **kwargs)
+            assert got[i, j] == ref, (i, j, got[i, j], ref)
+
+
+@pytest.mark.parametrize("mode", ["nearest_even", "up"])
+def test_a_finer_product_format_keeps_the_fast_kernel(mode):
+    """Products of fp16 and fp8 values (15 bits) rounded to bf16 (whose grid reaches far below fp16's)
+    into fp16: every value is a multiple of the products' least bit, so no rounding meets a tiny value
+    and the fast kernel runs; an initial accumulator of zeros turns it off. Same bits."""
+    from lowprec.mac.unit import _Operands
+
+    rng = np.random.default_rng(9)
+    sign = rng.choice([-1.0, 1.0], (9, 200))
+    a = lowprec.quantize(sign * rng.uniform(0.5, 1.0, (9, 200)), "fp16")  # least bit 2**-11
+    b = lowprec.quantize(rng.uniform(-2.0, 2.0, (200, 40)), "fp8_e4m3fn")
+    mac = MAC(mul="bf16", acc="fp16", rounding=mode)
+    assert mac._on_grids(_Operands(a, b))
+    got = mac.matmul(a, b)
+    assert np.array_equal(got.view(np.uint64), mac.matmul(a, b, np.zeros((9, 40))).view(np.uint64))

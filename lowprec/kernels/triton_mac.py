@@ -6,8 +6,9 @@ Arithmetic in the working type FT (float32 or float64, WIDTH): products are exac
 checks, as for the C kernel), a sum s + p is rounded to odd in FT from TwoSum's exact error, then
 rounded to the accumulator's format by the float kernel's rule: the correct rounding of the exact
 sum. Stochastic draws as the C kernel's: rounding event e (0 product, 1 accumulation, 2 chunk total,
-3 output) at step t of output o = offset + i * n + j takes word e of Philox4x32-10(seed, counter
-o * (k + 1) + t) (t = k for the output), its top rbits bits as the parameter vector says. Loaded by
+3 output) at step t of output o = offset + i * n + j takes word t % 4 of Philox4x32-10(seed, counter
+(4 o + e) Q + t // 4), Q = k // 4 + 1 (t = k for the output), its top rbits bits as the parameter
+vector says. Loaded by
 lowprec.kernels.gpu as triton_float.py is, whose rounding and Philox it reuses.
 """
 
@@ -55,20 +56,16 @@ def _round_to(x, p_ptr, rnd32, WIDTH: tl.constexpr, MODE: tl.constexpr, HALF: tl
 
 
 @triton.jit
-def _word(ctr, k0, k1, zero, WORD: tl.constexpr, MODE: tl.constexpr):
-    """The draw of rounding event WORD: word WORD of Philox4x32-10 of 64-bit counters ctr under key
-    (k0, k1) for stochastic rounding, else `zero` (unused by the deterministic modes)."""
+def _word(base, q, t, k0, k1, zero, KIND: tl.constexpr, MODE: tl.constexpr):
+    """The draw of rounding event KIND at step t for outputs whose counters start at base (4 o Q):
+    word t % 4 of Philox4x32-10 of counter base + KIND Q + t // 4 under key (k0, k1) for stochastic
+    rounding, else `zero` (unused by the deterministic modes)."""
     if MODE != 6:
         return zero
+    ctr = base + q * KIND + (t // 4)
     w0, w1, w2, w3 = _philox(ctr.to(tl.uint32), (ctr >> 32).to(tl.uint32), k0, k1)
-    if WORD == 0:
-        return w0
-    elif WORD == 1:
-        return w1
-    elif WORD == 2:
-        return w2
-    else:
-        return w3
+    w = t % 4
+    return tl.where(w == 0, w0, tl.where(w == 1, w1, tl.where(w == 2, w2, w3)))
 
 
 @triton.jit(do_not_specialize=["k", "chunk", "key_lo", "key_hi", "off_lo", "off_hi"])
@@ -100,8 +97,8 @@ def mac_sequential(a_ptr, b_ptr, c_ptr, init_ptr, mul_ptr, acc_ptr, chunk_ptr, o
             s = start
     k0, k1 = _unbias(key_lo), _unbias(key_hi)
     offset = (_unbias(off_hi).to(tl.uint64) << 32) | _unbias(off_lo).to(tl.uint64)
-    steps = k.to(tl.uint64) + 1
-    first = (offset + (i * n + j).to(tl.uint64)) * steps  # each output's counter at step 0
+    q = (k // 4).to(tl.uint64) + 1
+    first = (offset + (i * n + j).to(tl.uint64)) * 4 * q  # each output's first counter
     zero32 = (i * 0 + j * 0).to(tl.uint32)  # the draw of deterministic modes (unused)
     for t in range(k):
         av = tl.load(a_ptr + i * k + t, mask=rows, other=0.0)
@@ -110,27 +107,26 @@ def mac_sequential(a_ptr, b_ptr, c_ptr, init_ptr, mul_ptr, acc_ptr, chunk_ptr, o
         else:
             bv = tl.load(b_ptr + t * n + j, mask=cols, other=0.0)
         p = av * bv
-        ctr = first + t
         if HAS_MUL:
-            p = _round_to(p, mul_ptr, _word(ctr, k0, k1, zero32, 0, MODE), WIDTH, MODE, MUL_HALF)
+            p = _round_to(p, mul_ptr, _word(first, q, t, k0, k1, zero32, 0, MODE), WIDTH, MODE, MUL_HALF)
         if ACC_NATIVE:
             s = s + p
         else:
-            s = _round_to(_add_rto(s, p, MODE == 4, WIDTH), acc_ptr, _word(ctr, k0, k1, zero32, 1, MODE), WIDTH, MODE,
+            s = _round_to(_add_rto(s, p, MODE == 4, WIDTH), acc_ptr, _word(first, q, t, k0, k1, zero32, 1, MODE), WIDTH, MODE,
                           ACC_HALF)
         if CHUNKED:
             if ((t + 1) % chunk == 0) | (t + 1 == k):
                 if CHUNK_NATIVE:
                     tot = tot + s
                 else:
-                    tot = _round_to(_add_rto(tot, s, MODE == 4, WIDTH), chunk_ptr, _word(ctr, k0, k1, zero32, 2, MODE),
+                    tot = _round_to(_add_rto(tot, s, MODE == 4, WIDTH), chunk_ptr, _word(first, q, t, k0, k1, zero32, 2, MODE),
                                     WIDTH, MODE, CHUNK_HALF)
                 s = (i * 0 + j * 0).to(ft)
     if CHUNKED:
         v = tot
     else:
         v = s
-    tl.store(c_ptr + i * n + j, _round_to(v, out_ptr, _word(first + k, k0, k1, zero32, 3, MODE), WIDTH, MODE, OUT_HALF),
+    tl.store(c_ptr + i * n + j, _round_to(v, out_ptr, _word(first, q, k, k0, k1, zero32, 3, MODE), WIDTH, MODE, OUT_HALF),
              mask=rows & cols)
 
 

@@ -550,27 +550,39 @@ class MAC:
     # The fast kernel leaves out the rules for tiny values, Inf and NaN where this call provably needs
     # them not: _on_grids (no nonzero value below a format's smallest) and _bounded (no overflow), or
     # _bounded alone for an fp16 accumulator that _tiny_safe_half admits.
-    def _on_grids(self, ops: "_Operands") -> bool:
-        """Every product and partial sum is a multiple of the smallest quantum of the products and the
-        accumulating formats: no nonzero value falls below a format's smallest one."""
-        if ops.empty or not ops.finite:
-            return False
-        lsb = (math.floor(math.log2(ops.a_min)) - ops.sig_a + 1) + (math.floor(math.log2(ops.b_min)) - ops.sig_b + 1)
-        # the products and partial sums are multiples of 2**quantum; chunk totals (fed by partial sums
-        # only) and the output of 2**total, so a finer chunk_acc does not hold acc to its quantum
-        quantum = min([lsb] + [layout(f)[2] for f in (self.mul, self.acc) if f is not None])
-        total = min(quantum, layout(self.chunk_acc)[2]) if self.chunk else quantum
-        for f, q in ((self.mul, quantum), (self.acc, quantum), (self.chunk_acc if self.chunk else None, total),
-                     (self.out, total)):
-            if f is not None and layout(f)[2] > q:
-                return False
-        return True
+    @staticmethod
+    def _product_lsb(ops: "_Operands") -> int:
+        """Every product is a multiple of 2**this (finite, nonempty operands)."""
+        return (math.floor(math.log2(ops.a_min)) - ops.sig_a + 1) + (math.floor(math.log2(ops.b_min)) - ops.sig_b + 1)
 
-    def _bounded(self, ops: "_Operands") -> bool:
-        """No product or partial sum reaches a format's largest value: the partial sums are bounded
-        by the largest row sum of |A| times max |B|, times the growth of rounding up at every step."""
+    def _on_grids(self, ops: "_Operands") -> bool:
+        """No nonzero product, partial sum, chunk total or output falls below a format's smallest
+        value: each is a multiple of 2**L, L the products' least bit (a rounding keeps that: to a grid
+        finer than 2**L at the value, the value is on it and stays; else the result is a multiple of the
+        grid's spacing), and every format used holds 2**L's multiples from 2**L up."""
         if ops.empty or not ops.finite:
             return False
+        lsb = self._product_lsb(ops)
+        used = (self.mul, self.acc, self.chunk_acc if self.chunk else None, self.out)
+        return all(layout(f)[2] <= lsb for f in used if f is not None)
+
+    def _exact_in_double(self, ops: "_Operands") -> bool:
+        """Every product, partial sum and chunk total is exact in float64 where no value is tiny or past
+        a format's range (fast): each is a multiple of 2**L, L the products' least bit (see _on_grids),
+        and below 2**(L + 52) by _bounded's bound with every step's growth."""
+        bound = self._growth_bound(ops)
+        return bound is not None and bound < 2.0 ** (self._product_lsb(ops) + 52)
+
+    def _growth_bound(self, ops: "_Operands") -> float | None:
+        """A bound on |partial sums| and |chunk totals| (see _bounded), None where it does not hold."""
+        if ops.empty or not ops.finite:
+            return None
+        grow_acc, grow_total = self._growths(ops)
+        bound = ops.sum_bound * 1.01 * 2.0**grow_total
+        return bound if grow_total <= 1000 and math.isfinite(bound) else None
+
+    def _growths(self, ops: "_Operands") -> tuple[float, float]:
+        """log2 of the growth of rounding up at every step: within a chunk (acc) and over all of them."""
 
         # in logs: each rounding grows a partial sum by at most (1 + 2**-m); acc rounds at most K + 2
         # times in a row (a chunk's length when chunked: it restarts), chunk totals once per chunk
@@ -581,6 +593,14 @@ class MAC:
         # a product rounds once (mul), then acc's steps
         grow_acc = log2_growth(self.acc, min(self.chunk or k, k)) + (log2_growth(self.mul, -1) if self.mul else 0.0)
         grow_total = grow_acc + (log2_growth(self.chunk_acc, -(-k // self.chunk)) if self.chunk else 0.0)
+        return grow_acc, grow_total
+
+    def _bounded(self, ops: "_Operands") -> bool:
+        """No product or partial sum reaches a format's largest value: the partial sums are bounded
+        by the largest row sum of |A| times max |B|, times the growth of rounding up at every step."""
+        if ops.empty or not ops.finite:
+            return False
+        grow_acc, grow_total = self._growths(ops)
         if grow_total > 1000:
             return False
         # |partial sum| <= max row sum of |A| * max |B| (cheaper than max(|A| @ |B|), and enough), times
@@ -650,6 +670,8 @@ class MAC:
         on_grids = (use32 or stochastic) and self._on_grids(ops)
         mp.fast = int((use32 or stochastic) and start is None and self._bounded(ops)
                       and (on_grids or (half and self._tiny_safe_half())))
+        # (stochastic, fast: the double kernel's own sums where every one is exact, no rounding to odd)
+        mp.exact_sums = int(bool(mp.fast) and stochastic and not use32 and self._exact_in_double(ops))
         if mp.fast and on_grids and self.mul is not None and ops.product_bits <= layout(self.mul)[0] + 1:
             # every product is a value of mul (the proof behind fast puts it on mul's grid and below its
             # largest value; it has no more bits than mul's precision): rounding it changes nothing
