@@ -37,6 +37,41 @@ static inline uint32_t lp_mac_draw(uint64_t seed, uint64_t o, int64_t k, int e, 
     philox_fill(w, 1, seed, (4 * o + (uint64_t)e) * (uint64_t)(k / 4 + 1) + (uint64_t)(t / 4));
     return w[t % 4];
 }
+
+/* constants of lp_sr_float_round (the double kernel's stochastic rounding in double arithmetic) */
+typedef struct {
+    uint64_t b_min;                       /* the min normal's binade, as a pattern */
+    double rne, draw, eps, trunc;         /* per binade: 1.5 2**(drop0 - k), 2**(drop0 - 84) (q 2**-32),
+                                             2**(drop0 - 53 - k) (q 2**-(k+1)), 1.5 2**drop0 */
+    uint32_t top;                         /* the draw's top k bits */
+} lp_sr_float;
+
+static inline int lp_sr_float_ok(const lp_qparams *p)
+{
+#if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
+    (void)p;
+    return 0;
+#else
+    const int64_t k = p->rbits, top_binade = (int64_t)(p->lim_pos >> 52);
+    return p->keep_neg_zero && k >= 1 && k <= 32 && p->drop0 >= k + 2 && p->drop0 <= 52 && p->sub_exp >= 1
+           && (int64_t)p->sub_exp + p->drop0 - 85 >= 1          /* the least scaled constant (draw, half) is
+                                                                      normal: 2**(drop0 - 85) at most */
+           && top_binade + p->drop0 + 2 <= 2046;                 /* the largest is finite */
+#endif
+}
+
+static inline lp_sr_float lp_sr_float_of(const lp_qparams *p)
+{
+    const int k = p->rbits, d = p->drop0;
+    lp_sr_float c;
+    c.b_min = (uint64_t)p->sub_exp << 52;
+    c.rne = ldexp(1.5, d - k);
+    c.draw = ldexp(1.0, d - 84);
+    c.eps = ldexp(1.0, d - 53 - k);
+    c.trunc = ldexp(1.5, d);
+    c.top = k == 32 ? 0xFFFFFFFFu : ~((1u << (32 - k)) - 1u);
+    return c;
+}
 #endif
 
 #define MAC_ONE ((UT)1)
@@ -80,6 +115,32 @@ static inline LP_ALWAYS_INLINE float lp_half_rne_f32(float x)
 }
 #endif
 
+#if WBITS == 64
+/* Stochastic rounding with k-bit draws in double arithmetic alone, for values that are neither tiny
+ * nor past the format's range (mp->fast) and either exact or rounded to odd. With q the format's
+ * spacing at |x| (q = max(|x|'s binade, the min normal's) * 2**(drop0 - 52)) and D the draw's top
+ * k bits as a multiple of 2**-32:
+ *   y = RNE(|x|, q 2**-k) + D q          (the rule's remainder as k bits, nearest even, plus the draw)
+ *   result = floor(y / q) q              (a carry out of k bits rounds away)
+ * where RNE(v, g) = (v + 1.5 2**52 g) - 1.5 2**52 g, and the floor is RNE(y - q/2 + q 2**-(k+1), q):
+ * y's fraction of q is a multiple of 2**-k, so that argument never lands on a tie. The draw enters as
+ * the signed integer D 2**32 - 2**31 (its top bit flipped: a signed conversion, which every
+ * instruction set has), which takes the q/2 off. Every step is exact while the format's precision
+ * plus k plus 2 is at most 53 (drop0 >= k + 2); the caller checks that and that the scaled constants
+ * stay normal (lp_sr_float_ok). The sign is put back last: the format keeps -0. Same bits as
+ * round_one_f64's LP_SR_K_FAST (tests/test_mac.py holds the rule to the reference quantizer). */
+static inline LP_ALWAYS_INLINE double lp_sr_float_round(double x, const lp_sr_float c, uint32_t draw)
+{
+    const uint64_t u = to_bits_f64(x), a = u & 0x7FFFFFFFFFFFFFFFull, binade = a & 0x7FF0000000000000ull;
+    const double bx = from_bits_f64(binade > c.b_min ? binade : c.b_min), ax = from_bits_f64(a);
+    const double big = bx * c.rne;
+    const double y = ((ax + big) - big) + (double)(int32_t)((draw & c.top) ^ 0x80000000u) * (bx * c.draw);
+    const double big2 = bx * c.trunc;
+    const double z = ((y + bx * c.eps) + big2) - big2;
+    return from_bits_f64(to_bits_f64(z) | (u & 0x8000000000000000ull));
+}
+#endif
+
 /* Round x to a format. `fast` (a constant) leaves out the rules for tiny nonzero values, Inf and NaN:
  * the caller has proved that none can occur (mp->fast). */
 static inline LP_ALWAYS_INLINE FT CAT(mac_q_, SFX)(FT x, const lp_qparams *p, const int mode, const int fast,
@@ -106,6 +167,9 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
     const lp_qparams mulp = has_mul ? *mp->mul : *mp->acc, accp = *mp->acc, chunkp = *mp->chunk_acc,
                      outp = *mp->out;
     const FT *init = (const FT *)mp->init;
+#if WBITS == 64
+    const lp_sr_float srf = native == 7 ? lp_sr_float_of(mp->acc) : (lp_sr_float){0};
+#endif
     for (int r = 0; r < R; r++)
         for (int j = 0; j < tw; j++) {
             const FT start = init ? init[(i0 + r) * n + j0 + j] : (FT)0.0;
@@ -175,6 +239,10 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
                                              half as the exact sum does (5: by F16C where the tile is whole) */
                         s[r][j] = lp_half_rne_f32(s[r][j] + p);
 #endif
+#if WBITS == 64
+                    else if (native == 7) /* ... and rounded in double arithmetic (lp_sr_float_round) */
+                        s[r][j] = lp_sr_float_round(s[r][j] + p, srf, d1[j]);
+#endif
                     else if (native == 6) /* the sum is exact (mp->exact_sums) */
                         s[r][j] = CAT(mac_q_, SFX)(s[r][j] + p, &accp, mode, fast, sr ? d1[j] : 0);
                     else
@@ -193,7 +261,7 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
             for (int r = 0; r < R; r++) {
                 const uint64_t o0 = mp->offset + (uint64_t)((i0 + r) * ldo + j0);
                 for (int j = 0; j < tw; j++) {
-                    const FT sum = native == 6 ? tot[r][j] + s[r][j]
+                    const FT sum = native >= 6 ? tot[r][j] + s[r][j]
                                                : CAT(add_rto_, SFX)(tot[r][j], s[r][j], mode == LP_DOWN);
                     tot[r][j] = CAT(mac_q_, SFX)(sum, &chunkp,
                                                  mode, fast, sr ? lp_mac_draw(mp->seed, o0 + (uint64_t)j, k, 2, t) : 0);
@@ -253,7 +321,9 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
         }                                                                                           \
     } else if (WBITS == 64 && mp->fast && mp->mode == LP_STOCHASTIC) {                              \
         /* the k-bit rule without its tiny-range arm (k <= 32 < 64): values never tiny, as fast says */ \
-        if (mp->exact_sums) {                                                                       \
+        if (mp->exact_sums && lp_sr_float_ok(mp->acc)) {                                            \
+            LP_MAC_ROWS_N(LP_SR_K_FAST, MUL, CHUNKED, 1, 7)                                         \
+        } else if (mp->exact_sums) {                                                                \
             LP_MAC_ROWS_N(LP_SR_K_FAST, MUL, CHUNKED, 1, 6)                                         \
         } else {                                                                                    \
             LP_MAC_ROWS(LP_SR_K_FAST, MUL, CHUNKED, 1);                                             \

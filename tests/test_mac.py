@@ -790,3 +790,55 @@ def test_a_finer_product_format_keeps_the_fast_kernel(mode):
     assert mac._on_grids(_Operands(a, b))
     got = mac.matmul(a, b)
     assert np.array_equal(got.view(np.uint64), mac.matmul(a, b, np.zeros((9, 40))).view(np.uint64))
+
+
+def _sr_float_rule(x: np.ndarray, p, draws: np.ndarray) -> np.ndarray:
+    """lp_sr_float_round (csrc/mac_impl.h) in numpy float64, from the kernel's parameter block p."""
+    k, d = int(p.rbits), int(p.drop0)
+    u = x.view(np.uint64)
+    a = u & np.uint64(0x7FFFFFFFFFFFFFFF)
+    binade = a & np.uint64(0x7FF0000000000000)
+    bx = np.maximum(binade, np.uint64(int(p.sub_exp) << 52)).view(np.float64)
+    ax = a.view(np.float64)
+    top = np.uint32(0xFFFFFFFF if k == 32 else ~((1 << (32 - k)) - 1) & 0xFFFFFFFF)
+    big = bx * math.ldexp(1.5, d - k)
+    signed = ((draws & top) ^ np.uint32(0x80000000)).view(np.int32)  # D 2**32 - 2**31
+    y = ((ax + big) - big) + signed.astype(np.float64) * (bx * math.ldexp(1.0, d - 84))
+    big2 = bx * math.ldexp(1.5, d)
+    z = ((y + bx * math.ldexp(1.0, d - 53 - k)) + big2) - big2
+    return (z.view(np.uint64) | (u & np.uint64(1 << 63))).view(np.float64)
+
+
+@pytest.mark.parametrize("fmt", ["fp16", "bf16", "fp8_e4m3fn", "fp8_e5m2", "fp32"])
+@pytest.mark.parametrize("rbits", [1, 3, 8, 13, 32])
+def test_the_kernels_double_stochastic_rule_is_the_k_bit_rule(fmt, rbits):
+    """The MAC's stochastic rounding in double arithmetic (lp_sr_float_round: RNE of |x| at q 2**-k,
+    plus the draw times q, floored to q by a nearest-even rounding that never meets a tie) against
+    the reference quantizer with the same explicit draws, where the kernel takes it
+    (lp_sr_float_ok: drop0 >= k + 2): float64 values of every significance from the format's smallest
+    through its largest binade (subnormal range included, on the grid and between), exact ties of
+    the k-bit remainder, and draws 0, all ones and random."""
+    from lowprec.kernels.params import qparams
+    from lowprec.reference import quantize_reference
+
+    f = lowprec.formats.get(fmt)
+    p = qparams(f, np.dtype(np.float64), "stochastic", rbits)
+    if int(p.drop0) < rbits + 2:
+        pytest.skip(f"{fmt} with {rbits} random bits: the kernel keeps the integer rule (drop0 {int(p.drop0)})")
+    m, emin, q_exp = lowprec.formats.layout(f)
+    rng = np.random.default_rng(rbits)
+    exps = rng.integers(q_exp, int(math.log2(f.max)) + 1, 40000)
+    x = np.ldexp(rng.uniform(1.0, 2.0, exps.size), exps)
+    # values on the format's grid and just off it, and remainders that are exact ties at k bits
+    on = lowprec.quantize(x, f, "toward_zero")
+    q = np.ldexp(1.0, np.maximum(np.frexp(on)[1] - 1, emin) - m)
+    tie = on + q * (rng.integers(0, 1 << min(rbits, 20), x.size) * 2 + 1) * 2.0**-(rbits + 1)
+    x = np.concatenate([x, on, np.nextafter(on, np.inf), tie])
+    x = x[(x >= 2.0**q_exp) & (x <= f.max)]
+    x = np.where(rng.random(x.size) < 0.5, -x, x)
+    for draws in (np.zeros(x.size, np.uint32), np.full(x.size, 0xFFFFFFFF, np.uint32),
+                  rng.integers(0, 1 << 32, x.size, dtype=np.uint64).astype(np.uint32)):
+        got = _sr_float_rule(x, p, draws)
+        want = quantize_reference(x, f, "stochastic", rbits=rbits, random=draws.astype(np.uint64) << np.uint64(32))
+        bad = got.view(np.uint64) != want.view(np.uint64)
+        assert not bad.any(), (x[bad][:3], draws[bad][:3], got[bad][:3], want[bad][:3])

@@ -702,7 +702,7 @@ class MAC:
             raise MemoryError("the MAC kernel could not allocate its stochastic draw buffers")
         if rc:
             raise RuntimeError("lp_mac_matmul refused the padded shapes (a bug in lowprec)")
-        return c[:m, :n].astype(np.float64)
+        return np.ascontiguousarray(c[:m, :n], np.float64)  # c itself where nothing was padded
 
     def _engine(self) -> str:
         """"triton" or "c" for this call's sequential float accumulation (see backend)."""
@@ -791,8 +791,8 @@ def _device_of(*operands) -> Any:
 
 def _padded(A: np.ndarray, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
     """2-D A zero-padded to `shape`, C-contiguous, in dtype: A itself where it already is."""
-    if A.shape == shape and A.dtype == dtype and A.flags.c_contiguous:
-        return A
+    if A.shape == shape:
+        return np.ascontiguousarray(A, dtype)  # one pass where a conversion is needed
     a = np.zeros(shape, dtype)
     a[:A.shape[0], :A.shape[1]] = A
     return a
