@@ -93,7 +93,8 @@ typedef struct {
     int b_broadcast;  /* 1: B is one row (1 x n) standing for all k rows (a sum's ones: no k-long copy) */
     int exact_sums;   /* 1 (stochastic rounding, fast set, the double kernel): every product, partial sum
                          and chunk total is a multiple of one power of two and below 2**52 of it, so the
-                         working type's own sums are exact (no rounding to odd needed) */
+                         working type's own sums are exact (no rounding to odd needed); 2: besides,
+                         every sum acc rounds is a multiple of 2**-rbits of acc's spacing at it */
     const void *init; /* NULL, or the initial accumulator (D = A @ B + C): m x n in C's layout and the
                          working type; the sum starts from it (the chunk total, when chunking) */
 } lp_macparams;

@@ -127,17 +127,21 @@ static inline LP_ALWAYS_INLINE float lp_half_rne_f32(float x)
  * the signed integer D 2**32 - 2**31 (its top bit flipped: a signed conversion, which every
  * instruction set has), which takes the q/2 off. Every step is exact while the format's precision
  * plus k plus 2 is at most 53 (drop0 >= k + 2); the caller checks that and that the scaled constants
- * stay normal (lp_sr_float_ok). The sign is put back last: the format keeps -0. Same bits as
- * round_one_f64's LP_SR_K_FAST (tests/test_mac.py holds the rule to the reference quantizer). */
-static inline LP_ALWAYS_INLINE double lp_sr_float_round(double x, const lp_sr_float c, uint32_t draw)
+ * stay normal (lp_sr_float_ok). Negative x runs the mirror image (the scales carry x's sign); x is
+ * never -0 (a zero result is +0, so the accumulator, which starts at +0, never holds -0: an exact
+ * sum is -0 only of two -0 terms). Same bits as round_one_f64's LP_SR_K_FAST otherwise
+ * (tests/test_mac.py holds the rule to the reference quantizer). */
+static inline LP_ALWAYS_INLINE double lp_sr_float_round(double x, const lp_sr_float c, uint32_t draw,
+                                                        const int on_k_grid)
 {
-    const uint64_t u = to_bits_f64(x), a = u & 0x7FFFFFFFFFFFFFFFull, binade = a & 0x7FF0000000000000ull;
-    const double bx = from_bits_f64(binade > c.b_min ? binade : c.b_min), ax = from_bits_f64(a);
-    const double big = bx * c.rne;
-    const double y = ((ax + big) - big) + (double)(int32_t)((draw & c.top) ^ 0x80000000u) * (bx * c.draw);
-    const double big2 = bx * c.trunc;
-    const double z = ((y + bx * c.eps) + big2) - big2;
-    return from_bits_f64(to_bits_f64(z) | (u & 0x8000000000000000ull));
+    const uint64_t u = to_bits_f64(x), binade = u & 0x7FF0000000000000ull;
+    /* the scale carries x's sign, so every step is the mirror image of |x|'s (RNE is symmetric) */
+    const double bs = from_bits_f64((binade > c.b_min ? binade : c.b_min) | (u & 0x8000000000000000ull));
+    const double big = bs * c.rne;
+    /* on_k_grid (a constant): the caller proved x a multiple of q 2**-k, so that RNE leaves it */
+    const double y = (on_k_grid ? x : (x + big) - big) + (double)(int32_t)((draw & c.top) ^ 0x80000000u) * (bs * c.draw);
+    const double big2 = bs * c.trunc;
+    return ((y + bs * c.eps) + big2) - big2;
 }
 #endif
 
@@ -168,7 +172,7 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
                      outp = *mp->out;
     const FT *init = (const FT *)mp->init;
 #if WBITS == 64
-    const lp_sr_float srf = native == 7 ? lp_sr_float_of(mp->acc) : (lp_sr_float){0};
+    const lp_sr_float srf = native >= 7 ? lp_sr_float_of(mp->acc) : (lp_sr_float){0};
 #endif
     for (int r = 0; r < R; r++)
         for (int j = 0; j < tw; j++) {
@@ -240,8 +244,9 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
                         s[r][j] = lp_half_rne_f32(s[r][j] + p);
 #endif
 #if WBITS == 64
-                    else if (native == 7) /* ... and rounded in double arithmetic (lp_sr_float_round) */
-                        s[r][j] = lp_sr_float_round(s[r][j] + p, srf, d1[j]);
+                    else if (native >= 7) /* ... and rounded in double arithmetic (lp_sr_float_round;
+                                             8: every sum on the k-bit grid below acc's, mp->exact_sums 2) */
+                        s[r][j] = lp_sr_float_round(s[r][j] + p, srf, d1[j], native == 8);
 #endif
                     else if (native == 6) /* the sum is exact (mp->exact_sums) */
                         s[r][j] = CAT(mac_q_, SFX)(s[r][j] + p, &accp, mode, fast, sr ? d1[j] : 0);
@@ -321,7 +326,9 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
         }                                                                                           \
     } else if (WBITS == 64 && mp->fast && mp->mode == LP_STOCHASTIC) {                              \
         /* the k-bit rule without its tiny-range arm (k <= 32 < 64): values never tiny, as fast says */ \
-        if (mp->exact_sums && lp_sr_float_ok(mp->acc)) {                                            \
+        if (mp->exact_sums == 2 && lp_sr_float_ok(mp->acc)) {                                       \
+            LP_MAC_ROWS_N(LP_SR_K_FAST, MUL, CHUNKED, 1, 8)                                         \
+        } else if (mp->exact_sums && lp_sr_float_ok(mp->acc)) {                                     \
             LP_MAC_ROWS_N(LP_SR_K_FAST, MUL, CHUNKED, 1, 7)                                         \
         } else if (mp->exact_sums) {                                                                \
             LP_MAC_ROWS_N(LP_SR_K_FAST, MUL, CHUNKED, 1, 6)                                         \

@@ -744,16 +744,19 @@ def _softfloat():
     return softfloat
 
 
-@pytest.mark.parametrize("kwargs,exact", [
-    (dict(acc="fp16"), True),
-    (dict(mul="bf16", acc="fp16", chunk=16), True),  # a finer product format: still on the grids
-    (dict(acc="fp32", rbits=13), True),
-    (dict(acc="fp32"), False),  # operands spanning 2**-24 .. 2**15: sums past float64's 53 bits of 2**L
+@pytest.mark.parametrize("kwargs,exact,draw_grid", [
+    (dict(acc="fp16"), True, True),
+    (dict(acc="fp16", rbits=2), True, False),  # sums with bits below 2**-2 of fp16's spacing
+    (dict(mul="bf16", acc="fp16", chunk=16), True, True),  # a finer product format: still on the grids
+    (dict(acc="fp32", rbits=13), True, True),
+    (dict(acc="fp32"), False, False),  # operands spanning 2**-24 .. 2**15: sums past 53 bits of 2**L
 ])
-def test_stochastic_fast_paths_equal_the_reference(kwargs, exact):
+def test_stochastic_fast_paths_equal_the_reference(kwargs, exact, draw_grid):
     """Stochastic rounding's fast kernel (no tiny value or overflow provable) with float64's own sums
-    where every one is provably exact, and with sums rounded to odd where not: the per-operation
-    reference's bits, on sums that cross fp16's subnormal range. The paths are asserted taken."""
+    where every one is provably exact (rounded in double arithmetic, lp_sr_float_round, where the
+    format allows: without its RNE step where every sum is on the draw's grid), and with sums rounded
+    to odd where not: the per-operation reference's bits, on sums that cross fp16's subnormal range.
+    The paths are asserted taken."""
     from lowprec.mac.unit import _Operands
 
     rng = np.random.default_rng(8)
@@ -768,6 +771,7 @@ def test_stochastic_fast_paths_equal_the_reference(kwargs, exact):
     mac = MAC(rounding="stochastic", seed=12, **kwargs)
     ops = _Operands(a, b)
     assert mac._bounded(ops) and mac._on_grids(ops) and mac._exact_in_double(ops) == exact
+    assert mac._on_draw_grid(ops, mac.rbits) == draw_grid
     got = mac.matmul(a, b)
     for i in range(0, 9, 2):
         for j in range(0, 20, 3):
@@ -796,17 +800,14 @@ def _sr_float_rule(x: np.ndarray, p, draws: np.ndarray) -> np.ndarray:
     """lp_sr_float_round (csrc/mac_impl.h) in numpy float64, from the kernel's parameter block p."""
     k, d = int(p.rbits), int(p.drop0)
     u = x.view(np.uint64)
-    a = u & np.uint64(0x7FFFFFFFFFFFFFFF)
-    binade = a & np.uint64(0x7FF0000000000000)
-    bx = np.maximum(binade, np.uint64(int(p.sub_exp) << 52)).view(np.float64)
-    ax = a.view(np.float64)
+    binade = u & np.uint64(0x7FF0000000000000)
+    bs = (np.maximum(binade, np.uint64(int(p.sub_exp) << 52)) | (u & np.uint64(1 << 63))).view(np.float64)
     top = np.uint32(0xFFFFFFFF if k == 32 else ~((1 << (32 - k)) - 1) & 0xFFFFFFFF)
-    big = bx * math.ldexp(1.5, d - k)
+    big = bs * math.ldexp(1.5, d - k)
     signed = ((draws & top) ^ np.uint32(0x80000000)).view(np.int32)  # D 2**32 - 2**31
-    y = ((ax + big) - big) + signed.astype(np.float64) * (bx * math.ldexp(1.0, d - 84))
-    big2 = bx * math.ldexp(1.5, d)
-    z = ((y + bx * math.ldexp(1.0, d - 53 - k)) + big2) - big2
-    return (z.view(np.uint64) | (u & np.uint64(1 << 63))).view(np.float64)
+    y = ((x + big) - big) + signed.astype(np.float64) * (bs * math.ldexp(1.0, d - 84))
+    big2 = bs * math.ldexp(1.5, d)
+    return ((y + bs * math.ldexp(1.0, d - 53 - k)) + big2) - big2
 
 
 @pytest.mark.parametrize("fmt", ["fp16", "bf16", "fp8_e4m3fn", "fp8_e5m2", "fp32"])
@@ -835,7 +836,7 @@ def test_the_kernels_double_stochastic_rule_is_the_k_bit_rule(fmt, rbits):
     tie = on + q * (rng.integers(0, 1 << min(rbits, 20), x.size) * 2 + 1) * 2.0**-(rbits + 1)
     x = np.concatenate([x, on, np.nextafter(on, np.inf), tie])
     x = x[(x >= 2.0**q_exp) & (x <= f.max)]
-    x = np.where(rng.random(x.size) < 0.5, -x, x)
+    x = np.concatenate([[0.0], np.where(rng.random(x.size) < 0.5, -x, x)])  # +0 (the rule's only zero)
     for draws in (np.zeros(x.size, np.uint32), np.full(x.size, 0xFFFFFFFF, np.uint32),
                   rng.integers(0, 1 << 32, x.size, dtype=np.uint64).astype(np.uint32)):
         got = _sr_float_rule(x, p, draws)

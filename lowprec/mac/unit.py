@@ -573,6 +573,17 @@ class MAC:
         bound = self._growth_bound(ops)
         return bound is not None and bound < 2.0 ** (self._product_lsb(ops) + 52)
 
+    def _on_draw_grid(self, ops: "_Operands", rbits: int) -> bool:
+        """Every sum acc rounds is a multiple of its spacing at the sum times 2**-rbits (so the
+        stochastic rule's remainder needs no rounding to rbits bits): 2**L, the least bit of every
+        value (see _on_grids), is at most acc's spacing at the bound on partial sums, over 2**rbits."""
+        bound = self._growth_bound(ops)
+        if bound is None or not isinstance(self.acc, FloatFormat) or bound == 0:
+            return False
+        m, emin, _ = layout(self.acc)
+        spacing_exp = max(math.floor(math.log2(bound)), emin) - m  # acc's spacing at the bound
+        return self._product_lsb(ops) >= spacing_exp - rbits
+
     def _growth_bound(self, ops: "_Operands") -> float | None:
         """A bound on |partial sums| and |chunk totals| (see _bounded), None where it does not hold."""
         if ops.empty or not ops.finite:
@@ -672,6 +683,8 @@ class MAC:
                       and (on_grids or (half and self._tiny_safe_half())))
         # (stochastic, fast: the double kernel's own sums where every one is exact, no rounding to odd)
         mp.exact_sums = int(bool(mp.fast) and stochastic and not use32 and self._exact_in_double(ops))
+        if mp.exact_sums and self._on_draw_grid(ops, rbits):
+            mp.exact_sums = 2
         if mp.fast and on_grids and self.mul is not None and ops.product_bits <= layout(self.mul)[0] + 1:
             # every product is a value of mul (the proof behind fast puts it on mul's grid and below its
             # largest value; it has no more bits than mul's precision): rounding it changes nothing
