@@ -28,14 +28,25 @@
 #endif
 #define LP_MAC_OUTS (LP_MAC_TILE_ROWS * LP_MAC_TILE_COLS)
 /* 32-bit words of a tile's stochastic draw buffer: the product and accumulation draws of four steps
- * (step-major, the tile's outputs contiguous), then the two kinds' counters (uint64) */
-#define LP_MAC_DRAWS (2 * 4 * LP_MAC_OUTS + 2 * 2 * LP_MAC_OUTS)
-/* The draw of event kind e at step t of output o (k steps): see the header. */
-static inline uint32_t lp_mac_draw(uint64_t seed, uint64_t o, int64_t k, int e, int64_t t)
+ * (step-major, the tile's outputs contiguous), the two kinds' counters (uint64), and the scratch of
+ * lp_mac_tile_draws (four words and a counter an output) */
+#define LP_MAC_DRAWS (2 * 4 * LP_MAC_OUTS + 2 * 2 * LP_MAC_OUTS + 4 * LP_MAC_OUTS + 2 * LP_MAC_OUTS)
+/* The draws of event kind e at step t of a tile's R x tw outputs from (i0, j0) (see the header), one
+ * Philox call for all of them: a pointer to them, output (r, j) at [r * tw + j], in `scratch`
+ * (6 R tw words). */
+static inline const uint32_t *lp_mac_tile_draws(uint32_t *scratch, int R, int tw, int64_t i0, int64_t j0,
+                                                int64_t ldo, const lp_macparams *mp, int64_t k, int e, int64_t t)
 {
-    uint32_t w[4];
-    philox_fill(w, 1, seed, (4 * o + (uint64_t)e) * (uint64_t)(k / 4 + 1) + (uint64_t)(t / 4));
-    return w[t % 4];
+    const uint64_t q = (uint64_t)(k / 4 + 1);
+    const int outs = R * tw;
+    uint64_t *ctrs = (uint64_t *)(scratch + 4 * outs);
+    for (int r = 0; r < R; r++)
+        for (int j = 0; j < tw; j++) {
+            const uint64_t o = mp->offset + (uint64_t)((i0 + r) * ldo + j0 + j);
+            ctrs[r * tw + j] = (4 * o + (uint64_t)e) * q + (uint64_t)(t / 4);
+        }
+    philox_fill_best_at(scratch, outs, mp->seed, 0, ctrs);
+    return scratch + (t % 4) * outs;
 }
 
 /* constants of lp_sr_float_round (the double kernel's stochastic rounding in double arithmetic) */
@@ -187,6 +198,7 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
     const int outs = R * tw;
     uint32_t *draws0 = draws, *draws1 = draws + 4 * LP_MAC_OUTS;
     uint64_t *ctr0 = (uint64_t *)(draws + 8 * LP_MAC_OUTS), *ctr1 = ctr0 + LP_MAC_OUTS;
+    uint32_t *scratch = draws + 12 * LP_MAC_OUTS; /* chunk totals' and outputs' draws */
     if (sr) {
         const uint64_t q = (uint64_t)(k / 4 + 1);
         for (int r = 0; r < R; r++)
@@ -263,26 +275,22 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
                     s[r][j] = 0.0;
                 }
         } else if (chunked && ((t + 1) % mp->chunk == 0 || t + 1 == k)) {
-            for (int r = 0; r < R; r++) {
-                const uint64_t o0 = mp->offset + (uint64_t)((i0 + r) * ldo + j0);
+            const uint32_t *d2 = sr ? lp_mac_tile_draws(scratch, R, tw, i0, j0, ldo, mp, k, 2, t) : NULL;
+            for (int r = 0; r < R; r++)
                 for (int j = 0; j < tw; j++) {
                     const FT sum = native >= 6 ? tot[r][j] + s[r][j]
                                                : CAT(add_rto_, SFX)(tot[r][j], s[r][j], mode == LP_DOWN);
-                    tot[r][j] = CAT(mac_q_, SFX)(sum, &chunkp,
-                                                 mode, fast, sr ? lp_mac_draw(mp->seed, o0 + (uint64_t)j, k, 2, t) : 0);
+                    tot[r][j] = CAT(mac_q_, SFX)(sum, &chunkp, mode, fast, sr ? d2[r * tw + j] : 0);
                     s[r][j] = 0.0;
                 }
-            }
         }
     }
-    for (int r = 0; r < R; r++) {
-        const uint64_t o0 = mp->offset + (uint64_t)((i0 + r) * ldo + j0);
+    const uint32_t *d3 = sr ? lp_mac_tile_draws(scratch, R, tw, i0, j0, ldo, mp, k, 3, k) : NULL;
+    for (int r = 0; r < R; r++)
         for (int j = 0; j < tw; j++) {
             FT v = chunked ? tot[r][j] : s[r][j];
-            c[(i0 + r) * n + j0 + j] = CAT(mac_q_, SFX)(v, &outp, mode, fast,
-                                                        sr ? lp_mac_draw(mp->seed, o0 + (uint64_t)j, k, 3, k) : 0);
+            c[(i0 + r) * n + j0 + j] = CAT(mac_q_, SFX)(v, &outp, mode, fast, sr ? d3[r * tw + j] : 0);
         }
-    }
 }
 
 /* A tile's rows from i0 (one row if narrow), every column; specialized on the mode and on the presence of a product

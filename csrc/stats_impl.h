@@ -44,8 +44,9 @@ static inline LP_ALWAYS_INLINE void CAT(stats_row_, SFX)(const FT *x, int64_t co
     *nonzeros = nz;
 }
 
-int CAT(lp_operand_stats_, SFX)(const FT *x, int64_t rows, int64_t cols, int64_t ld, lp_opstats *st,
-                                double *row_abs_sums, int64_t *row_nonzeros, int64_t *col_nonzeros)
+/* (cloned per instruction set as the MAC kernels are: the pass is on every MAC call's path) */
+MAC_CLONES int CAT(lp_operand_stats_, SFX)(const FT *x, int64_t rows, int64_t cols, int64_t ld, lp_opstats *st,
+                                           double *row_abs_sums, int64_t *row_nonzeros, int64_t *col_nonzeros)
 {
     if (rows < 0 || cols < 0 || !st || !row_abs_sums || !row_nonzeros || !col_nonzeros)
         return -1;
