@@ -113,6 +113,8 @@ def main():
     print(f"target: h100_fp16 matrix unit, 2 threads: {unit2 / 1e9:.2f} G MAC/s (>= 1)")
     f32 = results[(2, "float32 operands, fp32 accumulator nearest_even")]
     print(f"target: float32 operands, fp32 accumulator, 2 threads: {f32 / 1e9:.2f} G MAC/s (>= 2)")
+    sr2 = results[(2, "fp16 sequential stochastic")]
+    print(f"target: fp16 sequential stochastic, 2 threads: {sr2 / 1e9:.2f} G MAC/s (>= 2)")
     for label in ("int8 operands, int32 accumulator", "int8 operands, int16 accumulator (saturating, overflows)",
                   "int8 operands, q8.8 accumulator (saturating, overflows)"):
         print(f"target: {label}, 2 threads: {results[(2, label)] / 1e9:.2f} G MAC/s (>= 10)")
