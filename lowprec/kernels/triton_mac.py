@@ -68,6 +68,15 @@ def _word(base, q, t, k0, k1, zero, KIND: tl.constexpr, MODE: tl.constexpr):
     return tl.where(w == 0, w0, tl.where(w == 1, w1, tl.where(w == 2, w2, w3)))
 
 
+@triton.jit
+def _words4(ctr, k0, k1, zero, MODE: tl.constexpr):
+    """The four words of Philox4x32-10 of counters ctr (steps 4 t4 .. 4 t4 + 3 of one kind) for
+    stochastic rounding, else `zero` four times (unused by the deterministic modes)."""
+    if MODE != 6:
+        return zero, zero, zero, zero
+    return _philox(ctr.to(tl.uint32), (ctr >> 32).to(tl.uint32), k0, k1)
+
+
 @triton.jit(do_not_specialize=["k", "chunk", "key_lo", "key_hi", "off_lo", "off_hi"])
 def mac_sequential(a_ptr, b_ptr, c_ptr, init_ptr, mul_ptr, acc_ptr, chunk_ptr, out_ptr, m, k, n, chunk, key_lo,
                    key_hi, off_lo, off_hi, HAS_INIT: tl.constexpr, WIDTH: tl.constexpr, MODE: tl.constexpr, HAS_MUL: tl.constexpr,
@@ -100,28 +109,43 @@ def mac_sequential(a_ptr, b_ptr, c_ptr, init_ptr, mul_ptr, acc_ptr, chunk_ptr, o
     q = (k // 4).to(tl.uint64) + 1
     first = (offset + (i * n + j).to(tl.uint64)) * 4 * q  # each output's first counter
     zero32 = (i * 0 + j * 0).to(tl.uint32)  # the draw of deterministic modes (unused)
-    for t in range(k):
-        av = tl.load(a_ptr + i * k + t, mask=rows, other=0.0)
-        if B_BROADCAST:
-            bv = tl.load(b_ptr + j, mask=cols, other=0.0)
-        else:
-            bv = tl.load(b_ptr + t * n + j, mask=cols, other=0.0)
-        p = av * bv
+    for t4 in range(0, k, 4):
+        # the product and accumulation draws of four steps: one Philox counter per output and kind
+        a0, a1, a2, a3 = _words4(first + q + t4 // 4, k0, k1, zero32, MODE)
+        m0, m1, m2, m3 = a0, a1, a2, a3
         if HAS_MUL:
-            p = _round_to(p, mul_ptr, _word(first, q, t, k0, k1, zero32, 0, MODE), WIDTH, MODE, MUL_HALF)
-        if ACC_NATIVE:
-            s = s + p
-        else:
-            s = _round_to(_add_rto(s, p, MODE == 4, WIDTH), acc_ptr, _word(first, q, t, k0, k1, zero32, 1, MODE), WIDTH, MODE,
-                          ACC_HALF)
-        if CHUNKED:
-            if ((t + 1) % chunk == 0) | (t + 1 == k):
-                if CHUNK_NATIVE:
-                    tot = tot + s
+            m0, m1, m2, m3 = _words4(first + t4 // 4, k0, k1, zero32, MODE)
+        for u in tl.static_range(4):
+            t = t4 + u
+            if u == 0:
+                d0, d1 = m0, a0
+            elif u == 1:
+                d0, d1 = m1, a1
+            elif u == 2:
+                d0, d1 = m2, a2
+            else:
+                d0, d1 = m3, a3
+            if t < k:
+                av = tl.load(a_ptr + i * k + t, mask=rows, other=0.0)
+                if B_BROADCAST:
+                    bv = tl.load(b_ptr + j, mask=cols, other=0.0)
                 else:
-                    tot = _round_to(_add_rto(tot, s, MODE == 4, WIDTH), chunk_ptr, _word(first, q, t, k0, k1, zero32, 2, MODE),
-                                    WIDTH, MODE, CHUNK_HALF)
-                s = (i * 0 + j * 0).to(ft)
+                    bv = tl.load(b_ptr + t * n + j, mask=cols, other=0.0)
+                p = av * bv
+                if HAS_MUL:
+                    p = _round_to(p, mul_ptr, d0, WIDTH, MODE, MUL_HALF)
+                if ACC_NATIVE:
+                    s = s + p
+                else:
+                    s = _round_to(_add_rto(s, p, MODE == 4, WIDTH), acc_ptr, d1, WIDTH, MODE, ACC_HALF)
+                if CHUNKED:
+                    if ((t + 1) % chunk == 0) | (t + 1 == k):
+                        if CHUNK_NATIVE:
+                            tot = tot + s
+                        else:
+                            tot = _round_to(_add_rto(tot, s, MODE == 4, WIDTH), chunk_ptr,
+                                            _word(first, q, t, k0, k1, zero32, 2, MODE), WIDTH, MODE, CHUNK_HALF)
+                        s = (i * 0 + j * 0).to(ft)
     if CHUNKED:
         v = tot
     else:
