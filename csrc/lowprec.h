@@ -95,6 +95,8 @@ typedef struct {
                          and chunk total is a multiple of one power of two and below 2**52 of it, so the
                          working type's own sums are exact (no rounding to odd needed); 2: besides,
                          every sum acc rounds is a multiple of 2**-rbits of acc's spacing at it */
+    int ops_f32;      /* 1 (the double kernel's fast stochastic variants only; others refuse it): a and b
+                         hold float32 values (passed as double pointers), converted as they are read */
     const void *init; /* NULL, or the initial accumulator (D = A @ B + C): m x n in C's layout and the
                          working type; the sum starts from it (the chunk total, when chunking) */
 } lp_macparams;

@@ -173,7 +173,8 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
                                                         int64_t n, int64_t j0, int64_t ldo,
                                                         const lp_macparams *mp, uint32_t *draws, const int mode,
                                                         const int has_mul, const int chunked, const int R,
-                                                        const int tw, const int fast, const int native)
+                                                        const int tw, const int fast, const int native,
+                                                        const int op32)
 {
     FT s[LP_MAC_TILE_ROWS][LP_MAC_TILE_COLS], tot[LP_MAC_TILE_ROWS][LP_MAC_TILE_COLS];
     const int sr = mode == LP_STOCHASTIC || mode == LP_SR_K_FAST;
@@ -220,7 +221,10 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
         } else
 #endif
         {
-            const FT *brow = b + (mp->b_broadcast ? 0 : t * n) + j0;
+            /* op32 (a constant): a and b hold float32 values (mp->ops_f32), converted as read */
+            const int64_t boff = (mp->b_broadcast ? 0 : t * n) + j0;
+            const FT *brow = b + (op32 ? 0 : boff);
+            const float *brow32 = (const float *)(const void *)b + (op32 ? boff : 0);
             const int64_t tt = t % 4;
             if (sr && tt == 0) {
                 philox_fill_best_at(draws1, outs, mp->seed, 0, ctr1);
@@ -232,13 +236,13 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
                 }
             }
             for (int r = 0; r < R; r++) {
-                const FT av = a[(i0 + r) * k + t];
+                const FT av = op32 ? (FT)((const float *)(const void *)a)[(i0 + r) * k + t] : a[(i0 + r) * k + t];
                 const uint32_t *d0 = draws0 + (tt * R + r) * tw, *d1 = draws1 + (tt * R + r) * tw;
                 /* a loop for the vectorizer (unrolled lane by lane first, a short step's columns were
                    vectorized across the rows instead, with a permute per lane) */
                 LP_VECTOR_LOOP
                 for (int j = 0; j < tw; j++) {
-                    FT p = av * brow[j];
+                    FT p = av * (op32 ? (FT)brow32[j] : brow[j]);
                     if (has_mul)
                         p = CAT(mac_q_, SFX)(p, &mulp, mode, fast, sr ? d0[j] : 0);
                     if (native == 1) /* acc is FT's own format, nearest even: FT's sum is the rounded one */
@@ -295,14 +299,23 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
 
 /* A tile's rows from i0 (one row if narrow), every column; specialized on the mode and on the presence of a product
  * rounding and of chunks, so that the inner loops carry no per-element branches. */
-#define LP_MAC_ROWS_N(MODE, MUL, CHUNKED, FAST, NATIVE)                                             \
+#define LP_MAC_ROWS_OP(MODE, MUL, CHUNKED, FAST, NATIVE, OP32)                                    \
     if (narrow)                                                                                     \
         for (int64_t j0 = 0; j0 < n; j0++)                                                          \
-            CAT(mac_tile_, SFX)(a, b, c, i0, k, n, j0, ldo, mp, draws, MODE, MUL, CHUNKED, 1, 1, FAST, NATIVE); \
+            CAT(mac_tile_, SFX)(a, b, c, i0, k, n, j0, ldo, mp, draws, MODE, MUL, CHUNKED, 1, 1, FAST, NATIVE, \
+                                OP32);                                                              \
     else                                                                                            \
         for (int64_t j0 = 0; j0 < n; j0 += LP_MAC_TILE_COLS)                                             \
             CAT(mac_tile_, SFX)(a, b, c, i0, k, n, j0, ldo, mp, draws, MODE, MUL, CHUNKED,          \
-                                LP_MAC_TILE_ROWS, LP_MAC_TILE_COLS, FAST, NATIVE);
+                                LP_MAC_TILE_ROWS, LP_MAC_TILE_COLS, FAST, NATIVE, OP32);
+#define LP_MAC_ROWS_N(MODE, MUL, CHUNKED, FAST, NATIVE) LP_MAC_ROWS_OP(MODE, MUL, CHUNKED, FAST, NATIVE, 0)
+/* the double kernel's fast stochastic variants, on float64 operands or (ops_f32) float32 ones */
+#define LP_MAC_ROWS_SR(MUL, CHUNKED, NATIVE)                                                        \
+    if (mp->ops_f32) {                                                                              \
+        LP_MAC_ROWS_OP(LP_SR_K_FAST, MUL, CHUNKED, 1, NATIVE, 1)                                    \
+    } else {                                                                                        \
+        LP_MAC_ROWS_OP(LP_SR_K_FAST, MUL, CHUNKED, 1, NATIVE, 0)                                    \
+    }
 #define LP_MAC_ROWS(MODE, MUL, CHUNKED, FAST) LP_MAC_ROWS_N(MODE, MUL, CHUNKED, FAST, 0)
 /* nearest even: FT's own accumulation where acc is FT's format (the float kernel only) */
 #define LP_MAC_ROWS_RNE(MUL, CHUNKED, FAST)                                                         \
@@ -335,13 +348,13 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
     } else if (WBITS == 64 && mp->fast && mp->mode == LP_STOCHASTIC) {                              \
         /* the k-bit rule without its tiny-range arm (k <= 32 < 64): values never tiny, as fast says */ \
         if (mp->exact_sums == 2 && lp_sr_float_ok(mp->acc)) {                                       \
-            LP_MAC_ROWS_N(LP_SR_K_FAST, MUL, CHUNKED, 1, 8)                                         \
+            LP_MAC_ROWS_SR(MUL, CHUNKED, 8)                                                         \
         } else if (mp->exact_sums && lp_sr_float_ok(mp->acc)) {                                     \
-            LP_MAC_ROWS_N(LP_SR_K_FAST, MUL, CHUNKED, 1, 7)                                         \
+            LP_MAC_ROWS_SR(MUL, CHUNKED, 7)                                                         \
         } else if (mp->exact_sums) {                                                                \
-            LP_MAC_ROWS_N(LP_SR_K_FAST, MUL, CHUNKED, 1, 6)                                         \
+            LP_MAC_ROWS_SR(MUL, CHUNKED, 6)                                                         \
         } else {                                                                                    \
-            LP_MAC_ROWS(LP_SR_K_FAST, MUL, CHUNKED, 1);                                             \
+            LP_MAC_ROWS_SR(MUL, CHUNKED, 0)                                                         \
         }                                                                                           \
     } else {                                                                                        \
         switch (mp->mode) {                                                                         \
@@ -375,6 +388,8 @@ int CAT(lp_mac_matmul_, SFX)(const FT *a, const FT *b, FT *c, int64_t m, int64_t
     const int narrow = n < LP_MAC_TILE_COLS; /* one output at a time; no padding needed */
     if (WBITS == 32 && mp->fast && mp->mode == LP_STOCHASTIC)
         return -1; /* the float kernel's fast variants are deterministic only */
+    if (mp->ops_f32 && (WBITS == 32 || !mp->fast || mp->mode != LP_STOCHASTIC))
+        return -1; /* float32 operands: the double kernel's fast stochastic variants only */
     const int64_t rows = narrow ? 1 : LP_MAC_TILE_ROWS;
     if (m < 0 || k < 0 || n < 0 || ldo < 0 || m % rows || (!narrow && n % LP_MAC_TILE_COLS))
         return -1;
@@ -402,6 +417,8 @@ int CAT(lp_mac_matmul_, SFX)(const FT *a, const FT *b, FT *c, int64_t m, int64_t
 
 #undef LP_MAC_ROWS
 #undef LP_MAC_ROWS_N
+#undef LP_MAC_ROWS_OP
+#undef LP_MAC_ROWS_SR
 #undef LP_MAC_ROWS_RNE
 #undef LP_MAC_MODES
 #undef MAC_ONE

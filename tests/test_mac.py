@@ -843,3 +843,20 @@ def test_the_kernels_double_stochastic_rule_is_the_k_bit_rule(fmt, rbits):
         want = quantize_reference(x, f, "stochastic", rbits=rbits, random=draws.astype(np.uint64) << np.uint64(32))
         bad = got.view(np.uint64) != want.view(np.uint64)
         assert not bad.any(), (x[bad][:3], draws[bad][:3], got[bad][:3], want[bad][:3])
+
+
+@pytest.mark.parametrize("kwargs", [dict(acc="fp16"), dict(mul="bf16", acc="fp16", chunk=16), dict(acc="fp32", rbits=13),
+                                    dict(acc="bf16", rbits=5)])
+def test_float32_operands_of_the_stochastic_kernel_are_read_as_they_are(kwargs):
+    """The double kernel's fast stochastic variants read float32 operands in place (converting each
+    as it reads it, mp.ops_f32): the same bits as the same values in float64, in a tiled shape with
+    padding and in a narrow one."""
+    rng = np.random.default_rng(10)
+    a = lowprec.quantize(rng.standard_normal((13, 70)).astype(np.float32) * 0.25, "fp8_e4m3fn")
+    b = lowprec.quantize(rng.standard_normal((70, 37)).astype(np.float32), "fp8_e5m2")
+    assert a.dtype == np.float32 and b.dtype == np.float32
+    for bb in (b, b[:, :3]):  # (a MAC's draws go on from call to call: a fresh one for each)
+        got = np.asarray(MAC(rounding="stochastic", seed=31, **kwargs).matmul(a, bb), np.float64)
+        want = np.asarray(MAC(rounding="stochastic", seed=31, **kwargs).matmul(a.astype(np.float64),
+                                                                             bb.astype(np.float64)), np.float64)
+        assert np.array_equal(got.view(np.uint64), want.view(np.uint64))

@@ -701,16 +701,23 @@ class MAC:
             # tile would copy B several times over, and draw Philox words for every padding output)
             tr = tc = 1
         mp_, np_ = -(-m // tr) * tr, -(-n // tc) * tc
-        a = _padded(A, (mp_, k), dtype)  # copies only where needed
+        # float32 operands of the double kernel's fast stochastic variants are read as they are (no
+        # float64 copies; the kernel converts each as it reads it)
+        mp.ops_f32 = int(not use32 and bool(mp.fast) and stochastic and A.dtype == np.float32
+                         and B.dtype == np.float32)
+        op_dtype = np.dtype(np.float32) if mp.ops_f32 else dtype
+        a = _padded(A, (mp_, k), op_dtype)  # copies only where needed
         mp.b_broadcast = int(b_broadcast)
-        b = _padded(B[:1], (1, np_), dtype) if mp.b_broadcast else _padded(B, (k, np_), dtype)
+        b = _padded(B[:1], (1, np_), op_dtype) if mp.b_broadcast else _padded(B, (k, np_), op_dtype)
         c = np.empty((mp_, np_), dtype)
         ctype = "float[]" if use32 else "double[]"
         init = None if start is None else _padded(start, (mp_, np_), dtype)  # exact: values of acc / chunk_acc
         mp.init = ffi.from_buffer(ctype, init) if init is not None else ffi.NULL
         fn = lib.lp_mac_matmul_f32 if use32 else lib.lp_mac_matmul_f64
-        rc = fn(ffi.from_buffer(ctype, a), ffi.from_buffer(ctype, b), ffi.from_buffer(ctype, c, require_writable=True),
-                mp_, k, np_, n, mp, get_num_threads())
+        args = [ffi.cast(ctype.replace("[]", " *"), ffi.from_buffer(x)) if mp.ops_f32 else ffi.from_buffer(ctype, x)
+               for x in (a, b)]
+        rc = fn(args[0], args[1], ffi.from_buffer(ctype, c, require_writable=True), mp_, k, np_, n, mp,
+                get_num_threads())
         if rc == -2:
             raise MemoryError("the MAC kernel could not allocate its stochastic draw buffers")
         if rc:
