@@ -65,8 +65,8 @@ static inline int lp_sr_float_ok(const lp_qparams *p)
 #else
     const int64_t k = p->rbits, top_binade = (int64_t)(p->lim_pos >> 52);
     return p->keep_neg_zero && k >= 1 && k <= 32 && p->drop0 >= k + 2 && p->drop0 <= 52 && p->sub_exp >= 1
-           && (int64_t)p->sub_exp + p->drop0 - 85 >= 1          /* the least scaled constant (draw, half) is
-                                                                      normal: 2**(drop0 - 85) at most */
+           && (int64_t)p->sub_exp + p->drop0 - 85 >= 1          /* the least scaled constants (draw, eps)
+                                                                      are normal: 2**(drop0 - 85) at most */
            && top_binade + p->drop0 + 2 <= 2046;                 /* the largest is finite */
 #endif
 }
