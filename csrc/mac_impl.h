@@ -34,17 +34,25 @@
 /* The draws of event kind e at step t of a tile's R x tw outputs from (i0, j0) (see the header), one
  * Philox call for all of them: a pointer to them, output (r, j) at [r * tw + j], in `scratch`
  * (6 R tw words). */
-static inline const uint32_t *lp_mac_tile_draws(uint32_t *scratch, int R, int tw, int64_t i0, int64_t j0,
-                                                int64_t ldo, const lp_macparams *mp, int64_t k, int e, int64_t t)
+/* The counters of event kind e at step t of a tile's R x tw outputs from (i0, j0), output (r, j) at
+ * ctrs[r * tw + j] (see the header). */
+static inline void lp_mac_tile_counters(uint64_t *ctrs, int R, int tw, int64_t i0, int64_t j0, int64_t ldo,
+                                        const lp_macparams *mp, int64_t k, int e, int64_t t)
 {
     const uint64_t q = (uint64_t)(k / 4 + 1);
-    const int outs = R * tw;
-    uint64_t *ctrs = (uint64_t *)(scratch + 4 * outs);
     for (int r = 0; r < R; r++)
         for (int j = 0; j < tw; j++) {
             const uint64_t o = mp->offset + (uint64_t)((i0 + r) * ldo + j0 + j);
             ctrs[r * tw + j] = (4 * o + (uint64_t)e) * q + (uint64_t)(t / 4);
         }
+}
+
+static inline const uint32_t *lp_mac_tile_draws(uint32_t *scratch, int R, int tw, int64_t i0, int64_t j0,
+                                                int64_t ldo, const lp_macparams *mp, int64_t k, int e, int64_t t)
+{
+    const int outs = R * tw;
+    uint64_t *ctrs = (uint64_t *)(scratch + 4 * outs);
+    lp_mac_tile_counters(ctrs, R, tw, i0, j0, ldo, mp, k, e, t);
     philox_fill_best_at(scratch, outs, mp->seed, 0, ctrs);
     return scratch + (t % 4) * outs;
 }
@@ -200,14 +208,9 @@ static inline LP_ALWAYS_INLINE void CAT(mac_tile_, SFX)(const FT *a, const FT *b
     uint32_t *draws0 = draws, *draws1 = draws + 4 * LP_MAC_OUTS;
     uint64_t *ctr0 = (uint64_t *)(draws + 8 * LP_MAC_OUTS), *ctr1 = ctr0 + LP_MAC_OUTS;
     uint32_t *scratch = draws + 12 * LP_MAC_OUTS; /* chunk totals' and outputs' draws */
-    if (sr) {
-        const uint64_t q = (uint64_t)(k / 4 + 1);
-        for (int r = 0; r < R; r++)
-            for (int j = 0; j < tw; j++) {
-                const uint64_t o = mp->offset + (uint64_t)((i0 + r) * ldo + j0 + j);
-                ctr0[r * tw + j] = 4 * o * q;
-                ctr1[r * tw + j] = (4 * o + 1) * q;
-            }
+    if (sr) { /* step 0's counters of the product and accumulation kinds; each block of four steps adds 1 */
+        lp_mac_tile_counters(ctr0, R, tw, i0, j0, ldo, mp, k, 0, 0);
+        lp_mac_tile_counters(ctr1, R, tw, i0, j0, ldo, mp, k, 1, 0);
     }
     for (int64_t t = 0; t < k; t++) {
 #if WBITS == 32 && defined(LP_MAC_F16C)
