@@ -253,3 +253,75 @@ def test_stochastic_rounding_of_a_large_array_is_the_numpy_rule():
     down = np.searchsorted(thr, x, side="right").astype(np.uint16)
     want = table[cb._stochastic_step(x[None], down[None], fmt, 9)[0]]
     assert_same(lowprec.quantize(x, fmt, "stochastic", seed=9), want)
+
+
+def _numpy_stochastic(x: np.ndarray, fmt: LUTFormat, seed: int) -> np.ndarray:
+    """The stochastic rule in numpy (_stochastic_step on the 'down' search), x's dtype, NaN kept."""
+    from lowprec.array.codebook import _stochastic_step, _tables
+
+    thr, table = _tables(fmt, x.dtype, "stochastic")[0]
+    down = np.where(np.isnan(x), 0, np.searchsorted(thr, x, side="right")).astype(np.uint16)
+    codes = _stochastic_step(x.reshape(1, -1), down.reshape(1, -1), fmt, seed)[0]
+    return np.where(np.isnan(x), x, table[codes]).astype(x.dtype)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fused_small_codebook_stochastic_is_the_rule(threads, monkeypatch):
+    """Codebooks of 1 to 16 entries take one fused pass for float32 (lp_lut_sr16_f32 where the machine has
+    AVX-512): the numpy rule and the two-pass kernel, bit for bit, for random tables, one with a gap too
+    small for its inverse (the division decides), entries, thresholds' neighbours, exact midpoints, values
+    beyond both ends, NaN, Inf and signed zeros; a ragged length, out= and a fresh result."""
+    from lowprec.array import codebook as cb
+
+    lowprec.set_num_threads(threads)
+    rng = np.random.default_rng(61)
+    books = [np.sort(rng.standard_normal(k)) * 3 for k in range(1, 17)]
+    books.append(np.array([0.0, 1e-300, 0.5, 1.0]))  # the gap 1e-300: a NaN inverse
+    books.append(np.arange(16.0) - 8)  # midpoints exact in float32
+    try:
+        for book in books:
+            fmt = LUTFormat(np.unique(book))
+            e = fmt.codebook
+            x = np.concatenate([rng.standard_normal(5000) * 4, e, (e[:-1] + e[1:]) / 2,
+                                np.nextafter(e.astype(np.float32), np.float32(np.inf)),
+                                np.nextafter(e.astype(np.float32), np.float32(-np.inf)),
+                                [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e30, -1e30]]).astype(np.float32)
+            x = np.concatenate([x, rng.permutation(x)])[: 2 * x.size - 5]
+            want = _numpy_stochastic(x, fmt, 7)
+            assert_same(lowprec.quantize(x, fmt, "stochastic", seed=7), want, f"{e.size} entries")
+            out = np.full_like(x, 5.0)
+            lowprec.quantize(x, fmt, "stochastic", seed=7, out=out)
+            assert_same(out, want, f"{e.size} entries, out=")
+            monkeypatch.setattr(cb, "FUSED_SR16", False)
+            assert_same(lowprec.quantize(x, fmt, "stochastic", seed=7), want, f"{e.size} entries, two passes")
+            monkeypatch.setattr(cb, "FUSED_SR16", True)
+    finally:
+        lowprec.set_num_threads(None)
+
+
+def test_stochastic_codebook_draws_equal_to_the_place_stay_down():
+    """The step goes up where the draw r < p * 2**32 (strict): x = r * 2**-32 between the entries 0 and 1
+    (p * 2**32 is r itself, the case the kernels' division-free estimate cannot tell and hands to the
+    division) stays at 0, x one step of 2**-32 higher goes up; fused and two-pass kernels alike."""
+    from lowprec.array import codebook as cb
+    from lowprec.kernels.philox import element_random
+    from lowprec.kernels.rounding import seed_key
+
+    fmt = LUTFormat([0.0, 1.0, 2.0, 3.0])
+    n = 1 << 18
+    r = element_random(n, np.float32, seed_key(11)).astype(np.int64)
+    small = r < (1 << 24) - 1  # r and r + 1 exact in float32 as multiples of 2**-32
+    assert small.sum() > 500
+    x = np.full(n, 2.5, np.float32)
+    x[small] = (r[small] * 2.0**-32).astype(np.float32)
+    above = np.flatnonzero(small)[::2]
+    x[above] = ((r[above] + 1) * 2.0**-32).astype(np.float32)
+    for fused in (True, False):
+        cb.FUSED_SR16 = fused
+        try:
+            got = lowprec.quantize(x, fmt, "stochastic", seed=11)
+        finally:
+            cb.FUSED_SR16 = True
+        stay = np.setdiff1d(np.flatnonzero(small), above)
+        assert np.all(got[stay] == 0.0) and np.all(got[above] == 1.0), fused
+        assert_same(got, _numpy_stochastic(x, fmt, 11))

@@ -242,10 +242,14 @@ def _stochastic_step(rows: np.ndarray, down: np.ndarray, fmt: LUTFormat, seed: A
     return (k + up).astype(np.uint16)
 
 
-def _step_book(fmt: LUTFormat) -> tuple[np.ndarray, np.ndarray]:
-    """The C step's codebook (float64) and gaps hi - lo as the rule rounds them (the top entry has none)."""
+def _step_book(fmt: LUTFormat) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The C step's codebook (float64), gaps hi - lo as the rule rounds them (the top entry has none) and
+    their inverses, NaN where a gap lies outside [2**-1000, 2**1000] (there the step divides)."""
     cb = np.ascontiguousarray(fmt.codebook, np.float64)
-    return cb, np.append(np.diff(cb), 1.0)
+    gaps = np.append(np.diff(cb), 1.0)
+    with np.errstate(divide="ignore", over="ignore"):
+        inv = np.where((gaps >= 2.0**-1000) & (gaps <= 2.0**1000), 1.0 / gaps, np.nan)
+    return cb, gaps, inv
 
 
 def _stochastic_step_c(x: np.ndarray, codes: np.ndarray, fmt: LUTFormat, table: np.ndarray,
@@ -256,12 +260,38 @@ def _stochastic_step_c(x: np.ndarray, codes: np.ndarray, fmt: LUTFormat, table: 
     if not x.size:
         return
     sfx, ctype = ("f32", "float[]") if x.dtype == np.float32 else ("f64", "double[]")
-    cb, gaps = book if book is not None else _step_book(fmt)
+    cb, gaps, inv = book if book is not None else _step_book(fmt)
     getattr(lib, f"lp_lut_sr_{sfx}")(
         ffi.from_buffer(ctype, x), x.size, ffi.from_buffer("uint16_t[]", codes, require_writable=True),
-        ffi.from_buffer("double[]", cb), ffi.from_buffer("double[]", gaps), cb.size, ffi.from_buffer(ctype, table),
+        ffi.from_buffer("double[]", cb), ffi.from_buffer("double[]", gaps), ffi.from_buffer("double[]", inv),
+        cb.size, ffi.from_buffer(ctype, table),
         ffi.from_buffer(ctype, values, require_writable=True) if values is not None else ffi.NULL,
         seed_key(seed), counter_offset(start, np.float32), get_num_threads())
+
+
+FUSED_SR16 = True  # stochastic rounding to <= 16 entries in one pass where the C build allows (tests turn it off)
+
+
+def _sr16(flat: np.ndarray, into: np.ndarray, fmt: LUTFormat, thr: np.ndarray, table: np.ndarray,
+          seed: Any) -> bool:
+    """Stochastic rounding of float32 `flat` to a per-tensor codebook of at most 16 entries by the fused C
+    kernel (lp_lut_sr16_f32: the search and _stochastic_step_c's step in one pass, the same draws) into
+    `into` (flat's size, not overlapping it). False where it does not apply (or the machine or the build
+    lacks AVX-512): the caller takes the two-pass path."""
+    k = fmt.codebook.shape[-1]
+    if not FUSED_SR16 or flat.dtype != np.float32 or k > 16 or not flat.size:
+        return False
+    cb, gaps, inv = _step_book(fmt)
+    pad = 16 - k
+    thr16 = np.concatenate([thr, np.full(16 - thr.size, np.nan, np.float32)]).astype(np.float32)
+    book16, inv16 = np.pad(cb, (0, pad), mode="edge"), np.pad(inv, (0, pad), constant_values=1.0)
+    table16 = np.pad(table, (0, pad), mode="edge")
+    done = lib.lp_lut_sr16_f32(
+        ffi.from_buffer("float[]", flat), flat.size, ffi.from_buffer("float[]", thr16),
+        ffi.from_buffer("double[]", book16), ffi.from_buffer("double[]", inv16), ffi.from_buffer("double[]", gaps),
+        k, ffi.from_buffer("float[]", table16), ffi.from_buffer("float[]", into, require_writable=True),
+        seed_key(seed), counter_offset(0, np.float32), get_num_threads())
+    return bool(done)
 
 
 # -- array API ----------------------------------------------------------------------------------------
@@ -282,15 +312,16 @@ def quantize_lut(x: Any, fmt: LUTFormat, rounding: str, seed: Any, out: Any, bac
         direct = target is not None and target.flags.c_contiguous and not np.may_share_memory(target, src)
         thr, table = _tables(fmt, arr.dtype, rounding)[0]
         into = target.reshape(-1) if direct else None
-        if rounding == "stochastic":  # the search and the step in pieces: their codes stay in cache
+        if rounding == "stochastic":
             flat = src.reshape(-1)
             values = into if direct else np.empty(src.size, src.dtype)
-            codes = np.empty(min(flat.size, _SR_PIECE), np.uint16)
-            index, book = _index_for(thr, flat.dtype, flat.size), _step_book(fmt)  # once, not per piece
-            for s in range(0, flat.size, _SR_PIECE):
-                piece, k = flat[s:s + _SR_PIECE], codes[:flat.size - s]
-                _run(piece, thr, table, False, True, codes=k, index=index)
-                _stochastic_step_c(piece, k, fmt, table, values[s:s + _SR_PIECE], seed, s, book)
+            if not _sr16(flat, values, fmt, thr, table, seed):  # else: the search and the step in pieces
+                codes = np.empty(min(flat.size, _SR_PIECE), np.uint16)  # (their codes stay in cache)
+                index, book = _index_for(thr, flat.dtype, flat.size), _step_book(fmt)  # once, not per piece
+                for s in range(0, flat.size, _SR_PIECE):
+                    piece, k = flat[s:s + _SR_PIECE], codes[:flat.size - s]
+                    _run(piece, thr, table, False, True, codes=k, index=index)
+                    _stochastic_step_c(piece, k, fmt, table, values[s:s + _SR_PIECE], seed, s, book)
         else:
             values, _ = _run(src.reshape(-1), thr, table, True, False, values=into)
         if direct:
