@@ -183,6 +183,32 @@ def test_affine_c_kernel_equals_the_numpy_path(mode, dtype):
         assert_same(got, expected, f"{fmt} {mode}")
 
 
+@pytest.mark.parametrize("mode", ["up", "down", "odd", "nearest_even", "stochastic"])
+def test_affine_float32_quotients_near_integers_at_every_scale(mode):
+    """float32 input divides by the scale's inverse (csrc/affine_impl.h, lp_odd_quotient_inv, for scales in
+    [2**-200, 2**200]; the division beyond): x the float32 nearest k * s and its two neighbours, so x / s
+    lies within a hair of an integer on either side (where a directed rounding needs the quotient's
+    exact side), for random 53-bit scales from 2**-149 (subnormal x) to 2**120 and at the bounds
+    2**-200 and 2**200 and just past them; per tensor and per channel, against the numpy rule."""
+    from lowprec.scaled import _affine
+
+    rng = np.random.default_rng(29)
+    k = np.arange(-120, 121, dtype=np.float64)
+    scales = list((1 + rng.random(24)) * 2.0 ** rng.integers(-149, 120, 24))
+    scales += [2.0**-200, 2.0**200, 2.0**-201, 2.0**201, 0.1, 1.0]
+    for s in scales:
+        near = np.array(k * s, np.float32)
+        x = np.concatenate([near, np.nextafter(near, np.float32(np.inf)), np.nextafter(near, np.float32(-np.inf)),
+                            [np.float32(1e-45), np.float32(-1e-45), np.float32(3e38), np.inf, 0.0, -0.0]])
+        x = x.astype(np.float32)
+        fmt = IntAffineFormat(16, s, 3)
+        assert_same(lowprec.quantize(x, fmt, mode, seed=2), _affine(x, fmt, mode, 2)[0].astype(np.float32),
+                    f"scale {s!r} {mode}")
+    per = IntAffineFormat(16, np.array(scales[:6]), 0, axis=1)
+    x = (rng.standard_normal((300, 6)) * 50 * per.scale).astype(np.float32)
+    assert_same(lowprec.quantize(x, per, mode, seed=2), _affine(x, per, mode, 2)[0].astype(np.float32), "per channel")
+
+
 @pytest.mark.parametrize("mode", ["nearest_even", "up", "stochastic"])
 def test_affine_c_kernel_per_channel_on_every_axis_and_out(mode):
     """Per-channel parameters on the first, a middle and the last axis of an array spanning several
