@@ -29,25 +29,6 @@ static inline double lp_odd_fix(double q, double residual)
     return from_bits_f64((uint64_t)(bits + step));
 }
 
-/* x / s rounded to odd (s > 0, inv = 1 / s rounded to nearest) without a division: q = x inv, then
- * q2 = q + (x - q s) inv (fma; within 2**-104 relative of x / s, so its rounding is faithful, a neighbour
- * of x / s), which lp_odd_fix moves by its residual's sign. Exact where every quotient, residual and
- * correction is a normal double: x a float32 value and s in [2**-200, 2**200] (lp_fast_divisor); 0 and
- * Inf keep q (the division's result, its sign too). */
-static inline LP_ALWAYS_INLINE double lp_odd_quotient_inv(double x, double s, double inv)
-{
-    const double q = x * inv;
-    const double q2 = fma(fma(-q, s, x), inv, q);
-    const double qq = (q != 0.0 && fabs(q) < 0x1p1000) ? q2 : q;
-    return lp_odd_fix(qq, fma(-qq, s, x));
-}
-
-/* whether lp_odd_quotient_inv may stand for the division by s (float32 dividends) */
-static inline int lp_fast_divisor(double s)
-{
-    return s >= 0x1p-200 && s <= 0x1p200;
-}
-
 /* q (double) rounded to an integer in a deterministic mode, clamped to +-2**62 (beyond any format's
  * range), as the core quantizer rounds to a 64-bit integer: |q| + 2**52 - 2**52 is |q| to the nearest
  * even integer below 2**52 (above, |q| is one), and the directed modes step from floor(|q|). */
@@ -135,16 +116,14 @@ static inline LP_ALWAYS_INLINE void lp_sr_integers(const double *quot, double *w
  * have at most 34 bits, so no 64-bit integer conversion, which AVX2 lacks). */
 static inline LP_ALWAYS_INLINE void CAT(affine_params_, SFX)(int64_t start, int64_t len, const double *scale,
                                                               const int64_t *zp, int64_t channels, int64_t inner,
-                                                              int64_t qmin, int64_t qmax, const double *iscale,
-                                                              double *sc, double *iv, double *lo, double *hi)
+                                                              int64_t qmin, int64_t qmax, double *sc, double *lo,
+                                                              double *hi)
 {
 #define LP_AFFINE_RUN(s, l, ch)                                                                     \
     {                                                                                               \
         const double s1 = scale[ch], lo1 = (double)(qmin - zp[ch]), hi1 = (double)(qmax - zp[ch]); \
-        const double i1 = iscale ? iscale[ch] : 0.0;                                                \
         for (int64_t i = (s); i < (s) + (l); i++) {                                                 \
             sc[i] = s1;                                                                             \
-            iv[i] = i1;                                                                             \
             lo[i] = lo1;                                                                            \
             hi[i] = hi1;                                                                            \
         }                                                                                           \
@@ -153,21 +132,10 @@ static inline LP_ALWAYS_INLINE void CAT(affine_params_, SFX)(int64_t start, int6
 #undef LP_AFFINE_RUN
 }
 
-/* One chunk's quotients x / scale rounded to odd (NaN counts as 0); iv: the scales' inverses where
- * lp_odd_quotient_inv stands for the division (float32 input), else NULL. */
+/* One chunk's quotients x / scale rounded to odd (NaN counts as 0). */
 static inline LP_ALWAYS_INLINE void CAT(affine_quotients_, SFX)(const FT *in, double *quot, int64_t len,
-                                                                 const double *sc, const double *iv, const int pc)
+                                                                 const double *sc, const int pc)
 {
-#if WBITS == 32
-    if (iv) {
-        for (int64_t i = 0; i < len; i++) {
-            const double x = (double)in[i];
-            quot[i] = lp_odd_quotient_inv(x != x ? 0.0 : x, sc[pc ? i : 0], iv[pc ? i : 0]);
-        }
-        return;
-    }
-#endif
-    (void)iv;
     for (int64_t i = 0; i < len; i++) {
         const double s1 = sc[pc ? i : 0];
         double x = (double)in[i];
@@ -199,11 +167,11 @@ static inline LP_ALWAYS_INLINE void CAT(affine_values_, SFX)(const FT *in, FT *o
 /* One chunk in a deterministic mode (mode and pc: constants after inlining): per-tensor parameters
  * (pc = 0) are one entry, per-channel ones (pc = 1) one per element. */
 static inline LP_ALWAYS_INLINE void CAT(affine_det_chunk_, SFX)(const FT *in, FT *out, int64_t start, int64_t len,
-                                                                 const double *sc, const double *iv, const double *lo,
-                                                                 const double *hi, const int mode, const int pc)
+                                                                 const double *sc, const double *lo, const double *hi,
+                                                                 const int mode, const int pc)
 {
     double quot[LP_WORK_UNIT];
-    CAT(affine_quotients_, SFX)(in + start, quot, len, sc, iv, pc);
+    CAT(affine_quotients_, SFX)(in + start, quot, len, sc, pc);
     for (int64_t i = 0; i < len; i++)
         quot[i] = lp_to_integer(quot[i], mode);
     CAT(affine_values_, SFX)(in + start, out + start, quot, len, sc, lo, hi, pc);
@@ -211,33 +179,31 @@ static inline LP_ALWAYS_INLINE void CAT(affine_det_chunk_, SFX)(const FT *in, FT
 
 #define LP_AFFINE_MODES(PC)                                                                         \
     switch (mode) { /* a constant per loop: each case vectorizes */                                \
-    case LP_NEAREST_EVEN: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, ivp, lo, hi, LP_NEAREST_EVEN, PC); break; \
-    case LP_NEAREST_AWAY: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, ivp, lo, hi, LP_NEAREST_AWAY, PC); break; \
-    case LP_TOWARD_ZERO: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, ivp, lo, hi, LP_TOWARD_ZERO, PC); break;   \
-    case LP_UP: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, ivp, lo, hi, LP_UP, PC); break;                     \
-    case LP_DOWN: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, ivp, lo, hi, LP_DOWN, PC); break;                 \
-    default: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, ivp, lo, hi, LP_ODD, PC); break;                       \
+    case LP_NEAREST_EVEN: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, lo, hi, LP_NEAREST_EVEN, PC); break; \
+    case LP_NEAREST_AWAY: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, lo, hi, LP_NEAREST_AWAY, PC); break; \
+    case LP_TOWARD_ZERO: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, lo, hi, LP_TOWARD_ZERO, PC); break;   \
+    case LP_UP: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, lo, hi, LP_UP, PC); break;                     \
+    case LP_DOWN: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, lo, hi, LP_DOWN, PC); break;                 \
+    default: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, lo, hi, LP_ODD, PC); break;                       \
     }
 
 /* A deterministic mode */
 LP_CLONES static void CAT(affine_det_, SFX)(const FT *in, FT *out, int64_t n, const double *scale, const int64_t *zp,
                                             int64_t channels, int64_t inner, int64_t qmin, int64_t qmax,
-                                            const double *iscale, const int mode, int nthreads)
+                                            const int mode, int nthreads)
 {
     const int64_t nchunks = (n + LP_WORK_UNIT - 1) / LP_WORK_UNIT;
     nthreads = lp_team(n, nthreads);
     LP_PARALLEL_FOR
     for (int64_t c = 0; c < nchunks; c++) {
-        double sc[LP_WORK_UNIT], iv[LP_WORK_UNIT], lo[LP_WORK_UNIT], hi[LP_WORK_UNIT];
-        const double *ivp = iscale ? iv : NULL;
+        double sc[LP_WORK_UNIT], lo[LP_WORK_UNIT], hi[LP_WORK_UNIT];
         const int64_t start = c * LP_WORK_UNIT;
         const int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
-        lp_prefetch_next(in, out, c, LP_WORK_UNIT, n, sizeof(FT));
         if (channels == 1) {
-            CAT(affine_params_, SFX)(start, 1, scale, zp, 1, 1, qmin, qmax, iscale, sc, iv, lo, hi);
+            CAT(affine_params_, SFX)(start, 1, scale, zp, 1, 1, qmin, qmax, sc, lo, hi);
             LP_AFFINE_MODES(0)
         } else {
-            CAT(affine_params_, SFX)(start, len, scale, zp, channels, inner, qmin, qmax, iscale, sc, iv, lo, hi);
+            CAT(affine_params_, SFX)(start, len, scale, zp, channels, inner, qmin, qmax, sc, lo, hi);
             LP_AFFINE_MODES(1)
         }
     }
@@ -248,19 +214,8 @@ LP_CLONES void CAT(lp_affine_, SFX)(const FT *in, FT *out, int64_t n, const doub
                                     int64_t channels, int64_t inner, int64_t qmin, int64_t qmax, const lp_qparams *ip,
                                     lp_rounding mode, uint64_t seed, uint64_t offset, int nthreads)
 {
-    /* the scales' inverses, where every scale lets lp_odd_quotient_inv stand for the division */
-    double *iscale = NULL;
-#if WBITS == 32
-    int fast = 1;
-    for (int64_t ch = 0; ch < channels; ch++)
-        fast &= lp_fast_divisor(scale[ch]);
-    iscale = fast ? (double *)malloc((size_t)channels * sizeof(double)) : NULL;
-    for (int64_t ch = 0; iscale && ch < channels; ch++)
-        iscale[ch] = 1.0 / scale[ch];
-#endif
     if (mode != LP_STOCHASTIC) {
-        CAT(affine_det_, SFX)(in, out, n, scale, zp, channels, inner, qmin, qmax, iscale, mode, nthreads);
-        free(iscale);
+        CAT(affine_det_, SFX)(in, out, n, scale, zp, channels, inner, qmin, qmax, mode, nthreads);
         return;
     }
     /* stochastic: the core quantizer's block routine on the quotients (ip: 64-bit integers), its
@@ -269,18 +224,15 @@ LP_CLONES void CAT(lp_affine_, SFX)(const FT *in, FT *out, int64_t n, const doub
     nthreads = lp_team(n, nthreads);
     LP_PARALLEL_FOR
     for (int64_t c = 0; c < nchunks; c++) {
-        double quot[LP_WORK_UNIT], whole[LP_WORK_UNIT], sc[LP_WORK_UNIT], iv[LP_WORK_UNIT], lo[LP_WORK_UNIT],
-            hi[LP_WORK_UNIT];
+        double quot[LP_WORK_UNIT], whole[LP_WORK_UNIT], sc[LP_WORK_UNIT], lo[LP_WORK_UNIT], hi[LP_WORK_UNIT];
         const int64_t start = c * LP_WORK_UNIT;
         const int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
         const int pc = channels > 1;
-        lp_prefetch_next(in, out, c, LP_WORK_UNIT, n, sizeof(FT));
-        CAT(affine_params_, SFX)(start, pc ? len : 1, scale, zp, channels, pc ? inner : 1, qmin, qmax, iscale, sc, iv,
-                                 lo, hi);
+        CAT(affine_params_, SFX)(start, pc ? len : 1, scale, zp, channels, pc ? inner : 1, qmin, qmax, sc, lo, hi);
         if (pc)
-            CAT(affine_quotients_, SFX)(in + start, quot, len, sc, iscale ? iv : NULL, 1);
+            CAT(affine_quotients_, SFX)(in + start, quot, len, sc, 1);
         else
-            CAT(affine_quotients_, SFX)(in + start, quot, len, sc, iscale ? iv : NULL, 0);
+            CAT(affine_quotients_, SFX)(in + start, quot, len, sc, 0);
         const uint64_t ctr = offset + (uint64_t)c * (LP_WORK_UNIT / 2);
         if (ip->rbits == 64) {
             uint32_t w[2 * LP_WORK_UNIT];
@@ -294,5 +246,4 @@ LP_CLONES void CAT(lp_affine_, SFX)(const FT *in, FT *out, int64_t n, const doub
         else
             CAT(affine_values_, SFX)(in + start, out + start, whole, len, sc, lo, hi, 0);
     }
-    free(iscale);
 }

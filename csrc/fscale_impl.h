@@ -101,14 +101,6 @@ static inline double CAT(fscale_quotient_, SFX)(const FT *src, const double *sgx
     return from_bits_f64(to_bits_f64(lp_odd_quotient((double)src[i], sgx[i])) & (uint64_t)keep[i]);
 }
 
-/* The same by the divisors' inverses isx (lp_odd_quotient_inv: float32 input, every usable block's
- * divisor lp_fast_divisor) */
-static inline double CAT(fscale_quotient_inv_, SFX)(const FT *src, const double *sgx, const double *isx,
-                                                     const int64_t *keep, int64_t i)
-{
-    return from_bits_f64(to_bits_f64(lp_odd_quotient_inv((double)src[i], sgx[i], isx[i])) & (uint64_t)keep[i]);
-}
-
 /* The input's patterns as signed integers of its width: magnitude patterns (below 2**31 / 2**63) order
  * as the values do, in signed order (which vectorizes). */
 #if WBITS == 32
@@ -352,15 +344,13 @@ LP_CLONES void CAT(lp_fscale_quantize_, SFX)(const FT *in, FT *out, double *elem
     nthreads = lp_team(n, nthreads);
     LP_PARALLEL_FOR
     for (int64_t c = 0; c < nchunks; c++) {
-        double quot[LP_WORK_UNIT], whole[LP_WORK_UNIT], sgx[LP_WORK_UNIT], isx[LP_WORK_UNIT], bsg[LP_WORK_UNIT + 2],
+        double quot[LP_WORK_UNIT], whole[LP_WORK_UNIT], sgx[LP_WORK_UNIT], bsg[LP_WORK_UNIT + 2],
             bscale[LP_WORK_UNIT + 2];
         int64_t keep[LP_WORK_UNIT], bkeep[LP_WORK_UNIT + 2];
         float q32[LP_WORK_UNIT], r32[LP_WORK_UNIT];
         const int64_t start = c * LP_WORK_UNIT;
         const int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
         const int64_t b0 = start / block, b1 = (start + len - 1) / block;
-        if (stochastic)
-            lp_prefetch_next(in, out, c, LP_WORK_UNIT, n, sizeof(FT));
         /* the scales of the blocks this chunk touches; each is stored by the chunk it starts in */
         CAT(fscale_scales_, SFX)(in, b0, b1 - b0 + 1, block, sp, elem_max, g, smallest, bsg, bkeep, bscale);
         if (scales)
@@ -393,28 +383,19 @@ LP_CLONES void CAT(lp_fscale_quantize_, SFX)(const FT *in, FT *out, double *elem
                                               steps->steps, 0, 0, steps->neg_zero);
             continue;
         }
-        /* stochastic rounding of float32 input divides by the divisors' inverses where they allow it */
-        int fast = WBITS == 32 && stochastic;
-        for (int64_t b = b0; fast && b <= b1; b++)
-            fast = !bkeep[b - b0] || lp_fast_divisor(bsg[b - b0]);
         for (int64_t b = b0; b <= b1; b++) { /* each element's divisor and keep mask, a block at a time */
             const int64_t lo = b * block > start ? b * block - start : 0;
             const int64_t hi = (b + 1) * block - start < len ? (b + 1) * block - start : len;
-            const double sgb = bsg[b - b0], isb = fast ? 1.0 / sgb : 0.0;
+            const double sgb = bsg[b - b0];
             const int64_t kb = bkeep[b - b0];
             for (int64_t i = lo; i < hi; i++) {
                 sgx[i] = sgb;
-                isx[i] = isb;
                 keep[i] = kb;
             }
         }
         if (stochastic) {
-            if (fast)
-                for (int64_t i = 0; i < len; i++)
-                    quot[i] = CAT(fscale_quotient_inv_, SFX)(src, sgx, isx, keep, i);
-            else
-                for (int64_t i = 0; i < len; i++)
-                    quot[i] = CAT(fscale_quotient_, SFX)(src, sgx, keep, i);
+            for (int64_t i = 0; i < len; i++)
+                quot[i] = CAT(fscale_quotient_, SFX)(src, sgx, keep, i);
             const uint64_t ctr = offset + (uint64_t)c * (LP_WORK_UNIT / 2);
             if (by_sr) {
                 uint32_t w[2 * LP_WORK_UNIT];

@@ -145,14 +145,11 @@ void lp_lut_f64(const double *in, int64_t n, const double *thr, int32_t nthr, co
  * csrc/lut_impl.h); same results. */
 /* Stochastic rounding to a codebook from the index of the entry below each value (see csrc/lut_impl.h):
  * codes in and out, cb the codebook (float64, `entries`), gaps cb[k + 1] - cb[k] (float64, `entries`: the last
- * one any finite value), igaps their inverses (NaN where a gap lies outside [2**-1000, 2**1000]), out (nullable)
- * the chosen entries of table. */
-void lp_lut_sr_f32(const float *in, int64_t n, uint16_t *codes, const double *cb, const double *gaps,
-                   const double *igaps, int32_t entries, const float *table, float *out, uint64_t seed,
-                   uint64_t offset, int nthreads);
-void lp_lut_sr_f64(const double *in, int64_t n, uint16_t *codes, const double *cb, const double *gaps,
-                   const double *igaps, int32_t entries, const double *table, double *out, uint64_t seed,
-                   uint64_t offset, int nthreads);
+ * one any finite value), out (nullable) the chosen entries of table. */
+void lp_lut_sr_f32(const float *in, int64_t n, uint16_t *codes, const double *cb, const double *gaps, int32_t entries,
+                   const float *table, float *out, uint64_t seed, uint64_t offset, int nthreads);
+void lp_lut_sr_f64(const double *in, int64_t n, uint16_t *codes, const double *cb, const double *gaps, int32_t entries,
+                   const double *table, double *out, uint64_t seed, uint64_t offset, int nthreads);
 /* lp_lut_sr_f32 for a codebook of at most 16 entries with the search fused in (float32, AVX-512): thr16
  * the 'down' thresholds NaN-padded to 16, book16, igap16 and table16 padded to 16; gaps as lp_lut_sr_'s.
  * Returns 0, having done nothing, where the machine or the build lacks AVX-512. */

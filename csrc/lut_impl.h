@@ -254,38 +254,21 @@ void CAT(lp_lut_, SFX)(const FT *in, int64_t n, const FT *thr, int32_t nthr, con
 
 /* One work unit (len <= LP_WORK_UNIT elements, their draws in rnd) of lp_lut_sr_: a function of its own, whose
  * restrict arguments let the loops vectorize (inside the parallel loop's body the pointers were reloaded every
- * element). The rule's p * 2**32 = (x - lo) / gap * 2**32 is approximated without a division, by the gap's
- * inverse: the two differ by at most 3.01 * 2**-53 * 2**32 < 2**-19 (p and the approximation are each within
- * a rounding or two of the exact quotient, which is at most 1: lo <= x < hi), so an integer draw r further than
- * 2**-18 from the approximation decides as it would against p; the rest (a draw within 2**-18: about one
- * element in 2**31, or a NaN approximation, which a gap outside [2**-1000, 2**1000] forces through a NaN inverse)
- * take the division, one by one, where x may go up at all. */
+ * element). */
 static inline LP_ALWAYS_INLINE void CAT(lut_sr_unit_, SFX)(const FT *restrict x, int64_t len, const uint32_t *restrict rnd,
                                                           uint16_t *restrict codes, const double *restrict book,
-                                                          const double *restrict gap, const double *restrict igap,
-                                                          int32_t top, const FT *restrict table, FT *restrict out)
+                                                          const double *restrict gap, int32_t top,
+                                                          const FT *restrict table, FT *restrict out)
 {
     int32_t kk[LP_WORK_UNIT]; /* the indices in a local array: no aliasing, the loop vectorizes */
     for (int64_t i = 0; i < len; i++)
         kk[i] = codes[i];
-    int32_t unsure = 0;
     for (int64_t i = 0; i < len; i++) { /* unconditional gathers and a signed conversion: it vectorizes */
         const int32_t k = kk[i];
         const double xd = (double)x[i], lo = book[k];
         const double r = (double)(int32_t)(rnd[i] ^ 0x80000000u) + 2147483648.0; /* exact */
-        const double pp = (xd - lo) * igap[k] * 4294967296.0; /* igap only read where k < top */
-        const int32_t open = (k < top) & (xd > lo); /* x may go up at all (NaN: no) */
-        unsure += open & !(fabs(r - pp) > 0x1p-18);
-        kk[i] = k + ((r < pp) & open);
-    }
-    for (int64_t i = 0; unsure && i < len; i++) { /* the draws too near to tell: the rule itself */
-        const int32_t k = codes[i];
-        const double xd = (double)x[i], lo = book[k];
-        const double r = (double)rnd[i], pp = (xd - lo) * igap[k] * 4294967296.0;
-        if (k < top && xd > lo && !(fabs(r - pp) > 0x1p-18)) {
-            const double p = (xd - lo) / gap[k];
-            kk[i] = k + (r < p * 4294967296.0);
-        }
+        const double p = (xd - lo) / gap[k];                                     /* only read where k < top */
+        kk[i] = k + ((r < p * 4294967296.0) & (k < top) & (xd > lo));
     }
     for (int64_t i = 0; i < len; i++)
         codes[i] = (uint16_t)kk[i];
@@ -302,8 +285,8 @@ static inline LP_ALWAYS_INLINE void CAT(lut_sr_unit_, SFX)(const FT *restrict x,
  * float64, as the rule computes it, entry by entry; the top entry's is never read); codes receive
  * the chosen index, out (nullable) its table entry (NaN stays NaN). */
 LP_CLONES void CAT(lp_lut_sr_, SFX)(const FT *in, int64_t n, uint16_t *codes, const double *cb, const double *gaps,
-                                    const double *igaps, int32_t entries, const FT *table, FT *out, uint64_t seed,
-                                    uint64_t offset, int nthreads)
+                                    int32_t entries, const FT *table, FT *out, uint64_t seed, uint64_t offset,
+                                    int nthreads)
 {
     const int64_t nunits = (n + LP_WORK_UNIT - 1) / LP_WORK_UNIT;
     nthreads = lp_team(n, nthreads);
@@ -312,9 +295,8 @@ LP_CLONES void CAT(lp_lut_sr_, SFX)(const FT *in, int64_t n, uint16_t *codes, co
         uint32_t rnd[LP_WORK_UNIT];
         const int64_t start = c * LP_WORK_UNIT;
         const int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
-        lp_prefetch_next(in, out, c, LP_WORK_UNIT, n, sizeof(FT));
         philox_fill_best(rnd, LP_WORK_UNIT / 4, seed, offset + (uint64_t)c * (LP_WORK_UNIT / 4));
-        CAT(lut_sr_unit_, SFX)(in + start, len, rnd, codes + start, cb, gaps, igaps, entries - 1, table,
+        CAT(lut_sr_unit_, SFX)(in + start, len, rnd, codes + start, cb, gaps, entries - 1, table,
                                out ? out + start : NULL);
     }
 }
@@ -324,7 +306,13 @@ LP_CLONES void CAT(lp_lut_sr_, SFX)(const FT *in, int64_t n, uint16_t *codes, co
  * search (a four-step binary search over the 'down' thresholds, NaN-padded to 16, so
  * k = #{j : thr[j] <= x} as the scan counts; NaN passes none) and lut_sr_unit_'s step fused, 16
  * elements at a time, every table in registers (permutes, no gathers): one pass, no codes array.
- * book16, igap16 and table16 are padded to 16 entries (never selected beyond top). */
+ * book16, igap16 and table16 are padded to 16 entries (never selected beyond top).
+ * The step's p * 2**32 = (x - lo) / gap * 2**32 is estimated without a division, by the gap's inverse
+ * igap: the two differ by at most 3.01 * 2**-53 * 2**32 < 2**-19 (each is within a rounding or two of
+ * the exact quotient, at most 1 as lo <= x < hi), so an integer draw r further than 2**-18 from the
+ * estimate decides as it would against p; the rest (a draw that near: about one element in 2**31, or
+ * a NaN estimate, which a gap outside [2**-1000, 2**1000] forces through a NaN inverse) divide, one by
+ * one, where x may go up at all. */
 __attribute__((target("avx512f"))) static void lut_sr16_unit_avx512(const float *x, int64_t len, const uint32_t *rnd,
                                                                      const float *thr16, const double *book16,
                                                                      const double *igap16, const double *gap,

@@ -64,38 +64,6 @@ static inline int lp_team(int64_t n, int nthreads)
 #define LP_UNROLL_ALL
 #endif
 
-/* The lines of [p, p + bytes) prefetched (write: to be written), a hint that never faults: a kernel
- * that spends microseconds on a 4 KiB page takes its next work unit's input and output so, since
- * hardware stream prefetchers stop at page boundaries and the next page's first lines would otherwise
- * be waited for (the fused codebook kernel: 2.7 -> 1.3 ns an element on a stream of 2**24). */
-static inline void lp_prefetch(const void *p, int64_t bytes, const int write)
-{
-#if defined(__GNUC__)
-    const char *c = (const char *)p;
-    for (int64_t o = 0; o < bytes; o += 64) {
-        if (write)
-            __builtin_prefetch(c + o, 1, 3);
-        else
-            __builtin_prefetch(c + o, 0, 3);
-    }
-#else
-    (void)p, (void)bytes, (void)write;
-#endif
-}
-
-/* lp_prefetch of work unit c + 1 of nunits (each `unit` elements of `size` bytes, n in all) of an input
- * and an output (nullable) */
-static inline void lp_prefetch_next(const void *in, void *out, int64_t c, int64_t unit, int64_t n, int64_t size)
-{
-    const int64_t s = (c + 1) * unit;
-    if (s >= n)
-        return;
-    const int64_t len = n - s < unit ? n - s : unit;
-    lp_prefetch((const char *)in + s * size, len * size, 0);
-    if (out)
-        lp_prefetch((char *)out + s * size, len * size, 1);
-}
-
 /* Runtime dispatch: x86-64 builds carry AVX-512 (x86-64-v4) and AVX2 (x86-64-v3) clones of the hot
  * loops next to the baseline one; the loader picks by CPU. Elsewhere the baseline (e.g. NEON on
  * aarch64) is used. LP_MAX_ISA (4, 3 or 0; a build setting) caps the hand-written Philox routines, so

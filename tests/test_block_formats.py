@@ -264,7 +264,8 @@ def test_float_scaled_blocks_in_c_are_the_numpy_rule(dtype):
         x[6] = np.finfo(np.float32).max
         x[7, :3] = 1.0, 1e-40, -3e-39  # quotients below float's normal range (float32's subnormal members)
         cases = [(m, None, None) for m in MODES] + [("stochastic", 5, None)]
-        cases += [(m, None, 1e-30) for m in ("nearest_even", "up", "odd")]  # a given tensor scale: huge quotients
+        cases += [(m, None, 1e-30) for m in ("nearest_even", "up", "odd", "stochastic")]  # a given tensor scale: huge quotients
+        cases += [("stochastic", None, 1e-70)]  # divisors below 2**-200
         for mode, rbits, g in cases:
             v0, s0, g0, e0 = float_scale_quantize(x, fmt, mode, 9, rbits, g, start=2048)
             v1, s1, g1, e1 = float_scale_quantize_c(x, fmt, mode, 9, rbits, g, start=2048, want_elements=True)

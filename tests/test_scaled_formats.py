@@ -185,11 +185,10 @@ def test_affine_c_kernel_equals_the_numpy_path(mode, dtype):
 
 @pytest.mark.parametrize("mode", ["up", "down", "odd", "nearest_even", "stochastic"])
 def test_affine_float32_quotients_near_integers_at_every_scale(mode):
-    """float32 input divides by the scale's inverse (csrc/affine_impl.h, lp_odd_quotient_inv, for scales in
-    [2**-200, 2**200]; the division beyond): x the float32 nearest k * s and its two neighbours, so x / s
-    lies within a hair of an integer on either side (where a directed rounding needs the quotient's
-    exact side), for random 53-bit scales from 2**-149 (subnormal x) to 2**120 and at the bounds
-    2**-200 and 2**200 and just past them; per tensor and per channel, against the numpy rule."""
+    """float32 x the nearest float to k * s and its two neighbours, so x / s lies within a hair of an
+    integer on either side (where a directed rounding needs the quotient's exact side: csrc/affine_impl.h
+    rounds it to odd), for random 53-bit scales from 2**-149 (subnormal x) to 2**120, extreme ones
+    (2**-201 ... 2**201) and plain ones; per tensor and per channel, against the numpy rule."""
     from lowprec.scaled import _affine
 
     rng = np.random.default_rng(29)

@@ -244,7 +244,7 @@ def _stochastic_step(rows: np.ndarray, down: np.ndarray, fmt: LUTFormat, seed: A
 
 def _step_book(fmt: LUTFormat) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The C step's codebook (float64), gaps hi - lo as the rule rounds them (the top entry has none) and
-    their inverses, NaN where a gap lies outside [2**-1000, 2**1000] (there the step divides)."""
+    their inverses for the fused kernel, NaN where a gap lies outside [2**-1000, 2**1000] (there it divides)."""
     cb = np.ascontiguousarray(fmt.codebook, np.float64)
     gaps = np.append(np.diff(cb), 1.0)
     with np.errstate(divide="ignore", over="ignore"):
@@ -260,11 +260,10 @@ def _stochastic_step_c(x: np.ndarray, codes: np.ndarray, fmt: LUTFormat, table: 
     if not x.size:
         return
     sfx, ctype = ("f32", "float[]") if x.dtype == np.float32 else ("f64", "double[]")
-    cb, gaps, inv = book if book is not None else _step_book(fmt)
+    cb, gaps, _ = book if book is not None else _step_book(fmt)
     getattr(lib, f"lp_lut_sr_{sfx}")(
         ffi.from_buffer(ctype, x), x.size, ffi.from_buffer("uint16_t[]", codes, require_writable=True),
-        ffi.from_buffer("double[]", cb), ffi.from_buffer("double[]", gaps), ffi.from_buffer("double[]", inv),
-        cb.size, ffi.from_buffer(ctype, table),
+        ffi.from_buffer("double[]", cb), ffi.from_buffer("double[]", gaps), cb.size, ffi.from_buffer(ctype, table),
         ffi.from_buffer(ctype, values, require_writable=True) if values is not None else ffi.NULL,
         seed_key(seed), counter_offset(start, np.float32), get_num_threads())
 
