@@ -325,3 +325,37 @@ def test_stochastic_codebook_draws_equal_to_the_place_stay_down():
         stay = np.setdiff1d(np.flatnonzero(small), above)
         assert np.all(got[stay] == 0.0) and np.all(got[above] == 1.0), fused
         assert_same(got, _numpy_stochastic(x, fmt, 11))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_per_channel_stochastic_is_the_numpy_rule(dtype, axis):
+    """Per-channel codebooks round stochastically by one C step over all channels (their codebooks one
+    after another, each channel's top entry never stepping into the next channel's first): the numpy
+    statement of the rule (_stochastic_step on the channel-major rows, the same draws), values and codes,
+    on the first, a middle and the last axis, with values beyond both ends of each book, entries, NaN and
+    Inf; and the codes stay each channel's own (a value above a channel's top entry keeps it)."""
+    from lowprec.array.codebook import _channels, _run, _stochastic_step, _tables
+
+    rng = np.random.default_rng(67)
+    shape = [37, 6, 29]
+    channels = shape[axis]
+    books = np.sort(rng.standard_normal((channels, 11)), axis=1)
+    fmt = LUTFormat(books, axis=axis)
+    x = (rng.standard_normal(shape) * 2).astype(dtype)
+    flat = x.reshape(-1)
+    flat[:6] = [np.nan, np.inf, -np.inf, 0.0, 50.0, -50.0]
+    rows, _ = _channels(x, fmt)
+    tables = _tables(fmt, np.dtype(dtype), "stochastic")
+    down = np.stack([_run(rows[c], thr, table, False, True)[1] for c, (thr, table) in enumerate(tables)])
+    codes = _stochastic_step(rows, down, fmt, 13)
+    want = np.stack([np.where(np.isnan(rows[c]), rows[c], table[codes[c]]) for c, (_, table) in enumerate(tables)])
+    want = np.moveaxis(want.reshape((channels,) + tuple(np.delete(shape, axis % 3))), 0, axis)
+    assert_same(lowprec.quantize(x, fmt, "stochastic", seed=13), want.astype(dtype))
+    finite = np.where(np.isfinite(x), x, 0).astype(dtype)
+    got = lowprec.encode(finite, fmt, "stochastic", seed=13)
+    rows, _ = _channels(finite, fmt)
+    down = np.stack([_run(rows[c], thr, table, False, True)[1] for c, (thr, table) in enumerate(tables)])
+    codes = _stochastic_step(rows, down, fmt, 13)
+    assert np.array_equal(np.moveaxis(codes.reshape((channels,) + tuple(np.delete(shape, axis % 3))), 0, axis), got)
+    assert got.max() < books.shape[1]

@@ -209,6 +209,8 @@ def lut_round(arr: np.ndarray, fmt: LUTFormat, rounding: str, seed: Any, want_va
             codes[c] = k
     if sr and not fmt.per_channel:  # the C kernel: codes in place, values straight from the table
         _stochastic_step_c(rows[0], codes[0], fmt, tables[0][1], vals[0] if want_values else None, seed, start)
+    elif sr and rows.size and fmt.codebook.size <= 65536:  # every channel's step in one C call
+        codes = _stochastic_step_rows_c(rows, codes, fmt, tables, vals if want_values else None, seed, start)
     elif sr:
         codes = _stochastic_step(rows, codes, fmt, seed, start)
         if want_values:
@@ -291,6 +293,26 @@ def _sr16(flat: np.ndarray, into: np.ndarray, fmt: LUTFormat, thr: np.ndarray, t
         k, ffi.from_buffer("float[]", table16), ffi.from_buffer("float[]", into, require_writable=True),
         seed_key(seed), counter_offset(0, np.float32), get_num_threads())
     return bool(done)
+
+
+def _stochastic_step_rows_c(rows: np.ndarray, codes: np.ndarray, fmt: LUTFormat, tables: list, values: np.ndarray | None,
+                            seed: Any, start: int = 0) -> np.ndarray:
+    """_stochastic_step of per-channel codebooks by one call of the C step: the channels' codebooks one
+    after another (channel c's entry k is entry c K + k of one table), each channel's top entry given a
+    NaN gap so that no element steps up into the next channel's first entry; rows (channel-major,
+    C-contiguous) draw as _stochastic_step's do. values (rows' shape, or None) receive the entries;
+    returns the chosen codes (uint16, channel by channel)."""
+    channels, k = fmt.codebook.shape
+    book = np.ascontiguousarray(fmt.codebook, np.float64)
+    gaps = np.concatenate([np.diff(book, axis=1), np.full((channels, 1), np.nan)], axis=1)
+    first = (np.arange(channels, dtype=np.uint16) * np.uint16(k))[:, None]  # fits: channels * K <= 65536
+    glob = np.add(codes, first, dtype=np.uint16)
+    table = np.concatenate([t for _, t in tables]).astype(rows.dtype)
+    out = values.reshape(-1) if values is not None else None
+    _stochastic_step_c(np.ascontiguousarray(rows).reshape(-1), glob.reshape(-1), fmt, table, out, seed, start,
+                       (book.reshape(-1), gaps.reshape(-1), None))
+    glob -= first
+    return glob
 
 
 # -- array API ----------------------------------------------------------------------------------------
