@@ -150,12 +150,14 @@ void lp_lut_sr_f32(const float *in, int64_t n, uint16_t *codes, const double *cb
                    const float *table, float *out, uint64_t seed, uint64_t offset, int nthreads);
 void lp_lut_sr_f64(const double *in, int64_t n, uint16_t *codes, const double *cb, const double *gaps, int32_t entries,
                    const double *table, double *out, uint64_t seed, uint64_t offset, int nthreads);
-/* lp_lut_sr_f32 for a codebook of at most 16 entries with the search fused in (float32, AVX-512): thr16
- * the 'down' thresholds NaN-padded to 16, book16, igap16 and table16 padded to 16; gaps as lp_lut_sr_'s.
- * Returns 0, having done nothing, where the machine or the build lacks AVX-512. */
-int lp_lut_sr16_f32(const float *in, int64_t n, const float *thr16, const double *book16, const double *igap16,
-                    const double *gaps, int32_t entries, const float *table16, float *out, uint64_t seed,
-                    uint64_t offset, int nthreads);
+/* lp_lut_sr_f32 with the search fused in (float32, AVX-512): thr the 'down' thresholds (entries - 1), buckets
+ * their bucket index (lowprec.array.codebook.bucket_index; NULL for at most 16 entries, which need none),
+ * cb, gaps and table as lp_lut_sr_f32's, igaps the gaps' inverses (NaN where a gap lies outside
+ * [2**-1000, 2**1000]). Returns 0, having done nothing, where the machine or the build lacks AVX-512 or
+ * a table of more than 16 entries comes without buckets. */
+int lp_lut_sr_fused_f32(const float *in, int64_t n, const float *thr, const uint64_t *buckets, const double *cb,
+                        const double *gaps, const double *igaps, int32_t entries, const float *table, float *out,
+                        uint64_t seed, uint64_t offset, int nthreads);
 void lp_lut_bucket_f32(const float *in, int64_t n, const float *thr, int32_t nthr, const uint64_t *buckets,
                        const float *table, float *out, uint16_t *idx, int nthreads);
 

@@ -136,55 +136,68 @@ LP_CLONES static void lut_bucket_tile_f32(const float *restrict x, int64_t m, co
 }
 
 #if defined(LP_X86_DISPATCH) && LP_MAX_ISA >= 4
-/* The same tile with AVX-512 gathers (GCC emulates gathers lane by lane in the portable loop): 16
- * elements a step, the rare buckets with more than two thresholds counted one by one. */
-__attribute__((target("avx512f"))) static inline LP_ALWAYS_INLINE void lut_bucket_tile_avx512(const float *x, int64_t m, const float *thr,
-                                                                       int32_t nthr, const uint64_t *buckets,
-                                                                       const float *table, float *out, uint16_t *idx)
+/* k = #{j : thr[j] <= x} of 16 elements (v, the live lanes of x) by the bucket index, with AVX-512
+ * gathers (GCC emulates gathers lane by lane in portable loops); NaN takes 0; the rare buckets with
+ * more than two thresholds are counted one by one. */
+__attribute__((target("avx512f"))) static inline LP_ALWAYS_INLINE __m512i lut_bucket_k_avx512(const float *x, __mmask16 live,
+                                                                                            __m512 v, const float *thr,
+                                                                                            int32_t nthr,
+                                                                                            const uint64_t *buckets)
 {
     const __m512i last = _mm512_set1_epi32(nthr - 1), low16 = _mm512_set1_epi32(0xFFFF), one = _mm512_set1_epi32(1);
     const __m512i top = _mm512_set1_epi32((int)0x80000000u), two = _mm512_set1_epi32(2);
-    for (int64_t i = 0; i < m; i += 16) {
-        const __mmask16 live = m - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (m - i)) - 1u);
-        const __m512 v = _mm512_maskz_loadu_ps(live, x + i);
-        const __m512i u = _mm512_castps_si512(v);
-        const __m512i key = _mm512_xor_si512(u, _mm512_or_si512(_mm512_srai_epi32(u, 31), top));
-        /* the entries' low words (lo | hi << 16): 32-bit gathers at 8-byte strides */
-        const __m512i b = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, _mm512_srli_epi32(key, 16),
-                                                      (const int *)buckets, 8);
-        const __m512i lo = _mm512_and_si512(b, low16), hi = _mm512_srli_epi32(b, 16);
-        const __m512i j0 = _mm512_min_epi32(lo, last), j1 = _mm512_min_epi32(_mm512_add_epi32(lo, one), last);
-        const __m512i width = _mm512_sub_epi32(hi, lo);
-        /* only the lanes whose bucket holds a threshold (a second one: rare) load it */
-        const __mmask16 has0 = _mm512_mask_cmpgt_epi32_mask(live, width, _mm512_setzero_si512());
-        const __mmask16 has1 = _mm512_mask_cmpgt_epi32_mask(has0, width, one);
-        const __m512 t0 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), has0, j0, thr, 4);
-        const __mmask16 c0 = _mm512_mask_cmp_ps_mask(has0, t0, v, _CMP_LE_OQ);
-        __mmask16 c1 = 0;
-        if (has1) {
-            const __m512 t1 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), has1, j1, thr, 4);
-            c1 = _mm512_mask_cmp_ps_mask(has1, t1, v, _CMP_LE_OQ);
-        }
-        __m512i k = _mm512_mask_add_epi32(lo, c0, lo, one);
-        k = _mm512_mask_add_epi32(k, c1, k, one);
-        const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-        k = _mm512_mask_mov_epi32(k, nan, _mm512_setzero_si512());
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i key = _mm512_xor_si512(u, _mm512_or_si512(_mm512_srai_epi32(u, 31), top));
+    /* the entries' low words (lo | hi << 16): 32-bit gathers at 8-byte strides */
+    const __m512i b = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, _mm512_srli_epi32(key, 16),
+                                                  (const int *)buckets, 8);
+    const __m512i lo = _mm512_and_si512(b, low16), hi = _mm512_srli_epi32(b, 16);
+    const __m512i j0 = _mm512_min_epi32(lo, last), j1 = _mm512_min_epi32(_mm512_add_epi32(lo, one), last);
+    const __m512i width = _mm512_sub_epi32(hi, lo);
+    /* only the lanes whose bucket holds a threshold (a second one: rare) load it */
+    const __mmask16 has0 = _mm512_mask_cmpgt_epi32_mask(live, width, _mm512_setzero_si512());
+    const __mmask16 has1 = _mm512_mask_cmpgt_epi32_mask(has0, width, one);
+    const __m512 t0 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), has0, j0, thr, 4);
+    const __mmask16 c0 = _mm512_mask_cmp_ps_mask(has0, t0, v, _CMP_LE_OQ);
+    __mmask16 c1 = 0;
+    if (has1) {
+        const __m512 t1 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), has1, j1, thr, 4);
+        c1 = _mm512_mask_cmp_ps_mask(has1, t1, v, _CMP_LE_OQ);
+    }
+    __m512i k = _mm512_mask_add_epi32(lo, c0, lo, one);
+    k = _mm512_mask_add_epi32(k, c1, k, one);
+    const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    k = _mm512_mask_mov_epi32(k, nan, _mm512_setzero_si512());
+    __mmask16 wide = _mm512_cmpgt_epi32_mask(width, two) & live & (__mmask16)~nan;
+    if (wide) { /* more than two thresholds in the bucket: count them */
         int32_t kk[16];
         _mm512_storeu_si512((void *)kk, k);
-        __mmask16 wide = _mm512_cmpgt_epi32_mask(width, two) & live & (__mmask16)~nan;
-        while (wide) { /* more than two thresholds in the bucket: count them */
+        while (wide) {
             const int l = __builtin_ctz(wide);
-            const uint32_t bb = (uint32_t)buckets[lp_order_key_f32(x[i + l]) >> 16];
+            const uint32_t bb = (uint32_t)buckets[lp_order_key_f32(x[l]) >> 16];
             int32_t c = (int32_t)(bb & 0xFFFFu);
             for (int32_t t = (int32_t)(bb & 0xFFFFu); t < (int32_t)(bb >> 16); t++)
-                c += thr[t] <= x[i + l];
+                c += thr[t] <= x[l];
             kk[l] = c;
             wide &= (__mmask16)(wide - 1);
         }
         k = _mm512_loadu_si512((const void *)kk);
+    }
+    return k;
+}
+
+/* The tile of lut_bucket_tile_f32, 16 elements a step by lut_bucket_k_avx512 */
+__attribute__((target("avx512f"))) static inline LP_ALWAYS_INLINE void lut_bucket_tile_avx512(const float *x, int64_t m, const float *thr,
+                                                                       int32_t nthr, const uint64_t *buckets,
+                                                                       const float *table, float *out, uint16_t *idx)
+{
+    for (int64_t i = 0; i < m; i += 16) {
+        const __mmask16 live = m - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (m - i)) - 1u);
+        const __m512 v = _mm512_maskz_loadu_ps(live, x + i);
+        const __m512i k = lut_bucket_k_avx512(x + i, live, v, thr, nthr, buckets);
         if (out) {
             const __m512 val = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, k, table, 4);
-            _mm512_mask_storeu_ps(out + i, live, _mm512_mask_mov_ps(val, nan, v));
+            _mm512_mask_storeu_ps(out + i, live, _mm512_mask_mov_ps(val, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v));
         }
         if (idx) {
             uint16_t k16[16];
@@ -302,17 +315,63 @@ LP_CLONES void CAT(lp_lut_sr_, SFX)(const FT *in, int64_t n, uint16_t *codes, co
 }
 
 #if WBITS == 32 && defined(LP_X86_DISPATCH) && LP_MAX_ISA >= 4
-/* Stochastic rounding of float32 input to a per-tensor codebook of at most 16 entries, AVX-512: the
- * search (a four-step binary search over the 'down' thresholds, NaN-padded to 16, so
- * k = #{j : thr[j] <= x} as the scan counts; NaN passes none) and lut_sr_unit_'s step fused, 16
- * elements at a time, every table in registers (permutes, no gathers): one pass, no codes array.
- * book16, igap16 and table16 are padded to 16 entries (never selected beyond top).
- * The step's p * 2**32 = (x - lo) / gap * 2**32 is estimated without a division, by the gap's inverse
- * igap: the two differ by at most 3.01 * 2**-53 * 2**32 < 2**-19 (each is within a rounding or two of
- * the exact quotient, at most 1 as lo <= x < hi), so an integer draw r further than 2**-18 from the
- * estimate decides as it would against p; the rest (a draw that near: about one element in 2**31, or
- * a NaN estimate, which a gap outside [2**-1000, 2**1000] forces through a NaN inverse) divide, one by
- * one, where x may go up at all. */
+/* lut_sr_unit_'s step for 16 elements (v, the live lanes of x; k the 'down' indices; rnd their draws;
+ * lo and ig, per half of 8 lanes, book[k] and the gap's inverse igap[k]): the chosen indices. The
+ * step's p * 2**32 = (x - lo) / gap * 2**32 is estimated without a division, as (x - lo) * igap * 2**32:
+ * the two differ by at most 3.01 * 2**-53 * 2**32 < 2**-19 (each is within a rounding or two of the
+ * exact quotient, at most 1 as lo <= x < hi), so an integer draw r further than 2**-18 from the estimate
+ * decides as it would against p; the rest (a draw that near: about one element in 2**31, or a NaN
+ * estimate, which a gap outside [2**-1000, 2**1000] forces through a NaN inverse) divide, lane by lane,
+ * where x may go up at all. */
+__attribute__((target("avx512f"))) static inline LP_ALWAYS_INLINE __m512i lut_sr_step_avx512(
+    __m512i k, __m512 v, __mmask16 live, const uint32_t *rnd, const __m512d *lo, const __m512d *ig, int32_t top,
+    const float *x, const double *book, const double *gap)
+{
+    const __m512d two31 = _mm512_set1_pd(2147483648.0), two32 = _mm512_set1_pd(4294967296.0);
+    const __m512d lim = _mm512_set1_pd(0x1p-18);
+    const __m512i r32 = _mm512_xor_si512(_mm512_maskz_loadu_epi32(live, rnd), _mm512_set1_epi32((int)0x80000000u));
+    __mmask8 up[2], near[2], above[2];
+    for (int h = 0; h < 2; h++) {
+        const __m256 vh = _mm256_castpd_ps(h ? _mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)
+                                             : _mm512_castpd512_pd256(_mm512_castps_pd(v)));
+        const __m256i rh = h ? _mm512_extracti64x4_epi64(r32, 1) : _mm512_castsi512_si256(r32);
+        const __m512d xd = _mm512_cvtps_pd(vh);
+        const __m512d r = _mm512_add_pd(_mm512_cvtepi32_pd(rh), two31); /* exact */
+        const __m512d pp = _mm512_mul_pd(_mm512_mul_pd(_mm512_sub_pd(xd, lo[h]), ig[h]), two32);
+        above[h] = _mm512_cmp_pd_mask(xd, lo[h], _CMP_GT_OQ);
+        up[h] = _mm512_cmp_pd_mask(r, pp, _CMP_LT_OQ);
+        near[h] = _mm512_cmp_pd_mask(_mm512_abs_pd(_mm512_sub_pd(r, pp)), lim, _CMP_NGT_UQ);
+    }
+    const __mmask16 open = _mm512_kand(_mm512_kunpackb(above[1], above[0]),
+                                       _mm512_cmplt_epi32_mask(k, _mm512_set1_epi32(top)));
+    const __mmask16 go = _mm512_kand(_mm512_kunpackb(up[1], up[0]), open);
+    __mmask16 unsure = _mm512_kand(_mm512_kand(_mm512_kunpackb(near[1], near[0]), open), live);
+    __m512i k2 = _mm512_mask_add_epi32(k, go, k, _mm512_set1_epi32(1));
+    if (unsure) { /* draws too near to tell: the rule itself */
+        int32_t kk[16], k0[16];
+        _mm512_storeu_si512((void *)kk, k2);
+        _mm512_storeu_si512((void *)k0, k);
+        while (unsure) {
+            const int l = __builtin_ctz(unsure);
+            const double xd = (double)x[l], p = (xd - book[k0[l]]) / gap[k0[l]];
+            kk[l] = k0[l] + ((double)rnd[l] < p * 4294967296.0);
+            unsure &= (__mmask16)(unsure - 1);
+        }
+        k2 = _mm512_loadu_si512((const void *)kk);
+    }
+    return k2;
+}
+
+/* 4 KiB ahead (the next page, where hardware prefetchers stop): 2.7 -> 1.3 ns an element on a stream of
+ * 2**24 for the small tables' unit, the speed of cached data (a prefetch never faults) */
+#define LP_LUT_PREFETCH(x, out)                 \
+    __builtin_prefetch((x) + 1024, 0, 3);       \
+    __builtin_prefetch((out) + 1024, 1, 3);
+
+/* Stochastic rounding of float32 to a codebook of at most 16 entries, the search and the step in one
+ * pass, every table in registers (permutes, no gathers): a four-step binary search over the 'down'
+ * thresholds NaN-padded to 16 (k = #{j : thr[j] <= x}, the scan's count; NaN passes none), then
+ * lut_sr_step_avx512. book16, igap16 and table16 padded to 16 (never selected beyond top). */
 __attribute__((target("avx512f"))) static void lut_sr16_unit_avx512(const float *x, int64_t len, const uint32_t *rnd,
                                                                      const float *thr16, const double *book16,
                                                                      const double *igap16, const double *gap,
@@ -321,69 +380,73 @@ __attribute__((target("avx512f"))) static void lut_sr16_unit_avx512(const float 
     const __m512 T = _mm512_loadu_ps(thr16), V = _mm512_loadu_ps(table16);
     const __m512d B0 = _mm512_loadu_pd(book16), B1 = _mm512_loadu_pd(book16 + 8);
     const __m512d G0 = _mm512_loadu_pd(igap16), G1 = _mm512_loadu_pd(igap16 + 8);
-    const __m512i one = _mm512_set1_epi32(1), topv = _mm512_set1_epi32(top), flip = _mm512_set1_epi32((int)0x80000000u);
-    const __m512d two31 = _mm512_set1_pd(2147483648.0), two32 = _mm512_set1_pd(4294967296.0);
-    const __m512d lim = _mm512_set1_pd(0x1p-18);
     for (int64_t i = 0; i < len; i += 16) {
         const __mmask16 live = len - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (len - i)) - 1u);
         const __m512 v = _mm512_maskz_loadu_ps(live, x + i);
-        /* 4 KiB ahead (the next page, where hardware prefetchers stop): 2.7 -> 1.3 ns an element on a
-           2**24 stream, the speed of cached data (a prefetch never faults) */
-        __builtin_prefetch(x + i + 1024, 0, 3);
-        __builtin_prefetch(out + i + 1024, 1, 3);
+        LP_LUT_PREFETCH(x + i, out + i)
         __m512i k = _mm512_setzero_si512();
-        for (int half = 8; half >= 1; half /= 2) { /* k = #{j : thr[j] <= x}: NaN pads and NaN x pass none */
+        for (int half = 8; half >= 1; half /= 2) {
             const __m512 t = _mm512_permutexvar_ps(_mm512_add_epi32(k, _mm512_set1_epi32(half - 1)), T);
             k = _mm512_mask_add_epi32(k, _mm512_cmp_ps_mask(t, v, _CMP_LE_OQ), k, _mm512_set1_epi32(half));
         }
-        const __m512i r32 = _mm512_xor_si512(_mm512_maskz_loadu_epi32(live, rnd + i), flip);
-        __mmask8 up[2], near[2], above[2];
+        __m512d lo[2], ig[2];
         for (int h = 0; h < 2; h++) {
-            const __m256i kh = h ? _mm512_extracti64x4_epi64(k, 1) : _mm512_castsi512_si256(k);
-            const __m256 vh = _mm256_castpd_ps(h ? _mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)
-                                                 : _mm512_castpd512_pd256(_mm512_castps_pd(v)));
-            const __m256i rh = h ? _mm512_extracti64x4_epi64(r32, 1) : _mm512_castsi512_si256(r32);
-            const __m512i k64 = _mm512_cvtepi32_epi64(kh);
-            const __m512d xd = _mm512_cvtps_pd(vh), lo = _mm512_permutex2var_pd(B0, k64, B1);
-            const __m512d ig = _mm512_permutex2var_pd(G0, k64, G1);
-            const __m512d r = _mm512_add_pd(_mm512_cvtepi32_pd(rh), two31); /* exact */
-            const __m512d pp = _mm512_mul_pd(_mm512_mul_pd(_mm512_sub_pd(xd, lo), ig), two32);
-            above[h] = _mm512_cmp_pd_mask(xd, lo, _CMP_GT_OQ);
-            up[h] = _mm512_cmp_pd_mask(r, pp, _CMP_LT_OQ);
-            near[h] = _mm512_cmp_pd_mask(_mm512_abs_pd(_mm512_sub_pd(r, pp)), lim, _CMP_NGT_UQ);
+            const __m512i k64 = _mm512_cvtepi32_epi64(h ? _mm512_extracti64x4_epi64(k, 1) : _mm512_castsi512_si256(k));
+            lo[h] = _mm512_permutex2var_pd(B0, k64, B1);
+            ig[h] = _mm512_permutex2var_pd(G0, k64, G1);
         }
-        const __mmask16 open = _mm512_kand(_mm512_kunpackb(above[1], above[0]), _mm512_cmplt_epi32_mask(k, topv));
-        const __mmask16 go = _mm512_kand(_mm512_kunpackb(up[1], up[0]), open);
-        __mmask16 unsure = _mm512_kand(_mm512_kand(_mm512_kunpackb(near[1], near[0]), open), live);
-        __m512i k2 = _mm512_mask_add_epi32(k, go, k, one);
-        if (unsure) { /* draws too near to tell (about one element in 2**31): the rule itself */
-            int32_t kk[16], k0[16];
-            _mm512_storeu_si512((void *)kk, k2);
-            _mm512_storeu_si512((void *)k0, k);
-            while (unsure) {
-                const int l = __builtin_ctz(unsure);
-                const double xd = (double)x[i + l], p = (xd - book16[k0[l]]) / gap[k0[l]];
-                kk[l] = k0[l] + ((double)rnd[i + l] < p * 4294967296.0);
-                unsure &= (__mmask16)(unsure - 1);
-            }
-            k2 = _mm512_loadu_si512((const void *)kk);
-        }
+        const __m512i k2 = lut_sr_step_avx512(k, v, live, rnd + i, lo, ig, top, x + i, book16, gap);
         const __m512 val = _mm512_permutexvar_ps(k2, V);
         _mm512_mask_storeu_ps(out + i, live, _mm512_mask_mov_ps(val, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v));
     }
 }
+
+/* The same for larger tables: the search by the bucket index (lut_bucket_k_avx512), book, igap and
+ * table read by gathers */
+__attribute__((target("avx512f"))) static void lut_sr_bucket_unit_avx512(const float *x, int64_t len,
+                                                                          const uint32_t *rnd, const float *thr,
+                                                                          int32_t nthr, const uint64_t *buckets,
+                                                                          const double *book, const double *igap,
+                                                                          const double *gap, const float *table,
+                                                                          float *out)
+{
+    for (int64_t i = 0; i < len; i += 16) {
+        const __mmask16 live = len - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (len - i)) - 1u);
+        const __m512 v = _mm512_maskz_loadu_ps(live, x + i);
+        LP_LUT_PREFETCH(x + i, out + i)
+        const __m512i k = lut_bucket_k_avx512(x + i, live, v, thr, nthr, buckets);
+        __m512d lo[2], ig[2];
+        for (int h = 0; h < 2; h++) {
+            const __m256i kh = h ? _mm512_extracti64x4_epi64(k, 1) : _mm512_castsi512_si256(k);
+            lo[h] = _mm512_i32gather_pd(kh, book, 8);
+            ig[h] = _mm512_i32gather_pd(kh, igap, 8);
+        }
+        const __m512i k2 = lut_sr_step_avx512(k, v, live, rnd + i, lo, ig, nthr, x + i, book, gap);
+        const __m512 val = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, k2, table, 4);
+        _mm512_mask_storeu_ps(out + i, live, _mm512_mask_mov_ps(val, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v));
+    }
+}
+#undef LP_LUT_PREFETCH
 #endif
 
 #if WBITS == 32
-/* lp_lut_sr_f32 with the search fused in, for codebooks of at most 16 entries (lowprec.h); 0 (nothing
- * done) where the machine or the build lacks AVX-512. */
-int lp_lut_sr16_f32(const float *in, int64_t n, const float *thr16, const double *book16, const double *igap16,
-                    const double *gaps, int32_t entries, const float *table16, float *out, uint64_t seed,
-                    uint64_t offset, int nthreads)
+/* lp_lut_sr_f32 with the search fused in (lowprec.h); 0 (nothing done) where the machine or the build
+ * lacks AVX-512, or a table of more than 16 entries comes without its bucket index. */
+int lp_lut_sr_fused_f32(const float *in, int64_t n, const float *thr, const uint64_t *buckets, const double *cb,
+                        const double *gaps, const double *igaps, int32_t entries, const float *table, float *out,
+                        uint64_t seed, uint64_t offset, int nthreads)
 {
 #if defined(LP_X86_DISPATCH) && LP_MAX_ISA >= 4
-    if (!__builtin_cpu_supports("avx512f") || entries < 1 || entries > 16)
+    if (!__builtin_cpu_supports("avx512f") || entries < 1 || entries > 65536 || (entries > 16 && !buckets))
         return 0;
+    float thr16[16], table16[16];
+    double book16[16], igap16[16];
+    for (int j = 0; j < 16 && entries <= 16; j++) { /* the small tables padded to 16 */
+        thr16[j] = j < entries - 1 ? thr[j] : NAN;
+        book16[j] = cb[j < entries ? j : entries - 1];
+        igap16[j] = j < entries ? igaps[j] : 1.0;
+        table16[j] = table[j < entries ? j : entries - 1];
+    }
     const int64_t nunits = (n + LP_WORK_UNIT - 1) / LP_WORK_UNIT;
     nthreads = lp_team(n, nthreads);
     LP_PARALLEL_FOR
@@ -392,11 +455,15 @@ int lp_lut_sr16_f32(const float *in, int64_t n, const float *thr16, const double
         const int64_t start = c * LP_WORK_UNIT;
         const int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
         philox_fill_best(rnd, LP_WORK_UNIT / 4, seed, offset + (uint64_t)c * (LP_WORK_UNIT / 4));
-        lut_sr16_unit_avx512(in + start, len, rnd, thr16, book16, igap16, gaps, entries - 1, table16, out + start);
+        if (entries <= 16)
+            lut_sr16_unit_avx512(in + start, len, rnd, thr16, book16, igap16, gaps, entries - 1, table16, out + start);
+        else
+            lut_sr_bucket_unit_avx512(in + start, len, rnd, thr, entries - 1, buckets, cb, igaps, gaps, table,
+                                      out + start);
     }
     return 1;
 #else
-    (void)in, (void)n, (void)thr16, (void)book16, (void)igap16, (void)gaps, (void)entries, (void)table16;
+    (void)in, (void)n, (void)thr, (void)buckets, (void)cb, (void)gaps, (void)igaps, (void)entries, (void)table;
     (void)out, (void)seed, (void)offset, (void)nthreads;
     return 0;
 #endif

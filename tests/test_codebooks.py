@@ -267,7 +267,7 @@ def _numpy_stochastic(x: np.ndarray, fmt: LUTFormat, seed: int) -> np.ndarray:
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_fused_small_codebook_stochastic_is_the_rule(threads, monkeypatch):
-    """Codebooks of 1 to 16 entries take one fused pass for float32 (lp_lut_sr16_f32 where the machine has
+    """Codebooks of 1 to 16 entries take one fused pass for float32 (lp_lut_sr_fused_f32 where the machine has
     AVX-512): the numpy rule and the two-pass kernel, bit for bit, for random tables, one with a gap too
     small for its inverse (the division decides), entries, thresholds' neighbours, exact midpoints, values
     beyond both ends, NaN, Inf and signed zeros; a ragged length, out= and a fresh result."""
@@ -292,23 +292,25 @@ def test_fused_small_codebook_stochastic_is_the_rule(threads, monkeypatch):
             out = np.full_like(x, 5.0)
             lowprec.quantize(x, fmt, "stochastic", seed=7, out=out)
             assert_same(out, want, f"{e.size} entries, out=")
-            monkeypatch.setattr(cb, "FUSED_SR16", False)
+            monkeypatch.setattr(cb, "FUSED_SR", False)
             assert_same(lowprec.quantize(x, fmt, "stochastic", seed=7), want, f"{e.size} entries, two passes")
-            monkeypatch.setattr(cb, "FUSED_SR16", True)
+            monkeypatch.setattr(cb, "FUSED_SR", True)
     finally:
         lowprec.set_num_threads(None)
 
 
-def test_stochastic_codebook_draws_equal_to_the_place_stay_down():
+@pytest.mark.parametrize("entries", [4, 100])
+def test_stochastic_codebook_draws_equal_to_the_place_stay_down(entries):
     """The step goes up where the draw r < p * 2**32 (strict): x = r * 2**-32 between the entries 0 and 1
     (p * 2**32 is r itself, the case the kernels' division-free estimate cannot tell and hands to the
-    division) stays at 0, x one step of 2**-32 higher goes up; fused and two-pass kernels alike."""
+    division) stays at 0, x one step of 2**-32 higher goes up; fused and two-pass kernels alike, a small
+    table and one searched through its bucket index (an array past codebook._BUCKET_MIN)."""
     from lowprec.array import codebook as cb
     from lowprec.kernels.philox import element_random
     from lowprec.kernels.rounding import seed_key
 
-    fmt = LUTFormat([0.0, 1.0, 2.0, 3.0])
-    n = 1 << 18
+    fmt = LUTFormat(np.arange(float(entries)))
+    n = (1 << 18) if entries <= 16 else cb._BUCKET_MIN + 5
     r = element_random(n, np.float32, seed_key(11)).astype(np.int64)
     small = r < (1 << 24) - 1  # r and r + 1 exact in float32 as multiples of 2**-32
     assert small.sum() > 500
@@ -317,11 +319,11 @@ def test_stochastic_codebook_draws_equal_to_the_place_stay_down():
     above = np.flatnonzero(small)[::2]
     x[above] = ((r[above] + 1) * 2.0**-32).astype(np.float32)
     for fused in (True, False):
-        cb.FUSED_SR16 = fused
+        cb.FUSED_SR = fused
         try:
             got = lowprec.quantize(x, fmt, "stochastic", seed=11)
         finally:
-            cb.FUSED_SR16 = True
+            cb.FUSED_SR = True
         stay = np.setdiff1d(np.flatnonzero(small), above)
         assert np.all(got[stay] == 0.0) and np.all(got[above] == 1.0), fused
         assert_same(got, _numpy_stochastic(x, fmt, 11))

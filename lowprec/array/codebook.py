@@ -270,27 +270,31 @@ def _stochastic_step_c(x: np.ndarray, codes: np.ndarray, fmt: LUTFormat, table: 
         seed_key(seed), counter_offset(start, np.float32), get_num_threads())
 
 
-FUSED_SR16 = True  # stochastic rounding to <= 16 entries in one pass where the C build allows (tests turn it off)
+FUSED_SR = True  # stochastic rounding searched and stepped in one pass where the C build allows (tests turn it off)
 
 
-def _sr16(flat: np.ndarray, into: np.ndarray, fmt: LUTFormat, thr: np.ndarray, table: np.ndarray,
-          seed: Any) -> bool:
-    """Stochastic rounding of float32 `flat` to a per-tensor codebook of at most 16 entries by the fused C
-    kernel (lp_lut_sr16_f32: the search and _stochastic_step_c's step in one pass, the same draws) into
-    `into` (flat's size, not overlapping it). False where it does not apply (or the machine or the build
-    lacks AVX-512): the caller takes the two-pass path."""
+def _sr_fused(flat: np.ndarray, into: np.ndarray, fmt: LUTFormat, thr: np.ndarray, table: np.ndarray,
+              seed: Any) -> bool:
+    """Stochastic rounding of float32 `flat` to a per-tensor codebook by the fused C kernel
+    (lp_lut_sr_fused_f32: the search and _stochastic_step_c's step in one pass, the same draws) into
+    `into` (flat's size, not overlapping it): tables of at most 16 entries in registers, larger ones
+    through their bucket index where the call pays for one (as _index_for decides, scans included).
+    False where it does not apply (or the machine or the build lacks AVX-512): the caller takes the
+    two-pass path."""
     k = fmt.codebook.shape[-1]
-    if not FUSED_SR16 or flat.dtype != np.float32 or k > 16 or not flat.size:
+    if not FUSED_SR or flat.dtype != np.float32 or not flat.size or k > 65536:
         return False
+    buckets = None
+    if k > 16:
+        if not (flat.size >= _BUCKET_MIN or thr.tobytes() in _BUCKETS):
+            return False
+        buckets = bucket_index(thr)
     cb, gaps, inv = _step_book(fmt)
-    pad = 16 - k
-    thr16 = np.concatenate([thr, np.full(16 - thr.size, np.nan, np.float32)]).astype(np.float32)
-    book16, inv16 = np.pad(cb, (0, pad), mode="edge"), np.pad(inv, (0, pad), constant_values=1.0)
-    table16 = np.pad(table, (0, pad), mode="edge")
-    done = lib.lp_lut_sr16_f32(
-        ffi.from_buffer("float[]", flat), flat.size, ffi.from_buffer("float[]", thr16),
-        ffi.from_buffer("double[]", book16), ffi.from_buffer("double[]", inv16), ffi.from_buffer("double[]", gaps),
-        k, ffi.from_buffer("float[]", table16), ffi.from_buffer("float[]", into, require_writable=True),
+    done = lib.lp_lut_sr_fused_f32(
+        ffi.from_buffer("float[]", flat), flat.size, ffi.from_buffer("float[]", thr),
+        ffi.from_buffer("uint64_t[]", buckets) if buckets is not None else ffi.NULL,
+        ffi.from_buffer("double[]", cb), ffi.from_buffer("double[]", gaps), ffi.from_buffer("double[]", inv), k,
+        ffi.from_buffer("float[]", table), ffi.from_buffer("float[]", into, require_writable=True),
         seed_key(seed), counter_offset(0, np.float32), get_num_threads())
     return bool(done)
 
@@ -336,7 +340,7 @@ def quantize_lut(x: Any, fmt: LUTFormat, rounding: str, seed: Any, out: Any, bac
         if rounding == "stochastic":
             flat = src.reshape(-1)
             values = into if direct else np.empty(src.size, src.dtype)
-            if not _sr16(flat, values, fmt, thr, table, seed):  # else: the search and the step in pieces
+            if not _sr_fused(flat, values, fmt, thr, table, seed):  # else: the search and the step in pieces
                 codes = np.empty(min(flat.size, _SR_PIECE), np.uint16)  # (their codes stay in cache)
                 index, book = _index_for(thr, flat.dtype, flat.size), _step_book(fmt)  # once, not per piece
                 for s in range(0, flat.size, _SR_PIECE):
