@@ -361,3 +361,33 @@ def test_per_channel_stochastic_is_the_numpy_rule(dtype, axis):
     codes = _stochastic_step(rows, down, fmt, 13)
     assert np.array_equal(np.moveaxis(codes.reshape((channels,) + tuple(np.delete(shape, axis % 3))), 0, axis), got)
     assert got.max() < books.shape[1]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("block", [64, 1 << 18])
+def test_per_channel_blocks_are_each_channels_own_codebook(dtype, block, monkeypatch):
+    """Per-channel codebooks in a deterministic mode move blocks of the outer axes channel-major one at a
+    time (codebook._blocked_round; block: elements a block, small ones leaving a ragged last block):
+    every mode's values and codes are, channel by channel, those of that channel's own codebook, on a
+    middle and the last axis, with NaN, Inf and both zeros."""
+    from lowprec.array import codebook as cb
+
+    monkeypatch.setattr(cb, "_BLOCK", block)
+    rng = np.random.default_rng(71)
+    for shape, axis in (((7, 5, 3), 1), ((9, 6), -1), ((4, 3, 2, 5), 2)):
+        channels = shape[axis]
+        books = np.sort(rng.standard_normal((channels, 9)), axis=1)
+        fmt = LUTFormat(books, axis=axis)
+        x = (rng.standard_normal(shape) * 2).astype(dtype)
+        x.reshape(-1)[:5] = [np.nan, np.inf, -np.inf, 0.0, -0.0]
+        finite = np.where(np.isfinite(x), x, 1.0).astype(dtype)
+        for mode in ("nearest_even", "nearest_away", "up", "down"):
+            q = lowprec.quantize(x, fmt, mode)
+            codes = lowprec.encode(finite, fmt, mode)
+            for c in range(channels):
+                own = LUTFormat(books[c])
+                pick = np.take(x, c, axis=axis)
+                assert_same(np.take(q, c, axis=axis), lowprec.quantize(np.ascontiguousarray(pick), own, mode),
+                            f"{shape} axis {axis} channel {c} {mode}")
+                assert np.array_equal(np.take(codes, c, axis=axis),
+                                      lowprec.encode(np.ascontiguousarray(np.take(finite, c, axis=axis)), own, mode))

@@ -12,6 +12,7 @@ entries rounded to x's dtype.
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from functools import lru_cache
 from typing import Any
@@ -191,11 +192,48 @@ def _channels(arr: np.ndarray, fmt: LUTFormat) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(np.moveaxis(arr, ax, 0)).reshape(arr.shape[ax], -1), ax
 
 
+_BLOCK = 1 << 18  # elements of a per-channel array moved channel-major at a time (deterministic modes)
+
+
+def _blocked_round(arr: np.ndarray, fmt: LUTFormat, rounding: str, want_values: bool,
+                   want_codes: bool) -> tuple[np.ndarray | None, np.ndarray | None] | None:
+    """lut_round of per-channel codebooks in a deterministic mode where channels are not the outermost
+    axis: blocks of the axes before the channel axis moved channel-major one at a time (a transpose in
+    cache instead of two of the whole array; no draws tie the result to the whole array's layout).
+    None where the channel axis is outermost (its rows are contiguous as they are)."""
+    ax = _channel_axis(arr.shape, fmt)
+    outer, channels = math.prod(arr.shape[:ax]), arr.shape[ax]
+    if outer == 1 or not arr.size:
+        return None
+    a3 = np.ascontiguousarray(arr).reshape(outer, channels, -1)
+    tables = _tables(fmt, arr.dtype, rounding)
+    vals = np.empty(a3.shape, arr.dtype) if want_values else None
+    codes = np.empty(a3.shape, np.uint16) if want_codes else None
+    step = max(1, _BLOCK // (channels * a3.shape[2]))
+    for o in range(0, outer, step):
+        rows = np.ascontiguousarray(a3[o:o + step].transpose(1, 0, 2)).reshape(channels, -1)
+        v = np.empty_like(rows) if want_values else None
+        k = np.empty(rows.shape, np.uint16) if want_codes else None
+        for c, (thr, table) in enumerate(tables):
+            _run(rows[c], thr, table, want_values, want_codes, values=v[c] if want_values else None,
+                 codes=k[c] if want_codes else None)
+        if want_values:  # back to the array's layout: one transpose of the block, in cache
+            vals[o:o + step] = v.reshape(channels, -1, a3.shape[2]).transpose(1, 0, 2)
+        if want_codes:
+            codes[o:o + step] = k.reshape(channels, -1, a3.shape[2]).transpose(1, 0, 2)
+    return (vals.reshape(arr.shape) if want_values else None,
+            codes.astype(fmt.code_dtype).reshape(arr.shape) if want_codes else None)
+
+
 def lut_round(arr: np.ndarray, fmt: LUTFormat, rounding: str, seed: Any, want_values: bool,
               want_codes: bool, start: int = 0) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(values, codes) of a float32/float64 array; the channel layout is undone. start (per-tensor
     codebooks): arr is the elements from `start` (a multiple of 1024) of a larger array."""
     _check_mode(rounding)
+    if fmt.per_channel and rounding != "stochastic":
+        blocked = _blocked_round(arr, fmt, rounding, want_values, want_codes)
+        if blocked is not None:
+            return blocked
     rows, ax = _channels(arr, fmt)
     tables = _tables(fmt, arr.dtype, rounding)
     sr = rounding == "stochastic"
