@@ -133,11 +133,11 @@ def bucket_index(thr: np.ndarray) -> np.ndarray:
     return _BUCKETS[key]
 
 
-def _index_for(thr: np.ndarray, dtype: np.dtype, size: int) -> np.ndarray | None:
+def _index_for(thr: np.ndarray, dtype: np.dtype, size: int, scan_max: int = _SCAN_MAX) -> np.ndarray | None:
     """The bucket index a search of `size` elements of dtype uses, or None (it scans or searches): float32
-    tables past a scan's size, where the call pays for building one or it is built already (small
+    tables past scan_max thresholds, where the call pays for building one or it is built already (small
     per-channel rows would each build one: they search)."""
-    if dtype == np.float32 and thr.size > _SCAN_MAX and (size >= _BUCKET_MIN or thr.tobytes() in _BUCKETS):
+    if dtype == np.float32 and thr.size > scan_max and (size >= _BUCKET_MIN or thr.tobytes() in _BUCKETS):
         return bucket_index(thr)
     return None
 
@@ -282,14 +282,10 @@ def _stochastic_step(rows: np.ndarray, down: np.ndarray, fmt: LUTFormat, seed: A
     return (k + up).astype(np.uint16)
 
 
-def _step_book(fmt: LUTFormat) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The C step's codebook (float64), gaps hi - lo as the rule rounds them (the top entry has none) and
-    their inverses for the fused kernel, NaN where a gap lies outside [2**-1000, 2**1000] (there it divides)."""
+def _step_book(fmt: LUTFormat) -> tuple[np.ndarray, np.ndarray]:
+    """The C step's codebook (float64) and gaps hi - lo as the rule rounds them (the top entry has none)."""
     cb = np.ascontiguousarray(fmt.codebook, np.float64)
-    gaps = np.append(np.diff(cb), 1.0)
-    with np.errstate(divide="ignore", over="ignore"):
-        inv = np.where((gaps >= 2.0**-1000) & (gaps <= 2.0**1000), 1.0 / gaps, np.nan)
-    return cb, gaps, inv
+    return cb, np.append(np.diff(cb), 1.0)
 
 
 def _stochastic_step_c(x: np.ndarray, codes: np.ndarray, fmt: LUTFormat, table: np.ndarray,
@@ -300,7 +296,7 @@ def _stochastic_step_c(x: np.ndarray, codes: np.ndarray, fmt: LUTFormat, table: 
     if not x.size:
         return
     sfx, ctype = ("f32", "float[]") if x.dtype == np.float32 else ("f64", "double[]")
-    cb, gaps, _ = book if book is not None else _step_book(fmt)
+    cb, gaps = book if book is not None else _step_book(fmt)
     getattr(lib, f"lp_lut_sr_{sfx}")(
         ffi.from_buffer(ctype, x), x.size, ffi.from_buffer("uint16_t[]", codes, require_writable=True),
         ffi.from_buffer("double[]", cb), ffi.from_buffer("double[]", gaps), cb.size, ffi.from_buffer(ctype, table),
@@ -322,12 +318,12 @@ def _sr_fused(flat: np.ndarray, into: np.ndarray, fmt: LUTFormat, thr: np.ndarra
     k = fmt.codebook.shape[-1]
     if not FUSED_SR or flat.dtype != np.float32 or not flat.size or k > 65536:
         return False
-    buckets = None
-    if k > 16:
-        if not (flat.size >= _BUCKET_MIN or thr.tobytes() in _BUCKETS):
-            return False
-        buckets = bucket_index(thr)
-    cb, gaps, inv = _step_book(fmt)
+    buckets = _index_for(thr, flat.dtype, flat.size, scan_max=15) if k > 16 else None
+    if k > 16 and buckets is None:
+        return False
+    cb, gaps = _step_book(fmt)
+    with np.errstate(divide="ignore", over="ignore"):  # NaN where a gap is outside [2**-1000, 2**1000]: it divides
+        inv = np.where((gaps >= 2.0**-1000) & (gaps <= 2.0**1000), 1.0 / gaps, np.nan)
     done = lib.lp_lut_sr_fused_f32(
         ffi.from_buffer("float[]", flat), flat.size, ffi.from_buffer("float[]", thr),
         ffi.from_buffer("uint64_t[]", buckets) if buckets is not None else ffi.NULL,
@@ -352,7 +348,7 @@ def _stochastic_step_rows_c(rows: np.ndarray, codes: np.ndarray, fmt: LUTFormat,
     table = np.concatenate([t for _, t in tables]).astype(rows.dtype)
     out = values.reshape(-1) if values is not None else None
     _stochastic_step_c(np.ascontiguousarray(rows).reshape(-1), glob.reshape(-1), fmt, table, out, seed, start,
-                       (book.reshape(-1), gaps.reshape(-1), None))
+                       (book.reshape(-1), gaps.reshape(-1)))
     glob -= first
     return glob
 
