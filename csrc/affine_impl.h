@@ -119,17 +119,14 @@ static inline LP_ALWAYS_INLINE void CAT(affine_params_, SFX)(int64_t start, int6
                                                               int64_t qmin, int64_t qmax, double *sc, double *lo,
                                                               double *hi)
 {
-#define LP_AFFINE_RUN(s, l, ch)                                                                     \
-    {                                                                                               \
-        const double s1 = scale[ch], lo1 = (double)(qmin - zp[ch]), hi1 = (double)(qmax - zp[ch]); \
-        for (int64_t i = (s); i < (s) + (l); i++) {                                                 \
-            sc[i] = s1;                                                                             \
-            lo[i] = lo1;                                                                            \
-            hi[i] = hi1;                                                                            \
-        }                                                                                           \
+    /* zp lies in [qmin, qmax] (at most 33 bits): qmin - zp is exact in double as in int64 */
+    lp_channel_fill(sc, scale, start, len, inner, channels);
+    lp_channel_fill_i64(lo, zp, start, len, inner, channels);
+    const double qlo = (double)qmin, qhi = (double)qmax;
+    for (int64_t i = 0; i < len; i++) {
+        hi[i] = qhi - lo[i];
+        lo[i] = qlo - lo[i];
     }
-    LP_CHANNEL_RUNS(start, len, inner, channels, LP_AFFINE_RUN)
-#undef LP_AFFINE_RUN
 }
 
 /* One chunk's quotients x / scale rounded to odd (NaN counts as 0). */

@@ -41,16 +41,55 @@ static inline int lp_team(int64_t n, int nthreads)
 
 /* The elements [start, start + len) of a contiguous array whose element i is in channel
  * (i / inner) % channels, in runs of one channel each: calls RUN(offset in the span, its length,
- * channel). */
+ * channel). One division for the first run; the next runs are `inner` long and step the channel
+ * (a division per run had cost about 9 ns an element where each element is its own channel). */
 #define LP_CHANNEL_RUNS(start, len, inner, channels, RUN)                                           \
-    for (int64_t s_ = 0; s_ < (len);) {                                                             \
-        const int64_t g_ = (start) + s_;                                                            \
-        const int64_t ch_ = (channels) == 1 ? 0 : (g_ / (inner)) % (channels);                      \
-        const int64_t e_ = (channels) == 1 ? (len) : (g_ / (inner) + 1) * (inner) - (start);        \
-        const int64_t end_ = e_ < (len) ? e_ : (len);                                               \
-        RUN(s_, end_ - s_, ch_);                                                                    \
-        s_ = end_;                                                                                  \
+    {                                                                                               \
+        const int64_t q_ = (channels) == 1 ? 0 : (start) / (inner);                                 \
+        int64_t ch_ = (channels) == 1 ? 0 : q_ % (channels);                                        \
+        int64_t e_ = (channels) == 1 ? (len) : (q_ + 1) * (inner) - (start);                        \
+        for (int64_t s_ = 0; s_ < (len);) {                                                         \
+            const int64_t end_ = e_ < (len) ? e_ : (len);                                           \
+            RUN(s_, end_ - s_, ch_);                                                                \
+            s_ = end_;                                                                              \
+            e_ += (inner);                                                                          \
+            ch_ = ch_ + 1 == (channels) ? 0 : ch_ + 1;                                              \
+        }                                                                                           \
     }
+
+/* Runs shorter than this take per-element parameters (LP_CHANNEL_FILL) instead of a loop per run. */
+enum { LP_SHORT_RUN = 64 };
+
+/* dst[i] = src[channel of element start + i] as a double, for i < len (channels as LP_CHANNEL_RUNS'),
+ * one division in all: each element its own channel (inner 1) copies slices of src, wrapping at
+ * `channels` (the loops vectorize); else runs of one value. */
+#define LP_DEFINE_CHANNEL_FILL(NAME, ST)                                                            \
+    static inline void NAME(double *dst, const ST *src, int64_t start, int64_t len, int64_t inner,  \
+                            int64_t channels)                                                       \
+    {                                                                                               \
+        if (inner == 1 && channels > 1) {                                                           \
+            int64_t ch = start % channels;                                                          \
+            for (int64_t s = 0; s < len;) {                                                         \
+                const int64_t m = len - s < channels - ch ? len - s : channels - ch;                \
+                for (int64_t j = 0; j < m; j++)                                                     \
+                    dst[s + j] = (double)src[ch + j];                                               \
+                s += m;                                                                             \
+                ch = 0;                                                                             \
+            }                                                                                       \
+            return;                                                                                 \
+        }                                                                                           \
+        LP_CHANNEL_RUNS(start, len, inner, channels, LP_FILL_RUN_)                                  \
+    }
+#define LP_FILL_RUN_(s, l, ch)                                                                      \
+    {                                                                                               \
+        const double v_ = (double)src[ch];                                                          \
+        for (int64_t i_ = (s); i_ < (s) + (l); i_++)                                                \
+            dst[i_] = v_;                                                                           \
+    }
+LP_DEFINE_CHANNEL_FILL(lp_channel_fill, double)
+LP_DEFINE_CHANNEL_FILL(lp_channel_fill_i64, int64_t)
+#undef LP_FILL_RUN_
+#undef LP_DEFINE_CHANNEL_FILL
 
 #if defined(__GNUC__)
 #define LP_ALWAYS_INLINE __attribute__((always_inline))

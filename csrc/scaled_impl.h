@@ -7,15 +7,18 @@
  * lp_quantize_f32's (word-major within each 1024-element unit, counters from `offset`).
  * Ternary: +w_p above delta, -w_n below -delta, else 0. */
 
-/* len elements of one channel: constant parameters, the values selected among ones converted to FT
- * beforehand ((FT)-a is -(FT)a) and every branch a select, so that the loops vectorize (GCC does not
- * if-convert a conversion inside a conditional) */
-static inline LP_ALWAYS_INLINE void CAT(binary_run_, SFX)(const FT *in, FT *out, int64_t len, double a,
-                                                           const uint32_t *rnd)
+/* len elements: one channel's parameters (pe 0, a constant after inlining) or each element's (pe 1:
+ * channels of short runs), the values selected among ones converted to FT first ((FT)-a is -(FT)a)
+ * and every branch a select, so that the loops vectorize (GCC does not if-convert a conversion inside
+ * a conditional) */
+static inline LP_ALWAYS_INLINE void CAT(binary_run_, SFX)(const FT *in, FT *out, int64_t len, const double *al,
+                                                           const uint32_t *rnd, const int pe)
 {
-    const FT plus = (FT)a, minus = (FT)-a;
+    const double a0 = al[0]; /* a local: stores to out (double for float64 input) cannot change it */
     if (rnd) {
         for (int64_t i = 0; i < len; i++) {
+            const double a = pe ? al[i] : a0;
+            const FT plus = (FT)a, minus = (FT)-a;
             const FT xf = in[i];
             const double x = (double)xf;
             double p = (x / a + 1.0) / 2.0;
@@ -26,6 +29,8 @@ static inline LP_ALWAYS_INLINE void CAT(binary_run_, SFX)(const FT *in, FT *out,
         }
     } else {
         for (int64_t i = 0; i < len; i++) {
+            const double a = pe ? al[i] : a0;
+            const FT plus = (FT)a, minus = (FT)-a;
             const FT xf = in[i];
             const FT v = xf >= 0 ? plus : minus;
             out[i] = xf != xf ? xf : v;
@@ -33,11 +38,13 @@ static inline LP_ALWAYS_INLINE void CAT(binary_run_, SFX)(const FT *in, FT *out,
     }
 }
 
-static inline LP_ALWAYS_INLINE void CAT(ternary_run_, SFX)(const FT *in, FT *out, int64_t len, double w_p, double w_n,
-                                                            double delta)
+static inline LP_ALWAYS_INLINE void CAT(ternary_run_, SFX)(const FT *in, FT *out, int64_t len, const double *wp,
+                                                            const double *wn, const double *dl, const int pe)
 {
-    const FT up = (FT)w_p, down = (FT)-w_n;
+    const double p0 = wp[0], n0 = wn[0], d0 = dl[0]; /* locals, as binary_run_'s */
     for (int64_t i = 0; i < len; i++) {
+        const double delta = pe ? dl[i] : d0;
+        const FT up = (FT)(pe ? wp[i] : p0), down = (FT)-(pe ? wn[i] : n0);
         const FT xf = in[i];
         const double x = (double)xf;
         FT v = x > delta ? up : (FT)0;
@@ -58,8 +65,14 @@ LP_CLONES void CAT(lp_binary_, SFX)(const FT *in, FT *out, int64_t n, const doub
         const int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
         if (stochastic)
             philox_fill_best(rnd, LP_WORK_UNIT / 4, seed, offset + (uint64_t)c * (LP_WORK_UNIT / 4));
-#define LP_BINARY_RUN(s, l, ch) CAT(binary_run_, SFX)(in + start + (s), out + start + (s), (l), alpha[ch], \
-                                                      stochastic ? rnd + (s) : NULL)
+        if (channels > 1 && inner < LP_SHORT_RUN) { /* short runs: each element's alpha */
+            double al[LP_WORK_UNIT];
+            lp_channel_fill(al, alpha, start, len, inner, channels);
+            CAT(binary_run_, SFX)(in + start, out + start, len, al, stochastic ? rnd : NULL, 1);
+            continue;
+        }
+#define LP_BINARY_RUN(s, l, ch) CAT(binary_run_, SFX)(in + start + (s), out + start + (s), (l), alpha + (ch), \
+                                                      stochastic ? rnd + (s) : NULL, 0)
         LP_CHANNEL_RUNS(start, len, inner, channels, LP_BINARY_RUN)
 #undef LP_BINARY_RUN
     }
@@ -74,8 +87,16 @@ LP_CLONES void CAT(lp_ternary_, SFX)(const FT *in, FT *out, int64_t n, const dou
     for (int64_t c = 0; c < nchunks; c++) {
         const int64_t start = c * LP_WORK_UNIT;
         const int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
-#define LP_TERNARY_RUN(s, l, ch) CAT(ternary_run_, SFX)(in + start + (s), out + start + (s), (l), w_p[ch], w_n[ch], \
-                                                       delta[ch])
+        if (channels > 1 && inner < LP_SHORT_RUN) { /* short runs: each element's parameters */
+            double wp[LP_WORK_UNIT], wn[LP_WORK_UNIT], dl[LP_WORK_UNIT];
+            lp_channel_fill(wp, w_p, start, len, inner, channels);
+            lp_channel_fill(wn, w_n, start, len, inner, channels);
+            lp_channel_fill(dl, delta, start, len, inner, channels);
+            CAT(ternary_run_, SFX)(in + start, out + start, len, wp, wn, dl, 1);
+            continue;
+        }
+#define LP_TERNARY_RUN(s, l, ch) CAT(ternary_run_, SFX)(in + start + (s), out + start + (s), (l), w_p + (ch), \
+                                                       w_n + (ch), delta + (ch), 0)
         LP_CHANNEL_RUNS(start, len, inner, channels, LP_TERNARY_RUN)
 #undef LP_TERNARY_RUN
     }

@@ -260,6 +260,34 @@ def test_binary_and_ternary_c_kernels_equal_the_numpy_rules(dtype):
             assert_same(got, expected.astype(dtype), f"{fmt} {mode}")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_per_channel_kernels_for_every_run_length(dtype):
+    """The C kernels' channel of each element, (i / inner) % channels, where runs are short (each
+    element its own channel, or a few elements: per-element parameters), at the switch to runs (63, 64,
+    65) and with more channels than a 1024-element unit holds (the channel wrapping inside a unit and
+    across units): affine in three modes, binary (sign and stochastic) and ternary, against the numpy
+    rules."""
+    from lowprec.array.scaled import _affine, _binary, _ternary
+
+    rng = np.random.default_rng(41)
+    for channels, inner in ((1500, 1), (7, 1), (5, 2), (3, 5), (11, 63), (2, 64), (3, 65), (1030, 3)):
+        x = (rng.standard_normal((3, channels, inner)) * 3).astype(dtype)
+        x[0, 0, 0], x[-1, -1, -1] = np.nan, -0.0
+        spread = np.linspace(0.5, 2.0, channels)
+        for fmt in (IntAffineFormat(8, 0.05 * spread, rng.integers(-9, 9, channels), axis=1),
+                    BinaryFormat(spread, axis=1), TernaryFormat(spread, spread[::-1], 0.3 * spread, axis=1)):
+            for mode in ("nearest_even", "up", "stochastic") if isinstance(fmt, IntAffineFormat) else (
+                    "nearest_even", "stochastic"):
+                got = lowprec.quantize(x, fmt, mode, seed=5)
+                if isinstance(fmt, IntAffineFormat):
+                    expected = _affine(x, fmt, mode, 5)[0]
+                elif isinstance(fmt, BinaryFormat):
+                    expected = _binary(x, fmt, mode, 5)[0]
+                else:
+                    expected = _ternary(x, fmt)[0]
+                assert_same(got, expected.astype(dtype), f"{type(fmt).__name__} {channels}x{inner} {mode}")
+
+
 def test_affine_stochastic_at_every_draws_threshold():
     """Stochastic rounding of x / scale to an integer against exact integers: round away from zero iff
     F + r >= 2**64, F the fraction |x / scale| - floor times 2**64 rounded to nearest even, r the 64-bit

@@ -9,6 +9,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .layout import contiguous
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -154,8 +156,9 @@ def flat_chunks(arr: np.ndarray, size: int = CHUNK):
 
 
 def c_contiguous(arr: np.ndarray) -> np.ndarray:
-    """arr itself if C-contiguous, else a C-ordered copy (keeps 0-d arrays 0-d)."""
-    return arr if arr.flags.c_contiguous else np.array(arr, order="C", copy=True)
+    """arr itself if C-contiguous, else a C-ordered copy (keeps 0-d arrays 0-d; in tiles where a plain
+    copy would stride across memory: lowprec.array.layout)."""
+    return contiguous(arr)
 
 
 def address(arr: np.ndarray) -> int:

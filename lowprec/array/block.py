@@ -31,6 +31,7 @@ from ..formats import layout
 from ..kernels.rounding import check_rbits, mode_index, seed_key
 from ..kernels.threads import get_num_threads
 from .backend import choose_for_blocks, rounds_through_float32
+from .layout import moved as moved_axis
 from .rounding_steps import rounding_steps
 from .scalar import quantize_at, quantize_scalar
 
@@ -66,12 +67,12 @@ def to_blocks(arr: np.ndarray, axis: int, block: int, pad: str) -> tuple[np.ndar
         lines = np.zeros(moved.shape[:-1] + (padded_len,), arr.dtype)
         lines[..., :length] = moved
     else:
-        lines = np.ascontiguousarray(moved)
+        lines = moved_axis(arr, axis, -1)
     lead = moved.shape[:-1]
 
     def back(blocks: np.ndarray) -> np.ndarray:
         lines_back = blocks.reshape(lead + (padded_len,))[..., :length]
-        return np.ascontiguousarray(np.moveaxis(lines_back, -1, axis))
+        return moved_axis(lines_back, -1, axis)
 
     return lines.reshape(-1, block), back
 

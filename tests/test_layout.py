@@ -1,0 +1,48 @@
+"""lowprec.array.layout: the tiled copies give np.ascontiguousarray's values and layout for any view,
+and the quantizers that move axes with them keep their bits (tiles forced on small arrays too)."""
+
+import numpy as np
+import pytest
+
+import lowprec
+from lowprec.array import layout
+from helpers import assert_same
+
+
+@pytest.fixture
+def small_tiles(monkeypatch):
+    monkeypatch.setattr(layout, "_TILE", 8)
+    monkeypatch.setattr(layout, "_TILED_MIN", 1)
+
+
+@pytest.mark.parametrize("shape", [(37, 19), (8, 8), (3, 17, 23), (5, 1, 33, 9), (130, 4)])
+def test_moved_and_contiguous_equal_numpys_copies(shape, small_tiles):
+    rng = np.random.default_rng(len(shape))
+    arr = rng.standard_normal(shape).astype(np.float32)
+    for src in range(len(shape)):
+        for dst in (0, -1):
+            got = layout.moved(arr, src, dst)
+            want = np.ascontiguousarray(np.moveaxis(arr, src, dst))
+            assert got.flags.c_contiguous and got.shape == want.shape
+            np.testing.assert_array_equal(got, want)
+    for view in (arr.T, arr[..., ::-1], arr[::2], np.swapaxes(arr, 0, -1)[::-1]):
+        got = layout.contiguous(view)
+        assert got.flags.c_contiguous and not np.shares_memory(got, arr)
+        np.testing.assert_array_equal(got, np.ascontiguousarray(view))
+    assert layout.contiguous(arr) is arr  # already contiguous: no copy
+
+
+@pytest.mark.parametrize("mode", ["nearest_even", "stochastic"])
+def test_block_formats_along_inner_axes_keep_their_bits_with_tiles(mode, small_tiles, monkeypatch):
+    """MX and NVFP4 blocks along the first and a middle axis (ragged: padded blocks), and an
+    elementwise format on transposed input: the tiled moves against numpy's own copies."""
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((70, 5, 45)) * 4).astype(np.float32)
+    whole = (rng.standard_normal((64, 5, 48)) * 4).astype(np.float32)  # whole blocks: no padding copy
+    cases = [(x, "mxfp8_e4m3", 0), (x, "nvfp4", 2), (x, "mxfp4_e2m1", 1), (x.T, "fp8_e4m3fn", None),
+             (whole, "mxfp8_e4m3", 0), (whole, "nvfp4", 0), (whole.transpose(2, 1, 0), "nvfp4", 0)]
+    tiled = [lowprec.quantize(a, f, mode, seed=7, **({} if ax is None else {"axis": ax})) for a, f, ax in cases]
+    monkeypatch.setattr(layout, "_TILED_MIN", 1 << 62)  # numpy's copies throughout
+    for (a, f, ax), got in zip(cases, tiled):
+        want = lowprec.quantize(a, f, mode, seed=7, **({} if ax is None else {"axis": ax}))
+        assert_same(got, want, f"{f} axis {ax} {mode}")
