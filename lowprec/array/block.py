@@ -185,6 +185,16 @@ def float_scale_quantize(blocks: np.ndarray, fmt: BlockFormat, rounding: str, ke
     return values.astype(blocks.dtype), scales, g, elements
 
 
+def _finite_amax(blocks: np.ndarray, block: int) -> float:
+    """The largest |x| of the blocks (C-contiguous, float32/float64) without NaN or Inf (0 if none):
+    the per-tensor scale's amax, in C."""
+    if not blocks.size:
+        return 0.0
+    blocks = np.ascontiguousarray(blocks)
+    ctype, sfx = ("float[]", "f32") if blocks.dtype == np.float32 else ("double[]", "f64")
+    return getattr(lib, f"lp_fscale_amax_{sfx}")(ffi.from_buffer(ctype, blocks), blocks.size, block)
+
+
 def float_scale_quantize_c(blocks: np.ndarray, fmt: BlockFormat, rounding: str, key: int, rbits: int | None,
                            g: float | None = None, start: int = 0, want_values: bool = True,
                            want_elements: bool = False, values: np.ndarray | None = None
@@ -197,7 +207,7 @@ def float_scale_quantize_c(blocks: np.ndarray, fmt: BlockFormat, rounding: str, 
     ctype = "float[]" if blocks.dtype == np.float32 else "double[]"
     sfx = "f32" if blocks.dtype == np.float32 else "f64"
     if g is None:
-        t_amax = getattr(lib, f"lp_fscale_amax_{sfx}")(ffi.from_buffer(ctype, blocks), n, fmt.block) if n else 0.0
+        t_amax = _finite_amax(blocks, fmt.block)
         g = tensor_scale_of(t_amax if t_amax > 0 else None, fmt)
     if values is None and want_values:
         values = np.empty_like(blocks)
@@ -413,12 +423,10 @@ def encode_blocks(x: Any, fmt: BlockFormat, rounding: str, *, axis: int = -1, se
     scales_view = np.moveaxis(scales_out, ax, -1)
     g = 1.0
     if fmt.scale != E8M0 and fmt.tensor_scale:  # a first pass for the per-tensor scale
-        t_amax = None
+        t_amax = 0.0
         for p0, p1 in layout.chunks():
-            a = _block_amax(layout.gather(arr, p0, p1).astype(np.float64))
-            if np.isfinite(a).any():
-                t_amax = max(t_amax or 0.0, float(a[np.isfinite(a)].max()))
-        g = tensor_scale_of(t_amax, fmt)
+            t_amax = max(t_amax, _finite_amax(layout.gather(arr, p0, p1), fmt.block))
+        g = tensor_scale_of(t_amax if t_amax > 0 else None, fmt)
     for p0, p1 in layout.chunks():
         blocks = layout.gather(arr, p0, p1)
         if fmt.scale == E8M0:

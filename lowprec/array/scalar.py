@@ -137,7 +137,7 @@ def encode_scalar(x: Any, fmt: Format, rounding: str = "nearest_even", *, seed: 
         codes = np.empty(arr.shape, fmt.code_dtype)
         flat = codes.reshape(-1)
         for start, values in quantized_chunks(arr, fmt, rounding, seed=seed, rbits=rbits, nan=nan):
-            flat[start:start + values.size] = fmt.value_codes(values.astype(np.float64))
+            flat[start:start + values.size] = fmt.value_codes(values)
     if _arrays.is_tensor(x):
         import torch  # a tensor came in: torch is loaded
 

@@ -128,9 +128,11 @@ def _channels(fmt: Any, arr: np.ndarray, names: tuple, dtypes: tuple) -> tuple[l
     return params, channels, inner
 
 
-def _affine_c(src: np.ndarray, fmt: IntAffineFormat, rounding: str, seed: Any, dst: np.ndarray) -> None:
+def _affine_c(src: np.ndarray, fmt: IntAffineFormat, rounding: str, seed: Any, dst: np.ndarray,
+              start: int = 0) -> None:
     """The values of _affine by the C kernel (csrc/affine_impl.h) into dst (C-contiguous, src's shape
-    and dtype; src itself or not overlapping it): per tensor or per channel, every mode."""
+    and dtype; src itself or not overlapping it): per tensor or per channel, every mode; stochastic
+    draws as for the elements from `start` (a multiple of 1024) of a larger array."""
     _check_channels(fmt, src)
     (scale, zp), channels, inner = _channels(fmt, src, ("scale", "zero_point"), (np.float64, np.int64))
     if not src.size:
@@ -141,7 +143,7 @@ def _affine_c(src: np.ndarray, fmt: IntAffineFormat, rounding: str, seed: Any, d
     ip = qparams(_INTEGER, np.dtype(np.float64), rounding, None)
     fn(ffi.from_buffer(ctype, src), ffi.from_buffer(ctype, dst, require_writable=True), src.size,
        ffi.from_buffer("double[]", scale), ffi.from_buffer("int64_t[]", zp), channels, inner, fmt.qmin, fmt.qmax,
-       ip, mode_index(rounding), key, 0, get_num_threads())
+       ip, mode_index(rounding), key, counter_offset(start, np.dtype(np.float64)), get_num_threads())
 
 
 def _binary_ternary_c(src: np.ndarray, fmt: Any, rounding: str, seed: Any, dst: np.ndarray) -> None:
@@ -170,13 +172,31 @@ def _round(arr: np.ndarray, fmt: Any, rounding: str, seed: Any) -> tuple[np.ndar
     return _affine(arr, fmt, rounding, seed)
 
 
+def _affine_codes_c(chunk: np.ndarray, fmt: IntAffineFormat, rounding: str, seed: Any, start: int
+                    ) -> np.ndarray | None:
+    """_affine_codes of a 1-D float32/float64 chunk without NaN from the C kernel's values: q =
+    rint(value / scale) + zero_point. Exact where q - zero_point has at most 17 bits (formats of at
+    most 16) and every nonzero |value| is a normal of the chunk's dtype (no overflow either): then
+    value = (q - zp) * scale * (1 + d), |d| <= 2**-24, and value / scale lies within 2**17 * 2**-23
+    of q - zp. None where that does not hold (the numpy rule then)."""
+    info = np.finfo(chunk.dtype)
+    scale = np.asarray(fmt.scale, np.float64)
+    if fmt.bits > 16 or chunk.dtype not in (np.float32, np.float64) or not (
+            scale.min() >= info.tiny and scale.max() * 2.0**17 < info.max):
+        return None
+    values = np.empty_like(chunk)
+    _affine_c(np.ascontiguousarray(chunk), fmt, rounding, seed, values, start)
+    return np.rint(values / scale) + fmt.zero_point  # exact integers in float64
+
+
 def _codes(chunk: np.ndarray, fmt: Any, rounding: str, seed: Any, start: int) -> np.ndarray:
     """The codes of a 1-D chunk (elements from `start` of a larger array; fmt as _chunk_format)."""
     if isinstance(fmt, BinaryFormat):
         return _binary(chunk, fmt, rounding, seed, start)[1]
     if isinstance(fmt, TernaryFormat):
         return _ternary(chunk, fmt)[1]
-    return _affine_codes(chunk, fmt, rounding, seed, start)
+    fast = _affine_codes_c(chunk, fmt, rounding, seed, start)
+    return fast if fast is not None else _affine_codes(chunk, fmt, rounding, seed, start)
 
 
 def quantize_scaled(x: Any, fmt: Any, rounding: str = "nearest_even", *, seed: Any = None, out: Any = None,

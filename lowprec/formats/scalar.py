@@ -221,10 +221,11 @@ class FloatFormat(_FormatBase):
                                   self.specials)
 
     def value_codes(self, values: np.ndarray) -> np.ndarray:
-        """Codes (code_dtype) of float64 values that are values of this format, NaN and Inf included
-        where it has them."""
-        return _bits.float_codes(values, self.exp_bits, self.man_bits, self.bias, self.emin, self.specials,
-                                 self.code_dtype)
+        """Codes (code_dtype) of float32 or float64 values that are values of this format, NaN and
+        Inf included where it has them."""
+        params = (self.exp_bits, self.man_bits, self.bias, self.emin, self.specials, self.code_dtype)
+        fast = _bits.float_codes_fast(values, *params) if values.dtype in (np.float32, np.float64) else None
+        return fast if fast is not None else _bits.float_codes(np.asarray(values, np.float64), *params)
 
     def __repr__(self) -> str:
         if self.name:
