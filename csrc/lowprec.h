@@ -67,6 +67,11 @@ void lp_quantize_f64(const double *in, double *out, int64_t n, const lp_qparams 
  * philox(key = seed, counter = (offset + j, 0)). For tests and for reproducing stochastic rounding. */
 void lp_philox_words(uint32_t *out, int64_t nctr, uint64_t seed, uint64_t offset);
 
+/* float16 (bf16 = 0) or bfloat16 (bf16 = 1) patterns <-> float32 (csrc/half_impl.h): widening exact;
+ * narrowing for values the half type holds, Inf and NaN. */
+void lp_half_widen(const uint16_t *in, float *out, int64_t n, int bf16);
+void lp_half_narrow(const float *in, uint16_t *out, int64_t n, int bf16);
+
 /* A MAC unit: how products and sums are rounded (DESIGN.md section 4). mul may be NULL (exact
  * products); chunk <= 0 means no chunks; every rounding uses `mode`; stochastic draws come from
  * Philox(seed) (see csrc/mac_impl.h), output indices counted from `offset`. */

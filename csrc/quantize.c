@@ -44,6 +44,7 @@ int lp_have_openmp(void)
 #define MAC_FAST 1
 #include "mac_impl.h"
 #include "stats_impl.h"
+#include "half_impl.h"
 #include "type_macros_end.h"
 
 #include "type_f64.h"

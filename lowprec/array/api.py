@@ -233,12 +233,16 @@ def _quantize_half(x: Any, fmt: Format, rounding: str, *, out: Any, **kwargs: An
     if tensor:
         import torch  # a tensor came in: torch is loaded
 
-        q = quantize(x.float(), fmt, rounding, **kwargs)
+        q = quantize(_arrays.widened(x), fmt, rounding, **kwargs)
         result = _arrays.narrowed(q, x.dtype) if isinstance(fmt, (FloatFormat, FixedFormat)) else q.to(x.dtype)
         exact = isinstance(fmt, (FloatFormat, FixedFormat)) or bool(((result.float() == q) | torch.isnan(q)).all())
     else:
-        q = quantize(x.astype(np.float32), fmt, rounding, **kwargs)
-        result = q.astype(x.dtype)  # NaN signs kept (numpy's and ml_dtypes' conversions)
+        q = quantize(_arrays.widened_half(x) if isinstance(x, np.ndarray) else x.astype(np.float32), fmt,
+                     rounding, **kwargs)
+        if isinstance(fmt, (FloatFormat, FixedFormat)) and isinstance(q, np.ndarray):  # exact: the C narrowing
+            result = _arrays.narrowed_half(q, dtype_name == "bfloat16").view(x.dtype)
+        else:
+            result = q.astype(x.dtype)  # NaN signs kept (numpy's and ml_dtypes' conversions)
         with np.errstate(invalid="ignore"):
             exact = isinstance(fmt, (FloatFormat, FixedFormat)) or bool(
                 ((np.asarray(result, np.float32) == q) | np.isnan(q)).all())
