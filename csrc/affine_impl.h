@@ -174,17 +174,27 @@ static inline LP_ALWAYS_INLINE void CAT(affine_det_chunk_, SFX)(const FT *in, FT
     CAT(affine_values_, SFX)(in + start, out + start, quot, len, sc, lo, hi, pc);
 }
 
-#define LP_AFFINE_MODES(PC)                                                                         \
-    switch (mode) { /* a constant per loop: each case vectorizes */                                \
-    case LP_NEAREST_EVEN: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, lo, hi, LP_NEAREST_EVEN, PC); break; \
-    case LP_NEAREST_AWAY: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, lo, hi, LP_NEAREST_AWAY, PC); break; \
-    case LP_TOWARD_ZERO: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, lo, hi, LP_TOWARD_ZERO, PC); break;   \
-    case LP_UP: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, lo, hi, LP_UP, PC); break;                     \
-    case LP_DOWN: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, lo, hi, LP_DOWN, PC); break;                 \
-    default: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, lo, hi, LP_ODD, PC); break;                       \
+/* One span in a deterministic mode (a constant per loop: each case vectorizes); pc a constant. */
+static inline LP_ALWAYS_INLINE void CAT(affine_det_span_, SFX)(const FT *in, FT *out, int64_t start, int64_t len,
+                                                                const double *sc, const double *lo, const double *hi,
+                                                                const int mode, const int pc)
+{
+    switch (mode) {
+    case LP_NEAREST_EVEN: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, lo, hi, LP_NEAREST_EVEN, pc); break;
+    case LP_NEAREST_AWAY: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, lo, hi, LP_NEAREST_AWAY, pc); break;
+    case LP_TOWARD_ZERO: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, lo, hi, LP_TOWARD_ZERO, pc); break;
+    case LP_UP: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, lo, hi, LP_UP, pc); break;
+    case LP_DOWN: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, lo, hi, LP_DOWN, pc); break;
+    default: CAT(affine_det_chunk_, SFX)(in, out, start, len, sc, lo, hi, LP_ODD, pc); break;
     }
+}
 
-/* A deterministic mode */
+/* One channel's parameters as affine_params_ makes them: scale, qmin - zp, qmax - zp (exact) */
+#define LP_AFFINE_CHANNEL(ch)                                                                       \
+    const double s1[1] = {scale[ch]}, lo1[1] = {(double)(qmin - zp[ch])}, hi1[1] = {(double)(qmax - zp[ch])};
+
+/* A deterministic mode: per-tensor parameters; per channel, runs of at least LP_SHORT_RUN elements
+ * with their channel's (as per tensor), shorter ones with each element's. */
 LP_CLONES static void CAT(affine_det_, SFX)(const FT *in, FT *out, int64_t n, const double *scale, const int64_t *zp,
                                             int64_t channels, int64_t inner, int64_t qmin, int64_t qmax,
                                             const int mode, int nthreads)
@@ -198,14 +208,21 @@ LP_CLONES static void CAT(affine_det_, SFX)(const FT *in, FT *out, int64_t n, co
         const int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
         if (channels == 1) {
             CAT(affine_params_, SFX)(start, 1, scale, zp, 1, 1, qmin, qmax, sc, lo, hi);
-            LP_AFFINE_MODES(0)
+            CAT(affine_det_span_, SFX)(in, out, start, len, sc, lo, hi, mode, 0);
+        } else if (inner >= LP_SHORT_RUN) {
+#define LP_AFFINE_RUN(s, l, ch)                                                                     \
+    {                                                                                               \
+        LP_AFFINE_CHANNEL(ch)                                                                       \
+        CAT(affine_det_span_, SFX)(in, out, start + (s), (l), s1, lo1, hi1, mode, 0);               \
+    }
+            LP_CHANNEL_RUNS(start, len, inner, channels, LP_AFFINE_RUN)
+#undef LP_AFFINE_RUN
         } else {
             CAT(affine_params_, SFX)(start, len, scale, zp, channels, inner, qmin, qmax, sc, lo, hi);
-            LP_AFFINE_MODES(1)
+            CAT(affine_det_span_, SFX)(in, out, start, len, sc, lo, hi, mode, 1);
         }
     }
 }
-#undef LP_AFFINE_MODES
 
 LP_CLONES void CAT(lp_affine_, SFX)(const FT *in, FT *out, int64_t n, const double *scale, const int64_t *zp,
                                     int64_t channels, int64_t inner, int64_t qmin, int64_t qmax, const lp_qparams *ip,
@@ -224,12 +241,22 @@ LP_CLONES void CAT(lp_affine_, SFX)(const FT *in, FT *out, int64_t n, const doub
         double quot[LP_WORK_UNIT], whole[LP_WORK_UNIT], sc[LP_WORK_UNIT], lo[LP_WORK_UNIT], hi[LP_WORK_UNIT];
         const int64_t start = c * LP_WORK_UNIT;
         const int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
-        const int pc = channels > 1;
-        CAT(affine_params_, SFX)(start, pc ? len : 1, scale, zp, channels, pc ? inner : 1, qmin, qmax, sc, lo, hi);
-        if (pc)
-            CAT(affine_quotients_, SFX)(in + start, quot, len, sc, 1);
-        else
-            CAT(affine_quotients_, SFX)(in + start, quot, len, sc, 0);
+        const int pc = channels > 1 && inner < LP_SHORT_RUN, runs = channels > 1 && !pc; /* as affine_det_ */
+        if (runs) {
+#define LP_AFFINE_RUN(s, l, ch)                                                                     \
+    {                                                                                               \
+        LP_AFFINE_CHANNEL(ch)                                                                       \
+        CAT(affine_quotients_, SFX)(in + start + (s), quot + (s), (l), s1, 0);                      \
+    }
+            LP_CHANNEL_RUNS(start, len, inner, channels, LP_AFFINE_RUN)
+#undef LP_AFFINE_RUN
+        } else {
+            CAT(affine_params_, SFX)(start, pc ? len : 1, scale, zp, channels, pc ? inner : 1, qmin, qmax, sc, lo, hi);
+            if (pc)
+                CAT(affine_quotients_, SFX)(in + start, quot, len, sc, 1);
+            else
+                CAT(affine_quotients_, SFX)(in + start, quot, len, sc, 0);
+        }
         const uint64_t ctr = offset + (uint64_t)c * (LP_WORK_UNIT / 2);
         if (ip->rbits == 64) {
             uint32_t w[2 * LP_WORK_UNIT];
@@ -238,9 +265,19 @@ LP_CLONES void CAT(lp_affine_, SFX)(const FT *in, FT *out, int64_t n, const doub
         } else {
             block_f64(quot, whole, len, ip, mode, seed, ctr);
         }
-        if (pc)
+        if (runs) {
+#define LP_AFFINE_RUN(s, l, ch)                                                                     \
+    {                                                                                               \
+        LP_AFFINE_CHANNEL(ch)                                                                       \
+        CAT(affine_values_, SFX)(in + start + (s), out + start + (s), whole + (s), (l), s1, lo1, hi1, 0); \
+    }
+            LP_CHANNEL_RUNS(start, len, inner, channels, LP_AFFINE_RUN)
+#undef LP_AFFINE_RUN
+        } else if (pc) {
             CAT(affine_values_, SFX)(in + start, out + start, whole, len, sc, lo, hi, 1);
-        else
+        } else {
             CAT(affine_values_, SFX)(in + start, out + start, whole, len, sc, lo, hi, 0);
+        }
     }
 }
+#undef LP_AFFINE_CHANNEL

@@ -183,20 +183,22 @@ def test_affine_c_kernel_equals_the_numpy_path(mode, dtype):
         assert_same(got, expected, f"{fmt} {mode}")
 
 
-@pytest.mark.parametrize("mode", ["up", "down", "odd", "nearest_even", "stochastic"])
+@pytest.mark.parametrize("mode", ["up", "down", "odd", "nearest_even", "nearest_away", "toward_zero", "stochastic"])
 def test_affine_float32_quotients_near_integers_at_every_scale(mode):
     """float32 x the nearest float to k * s and its two neighbours, so x / s lies within a hair of an
     integer on either side (where a directed rounding needs the quotient's exact side: csrc/affine_impl.h
     rounds it to odd), for random 53-bit scales from 2**-149 (subnormal x) to 2**120, extreme ones
-    (2**-201 ... 2**201) and plain ones; per tensor and per channel, against the numpy rule."""
+    (2**-201 ... 2**201; 2**+-900, the AVX-512 kernel's limits, and past them) and plain ones; per
+    tensor and per channel, against the numpy rule."""
     from lowprec.scaled import _affine
 
     rng = np.random.default_rng(29)
     k = np.arange(-120, 121, dtype=np.float64)
     scales = list((1 + rng.random(24)) * 2.0 ** rng.integers(-149, 120, 24))
     scales += [2.0**-200, 2.0**200, 2.0**-201, 2.0**201, 0.1, 1.0]
+    scales += [2.0**-900, 2.0**900, 2.0**-901 * 1.5, 2.0**901]  # the division-free kernel's range and past it
     for s in scales:
-        near = np.array(k * s, np.float32)
+        near = np.concatenate([np.array(k * s, np.float32), np.array((k + 0.5) * s, np.float32)])  # and ties
         x = np.concatenate([near, np.nextafter(near, np.float32(np.inf)), np.nextafter(near, np.float32(-np.inf)),
                             [np.float32(1e-45), np.float32(-1e-45), np.float32(3e38), np.inf, 0.0, -0.0]])
         x = x.astype(np.float32)
