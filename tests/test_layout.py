@@ -46,3 +46,36 @@ def test_block_formats_along_inner_axes_keep_their_bits_with_tiles(mode, small_t
     for (a, f, ax), got in zip(cases, tiled):
         want = lowprec.quantize(a, f, mode, seed=7, **({} if ax is None else {"axis": ax}))
         assert_same(got, want, f"{f} axis {ax} {mode}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["nearest_even", "toward_zero", "up"])
+def test_inner_axis_pieces_equal_the_moved_blocks(mode, dtype, monkeypatch):
+    """Block formats along an inner axis in deterministic modes, rounded a piece at a time in place
+    (lowprec.array.block._quantize_inner_axis; pieces forced small so that runs and columns split),
+    against the whole array moved to blocks: MX (NaN and Inf blocks included), NVFP4 (its tensor scale;
+    with an Inf anywhere the moved path itself), bfp; first and middle axes; out= apart, in place and
+    overlapping."""
+    from lowprec.array import block
+
+    monkeypatch.setattr(block, "_PIECE", 64)
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((64, 6, 40)) * 2.0 ** rng.integers(-20, 20, (64, 6, 1))).astype(dtype)
+    x[3, 2, 7], x[40, 1, 0] = np.nan, -np.inf
+    finite = np.nan_to_num(x, nan=0.0, neginf=0.0)
+    cases = [(x, "mxfp8_e4m3", 0), (x, "mxfp4_e2m1", 0), (finite, "nvfp4", 0), (x, "nvfp4", 0),
+             (x.transpose(1, 0, 2).copy(), "mxint8", 1), (finite, lowprec.bfp(8, 16), 0)]
+    got = [lowprec.quantize(a, f, mode, axis=ax) for a, f, ax in cases]
+    into = []
+    for a, f, ax in cases[:2]:
+        apart, inplace = np.empty_like(a), a.copy()
+        lowprec.quantize(a, f, mode, axis=ax, out=apart)
+        lowprec.quantize(inplace, f, mode, axis=ax, out=inplace)
+        into += [apart, inplace]
+    monkeypatch.setattr(block, "_quantize_inner_axis", lambda *args: None)
+    for (a, f, ax), g in zip(cases, got):
+        assert_same(g, lowprec.quantize(a, f, mode, axis=ax), f"{f} axis {ax} {mode}")
+    for (a, f, ax), pair in zip(cases[:2], zip(into[::2], into[1::2])):
+        want = lowprec.quantize(a, f, mode, axis=ax)
+        for arr in pair:
+            assert_same(arr, want, f"{f} out= {mode}")

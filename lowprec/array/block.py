@@ -314,6 +314,10 @@ def quantize_blocks(x: Any, fmt: BlockFormat, rounding: str, *, axis: int, seed:
     rbits = check_rbits(rbits)
     target = _arrays.out_array(out, x, arr) if out is not None else None
     ax = _check_axis(axis, arr.ndim)
+    if rounding != "stochastic" and ax != arr.ndim - 1:
+        done = _quantize_inner_axis(arr, fmt, rounding, ax, rbits, target)
+        if done is not None:
+            return out if target is not None else restore(done)
     blocks, back = to_blocks(arr, ax, fmt.block, pad)
     key = seed_key(seed) if rounding == "stochastic" else 0
     direct = (target is not None and ax == arr.ndim - 1 and target.flags.c_contiguous
@@ -326,6 +330,49 @@ def quantize_blocks(x: Any, fmt: BlockFormat, rounding: str, *, axis: int, seed:
     if direct:
         return out
     return _arrays.deliver(back(values), out, target, restore)
+
+
+_PIECE = 1 << 16  # elements the inner-axis path transposes, rounds and puts back at a time (in cache)
+
+
+def _quantize_inner_axis(arr: np.ndarray, fmt: BlockFormat, rounding: str, ax: int, rbits: int | None,
+                         target: np.ndarray | None) -> np.ndarray | None:
+    """quantize_blocks along an inner axis in a deterministic mode, a cache-sized piece at a time: the
+    piece's runs of `block` lines transposed (block, columns) -> (columns, block) into a scratch,
+    rounded there and put back; no copy of the whole array moved (MX along axis 0 of a 2048 x 2048
+    float32 array: about 4.5-7 -> 2 ns an element). The blocks' order differs from to_blocks', which
+    no deterministic result depends on (each block has its own scale; NVFP4's tensor scale is then the
+    largest magnitude). The result (target where it is C-contiguous and apart from arr), or None where
+    this does not apply: a partial block along the axis, or NVFP4 with NaN or Inf anywhere (its tensor
+    scale skips their blocks)."""
+    b, length = fmt.block, arr.shape[ax]
+    if length % b or not arr.size:
+        return None
+    g = None
+    if fmt.scale != E8M0 and fmt.tensor_scale:
+        top = max(float(np.max(arr)), -float(np.min(arr)))  # NaN propagates; no temporary
+        if not np.isfinite(top):
+            return None
+        g = tensor_scale_of(top if top > 0 else None, fmt)
+    inner = math.prod(arr.shape[ax + 1:])
+    runs = np.ascontiguousarray(arr).reshape(-1, b, inner)
+    apart = target is not None and target.flags.c_contiguous and not np.may_share_memory(target, arr)
+    result = target if apart else np.empty(arr.shape, arr.dtype)
+    res = result.reshape(runs.shape)
+    cols = min(inner, max(1, _PIECE // b))
+    per = max(1, _PIECE // (b * cols))
+    for r0 in range(0, runs.shape[0], per):
+        for c0 in range(0, inner, cols):
+            piece = runs[r0:r0 + per, :, c0:c0 + cols]
+            blocks = np.ascontiguousarray(piece.transpose(0, 2, 1)).reshape(-1, b)
+            if fmt.scale == E8M0:
+                values = e8m0_quantize(blocks, fmt, rounding, 0, rbits)[0]
+            else:
+                values = _float_scaled(blocks, fmt, rounding, 0, rbits, g=g)[0]
+            res[r0:r0 + per, :, c0:c0 + cols] = values.reshape(piece.shape[0], piece.shape[2], b).transpose(0, 2, 1)
+    if target is not None and not apart:
+        target[...] = result
+    return result
 
 
 class BlockCodes(tuple):
