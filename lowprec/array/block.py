@@ -484,7 +484,8 @@ def encode_blocks(x: Any, fmt: BlockFormat, rounding: str, *, axis: int = -1, se
             _, scales, _, elems = _float_scaled(blocks, fmt, rounding, key, rbits, g=g, start=p0, want_elements=True)
             nan = np.isnan(scales)
             scale_codes = fmt.scale.encode(scales)
-        elems = np.where(nan[:, None], 0.0, elems.astype(np.float64))
+        if nan.any():
+            elems = np.where(nan[:, None], 0.0, elems)
         layout.scatter(codes, p0, p1, fmt.element.value_codes(elems))
         scales_view[layout.block_index(p0, p1)] = scale_codes
     if _arrays.is_tensor(x):
