@@ -245,7 +245,7 @@ LP_CLONES void CAT(lp_affine_, SFX)(const FT *in, FT *out, int64_t n, const doub
         if (runs) {
 #define LP_AFFINE_RUN(s, l, ch)                                                                     \
     {                                                                                               \
-        LP_AFFINE_CHANNEL(ch)                                                                       \
+        const double s1[1] = {scale[ch]};                                                           \
         CAT(affine_quotients_, SFX)(in + start + (s), quot + (s), (l), s1, 0);                      \
     }
             LP_CHANNEL_RUNS(start, len, inner, channels, LP_AFFINE_RUN)

@@ -37,6 +37,7 @@ int lp_have_openmp(void)
 }
 
 #include "type_f32.h"
+#include "half_impl.h" /* before quantize_impl.h: lp_quantize_f32 takes its fp16/bf16 routines */
 #include "quantize_impl.h"
 #include "block_impl.h"
 #include "lut_impl.h"
@@ -44,7 +45,6 @@ int lp_have_openmp(void)
 #define MAC_FAST 1
 #include "mac_impl.h"
 #include "stats_impl.h"
-#include "half_impl.h"
 #include "type_macros_end.h"
 
 #include "type_f64.h"

@@ -435,6 +435,10 @@ LP_CLONES static void CAT(block_deep_, SFX)(const FT *in, FT *out, int64_t len, 
 void CAT(lp_quantize_, SFX)(const FT *in, FT *out, int64_t n, const lp_qparams *p, lp_rounding mode,
                             uint64_t seed, uint64_t offset, int nthreads)
 {
+#if WBITS == 32
+    if (mode == LP_NEAREST_EVEN && lp_half_rne(in, out, n, p, nthreads)) /* fp16 and bf16 at memory speed */
+        return;
+#endif
     int64_t nblocks = (n + LP_WORK_UNIT - 1) / LP_WORK_UNIT;
     nthreads = lp_team(n, nthreads);
     LP_PARALLEL_FOR

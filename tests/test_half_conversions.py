@@ -47,3 +47,39 @@ def test_half_tensors_and_arrays_quantize_as_through_float32(tdtype):
             want = lowprec.quantize(arr.reshape(256, 256).T.astype(np.float32), fmt, mode, seed=3)
         assert a.dtype == arr.dtype
         np.testing.assert_array_equal(a.astype(np.float32), want)
+
+
+def _around_every_half(drop: int) -> np.ndarray:
+    """float32 patterns at every decision point of rounding away `drop` low bits: for each kept
+    pattern (sign, exponent, top mantissa bits), the low bits 0, 1, the tie and its neighbours, the
+    largest; and NaNs of several payloads."""
+    kept = np.arange(1 << (32 - drop), dtype=np.uint64) << np.uint64(drop)
+    half = 1 << (drop - 1)
+    lows = np.array([0, 1, half - 1, half, half + 1, (1 << drop) - 1], np.uint64)
+    bits = (kept[:, None] | lows[None, :]).reshape(-1)
+    nans = np.array([0x7F800001, 0xFF800001, 0x7FA00000, 0x7FC00001, 0xFFFFFFFF, 0x7F801000], np.uint64)
+    return np.concatenate([bits, nans]).astype(np.uint32).view(np.float32)
+
+
+@pytest.mark.parametrize("name, drop, oracle", [("fp16", 13, np.float16), ("bf16", 16, ml_dtypes.bfloat16)])
+def test_fp16_and_bf16_nearest_even_at_every_decision_point(name, drop, oracle):
+    """The hardware / integer fast paths of lp_quantize_f32 (csrc/half_impl.h) against numpy's and
+    ml_dtypes' correctly rounded conversions (subnormals, ties, overflow to Inf, signed zeros), NaN the
+    quiet NaN of its sign as the rule writes it; in place, out= apart, 2 threads, a ragged length."""
+    x = _around_every_half(drop)
+    with np.errstate(invalid="ignore", over="ignore"):
+        want = x.astype(oracle).astype(np.float32)
+    nan = np.isnan(x)
+    want[nan] = np.where(np.signbit(x[nan]), np.float32(-np.nan), np.float32(np.nan))
+    want_bits = want.view(np.uint32).copy()
+    want_bits[nan] = np.where(np.signbit(x[nan]), 0xFFC00000, 0x7FC00000)
+    got = lowprec.quantize(x, name)
+    np.testing.assert_array_equal(got.view(np.uint32), want_bits)
+    inplace = x[:-3].copy()
+    threads = lowprec.get_num_threads()
+    lowprec.set_num_threads(2)
+    try:
+        lowprec.quantize(inplace, name, out=inplace)
+    finally:
+        lowprec.set_num_threads(threads)
+    np.testing.assert_array_equal(inplace.view(np.uint32), want_bits[:-3])
