@@ -9,6 +9,7 @@ Usage: python tests/isa_battery.py [--verbose]  (prints the digest; --verbose on
 import hashlib
 import sys
 
+import ml_dtypes
 import numpy as np
 
 import lowprec
@@ -32,6 +33,10 @@ def cases():
             for x in (x32, x64):
                 yield f"{fmt} {mode} {x.dtype}", lowprec.quantize(x, fmt, mode, seed=3)
     yield "fp8 stochastic rbits=6", lowprec.quantize(x32, "fp8_e4m3fn", "stochastic", seed=5, rbits=6)
+    for half in (np.float16, ml_dtypes.bfloat16):  # the C widening and narrowing of half arrays
+        with np.errstate(over="ignore"):
+            h = x32.astype(half)
+        yield f"{half.__name__} array fp8_e5m2", lowprec.quantize(h, "fp8_e5m2").view(np.uint16)
     for x in (x32, x64):  # a byte a draw (rbits <= 8): a flat-shift format and a sign-dependent one
         yield f"bf16 stochastic rbits=8 {x.dtype}", lowprec.quantize(x, "bf16", "stochastic", seed=6, rbits=8)
         yield f"q8.8 stochastic rbits=3 {x.dtype}", lowprec.quantize(x, "q8.8", "stochastic", seed=6, rbits=3)
