@@ -45,23 +45,23 @@ def widened_half(arr: np.ndarray) -> np.ndarray:
     return _widened_bits(contiguous(arr).view(np.uint16), half_dtype_name(arr.dtype) == "bfloat16")
 
 
-def _widened_bits(bits: np.ndarray, bf16: bool) -> np.ndarray:
-    out = np.empty(bits.shape, np.float32)
-    if bits.size:
-        lib.lp_half_widen(ffi.from_buffer("uint16_t[]", bits), ffi.from_buffer("float[]", out, require_writable=True),
-                          bits.size, int(bf16))
+def _half_call(fn: Any, src: np.ndarray, src_type: str, dtype: Any, dst_type: str, bf16: bool) -> np.ndarray:
+    """fn(src, a new array of dtype, n, bf16) of csrc/half_impl.h; the new array."""
+    out = np.empty(src.shape, dtype)
+    if src.size:
+        fn(ffi.from_buffer(src_type, src), ffi.from_buffer(dst_type, out, require_writable=True), src.size, int(bf16))
     return out
+
+
+def _widened_bits(bits: np.ndarray, bf16: bool) -> np.ndarray:
+    return _half_call(lib.lp_half_widen, bits, "uint16_t[]", np.float32, "float[]", bf16)
 
 
 def narrowed_half(values: np.ndarray, bf16: bool) -> np.ndarray:
     """The float16 (bfloat16 where bf16) patterns, uint16, of float32 values that type holds exactly
     (and Inf and NaN: sign and top payload bits kept, as numpy's and torch's conversions do)."""
-    values = np.ascontiguousarray(values, np.float32)
-    out = np.empty(values.shape, np.uint16)
-    if values.size:
-        lib.lp_half_narrow(ffi.from_buffer("float[]", values), ffi.from_buffer("uint16_t[]", out, require_writable=True),
-                           values.size, int(bf16))
-    return out
+    return _half_call(lib.lp_half_narrow, np.ascontiguousarray(values, np.float32), "float[]", np.uint16, "uint16_t[]",
+                      bf16)
 
 
 def _check_float_dtype(dtype: np.dtype, name: str) -> np.dtype:
