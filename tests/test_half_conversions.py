@@ -83,3 +83,11 @@ def test_fp16_and_bf16_nearest_even_at_every_decision_point(name, drop, oracle):
     finally:
         lowprec.set_num_threads(threads)
     np.testing.assert_array_equal(inplace.view(np.uint32), want_bits[:-3])
+
+
+def test_zero_dimensional_halves_keep_their_shape():
+    for x in (np.array(0.1, np.float16), np.array(0.1, ml_dtypes.bfloat16), torch.tensor(0.1, dtype=torch.bfloat16),
+              torch.tensor(-0.3, dtype=torch.float16)):
+        got = lowprec.quantize(x, "fp8_e4m3fn")
+        assert tuple(got.shape) == () and got.dtype == x.dtype
+        assert float(got) == float(lowprec.quantize(float(x), "fp8_e4m3fn"))

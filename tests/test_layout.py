@@ -30,6 +30,8 @@ def test_moved_and_contiguous_equal_numpys_copies(shape, small_tiles):
         assert got.flags.c_contiguous and not np.shares_memory(got, arr)
         np.testing.assert_array_equal(got, np.ascontiguousarray(view))
     assert layout.contiguous(arr) is arr  # already contiguous: no copy
+    zero_d = np.array(1.5, np.float32)
+    assert layout.contiguous(zero_d) is zero_d and layout.contiguous(zero_d).shape == ()
 
 
 @pytest.mark.parametrize("mode", ["nearest_even", "stochastic"])

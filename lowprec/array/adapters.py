@@ -60,8 +60,8 @@ def _widened_bits(bits: np.ndarray, bf16: bool) -> np.ndarray:
 def narrowed_half(values: np.ndarray, bf16: bool) -> np.ndarray:
     """The float16 (bfloat16 where bf16) patterns, uint16, of float32 values that type holds exactly
     (and Inf and NaN: sign and top payload bits kept, as numpy's and torch's conversions do)."""
-    return _half_call(lib.lp_half_narrow, np.ascontiguousarray(values, np.float32), "float[]", np.uint16, "uint16_t[]",
-                      bf16)
+    values = contiguous(np.asarray(values, np.float32))
+    return _half_call(lib.lp_half_narrow, values, "float[]", np.uint16, "uint16_t[]", bf16)
 
 
 def _check_float_dtype(dtype: np.dtype, name: str) -> np.dtype:

@@ -19,14 +19,14 @@ def moved(arr: np.ndarray, source: int, destination: int) -> np.ndarray:
 
 
 def contiguous(view: np.ndarray) -> np.ndarray:
-    """view itself if C-contiguous, else a C-contiguous copy (np.ascontiguousarray's values), made in
+    """view itself if C-contiguous, else a C-contiguous copy of the same shape (0-d included), made in
     tiles over its last axis and the axis densest in memory where those differ."""
     if view.flags.c_contiguous or view.size < _TILED_MIN or view.ndim < 2:
-        return np.ascontiguousarray(view)
+        return np.asarray(view, order="C")  # (np.ascontiguousarray would make a 0-d array 1-d)
     dense = int(np.argmin([abs(s) if n > 1 else np.inf for s, n in zip(view.strides, view.shape)]))
     last = view.ndim - 1
     if dense == last or view.shape[dense] < _TILE // 2 or view.shape[last] < _TILE // 2:
-        return np.ascontiguousarray(view)  # the plain copy already walks both arrays in order
+        return np.asarray(view, order="C")  # the plain copy already walks both arrays in order
     out = np.empty(view.shape, view.dtype)
     for i, j in itertools.product(range(0, view.shape[dense], _TILE), range(0, view.shape[last], _TILE)):
         at = [slice(None)] * view.ndim
