@@ -60,19 +60,20 @@ def padded_length(length: int, block: int, pad: str) -> int:
 def to_blocks(arr: np.ndarray, axis: int, block: int, pad: str) -> tuple[np.ndarray, Callable]:
     """(C-contiguous (nblocks, block) array of arr's blocks, a function mapping such an array back to
     arr's shape). Padding elements are zeros."""
-    moved = np.moveaxis(arr, axis, -1)
+    last = axis % max(arr.ndim, 1) == arr.ndim - 1  # the common case: no axis to move (np.moveaxis costs us)
+    moved = arr if last else np.moveaxis(arr, axis, -1)
     length = moved.shape[-1]
     padded_len = padded_length(length, block, pad)
     if padded_len != length:
         lines = np.zeros(moved.shape[:-1] + (padded_len,), arr.dtype)
         lines[..., :length] = moved
     else:
-        lines = moved_axis(arr, axis, -1)
+        lines = _arrays.c_contiguous(arr) if last else moved_axis(arr, axis, -1)
     lead = moved.shape[:-1]
 
     def back(blocks: np.ndarray) -> np.ndarray:
         lines_back = blocks.reshape(lead + (padded_len,))[..., :length]
-        return moved_axis(lines_back, -1, axis)
+        return _arrays.c_contiguous(lines_back) if last else moved_axis(lines_back, -1, axis)
 
     return lines.reshape(-1, block), back
 
