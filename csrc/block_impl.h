@@ -222,6 +222,90 @@ void CAT(lp_block_quantize_, SFX)(const FT *in, FT *out, int64_t n, const lp_blo
     }
 }
 
+/* -- blocks down the columns: a block format along an inner axis without moving that axis ----------
+ * x as slabs of b rows of `cols` elements (row-major): each column of a slab is one block. A tile of
+ * w = LP_WORK_UNIT / b columns at a time: the columns' maxima (a vertical max, vectorized across the
+ * columns), their exponents, then block_chunk_body_'s three passes over the tile in row order, so a
+ * deterministic mode gives its bits (stochastic draws would follow another order: not offered). A tile
+ * reads all its input before it writes: in == out is allowed. */
+LP_CLONES static void CAT(block_cols_tile_, SFX)(const FT *in, FT *out, int64_t b, int64_t cols, int64_t c0,
+                                                 int64_t w, const lp_blockparams *bp, const lp_qparams *ep,
+                                                 int mode)
+{
+    FT tmp[LP_WORK_UNIT], res[LP_WORK_UNIT];
+    UT m[LP_WORK_UNIT];
+    IT es[LP_WORK_UNIT];
+    const UT thr = CAT(bump_threshold_, SFX)(bp);
+    for (int64_t c = 0; c < w; c++)
+        m[c] = 0;
+    for (int64_t r = 0; r < b; r++) {
+        const UT *row = (const UT *)(in + r * cols + c0);
+        for (int64_t c = 0; c < w; c++) {
+            const UT a = row[c] & ABS_MASK;
+            m[c] = a > m[c] ? a : m[c];
+        }
+    }
+    int32_t normal = 1, nan = 0;
+    for (int64_t c = 0; c < w; c++) {
+        const int32_t special = m[c] >= INF_BITS;
+        const int32_t e = CAT(block_exponent_, SFX)(m[c], bp->elem_emax, thr);
+        const int32_t e1 = special | (m[c] == 0) ? 0 : e;
+        es[c] = e1;
+        normal &= (e1 >= -126) & (e1 <= 126);
+        nan |= special;
+    }
+    for (int64_t r = 0; r < b; r++) {
+        const FT *x = in + r * cols + c0;
+        FT *t = tmp + r * w;
+        if (normal) {
+            for (int64_t c = 0; c < w; c++)
+                t[c] = CAT(from_bits_, SFX)(CAT(scaled_input_, SFX)(x[c], es[c]));
+        } else {
+            for (int64_t c = 0; c < w; c++) {
+                const IT e = es[c];
+                const FT f1 = CAT(pow2_of_, SFX)(e > 64 ? -64 : -e), f2 = CAT(pow2_of_, SFX)(e > 64 ? 64 - e : 0);
+                t[c] = CAT(from_bits_, SFX)(CAT(scaled_input2_, SFX)(x[c], f1, f2));
+            }
+        }
+    }
+    if (ep->sub_exp < 1)
+        CAT(block_deep_, SFX)(tmp, res, b * w, ep, mode, 0, 0);
+    else
+        CAT(block_, SFX)(tmp, res, b * w, ep, mode, 0, 0);
+    for (int64_t r = 0; r < b; r++) {
+        FT *y = out + r * cols + c0;
+        const FT *v = res + r * w;
+        if (normal) {
+            for (int64_t c = 0; c < w; c++)
+                y[c] = v[c] * CAT(pow2_of_, SFX)(es[c]);
+        } else {
+            for (int64_t c = 0; c < w; c++) {
+                const IT e = es[c];
+                const FT f1 = CAT(pow2_of_, SFX)(e < -64 ? -64 : e), f2 = CAT(pow2_of_, SFX)(e < -64 ? e + 64 : 0);
+                y[c] = v[c] * f1 * f2;
+            }
+        }
+    }
+    for (int64_t c = 0; nan && c < w; c++)
+        if (m[c] >= INF_BITS)
+            for (int64_t r = 0; r < b; r++)
+                out[r * cols + c0 + c] = CAT(from_bits_, SFX)(INF_BITS | (ONE << (MANT - 1)));
+}
+
+void CAT(lp_block_cols_, SFX)(const FT *in, FT *out, int64_t slabs, int64_t b, int64_t cols, const lp_blockparams *bp,
+                              const lp_qparams *ep, lp_rounding mode, int nthreads)
+{
+    if (b < 1 || b > LP_WORK_UNIT || cols < 1 || slabs < 1)
+        return;
+    const int64_t w = LP_WORK_UNIT / b, tiles = (cols + w - 1) / w;
+    nthreads = lp_team(slabs * b * cols, nthreads);
+    LP_PARALLEL_FOR
+    for (int64_t t = 0; t < slabs * tiles; t++) {
+        const int64_t s = t / tiles, c0 = (t % tiles) * w, wt = cols - c0 < w ? cols - c0 : w;
+        CAT(block_cols_tile_, SFX)(in + s * b * cols, out + s * b * cols, b, cols, c0, wt, bp, ep, mode);
+    }
+}
+
 #undef ONE
 #undef ABS_MASK
 #undef INF_BITS

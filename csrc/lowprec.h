@@ -139,6 +139,14 @@ void lp_block_quantize_f32(const float *in, float *out, int64_t n, const lp_bloc
 void lp_block_quantize_f64(const double *in, double *out, int64_t n, const lp_blockparams *bp, int32_t *scale_exp,
                            const lp_qparams *ep, lp_rounding mode, uint64_t seed, uint64_t offset, int nthreads);
 
+/* The same rounding (deterministic modes; bp->elements 0) with the blocks down the columns of slabs
+ * of b rows by cols (row-major, slab after slab): a block format along an inner axis of an array
+ * viewed as (slabs, b, cols), with no axis moved. in == out is allowed. */
+void lp_block_cols_f32(const float *in, float *out, int64_t slabs, int64_t b, int64_t cols, const lp_blockparams *bp,
+                       const lp_qparams *ep, lp_rounding mode, int nthreads);
+void lp_block_cols_f64(const double *in, double *out, int64_t slabs, int64_t b, int64_t cols,
+                       const lp_blockparams *bp, const lp_qparams *ep, lp_rounding mode, int nthreads);
+
 /* Codebook (lookup-table) quantization of n contiguous values: index k = #{j < nthr : thr[j] <= x}
  * (thr sorted ascending), out[i] = table[k] (NaN stays NaN), idx[i] = k; out or idx may be NULL.
  * nthr <= 65535. */

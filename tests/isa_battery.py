@@ -44,6 +44,8 @@ def cases():
     for fmt in ("mxfp8_e4m3", "mxfp4_e2m1", "mxint8", "nvfp4", lowprec.bfp(12, 16)):
         for mode in ("nearest_even", "stochastic", "toward_zero"):
             yield f"{fmt} {mode}", lowprec.quantize(np.nan_to_num(blocks), fmt, mode, seed=7)
+    for fmt in ("mxfp8_e4m3", "mxint8"):  # blocks down the columns (axis 0: lp_block_cols)
+        yield f"{fmt} axis 0", lowprec.quantize(blocks, fmt, "nearest_even", axis=0)
     fp4_8 = lowprec.BlockFormat("fp4_e2m1fn", block=8, scale="fp8_e4m3fn")
     for b in (blocks, x64[:65536].reshape(256, 256)):  # float-scaled steps: signed bounds, any block size
         yield f"nvfp4 up {b.dtype}", lowprec.quantize(b, "nvfp4", "up")

@@ -53,9 +53,10 @@ def test_block_formats_along_inner_axes_keep_their_bits_with_tiles(mode, small_t
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("mode", ["nearest_even", "toward_zero", "up"])
 def test_inner_axis_pieces_equal_the_moved_blocks(mode, dtype, monkeypatch):
-    """Block formats along an inner axis in deterministic modes, rounded a piece at a time in place
-    (lowprec.array.block._quantize_inner_axis; pieces forced small so that runs and columns split),
-    against the whole array moved to blocks: MX (NaN and Inf blocks included), NVFP4 (its tensor scale;
+    """Block formats along an inner axis in deterministic modes, rounded without moving the axis
+    (lowprec.array.block._quantize_inner_axis: E8M0 scales down the columns in C, ragged column tiles;
+    float scales a piece at a time, pieces forced small so that runs and columns split), against the
+    whole array moved to blocks: MX (NaN, Inf and subnormal blocks included), NVFP4 (its tensor scale;
     with an Inf anywhere the moved path itself), bfp; first and middle axes; out= apart, in place and
     overlapping."""
     from lowprec.array import block
@@ -64,6 +65,7 @@ def test_inner_axis_pieces_equal_the_moved_blocks(mode, dtype, monkeypatch):
     rng = np.random.default_rng(5)
     x = (rng.standard_normal((64, 6, 40)) * 2.0 ** rng.integers(-20, 20, (64, 6, 1))).astype(dtype)
     x[3, 2, 7], x[40, 1, 0] = np.nan, -np.inf
+    x[:, 0, 5], x[:, 1, 3] = 1e-40, 3e38  # blocks of subnormals (scale 2**-127) and near the top
     finite = np.nan_to_num(x, nan=0.0, neginf=0.0)
     cases = [(x, "mxfp8_e4m3", 0), (x, "mxfp4_e2m1", 0), (finite, "nvfp4", 0), (x, "nvfp4", 0),
              (x.transpose(1, 0, 2).copy(), "mxint8", 1), (finite, lowprec.bfp(8, 16), 0)]
