@@ -154,6 +154,12 @@ void lp_lut_f32(const float *in, int64_t n, const float *thr, int32_t nthr, cons
                 uint16_t *idx, int nthreads);
 void lp_lut_f64(const double *in, int64_t n, const double *thr, int32_t nthr, const double *table, double *out,
                 uint16_t *idx, int nthreads);
+/* lp_lut_ per row: nrows rows of rowlen elements, row r with thresholds thr + r * nthr and table
+ * table + r * (nthr + 1) (per-channel codebooks, channel-major). */
+void lp_lut_rows_f32(const float *in, int64_t nrows, int64_t rowlen, const float *thr, int32_t nthr,
+                     const float *table, float *out, uint16_t *idx, int nthreads);
+void lp_lut_rows_f64(const double *in, int64_t nrows, int64_t rowlen, const double *thr, int32_t nthr,
+                     const double *table, double *out, uint16_t *idx, int nthreads);
 /* lp_lut_f32 through a bucket index: buckets[65536], lo | hi << 16 | first threshold's bits << 32 (see
  * csrc/lut_impl.h); same results. */
 /* Stochastic rounding to a codebook from the index of the entry below each value (see csrc/lut_impl.h):

@@ -265,6 +265,27 @@ void CAT(lp_lut_, SFX)(const FT *in, int64_t n, const FT *thr, int32_t nthr, con
     }
 }
 
+/* lp_lut_ for each of nrows rows of rowlen elements with the row's own thresholds (thr + r * nthr)
+ * and table (table + r * (nthr + 1)): per-channel codebooks in one call (a call per channel from
+ * Python cost about 10 us each). The rows share the threads: a parallel loop over (row, chunk). */
+void CAT(lp_lut_rows_, SFX)(const FT *in, int64_t nrows, int64_t rowlen, const FT *thr, int32_t nthr,
+                            const FT *table, FT *out, uint16_t *idx, int nthreads)
+{
+    const int64_t chunk = 16384;
+    const int64_t per_row = (rowlen + chunk - 1) / chunk, items = nrows * per_row;
+    nthreads = lp_team(nrows * rowlen, nthreads);
+    LP_PARALLEL_FOR
+    for (int64_t t = 0; t < items; t++) {
+        const int64_t r = t / per_row, s = (t % per_row) * chunk, len = rowlen - s < chunk ? rowlen - s : chunk;
+        const int64_t at = r * rowlen + s;
+        const FT *th = thr + r * nthr, *tb = table + r * (nthr + 1);
+        if (nthr <= LP_LUT_SCAN_MAX)
+            CAT(lut_scan_, SFX)(in + at, len, th, nthr, tb, out ? out + at : 0, idx ? idx + at : 0);
+        else
+            CAT(lut_search_, SFX)(in + at, len, th, nthr, tb, out ? out + at : 0, idx ? idx + at : 0);
+    }
+}
+
 /* One work unit (len <= LP_WORK_UNIT elements, their draws in rnd) of lp_lut_sr_: a function of its own, whose
  * restrict arguments let the loops vectorize (inside the parallel loop's body the pointers were reloaded every
  * element). */

@@ -166,6 +166,29 @@ def _run(x: np.ndarray, thr: np.ndarray, table: np.ndarray, want_values: bool, w
     return values, codes
 
 
+@lru_cache(maxsize=64)
+def _stacked(fmt: LUTFormat, dtype: np.dtype, rounding: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every channel's thresholds and table, one row a channel (C-contiguous): lp_lut_rows_'s input."""
+    tables = _tables(fmt, dtype, rounding)
+    return (np.ascontiguousarray(np.stack([t for t, _ in tables]), dtype),
+            np.ascontiguousarray(np.stack([v for _, v in tables]), dtype))
+
+
+def _run_rows(rows: np.ndarray, fmt: LUTFormat, rounding: str, values: np.ndarray | None,
+              codes: np.ndarray | None) -> None:
+    """_run for every channel's row (rows: C-contiguous (channels, n), a channel's codebook a row) in
+    one C call, into values and codes (rows' shape, where given)."""
+    if not rows.size:
+        return
+    thr, table = _stacked(fmt, rows.dtype, rounding)
+    ctype, sfx = ("float[]", "f32") if rows.dtype == np.float32 else ("double[]", "f64")
+    getattr(lib, f"lp_lut_rows_{sfx}")(
+        ffi.from_buffer(ctype, rows), rows.shape[0], rows.shape[1], ffi.from_buffer(ctype, thr), thr.shape[1],
+        ffi.from_buffer(ctype, table), ffi.from_buffer(ctype, values, require_writable=True) if values is not None
+        else ffi.NULL, ffi.from_buffer("uint16_t[]", codes, require_writable=True) if codes is not None else ffi.NULL,
+        get_num_threads())
+
+
 def _check_mode(rounding: str) -> None:
     if rounding not in LUT_MODES:
         raise ValueError(f"rounding for a LUTFormat must be one of {', '.join(LUT_MODES)}; got {rounding!r}")
@@ -206,7 +229,6 @@ def _blocked_round(arr: np.ndarray, fmt: LUTFormat, rounding: str, want_values: 
     if outer == 1 or not arr.size:
         return None
     a3 = np.ascontiguousarray(arr).reshape(outer, channels, -1)
-    tables = _tables(fmt, arr.dtype, rounding)
     vals = np.empty(a3.shape, arr.dtype) if want_values else None
     codes = np.empty(a3.shape, np.uint16) if want_codes else None
     step = max(1, _BLOCK // (channels * a3.shape[2]))
@@ -214,9 +236,7 @@ def _blocked_round(arr: np.ndarray, fmt: LUTFormat, rounding: str, want_values: 
         rows = np.ascontiguousarray(a3[o:o + step].transpose(1, 0, 2)).reshape(channels, -1)
         v = np.empty_like(rows) if want_values else None
         k = np.empty(rows.shape, np.uint16) if want_codes else None
-        for c, (thr, table) in enumerate(tables):
-            _run(rows[c], thr, table, want_values, want_codes, values=v[c] if want_values else None,
-                 codes=k[c] if want_codes else None)
+        _run_rows(rows, fmt, rounding, v, k)
         if want_values:  # back to the array's layout: one transpose of the block, in cache
             vals[o:o + step] = v.reshape(channels, -1, a3.shape[2]).transpose(1, 0, 2)
         if want_codes:
@@ -239,12 +259,11 @@ def lut_round(arr: np.ndarray, fmt: LUTFormat, rounding: str, seed: Any, want_va
     sr = rounding == "stochastic"
     vals = np.empty_like(rows) if want_values else None
     codes = np.empty(rows.shape, np.uint16) if (want_codes or sr) else None
-    for c, (thr, table) in enumerate(tables):
-        v, k = _run(rows[c], thr, table, want_values and not sr, want_codes or sr)
-        if v is not None:
-            vals[c] = v
-        if k is not None:
-            codes[c] = k
+    if fmt.per_channel:  # every channel in one call
+        _run_rows(rows, fmt, rounding, vals if want_values and not sr else None, codes)
+    else:
+        _run(rows[0], tables[0][0], tables[0][1], want_values and not sr, want_codes or sr,
+             values=vals[0] if want_values and not sr else None, codes=codes[0] if codes is not None else None)
     if sr and not fmt.per_channel:  # the C kernel: codes in place, values straight from the table
         _stochastic_step_c(rows[0], codes[0], fmt, tables[0][1], vals[0] if want_values else None, seed, start)
     elif sr and rows.size and fmt.codebook.size <= 65536:  # every channel's step in one C call
