@@ -25,6 +25,7 @@ from ..kernels.philox import counter_offset, element_random
 from ..kernels.rounding import seed_key
 from ..kernels.threads import get_num_threads
 from .backend import choose_for_codebook
+from .layout import moved
 
 from ..formats.codebook import LUT_MODES, LogFormat, LUTFormat
 
@@ -212,7 +213,7 @@ def _channels(arr: np.ndarray, fmt: LUTFormat) -> tuple[np.ndarray, int]:
     if not fmt.per_channel:
         return np.ascontiguousarray(arr).reshape(1, -1), -1
     ax = _channel_axis(arr.shape, fmt)
-    return np.ascontiguousarray(np.moveaxis(arr, ax, 0)).reshape(arr.shape[ax], -1), ax
+    return moved(arr, ax, 0).reshape(arr.shape[ax], -1), ax
 
 
 _BLOCK = 1 << 18  # elements of a per-channel array moved channel-major at a time (deterministic modes)
@@ -279,7 +280,7 @@ def lut_round(arr: np.ndarray, fmt: LUTFormat, rounding: str, seed: Any, want_va
             return None
         if ax < 0:
             return a.reshape(arr.shape)
-        return np.ascontiguousarray(np.moveaxis(a.reshape((arr.shape[ax],) + tuple(np.delete(arr.shape, ax))), 0, ax))
+        return moved(a.reshape((arr.shape[ax],) + tuple(np.delete(arr.shape, ax))), 0, ax)
 
     return back(vals), back(codes.astype(fmt.code_dtype) if want_codes else None)
 
