@@ -233,12 +233,16 @@ def _quantize_half(x: Any, fmt: Format, rounding: str, *, out: Any, **kwargs: An
     if tensor:
         import torch  # a tensor came in: torch is loaded
 
-        q = quantize(_arrays.widened(x), fmt, rounding, **kwargs)
+        wide = _arrays.widened(x)
+        into = {"out": wide} if isinstance(fmt, (FloatFormat, FixedFormat)) and x.device.type == "cpu" else {}
+        q = quantize(wide, fmt, rounding, **into, **kwargs)
         result = _arrays.narrowed(q, x.dtype) if isinstance(fmt, (FloatFormat, FixedFormat)) else q.to(x.dtype)
         exact = isinstance(fmt, (FloatFormat, FixedFormat)) or bool(((result.float() == q) | torch.isnan(q)).all())
     else:
-        q = quantize(_arrays.widened_half(x) if isinstance(x, np.ndarray) else x.astype(np.float32), fmt,
-                     rounding, **kwargs)
+        wide = _arrays.widened_half(x) if isinstance(x, np.ndarray) else x.astype(np.float32)
+        # a new array of ours: float and fixed-point results go into it (one full-size array fewer)
+        into = {"out": wide} if isinstance(fmt, (FloatFormat, FixedFormat)) and isinstance(wide, np.ndarray) else {}
+        q = quantize(wide, fmt, rounding, **into, **kwargs)
         if isinstance(fmt, (FloatFormat, FixedFormat)) and isinstance(q, np.ndarray):  # exact: the C narrowing
             result = _arrays.narrowed_half(q, dtype_name == "bfloat16").view(x.dtype)
         else:
