@@ -49,7 +49,8 @@ LP_CLONES void lp_half_narrow(const float *in, uint16_t *out, int64_t n, int bf1
 
 /* -- float16 and bfloat16 rounding of float32 in nearest even, at memory speed ----------------------
  * lp_quantize_f32 takes these for exactly IEEE binary16's and bfloat16's parameter blocks (the same
- * bits as its rule: the tests compare both on every half pattern's neighbourhood). */
+ * bits as its rule: tests/test_half_conversions.py checks them at every decision point against numpy's
+ * and ml_dtypes' conversions, and the isa battery against the generic build, which has no F16C path). */
 
 /* p is the parameter block of IEEE binary16 (1) or bfloat16 (2) for float32 input, else 0 */
 static int lp_half_kind(const lp_qparams *p)

@@ -224,7 +224,8 @@ def _quantize_half(x: Any, fmt: Format, rounding: str, *, out: Any, **kwargs: An
     dtype_name = str(x.dtype).rsplit(".", 1)[-1] if tensor else _arrays.half_dtype_name(x.dtype)
     kind = f"{dtype_name} tensor" if tensor else f"{dtype_name} array"
     widen = "x.float()" if tensor else "x.astype(np.float32)"
-    if isinstance(fmt, (FloatFormat, FixedFormat)):
+    elementwise = isinstance(fmt, (FloatFormat, FixedFormat))  # values x's half type holds (checked here)
+    if elementwise:
         if not fits(fmt, dtype_name):
             raise TypeError(f"x is a {kind} and {fmt.name or fmt!r} has values {dtype_name} cannot "
                             f"hold; pass {widen} (the result is then float32)")
@@ -234,21 +235,21 @@ def _quantize_half(x: Any, fmt: Format, rounding: str, *, out: Any, **kwargs: An
         import torch  # a tensor came in: torch is loaded
 
         wide = _arrays.widened(x)
-        into = {"out": wide} if isinstance(fmt, (FloatFormat, FixedFormat)) and x.device.type == "cpu" else {}
+        into = {"out": wide} if elementwise and x.device.type == "cpu" else {}
         q = quantize(wide, fmt, rounding, **into, **kwargs)
-        result = _arrays.narrowed(q, x.dtype) if isinstance(fmt, (FloatFormat, FixedFormat)) else q.to(x.dtype)
-        exact = isinstance(fmt, (FloatFormat, FixedFormat)) or bool(((result.float() == q) | torch.isnan(q)).all())
+        result = _arrays.narrowed(q, x.dtype) if elementwise else q.to(x.dtype)
+        exact = elementwise or bool(((result.float() == q) | torch.isnan(q)).all())
     else:
         wide = _arrays.widened_half(x) if isinstance(x, np.ndarray) else x.astype(np.float32)
         # a new array of ours: float and fixed-point results go into it (one full-size array fewer)
-        into = {"out": wide} if isinstance(fmt, (FloatFormat, FixedFormat)) and isinstance(wide, np.ndarray) else {}
+        into = {"out": wide} if elementwise and isinstance(wide, np.ndarray) else {}
         q = quantize(wide, fmt, rounding, **into, **kwargs)
-        if isinstance(fmt, (FloatFormat, FixedFormat)) and isinstance(q, np.ndarray):  # exact: the C narrowing
+        if elementwise and isinstance(q, np.ndarray):  # exact: the C narrowing
             result = _arrays.narrowed_half(q, dtype_name == "bfloat16").view(x.dtype)
         else:
             result = q.astype(x.dtype)  # NaN signs kept (numpy's and ml_dtypes' conversions)
         with np.errstate(invalid="ignore"):
-            exact = isinstance(fmt, (FloatFormat, FixedFormat)) or bool(
+            exact = elementwise or bool(
                 ((np.asarray(result, np.float32) == q) | np.isnan(q)).all())
     if not exact:  # scaled, block, codebook values: checked
         raise TypeError(f"x is a {kind} and its values in {fmt!r} are not all {dtype_name} "

@@ -107,7 +107,8 @@ def float_codes_fast(v: np.ndarray, exp_bits: int, man_bits: int, bias: int, emi
     or None where that does not apply: every value of a format with 1 <= man_bits <= 10 and its
     exponents in float32's normal range is a float32 whose low 23 - man_bits mantissa bits are zero
     (a subnormal of the format is a float32 of at most man_bits significant bits, or for emin = -126
-    a float32 subnormal on that grid). About 16 -> 2 ns an element for fp8."""
+    a float32 subnormal on that grid). encode of fp8 with it: 17 -> 3.1-3.9 ns an element, rounding
+    included."""
     emax = 2**exp_bits - 1 - bias - (specials == "ieee")  # the largest finite binade
     if np.ndim(v) == 0 or not (1 <= man_bits <= _TABLE_MAX_MAN and emin >= -126 and emax <= 127):
         return None
