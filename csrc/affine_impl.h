@@ -224,6 +224,72 @@ LP_CLONES static void CAT(affine_det_, SFX)(const FT *in, FT *out, int64_t n, co
     }
 }
 
+#if WBITS == 32 && defined(LP_SR_AVX512) && !defined(LP_AFFINE_SR_AVX512)
+#define LP_AFFINE_SR_AVX512
+/* Stochastic rounding (64 random bits) of float32 elements [lo, hi) of a work unit to an integer
+ * affine format, one scale s and clamp bounds qlo = qmin - zp <= 0 <= qhi = qmax - zp, fused into one
+ * AVX-512 pass: lp_affine_'s quotients, lp_sr_integer's rounding and affine_values_' values, bit for
+ * bit, nothing stored between them. On magnitudes: a = min(|x| / s rounded to odd, 2**62)
+ * (lp_odd_quotient_avx512; Inf: 2**62, NaN: 0), k = floor(a) plus one where the draw says
+ * (lp_sr_up_avx512 on p = a - floor(a)), m = min(k, qhi or -qlo by x's sign), the value |m| s rounded
+ * to odd, then to float, with x's sign where m != 0 (an integer has no -0); NaN stays NaN. w: the
+ * unit's Philox block; element i draws words i + h C and i + h C + C (C = LP_WORK_UNIT / 2, h = i >= C),
+ * so a span is taken a half at a time. divide: as lp_odd_quotient_avx512's. */
+__attribute__((target("avx512f,avx512dq"))) static inline LP_ALWAYS_INLINE void
+affine_sr_half_avx512(const float *x, float *y, int64_t lo, int64_t hi, const uint32_t *wl, double s, double qlo,
+                      double qhi, const int divide)
+{
+    const int64_t half = LP_WORK_UNIT / 2;
+    const __m512d vs = _mm512_set1_pd(s), vinv = _mm512_set1_pd(1.0 / s), top = _mm512_set1_pd(0x1p62);
+    const __m512d two64 = _mm512_set1_pd(0x1p64), one = _mm512_set1_pd(1.0), zero = _mm512_setzero_pd();
+    const __m512d cap_pos = _mm512_set1_pd(qhi), cap_neg = _mm512_set1_pd(0.0 - qlo); /* +0 for qlo = 0 */
+    const __m512i sign = _mm512_set1_epi64((int64_t)0x8000000000000000ull), bit = _mm512_set1_epi64(1);
+    for (int64_t i = lo; i < hi; i += 8) {
+        const __mmask8 live = hi - i >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (hi - i)) - 1u);
+        __builtin_prefetch(x + i + 1024, 0, 3); /* the next page: hardware prefetchers stop at 4 KiB */
+        __builtin_prefetch(y + i + 1024, 1, 3);
+        const __m256 xf = _mm256_maskz_loadu_ps(live, x + i);
+        const __m512d xd = _mm512_cvtps_pd(xf);
+        const __m512i xi = _mm512_castpd_si512(xd), xs = _mm512_and_si512(xi, sign);
+        const __mmask8 neg = _mm512_movepi64_mask(xi), nan = _mm512_cmp_pd_mask(xd, xd, _CMP_UNORD_Q);
+        const __mmask8 inf = _mm512_fpclass_pd_mask(xd, 0x18);
+        const __m512d ax = _mm512_maskz_mov_pd((__mmask8)~(nan | inf), _mm512_castsi512_pd(_mm512_andnot_si512(sign, xi)));
+        __m512d a = _mm512_min_pd(lp_odd_quotient_avx512(ax, vs, vinv, divide), top);
+        a = _mm512_mask_mov_pd(a, inf, top);
+        const __m512d low = _mm512_roundscale_pd(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+        const __mmask8 up = lp_sr_up_avx512(_mm512_mul_pd(_mm512_sub_pd(a, low), two64), wl + i, wl + half + i, live);
+        const __m512d k = _mm512_mask_add_pd(low, up, low, one);
+        const __m512d m = _mm512_min_pd(k, _mm512_mask_blend_pd(neg, cap_pos, cap_neg));
+        const __m512d p = _mm512_mul_pd(m, vs);
+        const __m512d res = _mm512_fmsub_pd(m, vs, p); /* exact */
+        __m512i pb = _mm512_castpd_si512(p);
+        pb = _mm512_mask_sub_epi64(pb, _mm512_cmp_pd_mask(res, zero, _CMP_LT_OQ), pb, bit);
+        pb = _mm512_mask_or_epi64(pb, _mm512_cmp_pd_mask(res, zero, _CMP_NEQ_OQ), pb, bit);
+        pb = _mm512_mask_or_epi64(pb, _mm512_cmp_pd_mask(m, zero, _CMP_NEQ_OQ), pb, xs);
+        const __m256 v = _mm256_mask_mov_ps(_mm512_cvtpd_ps(_mm512_castsi512_pd(pb)), nan, xf);
+        _mm256_mask_storeu_ps(y + i, live, v);
+    }
+}
+
+/* Elements [lo, hi) of the unit at x (chunk-relative; w its Philox block) by affine_sr_half_avx512. */
+__attribute__((target("avx512f,avx512dq"))) static void affine_sr_avx512(const float *x, float *y, int64_t lo,
+                                                                          int64_t hi, const uint32_t *w, double s,
+                                                                          double qlo, double qhi)
+{
+    const int64_t half = LP_WORK_UNIT / 2;
+    for (int h = 0; h < 2; h++) {
+        const int64_t a = lo > h * half ? lo : h * half, b = hi < (h + 1) * half ? hi : (h + 1) * half;
+        if (a >= b)
+            continue;
+        const uint32_t *wl = w + h * half; /* element i's low word: wl[i]; its high word: wl[half + i] */
+        if (lp_sr_divisor_ok(s))
+            affine_sr_half_avx512(x, y, a, b, wl, s, qlo, qhi, 0);
+        else
+            affine_sr_half_avx512(x, y, a, b, wl, s, qlo, qhi, 1);
+    }
+}
+#endif
+
 LP_CLONES void CAT(lp_affine_, SFX)(const FT *in, FT *out, int64_t n, const double *scale, const int64_t *zp,
                                     int64_t channels, int64_t inner, int64_t qmin, int64_t qmax, const lp_qparams *ip,
                                     lp_rounding mode, uint64_t seed, uint64_t offset, int nthreads)
@@ -235,6 +301,10 @@ LP_CLONES void CAT(lp_affine_, SFX)(const FT *in, FT *out, int64_t n, const doub
     /* stochastic: the core quantizer's block routine on the quotients (ip: 64-bit integers), its
        draws laid out as lp_quantize_f64's over the n quotients */
     const int64_t nchunks = (n + LP_WORK_UNIT - 1) / LP_WORK_UNIT;
+#if WBITS == 32 && defined(LP_SR_AVX512)
+    /* 64 random bits, a scale per tensor or per run: one fused pass (affine_sr_avx512) */
+    const int fused = ip->rbits == 64 && (channels == 1 || inner >= LP_SHORT_RUN) && lp_sr_avx512_ok();
+#endif
     nthreads = lp_team(n, nthreads);
     LP_PARALLEL_FOR
     for (int64_t c = 0; c < nchunks; c++) {
@@ -242,6 +312,18 @@ LP_CLONES void CAT(lp_affine_, SFX)(const FT *in, FT *out, int64_t n, const doub
         const int64_t start = c * LP_WORK_UNIT;
         const int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
         const int pc = channels > 1 && inner < LP_SHORT_RUN, runs = channels > 1 && !pc; /* as affine_det_ */
+#if WBITS == 32 && defined(LP_SR_AVX512)
+        if (fused) {
+            uint32_t w[2 * LP_WORK_UNIT];
+            philox_fill_best(w, LP_WORK_UNIT / 2, seed, offset + (uint64_t)c * (LP_WORK_UNIT / 2));
+#define LP_AFFINE_RUN(s, l, ch)                                                                     \
+    affine_sr_avx512(in + start, out + start, (s), (s) + (l), w, scale[ch], (double)(qmin - zp[ch]),   \
+                     (double)(qmax - zp[ch]));
+            LP_CHANNEL_RUNS(start, len, inner, channels, LP_AFFINE_RUN)
+#undef LP_AFFINE_RUN
+            continue;
+        }
+#endif
         if (runs) {
 #define LP_AFFINE_RUN(s, l, ch)                                                                     \
     {                                                                                               \

@@ -94,6 +94,76 @@ static inline double lp_odd_quotient(double a, double b)
 }
 #endif
 
+#if WBITS == 32 && defined(LP_SR_AVX512) && !defined(LP_FSCALE_SR_AVX512)
+#define LP_FSCALE_SR_AVX512
+/* Stochastic rounding of float32 float-scaled blocks (lp_sr_steps' rule, 64 random bits) fused into
+ * one AVX-512 pass over a work unit, 8 lanes of double a step, nothing stored between the steps: the
+ * quotient |x| / sg rounded to odd (lp_odd_quotient_avx512: no division where lp_sr_divisor_ok(sg),
+ * which sg = scale * g with a float32 g always is), the grid step by a binary search of permutes over
+ * code16 (padded with +Inf), its bounds and 1 / gap * 2**64 (inv64) by permutes, the draw's decision
+ * by lp_sr_up_avx512. An unusable block (bkeep 0) is (float)(0 * sg) throughout: +0, or NaN for one
+ * holding NaN or Inf. Blocks of a multiple of 8 elements (vectors never straddle two). */
+__attribute__((target("avx512f,avx512dq"))) static inline LP_ALWAYS_INLINE void
+fscale_sr_run_avx512(const float *x, float *y, int64_t lo, int64_t hi, double sg, const uint32_t *w,
+                     const __m512d *C, const __m512d *U, const __m512d *I, int levels, int neg_zero, int divide)
+{
+    const int64_t half = LP_WORK_UNIT / 2;
+    const __m512d vsg = _mm512_set1_pd(sg), vinv = _mm512_set1_pd(1.0 / sg), zero = _mm512_setzero_pd();
+    const __m512i sign = _mm512_set1_epi64((int64_t)0x8000000000000000ull);
+    for (int64_t i = lo; i < hi; i += 8) {
+        __builtin_prefetch(x + i + 1024, 0, 3); /* the next page: hardware prefetchers stop at 4 KiB */
+        __builtin_prefetch(y + i + 1024, 1, 3);
+        const __m512i xd = _mm512_castpd_si512(_mm512_cvtps_pd(_mm256_loadu_ps(x + i)));
+        const __m512i xs = _mm512_and_si512(xd, sign);
+        const __m512d a = lp_odd_quotient_avx512(_mm512_castsi512_pd(_mm512_andnot_si512(sign, xd)), vsg, vinv,
+                                                 divide);
+        __m512i k = _mm512_setzero_si512();
+        for (int l = levels - 1; l >= 0; l--) {
+            const __m512i bit = _mm512_set1_epi64(1ll << l), kb = _mm512_or_si512(k, bit);
+            k = _mm512_mask_or_epi64(k, _mm512_cmp_pd_mask(_mm512_permutex2var_pd(C[0], kb, C[1]), a, _CMP_LE_OQ),
+                                     k, bit);
+        }
+        const __m512d low = _mm512_permutex2var_pd(C[0], k, C[1]), high = _mm512_permutex2var_pd(U[0], k, U[1]);
+        const __m512d p64 = _mm512_mul_pd(_mm512_sub_pd(a, low), _mm512_permutex2var_pd(I[0], k, I[1])); /* exact */
+        const uint32_t *wl = w + (i < half ? i : half + i); /* lp_sr_integers' layout: words 2h and 2h + 1 */
+        const __m512d r = _mm512_mask_blend_pd(lp_sr_up_avx512(p64, wl, wl + half, 0xFF), low, high);
+        __m512i rb = _mm512_castpd_si512(r);
+        rb = neg_zero ? _mm512_or_si512(rb, xs)
+                      : _mm512_mask_or_epi64(rb, _mm512_cmp_pd_mask(r, zero, _CMP_NEQ_OQ), rb, xs);
+        _mm256_storeu_ps(y + i, _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_castsi512_pd(rb), vsg)));
+    }
+}
+
+/* A work unit [start, start + len) of lp_fscale_quantize_f32's stochastic steps path, blocks b0 ...
+ * (chunk-relative divisors bsg and masks bkeep), by fscale_sr_run_avx512; w: its Philox block. */
+__attribute__((target("avx512f,avx512dq"))) static void fscale_sr_unit_avx512(
+    const float *x, float *y, int64_t start, int64_t len, int64_t b0, int64_t block, const double *bsg,
+    const int64_t *bkeep, const uint32_t *w, const double *code16, const double *up16, const double *inv16,
+    int levels, int neg_zero)
+{
+    const __m512d C[2] = {_mm512_loadu_pd(code16), _mm512_loadu_pd(code16 + 8)};
+    const __m512d U[2] = {_mm512_loadu_pd(up16), _mm512_loadu_pd(up16 + 8)};
+    const __m512d I[2] = {_mm512_loadu_pd(inv16), _mm512_loadu_pd(inv16 + 8)};
+    for (int64_t b = 0, lo = 0; lo < len; b++) {
+        int64_t hi = (b0 + b + 1) * block - start;
+        hi = hi < len ? hi : len;
+        const double sg = bsg[b];
+        if (!bkeep[b]) {
+            const float v = (float)(0.0 * sg);
+            for (int64_t i = lo; i < hi; i++)
+                y[i] = v;
+        } else if (!lp_sr_divisor_ok(sg)) {
+            fscale_sr_run_avx512(x, y, lo, hi, sg, w, C, U, I, levels, neg_zero, 1);
+        } else if (neg_zero && levels == 3) { /* NVFP4's: the search unrolled */
+            fscale_sr_run_avx512(x, y, lo, hi, sg, w, C, U, I, 3, 1, 0);
+        } else {
+            fscale_sr_run_avx512(x, y, lo, hi, sg, w, C, U, I, levels, neg_zero, 0);
+        }
+        lo = hi;
+    }
+}
+#endif
+
 /* Element i's quotient x / (scale * g) rounded to odd, +0 where its block is unusable (keep 0), as
  * the reference has it */
 static inline double CAT(fscale_quotient_, SFX)(const FT *src, const double *sgx, const int64_t *keep, int64_t i)
@@ -341,6 +411,18 @@ LP_CLONES void CAT(lp_fscale_quantize_, SFX)(const FT *in, FT *out, double *elem
         sr_up[j] = j < steps->steps ? steps->code[j + 1] : steps->code[j];
         sr_inv[j] = j < steps->steps ? 1.0 / (steps->code[j + 1] - steps->code[j]) : 0.0;
     }
+#if WBITS == 32 && defined(LP_SR_AVX512)
+    /* values only, by fscale_sr_unit_avx512: its tables (the grid padded with +Inf) */
+    const int sr_fused = by_sr && out && !elements && block % 8 == 0 && lp_sr_avx512_ok();
+    int sr_levels = 1;
+    while (by_sr && (1 << sr_levels) < steps->steps + 1)
+        sr_levels++;
+    double sr_code16[16], sr_inv64[16];
+    for (int j = 0; j < 16; j++) {
+        sr_code16[j] = by_sr && j <= steps->steps ? steps->code[j] : INFINITY;
+        sr_inv64[j] = sr_inv[j] * 18446744073709551616.0; /* exact: a power of two, or 0 */
+    }
+#endif
     nthreads = lp_team(n, nthreads);
     LP_PARALLEL_FOR
     for (int64_t c = 0; c < nchunks; c++) {
@@ -383,6 +465,15 @@ LP_CLONES void CAT(lp_fscale_quantize_, SFX)(const FT *in, FT *out, double *elem
                                               steps->steps, 0, 0, steps->neg_zero);
             continue;
         }
+#if WBITS == 32 && defined(LP_SR_AVX512)
+        if (sr_fused) { /* values only: one fused pass (fscale_sr_unit_avx512) */
+            uint32_t w[2 * LP_WORK_UNIT];
+            philox_fill_best(w, LP_WORK_UNIT / 2, seed, offset + (uint64_t)c * (LP_WORK_UNIT / 2));
+            fscale_sr_unit_avx512(src, out + start, start, len, b0, block, bsg, bkeep, w, sr_code16, sr_up,
+                                  sr_inv64, sr_levels, (int)steps->neg_zero);
+            continue;
+        }
+#endif
         for (int64_t b = b0; b <= b1; b++) { /* each element's divisor and keep mask, a block at a time */
             const int64_t lo = b * block > start ? b * block - start : 0;
             const int64_t hi = (b + 1) * block - start < len ? (b + 1) * block - start : len;

@@ -66,6 +66,13 @@ void lp_quantize_f64(const double *in, double *out, int64_t n, const lp_qparams 
 /* The raw Philox4x32-10 stream, word-major: out[w * nctr + j] = word w (0..3) of
  * philox(key = seed, counter = (offset + j, 0)). For tests and for reproducing stochastic rounding. */
 void lp_philox_words(uint32_t *out, int64_t nctr, uint64_t seed, uint64_t offset);
+/* The fused stochastic kernels' quotient (csrc/sr_avx512.h): a[i] / b rounded to odd for magnitudes a
+ * (float32's range) and b > 0, into out; 0 (nothing done) where the build or the CPU lacks AVX-512.
+ * For tests. */
+int lp_odd_quotients_avx512(const double *a, int64_t n, double b, double *out);
+/* Their 64-bit draw's decision (lp_sr_up_avx512): up[i] = 1 iff round_half_even(p64[i]) + hi[i] * 2**32 +
+ * lo[i] >= 2**64; 0 (nothing done) without AVX-512. For tests. */
+int lp_sr_ups_avx512(const double *p64, const uint32_t *lo, const uint32_t *hi, int64_t n, uint8_t *up);
 
 /* float16 (bf16 = 0) or bfloat16 (bf16 = 1) patterns <-> float32 (csrc/half_impl.h): widening exact;
  * narrowing for values the half type holds, Inf and NaN. */

@@ -5,6 +5,7 @@
 #include "platform.h" /* first: the standard headers lowprec.h's types need */
 #include "lowprec.h"
 #include "philox.h"
+#include "sr_avx512.h" /* the fused stochastic kernels' AVX-512 steps */
 
 /* internal modes: stochastic rounding split by random width, tiny inputs handled apart; nearest even
  * by the input type's own addition (quantize_impl.h) */

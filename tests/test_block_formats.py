@@ -419,6 +419,44 @@ def test_bad_calls():
         lowprec.quantize(x, BlockFormat(formats.get("q2.30"), 32))
 
 
+def test_float_scaled_stochastic_values_alone_are_the_numpy_rule():
+    """Stochastic rounding of float32 float-scaled blocks when only the values are asked for (a
+    quantize call: csrc/fscale_impl.h's fused AVX-512 pass where the machine has it; the same
+    kernel's two passes elsewhere) against the numpy rule and the C kernel with element values
+    asked for (two passes): grids of 7 steps with and without -0 (NVFP4; e2m1 fnuz), 14 and 15 steps
+    (a four-level search), blocks of 8, 16, 24 (straddling the 1024-element units) and 32, divisors
+    outside [2**-200, 2**200] (a tiny given tensor scale: the division), NaN, Inf, zero and -0 blocks,
+    subnormal members, both signs, and an offset into the draws."""
+    from lowprec.array.block import float_scale_quantize, float_scale_quantize_c
+    from lowprec.formats import FloatFormat
+
+    rng = np.random.default_rng(31)
+    fnuz = FloatFormat(2, 1, specials="fnuz", overflow="saturate")
+    cases = [(formats.get("nvfp4"), 16), (BlockFormat(fnuz, block=32, scale="fp8_e4m3fn", tensor_scale=True), 32),
+             (BlockFormat(FloatFormat(3, 1, specials="fnuz", overflow="saturate"), block=8, scale="fp8_e4m3fn"), 8),
+             (BlockFormat(FloatFormat(2, 2, specials="fn", overflow="saturate"), block=24, scale="fp8_e5m2",
+                          tensor_scale=True), 24)]
+    for fmt, block in cases:
+        x = _blocks(6000 // block, block, np.float32, rng)
+        x[3, 0], x[4, 1], x[5] = np.inf, np.nan, -0.0
+        x[6] = np.finfo(np.float32).max * rng.choice([-1, 1], block)
+        x[7, :3] = 1.0, 1e-40, -3e-39
+        x[8:40] = (rng.standard_normal((32, block)) * 3).astype(np.float32)  # ordinary blocks, both signs
+        for g in (None, 1e-30, 1e-70):
+            for seed in (3, 4):
+                v0, *_ = float_scale_quantize(x, fmt, "stochastic", seed, None, g, start=3072)
+                v1, *_ = float_scale_quantize_c(x, fmt, "stochastic", seed, None, g, start=3072, want_elements=True)
+                v2, s2, _, e2 = float_scale_quantize_c(x, fmt, "stochastic", seed, None, g, start=3072,
+                                                       want_scales=False)
+                context = f"{fmt!r} g={g} seed={seed}"
+                assert s2 is None and e2 is None
+                assert_same(v1, v0, context + " (two passes)")
+                assert_same(v2, v0, context + " (values alone)")
+    q = lowprec.quantize(x.reshape(-1), fmt, "stochastic", seed=5)  # the public path: the same values
+    assert_same(q.reshape(x.shape), float_scale_quantize(x, fmt, "stochastic", lowprec.kernels.rounding.seed_key(5),
+                                                          None)[0])
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_float_scaled_stochastic_at_every_draws_threshold(dtype):
     """NVFP4's stochastic rounding by steps (lp_sr_steps: the quotient's place between two codes
@@ -472,6 +510,8 @@ def test_float_scaled_stochastic_at_every_draws_threshold(dtype):
     assert_same(s1, s0, "scales")
     assert_same(v1, v0, "values")
     assert_same(e1, e0.astype(np.float64), "elements")
+    v2 = float_scale_quantize_c(x, fmt, "stochastic", seed_key(seed), None, want_scales=False)[0]
+    assert_same(v2, v0, "values alone")  # float32: the fused pass where the machine has AVX-512
     assert exact >= 8 and tie >= 4  # about 32 and 16 expected
     went_up = np.abs(e0[1:, 1:]) == code[k[1:, 1:] + 1]
     assert min(went_up.sum(), (~went_up).sum()) > n // 10  # at the thresholds: both outcomes, often
