@@ -230,7 +230,7 @@ LP_CLONES static void CAT(affine_det_, SFX)(const FT *in, FT *out, int64_t n, co
  * affine format, one scale s and clamp bounds qlo = qmin - zp <= 0 <= qhi = qmax - zp, fused into one
  * AVX-512 pass: lp_affine_'s quotients, lp_sr_integer's rounding and affine_values_' values, bit for
  * bit, nothing stored between them. On magnitudes: a = min(|x| / s rounded to odd, 2**62)
- * (lp_odd_quotient_avx512; Inf: 2**62, NaN: 0), k = floor(a) plus one where the draw says
+ * (lp_odd_quotient_avx512; Inf: 2**62), k = floor(a) plus one where the draw says
  * (lp_sr_up_avx512 on p = a - floor(a)), m = min(k, qhi or -qlo by x's sign), the value |m| s rounded
  * to odd, then to float, with x's sign where m != 0 (an integer has no -0); NaN stays NaN. w: the
  * unit's Philox block; element i draws words i + h C and i + h C + C (C = LP_WORK_UNIT / 2, h = i >= C),
@@ -252,10 +252,10 @@ affine_sr_half_avx512(const float *x, float *y, int64_t lo, int64_t hi, const ui
         const __m512d xd = _mm512_cvtps_pd(xf);
         const __m512i xi = _mm512_castpd_si512(xd), xs = _mm512_and_si512(xi, sign);
         const __mmask8 neg = _mm512_movepi64_mask(xi), nan = _mm512_cmp_pd_mask(xd, xd, _CMP_UNORD_Q);
-        const __mmask8 inf = _mm512_fpclass_pd_mask(xd, 0x18);
-        const __m512d ax = _mm512_maskz_mov_pd((__mmask8)~(nan | inf), _mm512_castsi512_pd(_mm512_andnot_si512(sign, xi)));
-        __m512d a = _mm512_min_pd(lp_odd_quotient_avx512(ax, vs, vinv, divide), top);
-        a = _mm512_mask_mov_pd(a, inf, top);
+        const __m512d ax = _mm512_castsi512_pd(_mm512_andnot_si512(sign, xi));
+        /* Inf and NaN need no masks: their quotient's residual is NaN (the quotient stays Inf or NaN), and
+           vminpd returns its second operand where either is NaN, so a = 2**62 (NaN lanes end as x) */
+        const __m512d a = _mm512_min_pd(lp_odd_quotient_avx512(ax, vs, vinv, divide), top);
         const __m512d low = _mm512_roundscale_pd(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
         const __mmask8 up = lp_sr_up_avx512(_mm512_mul_pd(_mm512_sub_pd(a, low), two64), wl + i, wl + half + i, live);
         const __m512d k = _mm512_mask_add_pd(low, up, low, one);
