@@ -59,10 +59,12 @@ __attribute__((target("avx512f,avx512dq"))) static inline LP_ALWAYS_INLINE __mma
 lp_sr_up_avx512(__m512d p64, const uint32_t *wl, const uint32_t *wh, __mmask8 live)
 {
     const __m512i F = _mm512_cvt_roundpd_epu64(p64, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512i rlo = _mm512_cvtepu32_epi64(_mm256_maskz_loadu_epi32(live, wl));
-    const __m512i rhi = _mm512_cvtepu32_epi64(_mm256_maskz_loadu_epi32(live, wh));
-    const __m512i notr = _mm512_ternarylogic_epi64(_mm512_slli_epi64(rhi, 32), rlo, rlo, 0x03); /* ~(a | b) */
-    return _mm512_cmp_epu64_mask(F, notr, _MM_CMPINT_NLE);
+    const __m512i notf = _mm512_ternarylogic_epi64(F, F, F, 0x55); /* ~F: F > ~R iff R > ~F */
+    /* R's halves interleaved by one permute: lanes (lo[j], hi[j]) are the 64-bit R[j] */
+    const __m512i pairs = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i R = _mm512_permutex2var_epi32(_mm512_castsi256_si512(_mm256_maskz_loadu_epi32(live, wl)), pairs,
+                                                _mm512_castsi256_si512(_mm256_maskz_loadu_epi32(live, wh)));
+    return _mm512_cmp_epu64_mask(R, notf, _MM_CMPINT_NLE);
 }
 #endif
 
