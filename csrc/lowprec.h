@@ -167,8 +167,6 @@ void lp_lut_rows_f32(const float *in, int64_t nrows, int64_t rowlen, const float
                      const float *table, float *out, uint16_t *idx, int nthreads);
 void lp_lut_rows_f64(const double *in, int64_t nrows, int64_t rowlen, const double *thr, int32_t nthr,
                      const double *table, double *out, uint16_t *idx, int nthreads);
-/* lp_lut_f32 through a bucket index: buckets[65536], lo | hi << 16 | first threshold's bits << 32 (see
- * csrc/lut_impl.h); same results. */
 /* Stochastic rounding to a codebook from the index of the entry below each value (see csrc/lut_impl.h):
  * codes in and out, cb the codebook (float64, `entries`), gaps cb[k + 1] - cb[k] (float64, `entries`: the last
  * one any finite value), out (nullable) the chosen entries of table. */
@@ -184,6 +182,8 @@ void lp_lut_sr_f64(const double *in, int64_t n, uint16_t *codes, const double *c
 int lp_lut_sr_fused_f32(const float *in, int64_t n, const float *thr, const uint64_t *buckets, const double *cb,
                         const double *gaps, const double *igaps, int32_t entries, const float *table, float *out,
                         uint64_t seed, uint64_t offset, int nthreads);
+/* lp_lut_f32 through a bucket index: buckets[65536], lo | hi << 16 | first threshold's bits << 32 (see
+ * csrc/lut_impl.h); same results. */
 void lp_lut_bucket_f32(const float *in, int64_t n, const float *thr, int32_t nthr, const uint64_t *buckets,
                        const float *table, float *out, uint16_t *idx, int nthreads);
 

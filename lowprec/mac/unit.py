@@ -386,8 +386,6 @@ class MAC:
         """(m, k) @ (k, n) (float32 or float64 operands) under this MAC's rules, as float64; records
         the counts (`products`: (label, count) of the unit that made A's values, for a sum of them;
         `initial`: the accumulator's start, (m, n), sequential float accumulators and matrix units)."""
-        m, k = A.shape
-        n = B.shape[1]
         if self.user is not None:
             return self._user_matmul(A, B, initial)
         return self._engine_matmul2d(A, B, products, initial)
