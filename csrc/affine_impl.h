@@ -235,7 +235,7 @@ LP_CLONES static void CAT(affine_det_, SFX)(const FT *in, FT *out, int64_t n, co
  * to odd, then to float, with x's sign where m != 0 (an integer has no -0); NaN stays NaN. w: the
  * unit's Philox block; element i draws words i + h C and i + h C + C (C = LP_WORK_UNIT / 2, h = i >= C),
  * so a span is taken a half at a time. divide: as lp_odd_quotient_avx512's. */
-__attribute__((target("avx512f,avx512dq"))) static inline LP_ALWAYS_INLINE void
+__attribute__((target("avx512f,avx512dq,avx512vl"))) static inline LP_ALWAYS_INLINE void
 affine_sr_half_avx512(const float *x, float *y, int64_t lo, int64_t hi, const uint32_t *wl, double s, double qlo,
                       double qhi, const int divide)
 {
@@ -272,7 +272,7 @@ affine_sr_half_avx512(const float *x, float *y, int64_t lo, int64_t hi, const ui
 }
 
 /* Elements [lo, hi) of the unit at x (chunk-relative; w its Philox block) by affine_sr_half_avx512. */
-__attribute__((target("avx512f,avx512dq"))) static void affine_sr_avx512(const float *x, float *y, int64_t lo,
+__attribute__((target("avx512f,avx512dq,avx512vl"))) static void affine_sr_avx512(const float *x, float *y, int64_t lo,
                                                                           int64_t hi, const uint32_t *w, double s,
                                                                           double qlo, double qhi)
 {

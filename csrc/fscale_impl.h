@@ -103,7 +103,7 @@ static inline double lp_odd_quotient(double a, double b)
  * code16 (padded with +Inf), its bounds and 1 / gap * 2**64 (inv64) by permutes, the draw's decision
  * by lp_sr_up_avx512. An unusable block (bkeep 0) is (float)(0 * sg) throughout: +0, or NaN for one
  * holding NaN or Inf. Blocks of a multiple of 8 elements (vectors never straddle two). */
-__attribute__((target("avx512f,avx512dq"))) static inline LP_ALWAYS_INLINE void
+__attribute__((target("avx512f,avx512dq,avx512vl"))) static inline LP_ALWAYS_INLINE void
 fscale_sr_run_avx512(const float *x, float *y, int64_t lo, int64_t hi, double sg, const uint32_t *w,
                      const __m512d *C, const __m512d *U, const __m512d *I, int levels, int neg_zero, int divide)
 {
@@ -136,7 +136,7 @@ fscale_sr_run_avx512(const float *x, float *y, int64_t lo, int64_t hi, double sg
 
 /* A work unit [start, start + len) of lp_fscale_quantize_f32's stochastic steps path, blocks b0 ...
  * (chunk-relative divisors bsg and masks bkeep), by fscale_sr_run_avx512; w: its Philox block. */
-__attribute__((target("avx512f,avx512dq"))) static void fscale_sr_unit_avx512(
+__attribute__((target("avx512f,avx512dq,avx512vl"))) static void fscale_sr_unit_avx512(
     const float *x, float *y, int64_t start, int64_t len, int64_t b0, int64_t block, const double *bsg,
     const int64_t *bkeep, const uint32_t *w, const double *code16, const double *up16, const double *inv16,
     int levels, int neg_zero)

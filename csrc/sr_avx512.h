@@ -8,12 +8,15 @@
 #if defined(LP_X86_DISPATCH) && LP_MAX_ISA >= 4
 #define LP_SR_AVX512 1
 
-/* Whether the CPU runs these steps (AVX-512 F and DQ: the unsigned 64-bit conversion and compare). */
+/* Whether the CPU runs these steps (AVX-512 F, DQ: the unsigned 64-bit conversion and compare, and VL:
+ * masked 8-lane loads and stores). The dispatching build compiles them by target attributes alone,
+ * without -march: every intrinsic here must be covered by those three. */
 static inline int lp_sr_avx512_ok(void)
 {
     static int ok = -1;
     if (ok < 0)
-        ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+        ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+             __builtin_cpu_supports("avx512vl");
     return ok;
 }
 
@@ -31,7 +34,7 @@ static inline int lp_sr_divisor_ok(double b)
  * = a / b. Rounding to odd is then truncation (q less an ulp where the residual is negative) with its
  * last bit set where the residual is nonzero; a quotient that underflowed to 0 becomes the smallest
  * subnormal. */
-__attribute__((target("avx512f,avx512dq"))) static inline LP_ALWAYS_INLINE __m512d
+__attribute__((target("avx512f,avx512dq,avx512vl"))) static inline LP_ALWAYS_INLINE __m512d
 lp_odd_quotient_avx512(__m512d a, __m512d b, __m512d inv, const int divide)
 {
     const __m512d zero = _mm512_setzero_pd();
@@ -55,7 +58,7 @@ lp_odd_quotient_avx512(__m512d a, __m512d b, __m512d inv, const int divide)
  * (ties to even: p on lp_sr_pick's 2**-64 grid), i.e. F > ~R unsigned. lp_sr_pick's double comparison
  * is that: its difference f - (1 - hi 2**-32) is exact wherever it lies within 2**-32 of 0, and its
  * sign decides elsewhere. */
-__attribute__((target("avx512f,avx512dq"))) static inline LP_ALWAYS_INLINE __mmask8
+__attribute__((target("avx512f,avx512dq,avx512vl"))) static inline LP_ALWAYS_INLINE __mmask8
 lp_sr_up_avx512(__m512d p64, const uint32_t *wl, const uint32_t *wh, __mmask8 live)
 {
     const __m512i F = _mm512_cvt_roundpd_epu64(p64, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -69,7 +72,7 @@ lp_sr_up_avx512(__m512d p64, const uint32_t *wl, const uint32_t *wh, __mmask8 li
 #endif
 
 #ifdef LP_SR_AVX512
-__attribute__((target("avx512f,avx512dq"))) static void lp_odd_quotients_avx512_(const double *a, int64_t n, double b,
+__attribute__((target("avx512f,avx512dq,avx512vl"))) static void lp_odd_quotients_avx512_(const double *a, int64_t n, double b,
                                                                                 double *out)
 {
     const __m512d vb = _mm512_set1_pd(b), inv = _mm512_set1_pd(1.0 / b);
@@ -84,7 +87,7 @@ __attribute__((target("avx512f,avx512dq"))) static void lp_odd_quotients_avx512_
 #endif
 
 #ifdef LP_SR_AVX512
-__attribute__((target("avx512f,avx512dq"))) static void lp_sr_ups_avx512_(const double *p64, const uint32_t *lo,
+__attribute__((target("avx512f,avx512dq,avx512vl"))) static void lp_sr_ups_avx512_(const double *p64, const uint32_t *lo,
                                                                         const uint32_t *hi, int64_t n, uint8_t *up)
 {
     for (int64_t i = 0; i < n; i += 8) {
