@@ -117,14 +117,17 @@ fscale_sr_run_avx512(const float *x, float *y, int64_t lo, int64_t hi, double sg
         const __m512i xs = _mm512_and_si512(xd, sign);
         const __m512d a = lp_odd_quotient_avx512(_mm512_castsi512_pd(_mm512_andnot_si512(sign, xd)), vsg, vinv,
                                                  divide);
+        /* tables of up to 8 entries (levels <= 3, a constant where it matters): one-source permutes,
+           which leave their table registers alone (no copies) */
+#define LP_LOOKUP(T, idx) (levels <= 3 ? _mm512_permutexvar_pd(idx, T[0]) : _mm512_permutex2var_pd(T[0], idx, T[1]))
         __m512i k = _mm512_setzero_si512();
         for (int l = levels - 1; l >= 0; l--) {
             const __m512i bit = _mm512_set1_epi64(1ll << l), kb = _mm512_or_si512(k, bit);
-            k = _mm512_mask_or_epi64(k, _mm512_cmp_pd_mask(_mm512_permutex2var_pd(C[0], kb, C[1]), a, _CMP_LE_OQ),
-                                     k, bit);
+            k = _mm512_mask_or_epi64(k, _mm512_cmp_pd_mask(LP_LOOKUP(C, kb), a, _CMP_LE_OQ), k, bit);
         }
-        const __m512d low = _mm512_permutex2var_pd(C[0], k, C[1]), high = _mm512_permutex2var_pd(U[0], k, U[1]);
-        const __m512d p64 = _mm512_mul_pd(_mm512_sub_pd(a, low), _mm512_permutex2var_pd(I[0], k, I[1])); /* exact */
+        const __m512d low = LP_LOOKUP(C, k), high = LP_LOOKUP(U, k);
+        const __m512d p64 = _mm512_mul_pd(_mm512_sub_pd(a, low), LP_LOOKUP(I, k)); /* exact */
+#undef LP_LOOKUP
         const uint32_t *wl = w + (i < half ? i : half + i); /* lp_sr_integers' layout: words 2h and 2h + 1 */
         const __m512d r = _mm512_mask_blend_pd(lp_sr_up_avx512(p64, wl, wl + half, 0xFF), low, high);
         __m512i rb = _mm512_castpd_si512(r);
