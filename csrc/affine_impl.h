@@ -243,7 +243,7 @@ affine_sr_half_avx512(const float *x, float *y, int64_t lo, int64_t hi, const ui
     const __m512d vs = _mm512_set1_pd(s), vinv = _mm512_set1_pd(1.0 / s), top = _mm512_set1_pd(0x1p62);
     const __m512d two64 = _mm512_set1_pd(0x1p64), one = _mm512_set1_pd(1.0), zero = _mm512_setzero_pd();
     const __m512d cap_pos = _mm512_set1_pd(qhi), cap_neg = _mm512_set1_pd(0.0 - qlo); /* +0 for qlo = 0 */
-    const __m512i sign = _mm512_set1_epi64((int64_t)0x8000000000000000ull), bit = _mm512_set1_epi64(1);
+    const __m512i sign = _mm512_set1_epi64((int64_t)0x8000000000000000ull);
     for (int64_t i = lo; i < hi; i += 8) {
         const __mmask8 live = hi - i >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (hi - i)) - 1u);
         __builtin_prefetch(x + i + 1024, 0, 3); /* the next page: hardware prefetchers stop at 4 KiB */
@@ -261,10 +261,7 @@ affine_sr_half_avx512(const float *x, float *y, int64_t lo, int64_t hi, const ui
         const __m512d k = _mm512_mask_add_pd(low, up, low, one);
         const __m512d m = _mm512_min_pd(k, _mm512_mask_blend_pd(neg, cap_pos, cap_neg));
         const __m512d p = _mm512_mul_pd(m, vs);
-        const __m512d res = _mm512_fmsub_pd(m, vs, p); /* exact */
-        __m512i pb = _mm512_castpd_si512(p);
-        pb = _mm512_mask_sub_epi64(pb, _mm512_cmp_pd_mask(res, zero, _CMP_LT_OQ), pb, bit);
-        pb = _mm512_mask_or_epi64(pb, _mm512_cmp_pd_mask(res, zero, _CMP_NEQ_OQ), pb, bit);
+        __m512i pb = _mm512_castpd_si512(lp_odd_fix_avx512(p, _mm512_fmsub_pd(m, vs, p))); /* exact residual */
         pb = _mm512_mask_or_epi64(pb, _mm512_cmp_pd_mask(m, zero, _CMP_NEQ_OQ), pb, xs);
         const __m256 v = _mm256_mask_mov_ps(_mm512_cvtpd_ps(_mm512_castsi512_pd(pb)), nan, xf);
         _mm256_mask_storeu_ps(y + i, live, v);

@@ -12,7 +12,8 @@
  * and scale formats of at most 22 significant bits, whose rounding that preserves), or, given the
  * element rounding as steps (lp_fscale_steps), compare |x| with thresholds times scale * g; stochastic
  * rounding rounds the doubles as the float64 block routine does, whose draws follow lp_quantize_f64's
- * layout over the n quotients from `offset` (by steps, lp_sr_steps, where they describe it). The
+ * layout over the n quotients from `offset` (by steps, lp_sr_steps, where they describe it; for float32
+ * values alone, the same rule in one AVX-512 pass, fscale_sr_unit_avx512). The
  * input is the blocked layout: n a multiple of the block size, block b holding elements b * block ...
  * (b + 1) * block - 1. */
 

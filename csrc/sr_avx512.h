@@ -27,18 +27,28 @@ static inline int lp_sr_divisor_ok(double b)
     return b >= 0x1p-200 && b <= 0x1p200;
 }
 
+/* A nonnegative q rounded to odd given the sign of its exact residual (exact value - q, exact itself):
+ * truncation (q less an ulp where the residual is negative) with its last bit set where the residual
+ * is nonzero; a q of 0 with a positive residual becomes the smallest subnormal. */
+__attribute__((target("avx512f,avx512dq,avx512vl"))) static inline LP_ALWAYS_INLINE __m512d
+lp_odd_fix_avx512(__m512d q, __m512d res)
+{
+    const __m512d zero = _mm512_setzero_pd();
+    const __m512i one = _mm512_set1_epi64(1);
+    __m512i qb = _mm512_castpd_si512(q);
+    qb = _mm512_mask_sub_epi64(qb, _mm512_cmp_pd_mask(res, zero, _CMP_LT_OQ), qb, one);
+    qb = _mm512_mask_or_epi64(qb, _mm512_cmp_pd_mask(res, zero, _CMP_NEQ_OQ), qb, one);
+    return _mm512_castsi512_pd(qb);
+}
+
 /* a / b rounded to odd for magnitudes a >= 0 (not Inf or NaN) and b > 0 (inv = 1 / b rounded):
  * lp_odd_quotient's result, bit for bit. divide = 0 (b within lp_sr_divisor_ok): q1 = a * inv,
  * q = q1 + (a - q1 b) inv by fma is faithful (one of the two doubles around a / b: inv and q1 are
  * within 1.5 ulps, the correction within a rounding), so its residual a - q b is exact; otherwise q
- * = a / b. Rounding to odd is then truncation (q less an ulp where the residual is negative) with its
- * last bit set where the residual is nonzero; a quotient that underflowed to 0 becomes the smallest
- * subnormal. */
+ * = a / b; then lp_odd_fix_avx512. */
 __attribute__((target("avx512f,avx512dq,avx512vl"))) static inline LP_ALWAYS_INLINE __m512d
 lp_odd_quotient_avx512(__m512d a, __m512d b, __m512d inv, const int divide)
 {
-    const __m512d zero = _mm512_setzero_pd();
-    const __m512i one = _mm512_set1_epi64(1);
     __m512d q;
     if (divide) {
         q = _mm512_div_pd(a, b);
@@ -46,11 +56,7 @@ lp_odd_quotient_avx512(__m512d a, __m512d b, __m512d inv, const int divide)
         const __m512d q1 = _mm512_mul_pd(a, inv);
         q = _mm512_fmadd_pd(_mm512_fnmadd_pd(q1, b, a), inv, q1);
     }
-    const __m512d res = _mm512_fnmadd_pd(q, b, a); /* exact */
-    __m512i qb = _mm512_castpd_si512(q);
-    qb = _mm512_mask_sub_epi64(qb, _mm512_cmp_pd_mask(res, zero, _CMP_LT_OQ), qb, one);
-    qb = _mm512_mask_or_epi64(qb, _mm512_cmp_pd_mask(res, zero, _CMP_NEQ_OQ), qb, one);
-    return _mm512_castsi512_pd(qb);
+    return lp_odd_fix_avx512(q, _mm512_fnmadd_pd(q, b, a)); /* the residual: exact */
 }
 
 /* lp_sr_pick's decision for 8 places p64 = p * 2**64 (p in [0, 1), exact) against the draws R = hi *
@@ -84,9 +90,7 @@ __attribute__((target("avx512f,avx512dq,avx512vl"))) static void lp_odd_quotient
         _mm512_mask_storeu_pd(out + i, live, q);
     }
 }
-#endif
 
-#ifdef LP_SR_AVX512
 __attribute__((target("avx512f,avx512dq,avx512vl"))) static void lp_sr_ups_avx512_(const double *p64, const uint32_t *lo,
                                                                         const uint32_t *hi, int64_t n, uint8_t *up)
 {

@@ -432,16 +432,16 @@ def test_float_scaled_stochastic_values_alone_are_the_numpy_rule():
 
     rng = np.random.default_rng(31)
     fnuz = FloatFormat(2, 1, specials="fnuz", overflow="saturate")
-    cases = [(formats.get("nvfp4"), 16), (BlockFormat(fnuz, block=32, scale="fp8_e4m3fn", tensor_scale=True), 32),
-             (BlockFormat(FloatFormat(3, 1, specials="fnuz", overflow="saturate"), block=8, scale="fp8_e4m3fn"), 8),
-             (BlockFormat(FloatFormat(2, 2, specials="fn", overflow="saturate"), block=24, scale="fp8_e5m2",
-                          tensor_scale=True), 24)]
-    for fmt, block in cases:
-        x = _blocks(6000 // block, block, np.float32, rng)
+    cases = [formats.get("nvfp4"), BlockFormat(fnuz, block=32, scale="fp8_e4m3fn", tensor_scale=True),
+             BlockFormat(FloatFormat(3, 1, specials="fnuz", overflow="saturate"), block=8, scale="fp8_e4m3fn"),
+             BlockFormat(FloatFormat(2, 2, specials="fn", overflow="saturate"), block=24, scale="fp8_e5m2",
+                         tensor_scale=True)]
+    for fmt in cases:
+        x = _blocks(6000 // fmt.block, fmt.block, np.float32, rng)
         x[3, 0], x[4, 1], x[5] = np.inf, np.nan, -0.0
-        x[6] = np.finfo(np.float32).max * rng.choice([-1, 1], block)
+        x[6] = np.finfo(np.float32).max * rng.choice([-1, 1], fmt.block)
         x[7, :3] = 1.0, 1e-40, -3e-39
-        x[8:40] = (rng.standard_normal((32, block)) * 3).astype(np.float32)  # ordinary blocks, both signs
+        x[8:40] = (rng.standard_normal((32, fmt.block)) * 3).astype(np.float32)  # ordinary blocks, both signs
         for g in (None, 1e-30, 1e-70):
             for seed in (3, 4):
                 v0, *_ = float_scale_quantize(x, fmt, "stochastic", seed, None, g, start=3072)

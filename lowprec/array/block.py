@@ -211,8 +211,8 @@ def float_scale_quantize_c(blocks: np.ndarray, fmt: BlockFormat, rounding: str, 
                                                               np.ndarray | None]:
     """float_scale_quantize by the C core (csrc/fscale_impl.h), the same bits, for element and scale
     formats that round through float32 (lowprec.array.backend.rounds_through_float32); values,
-    elements and scales only where asked for (None otherwise: a quantize call skips the scales'
-    allocation, whose page faults were a tenth of NVFP4's time). values: as e8m0_quantize's."""
+    elements and scales only where asked for (None otherwise: a quantize call does not allocate the
+    scales). values: as e8m0_quantize's."""
     blocks = np.ascontiguousarray(blocks)
     n = blocks.size
     ctype = "float[]" if blocks.dtype == np.float32 else "double[]"
