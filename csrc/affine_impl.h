@@ -342,7 +342,7 @@ LP_CLONES void CAT(lp_affine_, SFX)(const FT *in, FT *out, int64_t n, const doub
             philox_fill_best(w, LP_WORK_UNIT / 2, seed, ctr);
             lp_sr_integers(quot, whole, len, w);
         } else {
-            block_f64(quot, whole, len, ip, mode, seed, ctr);
+            block_f64(quot, whole, len, ip, mode, seed, ctr, 0);
         }
         if (runs) {
 #define LP_AFFINE_RUN(s, l, ch)                                                                     \

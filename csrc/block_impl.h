@@ -179,9 +179,9 @@ static inline LP_ALWAYS_INLINE void CAT(block_chunk_body_, SFX)(const FT *in, FT
        scaled back there */
     FT *res = out + start;
     if (ep->sub_exp < 1)
-        CAT(block_deep_, SFX)(tmp, res, len, ep, mode, seed, ctr);
+        CAT(block_deep_, SFX)(tmp, res, len, ep, mode, seed, ctr, 0);
     else
-        CAT(block_, SFX)(tmp, res, len, ep, mode, seed, ctr);
+        CAT(block_, SFX)(tmp, res, len, ep, mode, seed, ctr, 0);
     if (!bp->elements && normal) { /* (bp->elements: out keeps the elements, unscaled) */
         for (int64_t i = 0; i < len; i++)
             res[i] = res[i] * CAT(pow2_of_, SFX)(shift[i]);
@@ -269,9 +269,9 @@ LP_CLONES static void CAT(block_cols_tile_, SFX)(const FT *in, FT *out, int64_t 
         }
     }
     if (ep->sub_exp < 1)
-        CAT(block_deep_, SFX)(tmp, res, b * w, ep, mode, 0, 0);
+        CAT(block_deep_, SFX)(tmp, res, b * w, ep, mode, 0, 0, 0);
     else
-        CAT(block_, SFX)(tmp, res, b * w, ep, mode, 0, 0);
+        CAT(block_, SFX)(tmp, res, b * w, ep, mode, 0, 0, 0);
     for (int64_t r = 0; r < b; r++) {
         FT *y = out + r * cols + c0;
         const FT *v = res + r * w;

@@ -268,7 +268,7 @@ static inline LP_ALWAYS_INLINE void CAT(fscale_scales_, SFX)(const FT *in, int64
         const int finite = a == a && a != INFINITY;
         raw[j] = lp_odd32(lp_odd_quotient(finite ? a : 0.0, denom));
     }
-    block_f32(raw, sc, nb, sp, LP_NEAREST_EVEN, 0, 0);
+    block_f32(raw, sc, nb, sp, LP_NEAREST_EVEN, 0, 0, 0);
     for (int64_t j = 0; j < nb; j++) {
         const double a = amax[j];
         const int finite = a == a && a != INFINITY;
@@ -500,9 +500,9 @@ LP_CLONES void CAT(lp_fscale_quantize_, SFX)(const FT *in, FT *out, double *elem
                 else
                     lp_sr_steps(quot, whole, len, w, steps->code, sr_up, sr_inv, steps->steps, steps->neg_zero);
             } else if (ep->sub_exp < 1) {
-                block_deep_f64(quot, whole, len, ep, mode, seed, ctr);
+                block_deep_f64(quot, whole, len, ep, mode, seed, ctr, 0);
             } else {
-                block_f64(quot, whole, len, ep, mode, seed, ctr);
+                block_f64(quot, whole, len, ep, mode, seed, ctr, 0);
             }
         } else {
             int64_t outside = 0; /* quotients beyond float's normal range (rare): lp_odd32's pass */
@@ -517,9 +517,9 @@ LP_CLONES void CAT(lp_fscale_quantize_, SFX)(const FT *in, FT *out, double *elem
                     q32[i] = lp_odd32(q);
             }
             if (ep->sub_exp < 1)
-                block_deep_f32(q32, r32, len, ep, mode, 0, 0);
+                block_deep_f32(q32, r32, len, ep, mode, 0, 0, 0);
             else
-                block_f32(q32, r32, len, ep, mode, 0, 0);
+                block_f32(q32, r32, len, ep, mode, 0, 0, 0);
             for (int64_t i = 0; i < len; i++)
                 whole[i] = (double)r32[i];
         }

@@ -111,53 +111,78 @@ __attribute__((target("avx2"))) static void philox_fill_avx2(uint32_t *out, int6
  * first + 2l + (v & 1) in lane l, so a packed pair holds 16 consecutive counters. Four vectors are in
  * flight, all in registers (eight spilled: 0.54 -> 0.36 ns a word on Zen 4). */
 #define LP_PHILOX_VECS512 4
+
+/* The ten rounds on LP_PHILOX_VECS512 vectors of counters c[v] (a counter a 64-bit lane), packed:
+ * out[4 (v / 2) + w] holds word w of the 16 counters of vectors v and v + 1, in counter order. */
+__attribute__((target("avx512f"))) static inline LP_ALWAYS_INLINE void philox_rounds_avx512(const __m512i *c,
+                                                                                           uint64_t seed,
+                                                                                           __m512i *out)
+{
+    const __m512i m0 = _mm512_set1_epi64(PHILOX_M0), m1 = _mm512_set1_epi64(PHILOX_M1);
+    __m512i c0[LP_PHILOX_VECS512], c1[LP_PHILOX_VECS512], c2[LP_PHILOX_VECS512], c3[LP_PHILOX_VECS512];
+    for (int v = 0; v < LP_PHILOX_VECS512; v++) {
+        c0[v] = c[v];
+        c1[v] = _mm512_srli_epi64(c[v], 32);
+        c2[v] = c3[v] = _mm512_setzero_si512();
+    }
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    for (int r = 0; r < 10; r++) {
+        const __m512i key0 = _mm512_set1_epi64(k0), key1 = _mm512_set1_epi64(k1);
+        for (int v = 0; v < LP_PHILOX_VECS512; v++) {
+            /* the high halves moved down by a shuffle (port 5, beside the multiplies on port 0) and
+               the three-way XORs as one vpternlog each: 0.35 -> 0.32 ns a word here */
+            __m512i p0 = _mm512_mul_epu32(c0[v], m0), p1 = _mm512_mul_epu32(c2[v], m1);
+            c0[v] = _mm512_ternarylogic_epi64(_mm512_shuffle_epi32(p1, (_MM_PERM_ENUM)0xB1), c1[v], key0, 0x96);
+            c2[v] = _mm512_ternarylogic_epi64(_mm512_shuffle_epi32(p0, (_MM_PERM_ENUM)0xB1), c3[v], key1, 0x96);
+            c1[v] = p1;
+            c3[v] = p0;
+        }
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
+    }
+    for (int v = 0; v < LP_PHILOX_VECS512; v += 2) {
+#define LP_PACK(c) _mm512_mask_blend_epi32((__mmask16)0xAAAA, c[v], _mm512_slli_epi64(c[v + 1], 32))
+        out[2 * v] = LP_PACK(c0);
+        out[2 * v + 1] = LP_PACK(c1);
+        out[2 * v + 2] = LP_PACK(c2);
+        out[2 * v + 3] = LP_PACK(c3);
+#undef LP_PACK
+    }
+}
+
+/* philox_rounds_avx512's counter vectors for the 32 consecutive counters from `first`: vector v holds
+ * first + 16 (v / 2) + 2l + (v & 1) in lane l. */
+__attribute__((target("avx512f"))) static inline LP_ALWAYS_INLINE void philox_counters_avx512(uint64_t first,
+                                                                                             __m512i *c)
+{
+    const __m512i lanes = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
+    for (int v = 0; v < LP_PHILOX_VECS512; v++)
+        c[v] = _mm512_add_epi64(_mm512_set1_epi64((long long)(first + (uint64_t)(16 * (v / 2) + (v & 1)))), lanes);
+}
+
 __attribute__((target("avx512f"))) static void philox_fill_avx512(uint32_t *out, int64_t nctr, uint64_t seed,
                                                                    uint64_t ctr0, const uint64_t *ctrs)
 {
-    const __m512i m0 = _mm512_set1_epi64(PHILOX_M0), m1 = _mm512_set1_epi64(PHILOX_M1);
     const __m512i lanes = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odd = _mm512_set1_epi64(1);
     const int64_t step = 8 * LP_PHILOX_VECS512;
     int64_t j = 0;
     for (; j + step <= nctr; j += step) {
-        __m512i c0[LP_PHILOX_VECS512], c1[LP_PHILOX_VECS512], c2[LP_PHILOX_VECS512], c3[LP_PHILOX_VECS512];
-        for (int v = 0; v < LP_PHILOX_VECS512; v++) {
-            int64_t first = j + 16 * (v / 2) + (v & 1);
-            __m512i c;
-            if (ctrs) { /* counters first + 2l of the array: the even or odd ones of sixteen */
-                const uint64_t *at = ctrs + first - (v & 1);
-                c = _mm512_permutex2var_epi64(_mm512_loadu_si512((const void *)at), v & 1 ? _mm512_add_epi64(lanes, odd) : lanes,
-                                              _mm512_loadu_si512((const void *)(at + 8)));
-            } else
-                c = _mm512_add_epi64(_mm512_set1_epi64((long long)(ctr0 + (uint64_t)first)), lanes);
-            c0[v] = c;
-            c1[v] = _mm512_srli_epi64(c, 32);
-            c2[v] = c3[v] = _mm512_setzero_si512();
-        }
-        uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-        for (int r = 0; r < 10; r++) {
-            const __m512i key0 = _mm512_set1_epi64(k0), key1 = _mm512_set1_epi64(k1);
+        __m512i c[LP_PHILOX_VECS512], w[2 * LP_PHILOX_VECS512];
+        if (ctrs) { /* counters first + 2l of the array: the even or odd ones of sixteen */
             for (int v = 0; v < LP_PHILOX_VECS512; v++) {
-                /* the high halves moved down by a shuffle (port 5, beside the multiplies on port 0) and
-                   the three-way XORs as one vpternlog each: 0.35 -> 0.32 ns a word here */
-                __m512i p0 = _mm512_mul_epu32(c0[v], m0), p1 = _mm512_mul_epu32(c2[v], m1);
-                c0[v] = _mm512_ternarylogic_epi64(_mm512_shuffle_epi32(p1, (_MM_PERM_ENUM)0xB1), c1[v], key0, 0x96);
-                c2[v] = _mm512_ternarylogic_epi64(_mm512_shuffle_epi32(p0, (_MM_PERM_ENUM)0xB1), c3[v], key1, 0x96);
-                c1[v] = p1;
-                c3[v] = p0;
+                const uint64_t *at = ctrs + j + 16 * (v / 2);
+                c[v] = _mm512_permutex2var_epi64(_mm512_loadu_si512((const void *)at),
+                                                 v & 1 ? _mm512_add_epi64(lanes, odd) : lanes,
+                                                 _mm512_loadu_si512((const void *)(at + 8)));
             }
-            k0 += PHILOX_W0;
-            k1 += PHILOX_W1;
+        } else {
+            philox_counters_avx512(ctr0 + (uint64_t)j, c);
         }
-        for (int v = 0; v < LP_PHILOX_VECS512; v += 2) {
-            int64_t at = j + 8 * v;
-#define LP_PACK(c) _mm512_mask_blend_epi32((__mmask16)0xAAAA, c[v], _mm512_slli_epi64(c[v + 1], 32))
-            _mm512_storeu_si512((void *)(out + at), LP_PACK(c0));
-            _mm512_storeu_si512((void *)(out + nctr + at), LP_PACK(c1));
-            _mm512_storeu_si512((void *)(out + 2 * nctr + at), LP_PACK(c2));
-            _mm512_storeu_si512((void *)(out + 3 * nctr + at), LP_PACK(c3));
-#undef LP_PACK
-        }
+        philox_rounds_avx512(c, seed, w);
+        for (int h = 0; h < LP_PHILOX_VECS512 / 2; h++)
+            for (int k = 0; k < 4; k++)
+                _mm512_storeu_si512((void *)(out + k * nctr + j + 16 * h), w[4 * h + k]);
     }
     if (j < nctr) { /* a ragged end: the portable loop, into a scratch block laid out the same way */
         uint32_t tail[4 * 8 * LP_PHILOX_VECS512];

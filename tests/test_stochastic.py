@@ -97,3 +97,36 @@ def test_blocks_of_mostly_tiny_inputs_take_the_full_rule_with_the_same_bits(name
         got = lowprec.quantize(x, name, "stochastic", seed=8, rbits=rbits)
         want = quantize_reference(x, name, "stochastic", seed=8, rbits=rbits)
         assert_same(got, np.asarray(want, dtype), f"{name} rbits={rbits}")
+
+
+FLOAT32_SR_FORMATS = ["fp16", "bf16", "tf32", "dlfloat16", "fp8_e4m3fn", "fp8_e4m3", "fp8_e4m3fnuz", "fp8_e5m2",
+                      "fp8_e5m2fnuz", "fp8_e3m4", "fp6_e2m3fn", "fp6_e3m2fn", "fp4_e2m1fn", "binary8p3", "binary8p5",
+                      "int8", "uint8", "int4", "int16", "q8.8"]
+
+
+@pytest.mark.parametrize("name", FLOAT32_SR_FORMATS)
+def test_whole_float32_units_equal_the_reference(name):
+    """Whole 1024-element units of float32 input (AVX-512 machines round them in one fused pass with the
+    Philox words made in registers, others by the counting, fast and fix-up passes), against the numpy
+    reference with 32 random bits and with a byte, 4 and 1 of it: values over the format's whole range
+    and past it (subnormal results, overflow, both signs, -0), a unit with a few exceptional inputs
+    (fixed up lane by lane), one with many (more than 8: the generic passes take it over), then a
+    ragged end."""
+    from lowprec.reference import quantize_reference
+
+    fmt = lowprec.formats.get(name)
+    rng = np.random.default_rng(11)
+    smallest = fmt.min_subnormal or fmt.min_normal
+    lo, hi = np.log2(smallest) - 2, np.log2(fmt.max) + 2
+    sign = np.where(rng.random(4096) < 0.5, -1.0, 1.0)
+    wide = sign[:1024] * 2.0 ** rng.uniform(lo, hi, 1024)  # tiny ones too: likely more than 8
+    inside = sign[1024:2048] * 2.0 ** rng.uniform(np.log2(smallest), np.log2(fmt.max), 1024)
+    inside[[5, 300, 301, 777, 1000]] = [np.inf, -np.inf, np.nan, smallest / 3, -smallest / 5]
+    inside[[17, 18]] = [-0.0, 0.0]
+    many = sign[2048:3072] * smallest * rng.random(1024) * 1.5
+    ragged = sign[3072:3172] * 2.0 ** rng.uniform(lo, hi, 100)
+    x = np.concatenate([inside, wide, many, inside[::-1], ragged]).astype(np.float32)
+    for rbits in (None, 8, 4, 1):
+        got = lowprec.quantize(x, name, "stochastic", seed=21, rbits=rbits)
+        want = quantize_reference(x, name, "stochastic", seed=21, rbits=rbits)
+        assert_same(got, np.asarray(want, np.float32), f"{name} rbits={rbits}")

@@ -1,0 +1,196 @@
+/* Stochastic rounding of one whole work unit of float32 patterns in one AVX-512 pass, bit for bit the
+ * rules of quantize_impl.h (sr_exact_fast_, sr_k_fast_, finish_'s fast forms, and the full rule for
+ * the exceptional inputs), for formats whose normal range starts within float32's (not deep) and
+ * draws of 32 bits or of a byte (rbits <= 8). Against the generic passes (count, draw, round, fix up)
+ * it rounds in one pass, a quarter unit at a time after a look at it (flat: one d for all; no
+ * exceptional input: no check), and it makes the next unit's Philox words while it rounds this one's,
+ * so that the generator's arithmetic overlaps the memory traffic. Included by quantize_impl.h in its
+ * float32 instance, where the build carries AVX-512 code. */
+
+enum { LP_SR_FIX_MAX = 8 }; /* exceptional inputs a unit may have before the generic passes take it */
+
+/* A thread's Philox words for its next unit, made while it rounds the current one (valid: they are
+ * those of seed and counters ctr .. ctr + nctr - 1), and the current unit's. */
+typedef struct {
+    int valid, cur;
+    uint64_t seed, ctr;
+    int64_t nctr;
+    uint32_t words[2][LP_WORK_UNIT];
+} lp_sr_ahead;
+static _Thread_local lp_sr_ahead lp_sr_ahead_words;
+
+/* The loop-invariant vectors of a unit. */
+typedef struct {
+    __m512i absm, one, zero, c24, c32, ones, drop0, sub_exp, k, topk, tiny_m1, inf, lim_pos, lim_neg, ovf_pos,
+        ovf_neg, signm;
+    __m512i d0, keep0, shift0, s0, half_m1, one_if; /* a flat unit's d and what follows from it */
+} lp_sr_consts;
+
+/* 16 elements at x into y, draws rnd (the rule reads their top rbits bits); returns how many were
+ * exceptional (those are rounded by the full rule, lane by lane). Constants after inlining: bytes
+ * (the k-bit rule), sym (finish_'s LP_FAST_SYM), flat (no input of the unit below the format's min
+ * normal: d = drop0 for all) and check (the unit may hold exceptional inputs). */
+__attribute__((target("avx512f,avx512dq,avx512vl"))) static inline LP_ALWAYS_INLINE int
+sr_vec_avx512_f32(const uint32_t *x, uint32_t *y, __m512i rnd, const lp_sr_consts *c, const lp_qparams *p,
+                  const int bytes, const int sym, const int flat, const int check)
+{
+    const __m512i bits = _mm512_loadu_si512((const void *)x);
+    const __m512i a = _mm512_and_si512(bits, c->absm);
+    /* d: bits dropped, drop0 plus the binades below the format's min normal, clamped to 0..24 */
+    __m512i d = c->d0;
+    if (!flat) {
+        const __m512i ec = _mm512_max_epu32(_mm512_srli_epi32(a, 23), c->one);
+        d = _mm512_add_epi32(c->drop0, _mm512_max_epi32(_mm512_sub_epi32(c->sub_exp, ec), c->zero));
+        d = _mm512_min_epi32(_mm512_max_epi32(d, c->zero), c->c24);
+    }
+    const __m512i keep = flat ? c->keep0 : _mm512_sllv_epi32(c->ones, d); /* ~(2**d - 1) */
+    /* the draw's top bits at bit d: (rnd >> 1) >> (31 - d), as one shift (a count of 32 gives 0) */
+    const __m512i shift = flat ? c->shift0 : _mm512_sub_epi32(c->c32, d);
+    __m512i r;
+    if (!bytes) {
+        r = _mm512_add_epi32(a, _mm512_srlv_epi32(rnd, shift));
+    } else { /* a rounded to nearest even at bit s = d - k first, where that is above 0 */
+        __m512i bias;
+        if (flat) {
+            bias = _mm512_add_epi32(c->half_m1, _mm512_and_si512(_mm512_srlv_epi32(a, c->s0), c->one_if));
+        } else {
+            const __m512i s = _mm512_max_epi32(_mm512_sub_epi32(d, c->k), c->zero);
+            const __m512i half_m1 = _mm512_sub_epi32(_mm512_srli_epi32(_mm512_sllv_epi32(c->one, s), 1), c->one);
+            const __m512i parity = _mm512_and_si512(_mm512_srlv_epi32(a, s), c->one);
+            bias = _mm512_maskz_add_epi32(_mm512_cmpgt_epi32_mask(s, c->zero), half_m1, parity);
+        }
+        r = _mm512_add_epi32(_mm512_add_epi32(a, bias), _mm512_srlv_epi32(rnd, shift));
+    }
+    r = _mm512_and_si512(r, keep);
+    __m512i out;
+    if (sym) {
+        r = _mm512_mask_mov_epi32(r, _mm512_cmpgt_epu32_mask(r, c->lim_pos), c->ovf_pos);
+        out = _mm512_ternarylogic_epi32(r, bits, c->signm, 0xF8); /* r | (bits & sign) */
+    } else {
+        const __mmask16 neg = _mm512_cmplt_epi32_mask(bits, c->zero);
+        const __m512i lim = _mm512_mask_mov_epi32(c->lim_pos, neg, c->lim_neg);
+        const __m512i ovf = _mm512_mask_mov_epi32(c->ovf_pos, neg, c->ovf_neg);
+        r = _mm512_mask_mov_epi32(r, _mm512_cmpgt_epu32_mask(r, lim), ovf);
+        const __mmask16 signed_lanes = p->keep_neg_zero ? neg : (__mmask16)(neg & _mm512_test_epi32_mask(r, r));
+        out = _mm512_mask_or_epi32(r, signed_lanes, r, c->signm);
+    }
+    _mm512_storeu_si512((void *)y, out);
+    if (!check)
+        return 0;
+    /* nonzero below the smallest nonzero result (a - 1 wraps zero out), Inf or NaN */
+    const __mmask16 exc = _mm512_cmplt_epu32_mask(_mm512_sub_epi32(a, c->one), c->tiny_m1) |
+                          _mm512_cmpge_epu32_mask(a, c->inf);
+    if (__builtin_expect(exc != 0, 0)) {
+        uint32_t draws[16];
+        _mm512_storeu_si512((void *)draws, rnd);
+        for (int l = 0; l < 16; l++)
+            if (exc >> l & 1)
+                y[l] = round_one_f32(x[l], p, LP_STOCHASTIC, 0, 0, draws[l]);
+        return __builtin_popcount(exc);
+    }
+    return 0;
+}
+
+/* Elements m0..m1 of a quarter unit (256 elements) at src into dst, its draws' words at words (bytes: byte b of them).
+ * Returns the count of exceptional inputs. */
+__attribute__((target("avx512f,avx512dq,avx512vl"))) static inline LP_ALWAYS_INLINE int
+sr_quarter_avx512_f32(const uint32_t *src, uint32_t *dst, const uint32_t *words, int b, int64_t m0, int64_t m1,
+                      const lp_qparams *p, const lp_sr_consts *c, const int bytes, const int sym, const int flat,
+                      int check)
+{
+    const __m512i up = _mm512_set1_epi32(24 - 8 * b);
+    int nfix = 0;
+    for (int64_t m = m0; m < m1; m += 16) {
+        __m512i rnd = _mm512_loadu_si512((const void *)(words + m));
+        if (bytes)
+            rnd = _mm512_and_si512(_mm512_sllv_epi32(rnd, up), c->topk);
+        nfix += sr_vec_avx512_f32(src + m, dst + m, rnd, c, p, bytes, sym, flat, check);
+    }
+    return nfix;
+}
+
+/* The unit at src (LP_WORK_UNIT elements) into dst, counters from ctr0, laid out as lp_quantize_f32's
+ * (lowprec.h): with 32-bit draws element 256 w + j takes word w of counter j; with bytes element
+ * 256 b + 64 w + j byte b of word w of counter j. The unit's words are made first (unless the
+ * thread made them while rounding the unit before), then a quarter unit at a time is looked at (the
+ * least a - 1 and the largest a: whether it is flat and whether it may hold exceptional inputs, so
+ * that most take neither a per-lane d nor the check) and rounded, in element order (words made 32
+ * counters at a time and used at once, in the order they come, ran 1.4x slower on 2**24 values).
+ * more: the thread's next unit is likely the whole one at ctr0 + 256, whose words are made between
+ * the half quarters. Returns 1 if done, 0 where more than LP_SR_FIX_MAX inputs are exceptional (the
+ * caller rounds the unit). */
+__attribute__((target("avx512f,avx512dq,avx512vl"))) static int sr_unit_avx512_f32(const uint32_t *src, uint32_t *dst,
+                                                                                  const lp_qparams *p, uint64_t seed,
+                                                                                  uint64_t ctr0, int more)
+{
+    const uint32_t tiny = (uint32_t)p->tiny;
+    const int bytes = p->rbits != 32;
+    const int k = bytes ? p->rbits : 8; /* topk: bytes alone */
+    const int d0 = p->drop0 < 0 ? 0 : (p->drop0 > 24 ? 24 : p->drop0);
+    const int s0 = d0 - k > 0 ? d0 - k : 0;
+    const lp_sr_consts c = {
+        _mm512_set1_epi32(0x7FFFFFFF), _mm512_set1_epi32(1), _mm512_setzero_si512(), _mm512_set1_epi32(24),
+        _mm512_set1_epi32(32), _mm512_set1_epi32(-1), _mm512_set1_epi32(p->drop0), _mm512_set1_epi32(p->sub_exp),
+        _mm512_set1_epi32(k), _mm512_set1_epi32((int)~((1u << (32 - k)) - 1)),
+        _mm512_set1_epi32((int)(tiny ? tiny - 1 : 0)), _mm512_set1_epi32(0x7F800000),
+        _mm512_set1_epi32((int)(uint32_t)p->lim_pos), _mm512_set1_epi32((int)(uint32_t)p->lim_neg),
+        _mm512_set1_epi32((int)(uint32_t)p->ovf_pos), _mm512_set1_epi32((int)(uint32_t)p->ovf_neg),
+        _mm512_set1_epi32((int)0x80000000u), _mm512_set1_epi32(d0), _mm512_set1_epi32((int)(~0u << d0)),
+        _mm512_set1_epi32(32 - d0), _mm512_set1_epi32(s0),
+        _mm512_set1_epi32(s0 > 0 ? (int)((1u << (s0 - 1)) - 1) : 0), _mm512_set1_epi32(s0 > 0)};
+    const uint32_t low_m1 = ((uint32_t)(p->sub_exp < 255 ? p->sub_exp : 255) << 23) - 1; /* as sr_piece_'s */
+    const int sym = p->lim_neg == p->lim_pos && p->ovf_neg == p->ovf_pos && p->keep_neg_zero;
+    const int64_t nctr = bytes ? LP_BYTE_DRAW_COUNTERS : LP_WORK_UNIT / 4;
+    lp_sr_ahead *ahead = &lp_sr_ahead_words;
+    const uint32_t *words = ahead->words[ahead->cur];
+    if (!(ahead->valid && ahead->seed == seed && ahead->ctr == ctr0 && ahead->nctr == nctr))
+        philox_fill_avx512(ahead->words[ahead->cur], nctr, seed, ctr0, NULL);
+    ahead->valid = 0;
+    uint32_t *next = ahead->words[ahead->cur ^ 1];
+    const int64_t batches = more ? nctr / (8 * LP_PHILOX_VECS512) : 0; /* the next unit's words */
+    int64_t batch = 0;
+    int nfix = 0;
+    for (int q = 0; q < 4; q++) {
+        const uint32_t *x = src + 256 * q;
+        uint32_t *y = dst + 256 * q;
+        __m512i least = _mm512_set1_epi32(-1), most = _mm512_setzero_si512();
+        for (int64_t i = 0; i < 256; i += 16) {
+            const __m512i a = _mm512_and_si512(_mm512_loadu_si512((const void *)(x + i)), c.absm);
+            least = _mm512_min_epu32(least, _mm512_sub_epi32(a, c.one));
+            most = _mm512_max_epu32(most, a);
+        }
+        const uint32_t least_m1 = _mm512_reduce_min_epu32(least), largest = _mm512_reduce_max_epu32(most);
+        const int flat = least_m1 >= low_m1;
+        const int check = least_m1 < (tiny ? tiny - 1 : 0) || largest >= 0x7F800000u;
+        const uint32_t *w = bytes ? words : words + 256 * q;
+        for (int half = 0; half < 2; half++) {
+            const int64_t m0 = 128 * half, m1 = m0 + 128;
+#define LP_SR_Q(B, S) (flat ? sr_quarter_avx512_f32(x, y, w, q, m0, m1, p, &c, B, S, 1, check) \
+                            : sr_quarter_avx512_f32(x, y, w, q, m0, m1, p, &c, B, S, 0, check))
+            if (bytes)
+                nfix += sym ? LP_SR_Q(1, 1) : LP_SR_Q(1, 0);
+            else
+                nfix += sym ? LP_SR_Q(0, 1) : LP_SR_Q(0, 0);
+#undef LP_SR_Q
+            if (batch < batches) { /* independent of the rounding: the two overlap */
+                const int64_t j = 8 * LP_PHILOX_VECS512 * batch++;
+                __m512i ctr[LP_PHILOX_VECS512], wv[2 * LP_PHILOX_VECS512];
+                philox_counters_avx512(ctr0 + LP_WORK_UNIT / 4 + (uint64_t)j, ctr);
+                philox_rounds_avx512(ctr, seed, wv);
+                for (int h = 0; h < LP_PHILOX_VECS512 / 2; h++)
+                    for (int wd = 0; wd < 4; wd++)
+                        _mm512_storeu_si512((void *)(next + wd * nctr + j + 16 * h), wv[4 * h + wd]);
+            }
+        }
+        if (nfix > LP_SR_FIX_MAX)
+            return 0;
+    }
+    if (more) {
+        ahead->valid = 1;
+        ahead->seed = seed;
+        ahead->ctr = ctr0 + LP_WORK_UNIT / 4;
+        ahead->nctr = nctr;
+        ahead->cur ^= 1;
+    }
+    return 1;
+}
