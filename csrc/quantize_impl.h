@@ -303,10 +303,6 @@ static inline LP_ALWAYS_INLINE void CAT(pass_, SFX)(const UT *restrict src, UT *
         dst[i] = CAT(round_one_, SFX)(src[i], p, mode, deep, 0, 0);
 }
 
-#if WBITS == 32 && defined(LP_SR_AVX512)
-#include "sr_round_avx512.h" /* one fused AVX-512 pass for the common float32 cases */
-#endif
-
 /* Stochastic rounding of a piece of len <= LP_WORK_UNIT / 4 elements whose draws are draw[0..len): a faster pass that is
  * right but for the exceptional inputs (nonzero tiny ones, Inf, NaN), then a fix-up of those by the
  * full rule, flagged by the counting pass and looked for eight at a time so that a rare one costs
@@ -376,6 +372,10 @@ static inline LP_ALWAYS_INLINE void CAT(sr_piece_, SFX)(const UT *restrict src, 
     }
 }
 
+#if WBITS == 32 && defined(LP_SR_AVX512)
+#include "sr_round_avx512.h" /* one fused AVX-512 pass for the common float32 cases */
+#endif
+
 static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out, int64_t len,
                                                            const lp_qparams *pp, int mode, uint64_t seed,
                                                            uint64_t ctr0, int more, const int DEEP)
@@ -416,9 +416,10 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
         break;
     }
 #if WBITS == 32 && defined(LP_SR_AVX512)
-    if (!DEEP && len == LP_WORK_UNIT && (p->rbits == WBITS || p->rbits <= 8) && lp_sr_avx512_ok() &&
-        sr_unit_avx512_f32(src, dst, p, seed, ctr0, more))
+    if (!DEEP && len == LP_WORK_UNIT && (p->rbits == WBITS || p->rbits <= 8) && lp_sr_avx512_ok()) {
+        sr_unit_avx512_f32(src, dst, p, seed, ctr0, more);
         return;
+    }
 #endif
     UT drawn[LP_WORK_UNIT]; /* the draws in element order where rnd is not that already */
     const UT *restrict draw;

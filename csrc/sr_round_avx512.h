@@ -7,7 +7,7 @@
  * so that the generator's arithmetic overlaps the memory traffic. Included by quantize_impl.h in its
  * float32 instance, where the build carries AVX-512 code. */
 
-enum { LP_SR_FIX_MAX = 8 }; /* exceptional inputs a unit may have before the generic passes take it */
+enum { LP_SR_FIX_MAX = 4 }; /* exceptional inputs of a quarter unit fixed up lane by lane; more: sr_piece_ */
 
 /* A thread's Philox words for its next unit, made while it rounds the current one (valid: they are
  * those of seed and counters ctr .. ctr + nctr - 1), and the current unit's. */
@@ -26,11 +26,11 @@ typedef struct {
     __m512i d0, keep0, shift0, s0, half_m1, one_if; /* a flat unit's d and what follows from it */
 } lp_sr_consts;
 
-/* 16 elements at x into y, draws rnd (the rule reads their top rbits bits); returns how many were
- * exceptional (those are rounded by the full rule, lane by lane). Constants after inlining: bytes
+/* 16 elements at x into y, draws rnd (the rule reads their top rbits bits); the exceptional ones are
+ * rounded by the full rule, lane by lane. Constants after inlining: bytes
  * (the k-bit rule), sym (finish_'s LP_FAST_SYM), flat (no input of the unit below the format's min
  * normal: d = drop0 for all) and check (the unit may hold exceptional inputs). */
-__attribute__((target("avx512f,avx512dq,avx512vl"))) static inline LP_ALWAYS_INLINE int
+__attribute__((target("avx512f,avx512dq,avx512vl"))) static inline LP_ALWAYS_INLINE void
 sr_vec_avx512_f32(const uint32_t *x, uint32_t *y, __m512i rnd, const lp_sr_consts *c, const lp_qparams *p,
                   const int bytes, const int sym, const int flat, const int check)
 {
@@ -76,7 +76,7 @@ sr_vec_avx512_f32(const uint32_t *x, uint32_t *y, __m512i rnd, const lp_sr_const
     }
     _mm512_storeu_si512((void *)y, out);
     if (!check)
-        return 0;
+        return;
     /* nonzero below the smallest nonzero result (a - 1 wraps zero out), Inf or NaN */
     const __mmask16 exc = _mm512_cmplt_epu32_mask(_mm512_sub_epi32(a, c->one), c->tiny_m1) |
                           _mm512_cmpge_epu32_mask(a, c->inf);
@@ -86,27 +86,32 @@ sr_vec_avx512_f32(const uint32_t *x, uint32_t *y, __m512i rnd, const lp_sr_const
         for (int l = 0; l < 16; l++)
             if (exc >> l & 1)
                 y[l] = round_one_f32(x[l], p, LP_STOCHASTIC, 0, 0, draws[l]);
-        return __builtin_popcount(exc);
     }
-    return 0;
 }
 
-/* Elements m0..m1 of a quarter unit (256 elements) at src into dst, its draws' words at words (bytes: byte b of them).
- * Returns the count of exceptional inputs. */
-__attribute__((target("avx512f,avx512dq,avx512vl"))) static inline LP_ALWAYS_INLINE int
+/* Elements m0..m1 of a quarter unit (256 elements) at src into dst, its draws' words at words (bytes:
+ * byte b of them). */
+__attribute__((target("avx512f,avx512dq,avx512vl"))) static inline LP_ALWAYS_INLINE void
 sr_quarter_avx512_f32(const uint32_t *src, uint32_t *dst, const uint32_t *words, int b, int64_t m0, int64_t m1,
                       const lp_qparams *p, const lp_sr_consts *c, const int bytes, const int sym, const int flat,
                       int check)
 {
     const __m512i up = _mm512_set1_epi32(24 - 8 * b);
-    int nfix = 0;
     for (int64_t m = m0; m < m1; m += 16) {
         __m512i rnd = _mm512_loadu_si512((const void *)(words + m));
         if (bytes)
             rnd = _mm512_and_si512(_mm512_sllv_epi32(rnd, up), c->topk);
-        nfix += sr_vec_avx512_f32(src + m, dst + m, rnd, c, p, bytes, sym, flat, check);
+        sr_vec_avx512_f32(src + m, dst + m, rnd, c, p, bytes, sym, flat, check);
     }
-    return nfix;
+}
+
+/* sr_piece_ out of line (inlined, it left the fused loops fewer registers) and compiled for the
+ * instruction sets of the generic passes (its byte flags want AVX-512 BW, which this header's target
+ * lacks: 5x slower in the dispatching build) */
+LP_CLONES __attribute__((noinline)) static void sr_piece_call_f32(const uint32_t *src, uint32_t *dst, int64_t len, const lp_qparams *p, const uint32_t *draw)
+{
+    const lp_qparams params = *p; /* a local copy: stores to dst cannot alias it (the loops vectorize) */
+    sr_piece_f32(src, dst, len, &params, draw, 0);
 }
 
 /* The unit at src (LP_WORK_UNIT elements) into dst, counters from ctr0, laid out as lp_quantize_f32's
@@ -114,12 +119,12 @@ sr_quarter_avx512_f32(const uint32_t *src, uint32_t *dst, const uint32_t *words,
  * 256 b + 64 w + j byte b of word w of counter j. The unit's words are made first (unless the
  * thread made them while rounding the unit before), then a quarter unit at a time is looked at (the
  * least a - 1 and the largest a: whether it is flat and whether it may hold exceptional inputs, so
- * that most take neither a per-lane d nor the check) and rounded, in element order (words made 32
+ * that most take neither a per-lane d nor the check; a quarter with more than LP_SR_FIX_MAX
+ * exceptional inputs goes to sr_piece_'s passes) and rounded, in element order (words made 32
  * counters at a time and used at once, in the order they come, ran 1.4x slower on 2**24 values).
  * more: the thread's next unit is likely the whole one at ctr0 + 256, whose words are made between
- * the half quarters. Returns 1 if done, 0 where more than LP_SR_FIX_MAX inputs are exceptional (the
- * caller rounds the unit). */
-__attribute__((target("avx512f,avx512dq,avx512vl"))) static int sr_unit_avx512_f32(const uint32_t *src, uint32_t *dst,
+ * the half quarters. */
+__attribute__((target("avx512f,avx512dq,avx512vl"))) static void sr_unit_avx512_f32(const uint32_t *src, uint32_t *dst,
                                                                                   const lp_qparams *p, uint64_t seed,
                                                                                   uint64_t ctr0, int more)
 {
@@ -149,7 +154,6 @@ __attribute__((target("avx512f,avx512dq,avx512vl"))) static int sr_unit_avx512_f
     uint32_t *next = ahead->words[ahead->cur ^ 1];
     const int64_t batches = more ? nctr / (8 * LP_PHILOX_VECS512) : 0; /* the next unit's words */
     int64_t batch = 0;
-    int nfix = 0;
     for (int q = 0; q < 4; q++) {
         const uint32_t *x = src + 256 * q;
         uint32_t *y = dst + 256 * q;
@@ -163,15 +167,38 @@ __attribute__((target("avx512f,avx512dq,avx512vl"))) static int sr_unit_avx512_f
         const int flat = least_m1 >= low_m1;
         const int check = least_m1 < (tiny ? tiny - 1 : 0) || largest >= 0x7F800000u;
         const uint32_t *w = bytes ? words : words + 256 * q;
+        int nexc = 0;
+        for (int64_t i = 0; check && i < 256; i += 16) {
+            const __m512i a = _mm512_and_si512(_mm512_loadu_si512((const void *)(x + i)), c.absm);
+            nexc += __builtin_popcount(_mm512_cmplt_epu32_mask(_mm512_sub_epi32(a, c.one), c.tiny_m1) |
+                                       _mm512_cmpge_epu32_mask(a, c.inf));
+        }
+        const int generic = nexc > LP_SR_FIX_MAX; /* many (a narrow format's range): sr_piece_'s passes */
+        uint32_t draws[256];
+        if (generic && bytes)
+            for (int64_t m = 0; m < 256; m++)
+                draws[m] = (w[m] << (24 - 8 * q)) & 0xFF000000u;
         for (int half = 0; half < 2; half++) {
             const int64_t m0 = 128 * half, m1 = m0 + 128;
-#define LP_SR_Q(B, S) (flat ? sr_quarter_avx512_f32(x, y, w, q, m0, m1, p, &c, B, S, 1, check) \
-                            : sr_quarter_avx512_f32(x, y, w, q, m0, m1, p, &c, B, S, 0, check))
-            if (bytes)
-                nfix += sym ? LP_SR_Q(1, 1) : LP_SR_Q(1, 0);
-            else
-                nfix += sym ? LP_SR_Q(0, 1) : LP_SR_Q(0, 0);
+            if (generic) {
+                sr_piece_call_f32(x + m0, y + m0, 128, p, (bytes ? draws : w) + m0);
+            } else {
+#define LP_SR_Q(B, S)                                                    \
+    if (flat)                                                            \
+        sr_quarter_avx512_f32(x, y, w, q, m0, m1, p, &c, B, S, 1, check); \
+    else                                                                 \
+        sr_quarter_avx512_f32(x, y, w, q, m0, m1, p, &c, B, S, 0, check);
+                if (bytes && sym) {
+                    LP_SR_Q(1, 1)
+                } else if (bytes) {
+                    LP_SR_Q(1, 0)
+                } else if (sym) {
+                    LP_SR_Q(0, 1)
+                } else {
+                    LP_SR_Q(0, 0)
+                }
 #undef LP_SR_Q
+            }
             if (batch < batches) { /* independent of the rounding: the two overlap */
                 const int64_t j = 8 * LP_PHILOX_VECS512 * batch++;
                 __m512i ctr[LP_PHILOX_VECS512], wv[2 * LP_PHILOX_VECS512];
@@ -182,8 +209,6 @@ __attribute__((target("avx512f,avx512dq,avx512vl"))) static int sr_unit_avx512_f
                         _mm512_storeu_si512((void *)(next + wd * nctr + j + 16 * h), wv[4 * h + wd]);
             }
         }
-        if (nfix > LP_SR_FIX_MAX)
-            return 0;
     }
     if (more) {
         ahead->valid = 1;
@@ -192,5 +217,4 @@ __attribute__((target("avx512f,avx512dq,avx512vl"))) static int sr_unit_avx512_f
         ahead->nctr = nctr;
         ahead->cur ^= 1;
     }
-    return 1;
 }
