@@ -303,16 +303,17 @@ static inline LP_ALWAYS_INLINE void CAT(pass_, SFX)(const UT *restrict src, UT *
         dst[i] = CAT(round_one_, SFX)(src[i], p, mode, deep, 0, 0);
 }
 
-/* Stochastic rounding of a piece of len <= LP_WORK_UNIT / 4 elements whose draws are draw[0..len): a faster pass that is
- * right but for the exceptional inputs (nonzero tiny ones, Inf, NaN), then a fix-up of those by the
- * full rule, flagged by the counting pass and looked for eight at a time so that a rare one costs
- * little; where they are not rare (over 1 in 128), one pass of the fast rule that takes the tiny
- * inputs' carry from FT arithmetic (or, where FT cannot form it, over 1 in 32, the full rule's). */
+/* Stochastic rounding of a piece of len <= LP_WORK_UNIT / 4 elements whose draws are draw[0..len): a
+ * faster pass that is right but for the exceptional inputs (nonzero tiny ones, Inf, NaN), then a
+ * fix-up of those by the full rule, flagged by the counting pass and looked for eight at a time so
+ * that a rare one costs little; where they are not rare (over 1 in 128), one pass of the fast rule
+ * that takes the tiny inputs' carry from FT arithmetic (or, where FT cannot form it, over 1 in 32,
+ * the full rule's). */
 static inline LP_ALWAYS_INLINE void CAT(sr_piece_, SFX)(const UT *restrict src, UT *restrict dst, int64_t len,
                                                          const lp_qparams *p, const UT *restrict draw, const int DEEP)
 {
     UT tiny_m1 = p->tiny ? (UT)p->tiny - 1 : 0;
-    UT nexc = 0; /* as wide as the lanes (len <= LP_WORK_UNIT), not widened to 64 bits per lane */
+    UT nexc = 0; /* as wide as the lanes (len <= LP_WORK_UNIT / 4), not widened to 64 bits per lane */
     uint8_t exc[LP_WORK_UNIT / 4 + 8]; /* 1 where the input is exceptional, zero-padded to whole words */
     /* nonzero inputs below the format's smallest normal (tiny ones too): where a block has none, every
        input is rounded at the same bit (LP_FLAT: a loop-invariant shift) */

@@ -110,8 +110,8 @@ def test_whole_float32_units_equal_the_reference(name):
     Philox words made in registers, others by the counting, fast and fix-up passes), against the numpy
     reference with 32 random bits and with a byte, 4 and 1 of it: values over the format's whole range
     and past it (subnormal results, overflow, both signs, -0), a unit with a few exceptional inputs
-    (fixed up lane by lane), one with many (more than 8: the generic passes take it over), then a
-    ragged end."""
+    (fixed up lane by lane), units with many (more than 4 in a quarter unit: the generic passes take
+    the quarter), then a ragged end."""
     from lowprec.reference import quantize_reference
 
     fmt = lowprec.formats.get(name)
