@@ -299,8 +299,16 @@ static inline int CAT(ne_by_addition_, SFX)(const lp_qparams *p)
 static inline LP_ALWAYS_INLINE void CAT(pass_, SFX)(const UT *restrict src, UT *restrict dst, int64_t len,
                                                      const lp_qparams *p, const int mode, const int deep)
 {
-    for (int64_t i = 0; i < len; i++)
-        dst[i] = CAT(round_one_, SFX)(src[i], p, mode, deep, 0, 0);
+    enum { PIECE = 256, LINE = 64 / (int)sizeof(UT) };
+    for (int64_t lo = 0; lo < len; lo += PIECE) {
+        const int64_t m = len - lo < PIECE ? len - lo : PIECE;
+        for (int64_t i = 0; i < m; i += LINE) { /* the next unit: hardware prefetchers stop at 4 KiB pages */
+            __builtin_prefetch(src + lo + i + LP_WORK_UNIT, 0, 3);
+            __builtin_prefetch(dst + lo + i + LP_WORK_UNIT, 1, 3);
+        }
+        for (int64_t i = 0; i < m; i++)
+            dst[lo + i] = CAT(round_one_, SFX)(src[lo + i], p, mode, deep, 0, 0);
+    }
 }
 
 /* Stochastic rounding of a piece of len <= LP_WORK_UNIT / 4 elements whose draws are draw[0..len): a

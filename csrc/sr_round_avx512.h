@@ -160,6 +160,8 @@ __attribute__((target("avx512f,avx512dq,avx512vl"))) static void sr_unit_avx512_
         uint32_t *y = dst + 256 * q;
         __m512i least = _mm512_set1_epi32(-1), most = _mm512_setzero_si512();
         for (int64_t i = 0; i < 256; i += 16) {
+            __builtin_prefetch(x + i + LP_WORK_UNIT, 0, 3); /* the next page: hardware prefetchers stop at 4 KiB */
+            __builtin_prefetch(y + i + LP_WORK_UNIT, 1, 3);
             const __m512i a = _mm512_and_si512(_mm512_loadu_si512((const void *)(x + i)), c.absm);
             least = _mm512_min_epu32(least, _mm512_sub_epi32(a, c.one));
             most = _mm512_max_epu32(most, a);
