@@ -21,7 +21,7 @@ static _Thread_local lp_sr_ahead lp_sr_ahead_words;
 
 /* The loop-invariant vectors of a unit. */
 typedef struct {
-    __m512i absm, one, zero, c24, c32, ones, drop0, sub_exp, k, topk, tiny_m1, inf, lim_pos, lim_neg, ovf_pos,
+    __m512i absm, one, zero, c24, c32, ones, drop_sub, drop0_pos, k, topk, tiny_m1, inf, lim_pos, lim_neg, ovf_pos,
         ovf_neg, signm;
     __m512i d0, keep0, shift0, s0, half_m1, one_if; /* a flat quarter's d and what follows from it */
 } lp_sr_consts;
@@ -38,10 +38,9 @@ sr_vec_avx512_f32(const uint32_t *x, uint32_t *y, __m512i rnd, const lp_sr_const
     const __m512i a = _mm512_and_si512(bits, c->absm);
     /* d: bits dropped, drop0 plus the binades below the format's min normal, clamped to 0..24 */
     __m512i d = c->d0;
-    if (!flat) {
+    if (!flat) { /* as min(max(C1 - ec, max(drop0, 0)), 24), C1 = drop0 + sub_exp, ec = max(exponent, 1) */
         const __m512i ec = _mm512_max_epu32(_mm512_srli_epi32(a, 23), c->one);
-        d = _mm512_add_epi32(c->drop0, _mm512_max_epi32(_mm512_sub_epi32(c->sub_exp, ec), c->zero));
-        d = _mm512_min_epi32(_mm512_max_epi32(d, c->zero), c->c24);
+        d = _mm512_min_epi32(_mm512_max_epi32(_mm512_sub_epi32(c->drop_sub, ec), c->drop0_pos), c->c24);
     }
     const __m512i keep = flat ? c->keep0 : _mm512_sllv_epi32(c->ones, d); /* ~(2**d - 1) */
     /* the draw's top bits at bit d: (rnd >> 1) >> (31 - d), as one shift (a count of 32 gives 0) */
@@ -53,11 +52,12 @@ sr_vec_avx512_f32(const uint32_t *x, uint32_t *y, __m512i rnd, const lp_sr_const
         __m512i bias;
         if (flat) {
             bias = _mm512_add_epi32(c->half_m1, _mm512_and_si512(_mm512_srlv_epi32(a, c->s0), c->one_if));
-        } else {
-            const __m512i s = _mm512_max_epi32(_mm512_sub_epi32(d, c->k), c->zero);
-            const __m512i half_m1 = _mm512_sub_epi32(_mm512_srli_epi32(_mm512_sllv_epi32(c->one, s), 1), c->one);
-            const __m512i parity = _mm512_and_si512(_mm512_srlv_epi32(a, s), c->one);
-            bias = _mm512_maskz_add_epi32(_mm512_cmpgt_epi32_mask(s, c->zero), half_m1, parity);
+        } else { /* half = 2**(s - 1) (0 where s <= 0: a count of 32 - s >= 32); bias = half - 1 + a's
+                    bit s, or 0 */
+            const __m512i half = _mm512_srlv_epi32(c->signm, _mm512_add_epi32(shift, c->k));
+            const __mmask16 odd_not = _mm512_mask_testn_epi32_mask(_mm512_test_epi32_mask(half, half), a,
+                                                                   _mm512_add_epi32(half, half));
+            bias = _mm512_mask_sub_epi32(half, odd_not, half, c->one);
         }
         r = _mm512_add_epi32(_mm512_add_epi32(a, bias), _mm512_srlv_epi32(rnd, shift));
     }
@@ -136,7 +136,8 @@ __attribute__((target("avx512f,avx512dq,avx512vl"))) static void sr_unit_avx512_
     const int s0 = d0 - k > 0 ? d0 - k : 0;
     const lp_sr_consts c = {
         _mm512_set1_epi32(0x7FFFFFFF), _mm512_set1_epi32(1), _mm512_setzero_si512(), _mm512_set1_epi32(24),
-        _mm512_set1_epi32(32), _mm512_set1_epi32(-1), _mm512_set1_epi32(p->drop0), _mm512_set1_epi32(p->sub_exp),
+        _mm512_set1_epi32(32), _mm512_set1_epi32(-1), _mm512_set1_epi32(p->drop0 + p->sub_exp),
+        _mm512_set1_epi32(p->drop0 > 0 ? p->drop0 : 0),
         _mm512_set1_epi32(k), _mm512_set1_epi32((int)~((1u << (32 - k)) - 1)),
         _mm512_set1_epi32((int)(tiny ? tiny - 1 : 0)), _mm512_set1_epi32(0x7F800000),
         _mm512_set1_epi32((int)(uint32_t)p->lim_pos), _mm512_set1_epi32((int)(uint32_t)p->lim_neg),
