@@ -7,6 +7,8 @@
  * so that the generator's arithmetic overlaps the memory traffic. Included by quantize_impl.h in its
  * float32 instance, where the build carries AVX-512 code. */
 
+#include <math.h>
+
 enum { LP_SR_FIX_MAX = 4 }; /* exceptional inputs of a quarter unit fixed up lane by lane; more: sr_piece_ */
 
 /* A thread's Philox words for its next unit, made while it rounds the current one (valid: they are
@@ -21,10 +23,30 @@ static _Thread_local lp_sr_ahead lp_sr_ahead_words;
 
 /* The loop-invariant vectors of a unit. */
 typedef struct {
-    __m512i absm, one, zero, c24, c32, ones, drop_sub, drop0_pos, k, topk, tiny_m1, inf, lim_pos, lim_neg, ovf_pos,
+    __m512i absm, one, zero, c24, c32, ones, drop_sub, drop0_pos, k, topk, tiny_m1, big, lim_pos, lim_neg, ovf_pos,
         ovf_neg, signm;
     __m512i d0, keep0, shift0, s0, half_m1, one_if; /* a flat quarter's d and what follows from it */
+    __m512 up, down; /* a fixed grid's (sr_fixed_big): 2**(k - q), 2**q */
+    __m128i kc, k32c;       /* k and 32 - k, shift counts */
 } lp_sr_consts;
+
+/* With bytes, a format whose finite results all lie below twice its min normal (fixed point,
+ * integers) rounds every input below that on one grid, multiples of 2**q, and overflows above it: the
+ * byte rule is then, in integers, (rint(|x| 2**(k - q)) + R) >> k times 2**q (R the draw's top k bits;
+ * the conversion rounds to nearest even at bit s = d - k, exact where s <= 0; the products by powers
+ * of two are exact, or round to 0 where the rule gives 0 too), for every input below V = 2**(30 - k + q)
+ * (n + R < 2**31), tiny ones too; those at or above V, Inf and NaN are the exceptional ones.
+ * Returns V's pattern, or 0 where this does not apply. */
+static inline uint32_t sr_fixed_big(const lp_qparams *p, int k, int *q)
+{
+    const uint64_t two_low = (uint64_t)(p->sub_exp + 1) << 23;
+    *q = p->sub_exp - 150 + p->drop0;
+    const int v = 30 - k + *q;
+    if (p->rbits > 8 || p->sub_exp < 1 || p->sub_exp > 253 || p->lim_pos >= two_low || p->lim_neg >= two_low ||
+        *q < -100 || *q > 60 || v + 127 < 1 || v + 127 > 254)
+        return 0;
+    return (uint32_t)(v + 127) << 23;
+}
 
 /* 16 elements at x into y, draws rnd (the rule reads their top rbits bits); the exceptional ones are
  * rounded by the full rule, lane by lane. Constants after inlining: bytes (the k-bit rule), sym
@@ -32,36 +54,43 @@ typedef struct {
  * drop0 for all); check: the quarter may hold exceptional inputs. */
 __attribute__((target("avx512f,avx512dq,avx512vl"))) static inline LP_ALWAYS_INLINE void
 sr_vec_avx512_f32(const uint32_t *x, uint32_t *y, __m512i rnd, const lp_sr_consts *c, const lp_qparams *p,
-                  const int bytes, const int sym, const int flat, const int check)
+                  const int bytes, const int sym, const int flat, const int fixed, const int check)
 {
     const __m512i bits = _mm512_loadu_si512((const void *)x);
     const __m512i a = _mm512_and_si512(bits, c->absm);
-    /* d: bits dropped, drop0 plus the binades below the format's min normal, clamped to 0..24 */
-    __m512i d = c->d0;
-    if (!flat) { /* as min(max(C1 - ec, max(drop0, 0)), 24), C1 = drop0 + sub_exp, ec = max(exponent, 1) */
-        const __m512i ec = _mm512_max_epu32(_mm512_srli_epi32(a, 23), c->one);
-        d = _mm512_min_epi32(_mm512_max_epi32(_mm512_sub_epi32(c->drop_sub, ec), c->drop0_pos), c->c24);
-    }
-    const __m512i keep = flat ? c->keep0 : _mm512_sllv_epi32(c->ones, d); /* ~(2**d - 1) */
-    /* the draw's top bits at bit d: (rnd >> 1) >> (31 - d), as one shift (a count of 32 gives 0) */
-    const __m512i shift = flat ? c->shift0 : _mm512_sub_epi32(c->c32, d);
     __m512i r;
-    if (!bytes) {
-        r = _mm512_add_epi32(a, _mm512_srlv_epi32(rnd, shift));
-    } else { /* a rounded to nearest even at bit s = d - k first, where that is above 0 */
-        __m512i bias;
-        if (flat) {
-            bias = _mm512_add_epi32(c->half_m1, _mm512_and_si512(_mm512_srlv_epi32(a, c->s0), c->one_if));
-        } else { /* half = 2**(s - 1) (0 where s <= 0: a count of 32 - s >= 32); bias = half - 1 + a's
-                    bit s, or 0 */
-            const __m512i half = _mm512_srlv_epi32(c->signm, _mm512_add_epi32(shift, c->k));
-            const __mmask16 odd_not = _mm512_mask_testn_epi32_mask(_mm512_test_epi32_mask(half, half), a,
-                                                                   _mm512_add_epi32(half, half));
-            bias = _mm512_mask_sub_epi32(half, odd_not, half, c->one);
+    if (fixed) { /* sr_fixed_big's integer form */
+        const __m512i n = _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_castsi512_ps(a), c->up),
+                                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m512i m = _mm512_srl_epi32(_mm512_add_epi32(n, _mm512_srl_epi32(rnd, c->k32c)), c->kc);
+        r = _mm512_castps_si512(_mm512_mul_ps(_mm512_cvtepi32_ps(m), c->down));
+    } else {
+        /* d: bits dropped, drop0 plus the binades below the format's min normal, clamped to 0..24 */
+        __m512i d = c->d0;
+        if (!flat) { /* as min(max(C1 - ec, max(drop0, 0)), 24), C1 = drop0 + sub_exp, ec = max(exponent, 1) */
+            const __m512i ec = _mm512_max_epu32(_mm512_srli_epi32(a, 23), c->one);
+            d = _mm512_min_epi32(_mm512_max_epi32(_mm512_sub_epi32(c->drop_sub, ec), c->drop0_pos), c->c24);
         }
-        r = _mm512_add_epi32(_mm512_add_epi32(a, bias), _mm512_srlv_epi32(rnd, shift));
+        const __m512i keep = flat ? c->keep0 : _mm512_sllv_epi32(c->ones, d); /* ~(2**d - 1) */
+        /* the draw's top bits at bit d: (rnd >> 1) >> (31 - d), as one shift (a count of 32 gives 0) */
+        const __m512i shift = flat ? c->shift0 : _mm512_sub_epi32(c->c32, d);
+        if (!bytes) {
+            r = _mm512_add_epi32(a, _mm512_srlv_epi32(rnd, shift));
+        } else { /* a rounded to nearest even at bit s = d - k first, where that is above 0 */
+            __m512i bias;
+            if (flat) {
+                bias = _mm512_add_epi32(c->half_m1, _mm512_and_si512(_mm512_srlv_epi32(a, c->s0), c->one_if));
+            } else { /* half = 2**(s - 1) (0 where s <= 0: a count of 32 - s >= 32); bias = half - 1 + a's
+                        bit s, or 0 */
+                const __m512i half = _mm512_srlv_epi32(c->signm, _mm512_add_epi32(shift, c->k));
+                const __mmask16 odd_not = _mm512_mask_testn_epi32_mask(_mm512_test_epi32_mask(half, half), a,
+                                                                       _mm512_add_epi32(half, half));
+                bias = _mm512_mask_sub_epi32(half, odd_not, half, c->one);
+            }
+            r = _mm512_add_epi32(_mm512_add_epi32(a, bias), _mm512_srlv_epi32(rnd, shift));
+        }
+        r = _mm512_and_si512(r, keep);
     }
-    r = _mm512_and_si512(r, keep);
     __m512i out;
     if (sym) {
         r = _mm512_mask_mov_epi32(r, _mm512_cmpgt_epu32_mask(r, c->lim_pos), c->ovf_pos);
@@ -77,9 +106,9 @@ sr_vec_avx512_f32(const uint32_t *x, uint32_t *y, __m512i rnd, const lp_sr_const
     _mm512_storeu_si512((void *)y, out);
     if (!check)
         return;
-    /* nonzero below the smallest nonzero result (a - 1 wraps zero out), Inf or NaN */
+    /* nonzero below the smallest nonzero result (a - 1 wraps zero out), at or above big (Inf, NaN) */
     const __mmask16 exc = _mm512_cmplt_epu32_mask(_mm512_sub_epi32(a, c->one), c->tiny_m1) |
-                          _mm512_cmpge_epu32_mask(a, c->inf);
+                          _mm512_cmpge_epu32_mask(a, c->big);
     if (__builtin_expect(exc != 0, 0)) {
         uint32_t draws[16];
         _mm512_storeu_si512((void *)draws, rnd);
@@ -94,14 +123,14 @@ sr_vec_avx512_f32(const uint32_t *x, uint32_t *y, __m512i rnd, const lp_sr_const
 __attribute__((target("avx512f,avx512dq,avx512vl"))) static inline LP_ALWAYS_INLINE void
 sr_quarter_avx512_f32(const uint32_t *src, uint32_t *dst, const uint32_t *words, int b, int64_t m0, int64_t m1,
                       const lp_qparams *p, const lp_sr_consts *c, const int bytes, const int sym, const int flat,
-                      int check)
+                      const int fixed, int check)
 {
     const __m512i up = _mm512_set1_epi32(24 - 8 * b);
     for (int64_t m = m0; m < m1; m += 16) {
         __m512i rnd = _mm512_loadu_si512((const void *)(words + m));
         if (bytes)
             rnd = _mm512_and_si512(_mm512_sllv_epi32(rnd, up), c->topk);
-        sr_vec_avx512_f32(src + m, dst + m, rnd, c, p, bytes, sym, flat, check);
+        sr_vec_avx512_f32(src + m, dst + m, rnd, c, p, bytes, sym, flat, fixed, check);
     }
 }
 
@@ -134,17 +163,26 @@ __attribute__((target("avx512f,avx512dq,avx512vl"))) static void sr_unit_avx512_
     const int k = bytes ? p->rbits : 8; /* topk: bytes alone */
     const int d0 = p->drop0 < 0 ? 0 : (p->drop0 > 24 ? 24 : p->drop0);
     const int s0 = d0 - k > 0 ? d0 - k : 0;
+    int gq;
+    const uint32_t fixed_big = bytes ? sr_fixed_big(p, k, &gq) : 0;
+    const int fixed = fixed_big != 0;
+    if (!fixed)
+        gq = 0;
+    /* exceptional: nonzero a below tiny_m1 + 1, a at or above big */
+    const uint32_t tiny_m1 = fixed || !tiny ? 0 : tiny - 1, big = fixed ? fixed_big : 0x7F800000u;
     const lp_sr_consts c = {
         _mm512_set1_epi32(0x7FFFFFFF), _mm512_set1_epi32(1), _mm512_setzero_si512(), _mm512_set1_epi32(24),
         _mm512_set1_epi32(32), _mm512_set1_epi32(-1), _mm512_set1_epi32(p->drop0 + p->sub_exp),
         _mm512_set1_epi32(p->drop0 > 0 ? p->drop0 : 0),
         _mm512_set1_epi32(k), _mm512_set1_epi32((int)~((1u << (32 - k)) - 1)),
-        _mm512_set1_epi32((int)(tiny ? tiny - 1 : 0)), _mm512_set1_epi32(0x7F800000),
+        _mm512_set1_epi32((int)tiny_m1), _mm512_set1_epi32((int)big),
         _mm512_set1_epi32((int)(uint32_t)p->lim_pos), _mm512_set1_epi32((int)(uint32_t)p->lim_neg),
         _mm512_set1_epi32((int)(uint32_t)p->ovf_pos), _mm512_set1_epi32((int)(uint32_t)p->ovf_neg),
         _mm512_set1_epi32((int)0x80000000u), _mm512_set1_epi32(d0), _mm512_set1_epi32((int)(~0u << d0)),
         _mm512_set1_epi32(32 - d0), _mm512_set1_epi32(s0),
-        _mm512_set1_epi32(s0 > 0 ? (int)((1u << (s0 - 1)) - 1) : 0), _mm512_set1_epi32(s0 > 0)};
+        _mm512_set1_epi32(s0 > 0 ? (int)((1u << (s0 - 1)) - 1) : 0), _mm512_set1_epi32(s0 > 0),
+        _mm512_set1_ps(ldexpf(1.0f, k - gq)), _mm512_set1_ps(ldexpf(1.0f, gq)),
+        _mm_cvtsi32_si128(k), _mm_cvtsi32_si128(32 - k)};
     const uint32_t low_m1 = ((uint32_t)(p->sub_exp < 255 ? p->sub_exp : 255) << 23) - 1; /* as sr_piece_'s */
     const int sym = p->lim_neg == p->lim_pos && p->ovf_neg == p->ovf_pos && p->keep_neg_zero;
     const int64_t nctr = bytes ? LP_BYTE_DRAW_COUNTERS : LP_WORK_UNIT / 4;
@@ -169,13 +207,13 @@ __attribute__((target("avx512f,avx512dq,avx512vl"))) static void sr_unit_avx512_
         }
         const uint32_t least_m1 = _mm512_reduce_min_epu32(least), largest = _mm512_reduce_max_epu32(most);
         const int flat = least_m1 >= low_m1;
-        const int check = least_m1 < (tiny ? tiny - 1 : 0) || largest >= 0x7F800000u;
+        const int check = least_m1 < tiny_m1 || largest >= big;
         const uint32_t *w = bytes ? words : words + 256 * q;
         int nexc = 0;
         for (int64_t i = 0; check && i < 256; i += 16) {
             const __m512i a = _mm512_and_si512(_mm512_loadu_si512((const void *)(x + i)), c.absm);
             nexc += __builtin_popcount(_mm512_cmplt_epu32_mask(_mm512_sub_epi32(a, c.one), c.tiny_m1) |
-                                       _mm512_cmpge_epu32_mask(a, c.inf));
+                                       _mm512_cmpge_epu32_mask(a, c.big));
         }
         const int generic = nexc > LP_SR_FIX_MAX; /* many (a narrow format's range): sr_piece_'s passes */
         uint32_t draws[256];
@@ -187,11 +225,13 @@ __attribute__((target("avx512f,avx512dq,avx512vl"))) static void sr_unit_avx512_
             if (generic) {
                 sr_piece_call_f32(x + m0, y + m0, 128, p, (bytes ? draws : w) + m0);
             } else {
-#define LP_SR_Q(B, S)                                                    \
-    if (flat)                                                            \
-        sr_quarter_avx512_f32(x, y, w, q, m0, m1, p, &c, B, S, 1, check); \
-    else                                                                 \
-        sr_quarter_avx512_f32(x, y, w, q, m0, m1, p, &c, B, S, 0, check);
+#define LP_SR_Q(B, S)                                                       \
+    if (flat)                                                               \
+        sr_quarter_avx512_f32(x, y, w, q, m0, m1, p, &c, B, S, 1, 0, check); \
+    else if (B && fixed)                                                    \
+        sr_quarter_avx512_f32(x, y, w, q, m0, m1, p, &c, B, S, 0, B, check); \
+    else                                                                    \
+        sr_quarter_avx512_f32(x, y, w, q, m0, m1, p, &c, B, S, 0, 0, check);
                 if (bytes && sym) {
                     LP_SR_Q(1, 1)
                 } else if (bytes) {

@@ -123,6 +123,9 @@ def test_whole_float32_units_equal_the_reference(name):
     inside = sign[1024:2048] * 2.0 ** rng.uniform(np.log2(smallest), np.log2(fmt.max), 1024)
     inside[[5, 300, 301, 777, 1000]] = [np.inf, -np.inf, np.nan, smallest / 3, -smallest / 5]
     inside[[17, 18]] = [-0.0, 0.0]
+    # far past the range, a few to a quarter unit: at and around the bounds (2**(30 - k) times the grid
+    # step, k = 8, 4, 1) where fixed-point formats with a byte leave their integer form
+    inside[[40, 41, 420, 421, 600, 900]] = [2.0**14, -(2.0**14) * 1.5, 2.0**21, 1 - 2.0**22, 3e38, -1e20]
     many = sign[2048:3072] * smallest * rng.random(1024) * 1.5
     ragged = sign[3072:3172] * 2.0 ** rng.uniform(lo, hi, 100)
     x = np.concatenate([inside, wide, many, inside[::-1], ragged]).astype(np.float32)
