@@ -28,6 +28,9 @@ typedef struct {
     __m512i d0, keep0, shift0, s0, half_m1, one_if; /* a flat quarter's d and what follows from it */
     __m512 up, down; /* a fixed grid's (sr_fixed_big): 2**(k - q), 2**q */
     __m128i kc, k32c;       /* k and 32 - k, shift counts */
+    __m512 tscale;          /* tiny inputs, where tiny_vec: 2**(k - q_exp) (k = 32 with 32-bit draws) */
+    __m512i qpat;           /* q's pattern */
+    int tiny_vec;
 } lp_sr_consts;
 
 /* With bytes, a format whose finite results all lie below twice its min normal (fixed point,
@@ -91,6 +94,23 @@ sr_vec_avx512_f32(const uint32_t *x, uint32_t *y, __m512i rnd, const lp_sr_const
         }
         r = _mm512_and_si512(r, keep);
     }
+    /* tiny inputs (nonzero below q; a - 1 wraps zero out): 0 or q as sr_tiny_inc_ has it, where
+       tiny_vec: |x| 2**(k - q_exp) rounded to an integer (nearest even; exact below 2**k), plus the
+       draw's top k bits, carries out of k bits; else the full rule's, lane by lane */
+    __mmask16 tiny_lanes = 0;
+    if (check) {
+        tiny_lanes = _mm512_cmplt_epu32_mask(_mm512_sub_epi32(a, c->one), c->tiny_m1);
+        if (c->tiny_vec && tiny_lanes) {
+            const __m512i frac = _mm512_cvt_roundps_epu32(_mm512_mul_ps(_mm512_castsi512_ps(a), c->tscale),
+                                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            const __mmask16 carry =
+                bytes ? _mm512_test_epi32_mask(
+                            _mm512_srl_epi32(_mm512_add_epi32(frac, _mm512_srl_epi32(rnd, c->k32c)), c->kc), c->ones)
+                      : _mm512_cmpgt_epu32_mask(rnd, _mm512_xor_si512(frac, c->ones)); /* rnd + frac >= 2**32 */
+            r = _mm512_mask_mov_epi32(r, tiny_lanes, _mm512_maskz_mov_epi32(carry, c->qpat));
+            tiny_lanes = 0;
+        }
+    }
     __m512i out;
     if (sym) {
         r = _mm512_mask_mov_epi32(r, _mm512_cmpgt_epu32_mask(r, c->lim_pos), c->ovf_pos);
@@ -106,9 +126,8 @@ sr_vec_avx512_f32(const uint32_t *x, uint32_t *y, __m512i rnd, const lp_sr_const
     _mm512_storeu_si512((void *)y, out);
     if (!check)
         return;
-    /* nonzero below the smallest nonzero result (a - 1 wraps zero out), at or above big (Inf, NaN) */
-    const __mmask16 exc = _mm512_cmplt_epu32_mask(_mm512_sub_epi32(a, c->one), c->tiny_m1) |
-                          _mm512_cmpge_epu32_mask(a, c->big);
+    /* tiny ones left, at or above big (Inf, NaN) */
+    const __mmask16 exc = tiny_lanes | _mm512_cmpge_epu32_mask(a, c->big);
     if (__builtin_expect(exc != 0, 0)) {
         uint32_t draws[16];
         _mm512_storeu_si512((void *)draws, rnd);
@@ -170,6 +189,8 @@ __attribute__((target("avx512f,avx512dq,avx512vl"))) static void sr_unit_avx512_
         gq = 0;
     /* exceptional: nonzero a below tiny_m1 + 1, a at or above big */
     const uint32_t tiny_m1 = fixed || !tiny ? 0 : tiny - 1, big = fixed ? fixed_big : 0x7F800000u;
+    /* tiny inputs rounded in the vectors (sr_vec_avx512_f32): 2**(k - q_exp) a normal float */
+    const int tiny_vec = tiny_m1 && (bytes ? k : 32) - p->q_exp >= 0 && (bytes ? k : 32) - p->q_exp <= 127;
     const lp_sr_consts c = {
         _mm512_set1_epi32(0x7FFFFFFF), _mm512_set1_epi32(1), _mm512_setzero_si512(), _mm512_set1_epi32(24),
         _mm512_set1_epi32(32), _mm512_set1_epi32(-1), _mm512_set1_epi32(p->drop0 + p->sub_exp),
@@ -182,7 +203,9 @@ __attribute__((target("avx512f,avx512dq,avx512vl"))) static void sr_unit_avx512_
         _mm512_set1_epi32(32 - d0), _mm512_set1_epi32(s0),
         _mm512_set1_epi32(s0 > 0 ? (int)((1u << (s0 - 1)) - 1) : 0), _mm512_set1_epi32(s0 > 0),
         _mm512_set1_ps(ldexpf(1.0f, k - gq)), _mm512_set1_ps(ldexpf(1.0f, gq)),
-        _mm_cvtsi32_si128(k), _mm_cvtsi32_si128(32 - k)};
+        _mm_cvtsi32_si128(k), _mm_cvtsi32_si128(32 - k),
+        _mm512_set1_ps(tiny_vec ? ldexpf(1.0f, (bytes ? k : 32) - p->q_exp) : 0.0f),
+        _mm512_set1_epi32((int)(uint32_t)p->q), tiny_vec};
     const uint32_t low_m1 = ((uint32_t)(p->sub_exp < 255 ? p->sub_exp : 255) << 23) - 1; /* as sr_piece_'s */
     const int sym = p->lim_neg == p->lim_pos && p->ovf_neg == p->ovf_pos && p->keep_neg_zero;
     const int64_t nctr = bytes ? LP_BYTE_DRAW_COUNTERS : LP_WORK_UNIT / 4;
@@ -212,7 +235,7 @@ __attribute__((target("avx512f,avx512dq,avx512vl"))) static void sr_unit_avx512_
         int nexc = 0;
         for (int64_t i = 0; check && i < 256; i += 16) {
             const __m512i a = _mm512_and_si512(_mm512_loadu_si512((const void *)(x + i)), c.absm);
-            nexc += __builtin_popcount(_mm512_cmplt_epu32_mask(_mm512_sub_epi32(a, c.one), c.tiny_m1) |
+            nexc += __builtin_popcount((tiny_vec ? 0 : _mm512_cmplt_epu32_mask(_mm512_sub_epi32(a, c.one), c.tiny_m1)) |
                                        _mm512_cmpge_epu32_mask(a, c.big));
         }
         const int generic = nexc > LP_SR_FIX_MAX; /* many (a narrow format's range): sr_piece_'s passes */
