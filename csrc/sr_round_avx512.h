@@ -1,6 +1,7 @@
 /* Stochastic rounding of one whole work unit of float32 patterns in one AVX-512 pass, bit for bit the
- * rules of quantize_impl.h (sr_exact_fast_, sr_k_fast_, finish_'s fast forms, and the full rule for
- * the exceptional inputs), for formats whose normal range starts within float32's (not deep) and
+ * rules of quantize_impl.h (sr_exact_fast_, sr_k_fast_, sr_tiny_inc_, finish_'s fast forms, and the
+ * full rule for the exceptional inputs: Inf, NaN, tiny ones where 2**(k - q_exp) is no float; with a
+ * byte, fixed-point and integer formats by an integer form of the rule), for formats whose normal range starts within float32's (not deep) and
  * draws of 32 bits or of a byte (rbits <= 8). Against the generic passes (count, draw, round, fix up)
  * it rounds in one pass, a quarter unit at a time after a look at it (flat: one d for all; no
  * exceptional input: no check), and it makes the next unit's Philox words while it rounds this one's,
@@ -27,9 +28,9 @@ typedef struct {
         ovf_neg, signm;
     __m512i d0, keep0, shift0, s0, half_m1, one_if; /* a flat quarter's d and what follows from it */
     __m512 up, down; /* a fixed grid's (sr_fixed_big): 2**(k - q), 2**q */
-    __m128i kc, k32c;       /* k and 32 - k, shift counts */
-    __m512 tscale;          /* tiny inputs, where tiny_vec: 2**(k - q_exp) (k = 32 with 32-bit draws) */
-    __m512i qpat;           /* q's pattern */
+    __m128i kc, k32c; /* k and 32 - k, shift counts */
+    __m512 tscale;    /* tiny inputs, where tiny_vec: 2**(k - q_exp) (k = 32 with 32-bit draws) */
+    __m512i qpat;     /* q's pattern */
     int tiny_vec;
 } lp_sr_consts;
 
@@ -54,7 +55,8 @@ static inline uint32_t sr_fixed_big(const lp_qparams *p, int k, int *q)
 /* 16 elements at x into y, draws rnd (the rule reads their top rbits bits); the exceptional ones are
  * rounded by the full rule, lane by lane. Constants after inlining: bytes (the k-bit rule), sym
  * (finish_'s LP_FAST_SYM), flat (no input of the quarter unit below the format's min normal: d =
- * drop0 for all); check: the quarter may hold exceptional inputs. */
+ * drop0 for all), fixed (sr_fixed_big's integer form for all); check: the quarter may hold tiny or
+ * exceptional inputs. */
 __attribute__((target("avx512f,avx512dq,avx512vl"))) static inline LP_ALWAYS_INLINE void
 sr_vec_avx512_f32(const uint32_t *x, uint32_t *y, __m512i rnd, const lp_sr_consts *c, const lp_qparams *p,
                   const int bytes, const int sym, const int flat, const int fixed, const int check)
@@ -167,9 +169,9 @@ LP_CLONES __attribute__((noinline)) static void sr_piece_call_f32(const uint32_t
  * (lowprec.h): with 32-bit draws element 256 w + j takes word w of counter j; with bytes element
  * 256 b + 64 w + j byte b of word w of counter j. The unit's words are made first (unless the
  * thread made them while rounding the unit before), then a quarter unit at a time is looked at (the
- * least a - 1 and the largest a: whether it is flat and whether it may hold exceptional inputs, so
- * that most take neither a per-lane d nor the check; a quarter with more than LP_SR_FIX_MAX
- * exceptional inputs goes to sr_piece_'s passes) and rounded, in element order (words made 32
+ * least a - 1 and the largest a: whether it is flat and whether it may hold tiny or exceptional
+ * inputs, so that most take neither a per-lane d nor the check; a quarter with more than
+ * LP_SR_FIX_MAX exceptional inputs goes to sr_piece_'s passes) and rounded, in element order (words made 32
  * counters at a time and used at once, in the order they come, ran 1.4x slower on 2**24 values).
  * more: the thread's next unit is likely the whole one at ctr0 + 256, whose words are made between
  * the half quarters. */
@@ -235,10 +237,10 @@ __attribute__((target("avx512f,avx512dq,avx512vl"))) static void sr_unit_avx512_
         int nexc = 0;
         for (int64_t i = 0; check && i < 256; i += 16) {
             const __m512i a = _mm512_and_si512(_mm512_loadu_si512((const void *)(x + i)), c.absm);
-            nexc += __builtin_popcount((tiny_vec ? 0 : _mm512_cmplt_epu32_mask(_mm512_sub_epi32(a, c.one), c.tiny_m1)) |
-                                       _mm512_cmpge_epu32_mask(a, c.big));
+            const __mmask16 tiny_lanes = _mm512_cmplt_epu32_mask(_mm512_sub_epi32(a, c.one), c.tiny_m1);
+            nexc += __builtin_popcount((tiny_vec ? 0 : tiny_lanes) | _mm512_cmpge_epu32_mask(a, c.big));
         }
-        const int generic = nexc > LP_SR_FIX_MAX; /* many (a narrow format's range): sr_piece_'s passes */
+        const int generic = nexc > LP_SR_FIX_MAX; /* many: sr_piece_'s passes */
         uint32_t draws[256];
         if (generic && bytes)
             for (int64_t m = 0; m < 256; m++)
