@@ -1,8 +1,8 @@
 /* Stochastic rounding of one whole work unit of float32 patterns in one AVX-512 pass, bit for bit the
  * rules of quantize_impl.h (sr_exact_fast_, sr_k_fast_, sr_tiny_inc_, finish_'s fast forms, and the
  * full rule for the exceptional inputs: Inf, NaN, tiny ones where 2**(k - q_exp) is no float; with a
- * byte, fixed-point and integer formats by an integer form of the rule), for formats whose normal range starts within float32's (not deep) and
- * draws of 32 bits or of a byte (rbits <= 8). Against the generic passes (count, draw, round, fix up)
+ * byte, fixed-point and integer formats by an integer form of the rule), for formats whose normal
+ * range starts within float32's (not deep) and draws of 32 bits or of a byte (rbits <= 8). Against the generic passes (count, draw, round, fix up)
  * it rounds in one pass, a quarter unit at a time after a look at it (flat: one d for all; no
  * exceptional input: no check), and it makes the next unit's Philox words while it rounds this one's,
  * so that the generator's arithmetic overlaps the memory traffic. Included by quantize_impl.h in its
@@ -34,20 +34,21 @@ typedef struct {
     int tiny_vec;
 } lp_sr_consts;
 
-/* With bytes, a format whose finite results all lie below twice its min normal (fixed point,
- * integers) rounds every input below that on one grid, multiples of 2**q, and overflows above it: the
- * byte rule is then, in integers, (rint(|x| 2**(k - q)) + R) >> k times 2**q (R the draw's top k bits;
- * the conversion rounds to nearest even at bit s = d - k, exact where s <= 0; the products by powers
- * of two are exact, or round to 0 where the rule gives 0 too), for every input below V = 2**(30 - k + q)
- * (n + R < 2**31), tiny ones too; those at or above V, Inf and NaN are the exceptional ones.
- * Returns V's pattern, or 0 where this does not apply. */
+/* With bytes, a format whose finite results all lie below twice its min normal and whose smallest
+ * result is its grid's step (fixed point, integers; not a float without subnormals, whose tiny inputs
+ * go to 0 or the min normal) rounds every input below that on one grid, multiples of 2**q, and
+ * overflows above it: the byte rule is then, in integers, (rint(|x| 2**(k - q)) + R) >> k times 2**q
+ * (R the draw's top k bits; the conversion rounds to nearest even at bit s = d - k, exact where
+ * s <= 0; the products by powers of two are exact, or round to 0 where the rule gives 0 too), for
+ * every input below V = 2**(30 - k + q) (n + R < 2**31), tiny ones too; those at or above V, Inf and
+ * NaN are the exceptional ones. Returns V's pattern, or 0 where this does not apply. */
 static inline uint32_t sr_fixed_big(const lp_qparams *p, int k, int *q)
 {
     const uint64_t two_low = (uint64_t)(p->sub_exp + 1) << 23;
     *q = p->sub_exp - 150 + p->drop0;
     const int v = 30 - k + *q;
     if (p->rbits > 8 || p->sub_exp < 1 || p->sub_exp > 253 || p->lim_pos >= two_low || p->lim_neg >= two_low ||
-        *q < -100 || *q > 60 || v + 127 < 1 || v + 127 > 254)
+        *q < -100 || *q > 60 || v + 127 < 1 || v + 127 > 254 || p->q_exp != *q) /* q_exp: no subnormals */
         return 0;
     return (uint32_t)(v + 127) << 23;
 }
