@@ -148,16 +148,22 @@ __attribute__((target("avx512f"))) static inline LP_ALWAYS_INLINE __m512i lut_bu
     const __m512i top = _mm512_set1_epi32((int)0x80000000u), two = _mm512_set1_epi32(2);
     const __m512i u = _mm512_castps_si512(v);
     const __m512i key = _mm512_xor_si512(u, _mm512_or_si512(_mm512_srai_epi32(u, 31), top));
-    /* the entries' low words (lo | hi << 16): 32-bit gathers at 8-byte strides */
-    const __m512i b = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, _mm512_srli_epi32(key, 16),
-                                                  (const int *)buckets, 8);
+    /* the whole entries (lo | hi << 16 | t << 32), two 64-bit gathers, split into their low words and
+       their t (the first threshold, thr[j0], no gather of its own) by two permutes */
+    const __m512i idx = _mm512_srli_epi32(key, 16);
+    const __m512i e0 = _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), (__mmask8)live,
+                                                   _mm512_castsi512_si256(idx), (const long long *)buckets, 8);
+    const __m512i e1 = _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), (__mmask8)(live >> 8),
+                                                   _mm512_extracti64x4_epi64(idx, 1), (const long long *)buckets, 8);
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i b = _mm512_permutex2var_epi32(e0, even, e1);
+    const __m512 t0 = _mm512_castsi512_ps(_mm512_permutex2var_epi32(e0, _mm512_add_epi32(even, one), e1));
     const __m512i lo = _mm512_and_si512(b, low16), hi = _mm512_srli_epi32(b, 16);
-    const __m512i j0 = _mm512_min_epi32(lo, last), j1 = _mm512_min_epi32(_mm512_add_epi32(lo, one), last);
+    const __m512i j1 = _mm512_min_epi32(_mm512_add_epi32(lo, one), last);
     const __m512i width = _mm512_sub_epi32(hi, lo);
-    /* only the lanes whose bucket holds a threshold (a second one: rare) load it */
+    /* only the lanes whose bucket holds a second threshold (rare) load it */
     const __mmask16 has0 = _mm512_mask_cmpgt_epi32_mask(live, width, _mm512_setzero_si512());
     const __mmask16 has1 = _mm512_mask_cmpgt_epi32_mask(has0, width, one);
-    const __m512 t0 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), has0, j0, thr, 4);
     const __mmask16 c0 = _mm512_mask_cmp_ps_mask(has0, t0, v, _CMP_LE_OQ);
     __mmask16 c1 = 0;
     if (has1) {
