@@ -96,6 +96,8 @@ CATALOGUE = [
     ("MAC.matmul", "c with a pairwise order", lambda: MAC(acc="fp16", order="pairwise").matmul(np.ones((2, 3)), np.ones((3, 2)), np.zeros((2, 2))), (ValueError, "c= .* applies to sequential float accumulators and matrix units")),
     ("MAC", "more than 32 random bits", lambda: MAC(rounding="stochastic", rbits=40), (ValueError, "rbits must be in \\[1, 32\\]")),
     ("MAC", "block-scaled accumulator", lambda: MAC(acc="mxfp8_e4m3"), (TypeError, "acc must be a float or fixed-point format")),
+    ("MAC", "codebook accumulator", lambda: MAC(acc=lowprec.LUTFormat([0.0, 1.0])), (TypeError, "is a LUTFormat")),
+    ("MAC", "affine accumulator", lambda: MAC(acc=lowprec.IntAffineFormat(8, 0.1, 0)), (TypeError, "is an IntAffineFormat")),
     ("MAC.matmul", "shapes that do not chain", lambda: MAC().matmul(np.ones((2, 3), np.float32), np.ones((2, 3), np.float32)), (ValueError, "do not align")),
     ("MAC.sum", "0-d input", lambda: MAC().sum(np.float32(1)), (ValueError, "at least a 1-D array")),
     ("binary_matmul", "values other than +-1", lambda: lowprec.binary_matmul(np.array([[0.5]]), np.array([[1.0]])), (ValueError, "x must hold only -1, 1")),

@@ -139,6 +139,10 @@ def test_bad_fixed_parameters_and_names():
         formats.get("fp8_e4m3f")
     with pytest.raises(ValueError, match="did you mean 'fp8_e4m3fn'"):
         formats.get("fp8_e4m3fm")
+    with pytest.raises(ValueError, match="did you mean 'fp8_e4m3fn'"):  # names are lower case
+        formats.get("FP8_E4M3FN")
+    with pytest.raises(ValueError, match="did you mean 'bf16'"):
+        formats.get("BF16")
     with pytest.raises(TypeError):
         formats.as_format(8)
 

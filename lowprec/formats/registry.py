@@ -111,7 +111,8 @@ def get(name: str) -> Format:
     match = _E_NAME.match(name)
     if match and int(match.group(2)) >= 1:  # IEEE specials need a mantissa bit (e8m0 is MX's scale)
         return FloatFormat(int(match.group(1)), int(match.group(2)), name=name)
-    close = difflib.get_close_matches(name, names(), n=4, cutoff=0.5)
+    by_lower = {known.lower(): known for known in names()}  # "FP8_E4M3FN" and "BF16" suggest the names
+    close = [by_lower[c] for c in difflib.get_close_matches(name.lower(), list(by_lower), n=4, cutoff=0.5)]
     hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
     raise ValueError(
         f"unknown format name {name!r}{hint} (known: lowprec.formats.names(), or q<int>.<frac> / uq<int>.<frac>, e<exp>m<man>)"
@@ -143,6 +144,8 @@ def as_scalar_format(fmt: Any, name: str = "fmt") -> Format:
     """as_format, for the places that take one value per element (not a block-scaled format)."""
     f = as_format(fmt)
     if not isinstance(f, (FloatFormat, FixedFormat)):
-        raise TypeError(f"{name} must be a float or fixed-point format; {f!r} is block-scaled "
+        kind = type(f).__name__  # codebooks, affine, binary, ...
+        kind = "block-scaled" if hasattr(f, "block") else f"{'an' if kind[0] in 'AEIOU' else 'a'} {kind}"
+        raise TypeError(f"{name} must be a float or fixed-point format; {f!r} is {kind} "
                         f"(quantize/encode/decode take it)")
     return f
