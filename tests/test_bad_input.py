@@ -144,6 +144,8 @@ try:  # the torch entry points
         ("nn.swap", "unknown layer setting", lambda: lnn.swap(torch.nn.Sequential(torch.nn.Linear(2, 2)), {"Linear": {"weights": "fp16"}}), (ValueError, "unknown layer settings")),
         ("nn.swap", "key matching nothing, strict", lambda: lnn.swap(torch.nn.Sequential(torch.nn.Linear(2, 2)), {"Conv2d": {}}, strict=True), (ValueError, "matched nothing")),
         ("nn.swap", "spec file that does not exist", lambda: lnn.swap(torch.nn.Linear(2, 2), "/nonexistent.toml"), (ValueError, "does not exist")),
+        ("nn.QLinear", "misspelt quantization key", lambda: lnn.QLinear(2, 2, weigth="fp16"), (TypeError, "QLinear got unexpected keyword argument.*'weigth'; did you mean 'weight'")),
+        ("nn.QMatmul", "unknown keyword", lambda: lnn.QMatmul(bias=True), (TypeError, "QMatmul got unexpected keyword argument.*its quantization keys")),
         ("nn.QLinear", "unknown MAC mode", lambda: lnn.QLinear(2, 2, mac={"mode": "exact"}), (ValueError, "mac mode must be one of")),
         ("nn.calibrate", "no batches", lambda: lnn.calibrate(torch.nn.Sequential(torch.nn.Linear(2, 2)), []), (ValueError, "batches was empty")),
         ("cost.profile", "an unknown spec key", lambda: lowprec.cost.profile(torch.nn.Linear(2, 2), T[:2], {"weights": "fp16"}), (ValueError, "unknown keys .'weights'.; allowed: weight, input, acc")),

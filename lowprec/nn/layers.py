@@ -3,6 +3,7 @@ input, output and grad and a MAC spec) and QAct (see lowprec.nn)."""
 
 from __future__ import annotations
 
+import difflib
 import math
 import warnings
 from typing import Any
@@ -95,7 +96,13 @@ class _QMixin:
     BLOCK_AXES = {"weight": -1, "input": -1, "output": -1, "grad": -1}
 
     def _setup(self, weight=None, input=None, output=None, grad=None, mac=None, rounding="nearest_even",
-               grad_rounding="nearest_even", seed=None, axes=None) -> None:
+               grad_rounding="nearest_even", seed=None, axes=None, **unknown: Any) -> None:
+        if unknown:  # a misspelt key: name the layer and its keys (not this helper)
+            close = {k: difflib.get_close_matches(k, LAYER_KEYS + ("seed",), n=1) for k in unknown}
+            guesses = [f"{c[0]!r} for {k!r}" for k, c in close.items() if c]
+            hint = f"; did you mean {', '.join(guesses)}?" if guesses else ""
+            raise TypeError(f"{type(self).__name__} got unexpected keyword argument(s) {', '.join(map(repr, unknown))}"
+                            f"{hint} (its quantization keys: {', '.join(LAYER_KEYS + ('seed',))})")
         self.q_weight = _format_or_none(weight, "weight")
         self.q_input = _format_or_none(input, "input")
         self.q_output = _format_or_none(output, "output")
