@@ -133,7 +133,11 @@ def cmd_quantize(args) -> dict:
     q = quantize(x.astype(np.float64 if x.dtype == np.float64 else np.float32), fmt, args.rounding, seed=args.seed)
     from .sims.output import atomic_write
 
-    atomic_write(Path(args.output), lambda tmp: np.save(open(tmp, "wb"), q))
+    def write(tmp: str) -> None:  # closed before the rename (np.save on a name would add ".npy")
+        with open(tmp, "wb") as f:
+            np.save(f, q)
+
+    atomic_write(Path(args.output), write)
     stats = error_stats(x, np.asarray(q), fmt)
     return {"input": str(src), "output": args.output, "format": args.format, "rounding": args.rounding, **stats}
 
