@@ -225,7 +225,91 @@ __attribute__((target("avx512f"))) static void lut_bucket_chunk_avx512(const flo
         lut_bucket_tile_avx512(in + t, m, thr, nthr, buckets, table, out ? out + t : 0, idx ? idx + t : 0);
     }
 }
+
+/* Tables of at most 64 entries, float32: the scan's count #{j : thr[j] <= x} by a binary search of
+ * permutes over the sorted thresholds NaN-padded to 16 * R (a NaN threshold passes no x, and a NaN x
+ * passes none: index 0), the entry by a permute; every table in registers, R of them each (1, 2 or 4:
+ * up to 16, 32 or 64 entries; R a constant after inlining). */
+#define LP_LUT_LOOKUP(T, idx)                                                                               \
+    (R == 1 ? _mm512_permutexvar_ps(idx, T[0])                                                              \
+     : R == 2 ? _mm512_permutex2var_ps(T[0], idx, T[1])                                                     \
+              : _mm512_mask_blend_ps(_mm512_test_epi32_mask(idx, _mm512_set1_epi32(32)),                     \
+                                     _mm512_permutex2var_ps(T[0], idx, T[1]), _mm512_permutex2var_ps(T[2], idx, T[3])))
+__attribute__((target("avx512f"))) static inline LP_ALWAYS_INLINE void lut64_avx512(const float *x, int64_t n,
+                                                                                   const float *thr64,
+                                                                                   const float *table64, float *out,
+                                                                                   uint16_t *idx, const int R)
+{
+    __m512 T[4], V[4];
+    for (int r = 0; r < R; r++) {
+        T[r] = _mm512_loadu_ps(thr64 + 16 * r);
+        V[r] = _mm512_loadu_ps(table64 + 16 * r);
+    }
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 live = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        const __m512 v = _mm512_maskz_loadu_ps(live, x + i);
+        __builtin_prefetch(x + i + 1024, 0, 3); /* 4 KiB ahead: hardware prefetchers stop at the page */
+        __m512i k = _mm512_setzero_si512();
+        for (int half = 8 * R; half >= 1; half /= 2) {
+            const __m512 t = LP_LUT_LOOKUP(T, _mm512_add_epi32(k, _mm512_set1_epi32(half - 1)));
+            k = _mm512_mask_add_epi32(k, _mm512_cmp_ps_mask(t, v, _CMP_LE_OQ), k, _mm512_set1_epi32(half));
+        }
+        if (out) {
+            __builtin_prefetch(out + i + 1024, 1, 3);
+            const __m512 val = LP_LUT_LOOKUP(V, k);
+            _mm512_mask_storeu_ps(out + i, live, _mm512_mask_mov_ps(val, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v));
+        }
+        if (idx)
+            _mm512_mask_cvtepi32_storeu_epi16(idx + i, live, k);
+    }
+}
+#undef LP_LUT_LOOKUP
+
+__attribute__((target("avx512f"))) static void lut64_chunk_avx512(const float *x, int64_t n, const float *thr64,
+                                                                   const float *table64, float *out, uint16_t *idx,
+                                                                   int32_t nthr)
+{
+    if (nthr < 16)
+        lut64_avx512(x, n, thr64, table64, out, idx, 1);
+    else if (nthr < 32)
+        lut64_avx512(x, n, thr64, table64, out, idx, 2);
+    else
+        lut64_avx512(x, n, thr64, table64, out, idx, 4);
+}
+
+/* lut64_avx512's padded tables of a table of at most 64 entries whose thresholds are sorted (as
+ * lowprec.array.codebook makes them; the binary search needs it), on a CPU with AVX-512; 0 where
+ * not (the scan then runs). lut64_run: lp_lut_f32 by them; returns whether it ran. */
+static int lut64_pad(const float *thr, int32_t nthr, const float *table, float *thr64, float *table64)
+{
+    if (nthr > 63 || !__builtin_cpu_supports("avx512f"))
+        return 0;
+    for (int j = 0; j < 64; j++) {
+        if (j > 0 && j < nthr && !(thr[j - 1] <= thr[j]))
+            return 0;
+        thr64[j] = j < nthr ? thr[j] : NAN;
+        table64[j] = table[j <= nthr ? j : nthr];
+    }
+    return 1;
+}
+
+static int lut64_run(const float *in, int64_t n, const float *thr, int32_t nthr, const float *table, float *out,
+                     uint16_t *idx, int nthreads)
+{
+    float thr64[64], table64[64];
+    if (!lut64_pad(thr, nthr, table, thr64, table64))
+        return 0;
+    const int64_t chunk = 16384, nchunks = (n + chunk - 1) / chunk;
+    nthreads = lp_team(n, nthreads);
+    LP_PARALLEL_FOR
+    for (int64_t c = 0; c < nchunks; c++) {
+        const int64_t s = c * chunk, len = n - s < chunk ? n - s : chunk;
+        lut64_chunk_avx512(in + s, len, thr64, table64, out ? out + s : 0, idx ? idx + s : 0, nthr);
+    }
+    return 1;
+}
 #endif
+
 
 void lp_lut_bucket_f32(const float *in, int64_t n, const float *thr, int32_t nthr, const uint64_t *buckets,
                        const float *table, float *out, uint16_t *idx, int nthreads)
@@ -258,6 +342,10 @@ void lp_lut_bucket_f32(const float *in, int64_t n, const float *thr, int32_t nth
 void CAT(lp_lut_, SFX)(const FT *in, int64_t n, const FT *thr, int32_t nthr, const FT *table, FT *out,
                        uint16_t *idx, int nthreads)
 {
+#if WBITS == 32 && defined(LP_X86_DISPATCH) && LP_MAX_ISA >= 4
+    if (lut64_run(in, n, thr, nthr, table, out, idx, nthreads))
+        return;
+#endif
     const int64_t chunk = 16384;
     const int64_t nchunks = (n + chunk - 1) / chunk;
     nthreads = lp_team(n, nthreads);
@@ -285,6 +373,13 @@ void CAT(lp_lut_rows_, SFX)(const FT *in, int64_t nrows, int64_t rowlen, const F
         const int64_t r = t / per_row, s = (t % per_row) * chunk, len = rowlen - s < chunk ? rowlen - s : chunk;
         const int64_t at = r * rowlen + s;
         const FT *th = thr + r * nthr, *tb = table + r * (nthr + 1);
+#if WBITS == 32 && defined(LP_X86_DISPATCH) && LP_MAX_ISA >= 4
+        float thr64[64], table64[64];
+        if (lut64_pad(th, nthr, tb, thr64, table64)) {
+            lut64_chunk_avx512(in + at, len, thr64, table64, out ? out + at : 0, idx ? idx + at : 0, nthr);
+            continue;
+        }
+#endif
         if (nthr <= LP_LUT_SCAN_MAX)
             CAT(lut_scan_, SFX)(in + at, len, th, nthr, tb, out ? out + at : 0, idx ? idx + at : 0);
         else

@@ -57,6 +57,12 @@ def cases():
     small = lowprec.LUTFormat(np.sort(np.random.default_rng(2).standard_normal(16)))
     for fmt in (book, small, lowprec.LogFormat(4), lowprec.LogFormat(8)):
         yield f"{fmt!r}", lowprec.quantize(x32, fmt)
+    for entries in (20, 40):  # the scan, or (float32, AVX-512) a search of permutes over two or four registers
+        mid = lowprec.LUTFormat(np.sort(np.random.default_rng(entries).standard_normal(entries)))
+        for mode in ("nearest_even", "up"):
+            yield f"lut {entries} {mode}", lowprec.quantize(x32, mid, mode)
+    rows = lowprec.LUTFormat(np.sort(np.random.default_rng(4).standard_normal((256, 24)), axis=1), axis=0)
+    yield "lut per channel", lowprec.quantize(blocks, rows)
     yield "lut encode", np.asarray(lowprec.encode(np.nan_to_num(x32), small), np.float64)
     for fmt in (small, lowprec.LogFormat(4)):  # one fused AVX-512 pass on x86-64-v4, two passes elsewhere
         yield f"{fmt!r} stochastic", lowprec.quantize(x32, fmt, "stochastic", seed=5)

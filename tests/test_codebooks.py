@@ -57,7 +57,7 @@ def test_every_mode_picks_the_exact_entry(book, mode, dtype, data):
 
 
 def test_sixteen_entries_use_the_scan_and_large_tables_the_binary_search():
-    for k in (16, 1000):  # both C paths (scan up to 64 entries, binary search above)
+    for k in (16, 1000):  # both C paths: up to 64 entries the scan (float32 on AVX-512: a search of permutes), binary search above
         fmt = LUTFormat(np.sort(RNG.standard_normal(k)))
         x = RNG.standard_normal(20000).astype(np.float32)
         mids = (fmt.codebook[1:] + fmt.codebook[:-1]) / 2
