@@ -193,6 +193,79 @@ static inline LP_ALWAYS_INLINE void CAT(affine_det_span_, SFX)(const FT *in, FT 
 #define LP_AFFINE_CHANNEL(ch)                                                                       \
     const double s1[1] = {scale[ch]}, lo1[1] = {(double)(qmin - zp[ch])}, hi1[1] = {(double)(qmax - zp[ch])};
 
+#if WBITS == 32 && defined(LP_SR_AVX512) && !defined(LP_AFFINE_DET_AVX512)
+#define LP_AFFINE_DET_AVX512
+/* A deterministic mode (a constant after inlining) on float32 elements [lo, hi) with one scale s and
+ * clamp bounds qlo <= 0 <= qhi, in one AVX-512 pass: affine_det_chunk_'s rule bit for bit, on
+ * magnitudes as affine_sr_half_avx512 (its quotient, cap, product and sign), the integer rounding of
+ * a = min(|x| / s rounded to odd, 2**62) as lp_to_integer's: floor, ceil or nearest even by
+ * roundscale (up and down by x's sign), nearest away floor(a) + (a - floor(a) >= 1/2), odd floor(a)
+ * plus one where inexact and even. divide: as lp_odd_quotient_avx512's. */
+__attribute__((target("avx512f,avx512dq,avx512vl"))) static inline LP_ALWAYS_INLINE void
+affine_det_avx512(const float *x, float *y, int64_t lo, int64_t hi, double s, double qlo, double qhi, const int mode,
+                  const int divide)
+{
+    const __m512d vs = _mm512_set1_pd(s), vinv = _mm512_set1_pd(1.0 / s), top = _mm512_set1_pd(0x1p62);
+    const __m512d one = _mm512_set1_pd(1.0), half = _mm512_set1_pd(0.5), zero = _mm512_setzero_pd();
+    const __m512d cap_pos = _mm512_set1_pd(qhi), cap_neg = _mm512_set1_pd(0.0 - qlo); /* +0 for qlo = 0 */
+    const __m512i sign = _mm512_set1_epi64((int64_t)0x8000000000000000ull);
+    for (int64_t i = lo; i < hi; i += 8) {
+        const __mmask8 live = hi - i >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (hi - i)) - 1u);
+        __builtin_prefetch(x + i + 1024, 0, 3); /* the next page: hardware prefetchers stop at 4 KiB */
+        __builtin_prefetch(y + i + 1024, 1, 3);
+        const __m256 xf = _mm256_maskz_loadu_ps(live, x + i);
+        const __m512d xd = _mm512_cvtps_pd(xf);
+        const __m512i xi = _mm512_castpd_si512(xd), xs = _mm512_and_si512(xi, sign);
+        const __mmask8 neg = _mm512_movepi64_mask(xi), nan = _mm512_cmp_pd_mask(xd, xd, _CMP_UNORD_Q);
+        const __m512d ax = _mm512_castsi512_pd(_mm512_andnot_si512(sign, xi));
+        const __m512d a = _mm512_min_pd(lp_odd_quotient_avx512(ax, vs, vinv, divide), top); /* Inf, NaN: 2**62 */
+        const __m512d low = _mm512_roundscale_pd(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+        __m512d m;
+        if (mode == LP_NEAREST_EVEN) {
+            m = _mm512_roundscale_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        } else if (mode == LP_NEAREST_AWAY) {
+            m = _mm512_mask_add_pd(low, _mm512_cmp_pd_mask(_mm512_sub_pd(a, low), half, _CMP_GE_OQ), low, one);
+        } else if (mode == LP_TOWARD_ZERO) {
+            m = low;
+        } else if (mode == LP_UP || mode == LP_DOWN) { /* away from 0 for x > 0 (up) or x < 0 (down) */
+            const __m512d ceil = _mm512_roundscale_pd(a, _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC);
+            m = mode == LP_UP ? _mm512_mask_blend_pd(neg, ceil, low) : _mm512_mask_blend_pd(neg, low, ceil);
+        } else { /* odd: floor(a) + 1 where a is not an integer and floor(a) is even */
+            const __m512d hl = _mm512_mul_pd(low, half);
+            const __mmask8 even = _mm512_cmp_pd_mask(
+                _mm512_roundscale_pd(hl, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC), hl, _CMP_EQ_OQ);
+            m = _mm512_mask_add_pd(low, even & _mm512_cmp_pd_mask(a, low, _CMP_GT_OQ), low, one);
+        }
+        m = _mm512_min_pd(m, _mm512_mask_blend_pd(neg, cap_pos, cap_neg));
+        const __m512d p = _mm512_mul_pd(m, vs);
+        __m512i pb = _mm512_castpd_si512(lp_odd_fix_avx512(p, _mm512_fmsub_pd(m, vs, p))); /* exact residual */
+        pb = _mm512_mask_or_epi64(pb, _mm512_cmp_pd_mask(m, zero, _CMP_NEQ_OQ), pb, xs);
+        const __m256 v = _mm256_mask_mov_ps(_mm512_cvtpd_ps(_mm512_castsi512_pd(pb)), nan, xf);
+        _mm256_mask_storeu_ps(y + i, live, v);
+    }
+}
+
+/* affine_det_avx512 for a mode named at run time (each a loop of its own) */
+__attribute__((target("avx512f,avx512dq,avx512vl"))) static void affine_det_run_avx512(const float *x, float *y,
+                                                                                      int64_t lo, int64_t hi,
+                                                                                      double s, double qlo,
+                                                                                      double qhi, int mode)
+{
+    const int divide = !lp_sr_divisor_ok(s);
+#define LP_AFFINE_MODE(md)                                                                          \
+    (divide ? affine_det_avx512(x, y, lo, hi, s, qlo, qhi, md, 1) : affine_det_avx512(x, y, lo, hi, s, qlo, qhi, md, 0))
+    switch (mode) {
+    case LP_NEAREST_EVEN: LP_AFFINE_MODE(LP_NEAREST_EVEN); break;
+    case LP_NEAREST_AWAY: LP_AFFINE_MODE(LP_NEAREST_AWAY); break;
+    case LP_TOWARD_ZERO: LP_AFFINE_MODE(LP_TOWARD_ZERO); break;
+    case LP_UP: LP_AFFINE_MODE(LP_UP); break;
+    case LP_DOWN: LP_AFFINE_MODE(LP_DOWN); break;
+    default: LP_AFFINE_MODE(LP_ODD); break;
+    }
+#undef LP_AFFINE_MODE
+}
+#endif
+
 /* A deterministic mode: per-tensor parameters; per channel, runs of at least LP_SHORT_RUN elements
  * with their channel's (as per tensor), shorter ones with each element's. */
 LP_CLONES static void CAT(affine_det_, SFX)(const FT *in, FT *out, int64_t n, const double *scale, const int64_t *zp,
@@ -200,12 +273,26 @@ LP_CLONES static void CAT(affine_det_, SFX)(const FT *in, FT *out, int64_t n, co
                                             const int mode, int nthreads)
 {
     const int64_t nchunks = (n + LP_WORK_UNIT - 1) / LP_WORK_UNIT;
+#if WBITS == 32 && defined(LP_SR_AVX512)
+    /* a scale per tensor or per run: one fused pass (affine_det_run_avx512) */
+    const int fused = (channels == 1 || inner >= LP_SHORT_RUN) && lp_sr_avx512_ok();
+#endif
     nthreads = lp_team(n, nthreads);
     LP_PARALLEL_FOR
     for (int64_t c = 0; c < nchunks; c++) {
         double sc[LP_WORK_UNIT], lo[LP_WORK_UNIT], hi[LP_WORK_UNIT];
         const int64_t start = c * LP_WORK_UNIT;
         const int64_t len = n - start < LP_WORK_UNIT ? n - start : LP_WORK_UNIT;
+#if WBITS == 32 && defined(LP_SR_AVX512)
+        if (fused) {
+#define LP_AFFINE_RUN(s, l, ch)                                                                     \
+    affine_det_run_avx512(in + start, out + start, (s), (s) + (l), scale[ch], (double)(qmin - zp[ch]), \
+                          (double)(qmax - zp[ch]), mode);
+            LP_CHANNEL_RUNS(start, len, inner, channels, LP_AFFINE_RUN)
+#undef LP_AFFINE_RUN
+            continue;
+        }
+#endif
         if (channels == 1) {
             CAT(affine_params_, SFX)(start, 1, scale, zp, 1, 1, qmin, qmax, sc, lo, hi);
             CAT(affine_det_span_, SFX)(in, out, start, len, sc, lo, hi, mode, 0);
