@@ -195,16 +195,22 @@ static inline LP_ALWAYS_INLINE void CAT(affine_det_span_, SFX)(const FT *in, FT 
 
 #if WBITS == 32 && defined(LP_SR_AVX512) && !defined(LP_AFFINE_DET_AVX512)
 #define LP_AFFINE_DET_AVX512
-/* A deterministic mode (a constant after inlining) on float32 elements [lo, hi) with one scale s and
- * clamp bounds qlo <= 0 <= qhi, in one AVX-512 pass: affine_det_chunk_'s rule bit for bit, on
- * magnitudes as affine_sr_half_avx512 (its quotient, cap, product and sign), the integer rounding of
- * a = min(|x| / s rounded to odd, 2**62) as lp_to_integer's: floor, ceil or nearest even by
- * roundscale (up and down by x's sign), nearest away floor(a) + (a - floor(a) >= 1/2), odd floor(a)
- * plus one where inexact and even. divide: as lp_odd_quotient_avx512's. */
+/* Float32 elements [lo, hi) of a work unit with one scale s and clamp bounds qlo <= 0 <= qhi, in one
+ * AVX-512 pass, in any mode (a constant after inlining): affine_det_chunk_'s rule, or with 64 random
+ * bits lp_affine_'s stochastic one, bit for bit, nothing stored between the steps. On magnitudes: a =
+ * min(|x| / s rounded to odd, 2**62) (lp_odd_quotient_avx512; Inf: 2**62), rounded to an integer k
+ * as lp_to_integer rounds it (floor, ceil or nearest even by roundscale, up and down by x's sign;
+ * nearest away floor(a) + (a - floor(a) >= 1/2); odd floor(a) plus one where inexact and even) or
+ * stochastically (floor(a) plus one where lp_sr_up_avx512 says on p = a - floor(a); element i draws
+ * words wl[i] and wl[C + i], C = LP_WORK_UNIT / 2), m = min(k, qhi or -qlo by x's sign), the value |m|
+ * s rounded to odd, then to float, with x's sign where m != 0 (an integer has no -0); NaN stays NaN.
+ * divide: as lp_odd_quotient_avx512's. */
 __attribute__((target("avx512f,avx512dq,avx512vl"))) static inline LP_ALWAYS_INLINE void
-affine_det_avx512(const float *x, float *y, int64_t lo, int64_t hi, double s, double qlo, double qhi, const int mode,
-                  const int divide)
+affine_pass_avx512(const float *x, float *y, int64_t lo, int64_t hi, const uint32_t *wl, double s, double qlo,
+                   double qhi, const int mode, const int divide)
 {
+    const int64_t unit_half = LP_WORK_UNIT / 2;
+    const __m512d two64 = _mm512_set1_pd(0x1p64);
     const __m512d vs = _mm512_set1_pd(s), vinv = _mm512_set1_pd(1.0 / s), top = _mm512_set1_pd(0x1p62);
     const __m512d one = _mm512_set1_pd(1.0), half = _mm512_set1_pd(0.5), zero = _mm512_setzero_pd();
     const __m512d cap_pos = _mm512_set1_pd(qhi), cap_neg = _mm512_set1_pd(0.0 - qlo); /* +0 for qlo = 0 */
@@ -218,10 +224,15 @@ affine_det_avx512(const float *x, float *y, int64_t lo, int64_t hi, double s, do
         const __m512i xi = _mm512_castpd_si512(xd), xs = _mm512_and_si512(xi, sign);
         const __mmask8 neg = _mm512_movepi64_mask(xi), nan = _mm512_cmp_pd_mask(xd, xd, _CMP_UNORD_Q);
         const __m512d ax = _mm512_castsi512_pd(_mm512_andnot_si512(sign, xi));
-        const __m512d a = _mm512_min_pd(lp_odd_quotient_avx512(ax, vs, vinv, divide), top); /* Inf, NaN: 2**62 */
+        /* Inf and NaN need no masks: their quotient's residual is NaN (the quotient stays Inf or NaN), and
+           vminpd returns its second operand where either is NaN, so a = 2**62 (NaN lanes end as x) */
+        const __m512d a = _mm512_min_pd(lp_odd_quotient_avx512(ax, vs, vinv, divide), top);
         const __m512d low = _mm512_roundscale_pd(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
         __m512d m;
-        if (mode == LP_NEAREST_EVEN) {
+        if (mode == LP_STOCHASTIC) {
+            const __m512d p64 = _mm512_mul_pd(_mm512_sub_pd(a, low), two64);
+            m = _mm512_mask_add_pd(low, lp_sr_up_avx512(p64, wl + i, wl + unit_half + i, live), low, one);
+        } else if (mode == LP_NEAREST_EVEN) {
             m = _mm512_roundscale_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         } else if (mode == LP_NEAREST_AWAY) {
             m = _mm512_mask_add_pd(low, _mm512_cmp_pd_mask(_mm512_sub_pd(a, low), half, _CMP_GE_OQ), low, one);
@@ -245,7 +256,7 @@ affine_det_avx512(const float *x, float *y, int64_t lo, int64_t hi, double s, do
     }
 }
 
-/* affine_det_avx512 for a mode named at run time (each a loop of its own) */
+/* affine_pass_avx512 for a deterministic mode named at run time (each a loop of its own) */
 __attribute__((target("avx512f,avx512dq,avx512vl"))) static void affine_det_run_avx512(const float *x, float *y,
                                                                                       int64_t lo, int64_t hi,
                                                                                       double s, double qlo,
@@ -253,7 +264,7 @@ __attribute__((target("avx512f,avx512dq,avx512vl"))) static void affine_det_run_
 {
     const int divide = !lp_sr_divisor_ok(s);
 #define LP_AFFINE_MODE(md)                                                                          \
-    (divide ? affine_det_avx512(x, y, lo, hi, s, qlo, qhi, md, 1) : affine_det_avx512(x, y, lo, hi, s, qlo, qhi, md, 0))
+    (divide ? affine_pass_avx512(x, y, lo, hi, 0, s, qlo, qhi, md, 1) : affine_pass_avx512(x, y, lo, hi, 0, s, qlo, qhi, md, 0))
     switch (mode) {
     case LP_NEAREST_EVEN: LP_AFFINE_MODE(LP_NEAREST_EVEN); break;
     case LP_NEAREST_AWAY: LP_AFFINE_MODE(LP_NEAREST_AWAY); break;
@@ -313,49 +324,8 @@ LP_CLONES static void CAT(affine_det_, SFX)(const FT *in, FT *out, int64_t n, co
 
 #if WBITS == 32 && defined(LP_SR_AVX512) && !defined(LP_AFFINE_SR_AVX512)
 #define LP_AFFINE_SR_AVX512
-/* Stochastic rounding (64 random bits) of float32 elements [lo, hi) of a work unit to an integer
- * affine format, one scale s and clamp bounds qlo = qmin - zp <= 0 <= qhi = qmax - zp, fused into one
- * AVX-512 pass: lp_affine_'s quotients, lp_sr_integer's rounding and affine_values_' values, bit for
- * bit, nothing stored between them. On magnitudes: a = min(|x| / s rounded to odd, 2**62)
- * (lp_odd_quotient_avx512; Inf: 2**62), k = floor(a) plus one where the draw says
- * (lp_sr_up_avx512 on p = a - floor(a)), m = min(k, qhi or -qlo by x's sign), the value |m| s rounded
- * to odd, then to float, with x's sign where m != 0 (an integer has no -0); NaN stays NaN. w: the
- * unit's Philox block; element i draws words i + h C and i + h C + C (C = LP_WORK_UNIT / 2, h = i >= C),
- * so a span is taken a half at a time. divide: as lp_odd_quotient_avx512's. */
-__attribute__((target("avx512f,avx512dq,avx512vl"))) static inline LP_ALWAYS_INLINE void
-affine_sr_half_avx512(const float *x, float *y, int64_t lo, int64_t hi, const uint32_t *wl, double s, double qlo,
-                      double qhi, const int divide)
-{
-    const int64_t half = LP_WORK_UNIT / 2;
-    const __m512d vs = _mm512_set1_pd(s), vinv = _mm512_set1_pd(1.0 / s), top = _mm512_set1_pd(0x1p62);
-    const __m512d two64 = _mm512_set1_pd(0x1p64), one = _mm512_set1_pd(1.0), zero = _mm512_setzero_pd();
-    const __m512d cap_pos = _mm512_set1_pd(qhi), cap_neg = _mm512_set1_pd(0.0 - qlo); /* +0 for qlo = 0 */
-    const __m512i sign = _mm512_set1_epi64((int64_t)0x8000000000000000ull);
-    for (int64_t i = lo; i < hi; i += 8) {
-        const __mmask8 live = hi - i >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (hi - i)) - 1u);
-        __builtin_prefetch(x + i + 1024, 0, 3); /* the next page: hardware prefetchers stop at 4 KiB */
-        __builtin_prefetch(y + i + 1024, 1, 3);
-        const __m256 xf = _mm256_maskz_loadu_ps(live, x + i);
-        const __m512d xd = _mm512_cvtps_pd(xf);
-        const __m512i xi = _mm512_castpd_si512(xd), xs = _mm512_and_si512(xi, sign);
-        const __mmask8 neg = _mm512_movepi64_mask(xi), nan = _mm512_cmp_pd_mask(xd, xd, _CMP_UNORD_Q);
-        const __m512d ax = _mm512_castsi512_pd(_mm512_andnot_si512(sign, xi));
-        /* Inf and NaN need no masks: their quotient's residual is NaN (the quotient stays Inf or NaN), and
-           vminpd returns its second operand where either is NaN, so a = 2**62 (NaN lanes end as x) */
-        const __m512d a = _mm512_min_pd(lp_odd_quotient_avx512(ax, vs, vinv, divide), top);
-        const __m512d low = _mm512_roundscale_pd(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-        const __mmask8 up = lp_sr_up_avx512(_mm512_mul_pd(_mm512_sub_pd(a, low), two64), wl + i, wl + half + i, live);
-        const __m512d k = _mm512_mask_add_pd(low, up, low, one);
-        const __m512d m = _mm512_min_pd(k, _mm512_mask_blend_pd(neg, cap_pos, cap_neg));
-        const __m512d p = _mm512_mul_pd(m, vs);
-        __m512i pb = _mm512_castpd_si512(lp_odd_fix_avx512(p, _mm512_fmsub_pd(m, vs, p))); /* exact residual */
-        pb = _mm512_mask_or_epi64(pb, _mm512_cmp_pd_mask(m, zero, _CMP_NEQ_OQ), pb, xs);
-        const __m256 v = _mm256_mask_mov_ps(_mm512_cvtpd_ps(_mm512_castsi512_pd(pb)), nan, xf);
-        _mm256_mask_storeu_ps(y + i, live, v);
-    }
-}
-
-/* Elements [lo, hi) of the unit at x (chunk-relative; w its Philox block) by affine_sr_half_avx512. */
+/* Stochastic rounding (64 random bits) of elements [lo, hi) of the unit at x (chunk-relative; w its
+ * Philox block) by affine_pass_avx512, a half of the unit at a time (each half its own words). */
 __attribute__((target("avx512f,avx512dq,avx512vl"))) static void affine_sr_avx512(const float *x, float *y, int64_t lo,
                                                                           int64_t hi, const uint32_t *w, double s,
                                                                           double qlo, double qhi)
@@ -367,9 +337,9 @@ __attribute__((target("avx512f,avx512dq,avx512vl"))) static void affine_sr_avx51
             continue;
         const uint32_t *wl = w + h * half; /* element i's low word: wl[i]; its high word: wl[half + i] */
         if (lp_sr_divisor_ok(s))
-            affine_sr_half_avx512(x, y, a, b, wl, s, qlo, qhi, 0);
+            affine_pass_avx512(x, y, a, b, wl, s, qlo, qhi, LP_STOCHASTIC, 0);
         else
-            affine_sr_half_avx512(x, y, a, b, wl, s, qlo, qhi, 1);
+            affine_pass_avx512(x, y, a, b, wl, s, qlo, qhi, LP_STOCHASTIC, 1);
     }
 }
 #endif
