@@ -193,8 +193,8 @@ static inline LP_ALWAYS_INLINE void CAT(affine_det_span_, SFX)(const FT *in, FT 
 #define LP_AFFINE_CHANNEL(ch)                                                                       \
     const double s1[1] = {scale[ch]}, lo1[1] = {(double)(qmin - zp[ch])}, hi1[1] = {(double)(qmax - zp[ch])};
 
-#if WBITS == 32 && defined(LP_SR_AVX512) && !defined(LP_AFFINE_DET_AVX512)
-#define LP_AFFINE_DET_AVX512
+#if WBITS == 32 && defined(LP_SR_AVX512) && !defined(LP_AFFINE_PASS_AVX512)
+#define LP_AFFINE_PASS_AVX512
 /* Float32 elements [lo, hi) of a work unit with one scale s and clamp bounds qlo <= 0 <= qhi, in one
  * AVX-512 pass, in any mode (a constant after inlining): affine_det_chunk_'s rule, or with 64 random
  * bits lp_affine_'s stochastic one, bit for bit, nothing stored between the steps. On magnitudes: a =

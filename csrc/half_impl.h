@@ -68,13 +68,6 @@ static int lp_half_kind(const lp_qparams *p)
     return 0;
 }
 
-/* the cache lines of in and out 4 KiB ahead (a prefetch never faults past the end) */
-#define LP_HALF_PREFETCH(in, out)               \
-    {                                           \
-        __builtin_prefetch((in) + 1024, 0, 3);  \
-        __builtin_prefetch((out) + 1024, 1, 3); \
-    }
-
 /* bfloat16: the pattern plus 0x7FFF and its kept part's last bit, truncated (nearest even on the
  * pattern, which is linear in the value within and across binades, subnormals included; past the
  * largest finite value it carries into Inf); NaN the quiet NaN of its sign. Plain C: it vectorizes. */
@@ -83,8 +76,8 @@ LP_CLONES static void lp_bf16_rne(const float *in, float *out, int64_t n)
     enum { PIECE = 256 };
     for (int64_t lo = 0; lo < n; lo += PIECE) {
         const int64_t m = n - lo < PIECE ? n - lo : PIECE;
-        for (int64_t i = 0; i < m; i += 16) /* 4 KiB ahead: hardware prefetchers stop at the page */
-            LP_HALF_PREFETCH(in + lo + i, out + lo + i)
+        for (int64_t i = 0; i < m; i += 16)
+            LP_PREFETCH_NEXT_PAGE(in + lo + i, out + lo + i)
         for (int64_t i = lo; i < lo + m; i++) {
             const uint32_t b = to_bits_f32(in[i]);
             const uint32_t r = (b + 0x7FFFu + ((b >> 16) & 1u)) & 0xFFFF0000u;
@@ -106,7 +99,7 @@ __attribute__((target("avx512f"))) static void lp_fp16_rne_avx512(const float *i
         const int64_t m = n - i < 16 ? n - i : 16;
         const __mmask16 live = (__mmask16)((1u << m) - 1u);
         const __m512 x = _mm512_maskz_loadu_ps(live, in + i);
-        LP_HALF_PREFETCH(in + i, out + i)
+        LP_PREFETCH_NEXT_PAGE(in + i, out + i)
         __m512 r = _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
         const __m512i quiet = _mm512_ternarylogic_epi32(_mm512_castps_si512(x), sign, qnan, 0xEA); /* x & sign | qnan */
         r = _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), _mm512_castsi512_ps(quiet));
@@ -122,7 +115,7 @@ __attribute__((target("avx2,f16c"))) static void lp_fp16_rne_f16c(const float *i
     for (; i + 8 <= n; i += 8) {
         const __m256 x = _mm256_loadu_ps(in + i);
         if (!(i & 15))
-            LP_HALF_PREFETCH(in + i, out + i)
+            LP_PREFETCH_NEXT_PAGE(in + i, out + i)
         const __m256 r = _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
         const __m256 quiet = _mm256_or_ps(_mm256_and_ps(x, sign), qnan);
         _mm256_storeu_ps(out + i, _mm256_blendv_ps(r, quiet, _mm256_cmp_ps(x, x, _CMP_UNORD_Q)));

@@ -229,12 +229,25 @@ __attribute__((target("avx512f"))) static void lut_bucket_chunk_avx512(const flo
 /* Tables of at most 64 entries, float32: the scan's count #{j : thr[j] <= x} by a binary search of
  * permutes over the sorted thresholds NaN-padded to 16 * R (a NaN threshold passes no x, and a NaN x
  * passes none: index 0), the entry by a permute; every table in registers, R of them each (1, 2 or 4:
- * up to 16, 32 or 64 entries; R a constant after inlining). */
+ * up to 16, 32 or 64 entries; R a constant after inlining; lut_permute_search_avx512). */
 #define LP_LUT_LOOKUP(T, idx)                                                                               \
     (R == 1 ? _mm512_permutexvar_ps(idx, T[0])                                                              \
      : R == 2 ? _mm512_permutex2var_ps(T[0], idx, T[1])                                                     \
               : _mm512_mask_blend_ps(_mm512_test_epi32_mask(idx, _mm512_set1_epi32(32)),                     \
                                      _mm512_permutex2var_ps(T[0], idx, T[1]), _mm512_permutex2var_ps(T[2], idx, T[3])))
+/* k = #{j : t[j] <= v} of 16 lanes for sorted thresholds t NaN-padded to 16 R in registers T */
+__attribute__((target("avx512f"))) static inline LP_ALWAYS_INLINE __m512i lut_permute_search_avx512(__m512 v,
+                                                                                                 const __m512 *T,
+                                                                                                 const int R)
+{
+    __m512i k = _mm512_setzero_si512();
+    for (int half = 8 * R; half >= 1; half /= 2) {
+        const __m512 t = LP_LUT_LOOKUP(T, _mm512_add_epi32(k, _mm512_set1_epi32(half - 1)));
+        k = _mm512_mask_add_epi32(k, _mm512_cmp_ps_mask(t, v, _CMP_LE_OQ), k, _mm512_set1_epi32(half));
+    }
+    return k;
+}
+
 __attribute__((target("avx512f"))) static inline LP_ALWAYS_INLINE void lut64_avx512(const float *x, int64_t n,
                                                                                    const float *thr64,
                                                                                    const float *table64, float *out,
@@ -248,12 +261,8 @@ __attribute__((target("avx512f"))) static inline LP_ALWAYS_INLINE void lut64_avx
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 live = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
         const __m512 v = _mm512_maskz_loadu_ps(live, x + i);
-        __builtin_prefetch(x + i + 1024, 0, 3); /* 4 KiB ahead: hardware prefetchers stop at the page */
-        __m512i k = _mm512_setzero_si512();
-        for (int half = 8 * R; half >= 1; half /= 2) {
-            const __m512 t = LP_LUT_LOOKUP(T, _mm512_add_epi32(k, _mm512_set1_epi32(half - 1)));
-            k = _mm512_mask_add_epi32(k, _mm512_cmp_ps_mask(t, v, _CMP_LE_OQ), k, _mm512_set1_epi32(half));
-        }
+        __builtin_prefetch(x + i + 1024, 0, 3); /* the next page, as LP_PREFETCH_NEXT_PAGE (out may be NULL) */
+        const __m512i k = lut_permute_search_avx512(v, T, R);
         if (out) {
             __builtin_prefetch(out + i + 1024, 1, 3);
             const __m512 val = LP_LUT_LOOKUP(V, k);
@@ -263,6 +272,7 @@ __attribute__((target("avx512f"))) static inline LP_ALWAYS_INLINE void lut64_avx
             _mm512_mask_cvtepi32_storeu_epi16(idx + i, live, k);
     }
 }
+
 #undef LP_LUT_LOOKUP
 
 __attribute__((target("avx512f"))) static void lut64_chunk_avx512(const float *x, int64_t n, const float *thr64,
@@ -309,7 +319,6 @@ static int lut64_run(const float *in, int64_t n, const float *thr, int32_t nthr,
     return 1;
 }
 #endif
-
 
 void lp_lut_bucket_f32(const float *in, int64_t n, const float *thr, int32_t nthr, const uint64_t *buckets,
                        const float *table, float *out, uint16_t *idx, int nthreads)
@@ -484,11 +493,8 @@ __attribute__((target("avx512f"))) static inline LP_ALWAYS_INLINE __m512i lut_sr
     return k2;
 }
 
-/* 4 KiB ahead (the next page, where hardware prefetchers stop): 2.7 -> 1.3 ns an element on a stream of
- * 2**24 for the small tables' unit, the speed of cached data (a prefetch never faults) */
-#define LP_LUT_PREFETCH(x, out)                 \
-    __builtin_prefetch((x) + 1024, 0, 3);       \
-    __builtin_prefetch((out) + 1024, 1, 3);
+/* LP_PREFETCH_NEXT_PAGE (platform.h) in the loops below: 2.7 -> 1.3 ns an element on a stream of 2**24
+ * for the small tables' unit, the speed of cached data */
 
 /* Stochastic rounding of float32 to a codebook of at most 16 entries, the search and the step in one
  * pass, every table in registers (permutes, no gathers): a four-step binary search over the 'down'
@@ -505,12 +511,8 @@ __attribute__((target("avx512f"))) static void lut_sr16_unit_avx512(const float 
     for (int64_t i = 0; i < len; i += 16) {
         const __mmask16 live = len - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (len - i)) - 1u);
         const __m512 v = _mm512_maskz_loadu_ps(live, x + i);
-        LP_LUT_PREFETCH(x + i, out + i)
-        __m512i k = _mm512_setzero_si512();
-        for (int half = 8; half >= 1; half /= 2) {
-            const __m512 t = _mm512_permutexvar_ps(_mm512_add_epi32(k, _mm512_set1_epi32(half - 1)), T);
-            k = _mm512_mask_add_epi32(k, _mm512_cmp_ps_mask(t, v, _CMP_LE_OQ), k, _mm512_set1_epi32(half));
-        }
+        LP_PREFETCH_NEXT_PAGE(x + i, out + i)
+        const __m512i k = lut_permute_search_avx512(v, &T, 1);
         __m512d lo[2], ig[2];
         for (int h = 0; h < 2; h++) {
             const __m512i k64 = _mm512_cvtepi32_epi64(h ? _mm512_extracti64x4_epi64(k, 1) : _mm512_castsi512_si256(k));
@@ -535,7 +537,7 @@ __attribute__((target("avx512f"))) static void lut_sr_bucket_unit_avx512(const f
     for (int64_t i = 0; i < len; i += 16) {
         const __mmask16 live = len - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (len - i)) - 1u);
         const __m512 v = _mm512_maskz_loadu_ps(live, x + i);
-        LP_LUT_PREFETCH(x + i, out + i)
+        LP_PREFETCH_NEXT_PAGE(x + i, out + i)
         const __m512i k = lut_bucket_k_avx512(x + i, live, v, thr, nthr, buckets);
         __m512d lo[2], ig[2];
         for (int h = 0; h < 2; h++) {
@@ -548,7 +550,6 @@ __attribute__((target("avx512f"))) static void lut_sr_bucket_unit_avx512(const f
         _mm512_mask_storeu_ps(out + i, live, _mm512_mask_mov_ps(val, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v));
     }
 }
-#undef LP_LUT_PREFETCH
 #endif
 
 #if WBITS == 32

@@ -193,7 +193,8 @@ __attribute__((target("avx512f,avx512dq,avx512vl"))) static void sr_unit_avx512_
     /* exceptional: nonzero a below tiny_m1 + 1, a at or above big */
     const uint32_t tiny_m1 = fixed || !tiny ? 0 : tiny - 1, big = fixed ? fixed_big : 0x7F800000u;
     /* tiny inputs rounded in the vectors (sr_vec_avx512_f32): 2**(k - q_exp) a normal float */
-    const int tiny_vec = tiny_m1 && (bytes ? k : 32) - p->q_exp >= 0 && (bytes ? k : 32) - p->q_exp <= 127;
+    const int tiny_k = bytes ? k : 32; /* the rule's k: the draw's bits */
+    const int tiny_vec = tiny_m1 && tiny_k - p->q_exp >= 0 && tiny_k - p->q_exp <= 127;
     const lp_sr_consts c = {
         _mm512_set1_epi32(0x7FFFFFFF), _mm512_set1_epi32(1), _mm512_setzero_si512(), _mm512_set1_epi32(24),
         _mm512_set1_epi32(32), _mm512_set1_epi32(-1), _mm512_set1_epi32(p->drop0 + p->sub_exp),
@@ -207,7 +208,7 @@ __attribute__((target("avx512f,avx512dq,avx512vl"))) static void sr_unit_avx512_
         _mm512_set1_epi32(s0 > 0 ? (int)((1u << (s0 - 1)) - 1) : 0), _mm512_set1_epi32(s0 > 0),
         _mm512_set1_ps(ldexpf(1.0f, k - gq)), _mm512_set1_ps(ldexpf(1.0f, gq)),
         _mm_cvtsi32_si128(k), _mm_cvtsi32_si128(32 - k),
-        _mm512_set1_ps(tiny_vec ? ldexpf(1.0f, (bytes ? k : 32) - p->q_exp) : 0.0f),
+        _mm512_set1_ps(tiny_vec ? ldexpf(1.0f, tiny_k - p->q_exp) : 0.0f),
         _mm512_set1_epi32((int)(uint32_t)p->q), tiny_vec};
     const uint32_t low_m1 = ((uint32_t)(p->sub_exp < 255 ? p->sub_exp : 255) << 23) - 1; /* as sr_piece_'s */
     const int sym = p->lim_neg == p->lim_pos && p->ovf_neg == p->ovf_pos && p->keep_neg_zero;

@@ -98,11 +98,12 @@ class _QMixin:
     def _setup(self, weight=None, input=None, output=None, grad=None, mac=None, rounding="nearest_even",
                grad_rounding="nearest_even", seed=None, axes=None, **unknown: Any) -> None:
         if unknown:  # a misspelt key: name the layer and its keys (not this helper)
-            close = {k: difflib.get_close_matches(k, LAYER_KEYS + ("seed",), n=1) for k in unknown}
+            keys = LAYER_KEYS + ("seed",)
+            close = {k: difflib.get_close_matches(k, keys, n=1) for k in unknown}
             guesses = [f"{c[0]!r} for {k!r}" for k, c in close.items() if c]
             hint = f"; did you mean {', '.join(guesses)}?" if guesses else ""
             raise TypeError(f"{type(self).__name__} got unexpected keyword argument(s) {', '.join(map(repr, unknown))}"
-                            f"{hint} (its quantization keys: {', '.join(LAYER_KEYS + ('seed',))})")
+                            f"{hint} (its quantization keys: {', '.join(keys)})")
         self.q_weight = _format_or_none(weight, "weight")
         self.q_input = _format_or_none(input, "input")
         self.q_output = _format_or_none(output, "output")
