@@ -381,8 +381,13 @@ static inline LP_ALWAYS_INLINE void CAT(sr_piece_, SFX)(const UT *restrict src, 
     }
 }
 
-#if WBITS == 32 && defined(LP_SR_AVX512)
-#include "sr_round_avx512.h" /* one fused AVX-512 pass for the common float32 cases */
+#if WBITS == 32 && defined(LP_X86_DISPATCH) && LP_MAX_ISA >= 3
+#define LP_SR_FUSED 1
+#include "sr_round_common.h"
+#include "sr_round_avx2.h" /* one fused pass for the common float32 cases: AVX2 (a byte a draw) */
+#if defined(LP_SR_AVX512)
+#include "sr_round_avx512.h" /* and AVX-512 */
+#endif
 #endif
 
 static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out, int64_t len,
@@ -395,8 +400,8 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
     const lp_qparams *p = &params;
     UT rnd[LP_WORK_UNIT]; /* stochastic only: word-major Philox output, see lowprec.h */
     /* Deterministic modes: one branch-free pass, instantiated per mode (a constant in each call);
-     * stochastic: sr_unit_avx512_f32's fused pass where it applies, else the unit's Philox words made
-     * first and sr_piece_ a quarter unit at a time. */
+     * stochastic: the fused pass (sr_unit_avx512_f32 or sr_unit_avx2_f32) where it applies, else the
+     * unit's Philox words made first and sr_piece_ a quarter unit at a time. */
     switch (mode) {
     case LP_NEAREST_EVEN:
         if (!DEEP && CAT(ne_by_addition_, SFX)(p))
@@ -424,10 +429,18 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
     default:
         break;
     }
-#if WBITS == 32 && defined(LP_SR_AVX512)
-    if (!DEEP && len == LP_WORK_UNIT && (p->rbits == WBITS || p->rbits <= 8) && lp_sr_avx512_ok()) {
-        sr_unit_avx512_f32(src, dst, p, seed, ctr0, more);
-        return;
+#if WBITS == 32 && defined(LP_SR_FUSED)
+    if (!DEEP && len == LP_WORK_UNIT && (p->rbits == WBITS || p->rbits <= 8)) {
+#if defined(LP_SR_AVX512)
+        if (lp_sr_avx512_ok()) {
+            sr_unit_avx512_f32(src, dst, p, seed, ctr0, more);
+            return;
+        }
+#endif
+        if (p->rbits <= 8 && lp_sr_avx2_ok()) {
+            sr_unit_avx2_f32(src, dst, p, seed, ctr0);
+            return;
+        }
     }
 #endif
     UT drawn[LP_WORK_UNIT]; /* the draws in element order where rnd is not that already */

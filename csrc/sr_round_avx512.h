@@ -6,11 +6,7 @@
  * it rounds in one pass, a quarter unit at a time after a look at it (flat: one d for all; no
  * exceptional input: no check), and it makes the next unit's Philox words while it rounds this one's,
  * so that the generator's arithmetic overlaps the memory traffic. Included by quantize_impl.h in its
- * float32 instance, where the build carries AVX-512 code. */
-
-#include <math.h>
-
-enum { LP_SR_FIX_MAX = 4 }; /* exceptional inputs of a quarter unit fixed up lane by lane; more: sr_piece_ */
+ * float32 instance, where the build carries AVX-512 code, after sr_round_common.h. */
 
 /* A thread's Philox words for its next unit, made while it rounds the current one (valid: they are
  * those of seed and counters ctr .. ctr + nctr - 1), and the current unit's. */
@@ -33,25 +29,6 @@ typedef struct {
     __m512i qpat;     /* q's pattern */
     int tiny_vec;
 } lp_sr_consts;
-
-/* With bytes, a format whose finite results all lie below twice its min normal and whose smallest
- * result is its grid's step (fixed point, integers; not a float without subnormals, whose tiny inputs
- * go to 0 or the min normal) rounds every input below that on one grid, multiples of 2**q, and
- * overflows above it: the byte rule is then, in integers, (rint(|x| 2**(k - q)) + R) >> k times 2**q
- * (R the draw's top k bits; the conversion rounds to nearest even at bit s = d - k, exact where
- * s <= 0; the products by powers of two are exact, or round to 0 where the rule gives 0 too), for
- * every input below V = 2**(30 - k + q) (n + R < 2**31), tiny ones too; those at or above V, Inf and
- * NaN are the exceptional ones. Returns V's pattern, or 0 where this does not apply. */
-static inline uint32_t sr_fixed_big(const lp_qparams *p, int k, int *q)
-{
-    const uint64_t two_low = (uint64_t)(p->sub_exp + 1) << 23;
-    *q = p->sub_exp - 150 + p->drop0;
-    const int v = 30 - k + *q;
-    if (p->rbits > 8 || p->sub_exp < 1 || p->sub_exp > 253 || p->lim_pos >= two_low || p->lim_neg >= two_low ||
-        *q < -100 || *q > 60 || v + 127 < 1 || v + 127 > 254 || p->q_exp != *q) /* q_exp: no subnormals */
-        return 0;
-    return (uint32_t)(v + 127) << 23;
-}
 
 /* 16 elements at x into y, draws rnd (the rule reads their top rbits bits); the exceptional ones are
  * rounded by the full rule, lane by lane. Constants after inlining: bytes (the k-bit rule), sym
@@ -156,16 +133,6 @@ sr_quarter_avx512_f32(const uint32_t *src, uint32_t *dst, const uint32_t *words,
     }
 }
 
-/* sr_piece_ out of line (inlined, it left the fused loops fewer registers: 0.97 -> 0.88 ns an element
- * on 2**24 values), in the generic passes' instruction-set clones, on a local copy of the parameters
- * (else stores to dst might alias them and its loops stay scalar: MX stochastic of fp4 5x slower). */
-LP_CLONES __attribute__((noinline)) static void sr_piece_call_f32(const uint32_t *src, uint32_t *dst, int64_t len,
-                                                                  const lp_qparams *p, const uint32_t *draw)
-{
-    const lp_qparams params = *p; /* a local copy: stores to dst cannot alias it (the loops vectorize) */
-    sr_piece_f32(src, dst, len, &params, draw, 0);
-}
-
 /* The unit at src (LP_WORK_UNIT elements) into dst, counters from ctr0, laid out as lp_quantize_f32's
  * (lowprec.h): with 32-bit draws element 256 w + j takes word w of counter j; with bytes element
  * 256 b + 64 w + j byte b of word w of counter j. The unit's words are made first (unless the
@@ -180,21 +147,11 @@ __attribute__((target("avx512f,avx512dq,avx512vl"))) static void sr_unit_avx512_
                                                                                   const lp_qparams *p, uint64_t seed,
                                                                                   uint64_t ctr0, int more)
 {
-    const uint32_t tiny = (uint32_t)p->tiny;
-    const int bytes = p->rbits != 32;
-    const int k = bytes ? p->rbits : 8; /* topk: bytes alone */
-    const int d0 = p->drop0 < 0 ? 0 : (p->drop0 > 24 ? 24 : p->drop0);
-    const int s0 = d0 - k > 0 ? d0 - k : 0;
-    int gq;
-    const uint32_t fixed_big = bytes ? sr_fixed_big(p, k, &gq) : 0;
-    const int fixed = fixed_big != 0;
-    if (!fixed)
-        gq = 0;
-    /* exceptional: nonzero a below tiny_m1 + 1, a at or above big */
-    const uint32_t tiny_m1 = fixed || !tiny ? 0 : tiny - 1, big = fixed ? fixed_big : 0x7F800000u;
-    /* tiny inputs rounded in the vectors (sr_vec_avx512_f32): 2**(k - q_exp) a normal float */
-    const int tiny_k = bytes ? k : 32; /* the rule's k: the draw's bits */
-    const int tiny_vec = tiny_m1 && tiny_k - p->q_exp >= 0 && tiny_k - p->q_exp <= 127;
+    const lp_sr_plan pl = sr_plan_f32(p);
+    const int bytes = pl.bytes, k = pl.k, d0 = pl.d0, s0 = pl.s0, gq = pl.gq, fixed = pl.fixed, tiny_k = pl.tiny_k,
+              tiny_vec = pl.tiny_vec, sym = pl.sym;
+    const uint32_t tiny_m1 = pl.tiny_m1, big = pl.big, low_m1 = pl.low_m1;
+    const int64_t nctr = pl.nctr;
     const lp_sr_consts c = {
         _mm512_set1_epi32(0x7FFFFFFF), _mm512_set1_epi32(1), _mm512_setzero_si512(), _mm512_set1_epi32(24),
         _mm512_set1_epi32(32), _mm512_set1_epi32(-1), _mm512_set1_epi32(p->drop0 + p->sub_exp),
@@ -210,9 +167,6 @@ __attribute__((target("avx512f,avx512dq,avx512vl"))) static void sr_unit_avx512_
         _mm_cvtsi32_si128(k), _mm_cvtsi32_si128(32 - k),
         _mm512_set1_ps(tiny_vec ? ldexpf(1.0f, tiny_k - p->q_exp) : 0.0f),
         _mm512_set1_epi32((int)(uint32_t)p->q), tiny_vec};
-    const uint32_t low_m1 = ((uint32_t)(p->sub_exp < 255 ? p->sub_exp : 255) << 23) - 1; /* as sr_piece_'s */
-    const int sym = p->lim_neg == p->lim_pos && p->ovf_neg == p->ovf_pos && p->keep_neg_zero;
-    const int64_t nctr = bytes ? LP_BYTE_DRAW_COUNTERS : LP_WORK_UNIT / 4;
     lp_sr_ahead *ahead = &lp_sr_ahead_words;
     const uint32_t *words = ahead->words[ahead->cur];
     if (!(ahead->valid && ahead->seed == seed && ahead->ctr == ctr0 && ahead->nctr == nctr))

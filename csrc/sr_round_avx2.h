@@ -1,0 +1,206 @@
+/* Stochastic rounding with a byte a draw (rbits <= 8) of one whole work unit of float32 patterns in one
+ * AVX2 pass: sr_round_avx512.h's fused pass on 8 lanes (the same rules, bit for bit; masks as vectors
+ * of all-ones lanes, unsigned comparisons through the sign flip), for CPUs without AVX-512. With 32-bit
+ * draws it gained nothing here (Zen 3: the rounding took what the generic passes take, 0.6 ns an
+ * element, beside Philox's 0.7 ns a word, and making the next unit's words between the quarters
+ * overlapped nothing), so those stay with the generic passes; with a byte: q8.8 1.47 -> 1.04 ns an
+ * element, fp8_e4m3fn 1.27 -> 1.17, fp16 0.95 -> 0.90. Included by quantize_impl.h in its float32
+ * instance, where the build carries x86 vector code, after sr_round_common.h. */
+
+/* Whether the CPU runs this pass (LP_MAX_ISA: a build for one instruction set runs its own path). */
+static inline int lp_sr_avx2_ok(void)
+{
+    static int ok = -1;
+    if (ok < 0)
+        ok = LP_MAX_ISA >= 3 && __builtin_cpu_supports("avx2");
+    return ok;
+}
+
+/* The loop-invariant vectors of a unit (sr_round_avx512.h's; unsigned bounds pre-flipped: "_x"). */
+typedef struct {
+    __m256i absm, one, zero, c24, c32, ones, drop_sub, drop0_pos, k, topk, signm;
+    __m256i tiny_m1_x, big_m1, lim_pos_x, lim_neg_x, ovf_pos, ovf_neg;
+    __m256i d0, keep0, shift0, s0, half_m1, one_if;
+    __m256 up, down, tscale;
+    __m128i kc, k32c;
+    __m256i qpat;
+    int tiny_vec;
+} lp_sr_consts2;
+
+/* 8 elements at x into y, draws rnd (their top k bits), as sr_vec_avx512_f32 has it with bytes. */
+__attribute__((target("avx2"))) static inline LP_ALWAYS_INLINE void
+sr_vec_avx2_f32(const uint32_t *x, uint32_t *y, __m256i rnd, const lp_sr_consts2 *c, const lp_qparams *p,
+                const int sym, const int flat, const int fixed, const int check)
+{
+    const __m256i bits = _mm256_loadu_si256((const __m256i *)x);
+    const __m256i a = _mm256_and_si256(bits, c->absm);
+    __m256i r;
+    if (fixed) { /* sr_fixed_big's integer form; the conversion rounds to nearest even explicitly */
+        const __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_castsi256_ps(a), c->up),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m256i m = _mm256_srl_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(v), _mm256_srl_epi32(rnd, c->k32c)),
+                                           c->kc);
+        r = _mm256_castps_si256(_mm256_mul_ps(_mm256_cvtepi32_ps(m), c->down));
+    } else {
+        __m256i d = c->d0;
+        if (!flat) {
+            const __m256i ec = _mm256_max_epi32(_mm256_srli_epi32(a, 23), c->one);
+            d = _mm256_min_epi32(_mm256_max_epi32(_mm256_sub_epi32(c->drop_sub, ec), c->drop0_pos), c->c24);
+        }
+        const __m256i keep = flat ? c->keep0 : _mm256_sllv_epi32(c->ones, d);
+        const __m256i shift = flat ? c->shift0 : _mm256_sub_epi32(c->c32, d); /* a count of 32 gives 0 */
+        __m256i bias; /* a rounded to nearest even at bit s = d - k first, where that is above 0 */
+        if (flat) {
+            bias = _mm256_add_epi32(c->half_m1, _mm256_and_si256(_mm256_srlv_epi32(a, c->s0), c->one_if));
+        } else { /* half = 2**(s - 1) or 0; bias = half, less 1 where half is nonzero and a's bit s is 0 */
+            const __m256i half = _mm256_srlv_epi32(c->signm, _mm256_add_epi32(shift, c->k));
+            const __m256i even = _mm256_cmpeq_epi32(_mm256_and_si256(a, _mm256_add_epi32(half, half)), c->zero);
+            bias = _mm256_add_epi32(half, _mm256_andnot_si256(_mm256_cmpeq_epi32(half, c->zero), even));
+        }
+        r = _mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(a, bias), _mm256_srlv_epi32(rnd, shift)), keep);
+    }
+    /* tiny inputs (nonzero below q; a - 1 wraps zero out) */
+    __m256i tiny_lanes = c->zero;
+    if (check) {
+        tiny_lanes = _mm256_cmpgt_epi32(c->tiny_m1_x, _mm256_xor_si256(_mm256_sub_epi32(a, c->one), c->signm));
+        if (c->tiny_vec && !_mm256_testz_si256(tiny_lanes, tiny_lanes)) { /* the fraction: at most 2**k */
+            const __m256i frac = _mm256_cvttps_epi32(_mm256_round_ps(
+                _mm256_mul_ps(_mm256_castsi256_ps(a), c->tscale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+            const __m256i carry = _mm256_cmpeq_epi32(
+                _mm256_srl_epi32(_mm256_add_epi32(frac, _mm256_srl_epi32(rnd, c->k32c)), c->kc), c->zero);
+            r = _mm256_blendv_epi8(r, _mm256_andnot_si256(carry, c->qpat), tiny_lanes);
+            tiny_lanes = c->zero;
+        }
+    }
+    __m256i out;
+    if (sym) {
+        const __m256i over = _mm256_cmpgt_epi32(_mm256_xor_si256(r, c->signm), c->lim_pos_x);
+        r = _mm256_blendv_epi8(r, c->ovf_pos, over);
+        out = _mm256_or_si256(r, _mm256_and_si256(bits, c->signm));
+    } else {
+        const __m256i neg = _mm256_cmpgt_epi32(c->zero, bits);
+        const __m256i lim_x = _mm256_blendv_epi8(c->lim_pos_x, c->lim_neg_x, neg);
+        const __m256i ovf = _mm256_blendv_epi8(c->ovf_pos, c->ovf_neg, neg);
+        r = _mm256_blendv_epi8(r, ovf, _mm256_cmpgt_epi32(_mm256_xor_si256(r, c->signm), lim_x));
+        const __m256i signed_lanes =
+            p->keep_neg_zero ? neg : _mm256_andnot_si256(_mm256_cmpeq_epi32(r, c->zero), neg);
+        out = _mm256_or_si256(r, _mm256_and_si256(signed_lanes, c->signm));
+    }
+    _mm256_storeu_si256((__m256i *)y, out);
+    if (!check)
+        return;
+    /* tiny ones left, at or above big (Inf, NaN; a and big below 2**31: a signed comparison) */
+    const int exc = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_or_si256(tiny_lanes, _mm256_cmpgt_epi32(a, c->big_m1))));
+    if (__builtin_expect(exc != 0, 0)) {
+        uint32_t draws[8];
+        _mm256_storeu_si256((__m256i *)draws, rnd);
+        for (int l = 0; l < 8; l++)
+            if (exc >> l & 1)
+                y[l] = round_one_f32(x[l], p, LP_STOCHASTIC, 0, 0, draws[l]);
+    }
+}
+
+/* Quarter unit b at src into dst, its draws byte b of the unit's words. */
+__attribute__((target("avx2"))) static inline LP_ALWAYS_INLINE void
+sr_quarter_avx2_f32(const uint32_t *src, uint32_t *dst, const uint32_t *words, int b, const lp_qparams *p,
+                    const lp_sr_consts2 *c, const int sym, const int flat, const int fixed, int check)
+{
+    const __m128i up = _mm_cvtsi32_si128(24 - 8 * b);
+    for (int64_t m = 0; m < 256; m += 8) {
+        const __m256i rnd = _mm256_and_si256(_mm256_sll_epi32(_mm256_loadu_si256((const __m256i *)(words + m)), up),
+                                             c->topk);
+        sr_vec_avx2_f32(src + m, dst + m, rnd, c, p, sym, flat, fixed, check);
+    }
+}
+
+__attribute__((target("avx2"))) static inline uint32_t lp_hmin_epu32_avx2(__m256i v)
+{
+    __m128i m = _mm_min_epu32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    m = _mm_min_epu32(m, _mm_shuffle_epi32(m, 0x4E));
+    m = _mm_min_epu32(m, _mm_shuffle_epi32(m, 0xB1));
+    return (uint32_t)_mm_cvtsi128_si32(m);
+}
+
+__attribute__((target("avx2"))) static inline uint32_t lp_hmax_epu32_avx2(__m256i v)
+{
+    __m128i m = _mm_max_epu32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    m = _mm_max_epu32(m, _mm_shuffle_epi32(m, 0x4E));
+    m = _mm_max_epu32(m, _mm_shuffle_epi32(m, 0xB1));
+    return (uint32_t)_mm_cvtsi128_si32(m);
+}
+
+/* The unit at src into dst with a byte a draw, as sr_unit_avx512_f32 has it (the same layout, the same
+ * look at each quarter unit; its words made first). */
+__attribute__((target("avx2"))) static void sr_unit_avx2_f32(const uint32_t *src, uint32_t *dst, const lp_qparams *p,
+                                                              uint64_t seed, uint64_t ctr0)
+{
+    const lp_sr_plan pl = sr_plan_f32(p);
+    const int k = pl.k, sym = pl.sym;
+    const uint32_t sflip = 0x80000000u;
+    const lp_sr_consts2 c = {
+        .absm = _mm256_set1_epi32(0x7FFFFFFF), .one = _mm256_set1_epi32(1), .zero = _mm256_setzero_si256(),
+        .c24 = _mm256_set1_epi32(24), .c32 = _mm256_set1_epi32(32), .ones = _mm256_set1_epi32(-1),
+        .drop_sub = _mm256_set1_epi32(p->drop0 + p->sub_exp), .drop0_pos = _mm256_set1_epi32(p->drop0 > 0 ? p->drop0 : 0),
+        .k = _mm256_set1_epi32(k), .topk = _mm256_set1_epi32((int)~((1u << (32 - k)) - 1)),
+        .signm = _mm256_set1_epi32((int)sflip),
+        .tiny_m1_x = _mm256_set1_epi32((int)(pl.tiny_m1 ^ sflip)), .big_m1 = _mm256_set1_epi32((int)(pl.big - 1)),
+        .lim_pos_x = _mm256_set1_epi32((int)((uint32_t)p->lim_pos ^ sflip)),
+        .lim_neg_x = _mm256_set1_epi32((int)((uint32_t)p->lim_neg ^ sflip)),
+        .ovf_pos = _mm256_set1_epi32((int)(uint32_t)p->ovf_pos), .ovf_neg = _mm256_set1_epi32((int)(uint32_t)p->ovf_neg),
+        .d0 = _mm256_set1_epi32(pl.d0), .keep0 = _mm256_set1_epi32((int)(~0u << pl.d0)),
+        .shift0 = _mm256_set1_epi32(32 - pl.d0), .s0 = _mm256_set1_epi32(pl.s0),
+        .half_m1 = _mm256_set1_epi32(pl.s0 > 0 ? (int)((1u << (pl.s0 - 1)) - 1) : 0),
+        .one_if = _mm256_set1_epi32(pl.s0 > 0),
+        .up = _mm256_set1_ps(ldexpf(1.0f, k - pl.gq)), .down = _mm256_set1_ps(ldexpf(1.0f, pl.gq)),
+        .tscale = _mm256_set1_ps(pl.tiny_vec ? ldexpf(1.0f, pl.tiny_k - p->q_exp) : 0.0f),
+        .kc = _mm_cvtsi32_si128(k), .k32c = _mm_cvtsi32_si128(32 - k),
+        .qpat = _mm256_set1_epi32((int)(uint32_t)p->q), .tiny_vec = pl.tiny_vec};
+    uint32_t words[4 * LP_BYTE_DRAW_COUNTERS];
+    philox_fill_avx2(words, LP_BYTE_DRAW_COUNTERS, seed, ctr0, NULL);
+    for (int q = 0; q < 4; q++) {
+        const uint32_t *x = src + 256 * q;
+        uint32_t *y = dst + 256 * q;
+        __m256i least = c.ones, most = c.zero;
+        for (int64_t i = 0; i < 256; i += 8) {
+            if (i % 16 == 0) { /* the next page, a line at a time: hardware prefetchers stop at 4 KiB */
+                __builtin_prefetch(x + i + LP_WORK_UNIT, 0, 3);
+                __builtin_prefetch(y + i + LP_WORK_UNIT, 1, 3);
+            }
+            const __m256i a = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + i)), c.absm);
+            least = _mm256_min_epu32(least, _mm256_sub_epi32(a, c.one));
+            most = _mm256_max_epu32(most, a);
+        }
+        const uint32_t least_m1 = lp_hmin_epu32_avx2(least), largest = lp_hmax_epu32_avx2(most);
+        const int flat = least_m1 >= pl.low_m1;
+        const int check = least_m1 < pl.tiny_m1 || largest >= pl.big;
+        int nexc = 0;
+        for (int64_t i = 0; check && i < 256; i += 8) {
+            const __m256i a = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + i)), c.absm);
+            const __m256i tiny_lanes =
+                _mm256_cmpgt_epi32(c.tiny_m1_x, _mm256_xor_si256(_mm256_sub_epi32(a, c.one), c.signm));
+            const __m256i e = _mm256_or_si256(pl.tiny_vec ? c.zero : tiny_lanes, _mm256_cmpgt_epi32(a, c.big_m1));
+            nexc += __builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(e)));
+        }
+        if (nexc > LP_SR_FIX_MAX) { /* many: sr_piece_'s passes */
+            uint32_t draws[256];
+            for (int64_t m = 0; m < 256; m++)
+                draws[m] = (words[m] << (24 - 8 * q)) & 0xFF000000u;
+            sr_piece_call_f32(x, y, 256, p, draws);
+        } else if (flat) {
+            if (sym)
+                sr_quarter_avx2_f32(x, y, words, q, p, &c, 1, 1, 0, check);
+            else
+                sr_quarter_avx2_f32(x, y, words, q, p, &c, 0, 1, 0, check);
+        } else if (pl.fixed) {
+            if (sym)
+                sr_quarter_avx2_f32(x, y, words, q, p, &c, 1, 0, 1, check);
+            else
+                sr_quarter_avx2_f32(x, y, words, q, p, &c, 0, 0, 1, check);
+        } else {
+            if (sym)
+                sr_quarter_avx2_f32(x, y, words, q, p, &c, 1, 0, 0, check);
+            else
+                sr_quarter_avx2_f32(x, y, words, q, p, &c, 0, 0, 0, check);
+        }
+    }
+}
