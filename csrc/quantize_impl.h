@@ -399,11 +399,18 @@ static inline LP_ALWAYS_INLINE void CAT(block_body_, SFX)(const FT *in, FT *out,
     const lp_qparams params = *pp; /* a local copy: stores to dst cannot alias it */
     const lp_qparams *p = &params;
     UT rnd[LP_WORK_UNIT]; /* stochastic only: word-major Philox output, see lowprec.h */
-    /* Deterministic modes: one branch-free pass, instantiated per mode (a constant in each call);
-     * stochastic: the fused pass (sr_unit_avx512_f32 or sr_unit_avx2_f32) where it applies, else the
-     * unit's Philox words made first and sr_piece_ a quarter unit at a time. */
+    /* Deterministic modes: one branch-free pass, instantiated per mode (a constant in each call; nearest
+     * even of float32 on AVX2 without AVX-512: ne_unit_avx2_f32); stochastic: the fused pass
+     * (sr_unit_avx512_f32 or sr_unit_avx2_f32) where it applies, else the unit's Philox words made
+     * first and sr_piece_ a quarter unit at a time. */
     switch (mode) {
     case LP_NEAREST_EVEN:
+#if WBITS == 32 && defined(LP_SR_FUSED)
+        if (!DEEP && len == LP_WORK_UNIT && p->par_mask == 0 && lp_ne_avx2_ok()) {
+            ne_unit_avx2_f32(src, dst, p);
+            return;
+        }
+#endif
         if (!DEEP && CAT(ne_by_addition_, SFX)(p))
             CAT(pass_, SFX)(src, dst, len, p, LP_NEAREST_EVEN_ADD, DEEP);
         else if (!DEEP && p->sub_exp == 1) /* bf16 on float32: one shift for every input */

@@ -147,7 +147,7 @@ __attribute__((target("avx512f,avx512dq,avx512vl"))) static void sr_unit_avx512_
                                                                                   const lp_qparams *p, uint64_t seed,
                                                                                   uint64_t ctr0, int more)
 {
-    const lp_sr_plan pl = sr_plan_f32(p);
+    const lp_sr_plan pl = sr_plan_f32(p, 0);
     const int bytes = pl.bytes, k = pl.k, d0 = pl.d0, s0 = pl.s0, gq = pl.gq, fixed = pl.fixed, tiny_k = pl.tiny_k,
               tiny_vec = pl.tiny_vec, sym = pl.sym;
     const uint32_t tiny_m1 = pl.tiny_m1, big = pl.big, low_m1 = pl.low_m1;

@@ -7,7 +7,7 @@
 
 enum { LP_SR_FIX_MAX = 4 }; /* exceptional inputs of a quarter unit fixed up lane by lane; more: sr_piece_ */
 
-/* With bytes, a format whose finite results all lie below twice its min normal and whose smallest
+/* With bytes (or nearest even, k = 0: the rule without a draw), a format whose finite results all lie below twice its min normal and whose smallest
  * result is its grid's step (fixed point, integers; not a float without subnormals, whose tiny inputs
  * go to 0 or the min normal) rounds every input below that on one grid, multiples of 2**q, and
  * overflows above it: the byte rule is then, in integers, (rint(|x| 2**(k - q)) + R) >> k times 2**q
@@ -20,7 +20,7 @@ static inline uint32_t sr_fixed_big(const lp_qparams *p, int k, int *q)
     const uint64_t two_low = (uint64_t)(p->sub_exp + 1) << 23;
     *q = p->sub_exp - 150 + p->drop0;
     const int v = 30 - k + *q;
-    if (p->rbits > 8 || p->sub_exp < 1 || p->sub_exp > 253 || p->lim_pos >= two_low || p->lim_neg >= two_low ||
+    if (p->sub_exp < 1 || p->sub_exp > 253 || p->lim_pos >= two_low || p->lim_neg >= two_low ||
         *q < -100 || *q > 60 || v + 127 < 1 || v + 127 > 254 || p->q_exp != *q) /* q_exp: no subnormals */
         return 0;
     return (uint32_t)(v + 127) << 23;
@@ -32,7 +32,7 @@ typedef struct {
     uint32_t tiny_m1, big;
     uint32_t low_m1; /* a - 1 at or above it: the input is at or above the format's min normal (flat) */
     int bytes;       /* rbits <= 8: a byte a draw, the k-bit rule */
-    int k;           /* the draw's bits with bytes (8 otherwise: topk is for bytes alone) */
+    int k;           /* the draw's bits with bytes (8 otherwise: topk is for bytes alone; 0: nearest) */
     int tiny_k;      /* the rule's k: the draw's bits */
     int d0, s0;      /* a flat quarter's bits dropped (clamped to 0..24) and the byte rule's s = d0 - k */
     int fixed, gq;   /* sr_fixed_big's integer form applies, on multiples of 2**gq */
@@ -41,12 +41,14 @@ typedef struct {
     int64_t nctr;    /* the unit's Philox counters */
 } lp_sr_plan;
 
-static inline lp_sr_plan sr_plan_f32(const lp_qparams *p)
+/* nearest: nearest even, as the byte rule with k = 0 and no draw (the remainder rounded to nearest even
+ * at bit d, nothing added): sr_round_avx2.h's deterministic use. */
+static inline lp_sr_plan sr_plan_f32(const lp_qparams *p, const int nearest)
 {
     lp_sr_plan pl;
     const uint32_t tiny = (uint32_t)p->tiny;
-    pl.bytes = p->rbits != 32;
-    pl.k = pl.bytes ? p->rbits : 8;
+    pl.bytes = nearest || p->rbits != 32;
+    pl.k = nearest ? 0 : pl.bytes ? p->rbits : 8;
     pl.d0 = p->drop0 < 0 ? 0 : (p->drop0 > 24 ? 24 : p->drop0);
     pl.s0 = pl.d0 - pl.k > 0 ? pl.d0 - pl.k : 0;
     int gq;

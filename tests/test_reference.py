@@ -143,11 +143,14 @@ def test_block_layout_of_random_bits_spans_blocks():
 
 # nearest even by the input type's own addition (csrc/quantize_impl.h, ne_by_addition_): every binade
 # of the input type, where the addend is capped near the top, and the formats at the edges of its use;
-# bf16 takes the one-shift rule (LP_FLAT), FloatFormat(8, 1, fnuz) the deep one
+# bf16 takes the one-shift rule (LP_FLAT), FloatFormat(8, 1, fnuz) the deep one; FloatFormat(6, 23) the
+# shift rule, its smallest binade rounded at the implicit bit (d = 23) where the pattern's bit is an even
+# exponent's (the AVX2 pass must take the significand's parity)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("fmt", ["fp8_e4m3fn", "fp8_e5m2", "fp16", "bf16", "int8", "q8.8", "uint8",
                                  FloatFormat(7, 2), FloatFormat(7, 2, overflow="saturate"), FloatFormat(6, 21),
-                                 FloatFormat(6, 22), FloatFormat(3, 0, specials="fn"), FloatFormat(8, 1, specials="fnuz")])
+                                 FloatFormat(6, 22), FloatFormat(6, 23), FloatFormat(3, 0, specials="fn"),
+                                 FloatFormat(8, 1, specials="fnuz")])
 def test_nearest_even_in_every_binade_matches_reference(fmt, dtype):
     info = np.finfo(dtype)
     rng = np.random.default_rng(11)
