@@ -217,8 +217,7 @@ affine_pass_avx512(const float *x, float *y, int64_t lo, int64_t hi, const uint3
     const __m512i sign = _mm512_set1_epi64((int64_t)0x8000000000000000ull);
     for (int64_t i = lo; i < hi; i += 8) {
         const __mmask8 live = hi - i >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (hi - i)) - 1u);
-        __builtin_prefetch(x + i + 1024, 0, 3); /* the next page: hardware prefetchers stop at 4 KiB */
-        __builtin_prefetch(y + i + 1024, 1, 3);
+        LP_PREFETCH_NEXT_PAGE(x + i, y + i)
         const __m256 xf = _mm256_maskz_loadu_ps(live, x + i);
         const __m512d xd = _mm512_cvtps_pd(xf);
         const __m512i xi = _mm512_castpd_si512(xd), xs = _mm512_and_si512(xi, sign);

@@ -295,6 +295,13 @@ static inline int CAT(ne_by_addition_, SFX)(const lp_qparams *p)
            (int64_t)((UT)p->lim_pos >> MANT) <= top && (int64_t)((UT)p->lim_neg >> MANT) <= top;
 }
 
+/* Whether finish_ may take LP_FAST_SYM: the format's limits do not depend on the sign and it keeps -0
+ * (most formats): fewer selects a lane. */
+static inline int CAT(fast_sym_, SFX)(const lp_qparams *p)
+{
+    return p->lim_neg == p->lim_pos && p->ovf_neg == p->ovf_pos && p->keep_neg_zero;
+}
+
 /* One deterministic pass over a work unit (mode and deep: constants after inlining). */
 static inline LP_ALWAYS_INLINE void CAT(pass_, SFX)(const UT *restrict src, UT *restrict dst, int64_t len,
                                                      const lp_qparams *p, const int mode, const int deep)
@@ -351,8 +358,7 @@ static inline LP_ALWAYS_INLINE void CAT(sr_piece_, SFX)(const UT *restrict src, 
                 dst[i] = CAT(round_one_, SFX)(src[i], p, LP_STOCHASTIC, DEEP, 0, draw[i]);
         return;
     }
-    /* formats whose limits do not depend on the sign and that keep -0 (most) finish with fewer selects */
-    const int sym = p->lim_neg == p->lim_pos && p->ovf_neg == p->ovf_pos && p->keep_neg_zero;
+    const int sym = CAT(fast_sym_, SFX)(p);
 #define LP_SR_FAST_PASS(RULE, SHIFTS)                                                                 \
     do {                                                                                              \
         if (sym)                                                                                      \

@@ -10,12 +10,12 @@
  * Included by quantize_impl.h in its float32 instance, where the build carries x86 vector code, after
  * sr_round_common.h. */
 
-/* Whether the CPU runs this pass (LP_MAX_ISA: a build for one instruction set runs its own path). */
+/* Whether the CPU runs this pass (the build carries it where LP_MAX_ISA >= 3). */
 static inline int lp_sr_avx2_ok(void)
 {
     static int ok = -1;
     if (ok < 0)
-        ok = LP_MAX_ISA >= 3 && __builtin_cpu_supports("avx2");
+        ok = __builtin_cpu_supports("avx2");
     return ok;
 }
 
@@ -58,7 +58,7 @@ sr_vec_avx2_f32(const uint32_t *x, uint32_t *y, __m256i rnd, const lp_sr_consts2
         const __m256i eb = _mm256_min_epu32(_mm256_max_epu32(_mm256_and_si256(a, c->inf), c->sub), c->cap);
         const __m256 cv = _mm256_castsi256_ps(_mm256_add_epi32(eb, c->cadd));
         r = _mm256_castps_si256(_mm256_sub_ps(_mm256_add_ps(_mm256_castsi256_ps(a), cv), cv));
-    } else if (form == LP_FORM_FIXED) { /* sr_fixed_big's integer form; the conversion rounds to nearest even explicitly */
+    } else if (form == LP_FORM_FIXED) { /* sr_fixed_big's; the conversion's rounding named, not MXCSR's */
         const __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_castsi256_ps(a), c->up),
                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         const __m256i m = _mm256_srl_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(v), _mm256_srl_epi32(rnd, c->k32c)),
@@ -206,10 +206,8 @@ unit_avx2_f32(const uint32_t *src, uint32_t *dst, const lp_qparams *p, uint64_t 
         uint32_t *y = dst + 256 * q;
         __m256i least = c.ones, most = c.zero;
         for (int64_t i = 0; i < 256; i += 8) {
-            if (i % 16 == 0) { /* the next page, a line at a time: hardware prefetchers stop at 4 KiB */
-                __builtin_prefetch(x + i + LP_WORK_UNIT, 0, 3);
-                __builtin_prefetch(y + i + LP_WORK_UNIT, 1, 3);
-            }
+            if (i % 16 == 0) /* a line at a time */
+                LP_PREFETCH_NEXT_PAGE(x + i, y + i)
             const __m256i a = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + i)), c.absm);
             least = _mm256_min_epu32(least, _mm256_sub_epi32(a, c.one));
             most = _mm256_max_epu32(most, a);

@@ -7,9 +7,10 @@
 
 enum { LP_SR_FIX_MAX = 4 }; /* exceptional inputs of a quarter unit fixed up lane by lane; more: sr_piece_ */
 
-/* With bytes (or nearest even, k = 0: the rule without a draw), a format whose finite results all lie below twice its min normal and whose smallest
- * result is its grid's step (fixed point, integers; not a float without subnormals, whose tiny inputs
- * go to 0 or the min normal) rounds every input below that on one grid, multiples of 2**q, and
+/* With bytes (or nearest even: k = 0, the rule without a draw), a format whose finite results all lie
+ * below twice its min normal and whose smallest result is its grid's step (fixed point, integers; not a
+ * float without subnormals, whose tiny inputs go to 0 or the min normal) rounds every input below that
+ * on one grid, multiples of 2**q, and
  * overflows above it: the byte rule is then, in integers, (rint(|x| 2**(k - q)) + R) >> k times 2**q
  * (R the draw's top k bits; the conversion rounds to nearest even at bit s = d - k, exact where
  * s <= 0; the products by powers of two are exact, or round to 0 where the rule gives 0 too), for
@@ -60,7 +61,7 @@ static inline lp_sr_plan sr_plan_f32(const lp_qparams *p, const int nearest)
     pl.tiny_k = pl.bytes ? pl.k : 32;
     pl.tiny_vec = pl.tiny_m1 && pl.tiny_k - p->q_exp >= 0 && pl.tiny_k - p->q_exp <= 127;
     pl.low_m1 = ((uint32_t)(p->sub_exp < 255 ? p->sub_exp : 255) << 23) - 1; /* as sr_piece_'s */
-    pl.sym = p->lim_neg == p->lim_pos && p->ovf_neg == p->ovf_pos && p->keep_neg_zero;
+    pl.sym = fast_sym_f32(p);
     pl.nctr = pl.bytes ? LP_BYTE_DRAW_COUNTERS : LP_WORK_UNIT / 4;
     return pl;
 }

@@ -147,7 +147,7 @@ def test_byte_draws_on_ties_at_the_bytes_bit(name):
     below that are exactly a half, with the bit above even and odd, in quarter units at the min normal
     and above only (one shift for all) and in ones that also hold a subnormal result (a shift a lane).
     A tie rounded the wrong way changes the result only where the draw then carries by one, about 1 in
-    256 ties: 2**16 of them give some 250 such cases."""
+    256 of the ties it turns: 2**16 ties give some 128-256 such cases."""
     from lowprec.reference import quantize_reference
 
     fmt = lowprec.formats.get(name)
